@@ -1,0 +1,163 @@
+//! The Authenticode image hash (Microsoft PE/COFF spec, "Calculating the PE Image Hash").
+//!
+//! Split in two so that callers that cannot hold the file in memory (the browser
+//! streaming a Blob) can hash the same ranges chunk by chunk: [`hash_ranges`] says
+//! which byte ranges to hash, [`image_digest`] hashes them from a slice.
+
+use std::ops::Range;
+
+use sha2::Digest;
+
+use crate::error::{Error, Result};
+use crate::pe::PeFile;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DigestAlgorithm {
+    Sha1,
+    Sha256,
+    Sha384,
+    Sha512,
+}
+
+impl DigestAlgorithm {
+    pub const ALL: [DigestAlgorithm; 4] = [Self::Sha1, Self::Sha256, Self::Sha384, Self::Sha512];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Sha1 => "sha1",
+            Self::Sha256 => "sha256",
+            Self::Sha384 => "sha384",
+            Self::Sha512 => "sha512",
+        }
+    }
+
+    pub fn output_len(self) -> usize {
+        match self {
+            Self::Sha1 => 20,
+            Self::Sha256 => 32,
+            Self::Sha384 => 48,
+            Self::Sha512 => 64,
+        }
+    }
+
+    /// One-shot digest of `data`.
+    pub fn digest(self, data: &[u8]) -> Vec<u8> {
+        let mut h = Hasher::new(self);
+        h.update(data);
+        h.finish()
+    }
+}
+
+/// An incremental hasher over any of the supported algorithms.
+#[derive(Clone)]
+pub enum Hasher {
+    Sha1(sha1::Sha1),
+    Sha256(sha2::Sha256),
+    Sha384(sha2::Sha384),
+    Sha512(sha2::Sha512),
+}
+
+impl Hasher {
+    pub fn new(alg: DigestAlgorithm) -> Self {
+        match alg {
+            DigestAlgorithm::Sha1 => Hasher::Sha1(sha1::Sha1::new()),
+            DigestAlgorithm::Sha256 => Hasher::Sha256(sha2::Sha256::new()),
+            DigestAlgorithm::Sha384 => Hasher::Sha384(sha2::Sha384::new()),
+            DigestAlgorithm::Sha512 => Hasher::Sha512(sha2::Sha512::new()),
+        }
+    }
+
+    pub fn update(&mut self, data: &[u8]) {
+        match self {
+            Hasher::Sha1(h) => h.update(data),
+            Hasher::Sha256(h) => h.update(data),
+            Hasher::Sha384(h) => h.update(data),
+            Hasher::Sha512(h) => h.update(data),
+        }
+    }
+
+    pub fn finish(self) -> Vec<u8> {
+        match self {
+            Hasher::Sha1(h) => h.finalize().to_vec(),
+            Hasher::Sha256(h) => h.finalize().to_vec(),
+            Hasher::Sha384(h) => h.finalize().to_vec(),
+            Hasher::Sha512(h) => h.finalize().to_vec(),
+        }
+    }
+}
+
+/// The file ranges covered by the Authenticode hash, in hashing order.
+///
+/// 1. 0..CheckSum; 2. after CheckSum up to the security directory entry;
+/// 3. after that entry up to SizeOfHeaders; 4. each section's raw data, sorted by
+/// PointerToRawData, empty ones skipped; 5. anything after the last section up to
+/// the certificate table (or the end of the file when unsigned). Signers pad the
+/// file to 8 bytes before appending the table; that padding lies in range 5.
+pub fn hash_ranges(pe: &PeFile<'_>) -> Result<Vec<Range<u64>>> {
+    let len = pe.file_len;
+    let checksum = pe.checksum_offset;
+    let secdir = pe
+        .security_dir_offset
+        .ok_or_else(|| Error::malformed(pe.optional_header_offset, "no security data directory entry: the optional header has fewer than 5 data directories"))?;
+    let headers_end = u64::from(pe.opt.size_of_headers);
+    if headers_end < secdir + 8 || headers_end > len {
+        return Err(Error::malformed(
+            pe.optional_header_offset + 60,
+            format!("SizeOfHeaders {headers_end:#x} must cover the data directories and lie within the file ({len:#x} bytes)"),
+        ));
+    }
+    let cert_start = match pe.certificate_table() {
+        Some(d) => {
+            let start = u64::from(d.virtual_address);
+            let end = start + u64::from(d.size);
+            if end > len || start < headers_end {
+                return Err(Error::malformed(
+                    secdir,
+                    format!("certificate table {start:#x}..{end:#x} lies outside the file body (headers end {headers_end:#x}, file {len:#x})"),
+                ));
+            }
+            start
+        }
+        None => len,
+    };
+    let mut ranges = vec![0..checksum, checksum + 4..secdir, secdir + 8..headers_end];
+    let mut sections: Vec<_> = pe
+        .sections
+        .iter()
+        .filter(|s| s.size_of_raw_data != 0)
+        .collect();
+    sections.sort_by_key(|s| s.pointer_to_raw_data);
+    let mut sum_of_bytes_hashed = headers_end;
+    for s in sections {
+        let start = u64::from(s.pointer_to_raw_data);
+        let end = s.raw_end();
+        if end > cert_start {
+            return Err(Error::malformed(
+                s.header_offset + 16,
+                format!("section {} raw data {start:#x}..{end:#x} runs past the end of the image data ({cert_start:#x})", s.name),
+            ));
+        }
+        ranges.push(start..end);
+        sum_of_bytes_hashed = sum_of_bytes_hashed.max(end);
+    }
+    if sum_of_bytes_hashed < cert_start {
+        ranges.push(sum_of_bytes_hashed..cert_start);
+    }
+    Ok(ranges)
+}
+
+/// The Authenticode digest of a whole file held in memory.
+pub fn image_digest(pe: &PeFile<'_>, alg: DigestAlgorithm) -> Result<Vec<u8>> {
+    let ranges = hash_ranges(pe)?;
+    let mut h = Hasher::new(alg);
+    for r in ranges {
+        h.update(crate::bytes::slice(
+            pe.data,
+            r.start,
+            r.end - r.start,
+            "hashed range",
+        )?);
+    }
+    Ok(h.finish())
+}

@@ -1,0 +1,29 @@
+//! ukitool-core: everything ukitool knows about Unified Kernel Images, in memory.
+//!
+//! The crate does no I/O: no file system, no clock, no randomness. Callers hand it
+//! bytes and options and get values back, or give it a sink to write into. The same
+//! code runs in the native CLI and, compiled to wasm32, in the browser page.
+//!
+//! ```text
+//!  bytes ──► pe::PeFile (borrowed view) ──► uki (kinds, sections, profiles, lints)
+//!                 │                          ├─► inspect::Report (serde, --json)
+//!                 │                          └─► extract (exact payload slices)
+//!                 ├─► authenticode (image hash, PKCS#7, verify against anchors)
+//!                 ├─► measure (PCR 11 prediction, .pcrsig)
+//!                 └─► build / sign (assemble and sign UKIs into a Vec<u8>)
+//!  options ──► disk (sparse image model: GPT + FAT32 ESP, streamed as extents)
+//! ```
+//!
+//! Every input is untrusted: all offset arithmetic on file-controlled values is
+//! checked, and errors name the offset and the rule that was broken.
+
+#![forbid(unsafe_code)]
+
+pub mod authenticode;
+pub mod bytes;
+pub mod disk;
+pub mod error;
+pub mod pe;
+pub mod uki;
+
+pub use error::{Error, Result};

@@ -1,0 +1,1 @@
+//! UKI semantics over a parsed PE: kinds, known sections, profiles, metadata.

@@ -1,0 +1,1 @@
+//! wasm-bindgen adapter: converts JS values to ukitool-core calls and back.
