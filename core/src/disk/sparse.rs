@@ -144,18 +144,19 @@ mod tests {
         assert_eq!(img.data_len(), 8);
         let v = img.to_vec();
         assert_eq!(&v[50..55], b"world");
-        let mut runs = Vec::new();
+        let runs = std::cell::RefCell::new(Vec::new());
         img.walk::<()>(
             |o, d| {
-                runs.push((o, d.len() as u64, true));
+                runs.borrow_mut().push((o, d.len() as u64, true));
                 Ok(())
             },
             |o, n| {
-                runs.push((o, n, false));
+                runs.borrow_mut().push((o, n, false));
                 Ok(())
             },
         )
         .unwrap();
+        let runs = runs.into_inner();
         assert_eq!(
             runs,
             vec![
