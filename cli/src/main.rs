@@ -1,5 +1,90 @@
-//! `ukitool`: a thin command line over ukitool-core.
+//! `ukitool`: a thin command line over ukitool-core. Argument parsing lives here and in
+//! each command's module; the work is done by the core; printers write to a writer.
 
-fn main() {
-    println!("ukitool {}", env!("CARGO_PKG_VERSION"));
+mod build;
+mod image;
+mod input;
+mod inspect;
+mod verify;
+mod write;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "ukitool",
+    version,
+    about = "Inspect, verify, extract, build, sign and measure Unified Kernel Images; make and write bootable disks"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Show everything about a PE, UKI, addon or raw disk image
+    Inspect(inspect::InspectArgs),
+    /// Extract one section, or all of them, byte-exact
+    Extract(inspect::ExtractArgs),
+    /// Check Authenticode signatures (and .pcrsig) against trust anchors
+    Verify(verify::VerifyArgs),
+    /// Assemble a UKI or an addon from a stub, a kernel and parts
+    Build(build::BuildArgs),
+    /// Add an Authenticode signature to a PE
+    Sign(build::SignArgs),
+    /// Predict PCR 11 as systemd-stub measures it; optionally sign a .pcrsig
+    Measure(build::MeasureArgs),
+    /// Make a bootable raw GPT disk image from a UKI
+    Image(image::ImageArgs),
+    /// Write an image or a UKI to a block device, safely and verified
+    Write(write::WriteArgs),
+    /// List block devices and whether they are safe targets
+    Disks(write::DisksArgs),
+}
+
+/// Exit codes: 0 success; 1 a negative verdict (unsigned, untrusted, mismatch, ...);
+/// 2 unreadable or malformed input, or a usage error.
+fn main() -> ExitCode {
+    // A panic is a bug, but the user still gets one line, never a backtrace.
+    std::panic::set_hook(Box::new(|info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown".into());
+        eprintln!("ukitool: internal error (please report): {msg}");
+        std::process::exit(70);
+    }));
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let result = match cli.command {
+        Command::Inspect(a) => inspect::run_inspect(a),
+        Command::Extract(a) => inspect::run_extract(a),
+        Command::Verify(a) => verify::run(a),
+        Command::Build(a) => build::run_build(a),
+        Command::Sign(a) => build::run_sign(a),
+        Command::Measure(a) => build::run_measure(a),
+        Command::Image(a) => image::run(a),
+        Command::Write(a) => write::run_write(a),
+        Command::Disks(a) => write::run_disks(a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            // One line: the error and its causes, joined.
+            let line = format!("{e:#}").replace('\n', " ");
+            eprintln!("ukitool: error: {line}");
+            ExitCode::from(2)
+        }
+    }
 }

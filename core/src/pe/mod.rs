@@ -183,17 +183,18 @@ impl<'a> PeFile<'a> {
         let opt_bytes = slice(data, o, opt_size, "optional header")?;
         let magic = u16_le(opt_bytes, 0, "optional header magic")
             .map_err(|_| Error::malformed(o, "optional header too small for its magic"))?;
-        let (format, dirs_at) =
-            match magic {
-                OPT_MAGIC_PE32 => (Format::Pe32, OPT_DATA_DIRS_PE32),
-                OPT_MAGIC_PE32_PLUS => (Format::Pe32Plus, OPT_DATA_DIRS_PE32_PLUS),
-                m => return Err(Error::malformed(
+        let (format, dirs_at) = match magic {
+            OPT_MAGIC_PE32 => (Format::Pe32, OPT_DATA_DIRS_PE32),
+            OPT_MAGIC_PE32_PLUS => (Format::Pe32Plus, OPT_DATA_DIRS_PE32_PLUS),
+            m => {
+                return Err(Error::malformed(
                     o,
                     format!(
                         "optional header magic {m:#x} is neither PE32 (0x10b) nor PE32+ (0x20b)"
                     ),
-                )),
-            };
+                ))
+            }
+        };
         if opt_size < dirs_at {
             return Err(Error::malformed(
                 c + 16,
