@@ -20,10 +20,18 @@
 #![forbid(unsafe_code)]
 
 pub mod authenticode;
+pub mod build;
 pub mod bytes;
 pub mod disk;
 pub mod error;
+pub mod extract;
+pub mod inspect;
+pub mod lint;
+pub mod measure;
+pub mod pcrsig;
 pub mod pe;
+pub mod siglist;
+pub mod sign;
 pub mod uki;
 
 pub use error::{Error, Result};

@@ -9,3 +9,5 @@
 pub mod sparse;
 
 pub use sparse::{DiskImage, Extent, ExtentData};
+
+pub mod inspect;

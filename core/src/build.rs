@@ -1,0 +1,1 @@
+//! Assembling UKIs and addons from a stub, a kernel and parts (ukify-compatible inputs).

@@ -1,0 +1,1 @@
+//! Section extraction: exact payload bytes, conventional file names, profiles.

@@ -1,0 +1,1 @@
+//! Parsing and checking .pcrsig: pkfp against .pcrpkey, signatures over each `pol`.

@@ -1,0 +1,1 @@
+//! EFI_SIGNATURE_LIST databases (db, dbx, .auth, efivarfs files).
