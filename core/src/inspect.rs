@@ -1,1 +1,493 @@
-//! The inspect report: everything ukitool knows about a file, serialisable as the stable `--json`.
+//! The inspect report: everything ukitool knows about a file, serialisable as the
+//! stable `--json` (documented field by field in docs/json.md).
+//!
+//! The report is built from the PE headers plus the few small metadata sections
+//! (and a prefix of .linux). Payloads are fetched through [`ByteSource`], so a
+//! caller holding only the first bytes of a file and the small sections (the web
+//! page reading a Blob) gets the same report; [`needed_ranges`] says what to fetch.
+//! Hashing is the only pass over whole payloads, and only when asked for.
+
+use sha2::Digest;
+
+use crate::authenticode::{self, SignatureSummary};
+use crate::bytes;
+use crate::error::Result;
+use crate::lint::{Lint, Severity};
+use crate::pe::raw::{self, flag_names};
+use crate::pe::{Format, PeFile, Section};
+use crate::uki::bmp::Splash;
+use crate::uki::efifw::Firmware;
+use crate::uki::hwids::Hwid;
+use crate::uki::kernel::{self, Kernel};
+use crate::uki::osrel::OsRelease;
+use crate::uki::pcrkey::{PcrSig, PublicKey};
+use crate::uki::sbat::SbatEntry;
+use crate::uki::{self, Blocks, Kind};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InspectOptions {
+    /// Compute each section's sha256 (the only full pass over the payloads).
+    pub hash: bool,
+}
+
+impl Default for InspectOptions {
+    fn default() -> Self {
+        InspectOptions { hash: true }
+    }
+}
+
+/// Random access to the bytes of the file being inspected. A slice is the whole
+/// file; [`Chunks`] holds only the ranges a caller has fetched.
+pub trait ByteSource {
+    /// Length of the whole file.
+    fn len(&self) -> u64;
+    /// `len` bytes at `offset`, or None when they are not available.
+    fn read(&self, offset: u64, len: u64) -> Option<&[u8]>;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl ByteSource for &[u8] {
+    fn len(&self) -> u64 {
+        <[u8]>::len(self) as u64
+    }
+    fn read(&self, offset: u64, len: u64) -> Option<&[u8]> {
+        bytes::slice(self, offset, len, "read").ok()
+    }
+}
+
+/// Some ranges of a file of known length (what the browser has read so far).
+#[derive(Debug, Clone, Default)]
+pub struct Chunks {
+    pub file_len: u64,
+    /// (file offset, bytes); a read must fall inside one chunk.
+    pub chunks: Vec<(u64, Vec<u8>)>,
+}
+
+impl ByteSource for Chunks {
+    fn len(&self) -> u64 {
+        self.file_len
+    }
+    fn read(&self, offset: u64, len: u64) -> Option<&[u8]> {
+        self.chunks.iter().find_map(|(at, data)| {
+            let rel = offset.checked_sub(*at)?;
+            bytes::slice(data, rel, len, "read").ok()
+        })
+    }
+}
+
+/// At most this much of a metadata section is read (they are a few KiB in practice;
+/// a hostile 1 GiB .cmdline must not be pulled into memory for a report).
+pub const METADATA_CAP: u64 = 1024 * 1024;
+
+/// How many bytes of section `name` the report reads (None: none).
+fn wanted(name: &str) -> Option<u64> {
+    match name {
+        ".osrel" | ".cmdline" | ".uname" | ".sbat" | ".pcrsig" | ".pcrpkey" | ".profile"
+        | ".sdmagic" | ".hwids" => Some(METADATA_CAP),
+        ".splash" => Some(32),
+        ".efifw" => Some(4096),
+        ".linux" => Some(kernel::PREFIX_LEN),
+        _ => None,
+    }
+}
+
+/// The file ranges (offset, length) that [`inspect_pe`] reads without hashing,
+/// besides the headers already parsed.
+pub fn needed_ranges(pe: &PeFile<'_>) -> Vec<(u64, u64)> {
+    pe.sections
+        .iter()
+        .filter_map(|s| {
+            let cap = wanted(&s.name)?;
+            Some((u64::from(s.pointer_to_raw_data), u64::from(s.payload_len()).min(cap)))
+        })
+        .collect()
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DataDirectoryInfo {
+    pub index: u32,
+    pub name: &'static str,
+    pub virtual_address: u32,
+    pub size: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Range {
+    pub offset: u64,
+    pub size: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PeHeaders {
+    pub format: Format,
+    pub machine: u16,
+    pub machine_name: Option<&'static str>,
+    pub subsystem: u16,
+    pub subsystem_name: Option<&'static str>,
+    pub entry_point: u32,
+    pub image_base: u64,
+    pub section_alignment: u32,
+    pub file_alignment: u32,
+    pub size_of_image: u32,
+    pub size_of_headers: u32,
+    pub checksum: u32,
+    pub characteristics: u16,
+    pub characteristics_names: Vec<String>,
+    pub dll_characteristics: u16,
+    pub dll_characteristics_names: Vec<String>,
+    pub nx_compat: bool,
+    pub timestamp: u32,
+    pub data_directories: Vec<DataDirectoryInfo>,
+    pub certificate_table: Option<Range>,
+    pub symbol_table: Option<SymbolTable>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct SymbolTable {
+    pub offset: u32,
+    pub symbols: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SectionInfo {
+    pub index: u32,
+    pub name: String,
+    pub virtual_address: u32,
+    pub virtual_size: u32,
+    pub file_offset: u32,
+    pub raw_size: u32,
+    /// Payload bytes (VirtualSize clamped to SizeOfRawData): what extract writes.
+    pub payload_size: u32,
+    pub characteristics: u32,
+    pub characteristics_names: Vec<String>,
+    /// sha256 of the payload bytes; null without hashing or when the data is missing.
+    pub sha256: Option<String>,
+    /// The profile owning this section; null for the base.
+    pub profile: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ProfileInfo {
+    pub index: u32,
+    pub id: Option<String>,
+    pub title: Option<String>,
+    /// Every KEY=value of the .profile section.
+    pub fields: OsRelease,
+    /// Names of the sections of this profile, .profile first.
+    pub sections: Vec<String>,
+    /// The profile's own .cmdline, if it overrides the base's.
+    pub cmdline: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Report {
+    pub kind: Kind,
+    pub file_size: u64,
+    pub pe: PeHeaders,
+    pub sections: Vec<SectionInfo>,
+    pub stub: Option<String>,
+    pub os_release: Option<OsRelease>,
+    pub cmdline: Option<String>,
+    pub uname: Option<String>,
+    pub sbat: Option<Vec<SbatEntry>>,
+    pub splash: Option<Splash>,
+    pub pcrpkey: Option<PublicKey>,
+    pub pcrsig: Option<PcrSig>,
+    pub hwids: Option<Vec<Hwid>>,
+    pub efifw: Vec<Firmware>,
+    /// Names of the base sections (those before the first .profile).
+    pub base_sections: Vec<String>,
+    pub profiles: Vec<ProfileInfo>,
+    pub kernel: Option<Kernel>,
+    pub signatures: Vec<SignatureSummary>,
+    pub lints: Vec<Lint>,
+}
+
+impl Report {
+    /// Does any lint say the file is broken (not merely unusual)?
+    pub fn has_errors(&self) -> bool {
+        self.lints.iter().any(|l| l.severity == Severity::Error)
+    }
+}
+
+/// Inspect a whole file held in memory.
+pub fn inspect(data: &[u8], opts: &InspectOptions) -> Result<Report> {
+    let pe = PeFile::parse(data)?;
+    Ok(inspect_pe(&pe, &data, opts))
+}
+
+/// Inspect a parsed PE, reading payloads through `src`. Never fails: sections
+/// that cannot be read or decoded become lints.
+pub fn inspect_pe(pe: &PeFile<'_>, src: &dyn ByteSource, opts: &InspectOptions) -> Report {
+    let mut lints = Vec::new();
+    let file_len = src.len();
+    let secs = &pe.sections;
+    let blocks = uki::blocks(secs);
+
+    let mut rd = Reader {
+        src,
+        secs,
+        file_len,
+        missing: Vec::new(),
+    };
+    let base_text = |rd: &mut Reader<'_, '_>, name: &str| {
+        blocks
+            .lookup(secs, name, None)
+            .and_then(|i| rd.get(i))
+            .map(bytes::text)
+    };
+
+    let sdmagic = base_text(&mut rd, ".sdmagic");
+    let has_hdrs = src
+        .read(kernel::HDRS_OFFSET, 4)
+        .is_some_and(|m| m == kernel::HDRS_MAGIC);
+    let kind = uki::classify(secs, has_hdrs, sdmagic.as_deref());
+
+    let mut undecodable = |name: &str, e: crate::Error| {
+        lints.push(Lint::new(
+            "undecodable-section",
+            Severity::Warning,
+            format!("{name}: {e}"),
+        ));
+    };
+
+    let os_release = base_text(&mut rd, ".osrel").map(|t| uki::osrel::parse(&t));
+    let cmdline = base_text(&mut rd, ".cmdline").map(|t| t.trim_end().to_string());
+    let uname = base_text(&mut rd, ".uname").map(|t| t.trim().to_string());
+    let sbat = base_text(&mut rd, ".sbat").map(|t| uki::sbat::parse(&t));
+    let splash = blocks
+        .lookup(secs, ".splash", None)
+        .and_then(|i| rd.get(i))
+        .and_then(|d| uki::bmp::parse(d).map_err(|e| undecodable(".splash", e)).ok());
+    let pcrpkey = blocks
+        .lookup(secs, ".pcrpkey", None)
+        .and_then(|i| rd.get(i))
+        .and_then(|d| {
+            uki::pcrkey::parse_public_key(d)
+                .map_err(|e| undecodable(".pcrpkey", e))
+                .ok()
+        });
+    let pcrsig = blocks
+        .lookup(secs, ".pcrsig", None)
+        .and_then(|i| rd.get(i))
+        .and_then(|d| {
+            uki::pcrkey::parse_pcrsig(d)
+                .map_err(|e| undecodable(".pcrsig", e))
+                .ok()
+        });
+    let hwids = blocks
+        .lookup(secs, ".hwids", None)
+        .and_then(|i| rd.get(i))
+        .and_then(|d| uki::hwids::parse(d).map_err(|e| undecodable(".hwids", e)).ok());
+    let mut efifw = Vec::new();
+    for (i, s) in secs.iter().enumerate().filter(|(_, s)| s.name == ".efifw") {
+        if let Some(d) = rd.get(i) {
+            match uki::efifw::parse(d, u64::from(s.payload_len())) {
+                Ok(f) => efifw.push(f),
+                Err(e) => undecodable(".efifw", e),
+            }
+        }
+    }
+    let kernel = blocks
+        .lookup(secs, ".linux", None)
+        .and_then(|i| Some((rd.get(i)?, secs.get(i)?)))
+        .map(|(d, s)| kernel::inspect(d, u64::from(s.payload_len())))
+        .or_else(|| {
+            // A bare EFI-stub kernel describes itself.
+            (kind == Kind::EfiStubKernel).then(|| {
+                let prefix = src
+                    .read(0, file_len.min(kernel::PREFIX_LEN))
+                    .unwrap_or(pe.data);
+                kernel::inspect(prefix, file_len)
+            })
+        });
+
+    if let (Some(key), Some(sig)) = (&pcrpkey, &pcrsig) {
+        if sig.pkfp.iter().any(|fp| *fp != key.fingerprint) {
+            lints.push(Lint::new(
+                "pcrsig-pkfp-mismatch",
+                Severity::Warning,
+                ".pcrsig names a key fingerprint that is not .pcrpkey's; those policies cannot unlock",
+            ));
+        }
+    }
+
+    let mut profiles = Vec::new();
+    for (p, range) in blocks.profiles.iter().enumerate() {
+        let index = u32::try_from(p).unwrap_or(u32::MAX);
+        let fields = rd
+            .get(range.start)
+            .map(|d| uki::osrel::parse(&bytes::text(d)))
+            .unwrap_or_default();
+        let cmdline = range
+            .clone()
+            .find(|&i| secs.get(i).is_some_and(|s| s.name == ".cmdline"))
+            .and_then(|i| rd.get(i))
+            .map(|d| bytes::text(d).trim_end().to_string());
+        profiles.push(ProfileInfo {
+            index,
+            id: fields.get("ID").map(str::to_string),
+            title: fields.get("TITLE").map(str::to_string),
+            sections: names(secs, range),
+            cmdline,
+            fields,
+        });
+    }
+    if blocks.profiles.len() > uki::MAX_PROFILES {
+        lints.push(Lint::new(
+            "too-many-profiles",
+            Severity::Error,
+            format!(
+                "{} profiles; systemd-stub accepts at most {}",
+                blocks.profiles.len(),
+                uki::MAX_PROFILES
+            ),
+        ));
+    }
+
+    let sections = secs
+        .iter()
+        .enumerate()
+        .map(|(i, s)| section_info(i, s, &blocks, src, opts))
+        .collect();
+
+    lints.extend(uki::lints::check(&uki::lints::Facts {
+        pe,
+        kind,
+        blocks: &blocks,
+        file_len,
+        kernel: kernel.as_ref(),
+    }));
+    lints.extend(rd.missing);
+    let (signatures, sig_lints) = authenticode::inspect_signatures(pe);
+    lints.extend(sig_lints);
+
+    Report {
+        kind,
+        file_size: file_len,
+        pe: headers(pe),
+        sections,
+        stub: sdmagic.map(|m| uki::stub_identity(m.as_bytes())),
+        os_release,
+        cmdline,
+        uname,
+        sbat,
+        splash,
+        pcrpkey,
+        pcrsig,
+        hwids,
+        efifw,
+        base_sections: names(secs, &blocks.base),
+        profiles,
+        kernel,
+        signatures,
+        lints,
+    }
+}
+
+/// Reads the capped payload of the sections the report decodes.
+struct Reader<'s, 'p> {
+    src: &'s dyn ByteSource,
+    secs: &'p [Section],
+    file_len: u64,
+    missing: Vec<Lint>,
+}
+
+impl<'s> Reader<'s, '_> {
+    fn get(&mut self, i: usize) -> Option<&'s [u8]> {
+        let s = self.secs.get(i)?;
+        let cap = wanted(&s.name).unwrap_or(0);
+        let len = u64::from(s.payload_len()).min(cap);
+        let got = self.src.read(u64::from(s.pointer_to_raw_data), len);
+        if got.is_none() && s.raw_end() <= self.file_len {
+            // Within the file but not fetched: the caller gave us a partial source.
+            self.missing.push(Lint::new(
+                "section-unavailable",
+                Severity::Info,
+                format!("{}: payload was not available to the inspector", s.name),
+            ));
+        }
+        got
+    }
+}
+
+fn names(secs: &[Section], r: &std::ops::Range<usize>) -> Vec<String> {
+    secs.get(r.clone())
+        .unwrap_or_default()
+        .iter()
+        .map(|s| s.name.clone())
+        .collect()
+}
+
+fn section_info(
+    i: usize,
+    s: &Section,
+    blocks: &Blocks,
+    src: &dyn ByteSource,
+    opts: &InspectOptions,
+) -> SectionInfo {
+    let sha256 = opts
+        .hash
+        .then(|| src.read(u64::from(s.pointer_to_raw_data), u64::from(s.payload_len())))
+        .flatten()
+        .map(|d| bytes::hex(&sha2::Sha256::digest(d)));
+    SectionInfo {
+        index: u32::try_from(i).unwrap_or(u32::MAX),
+        name: s.name.clone(),
+        virtual_address: s.virtual_address,
+        virtual_size: s.virtual_size,
+        file_offset: s.pointer_to_raw_data,
+        raw_size: s.size_of_raw_data,
+        payload_size: s.payload_len(),
+        characteristics: s.characteristics,
+        characteristics_names: flag_names(s.characteristics, raw::SECTION_CHARACTERISTICS),
+        sha256,
+        profile: blocks.profile_of(i),
+    }
+}
+
+fn headers(pe: &PeFile<'_>) -> PeHeaders {
+    let o = &pe.opt;
+    PeHeaders {
+        format: o.format,
+        machine: pe.coff.machine,
+        machine_name: pe.machine_name(),
+        subsystem: o.subsystem,
+        subsystem_name: pe.subsystem_name(),
+        entry_point: o.address_of_entry_point,
+        image_base: o.image_base,
+        section_alignment: o.section_alignment,
+        file_alignment: o.file_alignment,
+        size_of_image: o.size_of_image,
+        size_of_headers: o.size_of_headers,
+        checksum: o.checksum,
+        characteristics: pe.coff.characteristics,
+        characteristics_names: flag_names(pe.coff.characteristics, raw::FILE_CHARACTERISTICS),
+        dll_characteristics: o.dll_characteristics,
+        dll_characteristics_names: flag_names(o.dll_characteristics, raw::DLL_CHARACTERISTICS),
+        nx_compat: pe.nx_compat(),
+        timestamp: pe.coff.time_date_stamp,
+        data_directories: pe
+            .data_directories
+            .iter()
+            .zip(raw::DATA_DIRECTORY_NAMES)
+            .zip(0u32..)
+            .map(|((d, name), index)| DataDirectoryInfo {
+                index,
+                name,
+                virtual_address: d.virtual_address,
+                size: d.size,
+            })
+            .collect(),
+        certificate_table: pe.certificate_table().map(|c| Range {
+            offset: u64::from(c.virtual_address),
+            size: u64::from(c.size),
+        }),
+        symbol_table: (pe.coff.pointer_to_symbol_table != 0).then_some(SymbolTable {
+            offset: pe.coff.pointer_to_symbol_table,
+            symbols: pe.coff.number_of_symbols,
+        }),
+    }
+}

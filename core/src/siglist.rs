@@ -1,1 +1,309 @@
 //! EFI_SIGNATURE_LIST databases (db, dbx, .auth, efivarfs files).
+//!
+//! UEFI specification §32.4.1: a database is a run of EFI_SIGNATURE_LISTs, each
+//! `SignatureType` (GUID), `SignatureListSize`, `SignatureHeaderSize`,
+//! `SignatureSize` (u32 each), a header, then entries of `SignatureSize` bytes: an
+//! owner GUID and the data. The same bytes come wrapped in three ways, all accepted:
+//! bare (`.esl`), behind the 4-byte attributes word efivarfs adds, and behind the
+//! EFI_VARIABLE_AUTHENTICATION_2 header of an `.auth` enrolment file.
+
+use crate::bytes::{self, u16_le, u32_le};
+use crate::error::{Error, Result};
+
+/// A GUID as stored: the first three fields little-endian.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Guid(pub [u8; 16]);
+
+impl Guid {
+    /// From the textual form's fields.
+    pub const fn new(a: u32, b: u16, c: u16, d: [u8; 8]) -> Self {
+        let a = a.to_le_bytes();
+        let b = b.to_le_bytes();
+        let c = c.to_le_bytes();
+        Guid([
+            a[0], a[1], a[2], a[3], b[0], b[1], c[0], c[1], d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7],
+        ])
+    }
+}
+
+impl std::fmt::Display for Guid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let g = &self.0;
+        write!(
+            f,
+            "{:02x}{:02x}{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}",
+            g[3], g[2], g[1], g[0], g[5], g[4], g[7], g[6], g[8], g[9], g[10], g[11], g[12], g[13], g[14], g[15]
+        )
+    }
+}
+
+impl serde::Serialize for Guid {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+pub const EFI_CERT_X509_GUID: Guid =
+    Guid::new(0xa5c059a1, 0x94e4, 0x4aa7, [0x87, 0xb5, 0xab, 0x15, 0x5c, 0x2b, 0xf0, 0x72]);
+pub const EFI_CERT_SHA256_GUID: Guid =
+    Guid::new(0xc1c41626, 0x504c, 0x4092, [0xac, 0xa9, 0x41, 0xf9, 0x36, 0x93, 0x43, 0x28]);
+/// dbx entries revoking a certificate by the SHA-256 of its TBSCertificate.
+pub const EFI_CERT_X509_SHA256_GUID: Guid =
+    Guid::new(0x3bd2a492, 0x96c0, 0x4079, [0xb4, 0x20, 0xfc, 0xf9, 0x8e, 0xf1, 0x03, 0xed]);
+pub const EFI_CERT_TYPE_PKCS7_GUID: Guid =
+    Guid::new(0x4aafd29d, 0x68df, 0x49ee, [0x8a, 0xa9, 0x34, 0x7d, 0x37, 0x56, 0x65, 0xa7]);
+/// WIN_CERTIFICATE_UEFI_GUID's wCertificateType.
+pub const WIN_CERT_TYPE_EFI_GUID: u16 = 0x0ef1;
+const EFI_TIME_SIZE: u64 = 16;
+const LIST_HEADER_SIZE: u64 = 28;
+
+/// What one signature entry holds.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum SignatureData {
+    /// A DER certificate (EFI_CERT_X509_GUID).
+    X509 {
+        #[serde(serialize_with = "ser_hex")]
+        der: Vec<u8>,
+    },
+    /// An Authenticode image hash (EFI_CERT_SHA256_GUID).
+    Sha256 {
+        #[serde(serialize_with = "ser_hex")]
+        hash: Vec<u8>,
+    },
+    /// SHA-256 of a certificate's TBSCertificate (EFI_CERT_X509_SHA256_GUID).
+    X509Sha256 {
+        #[serde(serialize_with = "ser_hex")]
+        tbs_hash: Vec<u8>,
+    },
+    /// A type ukitool does not interpret (RSA-2048 keys, SHA-1 hashes, ...).
+    Other { signature_type: Guid, size: usize },
+}
+
+fn ser_hex<S: serde::Serializer>(v: &[u8], s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_str(&bytes::hex(v))
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SignatureEntry {
+    pub owner: Guid,
+    /// File offset of the entry.
+    pub offset: u64,
+    #[serde(flatten)]
+    pub data: SignatureData,
+}
+
+/// How the lists were wrapped in the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Container {
+    SignatureList,
+    Efivarfs,
+    Auth,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SignatureDatabase {
+    pub container: Container,
+    pub entries: Vec<SignatureEntry>,
+}
+
+impl SignatureDatabase {
+    pub fn x509(&self) -> impl Iterator<Item = &[u8]> {
+        self.entries.iter().filter_map(|e| match &e.data {
+            SignatureData::X509 { der } => Some(der.as_slice()),
+            _ => None,
+        })
+    }
+    pub fn sha256(&self) -> impl Iterator<Item = &[u8]> {
+        self.entries.iter().filter_map(|e| match &e.data {
+            SignatureData::Sha256 { hash } => Some(hash.as_slice()),
+            _ => None,
+        })
+    }
+    pub fn x509_sha256(&self) -> impl Iterator<Item = &[u8]> {
+        self.entries.iter().filter_map(|e| match &e.data {
+            SignatureData::X509Sha256 { tbs_hash } => Some(tbs_hash.as_slice()),
+            _ => None,
+        })
+    }
+}
+
+/// Parse a db/dbx file in any of its three wrappings.
+pub fn parse(data: &[u8]) -> Result<SignatureDatabase> {
+    if let Some(at) = auth_payload_offset(data) {
+        return Ok(SignatureDatabase {
+            container: Container::Auth,
+            entries: parse_lists(data, at)?,
+        });
+    }
+    match parse_lists(data, 0) {
+        Ok(entries) => Ok(SignatureDatabase {
+            container: Container::SignatureList,
+            entries,
+        }),
+        Err(bare) => {
+            // efivarfs prefixes the variable's attributes (a small u32, e.g. 0x27).
+            if data.len() > 4 && u32_le(data, 0, "attributes").is_ok_and(|a| a < 0x100) {
+                if let Ok(entries) = parse_lists(data, 4) {
+                    return Ok(SignatureDatabase {
+                        container: Container::Efivarfs,
+                        entries,
+                    });
+                }
+            }
+            Err(bare)
+        }
+    }
+}
+
+/// If `data` starts with EFI_VARIABLE_AUTHENTICATION_2 (EFI_TIME, then a
+/// WIN_CERTIFICATE_UEFI_GUID with the PKCS#7 cert type), where the lists begin.
+fn auth_payload_offset(data: &[u8]) -> Option<u64> {
+    let len = u64::from(u32_le(data, EFI_TIME_SIZE, "WIN_CERTIFICATE").ok()?);
+    let rev = u16_le(data, EFI_TIME_SIZE + 4, "WIN_CERTIFICATE").ok()?;
+    let ty = u16_le(data, EFI_TIME_SIZE + 6, "WIN_CERTIFICATE").ok()?;
+    let guid = bytes::array::<16>(data, EFI_TIME_SIZE + 8, "CertType").ok()?;
+    let end = EFI_TIME_SIZE.checked_add(len)?;
+    (rev == 0x0200
+        && ty == WIN_CERT_TYPE_EFI_GUID
+        && guid == EFI_CERT_TYPE_PKCS7_GUID.0
+        && len >= 24
+        && end <= data.len() as u64)
+        .then_some(end)
+}
+
+/// The entries of every list from `start` to the end of `data`.
+pub fn parse_lists(data: &[u8], start: u64) -> Result<Vec<SignatureEntry>> {
+    let end = data.len() as u64;
+    if start >= end {
+        return Err(Error::malformed(start, "no EFI_SIGNATURE_LIST: the database is empty"));
+    }
+    let mut out = Vec::new();
+    let mut at = start;
+    while at < end {
+        let ty = Guid(bytes::array(data, at, "EFI_SIGNATURE_LIST")?);
+        let list_size = u64::from(u32_le(data, at + 16, "EFI_SIGNATURE_LIST")?);
+        let header_size = u64::from(u32_le(data, at + 20, "EFI_SIGNATURE_LIST")?);
+        let sig_size = u64::from(u32_le(data, at + 24, "EFI_SIGNATURE_LIST")?);
+        let list_end = at
+            .checked_add(list_size)
+            .filter(|&e| e <= end && list_size >= LIST_HEADER_SIZE)
+            .ok_or_else(|| {
+                Error::malformed(
+                    at + 16,
+                    format!("SignatureListSize {list_size} must be at least 28 and fit in the file ({} bytes left)", end - at),
+                )
+            })?;
+        let first = at + LIST_HEADER_SIZE + header_size;
+        if sig_size < 16 || first > list_end || (list_end - first) % sig_size != 0 {
+            return Err(Error::malformed(
+                at + 24,
+                format!("SignatureSize {sig_size} (header {header_size}) does not divide the list's {} entry bytes", list_end.saturating_sub(first)),
+            ));
+        }
+        let want_hash = |n: u64, what: &str| -> Result<()> {
+            if sig_size - 16 == n {
+                Ok(())
+            } else {
+                Err(Error::malformed(at + 24, format!("{what} entries must be {} bytes, SignatureSize is {sig_size}", n + 16)))
+            }
+        };
+        if ty == EFI_CERT_SHA256_GUID {
+            want_hash(32, "EFI_CERT_SHA256")?;
+        } else if ty == EFI_CERT_X509_SHA256_GUID {
+            want_hash(48, "EFI_CERT_X509_SHA256")?;
+        }
+        let mut e = first;
+        while e < list_end {
+            let owner = Guid(bytes::array(data, e, "signature owner")?);
+            let body = bytes::slice(data, e + 16, sig_size - 16, "signature data")?;
+            let d = if ty == EFI_CERT_X509_GUID {
+                SignatureData::X509 { der: body.to_vec() }
+            } else if ty == EFI_CERT_SHA256_GUID {
+                SignatureData::Sha256 { hash: body.to_vec() }
+            } else if ty == EFI_CERT_X509_SHA256_GUID {
+                // EFI_CERT_X509_SHA256: the hash, then an EFI_TIME of revocation.
+                SignatureData::X509Sha256 {
+                    tbs_hash: body.get(..32).unwrap_or_default().to_vec(),
+                }
+            } else {
+                SignatureData::Other {
+                    signature_type: ty,
+                    size: body.len(),
+                }
+            };
+            out.push(SignatureEntry {
+                owner,
+                offset: e,
+                data: d,
+            });
+            e += sig_size;
+        }
+        at = list_end;
+    }
+    Ok(out)
+}
+
+/// Build one EFI_SIGNATURE_LIST (used by tests and by `sign` to make db files).
+pub fn build_list(ty: Guid, owner: Guid, entries: &[&[u8]]) -> Vec<u8> {
+    let size = entries.first().map_or(0, |e| e.len()) + 16;
+    let total = 28 + size * entries.len();
+    let mut v = Vec::with_capacity(total);
+    v.extend_from_slice(&ty.0);
+    v.extend_from_slice(&(total as u32).to_le_bytes());
+    v.extend_from_slice(&0u32.to_le_bytes());
+    v.extend_from_slice(&(size as u32).to_le_bytes());
+    for e in entries {
+        v.extend_from_slice(&owner.0);
+        v.extend_from_slice(e);
+    }
+    v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guid_text_matches_the_spec_form() {
+        assert_eq!(EFI_CERT_X509_GUID.to_string(), "a5c059a1-94e4-4aa7-87b5-ab155c2bf072");
+        assert_eq!(EFI_CERT_SHA256_GUID.to_string(), "c1c41626-504c-4092-aca9-41f936934328");
+    }
+
+    #[test]
+    fn parses_all_three_wrappings() {
+        let owner = Guid([7; 16]);
+        let list = build_list(EFI_CERT_SHA256_GUID, owner, &[&[1u8; 32], &[2u8; 32]]);
+        let db = parse(&list).unwrap();
+        assert_eq!(db.container, Container::SignatureList);
+        assert_eq!(db.sha256().count(), 2);
+        let mut var = 0x27u32.to_le_bytes().to_vec();
+        var.extend_from_slice(&list);
+        assert_eq!(parse(&var).unwrap().container, Container::Efivarfs);
+        let mut auth = vec![0u8; 16];
+        auth.extend_from_slice(&24u32.to_le_bytes());
+        auth.extend_from_slice(&0x0200u16.to_le_bytes());
+        auth.extend_from_slice(&WIN_CERT_TYPE_EFI_GUID.to_le_bytes());
+        auth.extend_from_slice(&EFI_CERT_TYPE_PKCS7_GUID.0);
+        auth.extend_from_slice(&list);
+        let db = parse(&auth).unwrap();
+        assert_eq!((db.container, db.entries.len()), (Container::Auth, 2));
+    }
+
+    #[test]
+    fn bad_sizes_are_errors_not_panics() {
+        let list = build_list(EFI_CERT_SHA256_GUID, Guid([0; 16]), &[&[1u8; 32]]);
+        for n in 0..list.len() {
+            let _ = parse(&list[..n]);
+        }
+        for i in 16..28 {
+            for v in [0u8, 1, 0x7f, 0xff] {
+                let mut l = list.clone();
+                l[i] = v;
+                let _ = parse(&l);
+            }
+        }
+        assert!(parse(&[]).is_err());
+    }
+}

@@ -91,9 +91,16 @@ impl Hasher {
 ///
 /// 1. 0..CheckSum; 2. after CheckSum up to the security directory entry;
 /// 3. after that entry up to SizeOfHeaders; 4. each section's raw data, sorted by
-/// PointerToRawData, empty ones skipped; 5. anything after the last section up to
-/// the certificate table (or the end of the file when unsigned). Signers pad the
-/// file to 8 bytes before appending the table; that padding lies in range 5.
+/// PointerToRawData, empty ones skipped; 5. the "extra data": from
+/// SUM_OF_BYTES_HASHED (SizeOfHeaders + the sum of the hashed SizeOfRawData) up to
+/// the file length minus the certificate table size.
+///
+/// Step 5 follows the spec's arithmetic literally, as EDK2's
+/// DxeImageVerificationLib and sbsigntools do: when sections leave gaps or overlap,
+/// the start is a byte count, not the end of the last section, so the firmware and
+/// sbverify hash some bytes twice. Matching them matters more than elegance: the
+/// firmware's answer is the one that boots. Signers pad the file to 8 bytes before
+/// appending the table; that padding lies in range 5.
 pub fn hash_ranges(pe: &PeFile<'_>) -> Result<Vec<Range<u64>>> {
     let len = pe.file_len;
     let checksum = pe.checksum_offset;
@@ -107,7 +114,7 @@ pub fn hash_ranges(pe: &PeFile<'_>) -> Result<Vec<Range<u64>>> {
             format!("SizeOfHeaders {headers_end:#x} must cover the data directories and lie within the file ({len:#x} bytes)"),
         ));
     }
-    let cert_start = match pe.certificate_table() {
+    let cert_size = match pe.certificate_table() {
         Some(d) => {
             let start = u64::from(d.virtual_address);
             let end = start + u64::from(d.size);
@@ -117,32 +124,35 @@ pub fn hash_ranges(pe: &PeFile<'_>) -> Result<Vec<Range<u64>>> {
                     format!("certificate table {start:#x}..{end:#x} lies outside the file body (headers end {headers_end:#x}, file {len:#x})"),
                 ));
             }
-            start
+            u64::from(d.size)
         }
-        None => len,
+        None => 0,
     };
+    let image_end = len - cert_size;
     let mut ranges = vec![0..checksum, checksum + 4..secdir, secdir + 8..headers_end];
     let mut sections: Vec<_> = pe
         .sections
         .iter()
         .filter(|s| s.size_of_raw_data != 0)
         .collect();
+    // Stable sort: sections at the same offset keep table order, as qsort-free
+    // implementations (EDK2's insertion sort) do.
     sections.sort_by_key(|s| s.pointer_to_raw_data);
     let mut sum_of_bytes_hashed = headers_end;
     for s in sections {
         let start = u64::from(s.pointer_to_raw_data);
         let end = s.raw_end();
-        if end > cert_start {
+        if end > len {
             return Err(Error::malformed(
                 s.header_offset + 16,
-                format!("section {} raw data {start:#x}..{end:#x} runs past the end of the image data ({cert_start:#x})", s.name),
+                format!("section {} raw data {start:#x}..{end:#x} runs past the end of the file ({len:#x})", s.name),
             ));
         }
         ranges.push(start..end);
-        sum_of_bytes_hashed = sum_of_bytes_hashed.max(end);
+        sum_of_bytes_hashed += u64::from(s.size_of_raw_data);
     }
-    if sum_of_bytes_hashed < cert_start {
-        ranges.push(sum_of_bytes_hashed..cert_start);
+    if sum_of_bytes_hashed < image_end {
+        ranges.push(sum_of_bytes_hashed..image_end);
     }
     Ok(ranges)
 }

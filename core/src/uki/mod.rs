@@ -1,1 +1,160 @@
-//! UKI semantics over a parsed PE: kinds, known sections, profiles, metadata.
+//! UKI semantics over a parsed PE: what kind of file it is, which sections belong to
+//! the base and to each profile, and decoders for the metadata sections.
+//!
+//! Facts follow systemd's code (src/fundamental/uki.h, src/boot/stub.c); see
+//! /work/shared/reference/uki-format.md for the summary this module implements.
+
+pub mod bmp;
+pub mod efifw;
+pub mod hwids;
+pub mod kernel;
+pub mod lints;
+pub mod osrel;
+pub mod pcrkey;
+pub mod sbat;
+
+use crate::pe::Section;
+
+/// What a PE is, by the rules of the UKI specification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    /// A .linux section is present: a Unified Kernel Image.
+    Uki,
+    /// No .linux, but addon payloads (or an addon stub's .sdmagic).
+    Addon,
+    /// A bare Linux kernel with an EFI stub ("HdrS" at 0x202, no .linux).
+    EfiStubKernel,
+    /// Any other EFI (or PE) binary: shim, GRUB, systemd-boot, a stub.
+    Pe,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Uki => "uki",
+            Kind::Addon => "addon",
+            Kind::EfiStubKernel => "efi-stub-kernel",
+            Kind::Pe => "pe",
+        }
+    }
+}
+
+/// Sections that make a stub-based PE an addon when there is no .linux (systemd-stub(7)).
+pub const ADDON_PAYLOADS: &[&str] = &[".cmdline", ".dtb", ".dtbauto", ".ucode", ".initrd"];
+
+/// The sections systemd-stub interprets, and whether a block may hold several of them.
+pub const KNOWN_SECTIONS: &[(&str, bool)] = &[
+    (".linux", false),
+    (".osrel", false),
+    (".cmdline", false),
+    (".initrd", false),
+    (".ucode", false),
+    (".splash", false),
+    (".dtb", false),
+    (".dtbauto", true),
+    (".hwids", false),
+    (".efifw", true),
+    (".uname", false),
+    (".sbat", false),
+    (".pcrsig", false),
+    (".pcrpkey", false),
+    (".profile", true),
+    (".sdmagic", false),
+];
+
+/// Is `name` one of the sections the stub interprets?
+pub fn is_known(name: &str) -> bool {
+    KNOWN_SECTIONS.iter().any(|(n, _)| *n == name)
+}
+
+/// May a block (base or profile) hold `name` at most once?
+pub fn single_copy(name: &str) -> bool {
+    KNOWN_SECTIONS.iter().any(|(n, many)| *n == name && !many)
+}
+
+/// systemd-stub accepts at most 256 profiles (uki.h, MAX_PROFILES).
+pub const MAX_PROFILES: usize = 256;
+
+/// Decide the kind. `has_hdrs` says whether "HdrS" is at 0x202; `sdmagic` is the
+/// .sdmagic text if present.
+pub fn classify(sections: &[Section], has_hdrs: bool, sdmagic: Option<&str>) -> Kind {
+    let has = |n: &str| sections.iter().any(|s| s.name == n);
+    if has(".linux") {
+        Kind::Uki
+    } else if sdmagic.is_some_and(|m| m.contains("systemd-addon")) {
+        Kind::Addon
+    } else if has_hdrs {
+        Kind::EfiStubKernel
+    } else if ADDON_PAYLOADS.iter().any(|n| has(n)) {
+        // A stub PE carrying addon payloads but no kernel: the stub treats it as an
+        // addon, whatever its .sdmagic says (older stubs had no separate addon stub).
+        Kind::Addon
+    } else {
+        Kind::Pe
+    }
+}
+
+/// Which sections belong to the base and to each profile, as index ranges into
+/// the section table. Sections before the first .profile are the base; each
+/// .profile opens the next profile and owns the sections up to the next one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Blocks {
+    pub base: std::ops::Range<usize>,
+    pub profiles: Vec<std::ops::Range<usize>>,
+}
+
+pub fn blocks(sections: &[Section]) -> Blocks {
+    let starts: Vec<usize> = sections
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.name == ".profile")
+        .map(|(i, _)| i)
+        .collect();
+    let n = sections.len();
+    let base_end = starts.first().copied().unwrap_or(n);
+    let profiles = starts
+        .iter()
+        .enumerate()
+        .map(|(k, &s)| s..starts.get(k + 1).copied().unwrap_or(n))
+        .collect();
+    Blocks {
+        base: 0..base_end,
+        profiles,
+    }
+}
+
+impl Blocks {
+    /// The block a section index belongs to: None for the base, Some(profile).
+    pub fn profile_of(&self, index: usize) -> Option<u32> {
+        self.profiles
+            .iter()
+            .position(|r| r.contains(&index))
+            .and_then(|p| u32::try_from(p).ok())
+    }
+
+    /// Index of the section named `name` as seen by profile `profile` (None: the
+    /// base alone): the profile's own copy first, then the base's.
+    pub fn lookup(&self, sections: &[Section], name: &str, profile: Option<u32>) -> Option<usize> {
+        let find = |r: &std::ops::Range<usize>| {
+            r.clone()
+                .find(|&i| sections.get(i).is_some_and(|s| s.name == name))
+        };
+        if let Some(p) = profile {
+            let r = self.profiles.get(usize::try_from(p).ok()?)?;
+            if let Some(i) = find(r) {
+                return Some(i);
+            }
+        }
+        find(&self.base)
+    }
+}
+
+/// `.sdmagic` text: the stub's identity without the `#### LoaderInfo: ... ####` frame.
+pub fn stub_identity(sdmagic: &[u8]) -> String {
+    let t = crate::bytes::text(sdmagic);
+    let t = t.trim();
+    t.strip_prefix("#### LoaderInfo:")
+        .and_then(|r| r.strip_suffix("####"))
+        .map_or_else(|| t.to_string(), |r| r.trim().to_string())
+}

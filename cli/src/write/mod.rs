@@ -1,0 +1,518 @@
+//! `ukitool write` and `ukitool disks`: put an image or a UKI on a disk, safely.
+//!
+//! Every refusal is decided before anything is opened for writing: the system disk, a
+//! mounted or in-use device, a read-only or too-small device, the device holding the
+//! source, a non-block target without `--to-file`, and no terminal without `--yes`.
+//! Then the device is opened O_EXCL and [`engine::write_image`] does the work.
+
+mod device;
+mod engine;
+mod source;
+mod sysblock;
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::io::{BufRead, IsTerminal, Read, Write};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+
+use self::engine::Failure;
+use self::source::Source;
+use self::sysblock::{DiskInfo, MountTable};
+
+#[derive(clap::Args)]
+pub struct WriteArgs {
+    /// A raw disk image, a UKI (synthesised into a disk image on the fly, no temporary
+    /// file), or `-` for a raw image on stdin
+    pub source: PathBuf,
+    /// The block device to overwrite (e.g. /dev/sdb)
+    pub device: PathBuf,
+    /// Do not ask for confirmation (the system-disk refusal still applies)
+    #[arg(long)]
+    pub yes: bool,
+    /// Skip reading the data back to check it
+    #[arg(long)]
+    pub no_verify: bool,
+    /// Allow DEVICE to be a regular file (created if missing)
+    #[arg(long)]
+    pub to_file: bool,
+    /// Unmount the device's mounted partitions first, instead of refusing
+    #[arg(long)]
+    pub unmount: bool,
+    /// DANGEROUS: allow overwriting the disk that holds the running system (/, /usr,
+    /// /boot or the ESP). This destroys the installed system.
+    #[arg(long)]
+    pub force_system_disk: bool,
+    /// Progress and the summary as JSON lines on stdout
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(clap::Args)]
+pub struct DisksArgs {
+    /// Output as JSON
+    #[arg(long)]
+    pub json: bool,
+    /// Include loop, RAM and optical devices, and empty ones
+    #[arg(long)]
+    pub all: bool,
+}
+
+pub fn run_disks(a: DisksArgs) -> Result<ExitCode> {
+    let disks: Vec<DiskInfo> = sysblock::list_disks()
+        .into_iter()
+        .filter(|d| a.all || !d.hidden_by_default())
+        .collect();
+    let mut out = std::io::stdout().lock();
+    if a.json {
+        serde_json::to_writer_pretty(&mut out, &serde_json::json!({ "disks": disks }))?;
+        writeln!(out)?;
+    } else {
+        print_disks(&mut out, &disks)?;
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Sizes as people read them on a drive label.
+pub fn human(n: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+fn print_disks(w: &mut dyn Write, disks: &[DiskInfo]) -> std::io::Result<()> {
+    writeln!(
+        w,
+        "{:<14} {:>10} {:<7} {:>3} {:>3} {:<7} {:<24} MOUNTED",
+        "DEVICE", "SIZE", "TRAN", "RM", "RO", "SYSTEM", "MODEL"
+    )?;
+    for d in disks {
+        let model = d.backing_file.as_deref().unwrap_or(&d.model);
+        writeln!(
+            w,
+            "{:<14} {:>10} {:<7} {:>3} {:>3} {:<7} {:<24} {}",
+            d.path,
+            human(d.size),
+            d.transport,
+            if d.removable { "1" } else { "0" },
+            if d.read_only { "1" } else { "0" },
+            if d.system { "yes" } else { "no" },
+            model,
+            d.mountpoints.join(",")
+        )?;
+    }
+    Ok(())
+}
+
+/// The target as the checks see it.
+struct TargetInfo {
+    path: PathBuf,
+    is_block: bool,
+    /// Kernel name (`sdb`, `loop0p1`) for a block device.
+    name: String,
+    size: u64,
+}
+
+pub fn run_write(a: WriteArgs) -> Result<ExitCode> {
+    let from_stdin = a.source == Path::new("-");
+    let input = if from_stdin {
+        None
+    } else {
+        Some(crate::input::Input::open(&a.source)?)
+    };
+    let mut src: Box<dyn Source + '_> = match &input {
+        None => Box::new(source::Stdin::new()),
+        Some(bytes) if bytes.starts_with(b"MZ") => {
+            let image = synthesize(bytes)?;
+            Box::new(source::Synthesized::new(
+                image,
+                format!("UKI {} as a disk image", a.source.display()),
+            ))
+        }
+        Some(_) => Box::new(source::RawFile::open(&a.source)?),
+    };
+
+    let target = check_target(&a, src.as_ref())?;
+    let table = MountTable::read();
+    let mounted = if target.is_block {
+        let names = sysblock::stacked_on(&target.name);
+        if table.swaps.iter().any(|s| names.contains(s)) {
+            bail!(
+                "refusing to write {}: it is in use as swap (swapoff it first)",
+                target.path.display()
+            );
+        }
+        let mounts: Vec<(PathBuf, String)> = table
+            .mounts_on(&names)
+            .into_iter()
+            .map(|m| (m.mount_point.clone(), m.source.clone()))
+            .collect();
+        if let Some((mp, dev)) = mounts.first() {
+            if !a.unmount {
+                bail!(
+                    "refusing to write {}: {dev} is mounted at {}{} (pass --unmount to unmount it)",
+                    target.path.display(),
+                    mp.display(),
+                    if mounts.len() > 1 {
+                        format!(" and {} more", mounts.len() - 1)
+                    } else {
+                        String::new()
+                    }
+                );
+            }
+        }
+        mounts
+    } else {
+        Vec::new()
+    };
+
+    if !a.yes {
+        let terminal = if from_stdin {
+            std::io::stderr().is_terminal() && fs::File::open("/dev/tty").is_ok()
+        } else {
+            std::io::stdin().is_terminal()
+        };
+        if !terminal {
+            bail!(
+                "refusing to write {}: no terminal to confirm on (pass --yes to write without asking)",
+                target.path.display()
+            );
+        }
+        if !confirm(&target, src.as_ref(), &mounts_note(&mounted), from_stdin)? {
+            eprintln!("ukitool: cancelled, nothing written");
+            return Ok(ExitCode::from(1));
+        }
+    }
+
+    // Deepest first, so /mnt/a/b is unmounted before /mnt/a.
+    let mut to_unmount = mounted.clone();
+    to_unmount.sort_by_key(|(mp, _)| std::cmp::Reverse(mp.as_os_str().len()));
+    for (mp, dev) in &to_unmount {
+        unmount(mp).with_context(|| format!("unmounting {} ({dev})", mp.display()))?;
+        eprintln!("ukitool: unmounted {} ({dev})", mp.display());
+    }
+
+    let dev = device::Target::open(&target.path, a.to_file)?;
+    let mut size = dev.size()?;
+    if !dev.is_block {
+        if let Some(need) = src.size() {
+            if size < need {
+                dev.buffered.set_len(need)?;
+                size = need;
+            }
+        } else {
+            // stdin into a file: the file grows as needed.
+            size = u64::MAX;
+        }
+    }
+    let opts = engine::Options {
+        verify: !a.no_verify,
+        json: a.json,
+        corrupt_at: env_u64("UKITOOL_TEST_CORRUPT_AT"),
+        throttle: env_u64("UKITOOL_TEST_THROTTLE_MS").map(Duration::from_millis),
+    };
+    engine::catch_interrupts();
+    let what = src.describe();
+    let result = engine::write_image(src.as_mut(), &dev, size, &opts);
+    drop(dev);
+    report(&a, &target, &what, result)
+}
+
+fn env_u64(name: &str) -> Option<u64> {
+    let v = std::env::var(name).ok()?;
+    let v = v.trim();
+    match v.strip_prefix("0x") {
+        Some(hex) => u64::from_str_radix(hex, 16).ok(),
+        None => v.parse().ok(),
+    }
+}
+
+/// Turn the engine's outcome into the summary, or into one line saying what state the
+/// device is in.
+fn report(
+    a: &WriteArgs,
+    target: &TargetInfo,
+    what: &str,
+    result: Result<engine::Summary, Failure>,
+) -> Result<ExitCode> {
+    const NO_TABLE: &str = "the first MiB (protective MBR and primary GPT) was not written, so \
+         the device has no valid partition table and will not boot; write it again";
+    let dev = target.path.display();
+    match result {
+        Ok(s) => {
+            if a.json {
+                let v = serde_json::json!({
+                    "event": "done",
+                    "device": dev.to_string(),
+                    "source": what,
+                    "image_size": s.image_size,
+                    "bytes_written": s.bytes_written,
+                    "bytes_wiped": s.bytes_wiped,
+                    "seconds": s.seconds,
+                    "bytes_per_second": s.bytes_per_second.round(),
+                    "verified": s.verified,
+                    "direct_io": s.direct_io,
+                });
+                println!("{v}");
+            } else {
+                eprintln!(
+                    "ukitool: wrote {} of data ({} image) to {dev} in {:.2} s ({}/s), {}",
+                    human(s.bytes_written),
+                    human(s.image_size),
+                    s.seconds,
+                    human(s.bytes_per_second as u64),
+                    if s.verified {
+                        "verified"
+                    } else {
+                        "not verified (--no-verify)"
+                    }
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(Failure::Interrupted { written, total }) => {
+            let of = total.map(|t| format!(" of {}", human(t))).unwrap_or_default();
+            eprintln!(
+                "ukitool: interrupted after writing {}{of} to {dev}; {NO_TABLE}",
+                human(written)
+            );
+            Ok(ExitCode::from(130))
+        }
+        Err(Failure::Mismatch {
+            offset,
+            exact,
+            table_written,
+        }) => {
+            let at = if exact {
+                format!("at byte offset {offset} ({offset:#x})")
+            } else {
+                format!("in the block starting at byte offset {offset} ({offset:#x})")
+            };
+            let state = if table_written {
+                "the partition table was written; do not trust this device"
+            } else {
+                NO_TABLE
+            };
+            eprintln!("ukitool: verification failed: {dev} differs from the image {at}; {state}");
+            Ok(ExitCode::from(1))
+        }
+        Err(Failure::TooLarge { device_size }) => {
+            bail!(
+                "the image is larger than {dev} ({}); {NO_TABLE}",
+                human(device_size)
+            )
+        }
+        Err(Failure::Io(e)) => Err(e.context(format!("writing {dev}; {NO_TABLE}"))),
+    }
+}
+
+/// All refusals about the target that need no mount table.
+fn check_target(a: &WriteArgs, src: &dyn Source) -> Result<TargetInfo> {
+    let path = a.device.clone();
+    let shown = path.display();
+    let meta = match fs::metadata(&path) {
+        Ok(m) => Some(m),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && a.to_file => None,
+        Err(e) => bail!("refusing to write {shown}: {e}"),
+    };
+    let is_block = meta.as_ref().is_some_and(|m| m.file_type().is_block_device());
+    if !is_block {
+        if !a.to_file {
+            bail!("refusing to write {shown}: not a block device (pass --to-file to write a regular file)");
+        }
+        if let Some(m) = &meta {
+            if !m.is_file() {
+                bail!("refusing to write {shown}: not a block device or a regular file");
+            }
+            if let Ok(s) = fs::metadata(&a.source) {
+                if s.dev() == m.dev() && s.ino() == m.ino() {
+                    bail!("refusing to write {shown}: it is the source image itself");
+                }
+            }
+        }
+        return Ok(TargetInfo {
+            path,
+            is_block,
+            name: String::new(),
+            size: meta.map_or(0, |m| m.len()),
+        });
+    }
+
+    let name = sysblock::name_of_path(&path)
+        .with_context(|| format!("{shown}: not found in /sys/dev/block"))?;
+    let disk = sysblock::whole_disk(&name);
+    let table = MountTable::read();
+
+    // The system disk: --yes never bypasses this.
+    if !a.force_system_disk {
+        for mp in ["/", "/usr", "/boot", "/boot/efi", "/efi"] {
+            let under = sysblock::disks_of_path(Path::new(mp), &table);
+            let mounted = mp == "/" || table.mounts.iter().any(|m| m.mount_point == Path::new(mp));
+            if mounted && (under.contains(&disk) || under.contains(&name)) {
+                bail!(
+                    "refusing to write {shown}: it is a system disk ({disk} holds {mp}); \
+                     --force-system-disk overrides this and destroys the running system"
+                );
+            }
+        }
+    }
+
+    let facts = device::block_facts(&path)?;
+    let sys_ro = fs::read_to_string(format!("/sys/class/block/{name}/ro"))
+        .map(|s| s.trim() == "1")
+        .unwrap_or(false);
+    if facts.read_only || sys_ro {
+        bail!("refusing to write {shown}: the device is read-only");
+    }
+    if let Some(need) = src.size() {
+        if facts.size < need {
+            bail!(
+                "refusing to write {shown}: the device has {} bytes ({}), the image needs {} ({})",
+                facts.size,
+                human(facts.size),
+                need,
+                human(need)
+            );
+        }
+    }
+
+    // The device holding the source: its file system, or the source device itself.
+    if a.source != Path::new("-") {
+        let mut holding: BTreeSet<String> = sysblock::disks_of_path(&a.source, &table);
+        if let Some(n) = sysblock::name_of_path(&a.source) {
+            holding.extend(sysblock::underlying_disks(&n));
+            holding.insert(n);
+        }
+        if holding.contains(&disk) || holding.contains(&name) {
+            bail!(
+                "refusing to write {shown}: it holds the source {}",
+                a.source.display()
+            );
+        }
+    }
+    Ok(TargetInfo {
+        path,
+        is_block,
+        name,
+        size: facts.size,
+    })
+}
+
+fn mounts_note(mounted: &[(PathBuf, String)]) -> Vec<String> {
+    mounted
+        .iter()
+        .map(|(mp, dev)| format!("{dev} mounted at {} (will be unmounted)", mp.display()))
+        .collect()
+}
+
+/// Show what is about to be destroyed and require the device name to be typed back, as
+/// rpi-imager does: a mistyped /dev/sdX is the classic way to lose a disk.
+fn confirm(
+    target: &TargetInfo,
+    src: &dyn Source,
+    notes: &[String],
+    from_stdin: bool,
+) -> Result<bool> {
+    let mut err = std::io::stderr().lock();
+    let size = src
+        .size()
+        .map(|s| format!(" ({} image", human(s)))
+        .unwrap_or_default();
+    let data = src
+        .data_len()
+        .map(|d| format!(", {} of data)", human(d)))
+        .unwrap_or_else(|| if size.is_empty() { String::new() } else { ")".into() });
+    writeln!(
+        err,
+        "About to ERASE {} and write {}{size}{data}.",
+        target.path.display(),
+        src.describe()
+    )?;
+    let short = if target.is_block {
+        let info = sysblock::disk_info(
+            &target.name,
+            &MountTable::read(),
+            &BTreeSet::new(),
+        );
+        let model = info.backing_file.clone().unwrap_or(info.model.clone());
+        writeln!(
+            err,
+            "  device: {}  {}  {}  {}{}",
+            info.path,
+            if model.is_empty() { "(no model)" } else { &model },
+            human(info.size),
+            info.transport,
+            if info.removable { "  removable" } else { "" }
+        )?;
+        if info.partitions.is_empty() {
+            writeln!(err, "  partitions: none")?;
+        }
+        for p in &info.partitions {
+            writeln!(
+                err,
+                "  partition {}  {}{}",
+                p.path,
+                human(p.size),
+                if p.mountpoints.is_empty() {
+                    String::new()
+                } else {
+                    format!("  mounted at {}", p.mountpoints.join(", "))
+                }
+            )?;
+        }
+        target.name.clone()
+    } else {
+        writeln!(err, "  file: {}  {}", target.path.display(), human(target.size))?;
+        target.path.display().to_string()
+    };
+    for n in notes {
+        writeln!(err, "  {n}")?;
+    }
+    write!(
+        err,
+        "Everything on it will be lost. Type the device name ({short}) to continue: "
+    )?;
+    err.flush()?;
+    let mut line = String::new();
+    if from_stdin {
+        // stdin carries the image; ask on the terminal itself.
+        let tty = fs::File::open("/dev/tty").context("opening /dev/tty")?;
+        std::io::BufReader::new(tty).read_line(&mut line)?;
+    } else {
+        std::io::stdin().lock().take(4096).read_line(&mut line)?;
+    }
+    let typed = line.trim();
+    let full = target.path.display().to_string();
+    Ok(!typed.is_empty() && (typed == short || typed == full))
+}
+
+fn unmount(mp: &Path) -> Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(mp.as_os_str().as_bytes())?;
+    // SAFETY: a NUL-terminated path; umount2 does not keep the pointer.
+    #[allow(unsafe_code)]
+    let r = unsafe { libc::umount2(c.as_ptr(), 0) };
+    if r != 0 {
+        return Err(std::io::Error::last_os_error().into());
+    }
+    Ok(())
+}
+
+/// Build the disk image for a UKI SOURCE. The layout builder lives in
+/// `ukitool_core::disk` (the image issue); until it lands, a UKI cannot be written.
+fn synthesize(_uki: &[u8]) -> Result<ukitool_core::disk::DiskImage<'_>> {
+    bail!("writing a UKI needs the disk-image layouts of `ukitool image`, which are not available yet; write a raw image instead")
+}

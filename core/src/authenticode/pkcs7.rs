@@ -1,0 +1,410 @@
+//! The certificate table and the PKCS#7 SignedData of Authenticode (RFC 2315, the
+//! Authenticode PE specification). Parsing keeps borrowed spans of the input so the
+//! verifier can hash exactly the bytes that were signed.
+
+use const_oid::ObjectIdentifier;
+use der::Decode;
+
+use super::asn1::{self, Reader, Tlv};
+use super::cert::{self, Certificate};
+use super::hash::DigestAlgorithm;
+use super::oid;
+use crate::bytes::{self, u16_le, u32_le};
+use crate::error::{Error, Result};
+use crate::pe::PeFile;
+
+/// WIN_CERTIFICATE revision 2.0 and type PKCS#7 SignedData (WinTrust.h).
+pub const WIN_CERT_REVISION_2_0: u16 = 0x0200;
+pub const WIN_CERT_TYPE_PKCS_SIGNED_DATA: u16 = 0x0002;
+pub const WIN_CERTIFICATE_HEADER: u64 = 8;
+
+/// One WIN_CERTIFICATE entry of the certificate table.
+#[derive(Debug, Clone, Copy)]
+pub struct CertEntry<'a> {
+    /// File offset of the entry header.
+    pub offset: u64,
+    pub length: u32,
+    pub revision: u16,
+    pub cert_type: u16,
+    /// bCertificate: the DER (plus any padding the signer left).
+    pub data: &'a [u8],
+}
+
+/// Walk the certificate table: every entry inside the table, 8-byte aligned
+/// (PE/COFF spec, "The Attribute Certificate Table"). Revision and type are
+/// reported, not enforced here: a strange entry makes that signature malformed,
+/// not the whole table.
+pub fn certificate_entries<'a>(pe: &PeFile<'a>) -> Result<Vec<CertEntry<'a>>> {
+    let Some(dir) = pe.certificate_table() else {
+        return Ok(Vec::new());
+    };
+    let dir_at = pe.security_dir_offset.unwrap_or(0);
+    let start = u64::from(dir.virtual_address);
+    let end = start + u64::from(dir.size);
+    if start % 8 != 0 {
+        return Err(Error::malformed(
+            dir_at,
+            format!("certificate table at {start:#x} is not 8-byte aligned"),
+        ));
+    }
+    if end > pe.data.len() as u64 {
+        return Err(Error::malformed(
+            dir_at,
+            format!(
+                "certificate table {start:#x}..{end:#x} runs past the end of the file ({:#x})",
+                pe.data.len()
+            ),
+        ));
+    }
+    let mut out = Vec::new();
+    let mut at = start;
+    while at < end {
+        if end - at < WIN_CERTIFICATE_HEADER {
+            return Err(Error::malformed(
+                at,
+                format!("{} bytes left in the certificate table: too few for a WIN_CERTIFICATE header", end - at),
+            ));
+        }
+        let length = u32_le(pe.data, at, "WIN_CERTIFICATE")?;
+        let revision = u16_le(pe.data, at + 4, "WIN_CERTIFICATE")?;
+        let cert_type = u16_le(pe.data, at + 6, "WIN_CERTIFICATE")?;
+        let len = u64::from(length);
+        if len < WIN_CERTIFICATE_HEADER || len > end - at {
+            return Err(Error::malformed(
+                at,
+                format!("WIN_CERTIFICATE dwLength {len} must be at least 8 and fit in the table ({} bytes left)", end - at),
+            ));
+        }
+        let data = bytes::slice(pe.data, at + 8, len - 8, "WIN_CERTIFICATE data")?;
+        out.push(CertEntry {
+            offset: at,
+            length,
+            revision,
+            cert_type,
+            data,
+        });
+        // The next entry starts at the next 8-byte boundary; signers that do not pad
+        // the last entry are tolerated by ending the walk at the table's end.
+        at = bytes::align_up(at + len, 8).unwrap_or(end).min(end);
+    }
+    Ok(out)
+}
+
+/// A counter-signature or RFC 3161 timestamp attached to a signature.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Timestamp {
+    /// `counter-signature` or `rfc3161`.
+    pub kind: &'static str,
+    pub time: Option<String>,
+    pub signer_issuer_cn: Option<String>,
+    pub signer_serial: Option<String>,
+}
+
+/// The SignerInfo of an Authenticode signature.
+#[derive(Debug, Clone)]
+pub struct SignerInfo<'a> {
+    pub offset: u64,
+    /// DER Name and serial content octets (IssuerAndSerialNumber), or a key id.
+    pub issuer: Option<&'a [u8]>,
+    pub serial: Option<&'a [u8]>,
+    pub subject_key_id: Option<&'a [u8]>,
+    pub digest_algorithm: DigestAlgorithm,
+    /// The signed attributes re-encoded as a DER SET OF (what the signature covers).
+    pub signed_attrs: Option<Vec<u8>>,
+    pub message_digest: Option<&'a [u8]>,
+    pub signing_time: Option<String>,
+    pub program_name: Option<String>,
+    pub signature_algorithm: ObjectIdentifier,
+    pub signature: &'a [u8],
+    /// Nested signatures (unsigned attribute 1.3.6.1.4.1.311.2.4.1): ContentInfos.
+    pub nested: Vec<Tlv<'a>>,
+    pub timestamps: Vec<Timestamp>,
+}
+
+/// An Authenticode PKCS#7 SignedData.
+#[derive(Debug, Clone)]
+pub struct SignedData<'a> {
+    pub offset: u64,
+    /// SpcIndirectDataContent: the image digest and its algorithm.
+    pub digest_algorithm: DigestAlgorithm,
+    pub digest: &'a [u8],
+    /// The content octets of SpcIndirectDataContent (what messageDigest hashes,
+    /// RFC 2315 §9.3).
+    pub content: &'a [u8],
+    pub certificates: Vec<Certificate>,
+    pub signer: SignerInfo<'a>,
+}
+
+fn digest_alg(t: Tlv<'_>, what: &str) -> Result<DigestAlgorithm> {
+    let at = t.offset;
+    let o = asn1::algorithm(t, what)?;
+    oid::digest_algorithm(&o)
+        .ok_or_else(|| Error::malformed(at, format!("{what}: unsupported digest algorithm {o}")))
+}
+
+/// Parse a ContentInfo holding an Authenticode SignedData. `data` may carry
+/// padding after the DER; `offset` is the file offset of `data[0]`.
+pub fn parse_signed_data(data: &[u8], offset: u64) -> Result<SignedData<'_>> {
+    let mut top = Reader::new(data, offset);
+    let ci = top.expect(asn1::TAG_SEQUENCE, "ContentInfo")?;
+    parse_content_info(ci)
+}
+
+/// Parse a ContentInfo element (top-level or nested).
+pub fn parse_content_info(ci: Tlv<'_>) -> Result<SignedData<'_>> {
+    let mut r = ci.expect(asn1::TAG_SEQUENCE, "ContentInfo")?.reader();
+    let ty = r.read("ContentInfo contentType")?;
+    if ty.oid("ContentInfo contentType")? != oid::SIGNED_DATA {
+        return Err(Error::malformed(ty.offset, "ContentInfo contentType is not signedData (1.2.840.113549.1.7.2)"));
+    }
+    let explicit = r.expect(asn1::context(0), "ContentInfo content")?;
+    let mut er = explicit.reader();
+    let sd = er.expect(asn1::TAG_SEQUENCE, "SignedData")?;
+    let mut s = sd.reader();
+    s.expect(asn1::TAG_INTEGER, "SignedData version")?;
+    s.expect(asn1::TAG_SET, "SignedData digestAlgorithms")?;
+
+    // encapContentInfo: SpcIndirectDataContent.
+    let eci = s.expect(asn1::TAG_SEQUENCE, "SignedData contentInfo")?;
+    let mut e = eci.reader();
+    let ety = e.read("contentInfo contentType")?;
+    if ety.oid("contentInfo contentType")? != oid::SPC_INDIRECT_DATA {
+        return Err(Error::malformed(ety.offset, "contentInfo contentType is not SpcIndirectDataContent (1.3.6.1.4.1.311.2.1.4)"));
+    }
+    let econtent = e.expect(asn1::context(0), "SpcIndirectDataContent wrapper")?;
+    let idc = econtent
+        .reader()
+        .expect(asn1::TAG_SEQUENCE, "SpcIndirectDataContent")?;
+    let mut ir = idc.reader();
+    ir.expect(asn1::TAG_SEQUENCE, "SpcAttributeTypeAndOptionalValue")?;
+    let digest_info = ir.expect(asn1::TAG_SEQUENCE, "DigestInfo")?;
+    let mut dr = digest_info.reader();
+    let digest_algorithm = digest_alg(dr.read("DigestInfo algorithm")?, "DigestInfo algorithm")?;
+    let digest = dr.expect(asn1::TAG_OCTET_STRING, "DigestInfo digest")?;
+    if digest.value.len() != digest_algorithm.output_len() {
+        return Err(Error::malformed(
+            digest.offset,
+            format!("DigestInfo digest is {} bytes, {} needs {}", digest.value.len(), digest_algorithm.name(), digest_algorithm.output_len()),
+        ));
+    }
+
+    let mut certificates = Vec::new();
+    if let Some(certs) = s.optional(asn1::context(0), "SignedData certificates")? {
+        let mut cr = certs.reader();
+        while !cr.is_empty() {
+            let c = cr.read("certificate")?;
+            // Only X.509 certificates (SEQUENCE); attribute certificates are skipped.
+            if c.tag == asn1::TAG_SEQUENCE {
+                certificates.push(Certificate::parse(c.full, c.offset)?);
+            }
+        }
+    }
+    s.optional(asn1::context(1), "SignedData crls")?;
+    let signer_infos = s.expect(asn1::TAG_SET, "SignedData signerInfos")?;
+    let mut sr = signer_infos.reader();
+    let si = sr.expect(asn1::TAG_SEQUENCE, "SignerInfo")?;
+    if !sr.is_empty() {
+        return Err(Error::malformed(signer_infos.offset, "Authenticode allows exactly one SignerInfo; found more"));
+    }
+    let signer = parse_signer_info(si)?;
+    Ok(SignedData {
+        offset: ci.offset,
+        digest_algorithm,
+        digest: digest.value,
+        content: idc.value,
+        certificates,
+        signer,
+    })
+}
+
+/// DER SET OF ordering (X.690 §11.6): encodings compared as octet strings, the
+/// shorter padded with zeros. OpenSSL re-encodes signed attributes this way before
+/// verifying, so firmware verifies over the sorted form.
+fn der_set_order(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
+    let n = a.len().max(b.len());
+    let pa = a.iter().copied().chain(std::iter::repeat(0)).take(n);
+    let pb = b.iter().copied().chain(std::iter::repeat(0)).take(n);
+    pa.cmp(pb)
+}
+
+fn parse_signer_info(si: Tlv<'_>) -> Result<SignerInfo<'_>> {
+    let mut r = si.reader();
+    r.expect(asn1::TAG_INTEGER, "SignerInfo version")?;
+    let sid = r.read("SignerInfo sid")?;
+    let (issuer, serial, subject_key_id) = match sid.tag {
+        asn1::TAG_SEQUENCE => {
+            let mut ir = sid.reader();
+            let name = ir.expect(asn1::TAG_SEQUENCE, "IssuerAndSerialNumber issuer")?;
+            let serial = ir.expect(asn1::TAG_INTEGER, "IssuerAndSerialNumber serialNumber")?;
+            (Some(name.full), Some(serial.value), None)
+        }
+        t if t == asn1::context_primitive(0) => (None, None, Some(sid.value)),
+        t => {
+            return Err(Error::malformed(sid.offset, format!("SignerInfo sid: unexpected tag {t:#04x}")))
+        }
+    };
+    let digest_algorithm = digest_alg(r.read("SignerInfo digestAlgorithm")?, "SignerInfo digestAlgorithm")?;
+    let mut info = SignerInfo {
+        offset: si.offset,
+        issuer,
+        serial,
+        subject_key_id,
+        digest_algorithm,
+        signed_attrs: None,
+        message_digest: None,
+        signing_time: None,
+        program_name: None,
+        signature_algorithm: oid::RSA_ENCRYPTION,
+        signature: &[],
+        nested: Vec::new(),
+        timestamps: Vec::new(),
+    };
+    if let Some(attrs) = r.optional(asn1::context(0), "SignerInfo signedAttrs")? {
+        let mut ar = attrs.reader();
+        let mut encodings = Vec::new();
+        while !ar.is_empty() {
+            let a = ar.expect(asn1::TAG_SEQUENCE, "signed attribute")?;
+            encodings.push(a.full);
+            let mut a_r = a.reader();
+            let ty = a_r.read("attribute type")?.oid("attribute type")?;
+            let values = a_r.expect(asn1::TAG_SET, "attribute values")?;
+            let first = values.reader().read("attribute value");
+            match ty {
+                oid::MESSAGE_DIGEST => {
+                    if info.message_digest.is_some() {
+                        return Err(Error::malformed(a.offset, "messageDigest attribute appears twice"));
+                    }
+                    let v = first?.expect(asn1::TAG_OCTET_STRING, "messageDigest")?;
+                    info.message_digest = Some(v.value);
+                }
+                oid::SIGNING_TIME => {
+                    info.signing_time = first.ok().and_then(|v| time_string(v.full));
+                }
+                oid::SPC_SP_OPUS_INFO => {
+                    info.program_name = first.ok().and_then(opus_program_name);
+                }
+                _ => {}
+            }
+        }
+        encodings.sort_by(|a, b| der_set_order(a, b));
+        let body: usize = encodings.iter().map(|e| e.len()).sum();
+        let mut der = Vec::with_capacity(body.saturating_add(6));
+        der.push(asn1::TAG_SET);
+        asn1::encode_len(&mut der, body);
+        for e in encodings {
+            der.extend_from_slice(e);
+        }
+        info.signed_attrs = Some(der);
+    }
+    info.signature_algorithm = asn1::algorithm(
+        r.read("SignerInfo signatureAlgorithm")?,
+        "SignerInfo signatureAlgorithm",
+    )?;
+    info.signature = r.expect(asn1::TAG_OCTET_STRING, "SignerInfo signature")?.value;
+    if let Some(unsigned) = r.optional(asn1::context(1), "SignerInfo unsignedAttrs")? {
+        let mut ur = unsigned.reader();
+        while !ur.is_empty() {
+            let a = ur.expect(asn1::TAG_SEQUENCE, "unsigned attribute")?;
+            let mut a_r = a.reader();
+            let ty = a_r.read("attribute type")?.oid("attribute type")?;
+            let values = a_r.expect(asn1::TAG_SET, "attribute values")?;
+            let mut vr = values.reader();
+            while !vr.is_empty() {
+                let v = vr.read("attribute value")?;
+                match ty {
+                    oid::SPC_NESTED_SIGNATURE => info.nested.push(v),
+                    oid::COUNTER_SIGNATURE => info.timestamps.push(counter_signature(v)),
+                    oid::MS_RFC3161_TIMESTAMP => info.timestamps.push(rfc3161(v)),
+                    _ => {}
+                }
+            }
+        }
+    }
+    r.finish("SignerInfo")?;
+    Ok(info)
+}
+
+fn time_string(der: &[u8]) -> Option<String> {
+    x509_cert::time::Time::from_der(der)
+        .ok()
+        .map(|t| t.to_date_time().to_string())
+}
+
+/// SpcSpOpusInfo ::= SEQUENCE { programName [0] EXPLICIT SpcString OPTIONAL, ... };
+/// SpcString ::= CHOICE { unicode [0] IMPLICIT BMPString, ascii [1] IMPLICIT IA5String }.
+fn opus_program_name(v: Tlv<'_>) -> Option<String> {
+    let mut r = v.reader();
+    let pn = r.optional(asn1::context(0), "programName").ok()??;
+    let s = pn.reader().read("SpcString").ok()?;
+    if s.tag == asn1::context_primitive(0) {
+        let units: Vec<u16> = s
+            .value
+            .chunks_exact(2)
+            .map(|c| u16::from_be_bytes([c.first().copied().unwrap_or(0), c.get(1).copied().unwrap_or(0)]))
+            .collect();
+        Some(String::from_utf16_lossy(&units))
+    } else {
+        Some(String::from_utf8_lossy(s.value).into_owned())
+    }
+}
+
+/// A PKCS#9 counter-signature: a SignerInfo whose signed attributes hold the time.
+fn counter_signature(v: Tlv<'_>) -> Timestamp {
+    let parsed = parse_signer_info(v).ok();
+    Timestamp {
+        kind: "counter-signature",
+        time: parsed.as_ref().and_then(|s| s.signing_time.clone()),
+        signer_issuer_cn: parsed.as_ref().and_then(|s| s.issuer).and_then(cert::common_name),
+        signer_serial: parsed.as_ref().and_then(|s| s.serial).map(cert::serial_hex),
+    }
+}
+
+/// An RFC 3161 timestamp token: a SignedData whose content is a TSTInfo
+/// (genTime is its fifth field).
+fn rfc3161(v: Tlv<'_>) -> Timestamp {
+    let mut ts = Timestamp {
+        kind: "rfc3161",
+        time: None,
+        signer_issuer_cn: None,
+        signer_serial: None,
+    };
+    let walk = || -> Result<(Option<String>, Option<String>, Option<String>)> {
+        let mut r = v.reader();
+        r.read("ContentInfo contentType")?;
+        let sd = r.expect(asn1::context(0), "content")?.reader().expect(asn1::TAG_SEQUENCE, "SignedData")?;
+        let mut s = sd.reader();
+        s.read("version")?;
+        s.read("digestAlgorithms")?;
+        let eci = s.expect(asn1::TAG_SEQUENCE, "encapContentInfo")?;
+        let mut e = eci.reader();
+        e.read("eContentType")?;
+        let octets = e
+            .expect(asn1::context(0), "eContent")?
+            .reader()
+            .expect(asn1::TAG_OCTET_STRING, "eContent")?;
+        let tst = octets.reader().expect(asn1::TAG_SEQUENCE, "TSTInfo")?;
+        let mut t = tst.reader();
+        for what in ["version", "policy", "messageImprint", "serialNumber"] {
+            t.read(what)?;
+        }
+        let time = time_string(t.read("genTime")?.full);
+        s.optional(asn1::context(0), "certificates")?;
+        s.optional(asn1::context(1), "crls")?;
+        let si = s
+            .expect(asn1::TAG_SET, "signerInfos")?
+            .reader()
+            .expect(asn1::TAG_SEQUENCE, "SignerInfo")?;
+        let signer = parse_signer_info(si).ok();
+        Ok((
+            time,
+            signer.as_ref().and_then(|s| s.issuer).and_then(cert::common_name),
+            signer.as_ref().and_then(|s| s.serial).map(cert::serial_hex),
+        ))
+    };
+    if let Ok((time, cn, serial)) = walk() {
+        ts.time = time;
+        ts.signer_issuer_cn = cn;
+        ts.signer_serial = serial;
+    }
+    ts
+}

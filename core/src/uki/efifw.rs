@@ -1,0 +1,41 @@
+//! .efifw: a firmware blob with a small header (systemd 258, src/fundamental/efifw.h):
+//! u32 magic 0xFEEDDEAD, u32 header length (16), u32 fwid length, u32 payload length,
+//! then the NUL-terminated fwid, then the payload.
+
+use crate::bytes::{self, u32_le};
+use crate::error::{Error, Result};
+
+pub const MAGIC: u32 = 0xFEED_DEAD;
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Firmware {
+    pub fwid: String,
+    pub payload_size: u64,
+}
+
+/// `data` is a prefix of the section (at least header and fwid); `section_len` its full size.
+pub fn parse(data: &[u8], section_len: u64) -> Result<Firmware> {
+    let magic = u32_le(data, 0, ".efifw header")?;
+    if magic != MAGIC {
+        return Err(Error::malformed(0, format!(".efifw magic {magic:#x} is not 0xfeeddead")));
+    }
+    let hlen = u64::from(u32_le(data, 4, ".efifw header")?);
+    let fwid_len = u64::from(u32_le(data, 8, ".efifw header")?);
+    let payload_len = u64::from(u32_le(data, 12, ".efifw header")?);
+    let fwid = bytes::slice(data, hlen, fwid_len, ".efifw fwid")?;
+    // Only the header and fwid are read; the payload's extent is checked against
+    // the section size, so a large firmware blob is never touched.
+    let end = hlen + fwid_len + payload_len;
+    if end > section_len {
+        return Err(Error::Truncated {
+            what: ".efifw payload",
+            offset: hlen + fwid_len,
+            needed: payload_len,
+            available: section_len.saturating_sub(hlen + fwid_len),
+        });
+    }
+    Ok(Firmware {
+        fwid: bytes::text(fwid),
+        payload_size: payload_len,
+    })
+}

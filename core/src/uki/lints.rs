@@ -1,0 +1,271 @@
+//! Layout and UKI lints. Each check is linear, or n log n where it sorts once, in
+//! the number of sections: a hostile table of 65535 sections stays cheap.
+
+use std::collections::HashMap;
+
+use super::kernel::Kernel;
+use super::{single_copy, Blocks, Kind};
+use crate::bytes::align_up;
+use crate::lint::{Lint, Severity};
+use crate::pe::{PeFile, Section};
+
+/// Images above 2 GiB fail to load on real firmware (systemd #31452).
+pub const MAX_IMAGE: u64 = 2 * 1024 * 1024 * 1024;
+
+pub struct Facts<'p, 'a> {
+    pub pe: &'p PeFile<'a>,
+    pub kind: Kind,
+    pub blocks: &'p Blocks,
+    /// Length of the whole file (the PE view may hold only a prefix).
+    pub file_len: u64,
+    /// The kernel in .linux, for UKIs.
+    pub kernel: Option<&'p Kernel>,
+}
+
+pub fn check(f: &Facts<'_, '_>) -> Vec<Lint> {
+    let mut out = Vec::new();
+    let secs = &f.pe.sections;
+    let uki_like = matches!(f.kind, Kind::Uki | Kind::Addon);
+
+    for s in secs {
+        if s.virtual_size > s.size_of_raw_data {
+            // Normal for .bss-like data in compiled binaries (zero fill), wrong for a
+            // UKI payload: the stub would read zeros past the data (systemd #35851).
+            let payload = uki_like && super::is_known(&s.name);
+            out.push(Lint::new(
+                "virtual-size-exceeds-raw",
+                if payload { Severity::Error } else { Severity::Info },
+                format!(
+                    "{}: VirtualSize {:#x} exceeds SizeOfRawData {:#x}{}",
+                    s.name,
+                    s.virtual_size,
+                    s.size_of_raw_data,
+                    if payload { "; the stub reads zero fill as payload" } else { " (zero-filled at load)" }
+                ),
+            ));
+        }
+        if s.size_of_raw_data > 0 && s.raw_end() > f.file_len {
+            out.push(Lint::new(
+                "section-beyond-eof",
+                Severity::Error,
+                format!(
+                    "{}: raw data {:#x}..{:#x} runs past the end of the file ({:#x}); the file is truncated",
+                    s.name, s.pointer_to_raw_data, s.raw_end(), f.file_len
+                ),
+            ));
+        }
+    }
+
+    overlaps(secs, &mut out);
+
+    // Table order must follow memory order (the loader and builders assume it).
+    if let Some(w) = secs.windows(2).find(|w| w[1].virtual_address < w[0].virtual_address) {
+        out.push(Lint::new(
+            "sections-not-ascending",
+            Severity::Warning,
+            format!(
+                "{} at {:#x} follows {} at {:#x}: virtual addresses do not ascend in table order",
+                w[1].name, w[1].virtual_address, w[0].name, w[0].virtual_address
+            ),
+        ));
+    }
+
+    let sa = u64::from(f.pe.opt.section_alignment);
+    let fa = u64::from(f.pe.opt.file_alignment);
+    for s in secs {
+        let va_bad = sa > 1 && u64::from(s.virtual_address) % sa != 0;
+        let raw_bad = fa > 1 && s.size_of_raw_data > 0 && u64::from(s.pointer_to_raw_data) % fa != 0;
+        if va_bad || raw_bad {
+            out.push(Lint::new(
+                "section-misaligned",
+                Severity::Warning,
+                format!(
+                    "{}: {} (SectionAlignment {sa:#x}, FileAlignment {fa:#x})",
+                    s.name,
+                    if va_bad {
+                        format!("virtual address {:#x} is not aligned", s.virtual_address)
+                    } else {
+                        format!("file offset {:#x} is not aligned", s.pointer_to_raw_data)
+                    }
+                ),
+            ));
+        }
+    }
+
+    // The loader maps VirtualSize bytes (SizeOfRawData when VirtualSize is 0).
+    let mapped = |s: &Section| {
+        let size = if s.virtual_size == 0 { s.size_of_raw_data } else { s.virtual_size };
+        u64::from(s.virtual_address) + u64::from(size)
+    };
+    if let Some(end) = secs.iter().map(mapped).max() {
+        let want = align_up(end, sa.max(1));
+        if want != Some(u64::from(f.pe.opt.size_of_image)) {
+            out.push(Lint::new(
+                "size-of-image-mismatch",
+                Severity::Warning,
+                format!(
+                    "SizeOfImage {:#x} does not match the last section's end rounded to SectionAlignment ({})",
+                    f.pe.opt.size_of_image,
+                    want.map_or_else(|| "overflow".to_string(), |w| format!("{w:#x}"))
+                ),
+            ));
+        }
+    }
+
+    if f.kind == Kind::Uki && f.pe.nx_compat() {
+        if f.kernel.is_some_and(|k| k.is_pe && !k.nx_compat) {
+            out.push(Lint::new(
+                "nx-compat-without-kernel-support",
+                Severity::Error,
+                "the UKI claims NX_COMPAT but its kernel does not; firmware enforcing NX may fail to boot it (systemd #38545)",
+            ));
+        }
+    }
+
+    let image = u64::from(f.pe.opt.size_of_image).max(f.file_len);
+    if image > MAX_IMAGE {
+        out.push(Lint::new(
+            "image-over-2gib",
+            Severity::Error,
+            format!("the image is {image} bytes; images over 2 GiB fail to load on real firmware (systemd #31452)"),
+        ));
+    }
+
+    if uki_like {
+        duplicates(secs, f.blocks, &mut out);
+        let has = |n: &str| secs.iter().any(|s| s.name == n);
+        if !has(".sbat") {
+            out.push(Lint::new(
+                "missing-sbat",
+                Severity::Warning,
+                "no .sbat section; shim refuses binaries without SBAT under Secure Boot",
+            ));
+        }
+        match (has(".pcrsig"), has(".pcrpkey")) {
+            (true, false) => out.push(Lint::new(
+                "pcrsig-without-pcrpkey",
+                Severity::Warning,
+                ".pcrsig is present without .pcrpkey; the signed policies cannot be used to unlock",
+            )),
+            (false, true) => out.push(Lint::new(
+                "pcrpkey-without-pcrsig",
+                Severity::Info,
+                ".pcrpkey is present without .pcrsig; no signed PCR policy is shipped",
+            )),
+            _ => {}
+        }
+    }
+
+    trailing(f, &mut out);
+    out
+}
+
+/// Overlaps in memory (VA ranges) and in the file (raw ranges), one sort each:
+/// after sorting by start, a range overlaps an earlier one exactly when it starts
+/// before the furthest end seen so far.
+fn overlaps(secs: &[Section], out: &mut Vec<Lint>) {
+    let mut report = |what: &str, ranges: Vec<(u64, u64, &str)>| {
+        let mut ranges = ranges;
+        ranges.sort_by_key(|r| (r.0, r.1));
+        let mut furthest: Option<(u64, &str)> = None;
+        for (start, end, name) in ranges {
+            if let Some((fend, fname)) = furthest {
+                if start < fend {
+                    out.push(Lint::new(
+                        "sections-overlap",
+                        Severity::Error,
+                        format!("{name} overlaps {fname} in the {what} ({start:#x} < {fend:#x})"),
+                    ));
+                }
+            }
+            if furthest.is_none_or(|(fend, _)| end > fend) {
+                furthest = Some((end, name));
+            }
+        }
+    };
+    report(
+        "image",
+        secs.iter()
+            .filter(|s| s.virtual_size > 0)
+            .map(|s| (u64::from(s.virtual_address), s.virtual_end(), s.name.as_str()))
+            .collect(),
+    );
+    report(
+        "file",
+        secs.iter()
+            .filter(|s| s.size_of_raw_data > 0)
+            .map(|s| (u64::from(s.pointer_to_raw_data), s.raw_end(), s.name.as_str()))
+            .collect(),
+    );
+}
+
+/// A name the stub reads once per block appears twice in the base or a profile.
+fn duplicates(secs: &[Section], blocks: &Blocks, out: &mut Vec<Lint>) {
+    let all = std::iter::once((None, &blocks.base)).chain(
+        blocks
+            .profiles
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (Some(i), r)),
+    );
+    for (profile, range) in all {
+        let mut seen: HashMap<&str, u32> = HashMap::new();
+        for s in secs.get(range.clone()).unwrap_or_default() {
+            if !single_copy(&s.name) {
+                continue;
+            }
+            let n = seen.entry(s.name.as_str()).or_insert(0);
+            *n += 1;
+            if *n == 2 {
+                let block = profile.map_or_else(|| "the base".to_string(), |p| format!("profile @{p}"));
+                out.push(Lint::new(
+                    "duplicate-section",
+                    Severity::Error,
+                    format!("{} appears more than once in {block}; the stub uses only one", s.name),
+                ));
+            }
+        }
+    }
+}
+
+/// Bytes after the last section other than the certificate table and the up-to-7
+/// bytes of padding signers put before it: usually a COFF symbol table that a
+/// correct UKI builder drops (sbverify warns about it, and it is hashed).
+fn trailing(f: &Facts<'_, '_>, out: &mut Vec<Lint>) {
+    let end = f
+        .pe
+        .end_of_section_data()
+        .max(u64::from(f.pe.opt.size_of_headers));
+    let mut extra: u64 = 0;
+    match f.pe.certificate_table() {
+        Some(c) => {
+            let start = u64::from(c.virtual_address);
+            let cend = start + u64::from(c.size);
+            if start >= end {
+                let gap = start - end;
+                if gap >= 8 {
+                    extra += gap;
+                }
+            }
+            let padded = align_up(cend, 8).unwrap_or(cend);
+            extra += f.file_len.saturating_sub(padded.max(end));
+        }
+        None => extra += f.file_len.saturating_sub(end),
+    }
+    if extra > 0 {
+        let sym = f.pe.coff.pointer_to_symbol_table;
+        let what = if sym != 0 && u64::from(sym) >= end {
+            format!(
+                " (a COFF symbol table of {} symbols at {sym:#x})",
+                f.pe.coff.number_of_symbols
+            )
+        } else {
+            String::new()
+        };
+        out.push(Lint::new(
+            "trailing-data",
+            Severity::Warning,
+            format!("{extra} bytes after the last section{what}; it is covered by the signature but loaded by nothing"),
+        ));
+    }
+}
