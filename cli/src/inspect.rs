@@ -1,19 +1,470 @@
-//! `ukitool inspect` and `ukitool extract`.
+//! `ukitool inspect` and `ukitool extract`: argument parsing, the human printer,
+//! and safe output files. The work is done by ukitool_core::{inspect, extract}.
 
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{bail, Context, Result};
+use ukitool_core::disk;
+use ukitool_core::inspect::{self, InspectOptions, Report};
+use ukitool_core::lint::Severity;
+
+use crate::input::Input;
 
 #[derive(clap::Args)]
-pub struct InspectArgs {}
-
-#[derive(clap::Args)]
-pub struct ExtractArgs {}
-
-pub fn run_inspect(_a: InspectArgs) -> Result<ExitCode> {
-    anyhow::bail!("inspect is not implemented yet")
+pub struct InspectArgs {
+    /// PE, UKI, addon or raw disk image; `-` reads stdin
+    pub file: PathBuf,
+    /// Print the report as JSON (fields documented in docs/json.md)
+    #[arg(long)]
+    pub json: bool,
+    /// Skip per-section sha256: read only headers and metadata sections
+    #[arg(long)]
+    pub no_hash: bool,
 }
 
-pub fn run_extract(_a: ExtractArgs) -> Result<ExitCode> {
-    anyhow::bail!("extract is not implemented yet")
+#[derive(clap::Args)]
+pub struct ExtractArgs {
+    /// The UKI or PE to read; `-` reads stdin
+    pub file: PathBuf,
+    /// Section name (.linux or linux); omit with --all
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    pub section: Option<String>,
+    /// Output file, `-` for stdout (the default); with --all, the output directory
+    #[arg(short, long)]
+    pub output: Option<PathBuf>,
+    /// Extract every section under its conventional name into the -o directory
+    #[arg(long, requires = "output")]
+    pub all: bool,
+    /// Take sections from profile N (falling back to the base)
+    #[arg(long, value_name = "N")]
+    pub profile: Option<u32>,
+    /// Overwrite existing output files
+    #[arg(long)]
+    pub force: bool,
+}
+
+pub fn run_inspect(a: InspectArgs) -> Result<ExitCode> {
+    let data = Input::open(&a.file)?;
+    let mut out = io::stdout().lock();
+    if disk::inspect::looks_like_disk(&data) {
+        let r = disk::inspect::inspect_disk(&data)?;
+        serde_json::to_writer_pretty(&mut out, &r)?;
+        writeln!(out)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let opts = if a.no_hash {
+        InspectOptions::NO_HASH
+    } else {
+        InspectOptions::default()
+    };
+    let report = inspect::inspect(&data, &opts).with_context(|| a.file.display().to_string())?;
+    if a.json {
+        serde_json::to_writer_pretty(&mut out, &report)?;
+        writeln!(out)?;
+    } else {
+        let name = a.file.display().to_string();
+        print_report(&mut out, &name, &report)?;
+    }
+    out.flush()?;
+    // The report is printed in full; a broken file still ends as exit 2 with one line.
+    let errors: Vec<&str> = report
+        .lints
+        .iter()
+        .filter(|l| l.severity == Severity::Error)
+        .map(|l| l.id)
+        .collect();
+    let mut errors = errors;
+    errors.dedup();
+    if !errors.is_empty() {
+        bail!(
+            "{}: {} error lint(s): {}",
+            a.file.display(),
+            errors.len(),
+            errors.join(", ")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn hex_or(v: Option<String>) -> String {
+    v.unwrap_or_else(|| "-".into())
+}
+
+/// The human report: one fact per line, labels aligned, tables with fixed columns.
+pub fn print_report(w: &mut dyn Write, file: &str, r: &Report) -> io::Result<()> {
+    let p = &r.pe;
+    let kv = |w: &mut dyn Write, k: &str, v: &str| writeln!(w, "{k:<18}{v}");
+    kv(w, "File:", &format!("{file} ({} bytes)", r.file_size))?;
+    kv(w, "Kind:", r.kind.as_str())?;
+    if let Some(s) = &r.stub {
+        kv(w, "Stub:", s)?;
+    }
+    kv(
+        w,
+        "Format:",
+        &format!(
+            "{} {} ({:#06x}), subsystem {} ({})",
+            match p.format {
+                ukitool_core::pe::Format::Pe32 => "PE32",
+                ukitool_core::pe::Format::Pe32Plus => "PE32+",
+            },
+            p.machine_name.unwrap_or("unknown"),
+            p.machine,
+            p.subsystem_name.unwrap_or("unknown"),
+            p.subsystem
+        ),
+    )?;
+    kv(w, "Entry point:", &format!("{:#x}", p.entry_point))?;
+    kv(w, "Image base:", &format!("{:#x}", p.image_base))?;
+    kv(
+        w,
+        "Alignment:",
+        &format!(
+            "section {:#x}, file {:#x}",
+            p.section_alignment, p.file_alignment
+        ),
+    )?;
+    kv(w, "SizeOfImage:", &format!("{:#x}", p.size_of_image))?;
+    kv(w, "SizeOfHeaders:", &format!("{:#x}", p.size_of_headers))?;
+    kv(w, "Checksum:", &format!("{:#x}", p.checksum))?;
+    kv(w, "Timestamp:", &p.timestamp.to_string())?;
+    kv(
+        w,
+        "Characteristics:",
+        &format!(
+            "{:#06x} {}",
+            p.characteristics,
+            p.characteristics_names.join(" ")
+        ),
+    )?;
+    kv(
+        w,
+        "DllChars:",
+        &format!(
+            "{:#06x} {}",
+            p.dll_characteristics,
+            p.dll_characteristics_names.join(" ")
+        )
+        .trim_end()
+        .to_string(),
+    )?;
+    kv(
+        w,
+        "Certificates:",
+        &p.certificate_table.map_or_else(
+            || "none".into(),
+            |c| {
+                format!(
+                    "{:#x}..{:#x} ({} bytes)",
+                    c.offset,
+                    c.offset + c.size,
+                    c.size
+                )
+            },
+        ),
+    )?;
+    if let Some(s) = p.symbol_table {
+        kv(
+            w,
+            "Symbol table:",
+            &format!("{:#x} ({} symbols)", s.offset, s.symbols),
+        )?;
+    }
+    let dirs: Vec<String> = p
+        .data_directories
+        .iter()
+        .filter(|d| d.virtual_address != 0 || d.size != 0)
+        .map(|d| format!("{} {:#x}+{:#x}", d.name, d.virtual_address, d.size))
+        .collect();
+    kv(
+        w,
+        "Data dirs:",
+        &if dirs.is_empty() {
+            "none".into()
+        } else {
+            dirs.join(", ")
+        },
+    )?;
+
+    writeln!(w)?;
+    writeln!(w, "Sections:")?;
+    let nw = r
+        .sections
+        .iter()
+        .map(|s| s.name.len())
+        .max()
+        .unwrap_or(4)
+        .max(4);
+    writeln!(
+        w,
+        "  {:>3}  {:<nw$}  {:>10}  {:>10}  {:>10}  {:>10}  {:<4}  {:<4}  sha256",
+        "#", "name", "vaddr", "vsize", "offset", "rawsize", "prot", "prof"
+    )?;
+    for s in &r.sections {
+        let c = s.characteristics;
+        let prot = format!(
+            "{}{}{}",
+            if c & 0x4000_0000 != 0 { 'r' } else { '-' },
+            if c & 0x8000_0000 != 0 { 'w' } else { '-' },
+            if c & 0x2000_0000 != 0 { 'x' } else { '-' },
+        );
+        writeln!(
+            w,
+            "  {:>3}  {:<nw$}  {:>#10x}  {:>#10x}  {:>#10x}  {:>#10x}  {:<4}  {:<4}  {}",
+            s.index,
+            s.name,
+            s.virtual_address,
+            s.virtual_size,
+            s.file_offset,
+            s.raw_size,
+            prot,
+            s.profile.map_or_else(|| "-".into(), |p| format!("@{p}")),
+            hex_or(s.sha256.clone())
+        )?;
+    }
+
+    if let Some(o) = &r.os_release {
+        writeln!(w)?;
+        writeln!(w, "os-release:")?;
+        let kw = o.0.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+        for (k, v) in &o.0 {
+            writeln!(w, "  {k:<kw$}  {v}")?;
+        }
+    }
+    let mut any_meta = false;
+    let mut meta = |w: &mut dyn Write, k: &str, v: &str| -> io::Result<()> {
+        if !any_meta {
+            writeln!(w)?;
+            any_meta = true;
+        }
+        writeln!(w, "{k:<18}{v}")
+    };
+    if let Some(c) = &r.cmdline {
+        meta(w, "Cmdline:", c)?;
+    }
+    if let Some(u) = &r.uname {
+        meta(w, "Uname:", u)?;
+    }
+    if let Some(k) = &r.kernel {
+        meta(
+            w,
+            "Kernel:",
+            &format!(
+                "{}; boot protocol {}; {}; {}",
+                k.version.as_deref().unwrap_or("version unknown"),
+                k.boot_protocol.as_deref().unwrap_or("-"),
+                if k.signed { "signed" } else { "unsigned" },
+                if k.nx_compat {
+                    "NX_COMPAT"
+                } else {
+                    "no NX_COMPAT"
+                }
+            ),
+        )?;
+    }
+    if let Some(s) = &r.splash {
+        meta(
+            w,
+            "Splash:",
+            &format!("{}x{}, {} bpp", s.width, s.height, s.bits_per_pixel),
+        )?;
+    }
+    if let Some(k) = &r.pcrpkey {
+        meta(
+            w,
+            "PCR key:",
+            &format!(
+                "{}{}, sha256 {}",
+                k.key_type,
+                k.bits.map_or_else(String::new, |b| format!(" {b} bits")),
+                k.fingerprint
+            ),
+        )?;
+    }
+    if let Some(s) = &r.pcrsig {
+        let pcrs: Vec<String> = s.pcrs.iter().map(u32::to_string).collect();
+        meta(
+            w,
+            "PCR signature:",
+            &format!(
+                "{} policies; banks {}; PCRs {}; keys {}",
+                s.entries,
+                s.banks.join(","),
+                pcrs.join(","),
+                s.pkfp.join(",")
+            ),
+        )?;
+    }
+    for f in &r.efifw {
+        meta(
+            w,
+            "Firmware:",
+            &format!("{} ({} bytes)", f.fwid, f.payload_size),
+        )?;
+    }
+
+    if let Some(sbat) = &r.sbat {
+        writeln!(w)?;
+        writeln!(w, "SBAT:")?;
+        let rows: Vec<[&str; 6]> = sbat
+            .iter()
+            .map(|e| {
+                [
+                    e.component.as_str(),
+                    e.generation.as_str(),
+                    e.vendor.as_str(),
+                    e.package.as_str(),
+                    e.version.as_str(),
+                    e.url.as_str(),
+                ]
+            })
+            .collect();
+        table(w, &rows)?;
+    }
+    if let Some(h) = &r.hwids {
+        writeln!(w)?;
+        writeln!(w, "HWIDs:")?;
+        let rows: Vec<[&str; 3]> = h
+            .iter()
+            .map(|e| [e.chid.as_str(), e.name.as_str(), e.compatible.as_str()])
+            .collect();
+        table(w, &rows)?;
+    }
+    if !r.profiles.is_empty() {
+        writeln!(w)?;
+        writeln!(w, "Profiles:")?;
+        writeln!(w, "  base  {}", r.base_sections.join(" "))?;
+        for p in &r.profiles {
+            writeln!(
+                w,
+                "  @{:<3}  {}  id={} title={}",
+                p.index,
+                p.sections.join(" "),
+                p.id.as_deref().unwrap_or("-"),
+                p.title.as_deref().unwrap_or("-")
+            )?;
+            if let Some(c) = &p.cmdline {
+                writeln!(w, "        cmdline: {c}")?;
+            }
+        }
+    }
+    if !r.signatures.is_empty() {
+        writeln!(w)?;
+        writeln!(w, "Signatures:")?;
+        for s in &r.signatures {
+            writeln!(w, "  {}", s.line)?;
+        }
+    }
+    writeln!(w)?;
+    if r.lints.is_empty() {
+        writeln!(w, "Lints:            none")?;
+    } else {
+        writeln!(w, "Lints:")?;
+        for l in &r.lints {
+            let sev = match l.severity {
+                Severity::Info => "info",
+                Severity::Warning => "warning",
+                Severity::Error => "error",
+            };
+            writeln!(w, "  {sev:<7}  {}: {}", l.id, l.message)?;
+        }
+    }
+    Ok(())
+}
+
+/// Left-aligned columns, two spaces apart, no trailing blanks.
+fn table<const N: usize>(w: &mut dyn Write, rows: &[[&str; N]]) -> io::Result<()> {
+    let mut widths = [0usize; N];
+    for r in rows {
+        for (wd, c) in widths.iter_mut().zip(r) {
+            *wd = (*wd).max(c.chars().count());
+        }
+    }
+    for r in rows {
+        let mut line = String::from(" ");
+        for (c, wd) in r.iter().zip(widths) {
+            line.push(' ');
+            line.push_str(&format!("{c:<wd$} "));
+        }
+        writeln!(w, "{}", line.trim_end())?;
+    }
+    Ok(())
+}
+
+pub fn run_extract(a: ExtractArgs) -> Result<ExitCode> {
+    use ukitool_core::extract;
+    let data = Input::open(&a.file)?;
+    if a.all {
+        let dir = a.output.context("--all needs -o DIR")?;
+        let parts = extract::all(&data, a.profile).with_context(|| a.file.display().to_string())?;
+        fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        // Refuse before writing anything, so a refused run leaves no partial set.
+        if !a.force {
+            if let Some((n, _)) = parts.iter().find(|(n, _)| dir.join(n).exists()) {
+                bail!("{} exists; use --force to overwrite", dir.join(n).display());
+            }
+        }
+        for (name, bytes) in &parts {
+            write_file(&dir.join(name), bytes, a.force)?;
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let name = a.section.context("name a section, or use --all")?;
+    let bytes =
+        extract::section(&data, &name, a.profile).with_context(|| a.file.display().to_string())?;
+    match a.output.as_deref() {
+        None => write_stdout(bytes)?,
+        Some(p) if p == Path::new("-") => write_stdout(bytes)?,
+        Some(p) => write_file(p, bytes, a.force)?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn write_stdout(bytes: &[u8]) -> Result<()> {
+    let mut out = io::stdout().lock();
+    out.write_all(bytes).context("writing stdout")?;
+    out.flush().context("writing stdout")?;
+    Ok(())
+}
+
+/// Write through a temporary file in the same directory, then move it into place:
+/// a crash never leaves a half-written output. Without `force` the move is a hard
+/// link, which fails if the target appeared meanwhile, so nothing is overwritten.
+fn write_file(path: &Path, bytes: &[u8], force: bool) -> Result<()> {
+    if !force && path.exists() {
+        bail!("{} exists; use --force to overwrite", path.display());
+    }
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let base = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "out".into());
+    let tmp = dir.join(format!(".{base}.ukitool-tmp.{}", std::process::id()));
+    let result = (|| -> Result<()> {
+        let mut f =
+            fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+        f.write_all(bytes)
+            .and_then(|()| f.sync_all())
+            .with_context(|| format!("writing {}", tmp.display()))?;
+        if force {
+            fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
+        } else {
+            fs::hard_link(&tmp, path).map_err(|e| {
+                if e.kind() == io::ErrorKind::AlreadyExists {
+                    anyhow::anyhow!("{} exists; use --force to overwrite", path.display())
+                } else {
+                    anyhow::Error::new(e).context(format!("creating {}", path.display()))
+                }
+            })?;
+        }
+        Ok(())
+    })();
+    let _ = fs::remove_file(&tmp);
+    result
 }

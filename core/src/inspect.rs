@@ -28,11 +28,25 @@ use crate::uki::{self, Blocks, Kind};
 pub struct InspectOptions {
     /// Compute each section's sha256 (the only full pass over the payloads).
     pub hash: bool,
+    /// Check the Authenticode signatures: this hashes the whole image, so it is a
+    /// second full pass; `--no-hash` turns it off with the section hashes.
+    pub signatures: bool,
+}
+
+impl InspectOptions {
+    /// Headers and metadata only: no pass over the payloads.
+    pub const NO_HASH: InspectOptions = InspectOptions {
+        hash: false,
+        signatures: false,
+    };
 }
 
 impl Default for InspectOptions {
     fn default() -> Self {
-        InspectOptions { hash: true }
+        InspectOptions {
+            hash: true,
+            signatures: true,
+        }
     }
 }
 
@@ -96,13 +110,25 @@ fn wanted(name: &str) -> Option<u64> {
 /// The file ranges (offset, length) that [`inspect_pe`] reads without hashing,
 /// besides the headers already parsed.
 pub fn needed_ranges(pe: &PeFile<'_>) -> Vec<(u64, u64)> {
-    pe.sections
+    let mut r: Vec<(u64, u64)> = pe
+        .sections
         .iter()
         .filter_map(|s| {
             let cap = wanted(&s.name)?;
-            Some((u64::from(s.pointer_to_raw_data), u64::from(s.payload_len()).min(cap)))
+            Some((
+                u64::from(s.pointer_to_raw_data),
+                u64::from(s.payload_len()).min(cap),
+            ))
         })
-        .collect()
+        .collect();
+    // The setup header of a bare kernel, and the string table's size field.
+    r.push((0, kernel::PREFIX_LEN.min(pe.file_len)));
+    if let Some(at) = pe.string_table_offset() {
+        if at.saturating_add(4) <= pe.file_len {
+            r.push((at, 4));
+        }
+    }
+    r
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -260,7 +286,11 @@ pub fn inspect_pe(pe: &PeFile<'_>, src: &dyn ByteSource, opts: &InspectOptions) 
     let splash = blocks
         .lookup(secs, ".splash", None)
         .and_then(|i| rd.get(i))
-        .and_then(|d| uki::bmp::parse(d).map_err(|e| undecodable(".splash", e)).ok());
+        .and_then(|d| {
+            uki::bmp::parse(d)
+                .map_err(|e| undecodable(".splash", e))
+                .ok()
+        });
     let pcrpkey = blocks
         .lookup(secs, ".pcrpkey", None)
         .and_then(|i| rd.get(i))
@@ -280,7 +310,11 @@ pub fn inspect_pe(pe: &PeFile<'_>, src: &dyn ByteSource, opts: &InspectOptions) 
     let hwids = blocks
         .lookup(secs, ".hwids", None)
         .and_then(|i| rd.get(i))
-        .and_then(|d| uki::hwids::parse(d).map_err(|e| undecodable(".hwids", e)).ok());
+        .and_then(|d| {
+            uki::hwids::parse(d)
+                .map_err(|e| undecodable(".hwids", e))
+                .ok()
+        });
     let mut efifw = Vec::new();
     for (i, s) in secs.iter().enumerate().filter(|(_, s)| s.name == ".efifw") {
         if let Some(d) = rd.get(i) {
@@ -359,10 +393,20 @@ pub fn inspect_pe(pe: &PeFile<'_>, src: &dyn ByteSource, opts: &InspectOptions) 
         blocks: &blocks,
         file_len,
         kernel: kernel.as_ref(),
+        string_table_size: pe
+            .string_table_offset()
+            .and_then(|at| src.read(at, 4))
+            .and_then(|b| b.try_into().ok())
+            .map(|b: [u8; 4]| u64::from(u32::from_le_bytes(b))),
     }));
     lints.extend(rd.missing);
-    let (signatures, sig_lints) = authenticode::inspect_signatures(pe);
-    lints.extend(sig_lints);
+    let signatures = if opts.signatures {
+        let (signatures, sig_lints) = authenticode::inspect_signatures(pe);
+        lints.extend(sig_lints);
+        signatures
+    } else {
+        Vec::new()
+    };
 
     Report {
         kind,

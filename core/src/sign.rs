@@ -1,1 +1,491 @@
-//! Authenticode signing: PKCS#7 SignedData over the image hash, appended to the certificate table.
+//! Authenticode signing: PKCS#7 SignedData over the image hash, appended to the
+//! certificate table.
+//!
+//! The SignedData is what sbsign writes (RFC 2315, Microsoft Authenticode spec):
+//! content SpcIndirectDataContent (SPC_PE_IMAGE_DATA + the sha256 image digest),
+//! signed attributes contentType, messageDigest and an empty SpcSpOpusInfo (plus
+//! signingTime only when the caller passes one), the signer certificate and any chain
+//! certificates. RSA signatures are PKCS#1 v1.5 (deterministic); ECDSA P-256 uses
+//! RFC 6979 nonces, so signing needs no randomness either.
+
+use cms::cert::{CertificateChoices, IssuerAndSerialNumber};
+use cms::content_info::{CmsVersion, ContentInfo};
+use cms::signed_data::{
+    CertificateSet, EncapsulatedContentInfo, SignedData, SignerIdentifier, SignerInfo, SignerInfos,
+};
+use const_oid::ObjectIdentifier;
+use der::asn1::{Any, OctetString, SetOfVec};
+use der::{Decode, Encode};
+use spki::{AlgorithmIdentifierOwned, EncodePublicKey};
+use x509_cert::attr::Attribute;
+use x509_cert::Certificate;
+
+use crate::authenticode::hash::{image_digest, DigestAlgorithm};
+use crate::error::{Error, Result};
+use crate::pe::PeFile;
+
+const OID_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.1");
+const OID_RSA_ENCRYPTION: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
+const OID_ECDSA_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.2");
+const OID_EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
+const OID_P256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
+const OID_SIGNED_DATA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.2");
+const OID_CONTENT_TYPE: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.3");
+const OID_MESSAGE_DIGEST: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.4");
+const OID_SIGNING_TIME: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.5");
+/// SPC_INDIRECT_DATA_OBJID
+pub const OID_SPC_INDIRECT_DATA: ObjectIdentifier =
+    ObjectIdentifier::new_unwrap("1.3.6.1.4.1.311.2.1.4");
+/// SPC_PE_IMAGE_DATAOBJ
+const OID_SPC_PE_IMAGE_DATA: ObjectIdentifier =
+    ObjectIdentifier::new_unwrap("1.3.6.1.4.1.311.2.1.15");
+/// SPC_SP_OPUS_INFO_OBJID
+const OID_SPC_SP_OPUS_INFO: ObjectIdentifier =
+    ObjectIdentifier::new_unwrap("1.3.6.1.4.1.311.2.1.12");
+
+/// WIN_CERTIFICATE revision 2.0 and type PKCS_SIGNED_DATA.
+const WIN_CERT_REVISION_2_0: u16 = 0x0200;
+const WIN_CERT_TYPE_PKCS_SIGNED_DATA: u16 = 0x0002;
+
+/// A private key that can sign: RSA (2048-4096 bits) or ECDSA P-256.
+#[derive(Clone)]
+pub enum SigningKey {
+    Rsa(Box<rsa::RsaPrivateKey>),
+    EcP256(p256::ecdsa::SigningKey),
+}
+
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.describe())
+    }
+}
+
+fn crypto(what: &str) -> impl Fn(String) -> Error + '_ {
+    move |e| Error::Crypto(format!("{what}: {e}"))
+}
+
+impl SigningKey {
+    /// Load a PEM private key: PKCS#1 (`RSA PRIVATE KEY`), PKCS#8 (`PRIVATE KEY`),
+    /// encrypted PKCS#8 (`ENCRYPTED PRIVATE KEY`, needs `password`) or SEC1
+    /// (`EC PRIVATE KEY`).
+    pub fn from_pem(pem: &str, password: Option<&[u8]>) -> Result<Self> {
+        use pkcs1::DecodeRsaPrivateKey;
+        use pkcs8::der::pem::PemLabel;
+        let (label, der) = der::pem::decode_vec(pem.trim().as_bytes())
+            .map_err(|e| crypto("private key PEM")(e.to_string()))?;
+        match label {
+            "RSA PRIVATE KEY" => {
+                let k = rsa::RsaPrivateKey::from_pkcs1_der(&der)
+                    .map_err(|e| crypto("PKCS#1 RSA key")(e.to_string()))?;
+                Self::rsa(k)
+            }
+            l if l == pkcs8::PrivateKeyInfo::PEM_LABEL => Self::from_pkcs8_der(&der),
+            l if l == pkcs8::EncryptedPrivateKeyInfo::PEM_LABEL => {
+                let pw = password.ok_or_else(|| {
+                    Error::Crypto("the private key is encrypted: a password is needed".into())
+                })?;
+                let info = pkcs8::EncryptedPrivateKeyInfo::from_der(&der)
+                    .map_err(|e| crypto("encrypted PKCS#8 key")(e.to_string()))?;
+                let doc = info.decrypt(pw).map_err(|e| {
+                    crypto("decrypting the PKCS#8 key (wrong password?)")(e.to_string())
+                })?;
+                Self::from_pkcs8_der(doc.as_bytes())
+            }
+            "EC PRIVATE KEY" => {
+                let k = p256::SecretKey::from_sec1_der(&der)
+                    .map_err(|e| crypto("SEC1 EC key (only P-256 is supported)")(e.to_string()))?;
+                Ok(SigningKey::EcP256(k.into()))
+            }
+            other => Err(Error::Crypto(format!(
+                "unsupported PEM label {other:?}: expected an RSA or P-256 private key"
+            ))),
+        }
+    }
+
+    fn from_pkcs8_der(der: &[u8]) -> Result<Self> {
+        use pkcs8::DecodePrivateKey;
+        let info = pkcs8::PrivateKeyInfo::from_der(der)
+            .map_err(|e| crypto("PKCS#8 key")(e.to_string()))?;
+        let alg = info.algorithm.oid;
+        if alg == OID_RSA_ENCRYPTION {
+            let k = rsa::RsaPrivateKey::from_pkcs8_der(der)
+                .map_err(|e| crypto("PKCS#8 RSA key")(e.to_string()))?;
+            Self::rsa(k)
+        } else if alg == OID_EC_PUBLIC_KEY {
+            let curve = info
+                .algorithm
+                .parameters_oid()
+                .map_err(|e| crypto("EC key curve")(e.to_string()))?;
+            if curve != OID_P256 {
+                return Err(Error::Crypto(format!(
+                    "EC key on curve {curve}: only P-256 is supported"
+                )));
+            }
+            let k = p256::SecretKey::from_pkcs8_der(der)
+                .map_err(|e| crypto("PKCS#8 P-256 key")(e.to_string()))?;
+            Ok(SigningKey::EcP256(k.into()))
+        } else {
+            Err(Error::Crypto(format!(
+                "key algorithm {alg} is not supported (RSA or ECDSA P-256)"
+            )))
+        }
+    }
+
+    fn rsa(k: rsa::RsaPrivateKey) -> Result<Self> {
+        use rsa::traits::PublicKeyParts;
+        let bits = k.n().bits();
+        if !(2048..=4096).contains(&bits) {
+            return Err(Error::Crypto(format!(
+                "RSA key has {bits} bits: 2048 to 4096 are supported"
+            )));
+        }
+        Ok(SigningKey::Rsa(Box::new(k)))
+    }
+
+    /// "RSA 2048" or "ECDSA P-256".
+    pub fn describe(&self) -> String {
+        use rsa::traits::PublicKeyParts;
+        match self {
+            SigningKey::Rsa(k) => format!("RSA {}", k.n().bits()),
+            SigningKey::EcP256(_) => "ECDSA P-256".into(),
+        }
+    }
+
+    /// The DER SubjectPublicKeyInfo of the public key.
+    pub fn public_key_der(&self) -> Result<Vec<u8>> {
+        let doc = match self {
+            SigningKey::Rsa(k) => k.to_public_key().to_public_key_der(),
+            SigningKey::EcP256(k) => k.verifying_key().to_public_key_der(),
+        }
+        .map_err(|e| crypto("encoding the public key")(e.to_string()))?;
+        Ok(doc.as_bytes().to_vec())
+    }
+
+    /// The public key as PEM (`PUBLIC KEY`), as `.pcrpkey` holds it.
+    pub fn public_key_pem(&self) -> Result<String> {
+        let der = self.public_key_der()?;
+        der::pem::encode_string("PUBLIC KEY", der::pem::LineEnding::LF, &der)
+            .map_err(|e| crypto("encoding the public key")(e.to_string()))
+    }
+
+    /// RSASSA-PKCS1-v1_5 with SHA-256 over `msg` (RSA keys only).
+    pub fn sign_pkcs1v15_sha256(&self, msg: &[u8]) -> Result<Vec<u8>> {
+        use signature::{SignatureEncoding, Signer};
+        match self {
+            SigningKey::Rsa(k) => {
+                let sk = rsa::pkcs1v15::SigningKey::<sha2::Sha256>::new((**k).clone());
+                let sig = sk
+                    .try_sign(msg)
+                    .map_err(|e| crypto("RSA signature")(e.to_string()))?;
+                Ok(sig.to_vec())
+            }
+            SigningKey::EcP256(_) => Err(Error::Crypto(
+                "this needs an RSA key (systemd's .pcrsig uses RSA)".into(),
+            )),
+        }
+    }
+
+    /// Sign `msg` with SHA-256: PKCS#1 v1.5 for RSA, DER ECDSA for P-256; returns the
+    /// signature and the SignerInfo's digestEncryptionAlgorithm.
+    fn sign_sha256(&self, msg: &[u8]) -> Result<(Vec<u8>, AlgorithmIdentifierOwned)> {
+        use signature::Signer;
+        match self {
+            SigningKey::Rsa(_) => Ok((
+                self.sign_pkcs1v15_sha256(msg)?,
+                // sbsign writes rsaEncryption with NULL parameters.
+                AlgorithmIdentifierOwned {
+                    oid: OID_RSA_ENCRYPTION,
+                    parameters: Some(Any::null()),
+                },
+            )),
+            SigningKey::EcP256(k) => {
+                let sig: p256::ecdsa::Signature = k
+                    .try_sign(msg)
+                    .map_err(|e| crypto("ECDSA signature")(e.to_string()))?;
+                Ok((
+                    sig.to_der().as_bytes().to_vec(),
+                    AlgorithmIdentifierOwned {
+                        oid: OID_ECDSA_SHA256,
+                        parameters: None,
+                    },
+                ))
+            }
+        }
+    }
+}
+
+/// Parse every certificate in a PEM bundle; returns their DER.
+pub fn certificates_from_pem(pem: &[u8]) -> Result<Vec<Vec<u8>>> {
+    let certs =
+        Certificate::load_pem_chain(pem).map_err(|e| crypto("certificate PEM")(e.to_string()))?;
+    if certs.is_empty() {
+        return Err(Error::Crypto("no certificate in the PEM input".into()));
+    }
+    certs
+        .iter()
+        .map(|c| c.to_der().map_err(|e| crypto("certificate")(e.to_string())))
+        .collect()
+}
+
+/// What to sign with.
+#[derive(Debug, Clone)]
+pub struct SignOptions<'a> {
+    pub key: &'a SigningKey,
+    /// The signer's certificate (DER); its public key must match `key`.
+    pub cert: &'a [u8],
+    /// Extra certificates to include (DER), e.g. intermediates.
+    pub chain: Vec<&'a [u8]>,
+    /// Add a signature to an already signed image (dual signing) instead of refusing.
+    pub append: bool,
+    /// signingTime attribute, seconds since the Unix epoch; none when `None`.
+    pub signing_time: Option<u64>,
+}
+
+fn der_err(e: der::Error) -> Error {
+    Error::Crypto(format!("DER encoding: {e}"))
+}
+
+/// The DER of SpcIndirectDataContent for a sha256 image digest.
+fn spc_indirect_data(digest: &[u8]) -> Result<Vec<u8>> {
+    // SpcPeImageData { flags BIT STRING {} , file [0] EXPLICIT SpcLink { file [2]
+    // EXPLICIT SpcString { unicode [0] IMPLICIT BMPString "<<<Obsolete>>>" } } }:
+    // the constant value every signer (signtool, sbsign, osslsigncode) writes.
+    let mut obsolete = Vec::new();
+    for u in "<<<Obsolete>>>".encode_utf16() {
+        obsolete.extend_from_slice(&u.to_be_bytes());
+    }
+    let bmp = tlv(0x80, &obsolete);
+    let link = tlv(0xa0, &tlv(0xa2, &bmp));
+    let pe_image_data = tlv(0x30, &[&[0x03, 0x01, 0x00][..], &link].concat());
+    let type_value = tlv(
+        0x30,
+        &[
+            OID_SPC_PE_IMAGE_DATA.to_der().map_err(der_err)?,
+            pe_image_data,
+        ]
+        .concat(),
+    );
+    let alg = AlgorithmIdentifierOwned {
+        oid: OID_SHA256,
+        parameters: Some(Any::null()),
+    };
+    let digest_info = tlv(
+        0x30,
+        &[
+            alg.to_der().map_err(der_err)?,
+            OctetString::new(digest)
+                .map_err(der_err)?
+                .to_der()
+                .map_err(der_err)?,
+        ]
+        .concat(),
+    );
+    Ok(tlv(0x30, &[type_value, digest_info].concat()))
+}
+
+/// A DER TLV with a definite length.
+fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    let n = content.len();
+    if n < 0x80 {
+        out.push(n as u8);
+    } else {
+        let bytes = n.to_be_bytes();
+        let skip = bytes.iter().take_while(|&&b| b == 0).count();
+        let len = bytes.get(skip..).unwrap_or_default();
+        out.push(0x80 | len.len() as u8);
+        out.extend_from_slice(len);
+    }
+    out.extend_from_slice(content);
+    out
+}
+
+/// The contents octets of a DER TLV (RFC 2315 §9.3: messageDigest is computed over
+/// the content's value, without its tag and length).
+fn tlv_value(der: &[u8]) -> Result<&[u8]> {
+    let hdr = match der.get(1) {
+        Some(&l) if l < 0x80 => 2,
+        Some(&l) => 2 + usize::from(l & 0x7f),
+        None => return Err(Error::Crypto("empty DER".into())),
+    };
+    der.get(hdr..)
+        .ok_or_else(|| Error::Crypto("short DER".into()))
+}
+
+fn attribute(oid: ObjectIdentifier, value: Any) -> Result<Attribute> {
+    Ok(Attribute {
+        oid,
+        values: SetOfVec::try_from(vec![value]).map_err(der_err)?,
+    })
+}
+
+/// The DER PKCS#7 ContentInfo (SignedData) signing `digest`, an Authenticode sha256
+/// image digest.
+pub fn signed_data(digest: &[u8], opts: &SignOptions<'_>) -> Result<Vec<u8>> {
+    let cert = Certificate::from_der(opts.cert)
+        .map_err(|e| crypto("signer certificate")(e.to_string()))?;
+    let cert_spki = cert
+        .tbs_certificate
+        .subject_public_key_info
+        .to_der()
+        .map_err(der_err)?;
+    if cert_spki != opts.key.public_key_der()? {
+        return Err(Error::Crypto(
+            "the certificate's public key does not match the private key".into(),
+        ));
+    }
+    let content = spc_indirect_data(digest)?;
+    let content_digest = DigestAlgorithm::Sha256.digest(tlv_value(&content)?);
+
+    let mut attrs = vec![
+        attribute(
+            OID_CONTENT_TYPE,
+            Any::encode_from(&OID_SPC_INDIRECT_DATA).map_err(der_err)?,
+        )?,
+        attribute(
+            OID_MESSAGE_DIGEST,
+            Any::encode_from(&OctetString::new(content_digest).map_err(der_err)?)
+                .map_err(der_err)?,
+        )?,
+        // sbsign's SpcSpOpusInfo: an empty SEQUENCE (no program name, no URL).
+        attribute(
+            OID_SPC_SP_OPUS_INFO,
+            Any::from_der(&[0x30, 0x00]).map_err(der_err)?,
+        )?,
+    ];
+    if let Some(t) = opts.signing_time {
+        // RFC 5280 §4.1.2.5: UTCTime through 2049, GeneralizedTime after.
+        let dt = der::DateTime::from_unix_duration(std::time::Duration::from_secs(t))
+            .map_err(der_err)?;
+        let time = match der::asn1::UtcTime::from_date_time(dt) {
+            Ok(u) => x509_cert::time::Time::UtcTime(u),
+            Err(_) => {
+                x509_cert::time::Time::GeneralTime(der::asn1::GeneralizedTime::from_date_time(dt))
+            }
+        };
+        attrs.push(attribute(
+            OID_SIGNING_TIME,
+            Any::encode_from(&time).map_err(der_err)?,
+        )?);
+    }
+    let signed_attrs = SetOfVec::try_from(attrs).map_err(der_err)?;
+    // The signature covers the attributes encoded as a SET OF (tag 0x31), not as the
+    // [0] IMPLICIT field stored in the SignerInfo.
+    let to_sign = signed_attrs.to_der().map_err(der_err)?;
+    let (signature, sig_alg) = opts.key.sign_sha256(&to_sign)?;
+
+    let sha256 = AlgorithmIdentifierOwned {
+        oid: OID_SHA256,
+        parameters: Some(Any::null()),
+    };
+    let signer = SignerInfo {
+        version: CmsVersion::V1,
+        sid: SignerIdentifier::IssuerAndSerialNumber(IssuerAndSerialNumber {
+            issuer: cert.tbs_certificate.issuer.clone(),
+            serial_number: cert.tbs_certificate.serial_number.clone(),
+        }),
+        digest_alg: sha256.clone(),
+        signed_attrs: Some(signed_attrs),
+        signature_algorithm: sig_alg,
+        signature: OctetString::new(signature).map_err(der_err)?,
+        unsigned_attrs: None,
+    };
+    let mut certs = vec![CertificateChoices::Certificate(cert)];
+    for c in &opts.chain {
+        let c = Certificate::from_der(c).map_err(|e| crypto("chain certificate")(e.to_string()))?;
+        certs.push(CertificateChoices::Certificate(c));
+    }
+    let sd = SignedData {
+        version: CmsVersion::V1,
+        digest_algorithms: SetOfVec::try_from(vec![sha256]).map_err(der_err)?,
+        encap_content_info: EncapsulatedContentInfo {
+            econtent_type: OID_SPC_INDIRECT_DATA,
+            econtent: Some(Any::from_der(&content).map_err(der_err)?),
+        },
+        certificates: Some(CertificateSet(SetOfVec::try_from(certs).map_err(der_err)?)),
+        crls: None,
+        signer_infos: SignerInfos(SetOfVec::try_from(vec![signer]).map_err(der_err)?),
+    };
+    let ci = ContentInfo {
+        content_type: OID_SIGNED_DATA,
+        content: Any::encode_from(&sd).map_err(der_err)?,
+    };
+    ci.to_der().map_err(der_err)
+}
+
+fn round8(v: u64) -> u64 {
+    v.div_ceil(8) * 8
+}
+
+/// Sign a PE image: returns the signed image. Unsigned input: the file is padded to a
+/// multiple of 8 (the padding is hashed, as sbsign and pesign do) and one
+/// WIN_CERTIFICATE is appended. Signed input with `append`: the new WIN_CERTIFICATE
+/// goes after the existing ones (shim-style dual signing); the digest is the same
+/// because the certificate table is outside the hash.
+pub fn sign(image: &[u8], opts: &SignOptions<'_>) -> Result<Vec<u8>> {
+    let pe = PeFile::parse(image)?;
+    let secdir = pe.security_dir_offset.ok_or_else(|| {
+        Error::malformed(
+            pe.optional_header_offset,
+            "no security data directory entry to record a signature in",
+        )
+    })?;
+    let len = image.len() as u64;
+    let mut out: Vec<u8>;
+    let table_start;
+    match pe.certificate_table() {
+        Some(d) if !opts.append => {
+            return Err(Error::invalid(format!(
+                "the image is already signed (certificate table at {:#x}); use --append to add a second signature",
+                d.virtual_address
+            )))
+        }
+        Some(d) => {
+            let start = u64::from(d.virtual_address);
+            let end = start + u64::from(d.size);
+            if end != len && round8(end) != len {
+                return Err(Error::malformed(
+                    secdir,
+                    format!("certificate table {start:#x}..{end:#x} is not at the end of the file ({len:#x}); cannot append"),
+                ));
+            }
+            table_start = start;
+            out = Vec::with_capacity(image.len() + 4096);
+            out.extend_from_slice(image);
+            out.resize(round8(end) as usize, 0);
+        }
+        None => {
+            table_start = round8(len);
+            out = Vec::with_capacity(table_start as usize + 4096);
+            out.extend_from_slice(image);
+            out.resize(table_start as usize, 0);
+        }
+    }
+    let digest = image_digest(&PeFile::parse(&out)?, DigestAlgorithm::Sha256)?;
+    let pkcs7 = signed_data(&digest, opts)?;
+    let entry_len = round8(8 + pkcs7.len() as u64);
+    let entry_len32 =
+        u32::try_from(entry_len).map_err(|_| Error::invalid("signature too large"))?;
+    out.extend_from_slice(&entry_len32.to_le_bytes());
+    out.extend_from_slice(&WIN_CERT_REVISION_2_0.to_le_bytes());
+    out.extend_from_slice(&WIN_CERT_TYPE_PKCS_SIGNED_DATA.to_le_bytes());
+    out.extend_from_slice(&pkcs7);
+    out.resize(round8(out.len() as u64) as usize, 0);
+    let table_len = u32::try_from(out.len() as u64 - table_start)
+        .map_err(|_| Error::invalid("certificate table too large"))?;
+    let start32 = u32::try_from(table_start).map_err(|_| {
+        Error::invalid("image too large to sign (certificate table offset is 32-bit)")
+    })?;
+    let at = secdir as usize;
+    let dir = out
+        .get_mut(at..at + 8)
+        .ok_or_else(|| Error::malformed(secdir, "security directory outside the image"))?;
+    dir[..4].copy_from_slice(&start32.to_le_bytes());
+    dir[4..].copy_from_slice(&table_len.to_le_bytes());
+    let sum = crate::build::pe_checksum(&out, pe.checksum_offset);
+    let at = pe.checksum_offset as usize;
+    if let Some(f) = out.get_mut(at..at + 4) {
+        f.copy_from_slice(&sum.to_le_bytes());
+    }
+    Ok(out)
+}

@@ -18,7 +18,11 @@
 use serde::Serialize;
 use ukitool_core::authenticode::hash::{hash_ranges, DigestAlgorithm, Hasher as CoreHasher};
 use ukitool_core::bytes::hex;
-use ukitool_core::pe::{DataDirectory, OptionalHeader, PeFile, Section};
+use ukitool_core::extract;
+use ukitool_core::inspect::{
+    inspect as core_inspect, inspect_pe, needed_ranges, ByteSource, Chunks, InspectOptions,
+};
+use ukitool_core::pe::PeFile;
 use ukitool_core::Error;
 use wasm_bindgen::prelude::*;
 
@@ -46,6 +50,11 @@ fn js_error(e: Error) -> JsValue {
     if let Some(off) = e.offset() {
         // f64 holds every offset below 2^53, far beyond any file a browser can open.
         let _ = js_sys::Reflect::set(&err, &"offset".into(), &JsValue::from_f64(off as f64));
+    }
+    if let Error::Truncated { offset, needed, .. } = e {
+        // Where the missing bytes end: the Worker reads a longer prefix up to here.
+        let end = offset.saturating_add(needed) as f64;
+        let _ = js_sys::Reflect::set(&err, &"end".into(), &JsValue::from_f64(end));
     }
     err.into()
 }
@@ -99,71 +108,6 @@ impl FileBuf {
     }
 }
 
-/// One row of the section table, with the exact payload range the page slices for
-/// a download (VirtualSize bytes clamped to the raw data, as the stub reads them).
-#[derive(Serialize)]
-struct SectionRow<'a> {
-    name: &'a str,
-    virtual_address: u32,
-    virtual_size: u32,
-    file_offset: u32,
-    raw_size: u32,
-    characteristics: u32,
-    payload_offset: u32,
-    payload_len: u32,
-    sha256: Option<String>,
-}
-
-/// The headers and section table: what the page shows before any payload is read.
-#[derive(Serialize)]
-struct HeaderView<'a> {
-    file_len: u64,
-    machine: u16,
-    machine_name: Option<&'static str>,
-    subsystem_name: Option<&'static str>,
-    nx_compat: bool,
-    time_date_stamp: u32,
-    optional_header: &'a OptionalHeader,
-    data_directories: &'a [DataDirectory],
-    certificate_table: Option<DataDirectory>,
-    end_of_section_data: u64,
-    sections: Vec<SectionRow<'a>>,
-}
-
-fn header_view<'a>(pe: &'a PeFile<'_>, hash: bool) -> Result<HeaderView<'a>, Error> {
-    let row = |s: &'a Section| -> Result<SectionRow<'a>, Error> {
-        let sha256 = if hash {
-            Some(hex(&DigestAlgorithm::Sha256.digest(s.payload(pe.data)?)))
-        } else {
-            None
-        };
-        Ok(SectionRow {
-            name: &s.name,
-            virtual_address: s.virtual_address,
-            virtual_size: s.virtual_size,
-            file_offset: s.pointer_to_raw_data,
-            raw_size: s.size_of_raw_data,
-            characteristics: s.characteristics,
-            payload_offset: s.pointer_to_raw_data,
-            payload_len: s.payload_len(),
-            sha256,
-        })
-    };
-    Ok(HeaderView {
-        file_len: pe.file_len,
-        machine: pe.coff.machine,
-        machine_name: pe.machine_name(),
-        subsystem_name: pe.subsystem_name(),
-        nx_compat: pe.nx_compat(),
-        time_date_stamp: pe.coff.time_date_stamp,
-        optional_header: &pe.opt,
-        data_directories: &pe.data_directories,
-        certificate_table: pe.certificate_table(),
-        end_of_section_data: pe.end_of_section_data(),
-        sections: pe.sections.iter().map(row).collect::<Result<_, _>>()?,
-    })
-}
-
 fn file_len_arg(file_len: f64) -> Result<u64, JsValue> {
     if file_len >= 0.0 && file_len.fract() == 0.0 && file_len < 9.007_199_254_740_992e15 {
         Ok(file_len as u64)
@@ -172,43 +116,141 @@ fn file_len_arg(file_len: f64) -> Result<u64, JsValue> {
     }
 }
 
-/// Headers and section table from the first bytes of a file of `fileLen` bytes
-/// (read with `Blob.slice`); no payload is read and no hash computed.
-#[wasm_bindgen(js_name = inspectPrefix)]
-pub fn inspect_prefix(prefix: &[u8], file_len: f64) -> Result<String, JsValue> {
-    let pe = PeFile::parse_prefix(prefix, file_len_arg(file_len)?).map_err(js_error)?;
-    to_json(&header_view(&pe, false).map_err(js_error)?)
+/// Inspect a whole file held in a [`FileBuf`], hashing every section: the same
+/// report, serialised the same way, as `ukitool inspect --json`.
+#[wasm_bindgen]
+pub fn inspect(file: &FileBuf) -> Result<String, JsValue> {
+    let report = core_inspect(&file.data, &InspectOptions::default()).map_err(js_error)?;
+    to_json(&report)
 }
 
-/// Headers and section table of a whole file, with per-section sha256.
-#[wasm_bindgen(js_name = inspectHeaders)]
-pub fn inspect_headers(file: &FileBuf) -> Result<String, JsValue> {
-    let pe = PeFile::parse(&file.data).map_err(js_error)?;
-    to_json(&header_view(&pe, true).map_err(js_error)?)
+/// An inspection fed from `Blob.slice` reads: the header prefix first, then the
+/// small ranges the report decodes ([`Inspection::needed_ranges`]), then section
+/// hashes computed by the Worker while it streams the file. A 1 GiB file is never
+/// loaded whole.
+#[wasm_bindgen]
+pub struct Inspection {
+    src: Chunks,
+    /// sha256 (lowercase hex) per section index, set as the Worker computes them.
+    sha256: Vec<Option<String>>,
 }
 
-/// The exact payload of the first section named `name`.
+impl Inspection {
+    /// The header prefix: always the first chunk.
+    fn prefix(&self) -> &[u8] {
+        self.src.chunks.first().map_or(&[][..], |(_, d)| d.as_slice())
+    }
+
+    fn pe(&self) -> Result<PeFile<'_>, JsValue> {
+        PeFile::parse_prefix(self.prefix(), self.src.file_len).map_err(js_error)
+    }
+}
+
+#[wasm_bindgen]
+impl Inspection {
+    /// Parse the headers from the first bytes of a file of `fileLen` bytes. Throws
+    /// when they are not a PE (or the prefix is too short: the error says so).
+    #[wasm_bindgen(constructor)]
+    pub fn new(prefix: Vec<u8>, file_len: f64) -> Result<Inspection, JsValue> {
+        let file_len = file_len_arg(file_len)?;
+        let n = PeFile::parse_prefix(&prefix, file_len)
+            .map_err(js_error)?
+            .sections
+            .len();
+        Ok(Inspection {
+            src: Chunks {
+                file_len,
+                chunks: vec![(0, prefix)],
+            },
+            sha256: vec![None; n],
+        })
+    }
+
+    /// The ranges to read next, flat: `[offset, length, offset, length, ...]`.
+    #[wasm_bindgen(js_name = neededRanges)]
+    pub fn needed_ranges(&self) -> Result<Vec<f64>, JsValue> {
+        let pe = self.pe()?;
+        Ok(needed_ranges(&pe)
+            .into_iter()
+            .filter(|&(off, len)| len > 0 && self.src.read(off, len).is_none())
+            .flat_map(|(off, len)| [off as f64, len as f64])
+            .collect())
+    }
+
+    /// Hand over the bytes read at `offset`.
+    #[wasm_bindgen(js_name = addChunk)]
+    pub fn add_chunk(&mut self, offset: f64, bytes: Vec<u8>) -> Result<(), JsValue> {
+        self.src.chunks.push((file_len_arg(offset)?, bytes));
+        Ok(())
+    }
+
+    /// The payload ranges to hash, one per section in table order, flat:
+    /// `[offset, length, ...]`. Length is -1 when the payload does not lie inside
+    /// the file: the report then has no hash for it, as the CLI's has none.
+    #[wasm_bindgen(js_name = payloadRanges)]
+    pub fn payload_ranges(&self) -> Result<Vec<f64>, JsValue> {
+        let pe = self.pe()?;
+        Ok(pe
+            .sections
+            .iter()
+            .flat_map(|s| {
+                let off = u64::from(s.pointer_to_raw_data);
+                let len = u64::from(s.payload_len());
+                let inside = off.checked_add(len).is_some_and(|e| e <= self.src.file_len);
+                [off as f64, if inside { len as f64 } else { -1.0 }]
+            })
+            .collect())
+    }
+
+    /// Record the sha256 the Worker computed for section `index`.
+    #[wasm_bindgen(js_name = setSha256)]
+    pub fn set_sha256(&mut self, index: u32, hex: String) -> Result<(), JsValue> {
+        let slot = self
+            .sha256
+            .get_mut(index as usize)
+            .ok_or_else(|| js_text(format!("no section {index}")))?;
+        *slot = Some(hex);
+        Ok(())
+    }
+
+    /// The report as JSON, with whatever has been read and hashed so far. Once every
+    /// needed range and every hash is in, it equals `ukitool inspect --json`.
+    pub fn report(&self) -> Result<String, JsValue> {
+        let pe = self.pe()?;
+        let mut report = inspect_pe(&pe, &self.src, &InspectOptions::NO_HASH);
+        for (row, sha) in report.sections.iter_mut().zip(&self.sha256) {
+            if sha.is_some() {
+                row.sha256.clone_from(sha);
+            }
+        }
+        to_json(&report)
+    }
+
+    /// The Authenticode hash ranges, flat `[start, end, ...]`, for streaming.
+    #[wasm_bindgen(js_name = authenticodeRanges)]
+    pub fn authenticode_ranges(&self) -> Result<Vec<f64>, JsValue> {
+        let pe = self.pe()?;
+        let ranges = hash_ranges(&pe).map_err(js_error)?;
+        Ok(ranges
+            .iter()
+            .flat_map(|r| [r.start as f64, r.end as f64])
+            .collect())
+    }
+}
+
+/// The exact payload of section `name` (with or without its dot) as `profile`
+/// sees it (`undefined`: the base), as `ukitool extract` writes it.
 #[wasm_bindgen(js_name = extractSection)]
-pub fn extract_section(file: &FileBuf, name: &str) -> Result<Vec<u8>, JsValue> {
-    let pe = PeFile::parse(&file.data).map_err(js_error)?;
-    let payload = pe
-        .section_payload(name)
-        .ok_or_else(|| js_error(Error::NotFound(format!("section {name}"))))?
-        .map_err(js_error)?;
-    Ok(payload.to_vec())
+pub fn extract_section(file: &FileBuf, name: &str, profile: Option<u32>) -> Result<Vec<u8>, JsValue> {
+    extract::section(&file.data, name, profile)
+        .map(<[u8]>::to_vec)
+        .map_err(js_error)
 }
 
-/// The Authenticode hash ranges of a file as a flat `[start, end, start, end, ...]`
-/// list, computed from its header prefix, so the Worker can stream the file through
-/// a [`Hasher`] (or WebCrypto) without loading it whole.
-#[wasm_bindgen(js_name = authenticodeRanges)]
-pub fn authenticode_ranges(prefix: &[u8], file_len: f64) -> Result<Vec<f64>, JsValue> {
-    let pe = PeFile::parse_prefix(prefix, file_len_arg(file_len)?).map_err(js_error)?;
-    let ranges = hash_ranges(&pe).map_err(js_error)?;
-    Ok(ranges
-        .iter()
-        .flat_map(|r| [r.start as f64, r.end as f64])
-        .collect())
+/// The conventional file name for a section's payload (vmlinuz, initrd, ...).
+#[wasm_bindgen(js_name = extractFileName)]
+pub fn extract_file_name(section: &str) -> String {
+    extract::file_name(section)
 }
 
 /// An incremental digest (sha1, sha256, sha384, sha512) fed chunk by chunk.

@@ -98,7 +98,6 @@ fn ioctl_none(f: &File, req: libc::c_ulong) -> io::Result<()> {
 pub struct BlockFacts {
     pub size: u64,
     pub read_only: bool,
-    pub logical_block: u32,
 }
 
 pub fn block_facts(path: &Path) -> Result<BlockFacts> {
@@ -106,16 +105,7 @@ pub fn block_facts(path: &Path) -> Result<BlockFacts> {
     let size = ioctl_u64(&f, BLKGETSIZE64)
         .with_context(|| format!("BLKGETSIZE64 on {}", path.display()))?;
     let read_only = ioctl_int(&f, BLKROGET).map(|v| v != 0).unwrap_or(false);
-    let logical_block = ioctl_int(&f, BLKSSZGET)
-        .ok()
-        .and_then(|v| u32::try_from(v).ok())
-        .filter(|v| v.is_power_of_two())
-        .unwrap_or(512);
-    Ok(BlockFacts {
-        size,
-        read_only,
-        logical_block,
-    })
+    Ok(BlockFacts { size, read_only })
 }
 
 /// An open target. `direct` is O_DIRECT when the kernel and file system allow it;
@@ -158,11 +148,23 @@ impl Target {
         })?;
         // A second exclusive open by the same process would fail with EBUSY, so the
         // O_DIRECT descriptor is a reopen of the first through /proc/self/fd.
-        let (direct, o_direct) = match reopen(&buffered, libc::O_RDWR | libc::O_DIRECT) {
-            Ok(f) => (f, true),
-            Err(_) => (buffered.try_clone()?, false),
+        // O_DIRECT needs ALIGN to be a multiple of the logical block size; a disk with
+        // larger blocks (none seen in practice) is written through the cache instead.
+        let block_ok = !is_block
+            || ioctl_int(&buffered, BLKSSZGET)
+                .ok()
+                .and_then(|v| usize::try_from(v).ok())
+                .is_some_and(|b| b > 0 && ALIGN % b == 0);
+        let direct = block_ok
+            .then(|| reopen(&buffered, libc::O_RDWR | libc::O_DIRECT).ok())
+            .flatten();
+        let (direct, o_direct) = match direct {
+            Some(f) => (f, true),
+            None => (buffered.try_clone()?, false),
         };
-        let reader = reopen(&buffered, libc::O_RDONLY | libc::O_DIRECT).ok();
+        let reader = block_ok
+            .then(|| reopen(&buffered, libc::O_RDONLY | libc::O_DIRECT).ok())
+            .flatten();
         Ok(Target {
             direct,
             buffered,
@@ -248,9 +250,7 @@ impl Target {
 }
 
 fn aligned(offset: u64, buf: &[u8]) -> bool {
-    offset % ALIGN as u64 == 0
-        && buf.len() % ALIGN == 0
-        && (buf.as_ptr() as usize) % ALIGN == 0
+    offset % ALIGN as u64 == 0 && buf.len() % ALIGN == 0 && (buf.as_ptr() as usize) % ALIGN == 0
 }
 
 /// Open the file behind `f` again with other flags. Reopening through /proc keeps the

@@ -12,6 +12,7 @@
 //! failed write can never leave a disk that firmware half-trusts.
 
 use std::collections::VecDeque;
+use std::sync::mpsc::{channel, sync_channel, Receiver, Sender};
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -81,7 +82,10 @@ pub struct Summary {
 #[derive(Debug)]
 pub enum Failure {
     /// Ctrl-C/SIGTERM before the partition table was written.
-    Interrupted { written: u64, total: Option<u64> },
+    Interrupted {
+        written: u64,
+        total: Option<u64>,
+    },
     /// Read-back differs from what was written.
     Mismatch {
         offset: u64,
@@ -90,7 +94,9 @@ pub enum Failure {
         table_written: bool,
     },
     /// The image (from stdin) turned out larger than the device.
-    TooLarge { device_size: u64 },
+    TooLarge {
+        device_size: u64,
+    },
     Io(anyhow::Error),
 }
 
@@ -203,28 +209,73 @@ fn sha256(b: &[u8]) -> [u8; 32] {
     Sha256::digest(b).into()
 }
 
-/// Write `src` to `target` (already opened and checked), whose size is `device_size`.
+/// A chunk of the image, read and hashed, ready to write.
+struct Chunk {
+    offset: u64,
+    buf: AlignedBuf,
+    digest: [u8; 32],
+}
+
+fn produce(src: &mut dyn Source, buf: Option<AlignedBuf>) -> Result<Option<Chunk>> {
+    let mut buf = buf.unwrap_or_else(|| AlignedBuf::new(CHUNK));
+    Ok(src.next_chunk(&mut buf)?.map(|offset| Chunk {
+        offset,
+        digest: sha256(buf.as_slice()),
+        buf,
+    }))
+}
+
+/// Where chunks come from: read and hashed on a helper thread while the main thread
+/// writes (file and synthesised sources), or inline (stdin, whose read may block
+/// indefinitely and must not keep a Ctrl-C waiting on a thread join).
+enum Feed<'a> {
+    Inline(&'a mut (dyn Source + Send), Vec<AlignedBuf>),
+    Threaded(Receiver<Result<Option<Chunk>>>, Sender<AlignedBuf>),
+}
+
+impl Feed<'_> {
+    fn next(&mut self) -> Result<Option<Chunk>> {
+        match self {
+            Feed::Inline(src, pool) => produce(&mut **src, pool.pop()),
+            Feed::Threaded(rx, _) => rx.recv().unwrap_or(Ok(None)),
+        }
+    }
+
+    fn recycle(&mut self, buf: AlignedBuf) {
+        match self {
+            Feed::Inline(_, pool) => pool.push(buf),
+            Feed::Threaded(_, back) => {
+                let _ = back.send(buf);
+            }
+        }
+    }
+}
+
+/// Write `src` to `target` (already opened and checked), whose size is `device_size`
+/// (`None`: a regular file that grows with a streamed image).
 pub fn write_image(
-    src: &mut dyn Source,
+    src: &mut (dyn Source + Send),
     target: &Target,
-    device_size: u64,
+    device_size: Option<u64>,
     opts: &Options,
 ) -> Result<Summary, Failure> {
     let started = Instant::now();
     let mut progress = Progress::new(opts.json);
-    let mut buf_pool: Vec<AlignedBuf> = Vec::new();
-    let mut take_buf = |pool: &mut Vec<AlignedBuf>| pool.pop().unwrap_or_else(|| AlignedBuf::new(CHUNK));
 
     // 1. Wipe stale signatures at both ends: old MBR/GPT at the start, a stale backup GPT
     //    at the end (firmware "repairs" a disk from it). The image's own data is written
     //    after this, so where the two overlap the image wins.
     let mut wiped = 0u64;
     {
-        let edge = EDGE.min(device_size);
+        let edge = device_size.map_or(EDGE, |d| d.min(EDGE));
         let mut zeros = AlignedBuf::new(edge as usize);
         zeros.set_len(edge as usize);
-        progress.phase("wiping", Some(edge * 2));
-        for off in [0, device_size - edge] {
+        let ends: Vec<u64> = match device_size {
+            Some(d) if d > edge => vec![0, d - edge],
+            _ => vec![0],
+        };
+        progress.phase("wiping", Some(edge * ends.len() as u64));
+        for off in ends {
             target
                 .write_at(off, zeros.as_slice())
                 .with_context(|| format!("wiping the device at {off:#x}"))?;
@@ -243,83 +294,119 @@ pub fn write_image(
     let mut pending_bytes = 0u64;
     let mut body: Vec<Record> = Vec::new();
     let mut written = 0u64;
-    let mut since_sync = 0u64;
     let total = src.data_len();
-    loop {
-        if interrupted() {
-            let _ = target.sync();
-            progress.end_phase();
-            return Err(Failure::Interrupted { written, total });
-        }
-        let mut buf = take_buf(&mut buf_pool);
-        let Some(off) = src.next_chunk(&mut buf)? else {
-            buf_pool.push(buf);
-            break;
+    let threaded = src.size().is_some();
+    std::thread::scope(|scope| -> Result<(), Failure> {
+        let mut feed = if threaded {
+            let (tx, rx) = sync_channel::<Result<Option<Chunk>>>(2);
+            let (back_tx, back_rx) = channel::<AlignedBuf>();
+            let src = &mut *src;
+            scope.spawn(move || loop {
+                let r = produce(src, back_rx.try_recv().ok());
+                let more = matches!(r, Ok(Some(_)));
+                // A closed channel means the writer stopped (error or Ctrl-C).
+                if tx.send(r).is_err() || !more {
+                    break;
+                }
+            });
+            Feed::Threaded(rx, back_tx)
+        } else {
+            Feed::Inline(&mut *src, Vec::new())
         };
-        let len = buf.as_slice().len() as u64;
-        let end = off + len;
-        if end > device_size {
-            progress.end_phase();
-            return Err(Failure::TooLarge { device_size });
-        }
-        image_end = image_end.max(end);
-        if off < EDGE {
-            // Deferred: the head is written last. Chunks never cross EDGE.
-            let at = off as usize;
-            if let Some(dst) = head.as_mut_slice().get_mut(at..at + len as usize) {
-                dst.copy_from_slice(buf.as_slice());
+        let mut since_sync = 0u64;
+        loop {
+            if interrupted() {
+                let _ = target.sync();
+                progress.end_phase();
+                return Err(Failure::Interrupted { written, total });
             }
-            progress.inc(len);
-            buf_pool.push(buf);
-            continue;
-        }
-        pending_bytes += len;
-        pending.push_back((off, buf));
-        // Keep the last MiB of data back: it holds the backup GPT.
-        while pending.len() > 1 {
-            let front_len = pending.front().map_or(0, |(_, b)| b.as_slice().len() as u64);
-            if pending_bytes - front_len < EDGE {
-                break;
-            }
-            let Some((o, b)) = pending.pop_front() else {
+            let Some(chunk) = feed.next()? else {
                 break;
             };
-            pending_bytes -= front_len;
-            target
-                .write_at(o, b.as_slice())
-                .with_context(|| format!("writing at {o:#x}"))?;
-            body.push(Record {
-                offset: o,
-                len: b.as_slice().len(),
-                digest: sha256(b.as_slice()),
-            });
-            written += front_len;
-            since_sync += front_len;
-            progress.inc(front_len);
-            buf_pool.push(b);
-            if since_sync >= SYNC_EVERY {
-                target.sync().context("syncing")?;
-                since_sync = 0;
+            let len = chunk.buf.as_slice().len() as u64;
+            let end = chunk.offset + len;
+            if let Some(device_size) = device_size.filter(|&d| end > d) {
+                progress.end_phase();
+                return Err(Failure::TooLarge { device_size });
             }
-            if let Some(t) = opts.throttle {
-                std::thread::sleep(t);
+            image_end = image_end.max(end);
+            if chunk.offset < EDGE {
+                // Deferred: the head is written last. Chunks never cross EDGE.
+                let at = chunk.offset as usize;
+                if let Some(dst) = head.as_mut_slice().get_mut(at..at + len as usize) {
+                    dst.copy_from_slice(chunk.buf.as_slice());
+                }
+                progress.inc(len);
+                feed.recycle(chunk.buf);
+                continue;
+            }
+            pending_bytes += len;
+            pending.push_back((chunk.offset, chunk.buf));
+            body.push(Record {
+                offset: chunk.offset,
+                len: len as usize,
+                digest: chunk.digest,
+            });
+            // Keep the last MiB of data back: it holds the backup GPT.
+            while pending.len() > 1 {
+                let front_len = pending
+                    .front()
+                    .map_or(0, |(_, b)| b.as_slice().len() as u64);
+                if pending_bytes - front_len < EDGE {
+                    break;
+                }
+                let Some((o, b)) = pending.pop_front() else {
+                    break;
+                };
+                pending_bytes -= front_len;
+                target
+                    .write_at(o, b.as_slice())
+                    .with_context(|| format!("writing at {o:#x}"))?;
+                written += front_len;
+                since_sync += front_len;
+                progress.inc(front_len);
+                feed.recycle(b);
+                if since_sync >= SYNC_EVERY {
+                    target.sync().context("syncing")?;
+                    since_sync = 0;
+                }
+                if let Some(t) = opts.throttle {
+                    std::thread::sleep(t);
+                }
             }
         }
-    }
+        Ok(())
+    })?;
+    // The chunks still pending are the tail; their records move to the final phase.
+    let body_len = body.len() - pending.len();
+    let tail_records = body.split_off(body_len);
     let head_len = image_end.min(EDGE) as usize;
     head.set_len(head_len);
 
     progress.phase("syncing", None);
     target.sync().context("syncing")?;
     if let Some(at) = opts.corrupt_at {
-        if body.iter().any(|r| at >= r.offset && at < r.offset + r.len as u64) {
+        if body
+            .iter()
+            .any(|r| at >= r.offset && at < r.offset + r.len as u64)
+        {
             target.corrupt_byte(at)?;
         }
     }
 
     // 3. Verify the body before the partition table exists.
     if opts.verify {
-        verify(&body, target, &mut progress, &|off, out| src.read_at(off, out), false)?;
+        verify(
+            &body,
+            target,
+            &mut progress,
+            &|off, out| src.read_at(off, out),
+            false,
+        )
+        .map_err(|f| match f {
+            Failure::Interrupted { .. } => Failure::Interrupted { written, total },
+            other => other,
+        })?;
     }
 
     // 4. Tail (backup GPT) then head (protective MBR + primary GPT).
@@ -328,23 +415,35 @@ pub fn write_image(
     if head_len > 0 {
         last.push((0, head));
     }
-    let mut edges = Vec::new();
+    let mut edges = tail_records;
+    if head_len > 0 {
+        edges.push(Record {
+            offset: 0,
+            len: head_len,
+            digest: sha256(last.last().map_or(&[][..], |(_, b)| b.as_slice())),
+        });
+    }
     for (o, b) in &last {
         target
             .write_at(*o, b.as_slice())
             .with_context(|| format!("writing at {o:#x}"))?;
         let n = b.as_slice().len();
-        edges.push(Record {
-            offset: *o,
-            len: n,
-            digest: sha256(b.as_slice()),
-        });
         written += n as u64;
         progress.inc(n as u64);
     }
+    if !target.is_block && device_size.is_none() {
+        // A streamed image into a file: the wipe may have written past its end.
+        target
+            .buffered
+            .set_len(image_end)
+            .context("setting the file length")?;
+    }
     target.sync().context("syncing")?;
     if let Some(at) = opts.corrupt_at {
-        if edges.iter().any(|r| at >= r.offset && at < r.offset + r.len as u64) {
+        if edges
+            .iter()
+            .any(|r| at >= r.offset && at < r.offset + r.len as u64)
+        {
             target.corrupt_byte(at)?;
         }
     }
@@ -394,7 +493,10 @@ fn verify(
         target.drop_cache();
     }
     if !table_written {
-        progress.phase("verifying", Some(records.iter().map(|r| r.len as u64).sum()));
+        progress.phase(
+            "verifying",
+            Some(records.iter().map(|r| r.len as u64).sum()),
+        );
     }
     let mut buf = AlignedBuf::new(CHUNK);
     for r in records {

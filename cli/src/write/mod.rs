@@ -69,7 +69,11 @@ pub fn run_disks(a: DisksArgs) -> Result<ExitCode> {
         .collect();
     let mut out = std::io::stdout().lock();
     if a.json {
-        serde_json::to_writer_pretty(&mut out, &serde_json::json!({ "disks": disks }))?;
+        #[derive(serde::Serialize)]
+        struct Report<'a> {
+            disks: &'a [DiskInfo],
+        }
+        serde_json::to_writer_pretty(&mut out, &Report { disks: &disks })?;
         writeln!(out)?;
     } else {
         print_disks(&mut out, &disks)?;
@@ -128,21 +132,22 @@ struct TargetInfo {
 
 pub fn run_write(a: WriteArgs) -> Result<ExitCode> {
     let from_stdin = a.source == Path::new("-");
-    let input = if from_stdin {
-        None
-    } else {
+    // Only a UKI is mapped whole; a raw image (possibly a block device) is read in chunks.
+    let input = if !from_stdin && starts_with_mz(&a.source)? {
         Some(crate::input::Input::open(&a.source)?)
+    } else {
+        None
     };
     let mut src: Box<dyn Source + '_> = match &input {
-        None => Box::new(source::Stdin::new()),
-        Some(bytes) if bytes.starts_with(b"MZ") => {
+        _ if from_stdin => Box::new(source::Stdin::new()),
+        Some(bytes) => {
             let image = synthesize(bytes)?;
             Box::new(source::Synthesized::new(
                 image,
                 format!("UKI {} as a disk image", a.source.display()),
             ))
         }
-        Some(_) => Box::new(source::RawFile::open(&a.source)?),
+        None => Box::new(source::RawFile::open(&a.source)?),
     };
 
     let target = check_target(&a, src.as_ref())?;
@@ -206,16 +211,16 @@ pub fn run_write(a: WriteArgs) -> Result<ExitCode> {
     }
 
     let dev = device::Target::open(&target.path, a.to_file)?;
-    let mut size = dev.size()?;
+    let mut size = Some(dev.size()?);
     if !dev.is_block {
-        if let Some(need) = src.size() {
-            if size < need {
+        match src.size() {
+            Some(need) if size < Some(need) => {
                 dev.buffered.set_len(need)?;
-                size = need;
+                size = Some(need);
             }
-        } else {
+            Some(_) => {}
             // stdin into a file: the file grows as needed.
-            size = u64::MAX;
+            None => size = None,
         }
     }
     let opts = engine::Options {
@@ -229,6 +234,13 @@ pub fn run_write(a: WriteArgs) -> Result<ExitCode> {
     let result = engine::write_image(src.as_mut(), &dev, size, &opts);
     drop(dev);
     report(&a, &target, &what, result)
+}
+
+/// A PE file (a UKI) starts with "MZ"; a raw disk starts with boot code or zeros.
+fn starts_with_mz(path: &Path) -> Result<bool> {
+    let mut magic = [0u8; 2];
+    let mut f = fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    Ok(f.read_exact(&mut magic).is_ok() && &magic == b"MZ")
 }
 
 fn env_u64(name: &str) -> Option<u64> {
@@ -284,7 +296,9 @@ fn report(
             Ok(ExitCode::SUCCESS)
         }
         Err(Failure::Interrupted { written, total }) => {
-            let of = total.map(|t| format!(" of {}", human(t))).unwrap_or_default();
+            let of = total
+                .map(|t| format!(" of {}", human(t)))
+                .unwrap_or_default();
             eprintln!(
                 "ukitool: interrupted after writing {}{of} to {dev}; {NO_TABLE}",
                 human(written)
@@ -328,7 +342,9 @@ fn check_target(a: &WriteArgs, src: &dyn Source) -> Result<TargetInfo> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && a.to_file => None,
         Err(e) => bail!("refusing to write {shown}: {e}"),
     };
-    let is_block = meta.as_ref().is_some_and(|m| m.file_type().is_block_device());
+    let is_block = meta
+        .as_ref()
+        .is_some_and(|m| m.file_type().is_block_device());
     if !is_block {
         if !a.to_file {
             bail!("refusing to write {shown}: not a block device (pass --to-file to write a regular file)");
@@ -434,7 +450,13 @@ fn confirm(
     let data = src
         .data_len()
         .map(|d| format!(", {} of data)", human(d)))
-        .unwrap_or_else(|| if size.is_empty() { String::new() } else { ")".into() });
+        .unwrap_or_else(|| {
+            if size.is_empty() {
+                String::new()
+            } else {
+                ")".into()
+            }
+        });
     writeln!(
         err,
         "About to ERASE {} and write {}{size}{data}.",
@@ -442,17 +464,17 @@ fn confirm(
         src.describe()
     )?;
     let short = if target.is_block {
-        let info = sysblock::disk_info(
-            &target.name,
-            &MountTable::read(),
-            &BTreeSet::new(),
-        );
+        let info = sysblock::disk_info(&target.name, &MountTable::read(), &BTreeSet::new());
         let model = info.backing_file.clone().unwrap_or(info.model.clone());
         writeln!(
             err,
             "  device: {}  {}  {}  {}{}",
             info.path,
-            if model.is_empty() { "(no model)" } else { &model },
+            if model.is_empty() {
+                "(no model)"
+            } else {
+                &model
+            },
             human(info.size),
             info.transport,
             if info.removable { "  removable" } else { "" }
@@ -475,7 +497,12 @@ fn confirm(
         }
         target.name.clone()
     } else {
-        writeln!(err, "  file: {}  {}", target.path.display(), human(target.size))?;
+        writeln!(
+            err,
+            "  file: {}  {}",
+            target.path.display(),
+            human(target.size)
+        )?;
         target.path.display().to_string()
     };
     for n in notes {

@@ -328,7 +328,10 @@ mod tests {
     #[test]
     fn runs_align_merge_and_always_cover_both_edges() {
         let size = 100 << 20;
-        let runs = plan_runs(size, [(5 << 20, 10), (5 << 20 | 20 << 10, 1), (50 << 20, 1)]);
+        let runs = plan_runs(
+            size,
+            [(5 << 20, 10), (5 << 20 | 20 << 10, 1), (50 << 20, 1)],
+        );
         assert_eq!(
             runs,
             vec![

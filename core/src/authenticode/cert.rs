@@ -5,7 +5,7 @@
 use std::ops::Range;
 
 use const_oid::ObjectIdentifier;
-use der::Decode;
+use der::{Decode, Tagged};
 use sha2::Digest;
 
 use super::asn1::{self, Reader, Tlv};

@@ -114,21 +114,11 @@ pub fn hash_ranges(pe: &PeFile<'_>) -> Result<Vec<Range<u64>>> {
             format!("SizeOfHeaders {headers_end:#x} must cover the data directories and lie within the file ({len:#x} bytes)"),
         ));
     }
-    let cert_size = match pe.certificate_table() {
-        Some(d) => {
-            let start = u64::from(d.virtual_address);
-            let end = start + u64::from(d.size);
-            if end > len || start < headers_end {
-                return Err(Error::malformed(
-                    secdir,
-                    format!("certificate table {start:#x}..{end:#x} lies outside the file body (headers end {headers_end:#x}, file {len:#x})"),
-                ));
-            }
-            u64::from(d.size)
-        }
-        None => 0,
-    };
-    let image_end = len - cert_size;
+    // Where the table lies is checked by the certificate table walk; the hash only
+    // needs its size, and uses it as EDK2 and sbsigntools do even when the table is
+    // misplaced, so the digest of a broken file still matches theirs.
+    let cert_size = pe.certificate_table().map_or(0, |d| u64::from(d.size));
+    let image_end = len.saturating_sub(cert_size);
     let mut ranges = vec![0..checksum, checksum + 4..secdir, secdir + 8..headers_end];
     let mut sections: Vec<_> = pe
         .sections

@@ -1,24 +1,35 @@
-//! Authenticode: the PE image hash, the certificate table and PKCS#7 signatures.
+//! Authenticode: the PE image hash, the certificate table and PKCS#7 signatures,
+//! and their verification against trust anchors (certificates, db/dbx).
+//!
+//! ```text
+//!  PeFile ─► pkcs7::certificate_entries (WIN_CERTIFICATE walk)
+//!              └─► pkcs7::parse_signed_data (+ nested, depth-bounded)
+//!  PeFile ─► hash::hash_ranges ─► one pass per digest algorithm used
+//!  both + TrustStore ─► verify::verify ─► VerifyReport (per-signature verdicts)
+//! ```
 
+pub mod asn1;
+pub mod cert;
 pub mod hash;
+pub mod oid;
+pub mod pkcs7;
+pub mod verify;
 
-pub use hash::{hash_ranges, image_digest, DigestAlgorithm};
+pub use cert::{Certificate, CertificateInfo};
+pub use hash::{hash_ranges, image_digest, DigestAlgorithm, Hasher};
+pub use verify::{verify, SignatureSummary, TrustStore, Verdict, VerifyReport};
 
 use crate::lint::Lint;
 use crate::pe::PeFile;
 
-/// What `ukitool inspect` shows about one signature (owned by the authenticode
-/// work; the inspect report embeds it as its `signatures` array).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct SignatureSummary {
-    /// Offset of the WIN_CERTIFICATE entry in the file.
-    pub offset: u64,
-    /// One line for the human output.
-    pub line: String,
-}
-
-/// Signatures found in the certificate table, for the inspect report. Never fails:
-/// problems are reported inside the summaries and as lints.
-pub fn inspect_signatures(_pe: &PeFile<'_>) -> (Vec<SignatureSummary>, Vec<Lint>) {
-    (Vec::new(), Vec::new())
+/// Signatures found in the certificate table, for the inspect report, verified
+/// without trust anchors. Never fails: problems are reported inside the summaries
+/// and as lints. With only a header prefix in memory nothing can be checked, and
+/// an empty list is returned.
+pub fn inspect_signatures(pe: &PeFile<'_>) -> (Vec<SignatureSummary>, Vec<Lint>) {
+    if (pe.data.len() as u64) < pe.file_len {
+        return (Vec::new(), Vec::new());
+    }
+    let r = verify(pe, &TrustStore::default());
+    (r.signatures, r.lints)
 }

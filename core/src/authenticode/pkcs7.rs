@@ -33,10 +33,27 @@ pub struct CertEntry<'a> {
 /// Walk the certificate table: every entry inside the table, 8-byte aligned
 /// (PE/COFF spec, "The Attribute Certificate Table"). Revision and type are
 /// reported, not enforced here: a strange entry makes that signature malformed,
-/// not the whole table.
+/// not the whole table. An entry that does not fit is an error.
 pub fn certificate_entries<'a>(pe: &PeFile<'a>) -> Result<Vec<CertEntry<'a>>> {
+    let (entries, problem) = walk_certificate_table(pe);
+    match problem {
+        Some(e) => Err(e),
+        None => Ok(entries),
+    }
+}
+
+/// The walk as firmware does it (EDK2 DxeImageVerificationLib): entries are taken
+/// in order until one does not fit; the entries before it still count. Returns
+/// them and the problem that ended the walk, if any.
+pub fn walk_certificate_table<'a>(pe: &PeFile<'a>) -> (Vec<CertEntry<'a>>, Option<Error>) {
+    let mut out = Vec::new();
+    let problem = walk_into(pe, &mut out).err();
+    (out, problem)
+}
+
+fn walk_into<'a>(pe: &PeFile<'a>, out: &mut Vec<CertEntry<'a>>) -> Result<()> {
     let Some(dir) = pe.certificate_table() else {
-        return Ok(Vec::new());
+        return Ok(());
     };
     let dir_at = pe.security_dir_offset.unwrap_or(0);
     let start = u64::from(dir.virtual_address);
@@ -56,7 +73,6 @@ pub fn certificate_entries<'a>(pe: &PeFile<'a>) -> Result<Vec<CertEntry<'a>>> {
             ),
         ));
     }
-    let mut out = Vec::new();
     let mut at = start;
     while at < end {
         if end - at < WIN_CERTIFICATE_HEADER {
@@ -87,7 +103,7 @@ pub fn certificate_entries<'a>(pe: &PeFile<'a>) -> Result<Vec<CertEntry<'a>>> {
         // the last entry are tolerated by ending the walk at the table's end.
         at = bytes::align_up(at + len, 8).unwrap_or(end).min(end);
     }
-    Ok(out)
+    Ok(())
 }
 
 /// A counter-signature or RFC 3161 timestamp attached to a signature.
@@ -162,7 +178,14 @@ pub fn parse_content_info(ci: Tlv<'_>) -> Result<SignedData<'_>> {
     let sd = er.expect(asn1::TAG_SEQUENCE, "SignedData")?;
     let mut s = sd.reader();
     s.expect(asn1::TAG_INTEGER, "SignedData version")?;
-    s.expect(asn1::TAG_SET, "SignedData digestAlgorithms")?;
+    // OpenSSL (sbverify, EDK2) sets up one digest per digestAlgorithms entry and
+    // fails on an unknown one, and needs the signer's among them.
+    let algs = s.expect(asn1::TAG_SET, "SignedData digestAlgorithms")?;
+    let mut digest_algorithms = Vec::new();
+    let mut ar = algs.reader();
+    while !ar.is_empty() {
+        digest_algorithms.push(digest_alg(ar.read("digestAlgorithms entry")?, "digestAlgorithms entry")?);
+    }
 
     // encapContentInfo: SpcIndirectDataContent.
     let eci = s.expect(asn1::TAG_SEQUENCE, "SignedData contentInfo")?;
@@ -207,6 +230,12 @@ pub fn parse_content_info(ci: Tlv<'_>) -> Result<SignedData<'_>> {
         return Err(Error::malformed(signer_infos.offset, "Authenticode allows exactly one SignerInfo; found more"));
     }
     let signer = parse_signer_info(si)?;
+    if !digest_algorithms.contains(&signer.digest_algorithm) {
+        return Err(Error::malformed(
+            algs.offset,
+            format!("SignerInfo digest {} is not among the SignedData digestAlgorithms", signer.digest_algorithm.name()),
+        ));
+    }
     Ok(SignedData {
         offset: ci.offset,
         digest_algorithm,
@@ -325,9 +354,27 @@ fn parse_signer_info(si: Tlv<'_>) -> Result<SignerInfo<'_>> {
 }
 
 fn time_string(der: &[u8]) -> Option<String> {
-    x509_cert::time::Time::from_der(der)
-        .ok()
-        .map(|t| t.to_date_time().to_string())
+    if let Ok(t) = x509_cert::time::Time::from_der(der) {
+        return Some(t.to_date_time().to_string());
+    }
+    // RFC 3161 genTime may carry fractional seconds, which DER GeneralizedTime
+    // decoders refuse: YYYYMMDDHHMMSS[.f*]Z, rendered as RFC 3339.
+    let t = Reader::new(der, 0).read("time").ok()?;
+    let s = std::str::from_utf8(t.value).ok()?;
+    let d = s.get(..14)?;
+    if t.tag != 0x18 || !d.bytes().all(|b| b.is_ascii_digit()) || !s.ends_with('Z') {
+        return None;
+    }
+    let frac = s.get(14..s.len() - 1).unwrap_or_default();
+    Some(format!(
+        "{}-{}-{}T{}:{}:{}{frac}Z",
+        d.get(..4)?,
+        d.get(4..6)?,
+        d.get(6..8)?,
+        d.get(8..10)?,
+        d.get(10..12)?,
+        d.get(12..14)?
+    ))
 }
 
 /// SpcSpOpusInfo ::= SEQUENCE { programName [0] EXPLICIT SpcString OPTIONAL, ... };

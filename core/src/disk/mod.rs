@@ -1,4 +1,4 @@
-//! Raw disk images: a sparse model (total size + data extents), GPT, FAT32 ESP and
+//! Raw disk images: a sparse model (total size + data extents), GPT, FAT ESP and
 //! the boot layouts built from them.
 //!
 //! An image is never materialised as one buffer: it is a list of extents that borrow
@@ -10,4 +10,8 @@ pub mod sparse;
 
 pub use sparse::{DiskImage, Extent, ExtentData};
 
+pub mod fat;
+pub mod gpt;
+pub mod guid;
 pub mod inspect;
+pub mod layout;

@@ -311,6 +311,12 @@ impl<'a> PeFile<'a> {
                     ));
                 }
                 let at = strtab + n;
+                // A header prefix may end before the string table (it sits at the end
+                // of the file): keep "/N" and let the caller resolve it later with
+                // `resolve_long_names` once it has read the table.
+                if at >= self.data.len() as u64 && at < self.file_len {
+                    return Ok(String::from_utf8_lossy(short).into_owned());
+                }
                 let rest = slice(
                     self.data,
                     at,
@@ -329,6 +335,46 @@ impl<'a> PeFile<'a> {
             }
         }
         Ok(String::from_utf8_lossy(short).into_owned())
+    }
+
+    /// File offset of the COFF string table (after the symbol table), if there is one.
+    pub fn string_table_offset(&self) -> Option<u64> {
+        (self.coff.pointer_to_symbol_table != 0).then(|| {
+            u64::from(self.coff.pointer_to_symbol_table)
+                + u64::from(self.coff.number_of_symbols) * SYMBOL_SIZE
+        })
+    }
+
+    /// Resolve the `/N` names a prefix parse left as they were, from the string
+    /// table's bytes read separately (`table` starts at `string_table_offset`).
+    pub fn resolve_long_names(&mut self, table: &[u8]) -> Result<()> {
+        let Some(base) = self.string_table_offset() else {
+            return Ok(());
+        };
+        for s in &mut self.sections {
+            let Some(n) = s
+                .name
+                .strip_prefix('/')
+                .filter(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+                .and_then(|d| d.parse::<u64>().ok())
+            else {
+                continue;
+            };
+            let rest = slice(
+                table,
+                n,
+                (table.len() as u64).saturating_sub(n),
+                "COFF string table",
+            )?;
+            let end = rest.iter().take(256).position(|&b| b == 0).ok_or_else(|| {
+                Error::malformed(
+                    base + n,
+                    "long section name is not NUL-terminated within 256 bytes",
+                )
+            })?;
+            s.name = String::from_utf8_lossy(rest.get(..end).unwrap_or_default()).into_owned();
+        }
+        Ok(())
     }
 
     pub fn is_pe32_plus(&self) -> bool {

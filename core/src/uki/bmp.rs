@@ -13,7 +13,10 @@ pub struct Splash {
 /// "BM" at 0, width i32 at 18, height i32 at 22 (negative: top-down), bpp u16 at 28.
 pub fn parse(data: &[u8]) -> Result<Splash> {
     if slice(data, 0, 2, "BMP signature")? != b"BM" {
-        return Err(Error::malformed(0, ".splash does not start with the BMP signature \"BM\""));
+        return Err(Error::malformed(
+            0,
+            ".splash does not start with the BMP signature \"BM\"",
+        ));
     }
     Ok(Splash {
         width: u32_le(data, 18, "BMP header")? as i32,

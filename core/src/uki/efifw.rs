@@ -17,7 +17,10 @@ pub struct Firmware {
 pub fn parse(data: &[u8], section_len: u64) -> Result<Firmware> {
     let magic = u32_le(data, 0, ".efifw header")?;
     if magic != MAGIC {
-        return Err(Error::malformed(0, format!(".efifw magic {magic:#x} is not 0xfeeddead")));
+        return Err(Error::malformed(
+            0,
+            format!(".efifw magic {magic:#x} is not 0xfeeddead"),
+        ));
     }
     let hlen = u64::from(u32_le(data, 4, ".efifw header")?);
     let fwid_len = u64::from(u32_le(data, 8, ".efifw header")?);

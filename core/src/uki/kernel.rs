@@ -47,7 +47,13 @@ pub fn inspect(prefix: &[u8], len: u64) -> Kernel {
         .filter(|&v| v != 0)
         .and_then(|v| {
             let at = u64::from(v) + 0x200;
-            let rest = slice(prefix, at, (prefix.len() as u64).saturating_sub(at), "kernel version").ok()?;
+            let rest = slice(
+                prefix,
+                at,
+                (prefix.len() as u64).saturating_sub(at),
+                "kernel version",
+            )
+            .ok()?;
             let s = rest.get(..rest.iter().take(256).position(|&b| b == 0)?)?;
             Some(bytes::text(s))
         });

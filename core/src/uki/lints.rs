@@ -20,6 +20,8 @@ pub struct Facts<'p, 'a> {
     pub file_len: u64,
     /// The kernel in .linux, for UKIs.
     pub kernel: Option<&'p Kernel>,
+    /// The COFF string table's own size field, when it could be read.
+    pub string_table_size: Option<u64>,
 }
 
 pub fn check(f: &Facts<'_, '_>) -> Vec<Lint> {
@@ -34,13 +36,21 @@ pub fn check(f: &Facts<'_, '_>) -> Vec<Lint> {
             let payload = uki_like && super::is_known(&s.name);
             out.push(Lint::new(
                 "virtual-size-exceeds-raw",
-                if payload { Severity::Error } else { Severity::Info },
+                if payload {
+                    Severity::Error
+                } else {
+                    Severity::Info
+                },
                 format!(
                     "{}: VirtualSize {:#x} exceeds SizeOfRawData {:#x}{}",
                     s.name,
                     s.virtual_size,
                     s.size_of_raw_data,
-                    if payload { "; the stub reads zero fill as payload" } else { " (zero-filled at load)" }
+                    if payload {
+                        "; the stub reads zero fill as payload"
+                    } else {
+                        " (zero-filled at load)"
+                    }
                 ),
             ));
         }
@@ -59,7 +69,10 @@ pub fn check(f: &Facts<'_, '_>) -> Vec<Lint> {
     overlaps(secs, &mut out);
 
     // Table order must follow memory order (the loader and builders assume it).
-    if let Some(w) = secs.windows(2).find(|w| w[1].virtual_address < w[0].virtual_address) {
+    if let Some(w) = secs
+        .windows(2)
+        .find(|w| w[1].virtual_address < w[0].virtual_address)
+    {
         out.push(Lint::new(
             "sections-not-ascending",
             Severity::Warning,
@@ -74,39 +87,57 @@ pub fn check(f: &Facts<'_, '_>) -> Vec<Lint> {
     let fa = u64::from(f.pe.opt.file_alignment);
     for s in secs {
         let va_bad = sa > 1 && u64::from(s.virtual_address) % sa != 0;
-        let raw_bad = fa > 1 && s.size_of_raw_data > 0 && u64::from(s.pointer_to_raw_data) % fa != 0;
+        let raw_bad =
+            fa > 1 && s.size_of_raw_data > 0 && u64::from(s.pointer_to_raw_data) % fa != 0;
         if va_bad || raw_bad {
+            // A raw offset off FileAlignment breaks loaders that read whole blocks; an
+            // unaligned VA is tolerated by EDK2 and produced by systemd's own stubs
+            // (.sdmagic at 0x19100 in 252), so it is only worth knowing.
             out.push(Lint::new(
                 "section-misaligned",
-                Severity::Warning,
+                if raw_bad {
+                    Severity::Warning
+                } else {
+                    Severity::Info
+                },
                 format!(
                     "{}: {} (SectionAlignment {sa:#x}, FileAlignment {fa:#x})",
                     s.name,
-                    if va_bad {
-                        format!("virtual address {:#x} is not aligned", s.virtual_address)
-                    } else {
+                    if raw_bad {
                         format!("file offset {:#x} is not aligned", s.pointer_to_raw_data)
+                    } else {
+                        format!("virtual address {:#x} is not aligned", s.virtual_address)
                     }
                 ),
             ));
         }
     }
 
-    // The loader maps VirtualSize bytes (SizeOfRawData when VirtualSize is 0).
-    let mapped = |s: &Section| {
-        let size = if s.virtual_size == 0 { s.size_of_raw_data } else { s.virtual_size };
-        u64::from(s.virtual_address) + u64::from(size)
-    };
-    if let Some(end) = secs.iter().map(mapped).max() {
-        let want = align_up(end, sa.max(1));
-        if want != Some(u64::from(f.pe.opt.size_of_image)) {
+    // SizeOfImage must cover the last section as mapped: VirtualSize bytes
+    // (SizeOfRawData when VirtualSize is 0). Linkers differ on whether raw padding
+    // counts (BFD counts it for systemd's stub), so anything from the VirtualSize
+    // end to the raw end, rounded to SectionAlignment, is accepted.
+    let ends = secs.iter().map(|s| {
+        let va = u64::from(s.virtual_address);
+        let v = if s.virtual_size == 0 {
+            s.size_of_raw_data
+        } else {
+            s.virtual_size
+        };
+        (va + u64::from(v), va + u64::from(v.max(s.size_of_raw_data)))
+    });
+    if let Some((lo, hi)) = ends.reduce(|a, b| (a.0.max(b.0), a.1.max(b.1))) {
+        let (lo, hi) = (align_up(lo, sa.max(1)), align_up(hi, sa.max(1)));
+        let soi = u64::from(f.pe.opt.size_of_image);
+        if lo.is_none_or(|lo| soi < lo) || hi.is_none_or(|hi| soi > hi) {
+            let show =
+                |v: Option<u64>| v.map_or_else(|| "overflow".to_string(), |w| format!("{w:#x}"));
             out.push(Lint::new(
                 "size-of-image-mismatch",
-                Severity::Warning,
+                if lo.is_none_or(|lo| soi < lo) { Severity::Error } else { Severity::Warning },
                 format!(
-                    "SizeOfImage {:#x} does not match the last section's end rounded to SectionAlignment ({})",
-                    f.pe.opt.size_of_image,
-                    want.map_or_else(|| "overflow".to_string(), |w| format!("{w:#x}"))
+                    "SizeOfImage {soi:#x} does not match the last section's end rounded to SectionAlignment ({})",
+                    show(lo)
                 ),
             ));
         }
@@ -187,14 +218,26 @@ fn overlaps(secs: &[Section], out: &mut Vec<Lint>) {
         "image",
         secs.iter()
             .filter(|s| s.virtual_size > 0)
-            .map(|s| (u64::from(s.virtual_address), s.virtual_end(), s.name.as_str()))
+            .map(|s| {
+                (
+                    u64::from(s.virtual_address),
+                    s.virtual_end(),
+                    s.name.as_str(),
+                )
+            })
             .collect(),
     );
     report(
         "file",
         secs.iter()
             .filter(|s| s.size_of_raw_data > 0)
-            .map(|s| (u64::from(s.pointer_to_raw_data), s.raw_end(), s.name.as_str()))
+            .map(|s| {
+                (
+                    u64::from(s.pointer_to_raw_data),
+                    s.raw_end(),
+                    s.name.as_str(),
+                )
+            })
             .collect(),
     );
 }
@@ -217,11 +260,15 @@ fn duplicates(secs: &[Section], blocks: &Blocks, out: &mut Vec<Lint>) {
             let n = seen.entry(s.name.as_str()).or_insert(0);
             *n += 1;
             if *n == 2 {
-                let block = profile.map_or_else(|| "the base".to_string(), |p| format!("profile @{p}"));
+                let block =
+                    profile.map_or_else(|| "the base".to_string(), |p| format!("profile @{p}"));
                 out.push(Lint::new(
                     "duplicate-section",
                     Severity::Error,
-                    format!("{} appears more than once in {block}; the stub uses only one", s.name),
+                    format!(
+                        "{} appears more than once in {block}; the stub uses only one",
+                        s.name
+                    ),
                 ));
             }
         }
@@ -232,20 +279,36 @@ fn duplicates(secs: &[Section], blocks: &Blocks, out: &mut Vec<Lint>) {
 /// bytes of padding signers put before it: usually a COFF symbol table that a
 /// correct UKI builder drops (sbverify warns about it, and it is hashed).
 fn trailing(f: &Facts<'_, '_>, out: &mut Vec<Lint>) {
-    let end = f
-        .pe
-        .end_of_section_data()
-        .max(u64::from(f.pe.opt.size_of_headers));
+    let end =
+        f.pe.end_of_section_data()
+            .max(u64::from(f.pe.opt.size_of_headers));
     let mut extra: u64 = 0;
+    // Long section names live in the COFF string table after the symbols: that
+    // table is part of the format, not stray data (longnames, shim's /4 names).
+    let coff = &f.pe.coff;
+    let long_names =
+        f.pe.sections
+            .iter()
+            .any(|s| s.raw_name.first() == Some(&b'/'));
+    let names_table = match (long_names, f.pe.string_table_offset()) {
+        (true, Some(at)) => Some((
+            u64::from(coff.pointer_to_symbol_table),
+            at + f.string_table_size.unwrap_or(0),
+        )),
+        _ => None,
+    };
+    // The names table, when it follows the sections, extends the covered data.
+    let end = match names_table {
+        Some((start, stop)) if start >= end => stop.max(end),
+        _ => end,
+    };
     match f.pe.certificate_table() {
         Some(c) => {
             let start = u64::from(c.virtual_address);
             let cend = start + u64::from(c.size);
-            if start >= end {
-                let gap = start - end;
-                if gap >= 8 {
-                    extra += gap;
-                }
+            // Up to 7 bytes of padding before the table are the signer's alignment.
+            if start >= end && start - end >= 8 {
+                extra += start - end;
             }
             let padded = align_up(cend, 8).unwrap_or(cend);
             extra += f.file_len.saturating_sub(padded.max(end));

@@ -83,7 +83,8 @@ mod tests {
 
     #[test]
     fn parses_quoted_and_bare_values() {
-        let o = parse("# c\nNAME=\"Debian GNU/Linux\"\nID=debian\nX='a b'\nY=\"q\\\"x\"\nbad line\n");
+        let o =
+            parse("# c\nNAME=\"Debian GNU/Linux\"\nID=debian\nX='a b'\nY=\"q\\\"x\"\nbad line\n");
         assert_eq!(o.get("NAME"), Some("Debian GNU/Linux"));
         assert_eq!(o.get("ID"), Some("debian"));
         assert_eq!(o.get("X"), Some("a b"));

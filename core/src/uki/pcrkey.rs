@@ -93,7 +93,12 @@ pub fn parse_pcrsig(data: &[u8]) -> Result<PcrSig> {
     for list in obj.values() {
         for e in list.as_array().map(Vec::as_slice).unwrap_or_default() {
             entries += 1;
-            for p in e.get("pcrs").and_then(|p| p.as_array()).map(Vec::as_slice).unwrap_or_default() {
+            for p in e
+                .get("pcrs")
+                .and_then(|p| p.as_array())
+                .map(Vec::as_slice)
+                .unwrap_or_default()
+            {
                 if let Some(n) = p.as_u64().and_then(|n| u32::try_from(n).ok()) {
                     pcrs.insert(n);
                 }

@@ -1,1 +1,0 @@
-//! Assembling UKIs and addons from a stub, a kernel and parts (ukify-compatible inputs).

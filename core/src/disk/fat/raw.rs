@@ -1,0 +1,97 @@
+//! FAT on-disk layout (Microsoft "FAT: General Overview of On-Disk Format" 1.03):
+//! offsets and constants only; the writer and the reader use these.
+
+// BIOS parameter block, common part.
+pub const BS_JMP: usize = 0;
+pub const BS_OEM: usize = 3;
+pub const BPB_BYTES_PER_SEC: usize = 11;
+pub const BPB_SEC_PER_CLUS: usize = 13;
+pub const BPB_RSVD_SEC_CNT: usize = 14;
+pub const BPB_NUM_FATS: usize = 16;
+pub const BPB_ROOT_ENT_CNT: usize = 17;
+pub const BPB_TOT_SEC16: usize = 19;
+pub const BPB_MEDIA: usize = 21;
+pub const BPB_FAT_SZ16: usize = 22;
+pub const BPB_SEC_PER_TRK: usize = 24;
+pub const BPB_NUM_HEADS: usize = 26;
+pub const BPB_HIDD_SEC: usize = 28;
+pub const BPB_TOT_SEC32: usize = 32;
+// FAT32 extension.
+pub const BPB_FAT_SZ32: usize = 36;
+pub const BPB_EXT_FLAGS: usize = 40;
+pub const BPB_ROOT_CLUS: usize = 44;
+pub const BPB_FS_INFO: usize = 48;
+pub const BPB_BK_BOOT_SEC: usize = 50;
+/// Offset of the drive number / signature / id / label block: 36 on FAT12/16, 64 on FAT32.
+pub const EXT16: usize = 36;
+pub const EXT32: usize = 64;
+// Within that block.
+pub const X_DRV_NUM: usize = 0;
+pub const X_BOOT_SIG: usize = 2;
+pub const X_VOL_ID: usize = 3;
+pub const X_VOL_LAB: usize = 7;
+pub const X_FIL_SYS_TYPE: usize = 18;
+pub const SIGNATURE_AT: usize = 510;
+
+pub const MEDIA_FIXED: u8 = 0xf8;
+pub const NUM_FATS: u8 = 2;
+pub const EXT_BOOT_SIG: u8 = 0x29;
+
+// FSInfo sector (FAT32).
+pub const FSI_LEAD_SIG: u32 = 0x4161_5252;
+pub const FSI_STRUC_SIG: u32 = 0x6141_7272;
+pub const FSI_TRAIL_SIG: u32 = 0xaa55_0000;
+pub const FSI_STRUC_AT: usize = 484;
+pub const FSI_FREE_COUNT: usize = 488;
+pub const FSI_NXT_FREE: usize = 492;
+pub const FSI_TRAIL_AT: usize = 508;
+pub const FSINFO_SECTOR: u16 = 1;
+pub const BACKUP_BOOT_SECTOR: u16 = 6;
+
+// Cluster-count limits that decide the FAT type (the spec's only rule for it).
+pub const FAT16_MIN_CLUSTERS: u64 = 4085;
+pub const FAT32_MIN_CLUSTERS: u64 = 65525;
+pub const FAT32_MAX_CLUSTERS: u64 = 0x0fff_fff5;
+
+// FAT entry values.
+pub const FAT32_EOC: u32 = 0x0fff_ffff;
+pub const FAT16_EOC: u32 = 0xffff;
+pub const FAT32_MASK: u32 = 0x0fff_ffff;
+
+// Directory entries.
+pub const DIR_ENTRY_SIZE: usize = 32;
+pub const D_NAME: usize = 0;
+pub const D_ATTR: usize = 11;
+pub const D_NTRES: usize = 12;
+pub const D_CRT_TIME: usize = 14;
+pub const D_CRT_DATE: usize = 16;
+pub const D_LST_ACC_DATE: usize = 18;
+pub const D_FST_CLUS_HI: usize = 20;
+pub const D_WRT_TIME: usize = 22;
+pub const D_WRT_DATE: usize = 24;
+pub const D_FST_CLUS_LO: usize = 26;
+pub const D_FILE_SIZE: usize = 28;
+
+pub const ATTR_READ_ONLY: u8 = 0x01;
+pub const ATTR_HIDDEN: u8 = 0x02;
+pub const ATTR_SYSTEM: u8 = 0x04;
+pub const ATTR_VOLUME_ID: u8 = 0x08;
+pub const ATTR_DIRECTORY: u8 = 0x10;
+pub const ATTR_ARCHIVE: u8 = 0x20;
+pub const ATTR_LONG_NAME: u8 = ATTR_READ_ONLY | ATTR_HIDDEN | ATTR_SYSTEM | ATTR_VOLUME_ID;
+pub const ATTR_LONG_NAME_MASK: u8 = 0x3f;
+pub const ENTRY_FREE: u8 = 0xe5;
+pub const ENTRY_END: u8 = 0x00;
+
+// Long-name entries.
+pub const LFN_LAST: u8 = 0x40;
+pub const LFN_CHARS: usize = 13;
+pub const LFN_MAX_UNITS: usize = 255;
+/// UTF-16 unit positions within a long-name entry.
+pub const LFN_UNIT_OFFSETS: [usize; LFN_CHARS] = [1, 3, 5, 7, 9, 14, 16, 18, 20, 22, 24, 28, 30];
+pub const LFN_CHECKSUM: usize = 13;
+
+/// Characters allowed in a short (8.3) name besides A-Z and 0-9.
+pub const SHORT_NAME_EXTRA: &[u8] = b"$%'-_@~`!(){}^#&";
+/// Characters a long name may not contain.
+pub const LONG_NAME_FORBIDDEN: &str = "\"*/:<>?\\|";

@@ -1,0 +1,483 @@
+//! GUID Partition Table (UEFI 2.10 §5.3): the protective MBR, the primary and backup
+//! headers and entry arrays with their CRC32s, written as image extents; and a checked
+//! reader for inspecting disks (GPT or plain MBR).
+
+use crate::bytes::{self, u16_le, u32_le, u64_le};
+use crate::disk::guid::Guid;
+use crate::disk::sparse::DiskImage;
+use crate::error::{Error, Result};
+
+/// Raw layout: offsets and constants, kept apart from the code that uses them.
+pub mod raw {
+    pub const SIGNATURE: &[u8; 8] = b"EFI PART";
+    pub const REVISION_1_0: u32 = 0x0001_0000;
+    pub const HEADER_SIZE: u32 = 92;
+    pub const ENTRY_SIZE: u32 = 128;
+    /// The minimum array size the spec requires (16 KiB): 128 entries of 128 bytes.
+    pub const ENTRY_COUNT: u32 = 128;
+    pub const ARRAY_BYTES: u64 = ENTRY_SIZE as u64 * ENTRY_COUNT as u64;
+    pub const NAME_UNITS: usize = 36;
+
+    // Header field offsets.
+    pub const H_SIGNATURE: u64 = 0;
+    pub const H_REVISION: u64 = 8;
+    pub const H_SIZE: u64 = 12;
+    pub const H_CRC: u64 = 16;
+    pub const H_MY_LBA: u64 = 24;
+    pub const H_ALTERNATE_LBA: u64 = 32;
+    pub const H_FIRST_USABLE: u64 = 40;
+    pub const H_LAST_USABLE: u64 = 48;
+    pub const H_DISK_GUID: u64 = 56;
+    pub const H_ENTRIES_LBA: u64 = 72;
+    pub const H_ENTRY_COUNT: u64 = 80;
+    pub const H_ENTRY_SIZE: u64 = 84;
+    pub const H_ARRAY_CRC: u64 = 88;
+
+    // Entry field offsets.
+    pub const E_TYPE: u64 = 0;
+    pub const E_UNIQUE: u64 = 16;
+    pub const E_FIRST: u64 = 32;
+    pub const E_LAST: u64 = 40;
+    pub const E_ATTRS: u64 = 48;
+    pub const E_NAME: u64 = 56;
+
+    // MBR.
+    pub const MBR_TABLE: u64 = 446;
+    pub const MBR_SIGNATURE_AT: u64 = 510;
+    pub const MBR_TYPE_PROTECTIVE: u8 = 0xee;
+    pub const MBR_TYPE_EXTENDED: [u8; 3] = [0x05, 0x0f, 0x85];
+}
+
+/// Partition type GUIDs ukitool names (Discoverable Partitions Specification, UEFI).
+pub mod types {
+    pub const ESP: &str = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B";
+    pub const BIOS_BOOT: &str = "21686148-6449-6E6F-744E-656564454649";
+    pub const LINUX_DATA: &str = "0FC63DAF-8483-4772-8E79-3D69D8477DE4";
+    pub const XBOOTLDR: &str = "BC13C2FF-59E6-4262-A352-B275FD6F7172";
+    pub const MICROSOFT_BASIC_DATA: &str = "EBD0A0A2-B9E5-4433-87C0-68B6B72699C7";
+}
+
+/// Attribute bit 2: legacy BIOS bootable (UEFI 2.10 Table 5.9).
+pub const ATTR_LEGACY_BIOS_BOOTABLE: u64 = 1 << 2;
+/// Attribute bit 0: required by the platform.
+pub const ATTR_REQUIRED: u64 = 1;
+
+/// Friendly name of a known type GUID.
+pub fn type_name(t: &Guid) -> Option<&'static str> {
+    let s = t.to_string();
+    [
+        (types::ESP, "efi-system"),
+        (types::BIOS_BOOT, "bios-boot"),
+        (types::LINUX_DATA, "linux-data"),
+        (types::XBOOTLDR, "xbootldr"),
+        (types::MICROSOFT_BASIC_DATA, "microsoft-basic-data"),
+    ]
+    .into_iter()
+    .find(|(g, _)| *g == s)
+    .map(|(_, n)| n)
+}
+
+/// `esp`, `bios`, `linux`, `xbootldr` or a literal GUID.
+pub fn parse_type(text: &str) -> Result<Guid> {
+    let g = match text.to_ascii_lowercase().as_str() {
+        "esp" | "efi" | "efi-system" => types::ESP,
+        "bios" | "bios-boot" => types::BIOS_BOOT,
+        "linux" | "linux-data" | "data" => types::LINUX_DATA,
+        "xbootldr" => types::XBOOTLDR,
+        _ => {
+            return Guid::parse(text).map_err(|_| {
+                Error::invalid(format!(
+                    "partition type {text:?}: use esp, bios, linux, xbootldr or a GUID"
+                ))
+            })
+        }
+    };
+    Guid::parse(g)
+}
+
+/// One partition to write: LBAs are inclusive, in logical sectors.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GptPartition {
+    pub name: String,
+    pub type_guid: Guid,
+    pub unique_guid: Guid,
+    pub first_lba: u64,
+    pub last_lba: u64,
+    pub attributes: u64,
+}
+
+/// The sectors GPT needs at each end of a disk with `sector` bytes per sector:
+/// (first usable LBA, sectors at the end for the backup array and header).
+pub fn reserved_sectors(sector: u64) -> (u64, u64) {
+    let array = raw::ARRAY_BYTES.div_ceil(sector);
+    (2 + array, array + 1)
+}
+
+/// Write the protective MBR, primary and backup GPT into `img` (whose size must be a
+/// multiple of `sector`). Partitions must lie within the usable LBAs and not overlap.
+pub fn write(img: &mut DiskImage<'_>, sector: u64, disk_guid: Guid, parts: &[GptPartition]) -> Result<()> {
+    if sector != 512 && sector != 4096 {
+        return Err(Error::invalid(format!("sector size {sector}: use 512 or 4096")));
+    }
+    if img.size % sector != 0 {
+        return Err(Error::invalid(format!(
+            "disk size {} is not a multiple of the {sector}-byte sector",
+            img.size
+        )));
+    }
+    if parts.len() > raw::ENTRY_COUNT as usize {
+        return Err(Error::invalid(format!("at most {} partitions", raw::ENTRY_COUNT)));
+    }
+    let total = img.size / sector;
+    let (first_usable, tail) = reserved_sectors(sector);
+    let last_lba = total
+        .checked_sub(1)
+        .filter(|&l| l >= first_usable + tail)
+        .ok_or_else(|| Error::invalid(format!("a {}-byte disk is too small for a GPT", img.size)))?;
+    let last_usable = last_lba - tail;
+    let array_sectors = tail - 1;
+    let mut sorted: Vec<&GptPartition> = parts.iter().collect();
+    sorted.sort_by_key(|p| p.first_lba);
+    let mut prev_end = first_usable;
+    for p in &sorted {
+        if p.first_lba < prev_end || p.last_lba < p.first_lba || p.last_lba > last_usable {
+            return Err(Error::invalid(format!(
+                "partition {:?} (LBA {}..={}) does not fit: usable LBAs are {first_usable}..={last_usable} and partitions must not overlap",
+                p.name, p.first_lba, p.last_lba
+            )));
+        }
+        if p.name.encode_utf16().count() > raw::NAME_UNITS {
+            return Err(Error::invalid(format!(
+                "partition name {:?} is longer than {} UTF-16 units",
+                p.name,
+                raw::NAME_UNITS
+            )));
+        }
+        prev_end = p.last_lba + 1;
+    }
+
+    let mut array = vec![0u8; raw::ARRAY_BYTES as usize];
+    for (i, p) in parts.iter().enumerate() {
+        let e = &mut array[i * raw::ENTRY_SIZE as usize..][..raw::ENTRY_SIZE as usize];
+        e[0..16].copy_from_slice(&p.type_guid.to_gpt_bytes());
+        e[16..32].copy_from_slice(&p.unique_guid.to_gpt_bytes());
+        e[32..40].copy_from_slice(&p.first_lba.to_le_bytes());
+        e[40..48].copy_from_slice(&p.last_lba.to_le_bytes());
+        e[48..56].copy_from_slice(&p.attributes.to_le_bytes());
+        for (j, u) in p.name.encode_utf16().enumerate() {
+            e[56 + 2 * j..58 + 2 * j].copy_from_slice(&u.to_le_bytes());
+        }
+    }
+    let array_crc = crc32fast::hash(&array);
+    let header = |my: u64, alt: u64, entries: u64| -> Vec<u8> {
+        let mut h = vec![0u8; sector as usize];
+        h[0..8].copy_from_slice(raw::SIGNATURE);
+        h[8..12].copy_from_slice(&raw::REVISION_1_0.to_le_bytes());
+        h[12..16].copy_from_slice(&raw::HEADER_SIZE.to_le_bytes());
+        h[24..32].copy_from_slice(&my.to_le_bytes());
+        h[32..40].copy_from_slice(&alt.to_le_bytes());
+        h[40..48].copy_from_slice(&first_usable.to_le_bytes());
+        h[48..56].copy_from_slice(&last_usable.to_le_bytes());
+        h[56..72].copy_from_slice(&disk_guid.to_gpt_bytes());
+        h[72..80].copy_from_slice(&entries.to_le_bytes());
+        h[80..84].copy_from_slice(&raw::ENTRY_COUNT.to_le_bytes());
+        h[84..88].copy_from_slice(&raw::ENTRY_SIZE.to_le_bytes());
+        h[88..92].copy_from_slice(&array_crc.to_le_bytes());
+        let crc = crc32fast::hash(&h[..raw::HEADER_SIZE as usize]);
+        h[16..20].copy_from_slice(&crc.to_le_bytes());
+        h
+    };
+
+    // LBA 0: protective MBR, one 0xEE entry covering the disk (capped at 2^32-1).
+    let mut head = vec![0u8; sector as usize];
+    let pe = &mut head[raw::MBR_TABLE as usize..][..16];
+    pe[1..4].copy_from_slice(&[0x00, 0x02, 0x00]); // CHS of LBA 1
+    pe[4] = raw::MBR_TYPE_PROTECTIVE;
+    pe[5..8].copy_from_slice(&[0xff, 0xff, 0xff]);
+    pe[8..12].copy_from_slice(&1u32.to_le_bytes());
+    let covered = u32::try_from(total - 1).unwrap_or(u32::MAX);
+    pe[12..16].copy_from_slice(&covered.to_le_bytes());
+    head[510] = 0x55;
+    head[511] = 0xaa;
+    head.extend_from_slice(&header(1, last_lba, 2));
+    head.extend_from_slice(&array);
+    head.resize(((2 + array_sectors) * sector) as usize, 0);
+    img.put(0, head)?;
+
+    let backup_array_lba = last_lba - array_sectors;
+    let mut tail_bytes = array;
+    tail_bytes.resize((array_sectors * sector) as usize, 0);
+    tail_bytes.extend_from_slice(&header(last_lba, 1, backup_array_lba));
+    img.put(backup_array_lba * sector, tail_bytes)?;
+    Ok(())
+}
+
+/// A partition as read from a disk.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PartitionEntry {
+    pub index: u32,
+    pub name: String,
+    pub type_guid: Option<Guid>,
+    pub type_name: Option<&'static str>,
+    pub unique_guid: Option<Guid>,
+    /// MBR partition type byte (MBR disks only).
+    pub mbr_type: Option<u8>,
+    pub first_lba: u64,
+    pub last_lba: u64,
+    pub offset: u64,
+    pub size: u64,
+    pub attributes: u64,
+    pub legacy_bios_bootable: bool,
+}
+
+/// A partition table as read from a disk.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PartitionTable {
+    /// `gpt` or `mbr`.
+    pub scheme: &'static str,
+    pub sector_size: u64,
+    pub disk_guid: Option<Guid>,
+    pub first_usable_lba: Option<u64>,
+    pub last_usable_lba: Option<u64>,
+    pub header_crc_ok: Option<bool>,
+    pub array_crc_ok: Option<bool>,
+    /// Whether a backup header was found where the primary says, with the same array CRC.
+    pub backup_ok: Option<bool>,
+    pub partitions: Vec<PartitionEntry>,
+    /// Problems found while reading, one line each.
+    pub problems: Vec<String>,
+}
+
+/// Read the partition table of a raw disk: GPT at 512- or 4096-byte sectors, else the
+/// MBR's primary partitions. Every field read is bounded by `data`.
+pub fn read(data: &[u8]) -> Result<PartitionTable> {
+    if bytes::slice(data, raw::MBR_SIGNATURE_AT, 2, "MBR signature")? != [0x55, 0xaa] {
+        return Err(Error::malformed(raw::MBR_SIGNATURE_AT, "no 0x55AA boot signature"));
+    }
+    for sector in [512u64, 4096] {
+        if bytes::slice(data, sector, 8, "GPT header").is_ok_and(|s| s == raw::SIGNATURE) {
+            return read_gpt(data, sector);
+        }
+    }
+    read_mbr(data)
+}
+
+fn read_gpt(data: &[u8], sector: u64) -> Result<PartitionTable> {
+    let h = sector;
+    let what = "GPT header";
+    let header_size = u32_le(data, h + raw::H_SIZE, what)?;
+    let mut problems = Vec::new();
+    if !(raw::HEADER_SIZE..=sector as u32).contains(&header_size) {
+        return Err(Error::malformed(
+            h + raw::H_SIZE,
+            format!("GPT header size {header_size} is outside 92..={sector}"),
+        ));
+    }
+    let hdr = bytes::slice(data, h, u64::from(header_size), what)?;
+    let stored_crc = u32_le(hdr, raw::H_CRC, what)?;
+    let mut copy = hdr.to_vec();
+    copy[16..20].fill(0);
+    let header_crc_ok = crc32fast::hash(&copy) == stored_crc;
+    if !header_crc_ok {
+        problems.push(format!("primary GPT header CRC mismatch at offset {:#x}", h + raw::H_CRC));
+    }
+    let rev = u32_le(hdr, raw::H_REVISION, what)?;
+    if rev != raw::REVISION_1_0 {
+        problems.push(format!("GPT revision {rev:#x} (expected 0x00010000)"));
+    }
+    let alternate = u64_le(hdr, raw::H_ALTERNATE_LBA, what)?;
+    let first_usable = u64_le(hdr, raw::H_FIRST_USABLE, what)?;
+    let last_usable = u64_le(hdr, raw::H_LAST_USABLE, what)?;
+    let disk_guid = Guid::from_gpt_bytes(bytes::array(hdr, raw::H_DISK_GUID, what)?);
+    let entries_lba = u64_le(hdr, raw::H_ENTRIES_LBA, what)?;
+    let count = u32_le(hdr, raw::H_ENTRY_COUNT, what)?;
+    let esize = u32_le(hdr, raw::H_ENTRY_SIZE, what)?;
+    let array_crc = u32_le(hdr, raw::H_ARRAY_CRC, what)?;
+    if esize < raw::ENTRY_SIZE || !esize.is_power_of_two() {
+        return Err(Error::malformed(
+            h + raw::H_ENTRY_SIZE,
+            format!("GPT entry size {esize} is not a power of two >= 128"),
+        ));
+    }
+    let array_off = entries_lba
+        .checked_mul(sector)
+        .ok_or_else(|| Error::malformed(h + raw::H_ENTRIES_LBA, "entry array LBA overflows"))?;
+    let array_len = u64::from(count) * u64::from(esize);
+    // Bounded by the input: slice() fails before anything is allocated.
+    let array = bytes::slice(data, array_off, array_len, "GPT entry array")?;
+    let array_crc_ok = crc32fast::hash(array) == array_crc;
+    if !array_crc_ok {
+        problems.push(format!("GPT entry array CRC mismatch (array at {array_off:#x})"));
+    }
+    let backup_ok = alternate
+        .checked_mul(sector)
+        .and_then(|o| bytes::slice(data, o, 92, "backup GPT header").ok())
+        .map(|b| b.starts_with(raw::SIGNATURE) && b.get(88..92) == hdr.get(88..92));
+    if backup_ok != Some(true) {
+        problems.push(format!("no matching backup GPT header at LBA {alternate}"));
+    }
+    let mut partitions = Vec::new();
+    for i in 0..u64::from(count) {
+        let e = bytes::slice(array, i * u64::from(esize), u64::from(esize), "GPT entry")?;
+        let t = Guid::from_gpt_bytes(bytes::array(e, raw::E_TYPE, "GPT entry")?);
+        if t.is_zero() {
+            continue;
+        }
+        let first = u64_le(e, raw::E_FIRST, "GPT entry")?;
+        let last = u64_le(e, raw::E_LAST, "GPT entry")?;
+        let attributes = u64_le(e, raw::E_ATTRS, "GPT entry")?;
+        let units: Vec<u16> = (0..raw::NAME_UNITS as u64)
+            .map(|j| u16_le(e, raw::E_NAME + 2 * j, "GPT entry name"))
+            .collect::<Result<_>>()?;
+        let end = units.iter().position(|&u| u == 0).unwrap_or(units.len());
+        let name = String::from_utf16_lossy(units.get(..end).unwrap_or_default());
+        if last < first {
+            problems.push(format!("partition {} ends (LBA {last}) before it starts (LBA {first})", i + 1));
+        }
+        let size = last
+            .checked_sub(first)
+            .and_then(|n| n.checked_add(1))
+            .and_then(|n| n.checked_mul(sector))
+            .unwrap_or(0);
+        partitions.push(PartitionEntry {
+            index: (i + 1) as u32,
+            name,
+            type_name: type_name(&t),
+            type_guid: Some(t),
+            unique_guid: Some(Guid::from_gpt_bytes(bytes::array(e, raw::E_UNIQUE, "GPT entry")?)),
+            mbr_type: None,
+            first_lba: first,
+            last_lba: last,
+            offset: first.saturating_mul(sector),
+            size,
+            attributes,
+            legacy_bios_bootable: attributes & ATTR_LEGACY_BIOS_BOOTABLE != 0,
+        });
+    }
+    Ok(PartitionTable {
+        scheme: "gpt",
+        sector_size: sector,
+        disk_guid: Some(disk_guid),
+        first_usable_lba: Some(first_usable),
+        last_usable_lba: Some(last_usable),
+        header_crc_ok: Some(header_crc_ok),
+        array_crc_ok: Some(array_crc_ok),
+        backup_ok,
+        partitions,
+        problems,
+    })
+}
+
+fn read_mbr(data: &[u8]) -> Result<PartitionTable> {
+    let mut partitions = Vec::new();
+    let mut problems = Vec::new();
+    for i in 0..4u64 {
+        let at = raw::MBR_TABLE + 16 * i;
+        let e = bytes::slice(data, at, 16, "MBR partition entry")?;
+        let kind = bytes::u8_at(e, 4, "MBR partition entry")?;
+        let start = u64::from(u32_le(e, 8, "MBR partition entry")?);
+        let count = u64::from(u32_le(e, 12, "MBR partition entry")?);
+        if kind == 0 || count == 0 {
+            continue;
+        }
+        if raw::MBR_TYPE_EXTENDED.contains(&kind) {
+            problems.push(format!("partition {} is an extended partition; logical partitions are not listed", i + 1));
+        }
+        let boot = bytes::u8_at(e, 0, "MBR partition entry")?;
+        partitions.push(PartitionEntry {
+            index: (i + 1) as u32,
+            name: String::new(),
+            type_guid: None,
+            type_name: match kind {
+                0xef => Some("efi-system"),
+                0x83 => Some("linux"),
+                0x0b | 0x0c => Some("fat32"),
+                0x06 | 0x0e => Some("fat16"),
+                0xee => Some("gpt-protective"),
+                _ => None,
+            },
+            unique_guid: None,
+            mbr_type: Some(kind),
+            first_lba: start,
+            last_lba: (start + count).saturating_sub(1),
+            offset: start * 512,
+            size: count * 512,
+            attributes: u64::from(boot),
+            legacy_bios_bootable: boot == 0x80,
+        });
+    }
+    Ok(PartitionTable {
+        scheme: "mbr",
+        sector_size: 512,
+        disk_guid: None,
+        first_usable_lba: None,
+        last_usable_lba: None,
+        header_crc_ok: None,
+        array_crc_ok: None,
+        backup_ok: None,
+        partitions,
+        problems,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_and_reads_back_both_sector_sizes() {
+        for sector in [512u64, 4096] {
+            let mut img = DiskImage::new(8 << 20);
+            let (first, _) = reserved_sectors(sector);
+            let mib = (1 << 20) / sector;
+            let p = GptPartition {
+                name: "EFI".into(),
+                type_guid: parse_type("esp").unwrap(),
+                unique_guid: Guid::from_name(&Guid::ZERO, "p"),
+                first_lba: mib,
+                last_lba: 3 * mib - 1,
+                attributes: ATTR_LEGACY_BIOS_BOOTABLE,
+            };
+            assert!(first <= mib);
+            write(&mut img, sector, Guid::from_name(&Guid::ZERO, "d"), &[p.clone()]).unwrap();
+            let t = read(&img.to_vec()).unwrap();
+            assert_eq!(t.sector_size, sector);
+            assert_eq!(t.problems, Vec::<String>::new());
+            assert_eq!(t.partitions.len(), 1);
+            let e = &t.partitions[0];
+            assert_eq!((e.name.as_str(), e.first_lba, e.size), ("EFI", mib, 2 << 20));
+            assert_eq!(e.type_name, Some("efi-system"));
+            assert!(e.legacy_bios_bootable);
+        }
+    }
+
+    #[test]
+    fn refuses_what_does_not_fit() {
+        let mut img = DiskImage::new(4 << 20);
+        let p = GptPartition {
+            name: "X".into(),
+            type_guid: parse_type("linux").unwrap(),
+            unique_guid: Guid::ZERO,
+            first_lba: 2048,
+            last_lba: 8191,
+            attributes: 0,
+        };
+        assert!(write(&mut img, 512, Guid::ZERO, &[p]).is_err());
+        assert!(write(&mut DiskImage::new(4 << 20), 1024, Guid::ZERO, &[]).is_err());
+    }
+
+    #[test]
+    fn hostile_tables_do_not_panic() {
+        let mut img = DiskImage::new(1 << 20);
+        write(&mut img, 512, Guid::ZERO, &[]).unwrap();
+        let good = img.to_vec();
+        for at in [512 + 12, 512 + 72, 512 + 80, 512 + 84] {
+            for v in [0u32, 1, 0xffff_ffff, 0x8000_0000] {
+                let mut d = good.clone();
+                d[at..at + 4].copy_from_slice(&v.to_le_bytes());
+                let _ = read(&d);
+            }
+        }
+        assert!(read(&good[..600]).is_err());
+    }
+}

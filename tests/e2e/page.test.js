@@ -1,0 +1,175 @@
+// index.html in Debian's headless Chromium, checked against the ukitool CLI.
+// Run: node --test tests/e2e/   (after `make web`; fixtures are generated on demand)
+
+import assert from "node:assert/strict";
+import { readFileSync, writeFileSync } from "node:fs";
+import { after, before, describe, test } from "node:test";
+import {
+  artifact,
+  downloadVia,
+  dropFile,
+  fixture,
+  launch,
+  openPage,
+  pickFile,
+  requireWebBuild,
+  serve,
+  ukitool,
+  waitDone,
+} from "./harness.js";
+
+let server;
+let browser;
+
+before(async () => {
+  requireWebBuild();
+  server = await serve();
+  browser = await launch();
+});
+
+after(async () => {
+  if (browser) await browser.close();
+  if (server) server.close();
+});
+
+// Every request must be the page's own static files (or blob:/data: URLs it made).
+function assertOnlyOwnOrigin(requests) {
+  const foreign = requests.filter(
+    (u) => !u.startsWith(server.url) && !u.startsWith("blob:") && !u.startsWith("data:"),
+  );
+  assert.deepEqual(foreign, [], "requests outside the page's origin");
+}
+
+async function sectionNames(page) {
+  return page.$$eval("#sections tbody tr[data-section]", (rows) => rows.map((r) => r.dataset.section));
+}
+
+describe("a real UKI", () => {
+  let uki;
+  let cli;
+  let page;
+  let requests;
+  let consoleErrors;
+
+  before(async () => {
+    uki = fixture("uki.efi");
+    cli = JSON.parse(ukitool("inspect", "--json", uki).toString());
+    ({ page, requests, consoleErrors } = await openPage(browser.context, server.url));
+    await pickFile(page, uki);
+    await waitDone(page);
+  });
+
+  test("shows the CLI's kind, PRETTY_NAME, kernel version and sections", async () => {
+    assert.equal(await page.locator("#error").isHidden(), true);
+    assert.equal(cli.kind, "uki");
+    assert.equal(await page.getAttribute("#kind", "data-kind"), cli.kind);
+    assert.equal(await page.textContent("#pretty-name"), cli.os_release.PRETTY_NAME);
+    const kernel = cli.kernel.version || cli.uname;
+    assert.ok(kernel, "the CLI reports a kernel version");
+    assert.equal(await page.textContent("#kernel-version"), kernel);
+    assert.deepEqual(await sectionNames(page), cli.sections.map((s) => s.name));
+    const titles = await page.$$eval("#sections tbody tr[data-section] td:nth-child(4)", (c) =>
+      c.map((td) => Number(td.title.split(" ")[0])),
+    );
+    assert.deepEqual(titles, cli.sections.map((s) => s.virtual_size));
+    await page.screenshot({ path: artifact("uki-desktop.png"), fullPage: true });
+  });
+
+  test("section downloads are byte-identical to `ukitool extract`", async () => {
+    for (const name of [".osrel", ".linux", ".cmdline"]) {
+      const row = page.locator(`#sections tr[data-section="${name}"]`);
+      const got = await downloadVia(page, row.locator("[data-action=download]"));
+      const want = ukitool("extract", uki, name, "-o", "-");
+      assert.equal(got.bytes.length, want.length, `${name} length`);
+      assert.ok(got.bytes.equals(want), `${name} bytes`);
+    }
+  });
+
+  test("the JSON export is byte-identical to `ukitool inspect --json`", async () => {
+    const got = await downloadVia(page, page.locator("#export"));
+    const want = ukitool("inspect", "--json", uki);
+    writeFileSync(artifact("uki.page.json"), got.bytes);
+    assert.equal(got.bytes.toString(), want.toString());
+  });
+
+  test("hex view and splash render", async () => {
+    const row = page.locator('#sections tr[data-section=".linux"]');
+    await row.getByRole("button", { name: "Hex" }).click();
+    const hex = await page.textContent(".hex-row pre");
+    assert.match(hex, /^[0-9a-f]{8} {2}4d 5a/, ".linux starts with MZ");
+    await page.screenshot({ path: artifact("uki-hex.png") });
+  });
+
+  test("no request leaves the page's origin and nothing is logged as an error", async () => {
+    assertOnlyOwnOrigin(requests);
+    assert.deepEqual(consoleErrors, []);
+    const longTasks = await page.evaluate(() => window.__longTasks);
+    writeFileSync(artifact("uki.longtasks.json"), JSON.stringify(longTasks));
+  });
+});
+
+describe("hostile input", () => {
+  test("a garbage file shows an error in place and the next file still works", async () => {
+    const { page, requests } = await openPage(browser.context, server.url);
+    const garbage = Buffer.alloc(4096);
+    for (let i = 0; i < garbage.length; i++) garbage[i] = (i * 2654435761) >>> 24;
+    await dropFile(page, "garbage.bin", garbage);
+    await waitDone(page);
+    const err = await page.textContent("#error");
+    assert.match(err, /offset 0x0/);
+    assert.match(err, /MZ/);
+    await page.screenshot({ path: artifact("error.png") });
+
+    // A PE truncated inside its section table: the error names the rule.
+    const stub = readFileSync("/usr/lib/systemd/boot/efi/linuxx64.efi.stub");
+    await dropFile(page, "truncated.efi", stub.subarray(0, 0x190));
+    await waitDone(page);
+    assert.match(await page.textContent("#error"), /truncated at offset 0x[0-9a-f]+/);
+
+    const uki = fixture("uki.efi");
+    const cli = JSON.parse(ukitool("inspect", "--json", uki).toString());
+    await dropFile(page, "uki.efi", readFileSync(uki));
+    await waitDone(page);
+    assert.equal(await page.locator("#error").isHidden(), true);
+    assert.equal(await page.textContent("#pretty-name"), cli.os_release.PRETTY_NAME);
+    assertOnlyOwnOrigin(requests);
+  });
+});
+
+describe("other EFI binaries", () => {
+  for (const [name, path] of [
+    ["systemd-boot", "/usr/lib/systemd/boot/efi/systemd-bootx64.efi"],
+    ["shim", "/usr/lib/shim/shimx64.efi.signed"],
+    ["grub", "/usr/lib/grub/x86_64-efi-signed/grubx64.efi.signed"],
+  ]) {
+    test(`${name}: same sections and JSON as the CLI`, async () => {
+      const { page } = await openPage(browser.context, server.url);
+      await pickFile(page, path);
+      await waitDone(page);
+      const cli = JSON.parse(ukitool("inspect", "--json", path).toString());
+      assert.equal(await page.getAttribute("#kind", "data-kind"), cli.kind);
+      assert.deepEqual(await sectionNames(page), cli.sections.map((s) => s.name));
+      const got = await downloadVia(page, page.locator("#export"));
+      assert.equal(got.bytes.toString(), ukitool("inspect", "--json", path).toString());
+      await page.close();
+    });
+  }
+});
+
+describe("layout", () => {
+  test("phone width and dark mode screenshots", async () => {
+    const uki = fixture("uki.efi");
+    const { page } = await openPage(browser.context, server.url, { width: 390, height: 844 });
+    await page.screenshot({ path: artifact("welcome-phone.png") });
+    await pickFile(page, uki);
+    await waitDone(page);
+    await page.screenshot({ path: artifact("uki-phone.png"), fullPage: true });
+    await page.emulateMedia({ colorScheme: "dark" });
+    await page.setViewportSize({ width: 1280, height: 900 });
+    await page.screenshot({ path: artifact("uki-dark.png"), fullPage: true });
+    // Keyboard: the open button is reachable with Tab.
+    await page.keyboard.press("Tab");
+    assert.equal(await page.evaluate(() => document.activeElement.id), "pick");
+    await page.close();
+  });
+});

@@ -1,0 +1,649 @@
+//! `ukitool inspect` against real Debian artifacts (objdump and Python as referees),
+//! golden output on synthetic PEs built here, and hostile inputs.
+//!
+//! Golden files live in tests/golden/; rewrite them with `UPDATE_GOLDEN=1 cargo test`.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// The ukitool binary next to this test's target directory, built if missing.
+fn ukitool_bin() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap();
+    let bin = dir.join("ukitool");
+    if !bin.exists() {
+        let st = Command::new(env!("CARGO"))
+            .args(["build", "-p", "ukitool"])
+            .current_dir(workspace())
+            .status()
+            .unwrap();
+        assert!(st.success(), "building ukitool");
+    }
+    bin
+}
+
+fn ukitool(args: &[&str]) -> Output {
+    Command::new(ukitool_bin())
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn fixture(name: &str) -> PathBuf {
+    let p = workspace().join("tests/fixtures/out").join(name);
+    if !p.exists() {
+        let st = Command::new("bash")
+            .arg(workspace().join("tests/fixtures/generate.sh"))
+            .status()
+            .unwrap();
+        assert!(st.success(), "tests/fixtures/generate.sh failed");
+    }
+    assert!(p.exists(), "fixture {name} missing after generate.sh");
+    p
+}
+
+fn json(path: &Path, hash: bool) -> Value {
+    let p = path.to_str().unwrap();
+    let args: Vec<&str> = if hash {
+        vec!["inspect", "--json", p]
+    } else {
+        vec!["inspect", "--json", "--no-hash", p]
+    };
+    let out = ukitool(&args);
+    assert!(
+        out.status.success(),
+        "inspect {p}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// (name, size, vma, file offset) from `objdump -h`.
+fn objdump_sections(path: &Path) -> Vec<(String, u64, u64, u64)> {
+    let out = Command::new("objdump")
+        .arg("-h")
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            if f.len() == 7 && f[0].parse::<u32>().is_ok() {
+                let h = |s: &str| u64::from_str_radix(s, 16).unwrap();
+                Some((f[1].to_string(), h(f[2]), h(f[3]), h(f[5])))
+            } else {
+                None
+            }
+        })
+        .collect()
+}
+
+fn ours(v: &Value) -> Vec<(String, u64, u64, u64)> {
+    let base = v["pe"]["image_base"].as_u64().unwrap();
+    v["sections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap().to_string(),
+                s["payload_size"].as_u64().unwrap(),
+                base + s["virtual_address"].as_u64().unwrap(),
+                s["file_offset"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+const REAL: &[&str] = &[
+    "uki.efi",
+    "uki-signed.efi",
+    "shimx64.efi.signed",
+    "grubx64.efi.signed",
+    "vmlinuz",
+    "linuxx64.efi.stub",
+    "systemd-bootx64.efi",
+    "profiles.efi",
+    "longnames.efi",
+    "addon.efi",
+];
+
+#[test]
+fn section_tables_match_objdump() {
+    for name in REAL {
+        let p = fixture(name);
+        let want = objdump_sections(&p);
+        assert!(!want.is_empty(), "{name}: objdump saw no sections");
+        assert_eq!(ours(&json(&p, false)), want, "{name}");
+    }
+}
+
+#[test]
+fn longnames_resolve_through_the_string_table() {
+    let v = json(&fixture("longnames.efi"), false);
+    let names: Vec<&str> = v["sections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    // objdump (checked above) resolves the same name; here: no "/N" is left.
+    assert!(names.iter().all(|n| !n.starts_with('/')), "{names:?}");
+    assert!(names.iter().any(|n| n.len() > 8), "{names:?}");
+}
+
+/// sha256 of `len` bytes at `off` of each file, computed by Python's hashlib.
+fn python_sha256(path: &Path, ranges: &[(u64, u64)]) -> Vec<String> {
+    let spec: Vec<String> = ranges.iter().map(|(o, n)| format!("{o}:{n}")).collect();
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(
+            "import hashlib,sys\nf=open(sys.argv[1],'rb')\nfor r in sys.argv[2:]:\n o,n=map(int,r.split(':'))\n f.seek(o)\n print(hashlib.sha256(f.read(n)).hexdigest())",
+        )
+        .arg(path)
+        .args(&spec)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn section_hashes_match_an_independent_sha256() {
+    for name in ["uki.efi", "shimx64.efi.signed", "vmlinuz", "profiles.efi"] {
+        let p = fixture(name);
+        let v = json(&p, true);
+        // Offsets and sizes from objdump, bytes hashed by Python.
+        let ranges: Vec<(u64, u64)> = objdump_sections(&p)
+            .iter()
+            .map(|(_, size, _, off)| (*off, *size))
+            .collect();
+        let want = python_sha256(&p, &ranges);
+        let got: Vec<String> = v["sections"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["sha256"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(got, want, "{name}");
+        // --no-hash leaves them out.
+        let nh = json(&p, false);
+        assert!(nh["sections"][0]["sha256"].is_null());
+    }
+}
+
+#[test]
+fn kinds_follow_the_reference_rules() {
+    for (name, kind) in [
+        ("uki.efi", "uki"),
+        ("uki-signed.efi", "uki"),
+        ("profiles.efi", "uki"),
+        ("addon.efi", "addon"),
+        ("vmlinuz", "efi-stub-kernel"),
+        ("shimx64.efi.signed", "pe"),
+        ("grubx64.efi.signed", "pe"),
+        ("linuxx64.efi.stub", "pe"),
+        ("systemd-bootx64.efi", "pe"),
+    ] {
+        assert_eq!(json(&fixture(name), false)["kind"], kind, "{name}");
+    }
+}
+
+fn read_text(name: &str) -> String {
+    std::fs::read_to_string(fixture(name)).unwrap()
+}
+
+#[test]
+fn uki_metadata_matches_the_parts_it_was_built_from() {
+    let v = json(&fixture("uki.efi"), false);
+    assert_eq!(v["cmdline"], read_text("cmdline").trim_end());
+    assert_eq!(v["uname"], read_text("uname").trim());
+    for line in read_text("os-release").lines().filter(|l| l.contains('=')) {
+        let (k, val) = line.split_once('=').unwrap();
+        assert_eq!(v["os_release"][k], val.trim_matches('"'), "{k}");
+    }
+    // The stub's own .sbat survives; its first line is the SBAT header.
+    assert_eq!(v["sbat"][0]["component"], "sbat");
+    assert!(v["stub"].as_str().unwrap().starts_with("systemd-stub "));
+    // splash.bmp header read by Python.
+    let bmp = std::fs::read(fixture("splash.bmp")).unwrap();
+    let w = i32::from_le_bytes(bmp[18..22].try_into().unwrap());
+    let h = i32::from_le_bytes(bmp[22..26].try_into().unwrap());
+    assert_eq!(v["splash"]["width"], w);
+    assert_eq!(v["splash"]["height"], h);
+    assert_eq!(
+        v["splash"]["bits_per_pixel"],
+        u16::from_le_bytes([bmp[28], bmp[29]])
+    );
+    // Numbers are numbers; hashes are lowercase hex.
+    assert!(v["pe"]["size_of_image"].is_u64());
+    let full = json(&fixture("uki.efi"), true);
+    for s in full["sections"].as_array().unwrap() {
+        let h = s["sha256"].as_str().unwrap();
+        assert!(h.len() == 64 && h.chars().all(|c| matches!(c, '0'..='9' | 'a'..='f')));
+    }
+}
+
+#[test]
+fn kernel_facts_come_from_the_setup_header() {
+    let vmlinuz = std::fs::read(fixture("vmlinuz")).unwrap();
+    let proto = u16::from_le_bytes([vmlinuz[0x206], vmlinuz[0x207]]);
+    let want_proto = format!("{}.{}", proto >> 8, proto & 0xff);
+    // `objdump -p` names the certificate table "Security Directory".
+    let od = Command::new("objdump")
+        .arg("-p")
+        .arg(fixture("vmlinuz"))
+        .output()
+        .unwrap();
+    let od = String::from_utf8(od.stdout).unwrap();
+    let signed = od
+        .lines()
+        .find(|l| l.contains("Security Directory"))
+        .map(|l| {
+            !l.split_whitespace()
+                .nth(2)
+                .unwrap()
+                .chars()
+                .all(|c| c == '0')
+        })
+        .unwrap();
+    let nx = od.lines().any(|l| l.contains("NX_COMPAT"));
+    for name in ["uki.efi", "vmlinuz"] {
+        let k = &json(&fixture(name), false)["kernel"];
+        assert_eq!(k["boot_protocol"], want_proto.as_str(), "{name}");
+        let version = k["version"].as_str().unwrap();
+        assert!(
+            version.starts_with(read_text("uname").trim()),
+            "{name}: {version}"
+        );
+        assert_eq!(k["signed"], signed, "{name}");
+        assert_eq!(k["nx_compat"], nx, "{name}");
+    }
+}
+
+#[test]
+fn profiles_are_kept_apart_from_the_base() {
+    let p = fixture("profiles.efi");
+    let v = json(&p, false);
+    let profiles = v["profiles"].as_array().unwrap();
+    assert_eq!(profiles.len(), 2);
+    let table = objdump_sections(&p);
+    let first = table.iter().position(|s| s.0 == ".profile").unwrap();
+    let base: Vec<&str> = table[..first].iter().map(|s| s.0.as_str()).collect();
+    assert_eq!(v["base_sections"], serde_json::json!(base));
+    for (i, prof) in profiles.iter().enumerate() {
+        assert_eq!(prof["index"], i);
+        assert_eq!(prof["sections"][0], ".profile");
+        // The ID= line of this profile's .profile, read by Python from objdump's offsets.
+        let starts: Vec<&(String, u64, u64, u64)> =
+            table.iter().filter(|s| s.0 == ".profile").collect();
+        let (_, size, _, off) = starts[i];
+        let bytes = std::fs::read(&p).unwrap();
+        let text =
+            String::from_utf8_lossy(&bytes[*off as usize..(*off + *size) as usize]).to_string();
+        let id = text.lines().find_map(|l| l.strip_prefix("ID=")).unwrap();
+        assert_eq!(prof["id"], id.trim_matches('"'));
+    }
+}
+
+fn lint_ids(v: &Value, min: &[&str]) -> BTreeSet<String> {
+    v["lints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| min.contains(&l["severity"].as_str().unwrap()))
+        .map(|l| l["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn lints_fire_on_overlap_and_not_on_the_clean_uki() {
+    let out = ukitool(&[
+        "inspect",
+        "--json",
+        "--no-hash",
+        fixture("overlap.efi").to_str().unwrap(),
+    ]);
+    // The report is printed; the file is broken, so the exit is 2 with one line.
+    assert_eq!(out.status.code(), Some(2));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(lint_ids(&v, &["error"]).contains("sections-overlap"));
+
+    for name in ["uki.efi", "uki-signed.efi", "profiles.efi"] {
+        let v = json(&fixture(name), false);
+        assert_eq!(
+            lint_ids(&v, &["warning", "error"]),
+            BTreeSet::new(),
+            "{name}"
+        );
+        // The only notes left are inherited from Debian's stub itself.
+        let stub = json(&fixture("linuxx64.efi.stub"), false);
+        assert!(
+            lint_ids(&v, &["info"]).is_subset(&lint_ids(&stub, &["info"])),
+            "{name}"
+        );
+    }
+}
+
+fn assert_one_line_error(out: &Output, what: &str) {
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{what}: {err}");
+    assert_eq!(err.lines().count(), 1, "{what}: {err}");
+    assert!(err.starts_with("ukitool: error: "), "{what}: {err}");
+}
+
+#[test]
+fn hostile_inputs_give_one_line_and_exit_2() {
+    for name in ["truncated.efi", "overlap.efi", "garbage.bin"] {
+        for extra in [&[][..], &["--json"][..]] {
+            let mut args = vec!["inspect"];
+            args.extend_from_slice(extra);
+            let p = fixture(name);
+            args.push(p.to_str().unwrap());
+            assert_one_line_error(&ukitool(&args), name);
+        }
+    }
+    // Every prefix of the header region of a real UKI, and some corrupted headers.
+    let uki = std::fs::read(fixture("uki.efi")).unwrap();
+    let dir = tempdir("hostile");
+    let f = dir.join("x.efi");
+    let mut cases: Vec<Vec<u8>> = [
+        0usize, 1, 2, 0x3c, 0x40, 0x80, 0x90, 0x100, 0x1a0, 0x300, 0x400, 0x20000,
+    ]
+    .iter()
+    .map(|&n| uki[..n].to_vec())
+    .collect();
+    let pe = u32::from_le_bytes(uki[0x3c..0x40].try_into().unwrap()) as usize;
+    for (at, val) in [
+        (0x3c, &[0xff, 0xff, 0xff, 0x7f][..]), // e_lfanew past the end
+        (pe + 6, &[0xff, 0xff][..]),           // 65535 sections
+        (pe + 20, &[0xff, 0xff][..]),          // huge optional header
+        (pe + 24, &[0x07, 0x01][..]),          // bad optional magic
+        (pe + 24 + 240 + 20, &[0xff, 0xff, 0xff, 0xff][..]), // section raw offset past EOF
+    ] {
+        let mut d = uki[..0x20000].to_vec();
+        d[at..at + val.len()].copy_from_slice(val);
+        cases.push(d);
+    }
+    for (i, c) in cases.iter().enumerate() {
+        std::fs::write(&f, c).unwrap();
+        assert_one_line_error(
+            &ukitool(&["inspect", f.to_str().unwrap()]),
+            &format!("case {i}"),
+        );
+    }
+}
+
+#[test]
+fn stdin_is_read_with_a_dash() {
+    let bytes = std::fs::read(fixture("addon.efi")).unwrap();
+    let mut child = Command::new(ukitool_bin())
+        .args(["inspect", "--json", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(&bytes).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["kind"], "addon");
+}
+
+fn tempdir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("ukitool-inspect-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+// ---------------------------------------------------------------------------------------
+// Synthetic PEs and golden output
+
+/// A PE32+ laid out the way a correct builder does (reference "Layout rules"):
+/// headers 0x400, FileAlignment 0x200, SectionAlignment 0x1000, fixed timestamp.
+fn build_pe(sections: &[(&str, Vec<u8>)], dll_characteristics: u16) -> Vec<u8> {
+    let fa = 0x200u32;
+    let sa = 0x1000u32;
+    let headers = 0x400u32;
+    let n = sections.len();
+    let mut d = vec![0u8; headers as usize];
+    let put = |d: &mut Vec<u8>, at: usize, b: &[u8]| d[at..at + b.len()].copy_from_slice(b);
+    put(&mut d, 0, b"MZ");
+    put(&mut d, 0x3c, &0x40u32.to_le_bytes());
+    put(&mut d, 0x40, b"PE\0\0");
+    let c = 0x44;
+    put(&mut d, c, &0x8664u16.to_le_bytes());
+    put(&mut d, c + 2, &(n as u16).to_le_bytes());
+    put(&mut d, c + 4, &1_700_000_000u32.to_le_bytes());
+    put(&mut d, c + 16, &240u16.to_le_bytes());
+    put(&mut d, c + 18, &0x0206u16.to_le_bytes());
+    let o = c + 20;
+    put(&mut d, o, &0x20bu16.to_le_bytes());
+    put(&mut d, o + 16, &sa.to_le_bytes()); // entry point: the first section
+    put(&mut d, o + 32, &sa.to_le_bytes());
+    put(&mut d, o + 36, &fa.to_le_bytes());
+    put(&mut d, o + 60, &headers.to_le_bytes());
+    put(&mut d, o + 68, &10u16.to_le_bytes());
+    put(&mut d, o + 70, &dll_characteristics.to_le_bytes());
+    put(&mut d, o + 108, &16u32.to_le_bytes());
+    let up = |v: u32, a: u32| v.div_ceil(a) * a;
+    let mut va = sa;
+    for (i, (name, data)) in sections.iter().enumerate() {
+        let s = o + 240 + i * 40;
+        let mut nm = [0u8; 8];
+        nm[..name.len()].copy_from_slice(name.as_bytes());
+        let off = d.len() as u32;
+        let raw = up(data.len() as u32, fa);
+        put(&mut d, s, &nm);
+        put(&mut d, s + 8, &(data.len() as u32).to_le_bytes());
+        put(&mut d, s + 12, &va.to_le_bytes());
+        put(&mut d, s + 16, &raw.to_le_bytes());
+        put(&mut d, s + 20, &off.to_le_bytes());
+        put(&mut d, s + 36, &0x4000_0040u32.to_le_bytes());
+        d.extend_from_slice(data);
+        d.resize((off + raw) as usize, 0);
+        va = up(va + data.len() as u32, sa);
+    }
+    put(&mut d, o + 56, &va.to_le_bytes());
+    d
+}
+
+/// A fake bzImage: a PE with the Linux setup header and a version string.
+fn fake_kernel(nx: bool) -> Vec<u8> {
+    let mut k = build_pe(&[(".text", vec![0xc3; 64])], if nx { 0x100 } else { 0 });
+    k[0x202..0x206].copy_from_slice(b"HdrS");
+    k[0x206..0x208].copy_from_slice(&0x020fu16.to_le_bytes());
+    k[0x20e..0x210].copy_from_slice(&0x100u16.to_le_bytes());
+    let v = b"6.1.0-synthetic (ukitool@example.org) #1 SMP\0";
+    k[0x300..0x300 + v.len()].copy_from_slice(v);
+    k
+}
+
+fn synthetic_uki() -> Vec<u8> {
+    build_pe(
+        &[
+            (".sdmagic", b"#### LoaderInfo: systemd-stub 999 ####\0".to_vec()),
+            (".osrel", b"NAME=\"Synthetic OS\"\nID=synth\nPRETTY_NAME=\"Synthetic OS 1\"\n".to_vec()),
+            (".cmdline", b"console=ttyS0 quiet\0".to_vec()),
+            (".uname", b"6.1.0-synthetic\n".to_vec()),
+            (
+                ".sbat",
+                b"sbat,1,SBAT Version,sbat,1,https://github.com/rhboot/shim/blob/main/SBAT.md\nsynth,1,Synth,synth,1,https://example.org/\n".to_vec(),
+            ),
+            (".linux", fake_kernel(true)),
+            (".initrd", vec![0x07; 300]),
+            (".profile", b"ID=one\nTITLE=\"Profile one\"\n".to_vec()),
+            (".cmdline", b"console=ttyS0 one\0".to_vec()),
+            (".profile", b"ID=two\nTITLE=\"Profile two\"\n".to_vec()),
+        ],
+        0x100,
+    )
+}
+
+/// Everything the lints look for, in one file.
+fn synthetic_bad() -> Vec<u8> {
+    let mut d = build_pe(
+        &[
+            (".osrel", b"ID=bad\n".to_vec()),
+            (".osrel", b"ID=again\n".to_vec()),
+            (".cmdline", b"quiet".to_vec()),
+            (".linux", fake_kernel(false)),
+            (
+                ".pcrsig",
+                b"{\"sha256\":[{\"pcrs\":[11],\"pkfp\":\"00\",\"pol\":\"00\",\"sig\":\"\"}]}"
+                    .to_vec(),
+            ),
+        ],
+        0x100,
+    );
+    let sec = |i: usize| 0x44 + 20 + 240 + i * 40;
+    // .cmdline: VirtualSize larger than its raw data, and a VA back inside .osrel.
+    let s = sec(2);
+    d[s + 8..s + 12].copy_from_slice(&0x400u32.to_le_bytes());
+    d[s + 12..s + 16].copy_from_slice(&0x1004u32.to_le_bytes());
+    // A trailing symbol table.
+    let at = d.len() as u32;
+    d[0x44 + 8..0x44 + 12].copy_from_slice(&at.to_le_bytes());
+    d[0x44 + 12..0x44 + 16].copy_from_slice(&2u32.to_le_bytes());
+    d.extend_from_slice(&[0u8; 40]);
+    d
+}
+
+fn golden(name: &str, got: &str) {
+    let path = workspace().join("tests/golden").join(name);
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&path, got).unwrap();
+        return;
+    }
+    let want = std::fs::read_to_string(&path)
+        .unwrap_or_else(|_| panic!("{} missing; run with UPDATE_GOLDEN=1", path.display()));
+    assert_eq!(
+        got, want,
+        "{name} differs; rerun with UPDATE_GOLDEN=1 if intended"
+    );
+}
+
+#[test]
+fn golden_output_of_synthetic_pes() {
+    let dir = tempdir("golden");
+    for (name, bytes, ok) in [
+        ("synthetic-uki.efi", synthetic_uki(), true),
+        ("synthetic-bad.efi", synthetic_bad(), false),
+    ] {
+        std::fs::write(dir.join(name), &bytes).unwrap();
+        for (suffix, json) in [("txt", false), ("json", true)] {
+            let mut c = Command::new(ukitool_bin());
+            c.current_dir(&dir).arg("inspect");
+            if json {
+                c.arg("--json");
+            }
+            let out = c.arg(name).output().unwrap();
+            assert_eq!(
+                out.status.success(),
+                ok,
+                "{name}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            golden(
+                &format!("{name}.{suffix}"),
+                &String::from_utf8(out.stdout).unwrap(),
+            );
+        }
+    }
+}
+
+#[test]
+fn synthetic_lints_each_fire() {
+    let dir = tempdir("lints");
+    let p = dir.join("bad.efi");
+    std::fs::write(&p, synthetic_bad()).unwrap();
+    let out = ukitool(&["inspect", "--json", p.to_str().unwrap()]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let ids = lint_ids(&v, &["info", "warning", "error"]);
+    for id in [
+        "virtual-size-exceeds-raw",
+        "sections-overlap",
+        "sections-not-ascending",
+        "duplicate-section",
+        "missing-sbat",
+        "pcrsig-without-pcrpkey",
+        "nx-compat-without-kernel-support",
+        "trailing-data",
+    ] {
+        assert!(ids.contains(id), "{id} missing from {ids:?}");
+    }
+    let good = dir.join("good.efi");
+    std::fs::write(&good, synthetic_uki()).unwrap();
+    let v = json(&good, false);
+    assert_eq!(lint_ids(&v, &["info", "warning", "error"]), BTreeSet::new());
+    assert_eq!(v["profiles"].as_array().unwrap().len(), 2);
+    assert_eq!(v["profiles"][0]["cmdline"], "console=ttyS0 one");
+}
+
+// ---------------------------------------------------------------------------------------
+// The core API over a partial file (what the web page has after reading a Blob's head)
+
+#[test]
+fn a_header_prefix_plus_the_needed_ranges_gives_the_same_report() {
+    use ukitool_core::inspect::{self, Chunks, InspectOptions};
+    use ukitool_core::pe::PeFile;
+    let no_hash = InspectOptions::NO_HASH;
+    for name in [
+        "uki.efi",
+        "profiles.efi",
+        "vmlinuz",
+        "shimx64.efi.signed",
+        "addon.efi",
+    ] {
+        let data = std::fs::read(fixture(name)).unwrap();
+        let head = &data[..data.len().min(64 * 1024)];
+        let mut pe = PeFile::parse_prefix(head, data.len() as u64).unwrap();
+        // shim's long names live in the string table at the end of the file.
+        if let Some(at) = pe.string_table_offset() {
+            pe.resolve_long_names(&data[at as usize..]).unwrap();
+        }
+        let mut chunks = Chunks {
+            file_len: data.len() as u64,
+            chunks: vec![(0, head.to_vec())],
+        };
+        let ranges = inspect::needed_ranges(&pe);
+        // Only small metadata and a bounded prefix of .linux are asked for.
+        let total: u64 = ranges.iter().map(|r| r.1).sum();
+        assert!(total <= 256 * 1024, "{name}: {total} bytes wanted");
+        for (off, len) in ranges {
+            let (o, l) = (off as usize, len as usize);
+            chunks.chunks.push((off, data[o..o + l].to_vec()));
+        }
+        let partial = inspect::inspect_pe(&pe, &chunks, &no_hash);
+        let full = inspect::inspect(&data, &no_hash).unwrap();
+        assert_eq!(
+            serde_json::to_value(&partial).unwrap(),
+            serde_json::to_value(&full).unwrap(),
+            "{name}"
+        );
+    }
+}

@@ -1,0 +1,723 @@
+//! `ukitool write` and `ukitool disks` against real block devices (loop devices).
+//!
+//! These need root (losetup, mount). Without root, or without loop devices, each test
+//! prints why it is skipped and passes. Referees: sgdisk -v, blkid, partx, mtools, and a
+//! byte-for-byte read-back of the device.
+
+use std::fs;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use ukitool_tests::{fixture, ukitool};
+
+const MIB: u64 = 1 << 20;
+
+// ---------------------------------------------------------------------------------------
+// Helpers
+
+fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().unwrap();
+    eprintln!(
+        "$ {cmd:?}\n  exit {:?}\n  stdout: {}\n  stderr: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).trim(),
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    out
+}
+
+fn sh(cmd: &str) -> Output {
+    run(Command::new("sh").args(["-c", cmd]))
+}
+
+fn have(tool: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Root and working loop devices, or the reason the test is skipped.
+fn can_use_loop_devices(tools: &[&str]) -> bool {
+    // SAFETY-free check: /proc/self/status Uid line.
+    let uid0 = fs::read_to_string("/proc/self/status")
+        .map(|s| {
+            s.lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false);
+    if !uid0 {
+        eprintln!("SKIP: needs root (loop devices)");
+        return false;
+    }
+    if !Path::new("/dev/loop-control").exists() {
+        eprintln!("SKIP: no /dev/loop-control");
+        return false;
+    }
+    for t in ["losetup"].iter().chain(tools) {
+        if !have(t) {
+            eprintln!("SKIP: {t} is not installed");
+            return false;
+        }
+    }
+    true
+}
+
+static COUNTER: AtomicU32 = AtomicU32::new(0);
+
+/// A scratch directory removed on drop.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new() -> Self {
+        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
+        let p = std::env::temp_dir().join(format!("ukitool-write-{}-{n}", std::process::id()));
+        let _ = fs::remove_dir_all(&p);
+        fs::create_dir_all(&p).unwrap();
+        Scratch(p)
+    }
+    fn path(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A loop device over a file, always detached on drop (even when the test fails).
+struct Loop {
+    dev: String,
+}
+
+impl Loop {
+    fn attach(file: &Path, extra: &[&str]) -> Loop {
+        let out = run(Command::new("losetup")
+            .args(["--find", "--show"])
+            .args(extra)
+            .arg(file));
+        assert!(out.status.success(), "losetup failed");
+        let dev = String::from_utf8(out.stdout).unwrap().trim().to_string();
+        Loop { dev }
+    }
+    fn name(&self) -> &str {
+        self.dev.trim_start_matches("/dev/")
+    }
+    fn size(&self) -> u64 {
+        let s = fs::read_to_string(format!("/sys/block/{}/size", self.name())).unwrap();
+        s.trim().parse::<u64>().unwrap() * 512
+    }
+}
+
+impl Drop for Loop {
+    fn drop(&mut self) {
+        let _ = Command::new("losetup").args(["-d", &self.dev]).status();
+    }
+}
+
+/// A device node for partition `n` of a `losetup -P` device, made in the scratch directory
+/// from the numbers in sysfs: containers often have no udev to create /dev/loopXpN, and a
+/// stale node there could point at another device.
+fn partition_node(l: &Loop, n: u32, s: &Scratch) -> PathBuf {
+    let sys = format!("/sys/block/{0}/{0}p{n}/dev", l.name());
+    let mut dev = String::new();
+    for i in 0..50 {
+        if let Ok(d) = fs::read_to_string(&sys) {
+            dev = d.trim().to_string();
+            break;
+        }
+        if i == 10 {
+            // Kernels without the GPT parser see no partitions; partx adds them (BLKPG).
+            run(Command::new("partx").args(["-a", &l.dev]));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (maj, min) = dev.split_once(':').expect("partition appears in sysfs");
+    let node = s.path(&format!("{}p{n}", l.name()));
+    let out = run(Command::new("mknod").arg(&node).args(["b", maj, min]));
+    assert!(out.status.success());
+    node
+}
+
+/// A mount, always unmounted on drop (before its loop device is detached).
+struct Mounted(PathBuf);
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// A deterministic pseudo-random byte stream (xorshift), so images are reproducible.
+fn noise(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed | 1;
+    let mut v = Vec::with_capacity(len + 8);
+    while v.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        v.extend_from_slice(&x.to_le_bytes());
+    }
+    v.truncate(len);
+    v
+}
+
+fn sparse_file(path: &Path, size: u64) {
+    let f = fs::File::create(path).unwrap();
+    f.set_len(size).unwrap();
+}
+
+fn put(path: &Path, offset: u64, data: &[u8]) {
+    use std::os::unix::fs::FileExt;
+    let f = fs::OpenOptions::new().write(true).open(path).unwrap();
+    f.write_all_at(data, offset).unwrap();
+}
+
+/// A raw GPT image made by sgdisk (one ESP, one Linux partition) with noise written in
+/// both partitions; sparse, with data scattered through it. Returns the ranges that hold
+/// data (everything else is a hole).
+fn gpt_image(path: &Path, size: u64, data_mib: u64) -> Vec<(u64, u64)> {
+    sparse_file(path, size);
+    let out = run(Command::new("sgdisk")
+        .args(["-n", "1:1M:+4M", "-t", "1:ef00", "-c", "1:EFI"])
+        .args(["-n", "2:0:0", "-t", "2:8300", "-c", "2:DATA"])
+        .arg(path));
+    assert!(out.status.success());
+    // sgdisk writes the protective MBR and primary GPT in the first MiB and the backup GPT
+    // in the last one.
+    let mut ranges = vec![(0, MIB), (size - MIB, size)];
+    // Data: a block in the ESP and a run spread over the second partition.
+    put(path, 2 * MIB, &noise(1, MIB as usize));
+    ranges.push((2 * MIB, 3 * MIB));
+    let first = 6 * MIB;
+    let step = (size - first - MIB) / data_mib.max(1) / MIB * MIB;
+    for i in 0..data_mib.saturating_sub(1) {
+        let off = first + i * step;
+        put(path, off, &noise(i + 2, MIB as usize));
+        ranges.push((off, off + MIB));
+    }
+    ranges
+}
+
+/// The device holds the image's bytes in every range.
+fn assert_ranges_equal(dev: &str, img: &Path, ranges: &[(u64, u64)]) {
+    use std::os::unix::fs::FileExt;
+    let d = fs::File::open(dev).unwrap();
+    let i = fs::File::open(img).unwrap();
+    for &(s, e) in ranges {
+        let mut a = vec![0u8; (e - s) as usize];
+        let mut b = vec![0u8; (e - s) as usize];
+        d.read_exact_at(&mut a, s).unwrap();
+        i.read_exact_at(&mut b, s).unwrap();
+        assert!(a == b, "device differs from the image in {s:#x}..{e:#x}");
+    }
+}
+
+fn sha256_prefix(path: &str, len: u64) -> [u8; 32] {
+    let mut f = fs::File::open(path).unwrap();
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; MIB as usize];
+    let mut left = len;
+    while left > 0 {
+        let n = left.min(buf.len() as u64) as usize;
+        f.read_exact(&mut buf[..n]).unwrap();
+        h.update(&buf[..n]);
+        left -= n as u64;
+    }
+    h.finalize().into()
+}
+
+fn sha256_file(path: &Path) -> [u8; 32] {
+    let len = fs::metadata(path).unwrap().len();
+    sha256_prefix(path.to_str().unwrap(), len)
+}
+
+fn device_hash(l: &Loop) -> [u8; 32] {
+    sha256_prefix(&l.dev, l.size())
+}
+
+fn stderr_of(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Write `image` to `l` with --yes and return the output.
+fn write_yes(image: &Path, l: &Loop, extra: &[&str]) -> Output {
+    run(ukitool()
+        .arg("write")
+        .arg(image)
+        .arg(&l.dev)
+        .arg("--yes")
+        .args(extra))
+}
+
+// ---------------------------------------------------------------------------------------
+// Writing and reading back
+
+#[test]
+fn raw_sparse_image_is_written_and_reads_back_identical() {
+    if !can_use_loop_devices(&["sgdisk", "blkid"]) {
+        return;
+    }
+    let s = Scratch::new();
+    let img = s.path("disk.img");
+    let ranges = gpt_image(&img, 64 * MIB, 8);
+    // The device starts with a different, valid GPT and noise everywhere: the write must
+    // leave exactly the image in its first 64 MiB, whatever was there before.
+    let back = s.path("dev.img");
+    fs::write(&back, noise(99, 80 * MIB as usize)).unwrap();
+    let out = run(Command::new("sgdisk")
+        .args(["-o", "-n", "1:0:0"])
+        .arg(&back));
+    assert!(out.status.success());
+    let l = Loop::attach(&back, &[]);
+
+    let out = write_yes(&img, &l, &[]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(stderr_of(&out).contains("verified"));
+    // Holes are not written (sparse write): only the data ranges are the image's.
+    assert_ranges_equal(&l.dev, &img, &ranges);
+    // Stale backup GPT at the device end is gone (wiped), and the image's GPT is valid.
+    // sgdisk checks the GPT as written, on a view of the device as long as the image.
+    let view = Loop::attach(&back, &["--sizelimit", &(64 * MIB).to_string()]);
+    let v = run(Command::new("sgdisk").arg("-v").arg(&view.dev));
+    let vs = String::from_utf8_lossy(&v.stdout);
+    assert!(vs.contains("No problems found"), "{vs}");
+    drop(view);
+    let mut tail = vec![0u8; MIB as usize];
+    {
+        use std::os::unix::fs::FileExt;
+        fs::File::open(&l.dev)
+            .unwrap()
+            .read_exact_at(&mut tail, l.size() - MIB)
+            .unwrap();
+    }
+    assert!(
+        tail.iter().all(|&b| b == 0),
+        "the device's last MiB is wiped"
+    );
+    let b = run(Command::new("blkid").args(["-p", "-s", "PTTYPE", "-o", "value", &l.dev]));
+    assert_eq!(String::from_utf8_lossy(&b.stdout).trim(), "gpt");
+}
+
+#[test]
+fn raw_image_from_stdin_and_to_file() {
+    if !can_use_loop_devices(&["sgdisk"]) {
+        return;
+    }
+    let s = Scratch::new();
+    let img = s.path("disk.img");
+    gpt_image(&img, 32 * MIB, 4);
+    let back = s.path("dev.img");
+    sparse_file(&back, 40 * MIB);
+    let l = Loop::attach(&back, &[]);
+    let out = run(ukitool()
+        .args(["write", "-"])
+        .arg(&l.dev)
+        .arg("--yes")
+        .stdin(fs::File::open(&img).unwrap()));
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(sha256_prefix(&l.dev, 32 * MIB), sha256_file(&img));
+
+    // --to-file: a regular file target is created and equals the image.
+    let file = s.path("copy.img");
+    let out =
+        run(ukitool()
+            .arg("write")
+            .arg(&img)
+            .arg(&file)
+            .args(["--yes", "--to-file", "--json"]));
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(sha256_file(&file), sha256_file(&img));
+    let last = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .unwrap()
+        .to_string();
+    let v: serde_json::Value = serde_json::from_str(&last).unwrap();
+    assert_eq!(v["event"], "done");
+    assert_eq!(v["verified"], true);
+    assert_eq!(v["image_size"], 32 * MIB);
+}
+
+#[test]
+fn image_from_ukitool_image_reads_back_byte_for_byte() {
+    if !can_use_loop_devices(&["sgdisk"]) {
+        return;
+    }
+    let uki = fixture("uki.efi");
+    let s = Scratch::new();
+    let img = s.path("image.img");
+    let out = run(ukitool()
+        .args(["image", "--uki"])
+        .arg(&uki)
+        .arg("-o")
+        .arg(&img)
+        .args(["--size", "256M"]));
+    if !out.status.success() {
+        eprintln!("SKIP: `ukitool image` failed: {}", stderr_of(&out));
+        return;
+    }
+    let size = fs::metadata(&img).unwrap().len();
+    // A zeroed device: holes are not written, so only then is the whole device the image.
+    let back = s.path("dev.img");
+    sparse_file(&back, size + 8 * MIB);
+    let l = Loop::attach(&back, &[]);
+    let out = write_yes(&img, &l, &[]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(sha256_prefix(&l.dev, size), sha256_file(&img));
+}
+
+#[test]
+fn uki_in_uefi_layout_boots_from_the_esp_path() {
+    if !can_use_loop_devices(&["sgdisk", "blkid", "partx", "mcopy"]) {
+        return;
+    }
+    let help = run(ukitool().args(["write", "--help"]));
+    if !String::from_utf8_lossy(&help.stdout).contains("--layout") {
+        eprintln!("SKIP: the image options (--layout) are not wired into `write` yet");
+        return;
+    }
+    let uki = fixture("uki.efi");
+    let s = Scratch::new();
+    let back = s.path("dev.img");
+    fs::write(&back, noise(3, 300 * MIB as usize)).unwrap();
+    let l = Loop::attach(&back, &[]);
+    let out = write_yes(&uki, &l, &["--layout", "uefi"]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+
+    let v = run(Command::new("sgdisk").arg("-v").arg(&l.dev));
+    let vs = String::from_utf8_lossy(&v.stdout);
+    assert!(vs.contains("No problems found"), "{vs}");
+    let p = run(Command::new("partx")
+        .args(["-g", "-o", "NR,START,TYPE"])
+        .arg(&l.dev));
+    let ps = String::from_utf8_lossy(&p.stdout).to_lowercase();
+    let esp = ps
+        .lines()
+        .find(|line| line.contains("c12a7328-f81f-11d2-ba4b-00a0c93ec93b"))
+        .unwrap_or_else(|| panic!("no ESP in partx output: {ps}"));
+    let start: u64 = esp.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let b = run(Command::new("blkid").args(["-p", "-s", "PTTYPE", "-o", "value", &l.dev]));
+    assert_eq!(String::from_utf8_lossy(&b.stdout).trim(), "gpt");
+
+    let got = s.path("BOOTX64.EFI");
+    let out = run(Command::new("mcopy")
+        .arg("-i")
+        .arg(format!("{}@@{}", l.dev, start * 512))
+        .arg("::/EFI/BOOT/BOOTX64.EFI")
+        .arg(&got)
+        .env("MTOOLS_SKIP_CHECK", "1"));
+    assert!(out.status.success());
+    assert_eq!(fs::read(&got).unwrap(), fs::read(&uki).unwrap());
+}
+
+// ---------------------------------------------------------------------------------------
+// Refusals: each refuses with one line, a non-zero exit, and leaves the device unchanged.
+
+fn assert_refused(out: &Output, needle: &str) {
+    assert!(!out.status.success(), "must refuse");
+    let e = stderr_of(out);
+    assert!(e.contains(needle), "expected {needle:?} in {e:?}");
+    assert_eq!(e.trim().lines().count(), 1, "one line: {e:?}");
+}
+
+#[test]
+fn refuses_a_device_with_a_mounted_partition_unless_unmount() {
+    if !can_use_loop_devices(&["sgdisk", "mkfs.ext4", "mount"]) {
+        return;
+    }
+    let s = Scratch::new();
+    let img = s.path("disk.img");
+    let ranges = gpt_image(&img, 16 * MIB, 2);
+    let back = s.path("dev.img");
+    sparse_file(&back, 64 * MIB);
+    let out = run(Command::new("sgdisk").args(["-n", "1:0:0"]).arg(&back));
+    assert!(out.status.success());
+    let l = Loop::attach(&back, &["-P"]);
+    let part = partition_node(&l, 1, &s);
+    assert!(run(Command::new("mkfs.ext4").arg("-q").arg(&part))
+        .status
+        .success());
+    let mnt = s.path("mnt");
+    fs::create_dir_all(&mnt).unwrap();
+    assert!(run(Command::new("mount").arg(&part).arg(&mnt))
+        .status
+        .success());
+    let m = Mounted(mnt.clone());
+    fs::write(mnt.join("keep"), b"x").unwrap();
+    let before = device_hash(&l);
+
+    let out = write_yes(&img, &l, &[]);
+    assert_refused(&out, "is mounted at");
+    assert_eq!(device_hash(&l), before);
+
+    let out = write_yes(&img, &l, &["--unmount"]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert!(stderr_of(&out).contains("unmounted"));
+    assert_ranges_equal(&l.dev, &img, &ranges);
+    drop(m);
+}
+
+#[test]
+fn refuses_a_read_only_device() {
+    if !can_use_loop_devices(&["sgdisk"]) {
+        return;
+    }
+    let s = Scratch::new();
+    let img = s.path("disk.img");
+    gpt_image(&img, 8 * MIB, 2);
+    let back = s.path("dev.img");
+    fs::write(&back, noise(5, 16 * MIB as usize)).unwrap();
+    let l = Loop::attach(&back, &["-r"]);
+    let before = device_hash(&l);
+    let out = write_yes(&img, &l, &[]);
+    assert_refused(&out, "read-only");
+    assert_eq!(device_hash(&l), before);
+}
+
+#[test]
+fn refuses_a_device_smaller_than_the_image() {
+    if !can_use_loop_devices(&["sgdisk"]) {
+        return;
+    }
+    let s = Scratch::new();
+    let img = s.path("disk.img");
+    gpt_image(&img, 16 * MIB, 2);
+    let back = s.path("dev.img");
+    fs::write(&back, noise(6, 8 * MIB as usize)).unwrap();
+    let l = Loop::attach(&back, &[]);
+    let before = device_hash(&l);
+    let out = write_yes(&img, &l, &[]);
+    assert_refused(&out, "the image needs");
+    assert_eq!(device_hash(&l), before);
+}
+
+#[test]
+fn refuses_a_regular_file_without_to_file() {
+    if !have("sgdisk") {
+        eprintln!("SKIP: sgdisk is not installed");
+        return;
+    }
+    let s = Scratch::new();
+    let img = s.path("disk.img");
+    gpt_image(&img, 8 * MIB, 2);
+    let file = s.path("target.img");
+    fs::write(&file, noise(8, 16 * MIB as usize)).unwrap();
+    let before = sha256_file(&file);
+    let out = run(ukitool().arg("write").arg(&img).arg(&file).arg("--yes"));
+    assert_refused(&out, "not a block device");
+    assert_eq!(sha256_file(&file), before);
+    // Nor the source itself, even with --to-file.
+    let out = run(ukitool()
+        .arg("write")
+        .arg(&img)
+        .arg(&img)
+        .args(["--yes", "--to-file"]));
+    assert_refused(&out, "source image itself");
+}
+
+#[test]
+fn refuses_without_a_terminal_and_without_yes() {
+    if !can_use_loop_devices(&["sgdisk"]) {
+        return;
+    }
+    let s = Scratch::new();
+    let img = s.path("disk.img");
+    gpt_image(&img, 8 * MIB, 2);
+    let back = s.path("dev.img");
+    fs::write(&back, noise(9, 16 * MIB as usize)).unwrap();
+    let l = Loop::attach(&back, &[]);
+    let before = device_hash(&l);
+    let out = run(ukitool().arg("write").arg(&img).arg(&l.dev));
+    assert_refused(&out, "no terminal");
+    assert_eq!(device_hash(&l), before);
+}
+
+#[test]
+fn refuses_the_device_holding_the_source() {
+    if !can_use_loop_devices(&["sgdisk", "mkfs.ext4", "mount"]) {
+        return;
+    }
+    // The source image lives on an ext4 file system on the target loop device itself.
+    let s = Scratch::new();
+    let back = s.path("dev.img");
+    sparse_file(&back, 64 * MIB);
+    let l = Loop::attach(&back, &[]);
+    assert!(run(Command::new("mkfs.ext4").args(["-q", &l.dev]))
+        .status
+        .success());
+    let mnt = s.path("mnt");
+    fs::create_dir_all(&mnt).unwrap();
+    assert!(run(Command::new("mount").arg(&l.dev).arg(&mnt))
+        .status
+        .success());
+    let _m = Mounted(mnt.clone());
+    let img = mnt.join("disk.img");
+    gpt_image(&img, 8 * MIB, 2);
+    let out = write_yes(&img, &l, &["--unmount"]);
+    assert_refused(&out, "holds the source");
+}
+
+#[test]
+fn refuses_the_system_disk_even_with_yes() {
+    if !can_use_loop_devices(&[]) {
+        return;
+    }
+    // The disk that holds / (skipped when / is not on a block device, e.g. an overlay).
+    let out = sh("findmnt -n -o SOURCE --target / | head -n1");
+    let src = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if !src.starts_with("/dev/") || !Path::new(&src).exists() {
+        eprintln!("SKIP: / is not on a block device ({src:?})");
+        return;
+    }
+    let out = sh(&format!(
+        "lsblk -n -d -o PKNAME,NAME {src} | awk '{{print ($1 != \"\") ? $1 : $2}}'"
+    ));
+    let disk = format!("/dev/{}", String::from_utf8_lossy(&out.stdout).trim());
+    // Belt and braces: the image is one MiB larger than the disk, so even a broken
+    // system-disk check would stop at the size check and write nothing.
+    let sectors = fs::read_to_string(format!("/sys/class/block/{}/size", &disk[5..])).unwrap();
+    let size = sectors.trim().parse::<u64>().unwrap() * 512;
+    let s = Scratch::new();
+    let img = s.path("huge.img");
+    sparse_file(&img, size + MIB);
+    let out = run(ukitool().arg("write").arg(&img).arg(&disk).arg("--yes"));
+    assert_refused(&out, "system disk");
+}
+
+// ---------------------------------------------------------------------------------------
+// Integrity
+
+#[test]
+fn verify_reports_the_offset_of_an_injected_flip() {
+    if !can_use_loop_devices(&["sgdisk", "blkid"]) {
+        return;
+    }
+    let s = Scratch::new();
+    let img = s.path("disk.img");
+    gpt_image(&img, 32 * MIB, 4);
+    let back = s.path("dev.img");
+    sparse_file(&back, 32 * MIB);
+    let l = Loop::attach(&back, &[]);
+    let at = 2 * MIB + 12345; // inside the noise block in the ESP
+    let out = run(ukitool()
+        .arg("write")
+        .arg(&img)
+        .arg(&l.dev)
+        .arg("--yes")
+        .env("UKITOOL_TEST_CORRUPT_AT", at.to_string()));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    let e = stderr_of(&out);
+    assert!(e.contains(&format!("at byte offset {at}")), "{e}");
+    assert!(e.contains("no valid partition table"), "{e}");
+    // The partition table was never written.
+    let b = run(Command::new("blkid").args(["-p", "-s", "PTTYPE", "-o", "value", &l.dev]));
+    assert_eq!(String::from_utf8_lossy(&b.stdout).trim(), "");
+}
+
+#[test]
+fn interrupt_leaves_no_valid_primary_gpt_and_says_so() {
+    if !can_use_loop_devices(&["sgdisk", "blkid", "kill"]) {
+        return;
+    }
+    let s = Scratch::new();
+    let img = s.path("disk.img");
+    gpt_image(&img, 128 * MIB, 48);
+    let back = s.path("dev.img");
+    sparse_file(&back, 128 * MIB);
+    // A valid GPT on the device before: the interrupted write must remove it.
+    assert!(run(Command::new("sgdisk")
+        .args(["-o", "-n", "1:0:0"])
+        .arg(&back))
+    .status
+    .success());
+    let l = Loop::attach(&back, &[]);
+    let mut child = ukitool()
+        .arg("write")
+        .arg(&img)
+        .arg(&l.dev)
+        .args(["--yes", "--json"])
+        .env("UKITOOL_TEST_THROTTLE_MS", "300")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until writing has started (a progress line for the writing phase).
+    let mut stdout = child.stdout.take().unwrap();
+    let mut seen = String::new();
+    let mut byte = [0u8; 1];
+    while !seen.contains("\"phase\":\"writing\"") {
+        if stdout.read(&mut byte).unwrap() == 0 {
+            break;
+        }
+        seen.push(byte[0] as char);
+    }
+    std::thread::sleep(Duration::from_millis(700));
+    let k = run(Command::new("kill").args(["-INT", &child.id().to_string()]));
+    assert!(k.status.success());
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    let _ = std::io::copy(&mut stdout, &mut std::io::sink());
+    let st = child.wait().unwrap();
+    eprintln!("stderr: {err}");
+    assert_eq!(st.code(), Some(130));
+    assert!(err.contains("interrupted"), "{err}");
+    assert!(err.contains("no valid partition table"), "{err}");
+    let b = run(Command::new("blkid").args(["-p", "-s", "PTTYPE", "-o", "value", &l.dev]));
+    assert_eq!(String::from_utf8_lossy(&b.stdout).trim(), "");
+    let v = run(Command::new("sgdisk").arg("-v").arg(&l.dev));
+    let vs = String::from_utf8_lossy(&v.stdout);
+    // sgdisk finds no GPT at all and starts a new one in memory.
+    assert!(vs.contains("Creating new GPT entries"), "{vs}");
+}
+
+// ---------------------------------------------------------------------------------------
+// disks
+
+#[test]
+fn disks_lists_a_loop_device_only_with_all() {
+    if !can_use_loop_devices(&[]) {
+        return;
+    }
+    let s = Scratch::new();
+    let back = s.path("dev.img");
+    sparse_file(&back, 24 * MIB);
+    let l = Loop::attach(&back, &[]);
+    let list = |all: bool| -> serde_json::Value {
+        let mut c = ukitool();
+        c.args(["disks", "--json"]);
+        if all {
+            c.arg("--all");
+        }
+        let out = run(&mut c);
+        assert!(out.status.success());
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let find = |v: &serde_json::Value| {
+        v["disks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["path"] == l.dev.as_str())
+            .cloned()
+    };
+    assert!(find(&list(false)).is_none());
+    let d = find(&list(true)).expect("listed with --all");
+    assert_eq!(d["size"], 24 * MIB);
+    assert_eq!(d["transport"], "loop");
+    assert_eq!(d["system"], false);
+    assert_eq!(d["backing_file"], back.to_str().unwrap());
+    let _ = std::io::stdout().flush();
+}
