@@ -461,7 +461,7 @@ pub fn run_sign(a: SignArgs) -> Result<ExitCode> {
 }
 
 pub fn run_measure(a: MeasureArgs) -> Result<ExitCode> {
-    let banks = if a.bank.is_empty() {
+    let mut banks = if a.bank.is_empty() {
         DigestAlgorithm::ALL.to_vec()
     } else {
         a.bank
@@ -469,6 +469,9 @@ pub fn run_measure(a: MeasureArgs) -> Result<ExitCode> {
             .map(|b| measure::parse_bank(b))
             .collect::<ukitool_core::Result<Vec<_>>>()?
     };
+    // systemd-measure prints banks in its own order, whatever the option order.
+    banks.sort();
+    banks.dedup();
     let preds: Vec<Prediction> = if let Some(file) = &a.file {
         let data = open(file)?;
         let pe = PeFile::parse(&data).with_context(|| file.display().to_string())?;

@@ -58,11 +58,13 @@ pub fn trust_store(a: &VerifyArgs) -> Result<TrustStore> {
     }
     for p in &a.db {
         let db = siglist::parse(&read(p)?).with_context(|| format!("db {}", p.display()))?;
-        t.add_db(&db).with_context(|| format!("db {}", p.display()))?;
+        t.add_db(&db)
+            .with_context(|| format!("db {}", p.display()))?;
     }
     for p in &a.dbx {
         let db = siglist::parse(&read(p)?).with_context(|| format!("dbx {}", p.display()))?;
-        t.add_dbx(&db).with_context(|| format!("dbx {}", p.display()))?;
+        t.add_dbx(&db)
+            .with_context(|| format!("dbx {}", p.display()))?;
     }
     Ok(t)
 }
@@ -72,12 +74,18 @@ pub fn run(a: VerifyArgs) -> Result<ExitCode> {
     let input = Input::open(&a.file)?;
     let pe = PeFile::parse(&input).with_context(|| format!("{}", a.file.display()))?;
     let report = verify(&pe, &trust);
-    let (pcrsig, pcrsig_error) = match (pe.section_payload(".pcrsig"), pe.section_payload(".pcrpkey")) {
+    let (pcrsig, pcrsig_error) = match (
+        pe.section_payload(".pcrsig"),
+        pe.section_payload(".pcrpkey"),
+    ) {
         (Some(Ok(sig)), Some(Ok(key))) => match pcrsig::check(sig, key, None) {
             Ok(r) => (Some(r), None),
             Err(e) => (None, Some(e.to_string())),
         },
-        (Some(_), None) => (None, Some(".pcrsig present but no .pcrpkey to check it with".into())),
+        (Some(_), None) => (
+            None,
+            Some(".pcrsig present but no .pcrpkey to check it with".into()),
+        ),
         (Some(Err(e)), _) | (_, Some(Err(e))) => (None, Some(e.to_string())),
         _ => (None, None),
     };
@@ -125,8 +133,16 @@ pub fn print_human(w: &mut dyn Write, out: &Output<'_>) -> std::io::Result<()> {
             .unwrap_or_default();
         writeln!(w, "signature {} at {:#x}{nested}", s.index + 1, s.offset)?;
         if let Some(c) = &s.signer {
-            writeln!(w, "  signer:    {}", c.subject_cn.as_deref().unwrap_or(&c.subject))?;
-            writeln!(w, "  issuer:    {}", c.issuer_cn.as_deref().unwrap_or(&c.issuer))?;
+            writeln!(
+                w,
+                "  signer:    {}",
+                c.subject_cn.as_deref().unwrap_or(&c.subject)
+            )?;
+            writeln!(
+                w,
+                "  issuer:    {}",
+                c.issuer_cn.as_deref().unwrap_or(&c.issuer)
+            )?;
             writeln!(w, "  serial:    {}", c.serial)?;
             writeln!(
                 w,
@@ -141,7 +157,12 @@ pub fn print_human(w: &mut dyn Write, out: &Output<'_>) -> std::io::Result<()> {
                 Some(false) => "DIFFERS from the image",
                 None => "not computed",
             };
-            writeln!(w, "  digest:    {} {} ({m})", alg.name(), s.signed_digest.as_deref().unwrap_or(""))?;
+            writeln!(
+                w,
+                "  digest:    {} {} ({m})",
+                alg.name(),
+                s.signed_digest.as_deref().unwrap_or("")
+            )?;
         }
         if let Some(t) = &s.signing_time {
             writeln!(w, "  signed at: {t}")?;
@@ -174,7 +195,13 @@ pub fn print_human(w: &mut dyn Write, out: &Output<'_>) -> std::io::Result<()> {
             p.key_fingerprint
         )?;
         for e in p.entries.iter().filter(|e| e.problem.is_some()) {
-            writeln!(w, "  {} pol {}: {}", e.bank, e.pol, e.problem.as_deref().unwrap_or(""))?;
+            writeln!(
+                w,
+                "  {} pol {}: {}",
+                e.bank,
+                e.pol,
+                e.problem.as_deref().unwrap_or("")
+            )?;
         }
     }
     if let Some(e) = &out.pcrsig_error {

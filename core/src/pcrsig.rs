@@ -53,7 +53,9 @@ pub fn public_key_der(pcrpkey: &[u8]) -> Result<Vec<u8>> {
         let (label, der) = der::pem::decode_vec(text)
             .map_err(|e| Error::invalid(format!(".pcrpkey is not valid PEM: {e}")))?;
         if label != "PUBLIC KEY" {
-            return Err(Error::invalid(format!(".pcrpkey PEM label is {label:?}, expected \"PUBLIC KEY\"")));
+            return Err(Error::invalid(format!(
+                ".pcrpkey PEM label is {label:?}, expected \"PUBLIC KEY\""
+            )));
         }
         Ok(der)
     } else {
@@ -80,7 +82,13 @@ pub fn check(
     expected: Option<ExpectedPolicies<'_>>,
 ) -> Result<PcrsigReport> {
     if pcrsig_json.len() > MAX_PCRSIG_LEN {
-        return Err(Error::malformed(0, format!(".pcrsig is {} bytes; more than {MAX_PCRSIG_LEN} is not a .pcrsig", pcrsig_json.len())));
+        return Err(Error::malformed(
+            0,
+            format!(
+                ".pcrsig is {} bytes; more than {MAX_PCRSIG_LEN} is not a .pcrsig",
+                pcrsig_json.len()
+            ),
+        ));
     }
     let text = crate::bytes::text(pcrsig_json);
     let v: serde_json::Value = serde_json::from_str(&text)
@@ -92,12 +100,15 @@ pub fn check(
     let fp = DigestAlgorithm::Sha256.digest(&spki);
     let mut entries = Vec::new();
     for (bank, list) in banks {
-        let list = list
-            .as_array()
-            .ok_or_else(|| Error::malformed(0, format!(".pcrsig bank {bank:?} must be an array")))?;
+        let list = list.as_array().ok_or_else(|| {
+            Error::malformed(0, format!(".pcrsig bank {bank:?} must be an array"))
+        })?;
         for item in list {
             if entries.len() >= MAX_ENTRIES {
-                return Err(Error::malformed(0, format!(".pcrsig has more than {MAX_ENTRIES} entries")));
+                return Err(Error::malformed(
+                    0,
+                    format!(".pcrsig has more than {MAX_ENTRIES} entries"),
+                ));
             }
             entries.push(check_entry(bank, item, &spki, &fp, expected));
         }
@@ -120,11 +131,22 @@ fn check_entry(
     fp: &[u8],
     expected: Option<ExpectedPolicies<'_>>,
 ) -> PcrsigEntry {
-    let field = |k: &str| item.get(k).and_then(|v| v.as_str()).unwrap_or_default().to_string();
+    let field = |k: &str| {
+        item.get(k)
+            .and_then(|v| v.as_str())
+            .unwrap_or_default()
+            .to_string()
+    };
     let pcrs: Vec<u32> = item
         .get("pcrs")
         .and_then(|p| p.as_array())
-        .map(|a| a.iter().filter_map(|n| n.as_u64()).filter_map(|n| u32::try_from(n).ok()).take(32).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|n| n.as_u64())
+                .filter_map(|n| u32::try_from(n).ok())
+                .take(32)
+                .collect()
+        })
         .unwrap_or_default();
     let mut e = PcrsigEntry {
         bank: bank.to_string(),
@@ -142,7 +164,9 @@ fn check_entry(
         problems.push("pkfp does not match the .pcrpkey".to_string());
     }
     let pol = hex_decode(&e.pol);
-    let sig = base64::engine::general_purpose::STANDARD.decode(field("sig")).ok();
+    let sig = base64::engine::general_purpose::STANDARD
+        .decode(field("sig"))
+        .ok();
     match (&pol, sig) {
         (Some(pol), Some(sig)) => {
             let d = DigestAlgorithm::Sha256.digest(pol);

@@ -21,7 +21,8 @@ impl Guid {
         let b = b.to_le_bytes();
         let c = c.to_le_bytes();
         Guid([
-            a[0], a[1], a[2], a[3], b[0], b[1], c[0], c[1], d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7],
+            a[0], a[1], a[2], a[3], b[0], b[1], c[0], c[1], d[0], d[1], d[2], d[3], d[4], d[5],
+            d[6], d[7],
         ])
     }
 }
@@ -43,15 +44,31 @@ impl serde::Serialize for Guid {
     }
 }
 
-pub const EFI_CERT_X509_GUID: Guid =
-    Guid::new(0xa5c059a1, 0x94e4, 0x4aa7, [0x87, 0xb5, 0xab, 0x15, 0x5c, 0x2b, 0xf0, 0x72]);
-pub const EFI_CERT_SHA256_GUID: Guid =
-    Guid::new(0xc1c41626, 0x504c, 0x4092, [0xac, 0xa9, 0x41, 0xf9, 0x36, 0x93, 0x43, 0x28]);
+pub const EFI_CERT_X509_GUID: Guid = Guid::new(
+    0xa5c059a1,
+    0x94e4,
+    0x4aa7,
+    [0x87, 0xb5, 0xab, 0x15, 0x5c, 0x2b, 0xf0, 0x72],
+);
+pub const EFI_CERT_SHA256_GUID: Guid = Guid::new(
+    0xc1c41626,
+    0x504c,
+    0x4092,
+    [0xac, 0xa9, 0x41, 0xf9, 0x36, 0x93, 0x43, 0x28],
+);
 /// dbx entries revoking a certificate by the SHA-256 of its TBSCertificate.
-pub const EFI_CERT_X509_SHA256_GUID: Guid =
-    Guid::new(0x3bd2a492, 0x96c0, 0x4079, [0xb4, 0x20, 0xfc, 0xf9, 0x8e, 0xf1, 0x03, 0xed]);
-pub const EFI_CERT_TYPE_PKCS7_GUID: Guid =
-    Guid::new(0x4aafd29d, 0x68df, 0x49ee, [0x8a, 0xa9, 0x34, 0x7d, 0x37, 0x56, 0x65, 0xa7]);
+pub const EFI_CERT_X509_SHA256_GUID: Guid = Guid::new(
+    0x3bd2a492,
+    0x96c0,
+    0x4079,
+    [0xb4, 0x20, 0xfc, 0xf9, 0x8e, 0xf1, 0x03, 0xed],
+);
+pub const EFI_CERT_TYPE_PKCS7_GUID: Guid = Guid::new(
+    0x4aafd29d,
+    0x68df,
+    0x49ee,
+    [0x8a, 0xa9, 0x34, 0x7d, 0x37, 0x56, 0x65, 0xa7],
+);
 /// WIN_CERTIFICATE_UEFI_GUID's wCertificateType.
 pub const WIN_CERT_TYPE_EFI_GUID: u16 = 0x0ef1;
 const EFI_TIME_SIZE: u64 = 16;
@@ -177,7 +194,10 @@ fn auth_payload_offset(data: &[u8]) -> Option<u64> {
 pub fn parse_lists(data: &[u8], start: u64) -> Result<Vec<SignatureEntry>> {
     let end = data.len() as u64;
     if start >= end {
-        return Err(Error::malformed(start, "no EFI_SIGNATURE_LIST: the database is empty"));
+        return Err(Error::malformed(
+            start,
+            "no EFI_SIGNATURE_LIST: the database is empty",
+        ));
     }
     let mut out = Vec::new();
     let mut at = start;
@@ -206,7 +226,13 @@ pub fn parse_lists(data: &[u8], start: u64) -> Result<Vec<SignatureEntry>> {
             if sig_size - 16 == n {
                 Ok(())
             } else {
-                Err(Error::malformed(at + 24, format!("{what} entries must be {} bytes, SignatureSize is {sig_size}", n + 16)))
+                Err(Error::malformed(
+                    at + 24,
+                    format!(
+                        "{what} entries must be {} bytes, SignatureSize is {sig_size}",
+                        n + 16
+                    ),
+                ))
             }
         };
         if ty == EFI_CERT_SHA256_GUID {
@@ -221,7 +247,9 @@ pub fn parse_lists(data: &[u8], start: u64) -> Result<Vec<SignatureEntry>> {
             let d = if ty == EFI_CERT_X509_GUID {
                 SignatureData::X509 { der: body.to_vec() }
             } else if ty == EFI_CERT_SHA256_GUID {
-                SignatureData::Sha256 { hash: body.to_vec() }
+                SignatureData::Sha256 {
+                    hash: body.to_vec(),
+                }
             } else if ty == EFI_CERT_X509_SHA256_GUID {
                 // EFI_CERT_X509_SHA256: the hash, then an EFI_TIME of revocation.
                 SignatureData::X509Sha256 {
@@ -267,8 +295,14 @@ mod tests {
 
     #[test]
     fn guid_text_matches_the_spec_form() {
-        assert_eq!(EFI_CERT_X509_GUID.to_string(), "a5c059a1-94e4-4aa7-87b5-ab155c2bf072");
-        assert_eq!(EFI_CERT_SHA256_GUID.to_string(), "c1c41626-504c-4092-aca9-41f936934328");
+        assert_eq!(
+            EFI_CERT_X509_GUID.to_string(),
+            "a5c059a1-94e4-4aa7-87b5-ab155c2bf072"
+        );
+        assert_eq!(
+            EFI_CERT_SHA256_GUID.to_string(),
+            "c1c41626-504c-4092-aca9-41f936934328"
+        );
     }
 
     #[test]

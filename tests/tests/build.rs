@@ -12,7 +12,6 @@ use ukitool_tests::{
 };
 
 const STUB: &str = "/usr/lib/systemd/boot/efi/linuxx64.efi.stub";
-const CMDLINE: &str = "console=ttyS0 panic=-1 ukitool.built=1";
 
 fn run(cmd: &mut Command) -> Output {
     cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"))
@@ -39,7 +38,7 @@ fn build_uki(dir: &TmpDir, name: &str, extra: &[&str]) -> PathBuf {
         .arg(fixture("vmlinuz"))
         .arg("--initrd")
         .arg(fixture("initrd.cpio.gz"))
-        .args(["--cmdline", CMDLINE])
+        .arg(format!("--cmdline=@{}", fixture("cmdline").display()))
         .arg(format!("--os-release=@{}", fixture("os-release").display()))
         .arg("--splash")
         .arg(fixture("splash.bmp"))
@@ -118,7 +117,7 @@ fn built_uki_has_a_sane_layout_and_exact_payloads() {
     let want: [(&str, Vec<u8>); 6] = [
         (".linux", fs::read(fixture("vmlinuz")).unwrap()),
         (".initrd", fs::read(fixture("initrd.cpio.gz")).unwrap()),
-        (".cmdline", CMDLINE.as_bytes().to_vec()),
+        (".cmdline", fs::read(fixture("cmdline")).unwrap()),
         (".osrel", fs::read(fixture("os-release")).unwrap()),
         (".splash", fs::read(fixture("splash.bmp")).unwrap()),
         (".uname", fs::read(fixture("uname")).unwrap()),
@@ -132,7 +131,7 @@ fn built_uki_has_a_sane_layout_and_exact_payloads() {
     assert!(sbat.starts_with("sbat,1,SBAT Version,"));
     assert!(sbat.contains("\nsystemd,1,"), "stub's SBAT kept: {sbat}");
     assert!(sbat.contains("\nuki,1,UKI,"), "default uki line: {sbat}");
-    assert_eq!(sbat.matches("sbat,1,").count(), 1);
+    assert_eq!(sbat.lines().filter(|l| l.starts_with("sbat,")).count(), 1);
 }
 
 #[test]
@@ -147,7 +146,10 @@ fn built_uki_passes_inspect_without_warnings() {
     // build adds may raise a warning or an error.
     for l in v["lints"].as_array().into_iter().flatten() {
         assert_eq!(l["severity"], "info", "lint on a built UKI: {l}");
-        assert!(l["message"].as_str().unwrap_or("").contains(".sdmagic"), "{l}");
+        assert!(
+            l["message"].as_str().unwrap_or("").contains(".sdmagic"),
+            "{l}"
+        );
     }
 }
 
@@ -175,7 +177,9 @@ fn same_payloads_as_the_objcopy_recipe_with_no_wasted_space() {
     let dir = tmpdir();
     let ours = build_uki(&dir, "uki.efi", &[]);
     let theirs = fixture("uki.efi");
-    for name in [".osrel", ".cmdline", ".uname", ".splash", ".linux", ".initrd"] {
+    for name in [
+        ".osrel", ".cmdline", ".uname", ".splash", ".linux", ".initrd",
+    ] {
         let a = objcopy_section(&ours, name, &dir.join("a"));
         let b = objcopy_section(&theirs, name, &dir.join("b"));
         assert!(a == b, "{name}: payloads differ from the objcopy recipe's");
@@ -184,7 +188,11 @@ fn same_payloads_as_the_objcopy_recipe_with_no_wasted_space() {
     let waste = |p: &Path| {
         let d = fs::read(p).unwrap();
         let pe = PeFile::parse(&d).unwrap();
-        let used: u64 = pe.sections.iter().map(|s| u64::from(s.payload_len())).sum::<u64>()
+        let used: u64 = pe
+            .sections
+            .iter()
+            .map(|s| u64::from(s.payload_len()))
+            .sum::<u64>()
             + u64::from(pe.opt.size_of_headers);
         d.len() as u64 - used
     };
@@ -193,7 +201,10 @@ fn same_payloads_as_the_objcopy_recipe_with_no_wasted_space() {
     let n = PeFile::parse(&pe_d).unwrap().sections.len() as u64;
     // Only alignment padding: under FileAlignment (0x200) per section.
     assert!(w_ours < n * 0x200, "ukitool wastes {w_ours} bytes");
-    assert!(w_ours <= w_theirs, "ukitool wastes {w_ours} bytes, objcopy {w_theirs}");
+    assert!(
+        w_ours <= w_theirs,
+        "ukitool wastes {w_ours} bytes, objcopy {w_theirs}"
+    );
 }
 
 fn sbverify(cert: &Path, file: &Path) -> bool {
@@ -262,7 +273,10 @@ fn signed_with_snakeoil_verifies_and_dual_signing_lists_two() {
         .arg("-o")
         .arg(&dual));
     let list = ok(Command::new("sbverify").arg("--list").arg(&dual));
-    assert!(list.contains("signature 1") && list.contains("signature 2"), "{list}");
+    assert!(
+        list.contains("signature 1") && list.contains("signature 2"),
+        "{list}"
+    );
     assert!(sbverify(snakeoil, &dual));
     assert!(sbverify(&fixture("other.pem"), &dual));
 }
@@ -273,8 +287,22 @@ fn ecdsa_p256_signature_verifies_with_osslsigncode() {
     let key = dir.join("ec.key");
     let cert = dir.join("ec.pem");
     ok(Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"])
-        .args(["-nodes", "-subj", "/CN=ukitool ec test", "-days", "3650", "-keyout"])
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+        ])
+        .args([
+            "-nodes",
+            "-subj",
+            "/CN=ukitool ec test",
+            "-days",
+            "3650",
+            "-keyout",
+        ])
         .arg(&key)
         .arg("-out")
         .arg(&cert));
@@ -324,7 +352,10 @@ fn bad_inputs_fail_cleanly_and_leave_no_file() {
             "1 to 8",
         ),
         (
-            vec!["--stub".into(), fixture("uki-signed.efi").display().to_string()],
+            vec![
+                "--stub".into(),
+                fixture("uki-signed.efi").display().to_string(),
+            ],
             "signed",
         ),
     ];
@@ -339,7 +370,10 @@ fn bad_inputs_fail_cleanly_and_leave_no_file() {
             .arg(&out));
         let err = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
-        assert!(err.starts_with("ukitool: error:") && err.contains(why), "{args:?}: {err}");
+        assert!(
+            err.starts_with("ukitool: error:") && err.contains(why),
+            "{args:?}: {err}"
+        );
         assert_eq!(err.lines().count(), 1, "{err}");
         assert!(!out.exists(), "{args:?} left an output file");
         let leftovers: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
@@ -372,7 +406,8 @@ fn built_uki_boots_plain_and_signed_boots_under_secure_boot() {
     let uki = build_uki(&dir, "uki.efi", &[]);
     let log = boot(&uki, Firmware::Plain);
     assert!(log.marker().is_some(), "plain boot: {log}");
-    assert_eq!(log.cmdline().as_deref(), Some(CMDLINE), "{log}");
+    let cmdline = fs::read_to_string(fixture("cmdline")).unwrap();
+    assert_eq!(log.cmdline().as_deref(), Some(cmdline.trim_end()), "{log}");
     assert_eq!(log.secure_boot(), Some(false), "{log}");
 
     let signed = dir.join("signed.efi");

@@ -4,48 +4,10 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-/// The ukitool binary next to this test's target directory, built if missing.
-fn ukitool_bin() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap();
-    let bin = dir.join("ukitool");
-    if !bin.exists() {
-        let st = Command::new(env!("CARGO"))
-            .args(["build", "-p", "ukitool"])
-            .current_dir(workspace())
-            .status()
-            .unwrap();
-        assert!(st.success(), "building ukitool");
-    }
-    bin
-}
+use ukitool_tests::{fixture, ukitool_bin};
 
 fn ukitool(args: &[&str]) -> Output {
-    Command::new(ukitool_bin())
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
-
-fn fixture(name: &str) -> PathBuf {
-    let p = workspace().join("tests/fixtures/out").join(name);
-    if !p.exists() {
-        let st = Command::new("bash")
-            .arg(workspace().join("tests/fixtures/generate.sh"))
-            .status()
-            .unwrap();
-        assert!(st.success(), "tests/fixtures/generate.sh failed");
-    }
-    assert!(p.exists(), "fixture {name} missing after generate.sh");
-    p
+    ukitool_tests::ukitool().args(args).output().unwrap()
 }
 
 fn tempdir(tag: &str) -> PathBuf {
@@ -292,4 +254,29 @@ fn stdin_input_extracts_the_same_bytes() {
     writer.join().unwrap();
     ok(&out);
     assert_eq!(out.stdout, std::fs::read(fixture("uname")).unwrap());
+}
+
+/// The GRUB path of the Talos installer: the extracted kernel and initrd boot under
+/// QEMU (`-kernel/-initrd/-append`) to the initramfs marker with the UKI's cmdline.
+#[test]
+fn extracted_kernel_and_initrd_boot_in_qemu() {
+    let dir = tempdir("boot");
+    let uki = fixture("uki.efi");
+    ok(&ukitool(&["extract", s(&uki), "--all", "-o", s(&dir)]));
+    let cmdline = std::fs::read_to_string(dir.join("cmdline")).unwrap();
+    let log = ukitool_tests::boot_kernel(
+        &dir.join("vmlinuz"),
+        &dir.join("initrd"),
+        cmdline.trim_end(),
+    );
+    let marker = log.marker();
+    assert!(
+        marker.is_some(),
+        "no marker; serial tail:\n{}",
+        log.tail(30)
+    );
+    assert_eq!(
+        log.cmdline().as_deref().map(str::trim),
+        Some(cmdline.trim_end())
+    );
 }

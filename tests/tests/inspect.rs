@@ -8,49 +8,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-/// The ukitool binary next to this test's target directory, built if missing.
-fn ukitool_bin() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap();
-    let bin = dir.join("ukitool");
-    if !bin.exists() {
-        let st = Command::new(env!("CARGO"))
-            .args(["build", "-p", "ukitool"])
-            .current_dir(workspace())
-            .status()
-            .unwrap();
-        assert!(st.success(), "building ukitool");
-    }
-    bin
-}
+use ukitool_tests::{fixture, repo_root, ukitool_bin};
 
 fn ukitool(args: &[&str]) -> Output {
-    Command::new(ukitool_bin())
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
-}
-
-fn fixture(name: &str) -> PathBuf {
-    let p = workspace().join("tests/fixtures/out").join(name);
-    if !p.exists() {
-        let st = Command::new("bash")
-            .arg(workspace().join("tests/fixtures/generate.sh"))
-            .status()
-            .unwrap();
-        assert!(st.success(), "tests/fixtures/generate.sh failed");
-    }
-    assert!(p.exists(), "fixture {name} missing after generate.sh");
-    p
+    ukitool_tests::ukitool().args(args).output().unwrap()
 }
 
 fn json(path: &Path, hash: bool) -> Value {
@@ -534,7 +495,7 @@ fn synthetic_bad() -> Vec<u8> {
 }
 
 fn golden(name: &str, got: &str) {
-    let path = workspace().join("tests/golden").join(name);
+    let path = repo_root().join("tests/golden").join(name);
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
         std::fs::write(&path, got).unwrap();
         return;

@@ -65,7 +65,11 @@ fn pefile_digest(file: &Path, alg: &str) -> String {
         .args(["-c", PEFILE_HASH, s(file), alg])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
 
@@ -95,8 +99,8 @@ fn sbverify(file: &Path, cert: &Path) -> Sbverify {
         .find_map(|l| l.trim().strip_prefix("expecting:"))
         .map(|d| d.trim().to_string());
     let hash_failed = text.contains("Image fails hash check");
-    let readable = !text.contains("Unable to")
-        && (text.contains("PKCS7 verification") || hash_failed);
+    let readable =
+        !text.contains("Unable to") && (text.contains("PKCS7 verification") || hash_failed);
     Sbverify {
         readable,
         ok: out.status.success() && text.contains("Signature verification OK"),
@@ -126,13 +130,22 @@ fn shim_has_two_valid_microsoft_signatures_with_the_referee_digest() {
         assert_eq!(sig["signed_digest"], want.as_str());
     }
     let chains: Vec<String> = list.iter().map(|x| x["chain"].to_string()).collect();
-    assert!(chains[0].contains("Microsoft Corporation UEFI CA 2011"), "{chains:?}");
+    assert!(
+        chains[0].contains("Microsoft Corporation UEFI CA 2011"),
+        "{chains:?}"
+    );
     assert!(chains[1].contains("Microsoft UEFI CA 2023"), "{chains:?}");
     assert_eq!(v["lints"].as_array().unwrap().len(), 0);
     // sbverify --list sees the same two signatures.
-    let out = Command::new("sbverify").args(["--list", s(&shim)]).output().unwrap();
+    let out = Command::new("sbverify")
+        .args(["--list", s(&shim)])
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(text.lines().filter(|l| l.starts_with("signature ")).count(), 2);
+    assert_eq!(
+        text.lines().filter(|l| l.starts_with("signature ")).count(),
+        2
+    );
     assert!(text.contains("Microsoft UEFI CA 2023"));
 }
 
@@ -140,14 +153,20 @@ fn shim_has_two_valid_microsoft_signatures_with_the_referee_digest() {
 fn with_entries(base: &[u8], entries: &[Vec<u8>]) -> Vec<u8> {
     let pe = PeFile::parse(base).unwrap();
     let dir = pe.security_dir_offset.unwrap() as usize;
-    let start = pe.certificate_table().map_or(base.len(), |d| d.virtual_address as usize);
+    let start = pe
+        .certificate_table()
+        .map_or(base.len(), |d| d.virtual_address as usize);
     let mut out = base[..start].to_vec();
     let mut table = Vec::new();
     for e in entries {
         table.extend_from_slice(e);
         table.resize(table.len().next_multiple_of(8), 0);
     }
-    let (va, size) = if table.is_empty() { (0, 0) } else { (start as u32, table.len() as u32) };
+    let (va, size) = if table.is_empty() {
+        (0, 0)
+    } else {
+        (start as u32, table.len() as u32)
+    };
     out[dir..dir + 4].copy_from_slice(&va.to_le_bytes());
     out[dir + 4..dir + 8].copy_from_slice(&size.to_le_bytes());
     out.extend_from_slice(&table);
@@ -182,9 +201,15 @@ fn uefi_ca_2011_only_lint_fires_when_the_2023_signature_is_gone() {
     let dir = tmpdir("lint");
     let p = dir.join("shim-2011.efi");
     std::fs::write(&p, &only2011).unwrap();
-    let out = Command::new("sbverify").args(["--list", s(&p)]).output().unwrap();
+    let out = Command::new("sbverify")
+        .args(["--list", s(&p)])
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(text.lines().filter(|l| l.starts_with("signature ")).count(), 1);
+    assert_eq!(
+        text.lines().filter(|l| l.starts_with("signature ")).count(),
+        1
+    );
 }
 
 #[test]
@@ -193,7 +218,11 @@ fn grub_is_trusted_with_the_debian_ca_only() {
     let ca = fixture("debian-ca.pem");
     let snakeoil = fixture("snakeoil.pem");
     let (code, v) = verify_json(&grub, &["--cert", s(&ca)]);
-    assert_eq!((code, v["verdict"].as_str()), (0, Some("valid-trusted")), "{v:#}");
+    assert_eq!(
+        (code, v["verdict"].as_str()),
+        (0, Some("valid-trusted")),
+        "{v:#}"
+    );
     assert_eq!(
         sigs(&v)[0]["signer"]["subject_cn"],
         "Debian Secure Boot Signer 2022 - grub2"
@@ -204,7 +233,10 @@ fn grub_is_trusted_with_the_debian_ca_only() {
     let (code, v) = verify_json(&grub, &["--cert", s(&snakeoil)]);
     assert_eq!((code, v["verdict"].as_str()), (1, Some("valid-untrusted")));
     assert!(!sbverify(&grub, &snakeoil).ok);
-    assert_eq!(v["image_digests"]["sha256"], pefile_digest(&grub, "sha256").as_str());
+    assert_eq!(
+        v["image_digests"]["sha256"],
+        pefile_digest(&grub, "sha256").as_str()
+    );
 }
 
 #[test]
@@ -218,9 +250,18 @@ fn test_key_verdicts_match_sbverify() {
     ] {
         let f = fixture(name);
         let (c, v) = verify_json(&f, &["--cert", s(&snakeoil)]);
-        assert_eq!((c, v["verdict"].as_str()), (code, Some(verdict)), "{name}: {v:#}");
+        assert_eq!(
+            (c, v["verdict"].as_str()),
+            (code, Some(verdict)),
+            "{name}: {v:#}"
+        );
         let referee = sbverify(&f, &snakeoil);
-        assert_eq!(referee.ok, verdict == "valid-trusted", "{name}: {}", referee.text);
+        assert_eq!(
+            referee.ok,
+            verdict == "valid-trusted",
+            "{name}: {}",
+            referee.text
+        );
         let digest = v["image_digests"]["sha256"].as_str().unwrap().to_string();
         assert_eq!(digest, pefile_digest(&f, "sha256"), "{name}");
         if let Some(d) = referee.image_digest {
@@ -237,12 +278,22 @@ fn dual_signed_in_both_orders_and_nested_all_signatures_found() {
     let a = entries_of(&signed).remove(0);
     let b = entries_of(&other).remove(0);
     let dir = tmpdir("dual");
-    for (name, order) in [("ab", vec![a.clone(), b.clone()]), ("ba", vec![b.clone(), a.clone()])] {
+    for (name, order) in [
+        ("ab", vec![a.clone(), b.clone()]),
+        ("ba", vec![b.clone(), a.clone()]),
+    ] {
         let p = dir.join(format!("dual-{name}.efi"));
         std::fs::write(&p, with_entries(&signed, &order)).unwrap();
         let (code, v) = verify_json(&p, &["--cert", s(&snakeoil)]);
-        assert_eq!((code, v["verdict"].as_str()), (0, Some("valid-trusted")), "{v:#}");
-        let verdicts: Vec<&str> = sigs(&v).iter().map(|x| x["verdict"].as_str().unwrap()).collect();
+        assert_eq!(
+            (code, v["verdict"].as_str()),
+            (0, Some("valid-trusted")),
+            "{v:#}"
+        );
+        let verdicts: Vec<&str> = sigs(&v)
+            .iter()
+            .map(|x| x["verdict"].as_str().unwrap())
+            .collect();
         let want = if name == "ab" {
             ["valid-trusted", "valid-untrusted"]
         } else {
@@ -256,11 +307,29 @@ fn dual_signed_in_both_orders_and_nested_all_signatures_found() {
     // Nested (osslsigncode -nest), with a second digest algorithm.
     let nested = dir.join("nested.efi");
     let st = Command::new("osslsigncode")
-        .args(["sign", "-certs", s(&fixture("other.pem")), "-key", s(&fixture("other.key"))])
-        .args(["-nest", "-h", "sha512", "-in", s(&fixture("uki-signed.efi")), "-out", s(&nested)])
+        .args([
+            "sign",
+            "-certs",
+            s(&fixture("other.pem")),
+            "-key",
+            s(&fixture("other.key")),
+        ])
+        .args([
+            "-nest",
+            "-h",
+            "sha512",
+            "-in",
+            s(&fixture("uki-signed.efi")),
+            "-out",
+            s(&nested),
+        ])
         .output()
         .unwrap();
-    assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
     let (code, v) = verify_json(&nested, &["--cert", s(&snakeoil)]);
     assert_eq!(code, 0, "{v:#}");
     let list = sigs(&v);
@@ -268,8 +337,14 @@ fn dual_signed_in_both_orders_and_nested_all_signatures_found() {
     assert_eq!(list[1]["nested_in"], 0);
     assert_eq!(list[1]["digest_algorithm"], "sha512");
     assert_eq!(list[1]["verdict"], "valid-untrusted");
-    assert_eq!(v["image_digests"]["sha512"], pefile_digest(&nested, "sha512").as_str());
-    assert_eq!(v["image_digests"]["sha256"], pefile_digest(&nested, "sha256").as_str());
+    assert_eq!(
+        v["image_digests"]["sha512"],
+        pefile_digest(&nested, "sha512").as_str()
+    );
+    assert_eq!(
+        v["image_digests"]["sha256"],
+        pefile_digest(&nested, "sha256").as_str()
+    );
 }
 
 #[test]
@@ -277,13 +352,27 @@ fn db_and_dbx_files_authorise_and_revoke() {
     let dir = tmpdir("db");
     let der = dir.join("snakeoil.der");
     let st = Command::new("openssl")
-        .args(["x509", "-in", s(&fixture("snakeoil.pem")), "-outform", "DER", "-out", s(&der)])
+        .args([
+            "x509",
+            "-in",
+            s(&fixture("snakeoil.pem")),
+            "-outform",
+            "DER",
+            "-out",
+            s(&der),
+        ])
         .status()
         .unwrap();
     assert!(st.success());
     let efisiglist = |out: &Path, args: &[&str]| {
         let _ = std::fs::remove_file(out);
-        let st = Command::new("efisiglist").arg("-o").arg(out).arg("-a").args(args).status().unwrap();
+        let st = Command::new("efisiglist")
+            .arg("-o")
+            .arg(out)
+            .arg("-a")
+            .args(args)
+            .status()
+            .unwrap();
         assert!(st.success());
     };
     let db = dir.join("db.esl");
@@ -291,7 +380,11 @@ fn db_and_dbx_files_authorise_and_revoke() {
     let signed = fixture("uki-signed.efi");
     let other = fixture("uki-other-signed.efi");
     let (code, v) = verify_json(&signed, &["--db", s(&db)]);
-    assert_eq!((code, v["verdict"].as_str()), (0, Some("valid-trusted")), "{v:#}");
+    assert_eq!(
+        (code, v["verdict"].as_str()),
+        (0, Some("valid-trusted")),
+        "{v:#}"
+    );
     let (code, v) = verify_json(&other, &["--db", s(&db)]);
     assert_eq!((code, v["verdict"].as_str()), (1, Some("valid-untrusted")));
 
@@ -315,8 +408,15 @@ fn db_and_dbx_files_authorise_and_revoke() {
     let hash = pefile_digest(&other, "sha256");
     let hdb = dir.join("hash.esl");
     efisiglist(&hdb, &["-h", &hash]);
-    let (code, v) = verify_json(&other, &["--db", s(&hdb), "--cert", s(&fixture("snakeoil.pem"))]);
-    assert_eq!((code, v["verdict"].as_str()), (0, Some("valid-trusted")), "{v:#}");
+    let (code, v) = verify_json(
+        &other,
+        &["--db", s(&hdb), "--cert", s(&fixture("snakeoil.pem"))],
+    );
+    assert_eq!(
+        (code, v["verdict"].as_str()),
+        (0, Some("valid-trusted")),
+        "{v:#}"
+    );
     // And an unsigned image too, as firmware allows.
     let unsigned = fixture("uki.efi");
     let uhash = pefile_digest(&unsigned, "sha256");
@@ -420,7 +520,10 @@ fn differential_against_sbverify_on_mutations() {
     let mut unreadable = Vec::new();
     let mut disagreements = Vec::new();
     let mut firmware_rule = Vec::new();
-    for (name, count, trust_only) in [("uki-signed.efi", 110, true), ("shimx64.efi.signed", 100, false)] {
+    for (name, count, trust_only) in [
+        ("uki-signed.efi", 110, true),
+        ("shimx64.efi.signed", 100, false),
+    ] {
         let base = std::fs::read(fixture(name)).unwrap();
         for i in 0..count {
             let (desc, data, overrun) = mutate(&base, &mut rng);
@@ -440,14 +543,20 @@ fn differential_against_sbverify_on_mutations() {
                 unreadable.push(format!("{name}: {desc}"));
                 continue;
             }
-            let verdict = v.as_ref().map(|v| v["verdict"].as_str().unwrap_or("").to_string()).unwrap_or_else(|| "error".into());
+            let verdict = v
+                .as_ref()
+                .map(|v| v["verdict"].as_str().unwrap_or("").to_string())
+                .unwrap_or_else(|| "error".into());
             if overrun {
                 // sbverify hands OpenSSL the bytes past the table and accepts; EDK2
                 // (DxeImageVerificationLib) stops at an entry whose dwLength exceeds
                 // what is left of the table, so firmware refuses. Follow firmware.
                 assert_ne!(verdict, "valid-trusted", "{name}: {desc}");
                 assert_ne!(verdict, "valid-untrusted", "{name}: {desc}");
-                firmware_rule.push(format!("{name}: {desc}: sbverify ok={}, ours {verdict}", referee.ok));
+                firmware_rule.push(format!(
+                    "{name}: {desc}: sbverify ok={}, ours {verdict}",
+                    referee.ok
+                ));
                 continue;
             }
             compared += 1;
@@ -462,7 +571,10 @@ fn differential_against_sbverify_on_mutations() {
             }
             if let (Some(want), Some(v)) = (&referee.image_digest, &v) {
                 if v["image_digests"]["sha256"].as_str() != Some(want) {
-                    problem = Some(format!("digest {} vs sbverify {want}", v["image_digests"]["sha256"]));
+                    problem = Some(format!(
+                        "digest {} vs sbverify {want}",
+                        v["image_digests"]["sha256"]
+                    ));
                 }
             }
             if referee.hash_failed && verdict != "hash-mismatch" && verdict != "malformed" {
@@ -473,17 +585,28 @@ fn differential_against_sbverify_on_mutations() {
             }
         }
     }
-    eprintln!("compared {compared} mutations; sbverify could not read {}:", unreadable.len());
+    eprintln!(
+        "compared {compared} mutations; sbverify could not read {}:",
+        unreadable.len()
+    );
     for u in &unreadable {
         eprintln!("  {u}");
     }
-    eprintln!("{} dwLength overruns judged by the firmware rule:", firmware_rule.len());
+    eprintln!(
+        "{} dwLength overruns judged by the firmware rule:",
+        firmware_rule.len()
+    );
     for f in &firmware_rule {
         eprintln!("  {f}");
     }
     assert!(compared + unreadable.len() + firmware_rule.len() >= 200);
     assert!(compared >= 100, "only {compared} comparable cases");
-    assert!(disagreements.is_empty(), "{} disagreements:\n{}", disagreements.len(), disagreements.join("\n"));
+    assert!(
+        disagreements.is_empty(),
+        "{} disagreements:\n{}",
+        disagreements.len(),
+        disagreements.join("\n")
+    );
 }
 
 #[test]
@@ -515,7 +638,13 @@ fn malformed_signatures_are_malformed_never_a_panic() {
         let pe = PeFile::parse(&file).unwrap();
         let r = verify(&pe, &TrustStore::default());
         assert!(
-            matches!(r.verdict, Verdict::Malformed | Verdict::BadSignature | Verdict::HashMismatch | Verdict::ValidUntrusted),
+            matches!(
+                r.verdict,
+                Verdict::Malformed
+                    | Verdict::BadSignature
+                    | Verdict::HashMismatch
+                    | Verdict::ValidUntrusted
+            ),
             "{desc}: {:?}",
             r.verdict
         );

@@ -12,9 +12,9 @@
 //! failed write can never leave a disk that firmware half-trusts.
 
 use std::collections::VecDeque;
-use std::sync::mpsc::{channel, sync_channel, Receiver, Sender};
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{channel, sync_channel, Receiver, Sender};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
@@ -229,7 +229,7 @@ fn produce(src: &mut dyn Source, buf: Option<AlignedBuf>) -> Result<Option<Chunk
 /// writes (file and synthesised sources), or inline (stdin, whose read may block
 /// indefinitely and must not keep a Ctrl-C waiting on a thread join).
 enum Feed<'a> {
-    Inline(&'a mut (dyn Source + Send), Vec<AlignedBuf>),
+    Inline(&'a mut dyn Source, Vec<AlignedBuf>),
     Threaded(Receiver<Result<Option<Chunk>>>, Sender<AlignedBuf>),
 }
 
@@ -254,7 +254,7 @@ impl Feed<'_> {
 /// Write `src` to `target` (already opened and checked), whose size is `device_size`
 /// (`None`: a regular file that grows with a streamed image).
 pub fn write_image(
-    src: &mut (dyn Source + Send),
+    src: &mut dyn Source,
     target: &Target,
     device_size: Option<u64>,
     opts: &Options,
@@ -282,7 +282,8 @@ pub fn write_image(
             wiped += edge;
             progress.inc(edge);
         }
-        target.sync().context("syncing the wipe")?;
+        // No sync here: the body's syncs flush the wipe too, long before the head is
+        // written.
     }
 
     // 2. The body: every chunk except the image's first and last MiB.
@@ -480,8 +481,9 @@ pub fn write_image(
     })
 }
 
-/// Read every record back (bypassing the page cache) and compare its sha256. On a
-/// mismatch, find the first differing byte from the source when it can be re-read.
+/// Read every record back (bypassing the page cache) and compare its sha256, reading
+/// the next chunk on a helper thread while this one is hashed. On a mismatch, find the
+/// first differing byte from the source when it can be re-read.
 fn verify(
     records: &[Record],
     target: &Target,
@@ -498,43 +500,60 @@ fn verify(
             Some(records.iter().map(|r| r.len as u64).sum()),
         );
     }
-    let mut buf = AlignedBuf::new(CHUNK);
-    for r in records {
-        if interrupted() && !table_written {
-            progress.end_phase();
-            return Err(Failure::Interrupted {
-                written: 0,
-                total: None,
-            });
-        }
-        buf.set_len(r.len);
-        target
-            .read_at(r.offset, buf.as_mut_slice())
-            .with_context(|| format!("reading back at {:#x}", r.offset))?;
-        if sha256(buf.as_slice()) != r.digest {
-            progress.end_phase();
-            let mut want = vec![0u8; r.len];
-            let (offset, exact) = match expected(r.offset, &mut want) {
-                Ok(true) => {
-                    let i = buf
-                        .as_slice()
-                        .iter()
-                        .zip(&want)
-                        .position(|(a, b)| a != b)
-                        .unwrap_or(0);
-                    (r.offset + i as u64, true)
+    std::thread::scope(|scope| -> Result<(), Failure> {
+        let (tx, rx) = sync_channel::<std::io::Result<AlignedBuf>>(1);
+        let (back_tx, back_rx) = channel::<AlignedBuf>();
+        scope.spawn(move || {
+            for r in records {
+                let mut buf = back_rx
+                    .try_recv()
+                    .unwrap_or_else(|_| AlignedBuf::new(CHUNK));
+                buf.set_len(r.len);
+                let res = target.read_at(r.offset, buf.as_mut_slice()).map(|_| buf);
+                let failed = res.is_err();
+                if tx.send(res).is_err() || failed {
+                    break;
                 }
-                _ => (r.offset, false),
+            }
+        });
+        for r in records {
+            if interrupted() && !table_written {
+                progress.end_phase();
+                return Err(Failure::Interrupted {
+                    written: 0,
+                    total: None,
+                });
+            }
+            let buf = match rx.recv() {
+                Ok(b) => b.with_context(|| format!("reading back at {:#x}", r.offset))?,
+                Err(_) => break,
             };
-            return Err(Failure::Mismatch {
-                offset,
-                exact,
-                table_written,
-            });
+            if sha256(buf.as_slice()) != r.digest {
+                progress.end_phase();
+                let mut want = vec![0u8; r.len];
+                let (offset, exact) = match expected(r.offset, &mut want) {
+                    Ok(true) => {
+                        let i = buf
+                            .as_slice()
+                            .iter()
+                            .zip(&want)
+                            .position(|(a, b)| a != b)
+                            .unwrap_or(0);
+                        (r.offset + i as u64, true)
+                    }
+                    _ => (r.offset, false),
+                };
+                return Err(Failure::Mismatch {
+                    offset,
+                    exact,
+                    table_written,
+                });
+            }
+            if !table_written {
+                progress.inc(r.len as u64);
+            }
+            let _ = back_tx.send(buf);
         }
-        if !table_written {
-            progress.inc(r.len as u64);
-        }
-    }
-    Ok(())
+        Ok(())
+    })
 }

@@ -32,8 +32,8 @@ pub const CHUNK: usize = 4 << 20;
 /// cheaper than several small ones with a seek between, on flash and on rotating disks.
 const MERGE_GAP: u64 = 64 << 10;
 
-/// Where the bytes of an image come from.
-pub trait Source {
+/// Where the bytes of an image come from. `Send`: chunks are read on a helper thread.
+pub trait Source: Send {
     /// One line for messages ("raw image x.img", "UKI x.efi in uefi layout").
     fn describe(&self) -> String;
     /// The image size, when known before writing (not for stdin).

@@ -61,11 +61,15 @@ impl<'a> Tlv<'a> {
         if self.tag != TAG_OID {
             return Err(Error::malformed(
                 self.offset,
-                format!("{what}: expected an OBJECT IDENTIFIER, found tag {:#04x}", self.tag),
+                format!(
+                    "{what}: expected an OBJECT IDENTIFIER, found tag {:#04x}",
+                    self.tag
+                ),
             ));
         }
-        ObjectIdentifier::from_bytes(self.value)
-            .map_err(|e| Error::malformed(self.offset, format!("{what}: bad OBJECT IDENTIFIER ({e})")))
+        ObjectIdentifier::from_bytes(self.value).map_err(|e| {
+            Error::malformed(self.offset, format!("{what}: bad OBJECT IDENTIFIER ({e})"))
+        })
     }
 }
 
@@ -124,7 +128,9 @@ impl<'a> Reader<'a> {
                 .data
                 .get(start + 2..start + 2 + n)
                 .ok_or_else(|| trunc("length octets truncated"))?;
-            let len = bytes.iter().fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
+            let len = bytes
+                .iter()
+                .fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
             (len, 2 + n)
         };
         let value_start = start + header;
@@ -167,7 +173,10 @@ impl<'a> Reader<'a> {
         if self.is_empty() {
             Ok(())
         } else {
-            Err(Error::malformed(self.here(), format!("{what}: unexpected trailing data")))
+            Err(Error::malformed(
+                self.here(),
+                format!("{what}: unexpected trailing data"),
+            ))
         }
     }
 }

@@ -63,15 +63,20 @@ impl Certificate {
         top.finish(what)?;
         let mut r = cert.reader();
         let tbs = r.expect(asn1::TAG_SEQUENCE, "TBSCertificate")?;
-        let sig_alg = asn1::algorithm(r.read("certificate signatureAlgorithm")?, "certificate signatureAlgorithm")?;
+        let sig_alg = asn1::algorithm(
+            r.read("certificate signatureAlgorithm")?,
+            "certificate signatureAlgorithm",
+        )?;
         let sig = r.expect(asn1::TAG_BIT_STRING, "certificate signature")?;
         r.finish(what)?;
-        let (unused, sig_bytes) = sig
-            .value
-            .split_first()
-            .ok_or_else(|| Error::malformed(sig.offset, "certificate signature BIT STRING is empty"))?;
+        let (unused, sig_bytes) = sig.value.split_first().ok_or_else(|| {
+            Error::malformed(sig.offset, "certificate signature BIT STRING is empty")
+        })?;
         if *unused != 0 {
-            return Err(Error::malformed(sig.offset, "certificate signature has unused bits"));
+            return Err(Error::malformed(
+                sig.offset,
+                "certificate signature has unused bits",
+            ));
         }
         let mut t = tbs.reader();
         t.optional(asn1::context(0), "TBSCertificate version")?;
@@ -148,14 +153,15 @@ impl Certificate {
     }
 
     pub fn info(&self) -> CertificateInfo {
-        let (not_before, not_after) = x509_cert::time::Validity::from_der(self.part(&self.validity))
-            .map(|v| {
-                (
-                    Some(v.not_before.to_date_time().to_string()),
-                    Some(v.not_after.to_date_time().to_string()),
-                )
-            })
-            .unwrap_or((None, None));
+        let (not_before, not_after) =
+            x509_cert::time::Validity::from_der(self.part(&self.validity))
+                .map(|v| {
+                    (
+                        Some(v.not_before.to_date_time().to_string()),
+                        Some(v.not_after.to_date_time().to_string()),
+                    )
+                })
+                .unwrap_or((None, None));
         CertificateInfo {
             subject: name_string(self.subject()),
             subject_cn: self.subject_cn(),
@@ -209,7 +215,12 @@ pub fn common_name(der: &[u8]) -> Option<String> {
                 return Some(if atv.value.tag() == der::Tag::BmpString {
                     let units: Vec<u16> = v
                         .chunks(2)
-                        .map(|c| u16::from_be_bytes([c.first().copied().unwrap_or(0), c.get(1).copied().unwrap_or(0)]))
+                        .map(|c| {
+                            u16::from_be_bytes([
+                                c.first().copied().unwrap_or(0),
+                                c.get(1).copied().unwrap_or(0),
+                            ])
+                        })
                         .collect();
                     String::from_utf16_lossy(&units)
                 } else {
@@ -241,10 +252,22 @@ pub fn signature_digest(
 /// The DER DigestInfo prefix PKCS#1 v1.5 puts before the digest (RFC 8017 §9.2).
 fn pkcs1_prefix(alg: DigestAlgorithm) -> &'static [u8] {
     match alg {
-        DigestAlgorithm::Sha1 => &[0x30, 0x21, 0x30, 0x09, 0x06, 0x05, 0x2b, 0x0e, 0x03, 0x02, 0x1a, 0x05, 0x00, 0x04, 0x14],
-        DigestAlgorithm::Sha256 => &[0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x04, 0x20],
-        DigestAlgorithm::Sha384 => &[0x30, 0x41, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x02, 0x05, 0x00, 0x04, 0x30],
-        DigestAlgorithm::Sha512 => &[0x30, 0x51, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x03, 0x05, 0x00, 0x04, 0x40],
+        DigestAlgorithm::Sha1 => &[
+            0x30, 0x21, 0x30, 0x09, 0x06, 0x05, 0x2b, 0x0e, 0x03, 0x02, 0x1a, 0x05, 0x00, 0x04,
+            0x14,
+        ],
+        DigestAlgorithm::Sha256 => &[
+            0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
+            0x01, 0x05, 0x00, 0x04, 0x20,
+        ],
+        DigestAlgorithm::Sha384 => &[
+            0x30, 0x41, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
+            0x02, 0x05, 0x00, 0x04, 0x30,
+        ],
+        DigestAlgorithm::Sha512 => &[
+            0x30, 0x51, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
+            0x03, 0x05, 0x00, 0x04, 0x40,
+        ],
     }
 }
 
@@ -305,7 +328,11 @@ pub fn parse_cert_file(data: &[u8]) -> Result<Vec<Certificate>> {
     if data.windows(text_start.len()).any(|w| w == text_start) {
         let text = String::from_utf8_lossy(data);
         let mut out = Vec::new();
-        for (i, block) in text.split("-----BEGIN CERTIFICATE-----").skip(1).enumerate() {
+        for (i, block) in text
+            .split("-----BEGIN CERTIFICATE-----")
+            .skip(1)
+            .enumerate()
+        {
             let end = "-----END CERTIFICATE-----";
             let body = block
                 .split(end)

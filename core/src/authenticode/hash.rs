@@ -87,17 +87,18 @@ impl Hasher {
     }
 }
 
-/// The file ranges covered by the Authenticode hash, in hashing order.
+/// The file ranges covered by the Authenticode hash, in hashing order:
 ///
-/// 1. 0..CheckSum; 2. after CheckSum up to the security directory entry;
-/// 3. after that entry up to SizeOfHeaders; 4. each section's raw data, sorted by
-/// PointerToRawData, empty ones skipped; 5. the "extra data": from
-/// SUM_OF_BYTES_HASHED (SizeOfHeaders + the sum of the hashed SizeOfRawData) up to
-/// the file length minus the certificate table size.
+/// 1. 0..CheckSum;
+/// 2. after CheckSum up to the security directory entry;
+/// 3. after that entry up to SizeOfHeaders;
+/// 4. each section's raw data, sorted by PointerToRawData, empty ones skipped;
+/// 5. the "extra data": from SUM_OF_BYTES_HASHED (SizeOfHeaders plus the hashed
+///    SizeOfRawData) up to the file length minus the certificate table size.
 ///
 /// Step 5 follows the spec's arithmetic literally, as EDK2's
 /// DxeImageVerificationLib and sbsigntools do: when sections leave gaps or overlap,
-/// the start is a byte count, not the end of the last section, so the firmware and
+/// the start is a byte count, not the end of the last section, so firmware and
 /// sbverify hash some bytes twice. Matching them matters more than elegance: the
 /// firmware's answer is the one that boots. Signers pad the file to 8 bytes before
 /// appending the table; that padding lies in range 5.

@@ -78,7 +78,10 @@ fn walk_into<'a>(pe: &PeFile<'a>, out: &mut Vec<CertEntry<'a>>) -> Result<()> {
         if end - at < WIN_CERTIFICATE_HEADER {
             return Err(Error::malformed(
                 at,
-                format!("{} bytes left in the certificate table: too few for a WIN_CERTIFICATE header", end - at),
+                format!(
+                    "{} bytes left in the certificate table: too few for a WIN_CERTIFICATE header",
+                    end - at
+                ),
             ));
         }
         let length = u32_le(pe.data, at, "WIN_CERTIFICATE")?;
@@ -171,7 +174,10 @@ pub fn parse_content_info(ci: Tlv<'_>) -> Result<SignedData<'_>> {
     let mut r = ci.expect(asn1::TAG_SEQUENCE, "ContentInfo")?.reader();
     let ty = r.read("ContentInfo contentType")?;
     if ty.oid("ContentInfo contentType")? != oid::SIGNED_DATA {
-        return Err(Error::malformed(ty.offset, "ContentInfo contentType is not signedData (1.2.840.113549.1.7.2)"));
+        return Err(Error::malformed(
+            ty.offset,
+            "ContentInfo contentType is not signedData (1.2.840.113549.1.7.2)",
+        ));
     }
     let explicit = r.expect(asn1::context(0), "ContentInfo content")?;
     let mut er = explicit.reader();
@@ -184,7 +190,10 @@ pub fn parse_content_info(ci: Tlv<'_>) -> Result<SignedData<'_>> {
     let mut digest_algorithms = Vec::new();
     let mut ar = algs.reader();
     while !ar.is_empty() {
-        digest_algorithms.push(digest_alg(ar.read("digestAlgorithms entry")?, "digestAlgorithms entry")?);
+        digest_algorithms.push(digest_alg(
+            ar.read("digestAlgorithms entry")?,
+            "digestAlgorithms entry",
+        )?);
     }
 
     // encapContentInfo: SpcIndirectDataContent.
@@ -192,7 +201,10 @@ pub fn parse_content_info(ci: Tlv<'_>) -> Result<SignedData<'_>> {
     let mut e = eci.reader();
     let ety = e.read("contentInfo contentType")?;
     if ety.oid("contentInfo contentType")? != oid::SPC_INDIRECT_DATA {
-        return Err(Error::malformed(ety.offset, "contentInfo contentType is not SpcIndirectDataContent (1.3.6.1.4.1.311.2.1.4)"));
+        return Err(Error::malformed(
+            ety.offset,
+            "contentInfo contentType is not SpcIndirectDataContent (1.3.6.1.4.1.311.2.1.4)",
+        ));
     }
     let econtent = e.expect(asn1::context(0), "SpcIndirectDataContent wrapper")?;
     let idc = econtent
@@ -207,7 +219,12 @@ pub fn parse_content_info(ci: Tlv<'_>) -> Result<SignedData<'_>> {
     if digest.value.len() != digest_algorithm.output_len() {
         return Err(Error::malformed(
             digest.offset,
-            format!("DigestInfo digest is {} bytes, {} needs {}", digest.value.len(), digest_algorithm.name(), digest_algorithm.output_len()),
+            format!(
+                "DigestInfo digest is {} bytes, {} needs {}",
+                digest.value.len(),
+                digest_algorithm.name(),
+                digest_algorithm.output_len()
+            ),
         ));
     }
 
@@ -227,13 +244,19 @@ pub fn parse_content_info(ci: Tlv<'_>) -> Result<SignedData<'_>> {
     let mut sr = signer_infos.reader();
     let si = sr.expect(asn1::TAG_SEQUENCE, "SignerInfo")?;
     if !sr.is_empty() {
-        return Err(Error::malformed(signer_infos.offset, "Authenticode allows exactly one SignerInfo; found more"));
+        return Err(Error::malformed(
+            signer_infos.offset,
+            "Authenticode allows exactly one SignerInfo; found more",
+        ));
     }
     let signer = parse_signer_info(si)?;
     if !digest_algorithms.contains(&signer.digest_algorithm) {
         return Err(Error::malformed(
             algs.offset,
-            format!("SignerInfo digest {} is not among the SignedData digestAlgorithms", signer.digest_algorithm.name()),
+            format!(
+                "SignerInfo digest {} is not among the SignedData digestAlgorithms",
+                signer.digest_algorithm.name()
+            ),
         ));
     }
     Ok(SignedData {
@@ -269,10 +292,16 @@ fn parse_signer_info(si: Tlv<'_>) -> Result<SignerInfo<'_>> {
         }
         t if t == asn1::context_primitive(0) => (None, None, Some(sid.value)),
         t => {
-            return Err(Error::malformed(sid.offset, format!("SignerInfo sid: unexpected tag {t:#04x}")))
+            return Err(Error::malformed(
+                sid.offset,
+                format!("SignerInfo sid: unexpected tag {t:#04x}"),
+            ))
         }
     };
-    let digest_algorithm = digest_alg(r.read("SignerInfo digestAlgorithm")?, "SignerInfo digestAlgorithm")?;
+    let digest_algorithm = digest_alg(
+        r.read("SignerInfo digestAlgorithm")?,
+        "SignerInfo digestAlgorithm",
+    )?;
     let mut info = SignerInfo {
         offset: si.offset,
         issuer,
@@ -301,7 +330,10 @@ fn parse_signer_info(si: Tlv<'_>) -> Result<SignerInfo<'_>> {
             match ty {
                 oid::MESSAGE_DIGEST => {
                     if info.message_digest.is_some() {
-                        return Err(Error::malformed(a.offset, "messageDigest attribute appears twice"));
+                        return Err(Error::malformed(
+                            a.offset,
+                            "messageDigest attribute appears twice",
+                        ));
                     }
                     let v = first?.expect(asn1::TAG_OCTET_STRING, "messageDigest")?;
                     info.message_digest = Some(v.value);
@@ -329,7 +361,9 @@ fn parse_signer_info(si: Tlv<'_>) -> Result<SignerInfo<'_>> {
         r.read("SignerInfo signatureAlgorithm")?,
         "SignerInfo signatureAlgorithm",
     )?;
-    info.signature = r.expect(asn1::TAG_OCTET_STRING, "SignerInfo signature")?.value;
+    info.signature = r
+        .expect(asn1::TAG_OCTET_STRING, "SignerInfo signature")?
+        .value;
     if let Some(unsigned) = r.optional(asn1::context(1), "SignerInfo unsignedAttrs")? {
         let mut ur = unsigned.reader();
         while !ur.is_empty() {
@@ -387,7 +421,12 @@ fn opus_program_name(v: Tlv<'_>) -> Option<String> {
         let units: Vec<u16> = s
             .value
             .chunks_exact(2)
-            .map(|c| u16::from_be_bytes([c.first().copied().unwrap_or(0), c.get(1).copied().unwrap_or(0)]))
+            .map(|c| {
+                u16::from_be_bytes([
+                    c.first().copied().unwrap_or(0),
+                    c.get(1).copied().unwrap_or(0),
+                ])
+            })
             .collect();
         Some(String::from_utf16_lossy(&units))
     } else {
@@ -401,7 +440,10 @@ fn counter_signature(v: Tlv<'_>) -> Timestamp {
     Timestamp {
         kind: "counter-signature",
         time: parsed.as_ref().and_then(|s| s.signing_time.clone()),
-        signer_issuer_cn: parsed.as_ref().and_then(|s| s.issuer).and_then(cert::common_name),
+        signer_issuer_cn: parsed
+            .as_ref()
+            .and_then(|s| s.issuer)
+            .and_then(cert::common_name),
         signer_serial: parsed.as_ref().and_then(|s| s.serial).map(cert::serial_hex),
     }
 }
@@ -418,7 +460,10 @@ fn rfc3161(v: Tlv<'_>) -> Timestamp {
     let walk = || -> Result<(Option<String>, Option<String>, Option<String>)> {
         let mut r = v.reader();
         r.read("ContentInfo contentType")?;
-        let sd = r.expect(asn1::context(0), "content")?.reader().expect(asn1::TAG_SEQUENCE, "SignedData")?;
+        let sd = r
+            .expect(asn1::context(0), "content")?
+            .reader()
+            .expect(asn1::TAG_SEQUENCE, "SignedData")?;
         let mut s = sd.reader();
         s.read("version")?;
         s.read("digestAlgorithms")?;
@@ -444,7 +489,10 @@ fn rfc3161(v: Tlv<'_>) -> Timestamp {
         let signer = parse_signer_info(si).ok();
         Ok((
             time,
-            signer.as_ref().and_then(|s| s.issuer).and_then(cert::common_name),
+            signer
+                .as_ref()
+                .and_then(|s| s.issuer)
+                .and_then(cert::common_name),
             signer.as_ref().and_then(|s| s.serial).map(cert::serial_hex),
         ))
     };

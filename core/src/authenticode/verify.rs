@@ -96,7 +96,8 @@ impl TrustStore {
             self.revoked_certs.push(Certificate::parse(der, 0)?);
         }
         self.revoked_hashes.extend(dbx.sha256().map(<[u8]>::to_vec));
-        self.revoked_tbs_hashes.extend(dbx.x509_sha256().map(<[u8]>::to_vec));
+        self.revoked_tbs_hashes
+            .extend(dbx.x509_sha256().map(<[u8]>::to_vec));
         Ok(())
     }
 
@@ -172,7 +173,12 @@ impl Digests<'_, '_> {
         let ranges = self.ranges.as_ref().map_err(Clone::clone)?;
         let mut h = Hasher::new(alg);
         for r in ranges {
-            h.update(crate::bytes::slice(self.pe.data, r.start, r.end - r.start, "hashed range")?);
+            h.update(crate::bytes::slice(
+                self.pe.data,
+                r.start,
+                r.end - r.start,
+                "hashed range",
+            )?);
         }
         let d = h.finish();
         self.done.insert(alg, d.clone());
@@ -191,9 +197,21 @@ fn collect<'a>(entries: &[pkcs7::CertEntry<'a>]) -> Vec<Found<'a>> {
     let mut out: Vec<Found<'a>> = Vec::new();
     for e in entries {
         let parsed = if e.revision != pkcs7::WIN_CERT_REVISION_2_0 {
-            Err(Error::malformed(e.offset + 4, format!("WIN_CERTIFICATE wRevision {:#06x} is not 0x0200", e.revision)))
+            Err(Error::malformed(
+                e.offset + 4,
+                format!(
+                    "WIN_CERTIFICATE wRevision {:#06x} is not 0x0200",
+                    e.revision
+                ),
+            ))
         } else if e.cert_type != pkcs7::WIN_CERT_TYPE_PKCS_SIGNED_DATA {
-            Err(Error::malformed(e.offset + 6, format!("WIN_CERTIFICATE wCertificateType {:#06x} is not PKCS#7 SignedData (0x0002)", e.cert_type)))
+            Err(Error::malformed(
+                e.offset + 6,
+                format!(
+                    "WIN_CERTIFICATE wCertificateType {:#06x} is not PKCS#7 SignedData (0x0002)",
+                    e.cert_type
+                ),
+            ))
         } else {
             pkcs7::parse_signed_data(e.data, e.offset + 8)
         };
@@ -212,7 +230,10 @@ fn push_with_nested<'a>(
     if out.len() >= MAX_SIGNATURES {
         return;
     }
-    let nested: Vec<_> = parsed.as_ref().map(|p| p.signer.nested.clone()).unwrap_or_default();
+    let nested: Vec<_> = parsed
+        .as_ref()
+        .map(|p| p.signer.nested.clone())
+        .unwrap_or_default();
     let me = out.len();
     out.push(Found {
         offset,
@@ -221,7 +242,10 @@ fn push_with_nested<'a>(
     });
     for n in nested {
         let p = if depth + 1 > MAX_NESTING {
-            Err(Error::malformed(n.offset, format!("nested signatures deeper than {MAX_NESTING} levels")))
+            Err(Error::malformed(
+                n.offset,
+                format!("nested signatures deeper than {MAX_NESTING} levels"),
+            ))
         } else {
             pkcs7::parse_content_info(n)
         };
@@ -271,8 +295,12 @@ pub fn verify(pe: &PeFile<'_>, trust: &TrustStore) -> VerifyReport {
     // Always reported, and what db/dbx EFI_CERT_SHA256 entries are compared with:
     // firmware authorises or refuses by it whatever the signatures say.
     let sha256 = digests.get(DigestAlgorithm::Sha256).ok();
-    let hash_revoked = sha256.as_ref().is_some_and(|h| trust.revoked_hashes.contains(h));
-    let hash_allowed = sha256.as_ref().is_some_and(|h| trust.allowed_hashes.contains(h));
+    let hash_revoked = sha256
+        .as_ref()
+        .is_some_and(|h| trust.revoked_hashes.contains(h));
+    let hash_allowed = sha256
+        .as_ref()
+        .is_some_and(|h| trust.allowed_hashes.contains(h));
 
     for (index, f) in found.iter().enumerate() {
         let s = check_one(index, f, &mut digests, trust, hash_revoked);
@@ -280,17 +308,36 @@ pub fn verify(pe: &PeFile<'_>, trust: &TrustStore) -> VerifyReport {
     }
     report.image_digests = digests.done.iter().map(|(k, v)| (*k, hex(v))).collect();
 
-    let top: Vec<&SignatureSummary> = report.signatures.iter().filter(|s| s.nested_in.is_none()).collect();
+    let top: Vec<&SignatureSummary> = report
+        .signatures
+        .iter()
+        .filter(|s| s.nested_in.is_none())
+        .collect();
     let (verdict, reason) = if hash_revoked {
-        (Verdict::Revoked, "the image's SHA-256 Authenticode hash is in dbx".to_string())
+        (
+            Verdict::Revoked,
+            "the image's SHA-256 Authenticode hash is in dbx".to_string(),
+        )
     } else if let Some(r) = top.iter().find(|s| s.verdict == Verdict::Revoked) {
-        (Verdict::Revoked, format!("signature {}: {}", r.index + 1, r.reason))
+        (
+            Verdict::Revoked,
+            format!("signature {}: {}", r.index + 1, r.reason),
+        )
     } else if let Some(t) = top.iter().find(|s| s.verdict == Verdict::ValidTrusted) {
-        (Verdict::ValidTrusted, format!("signature {}: {}", t.index + 1, t.reason))
+        (
+            Verdict::ValidTrusted,
+            format!("signature {}: {}", t.index + 1, t.reason),
+        )
     } else if hash_allowed {
-        (Verdict::ValidTrusted, "the image's SHA-256 Authenticode hash is in db".to_string())
+        (
+            Verdict::ValidTrusted,
+            "the image's SHA-256 Authenticode hash is in db".to_string(),
+        )
     } else if top.is_empty() {
-        (Verdict::Unsigned, "no certificate table: the image carries no signature".to_string())
+        (
+            Verdict::Unsigned,
+            "no certificate table: the image carries no signature".to_string(),
+        )
     } else {
         // The most favourable of the remaining verdicts speaks for the file.
         let order = [
@@ -323,7 +370,8 @@ fn lints(sigs: &[SignatureSummary]) -> Vec<Lint> {
         .filter(|s| s.nested_in.is_none() && s.signature_valid == Some(true))
         .collect();
     let via_2011 = |s: &SignatureSummary| {
-        s.chain.iter().any(|c| c == MS_UEFI_CA_2011) || s.chain_ends_at.as_deref() == Some(MS_UEFI_CA_2011)
+        s.chain.iter().any(|c| c == MS_UEFI_CA_2011)
+            || s.chain_ends_at.as_deref() == Some(MS_UEFI_CA_2011)
     };
     if !valid.is_empty() && valid.iter().all(|s| via_2011(s)) {
         vec![Lint::new(
@@ -390,17 +438,27 @@ fn evaluate(
     s.program_name = si.program_name.clone();
     s.timestamps = si.timestamps.clone();
 
-    let signer = sd.certificates.iter().find(|c| match (si.issuer, si.serial, si.subject_key_id) {
-        (Some(issuer), Some(serial), _) => c.serial() == serial && cert::names_equal(c.issuer(), issuer),
-        (_, _, Some(_ski)) => false,
-        _ => false,
-    });
+    let signer = sd
+        .certificates
+        .iter()
+        .find(|c| match (si.issuer, si.serial, si.subject_key_id) {
+            (Some(issuer), Some(serial), _) => {
+                c.serial() == serial && cert::names_equal(c.issuer(), issuer)
+            }
+            (_, _, Some(_ski)) => false,
+            _ => false,
+        });
     s.signer = signer.map(Certificate::info);
 
     // 1. The image digest.
     let image = match digests.get(sd.digest_algorithm) {
         Ok(d) => d,
-        Err(e) => return (Verdict::Malformed, format!("cannot compute the image hash: {e}")),
+        Err(e) => {
+            return (
+                Verdict::Malformed,
+                format!("cannot compute the image hash: {e}"),
+            )
+        }
     };
     s.image_digest = Some(hex(&image));
     let digest_ok = image.as_slice() == sd.digest;
@@ -429,13 +487,23 @@ fn evaluate(
     };
     let sig_check = match &si.signed_attrs {
         Some(attrs) => {
-            let Some(alg) = cert::signature_digest(&si.signature_algorithm, Some(si.digest_algorithm)) else {
+            let Some(alg) =
+                cert::signature_digest(&si.signature_algorithm, Some(si.digest_algorithm))
+            else {
                 s.signature_valid = Some(false);
-                return (Verdict::BadSignature, format!("unsupported signature algorithm {}", si.signature_algorithm));
+                return (
+                    Verdict::BadSignature,
+                    format!("unsupported signature algorithm {}", si.signature_algorithm),
+                );
             };
             cert::verify_digest(signer.spki(), alg, &alg.digest(attrs), si.signature)
         }
-        None => cert::verify_digest(signer.spki(), si.digest_algorithm, &content_hash, si.signature),
+        None => cert::verify_digest(
+            signer.spki(),
+            si.digest_algorithm,
+            &content_hash,
+            si.signature,
+        ),
     };
     let sig_ok = sig_check.is_ok() && md_ok;
     s.signature_valid = Some(sig_ok);
@@ -444,7 +512,9 @@ fn evaluate(
     let chain = build_chain(signer, &sd.certificates, &trust.anchors);
     s.chain = chain.path.iter().filter_map(|c| c.subject_cn()).collect();
     if let Some(a) = chain.anchor {
-        let cn = a.subject_cn().unwrap_or_else(|| cert::name_string(a.subject()));
+        let cn = a
+            .subject_cn()
+            .unwrap_or_else(|| cert::name_string(a.subject()));
         if chain.path.last().is_none_or(|l| l.der != a.der) {
             s.chain.push(cn.clone());
         }
@@ -457,14 +527,23 @@ fn evaluate(
     if !digest_ok {
         return (
             Verdict::HashMismatch,
-            format!("image {} digest differs from the signed one: modified after signing", sd.digest_algorithm.name()),
+            format!(
+                "image {} digest differs from the signed one: modified after signing",
+                sd.digest_algorithm.name()
+            ),
         );
     }
     if !md_ok {
-        return (Verdict::BadSignature, "messageDigest attribute does not match the SpcIndirectDataContent".into());
+        return (
+            Verdict::BadSignature,
+            "messageDigest attribute does not match the SpcIndirectDataContent".into(),
+        );
     }
     if let Err(e) = sig_check {
-        return (Verdict::BadSignature, format!("signer's signature over the signed attributes: {e}"));
+        return (
+            Verdict::BadSignature,
+            format!("signer's signature over the signed attributes: {e}"),
+        );
     }
     let revoked_cert = chain
         .path
@@ -475,15 +554,25 @@ fn evaluate(
     if let Some(c) = revoked_cert {
         return (
             Verdict::Revoked,
-            format!("certificate \"{}\" is in dbx", c.subject_cn().unwrap_or_else(|| cert::name_string(c.subject()))),
+            format!(
+                "certificate \"{}\" is in dbx",
+                c.subject_cn()
+                    .unwrap_or_else(|| cert::name_string(c.subject()))
+            ),
         );
     }
     if hash_revoked {
         return (Verdict::Revoked, "the image hash is in dbx".into());
     }
     match (&s.trusted_by, trust.has_anchors()) {
-        (Some(a), _) => (Verdict::ValidTrusted, format!("valid; chain reaches anchor \"{a}\"")),
-        (None, false) => (Verdict::ValidUntrusted, "valid; no trust anchor given".into()),
+        (Some(a), _) => (
+            Verdict::ValidTrusted,
+            format!("valid; chain reaches anchor \"{a}\""),
+        ),
+        (None, false) => (
+            Verdict::ValidUntrusted,
+            "valid; no trust anchor given".into(),
+        ),
         (None, true) => (
             Verdict::ValidUntrusted,
             format!(
@@ -512,13 +601,19 @@ fn build_chain<'c>(
     let mut cur = signer;
     loop {
         if let Some(a) = anchors.iter().find(|a| a.der == cur.der) {
-            return Chain { path, anchor: Some(a) };
+            return Chain {
+                path,
+                anchor: Some(a),
+            };
         }
         if let Some(a) = anchors
             .iter()
             .find(|a| cur.named_issuer_is(a) && cur.signed_by(a))
         {
-            return Chain { path, anchor: Some(a) };
+            return Chain {
+                path,
+                anchor: Some(a),
+            };
         }
         if path.len() >= MAX_CHAIN {
             break;
@@ -551,5 +646,10 @@ fn summary_line(s: &SignatureSummary) -> String {
         .unwrap_or_else(|| "unknown signer".into());
     let alg = s.digest_algorithm.map(DigestAlgorithm::name).unwrap_or("?");
     let nested = if s.nested_in.is_some() { "nested " } else { "" };
-    format!("{nested}signature {}: {who}, {alg}: {} ({})", s.index + 1, s.verdict.name(), s.reason)
+    format!(
+        "{nested}signature {}: {who}, {alg}: {} ({})",
+        s.index + 1,
+        s.verdict.name(),
+        s.reason
+    )
 }

@@ -1,0 +1,91 @@
+# ukitool: build, run and test. See README.md and docs/testing.md.
+#
+#   make deps      install everything the project uses (apt, rustup target, wasm-bindgen, npm)
+#   make run       the main job: build, inspect a sample UKI made from Debian's packages,
+#                  build the browser tool and serve it on http://127.0.0.1:8000/
+#   make test      every test: cargo's, then the browser tests
+#   make lint      rustfmt --check and clippy -D warnings
+
+# Every Debian package the project (build, fixtures, tests, benchmarks) uses.
+APT_PACKAGES := \
+	make gcc libc6-dev ca-certificates python3 nodejs npm util-linux \
+	systemd-boot-efi linux-image-amd64 shim-signed grub-efi-amd64-signed \
+	ovmf qemu-system-x86 sbsigntool osslsigncode pesign python3-pefile \
+	binutils busybox-static cpio gzip zstd openssl \
+	mtools dosfstools gdisk fdisk e2fsprogs bmap-tools \
+	chromium binaryen hyperfine time
+
+WASM_BINDGEN_VERSION := 0.2.130
+HOST ?= 127.0.0.1
+PORT ?= 8000
+FIXTURES := tests/fixtures/out
+# Extra arguments for the test binaries, e.g. `make test CARGO_TEST_ARGS=--nocapture`.
+CARGO_TEST_ARGS ?=
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+export DEBIAN_FRONTEND := noninteractive
+
+.PHONY: all deps build web fixtures fixtures-big run test lint bench fuzz
+
+all: build
+
+deps:
+	@missing=$$(for p in $(APT_PACKAGES); do \
+		dpkg-query -W -f='$${db:Status-Status}\n' "$$p" 2>/dev/null | grep -qx installed || echo "$$p"; \
+	done); \
+	if [ -n "$$missing" ]; then \
+		echo "deps: installing" $$missing; \
+		apt-get update; \
+		apt-get install -y --no-install-recommends $(APT_PACKAGES); \
+	else \
+		echo "deps: all Debian packages present"; \
+	fi
+	rustup target list --installed | grep -qx wasm32-unknown-unknown || \
+		rustup target add wasm32-unknown-unknown
+	[ "$$(wasm-bindgen --version 2>/dev/null)" = "wasm-bindgen $(WASM_BINDGEN_VERSION)" ] || \
+		cargo install --locked wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION)
+	if [ -f tests/e2e/package.json ]; then \
+		(cd tests/e2e && npm install --no-audit --no-fund); \
+	fi
+
+build:
+	cargo build
+
+web:
+	bash web/build.sh
+
+fixtures:
+	bash tests/fixtures/generate.sh $(FIXTURES)
+
+fixtures-big:
+	bash tests/fixtures/generate.sh big $(FIXTURES)
+
+run: deps build fixtures
+	@echo "== ukitool inspect $(FIXTURES)/uki.efi (systemd-stub + Debian kernel + busybox initrd)"
+	cargo run --quiet -p ukitool -- inspect $(FIXTURES)/uki.efi
+	$(MAKE) web
+	@echo "== browser tool: http://$(HOST):$(PORT)/index.html (Ctrl-C to stop)"
+	python3 -m http.server --bind $(HOST) $(PORT)
+
+# cargo's and node's own summaries end the output; any failure fails the target, but the
+# browser tests still run after a cargo failure so one run shows everything.
+test: deps fixtures
+	cargo build -p ukitool
+	rc=0; \
+	cargo test --workspace -- $(CARGO_TEST_ARGS) || rc=1; \
+	if compgen -G 'tests/e2e/*.test.*js' >/dev/null; then \
+		$(MAKE) web && node --test tests/e2e/ || rc=1; \
+	fi; \
+	exit $$rc
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+bench: build
+	@if [ -f bench/run.sh ]; then bash bench/run.sh; else python3 bench/run.py; fi
+
+fuzz:
+	bash fuzz/run.sh
