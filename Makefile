@@ -8,12 +8,14 @@
 
 # Every Debian package the project (build, fixtures, tests, benchmarks) uses.
 APT_PACKAGES := \
-	make gcc libc6-dev ca-certificates python3 nodejs npm util-linux \
+	make gcc libc6-dev ca-certificates python3 nodejs util-linux \
 	systemd-boot-efi linux-image-amd64 shim-signed grub-efi-amd64-signed \
 	ovmf qemu-system-x86 sbsigntool osslsigncode pesign python3-pefile \
 	binutils busybox-static cpio gzip zstd openssl \
 	mtools dosfstools gdisk fdisk e2fsprogs bmap-tools \
 	chromium binaryen hyperfine time
+# Debian's npm, only when `npm` is missing: NodeSource's nodejs bundles npm and conflicts with it.
+APT_NPM := npm
 
 WASM_BINDGEN_VERSION := 0.2.130
 HOST ?= 127.0.0.1
@@ -35,10 +37,12 @@ deps:
 	@missing=$$(for p in $(APT_PACKAGES); do \
 		dpkg-query -W -f='$${db:Status-Status}\n' "$$p" 2>/dev/null | grep -qx installed || echo "$$p"; \
 	done); \
-	if [ -n "$$missing" ]; then \
+	command -v npm >/dev/null || missing="$$missing $(APT_NPM)"; \
+	if [ -n "$${missing// }" ]; then \
 		echo "deps: installing" $$missing; \
 		apt-get update; \
-		apt-get install -y --no-install-recommends $(APT_PACKAGES); \
+		apt-get install -y $(APT_PACKAGES) \
+			$$(command -v npm >/dev/null || echo $(APT_NPM)); \
 	else \
 		echo "deps: all Debian packages present"; \
 	fi

@@ -227,8 +227,9 @@ pub fn write_atomic(out: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = dir.join(tmp_name);
     let res = (|| -> Result<()> {
         let mut f = fs::File::create(&tmp).with_context(|| tmp.display().to_string())?;
+        // No fsync: like objcopy and ukify, durability is left to the caller; the
+        // rename still guarantees that `out` is never seen half-written.
         f.write_all(bytes)
-            .and_then(|_| f.sync_all())
             .with_context(|| tmp.display().to_string())?;
         fs::rename(&tmp, out).with_context(|| out.display().to_string())
     })();

@@ -143,13 +143,12 @@ pub fn print_report(w: &mut dyn Write, file: &str, r: &Report) -> io::Result<()>
     kv(
         w,
         "DllChars:",
-        &format!(
+        format!(
             "{:#06x} {}",
             p.dll_characteristics,
             p.dll_characteristics_names.join(" ")
         )
-        .trim_end()
-        .to_string(),
+        .trim_end(),
     )?;
     kv(
         w,
@@ -447,21 +446,33 @@ fn write_file(path: &Path, bytes: &[u8], force: bool) -> Result<()> {
         .unwrap_or_else(|| "out".into());
     let tmp = dir.join(format!(".{base}.ukitool-tmp.{}", std::process::id()));
     let result = (|| -> Result<()> {
-        let mut f =
-            fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+        // create_new: never write through a link someone planted at the temp name.
+        let _ = fs::remove_file(&tmp);
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .with_context(|| format!("creating {}", tmp.display()))?;
         f.write_all(bytes)
             .and_then(|()| f.sync_all())
             .with_context(|| format!("writing {}", tmp.display()))?;
         if force {
             fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
         } else {
-            fs::hard_link(&tmp, path).map_err(|e| {
-                if e.kind() == io::ErrorKind::AlreadyExists {
-                    anyhow::anyhow!("{} exists; use --force to overwrite", path.display())
-                } else {
-                    anyhow::Error::new(e).context(format!("creating {}", path.display()))
+            match fs::hard_link(&tmp, path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    bail!("{} exists; use --force to overwrite", path.display())
                 }
-            })?;
+                // File systems without hard links (vfat, some FUSE): check, then rename.
+                Err(_) if !path.exists() => fs::rename(&tmp, path)
+                    .with_context(|| format!("renaming to {}", path.display()))?,
+                Err(e) => {
+                    return Err(
+                        anyhow::Error::new(e).context(format!("creating {}", path.display()))
+                    )
+                }
+            }
         }
         Ok(())
     })();

@@ -256,6 +256,7 @@ pub fn inspect_pe(pe: &PeFile<'_>, src: &dyn ByteSource, opts: &InspectOptions) 
         src,
         secs,
         file_len,
+        budget: file_len,
         missing: Vec::new(),
     };
     let base_text = |rd: &mut Reader<'_, '_>, name: &str| {
@@ -381,10 +382,20 @@ pub fn inspect_pe(pe: &PeFile<'_>, src: &dyn ByteSource, opts: &InspectOptions) 
         ));
     }
 
+    // Like the decode budget: hashing more than the file's size means sections
+    // overlap, and a hostile table must not make us hash one payload 65535 times.
+    let mut hash_budget = file_len;
     let sections = secs
         .iter()
         .enumerate()
-        .map(|(i, s)| section_info(i, s, &blocks, src, opts))
+        .map(|(i, s)| {
+            let len = u64::from(s.payload_len());
+            let hash = opts.hash && len <= hash_budget;
+            if hash {
+                hash_budget -= len;
+            }
+            section_info(i, s, &blocks, src, hash)
+        })
         .collect();
 
     lints.extend(uki::lints::check(&uki::lints::Facts {
@@ -436,6 +447,10 @@ struct Reader<'s, 'p> {
     src: &'s dyn ByteSource,
     secs: &'p [Section],
     file_len: u64,
+    /// Bytes still allowed to be decoded. Distinct sections of a sane file add up
+    /// to less than the file; a hostile table pointing 65535 sections at one big
+    /// payload must not turn into 65535 copies of it.
+    budget: u64,
     missing: Vec<Lint>,
 }
 
@@ -444,6 +459,18 @@ impl<'s> Reader<'s, '_> {
         let s = self.secs.get(i)?;
         let cap = wanted(&s.name).unwrap_or(0);
         let len = u64::from(s.payload_len()).min(cap);
+        if len > self.budget {
+            self.missing.push(Lint::new(
+                "section-unavailable",
+                Severity::Warning,
+                format!(
+                    "{}: not decoded; the sections' metadata exceeds the file size (overlapping sections?)",
+                    s.name
+                ),
+            ));
+            return None;
+        }
+        self.budget -= len;
         let got = self.src.read(u64::from(s.pointer_to_raw_data), len);
         if got.is_none() && s.raw_end() <= self.file_len {
             // Within the file but not fetched: the caller gave us a partial source.
@@ -470,10 +497,9 @@ fn section_info(
     s: &Section,
     blocks: &Blocks,
     src: &dyn ByteSource,
-    opts: &InspectOptions,
+    hash: bool,
 ) -> SectionInfo {
-    let sha256 = opts
-        .hash
+    let sha256 = hash
         .then(|| src.read(u64::from(s.pointer_to_raw_data), u64::from(s.payload_len())))
         .flatten()
         .map(|d| bytes::hex(&sha2::Sha256::digest(d)));

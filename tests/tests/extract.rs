@@ -255,28 +255,3 @@ fn stdin_input_extracts_the_same_bytes() {
     ok(&out);
     assert_eq!(out.stdout, std::fs::read(fixture("uname")).unwrap());
 }
-
-/// The GRUB path of the Talos installer: the extracted kernel and initrd boot under
-/// QEMU (`-kernel/-initrd/-append`) to the initramfs marker with the UKI's cmdline.
-#[test]
-fn extracted_kernel_and_initrd_boot_in_qemu() {
-    let dir = tempdir("boot");
-    let uki = fixture("uki.efi");
-    ok(&ukitool(&["extract", s(&uki), "--all", "-o", s(&dir)]));
-    let cmdline = std::fs::read_to_string(dir.join("cmdline")).unwrap();
-    let log = ukitool_tests::boot_kernel(
-        &dir.join("vmlinuz"),
-        &dir.join("initrd"),
-        cmdline.trim_end(),
-    );
-    let marker = log.marker();
-    assert!(
-        marker.is_some(),
-        "no marker; serial tail:\n{}",
-        log.tail(30)
-    );
-    assert_eq!(
-        log.cmdline().as_deref().map(str::trim),
-        Some(cmdline.trim_end())
-    );
-}

@@ -608,3 +608,59 @@ fn a_header_prefix_plus_the_needed_ranges_gives_the_same_report() {
         );
     }
 }
+
+/// A hostile table: 20000 sections, all `.profile`, all pointing at one 1 MiB payload.
+/// Decoding and hashing are bounded by the file size, not by sections x payload.
+#[test]
+fn many_overlapping_sections_stay_bounded() {
+    let n: u32 = 20000;
+    let mut d = build_pe(&[(".profile", vec![b'x'; 16])], 0);
+    let table = 0x44 + 20 + 240;
+    let headers = (table + n as usize * 40).div_ceil(0x200) * 0x200;
+    let payload_at = headers as u32;
+    let mut payload = b"ID=hostile\nTITLE=same\n".to_vec();
+    payload.resize(1 << 20, b'#');
+    d.truncate(0x400);
+    d.resize(headers, 0);
+    d[0x44 + 2..0x44 + 4].copy_from_slice(&(n as u16).to_le_bytes());
+    d[0x58 + 60..0x58 + 64].copy_from_slice(&(headers as u32).to_le_bytes());
+    for i in 0..n as usize {
+        let s = table + i * 40;
+        d[s..s + 8].copy_from_slice(b".profile");
+        d[s + 8..s + 12].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+        d[s + 12..s + 16].copy_from_slice(&(0x1000u32 + i as u32 * 0x1000).to_le_bytes());
+        d[s + 16..s + 20].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+        d[s + 20..s + 24].copy_from_slice(&payload_at.to_le_bytes());
+    }
+    d.extend_from_slice(&payload);
+    let dir = tempdir("hostile-table");
+    let p = dir.join("many.efi");
+    std::fs::write(&p, &d).unwrap();
+    // The CLI without hashing: the Authenticode digest (also skipped by --no-hash)
+    // hashes every section's raw data as EDK2 does, overlaps included.
+    let out = ukitool(&["inspect", "--json", "--no-hash", p.to_str().unwrap()]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["sections"].as_array().unwrap().len(), n as usize);
+    assert_eq!(v["profiles"].as_array().unwrap().len(), n as usize);
+    assert!(lint_ids(&v, &["error"]).contains("sections-overlap"));
+    assert!(lint_ids(&v, &["error"]).contains("too-many-profiles"));
+    // Section hashes through the core: bounded by the file size.
+    let opts = ukitool_core::inspect::InspectOptions {
+        hash: true,
+        signatures: false,
+    };
+    let v = serde_json::to_value(ukitool_core::inspect::inspect(&d, &opts).unwrap()).unwrap();
+    let hashed = v["sections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| !s["sha256"].is_null())
+        .count();
+    assert!(hashed <= 2, "{hashed} sections hashed");
+}

@@ -1,1 +1,524 @@
-//! placeholder
+//! Boot layouts: which partitions a disk gets and which files go on its ESP, for a
+//! UKI booted directly (`uefi`), through systemd-boot, through GRUB (kernel and
+//! initrd extracted from the UKI, as Talos 1.10 does), or with Talos's partitions.
+
+use std::borrow::Cow;
+
+use crate::bytes;
+use crate::disk::fat::{self, FatOptions, FatType};
+use crate::disk::gpt::{self, GptPartition, ATTR_LEGACY_BIOS_BOOTABLE};
+use crate::disk::guid::{self, Guid};
+use crate::disk::sparse::DiskImage;
+use crate::error::{Error, Result};
+use crate::pe::PeFile;
+
+const MIB: u64 = 1 << 20;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Layout {
+    Uefi,
+    SystemdBoot,
+    Grub,
+    Talos,
+}
+
+impl Layout {
+    pub const NAMES: &'static [&'static str] = &["uefi", "systemd-boot", "grub", "talos"];
+
+    pub fn parse(s: &str) -> Result<Layout> {
+        Ok(match s {
+            "uefi" => Layout::Uefi,
+            "systemd-boot" | "sd-boot" => Layout::SystemdBoot,
+            "grub" => Layout::Grub,
+            "talos" => Layout::Talos,
+            _ => {
+                return Err(Error::invalid(format!(
+                    "unknown layout {s:?}: use one of {}",
+                    Layout::NAMES.join(", ")
+                )))
+            }
+        })
+    }
+}
+
+/// An extra partition (`--add-partition NAME:SIZE[:TYPE]`), left unformatted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionSpec {
+    pub name: String,
+    pub size: u64,
+    pub type_guid: Guid,
+    pub attributes: u64,
+    /// Overrides the GUID derived from the disk GUID and the name.
+    pub unique_guid: Option<Guid>,
+}
+
+impl PartitionSpec {
+    /// Parse `NAME:SIZE[:TYPE]` (TYPE: esp, bios, linux, xbootldr or a GUID; default linux).
+    pub fn parse(s: &str) -> Result<PartitionSpec> {
+        let mut it = s.splitn(3, ':');
+        let (Some(name), Some(size)) = (it.next(), it.next()) else {
+            return Err(Error::invalid(format!("partition {s:?}: expected NAME:SIZE[:TYPE]")));
+        };
+        if name.is_empty() {
+            return Err(Error::invalid(format!("partition {s:?}: empty name")));
+        }
+        Ok(PartitionSpec {
+            name: name.into(),
+            size: parse_size(size)?,
+            type_guid: gpt::parse_type(it.next().unwrap_or("linux"))?,
+            attributes: 0,
+            unique_guid: None,
+        })
+    }
+}
+
+/// A size in bytes: a number with an optional binary suffix K, M, G, T (also KiB,
+/// MiB, ...; `truncate(1)`'s meaning).
+pub fn parse_size(s: &str) -> Result<u64> {
+    let t = s.trim();
+    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, suffix) = t.split_at(digits);
+    let shift = match suffix.to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kib" => 10,
+        "m" | "mib" => 20,
+        "g" | "gib" => 30,
+        "t" | "tib" => 40,
+        _ => return Err(Error::invalid(format!("size {s:?}: use a number with an optional K, M, G or T suffix"))),
+    };
+    num.parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(1u64 << shift))
+        .ok_or_else(|| Error::invalid(format!("size {s:?} is not a number of bytes that fits in 64 bits")))
+}
+
+/// Everything an image is made from. Byte inputs are borrowed; the image borrows them.
+#[derive(Debug, Clone)]
+pub struct ImageOptions<'a> {
+    pub layout: Layout,
+    pub uki: &'a [u8],
+    /// Total disk size; default: the partitions plus 1 MiB at each end.
+    pub size: Option<u64>,
+    /// ESP size; default: the layout's (Talos) or what the files need, at least 100 MiB.
+    pub esp_size: Option<u64>,
+    pub sector_size: u64,
+    /// The ESP's FAT label; also names the disk (its GUID is derived from it).
+    pub label: String,
+    pub disk_guid: Option<Guid>,
+    /// Unix time for every FAT timestamp.
+    pub timestamp: i64,
+    pub systemd_boot: Option<&'a [u8]>,
+    pub grub: Option<&'a [u8]>,
+    pub shim: Option<&'a [u8]>,
+    /// Where GRUB reads grub.cfg (e.g. `/EFI/debian`); default: the prefix built into
+    /// the GRUB binary, if it has one on the ESP.
+    pub grub_prefix: Option<String>,
+    /// File name of the UKI under `\EFI\Linux\` (systemd-boot), without `.efi`.
+    pub entry_name: String,
+    /// `loader.conf` timeout in seconds (systemd-boot) and GRUB's timeout.
+    pub timeout: u32,
+    /// (file name, bytes) copied to `\loader\keys\auto\` (PK.auth, KEK.auth, db.auth).
+    pub enroll_keys: Vec<(String, &'a [u8])>,
+    /// (ESP path, bytes) added to the ESP.
+    pub extra_files: Vec<(String, Cow<'a, [u8]>)>,
+    pub extra_partitions: Vec<PartitionSpec>,
+}
+
+impl<'a> ImageOptions<'a> {
+    pub fn new(layout: Layout, uki: &'a [u8]) -> Self {
+        ImageOptions {
+            layout,
+            uki,
+            size: None,
+            esp_size: None,
+            sector_size: 512,
+            label: "EFI".into(),
+            disk_guid: None,
+            timestamp: 315_532_800,
+            systemd_boot: None,
+            grub: None,
+            shim: None,
+            grub_prefix: None,
+            entry_name: "linux".into(),
+            timeout: 0,
+            enroll_keys: Vec::new(),
+            extra_files: Vec::new(),
+            extra_partitions: Vec::new(),
+        }
+    }
+}
+
+/// What was built, for printing and `--json`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ImageSummary {
+    pub layout: Layout,
+    pub size: u64,
+    pub sector_size: u64,
+    pub disk_guid: Guid,
+    pub partitions: Vec<PartitionSummary>,
+    pub esp: EspSummary,
+    /// Bytes of data extents (what a sparse writer writes).
+    pub data_bytes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PartitionSummary {
+    pub index: usize,
+    pub name: String,
+    pub type_guid: Guid,
+    pub type_name: Option<&'static str>,
+    pub unique_guid: Guid,
+    pub offset: u64,
+    pub size: u64,
+    pub attributes: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct EspSummary {
+    pub partition: usize,
+    pub fat_type: FatType,
+    pub label: String,
+    pub volume_id: String,
+    pub cluster_size: u64,
+    pub files: Vec<EspFile>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct EspFile {
+    pub path: String,
+    pub size: u64,
+    /// Byte offset of the file's data in the disk image.
+    pub disk_offset: u64,
+}
+
+/// The removable-media boot file name for a PE machine (UEFI 2.10 §3.5.1.1).
+pub fn removable_boot_name(machine: u16) -> Option<&'static str> {
+    Some(match machine {
+        0x8664 => "BOOTX64.EFI",
+        0xaa64 => "BOOTAA64.EFI",
+        0x014c => "BOOTIA32.EFI",
+        0x01c2 | 0x01c4 => "BOOTARM.EFI",
+        0x5064 => "BOOTRISCV64.EFI",
+        0x6264 => "BOOTLOONGARCH64.EFI",
+        _ => return None,
+    })
+}
+
+/// GRUB's built-in prefix: the OBJ_TYPE_PREFIX object of the module info in the
+/// `mods` section (grub-mkimage -p), e.g. `/EFI/debian` in Debian's signed GRUB.
+pub fn grub_builtin_prefix(grub: &[u8]) -> Option<String> {
+    const MAGIC: u32 = 0x676d_696d; // "mimg"
+    const OBJ_TYPE_PREFIX: u32 = 3;
+    let pe = PeFile::parse(grub).ok()?;
+    let mods = pe.section("mods")?.raw_data(grub).ok()?;
+    if bytes::u32_le(mods, 0, "module info").ok()? != MAGIC {
+        return None;
+    }
+    let first = bytes::u64_le(mods, 8, "module info").ok()?;
+    let total = bytes::u64_le(mods, 16, "module info").ok()?.min(mods.len() as u64);
+    let mut at = first;
+    // Each object is at least its 8-byte header, so the walk ends.
+    while at.checked_add(8)? <= total {
+        let kind = bytes::u32_le(mods, at, "module header").ok()?;
+        let size = u64::from(bytes::u32_le(mods, at + 4, "module header").ok()?);
+        if size < 8 {
+            return None;
+        }
+        if kind == OBJ_TYPE_PREFIX {
+            let body = bytes::slice(mods, at + 8, size - 8, "prefix").ok()?;
+            return Some(bytes::text(body.split(|&b| b == 0).next().unwrap_or_default()));
+        }
+        at = at.checked_add(size)?;
+    }
+    None
+}
+
+/// Escape a kernel command line for a GRUB `linux` line: words stay words, and every
+/// character GRUB's script language treats specially is backslash-escaped.
+fn grub_escape(cmdline: &str) -> String {
+    cmdline
+        .split_whitespace()
+        .map(|w| {
+            w.chars()
+                .flat_map(|c| {
+                    let plain = c.is_ascii_alphanumeric() || "-_=.,/:+@%^~".contains(c);
+                    (!plain).then_some('\\').into_iter().chain(std::iter::once(c))
+                })
+                .collect::<String>()
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+struct PlannedPartition {
+    name: String,
+    type_guid: Guid,
+    size: u64,
+    attributes: u64,
+    unique_guid: Option<Guid>,
+}
+
+fn esp_files<'a>(o: &ImageOptions<'a>, pe: &PeFile<'a>, volume_id: u32) -> Result<Vec<(String, Cow<'a, [u8]>)>> {
+    let boot_name = removable_boot_name(pe.coff.machine).ok_or_else(|| {
+        Error::invalid(format!(
+            "the UKI's machine {:#06x} has no removable-media boot file name",
+            pe.coff.machine
+        ))
+    })?;
+    let boot = format!("EFI/BOOT/{boot_name}");
+    let mut files: Vec<(String, Cow<'a, [u8]>)> = Vec::new();
+    let use_grub = o.layout == Layout::Grub || (o.layout == Layout::Talos && o.grub.is_some());
+    let use_sdboot = o.layout == Layout::SystemdBoot || (o.layout == Layout::Talos && o.systemd_boot.is_some());
+    if use_grub {
+        let grub = o.grub.ok_or_else(|| {
+            Error::invalid("missing bootloader file: the grub layout needs a GRUB EFI binary (--grub FILE)")
+        })?;
+        check_loader(grub, pe.coff.machine, "GRUB")?;
+        let payload = |name: &str| -> Result<&'a [u8]> {
+            pe.section_payload(name)
+                .ok_or_else(|| Error::NotFound(format!("section {name} in the UKI (the grub layout boots its kernel and initrd)")))?
+        };
+        let kernel = payload(".linux")?;
+        let initrd = payload(".initrd")?;
+        let cmdline = pe.section_payload(".cmdline").transpose()?.map(bytes::text).unwrap_or_default();
+        let cfg = format!(
+            "# Written by ukitool: boots the kernel and initrd extracted from the UKI.\n\
+             set default=0\nset timeout={}\n\
+             search --no-floppy --fs-uuid --set=root {:04x}-{:04x}\n\
+             menuentry \"{}\" {{\n    linux /A/vmlinuz {}\n    initrd /A/initramfs\n}}\n",
+            o.timeout,
+            volume_id >> 16,
+            volume_id & 0xffff,
+            o.entry_name.replace(['"', '\\', '$'], "_"),
+            grub_escape(cmdline.trim())
+        );
+        match o.shim {
+            Some(shim) => {
+                check_loader(shim, pe.coff.machine, "shim")?;
+                files.push((boot.clone(), Cow::Borrowed(shim)));
+                // shim loads grub<arch>.efi from its own directory.
+                let arch = boot_name.trim_start_matches("BOOT").to_ascii_lowercase();
+                files.push((format!("EFI/BOOT/grub{arch}"), Cow::Borrowed(grub)));
+            }
+            None => files.push((boot.clone(), Cow::Borrowed(grub))),
+        }
+        // GRUB reads $prefix/grub.cfg; Debian's signed build falls back to the
+        // directory it was loaded from ($cmdpath), so both places get the config.
+        files.push(("EFI/BOOT/grub.cfg".into(), Cow::Owned(cfg.clone().into_bytes())));
+        let prefix = o.grub_prefix.clone().or_else(|| grub_builtin_prefix(grub));
+        if let Some(p) = prefix {
+            let p = p.trim_matches('/');
+            if !p.is_empty() && !p.starts_with('(') && !p.eq_ignore_ascii_case("EFI/BOOT") {
+                files.push((format!("{p}/grub.cfg"), Cow::Owned(cfg.into_bytes())));
+            }
+        }
+        files.push(("A/vmlinuz".into(), Cow::Borrowed(kernel)));
+        files.push(("A/initramfs".into(), Cow::Borrowed(initrd)));
+    } else if use_sdboot {
+        let sdboot = o.systemd_boot.ok_or_else(|| {
+            Error::invalid("missing bootloader file: the systemd-boot layout needs systemd-boot's EFI binary (--systemd-boot FILE)")
+        })?;
+        check_loader(sdboot, pe.coff.machine, "systemd-boot")?;
+        let entry = format!("{}.efi", o.entry_name);
+        files.push((boot, Cow::Borrowed(sdboot)));
+        files.push((format!("EFI/Linux/{entry}"), Cow::Borrowed(o.uki)));
+        let conf = format!("timeout {}\ndefault {entry}\n", o.timeout);
+        files.push(("loader/loader.conf".into(), Cow::Owned(conf.into_bytes())));
+        for (name, data) in &o.enroll_keys {
+            files.push((format!("loader/keys/auto/{name}"), Cow::Borrowed(*data)));
+        }
+    } else {
+        files.push((boot, Cow::Borrowed(o.uki)));
+    }
+    if !use_sdboot && !o.enroll_keys.is_empty() {
+        return Err(Error::invalid("key enrolment files are read by systemd-boot: use them with the systemd-boot layout"));
+    }
+    files.extend(o.extra_files.iter().cloned());
+    Ok(files)
+}
+
+fn check_loader(bin: &[u8], machine: u16, what: &str) -> Result<()> {
+    let pe = PeFile::parse(bin).map_err(|e| Error::invalid(format!("the {what} binary is not a PE image: {e}")))?;
+    if pe.coff.machine != machine {
+        return Err(Error::invalid(format!(
+            "the {what} binary is for machine {:#06x}, the UKI for {machine:#06x}",
+            pe.coff.machine
+        )));
+    }
+    Ok(())
+}
+
+/// Build the disk image described by `o`. The image borrows the UKI and the other
+/// inputs; nothing the size of the disk is allocated.
+pub fn build_image<'a>(o: &ImageOptions<'a>) -> Result<(DiskImage<'a>, ImageSummary)> {
+    let sector = o.sector_size;
+    if sector != 512 && sector != 4096 {
+        return Err(Error::invalid(format!("sector size {sector}: use 512 or 4096")));
+    }
+    let pe = PeFile::parse(o.uki).map_err(|e| Error::invalid(format!("the UKI is not a PE image: {e}")))?;
+    let disk_guid = o.disk_guid.unwrap_or_else(|| guid::disk_guid_for(&o.label));
+    let talos_grub = o.layout == Layout::Talos && o.grub.is_some();
+
+    // Partitions, in order. The ESP is always first.
+    let mut planned = vec![PlannedPartition {
+        name: "EFI".into(),
+        type_guid: Guid::parse(gpt::types::ESP)?,
+        size: 0,
+        attributes: 0,
+        unique_guid: None,
+    }];
+    let linux = Guid::parse(gpt::types::LINUX_DATA)?;
+    if o.layout == Layout::Talos {
+        if talos_grub {
+            planned.push(PlannedPartition {
+                name: "BIOS".into(),
+                type_guid: Guid::parse(gpt::types::BIOS_BOOT)?,
+                size: MIB,
+                attributes: ATTR_LEGACY_BIOS_BOOTABLE,
+                unique_guid: None,
+            });
+            planned.push(PlannedPartition {
+                name: "BOOT".into(),
+                type_guid: linux,
+                size: 1000 * MIB,
+                attributes: 0,
+                unique_guid: None,
+            });
+        }
+        planned.push(PlannedPartition {
+            name: "META".into(),
+            type_guid: linux,
+            size: MIB,
+            attributes: 0,
+            unique_guid: None,
+        });
+    }
+    for p in &o.extra_partitions {
+        if p.size == 0 {
+            return Err(Error::invalid(format!("partition {:?} has size 0", p.name)));
+        }
+        planned.push(PlannedPartition {
+            name: p.name.clone(),
+            type_guid: p.type_guid,
+            size: p.size,
+            attributes: p.attributes,
+            unique_guid: p.unique_guid,
+        });
+    }
+    let unique = |i: usize, p: &PlannedPartition| p.unique_guid.unwrap_or_else(|| guid::partition_guid_for(&disk_guid, i + 1, &p.name));
+    let esp_guid = unique(0, &planned[0]);
+    // The FAT volume id: the ESP's partition GUID's first four bytes, so it is as
+    // reproducible as the GUID and differs between disks with different labels.
+    let volume_id = u32::from_be_bytes([esp_guid.0[0], esp_guid.0[1], esp_guid.0[2], esp_guid.0[3]]);
+
+    let files = esp_files(o, &pe, volume_id)?;
+    let file_bytes: u64 = files.iter().map(|(_, d)| d.len() as u64).sum();
+    let esp_size = match o.esp_size {
+        Some(s) => s,
+        None if o.layout == Layout::Talos && talos_grub => 100 * MIB,
+        None if o.layout == Layout::Talos => 1100 * MIB,
+        // Room for the files, their FAT and directories, and 5% slack.
+        None => (file_bytes + file_bytes / 20 + 4 * MIB).max(100 * MIB),
+    };
+    if esp_size < file_bytes {
+        return Err(Error::invalid(format!(
+            "the ESP ({esp_size} bytes) is smaller than the files it must hold ({file_bytes} bytes, the UKI is {}); raise --esp-size",
+            o.uki.len()
+        )));
+    }
+    planned[0].size = esp_size;
+
+    // Place partitions on 1 MiB boundaries.
+    let (first_usable, tail) = gpt::reserved_sectors(sector);
+    let mut at = MIB.max(first_usable * sector);
+    let mut parts = Vec::with_capacity(planned.len());
+    for (i, p) in planned.iter().enumerate() {
+        let size = p.size.checked_next_multiple_of(MIB).ok_or_else(|| Error::invalid("partition size overflows"))?;
+        let first = at / sector;
+        let end = at.checked_add(size).ok_or_else(|| Error::invalid("partitions overflow 64 bits"))?;
+        parts.push(GptPartition {
+            name: p.name.clone(),
+            type_guid: p.type_guid,
+            unique_guid: unique(i, p),
+            first_lba: first,
+            last_lba: end / sector - 1,
+            attributes: p.attributes,
+        });
+        at = end;
+    }
+    let needed = at + MIB.max(tail * sector);
+    let size = o.size.unwrap_or(needed);
+    if size < needed {
+        return Err(Error::invalid(format!(
+            "the disk ({size} bytes) is smaller than its partitions need ({needed} bytes, {} MiB, with the GPT)",
+            needed.div_ceil(MIB)
+        )));
+    }
+    if size % sector != 0 {
+        return Err(Error::invalid(format!("disk size {size} is not a multiple of the {sector}-byte sector")));
+    }
+
+    let mut img = DiskImage::new(size);
+    gpt::write(&mut img, sector, disk_guid, &parts)?;
+
+    let esp = &parts[0];
+    let esp_off = esp.first_lba * sector;
+    let fopts = FatOptions {
+        label: o.label.clone(),
+        volume_id,
+        timestamp: o.timestamp,
+        sector_size: sector,
+        hidden_sectors: esp.first_lba,
+    };
+    let plan = fat::format(esp_size.next_multiple_of(MIB), &fopts, files)?;
+    let esp_summary = EspSummary {
+        partition: 1,
+        fat_type: plan.fat_type,
+        label: o.label.to_ascii_uppercase(),
+        volume_id: format!("{:04X}-{:04X}", volume_id >> 16, volume_id & 0xffff),
+        cluster_size: plan.cluster_size,
+        files: plan
+            .files
+            .iter()
+            .map(|f| EspFile { path: f.path.clone(), size: f.len, disk_offset: esp_off + f.offset })
+            .collect(),
+    };
+    for (off, data) in plan.extents {
+        img.put(esp_off + off, data)?;
+    }
+    // Other partitions start zeroed (their first MiB), so a stale filesystem
+    // signature on a reused disk cannot be mistaken for theirs.
+    for p in parts.iter().skip(1) {
+        let off = p.first_lba * sector;
+        let len = ((p.last_lba + 1 - p.first_lba) * sector).min(MIB);
+        let mut z = Vec::new();
+        fat::write::push_zeros(&mut z, off, len);
+        for (o, d) in z {
+            img.put(o, d)?;
+        }
+    }
+    let summary = ImageSummary {
+        layout: o.layout,
+        size,
+        sector_size: sector,
+        disk_guid,
+        partitions: parts
+            .iter()
+            .enumerate()
+            .map(|(i, p)| PartitionSummary {
+                index: i + 1,
+                name: p.name.clone(),
+                type_guid: p.type_guid,
+                type_name: gpt::type_name(&p.type_guid),
+                unique_guid: p.unique_guid,
+                offset: p.first_lba * sector,
+                size: (p.last_lba + 1 - p.first_lba) * sector,
+                attributes: p.attributes,
+            })
+            .collect(),
+        esp: esp_summary,
+        data_bytes: img.data_len(),
+    };
+    Ok((img, summary))
+}

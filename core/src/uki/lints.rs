@@ -143,14 +143,13 @@ pub fn check(f: &Facts<'_, '_>) -> Vec<Lint> {
         }
     }
 
-    if f.kind == Kind::Uki && f.pe.nx_compat() {
-        if f.kernel.is_some_and(|k| k.is_pe && !k.nx_compat) {
-            out.push(Lint::new(
-                "nx-compat-without-kernel-support",
-                Severity::Error,
-                "the UKI claims NX_COMPAT but its kernel does not; firmware enforcing NX may fail to boot it (systemd #38545)",
-            ));
-        }
+    if f.kind == Kind::Uki && f.pe.nx_compat() && f.kernel.is_some_and(|k| k.is_pe && !k.nx_compat)
+    {
+        out.push(Lint::new(
+            "nx-compat-without-kernel-support",
+            Severity::Error,
+            "the UKI claims NX_COMPAT but its kernel does not; firmware enforcing NX may fail to boot it (systemd #38545)",
+        ));
     }
 
     let image = u64::from(f.pe.opt.size_of_image).max(f.file_len);

@@ -126,11 +126,16 @@ pub fn blocks(sections: &[Section]) -> Blocks {
 
 impl Blocks {
     /// The block a section index belongs to: None for the base, Some(profile).
+    /// Profiles are contiguous and ascending, so this is a binary search.
     pub fn profile_of(&self, index: usize) -> Option<u32> {
+        let p = self
+            .profiles
+            .partition_point(|r| r.start <= index)
+            .checked_sub(1)?;
         self.profiles
-            .iter()
-            .position(|r| r.contains(&index))
-            .and_then(|p| u32::try_from(p).ok())
+            .get(p)
+            .filter(|r| r.contains(&index))
+            .and_then(|_| u32::try_from(p).ok())
     }
 
     /// Index of the section named `name` as seen by profile `profile` (None: the
@@ -157,4 +162,60 @@ pub fn stub_identity(sdmagic: &[u8]) -> String {
     t.strip_prefix("#### LoaderInfo:")
         .and_then(|r| r.strip_suffix("####"))
         .map_or_else(|| t.to_string(), |r| r.trim().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sec(name: &str) -> Section {
+        Section {
+            name: name.into(),
+            raw_name: [0; 8],
+            virtual_size: 0,
+            virtual_address: 0,
+            size_of_raw_data: 0,
+            pointer_to_raw_data: 0,
+            characteristics: 0,
+            header_offset: 0,
+        }
+    }
+
+    #[test]
+    fn blocks_split_at_each_profile() {
+        let s: Vec<Section> = [
+            ".linux", ".cmdline", ".profile", ".cmdline", ".profile", ".dtb",
+        ]
+        .iter()
+        .map(|n| sec(n))
+        .collect();
+        let b = blocks(&s);
+        assert_eq!(b.base, 0..2);
+        assert_eq!(b.profiles, vec![2..4, 4..6]);
+        assert_eq!(b.profile_of(1), None);
+        assert_eq!(b.profile_of(3), Some(0));
+        assert_eq!(b.profile_of(5), Some(1));
+        assert_eq!(b.lookup(&s, ".cmdline", None), Some(1));
+        assert_eq!(b.lookup(&s, ".cmdline", Some(0)), Some(3));
+        assert_eq!(b.lookup(&s, ".cmdline", Some(1)), Some(1));
+        assert_eq!(b.lookup(&s, ".dtb", None), None);
+        assert_eq!(b.lookup(&s, ".linux", Some(7)), None);
+        assert_eq!(classify(&s, false, None), Kind::Uki);
+        assert_eq!(classify(&s[1..2], false, None), Kind::Addon);
+        assert_eq!(classify(&[], true, None), Kind::EfiStubKernel);
+        assert_eq!(classify(&[sec(".text")], false, None), Kind::Pe);
+        assert_eq!(
+            classify(&[sec(".text")], false, Some("systemd-addon 257")),
+            Kind::Addon
+        );
+    }
+
+    #[test]
+    fn many_profiles_stay_cheap() {
+        // 65535 sections, all .profile: every per-section query must be sub-linear.
+        let s: Vec<Section> = (0..65535).map(|_| sec(".profile")).collect();
+        let b = blocks(&s);
+        let found = (0..s.len()).filter(|&i| b.profile_of(i).is_some()).count();
+        assert_eq!(found, 65535);
+    }
 }

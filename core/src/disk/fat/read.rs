@@ -51,7 +51,6 @@ pub fn looks_like_fat(vol: &[u8]) -> bool {
 
 struct Geo {
     fat_type: FatType,
-    sector: u64,
     cs: u64,
     fat_off: u64,
     root_off: u64,
@@ -127,7 +126,14 @@ pub fn read_volume(vol: &[u8]) -> Result<FatVolume> {
         .checked_sub(data_start)
         .ok_or_else(|| Error::malformed(BPB_TOT_SEC16 as u64, "total sectors end before the data area"))?
         / spc;
-    let fat_type = if fat16 == 0 { FatType::Fat32 } else { FatType::for_clusters(clusters).min_fat16_if(clusters) };
+    // A BPB with a 16-bit FAT size is FAT12 or FAT16 by its cluster count, never 32.
+    let fat_type = if fat16 == 0 {
+        FatType::Fat32
+    } else if clusters < FAT16_MIN_CLUSTERS {
+        FatType::Fat12
+    } else {
+        FatType::Fat16
+    };
     let ext = if fat_type == FatType::Fat32 { EXT32 } else { EXT16 };
     let mut problems = Vec::new();
     if total * sector > vol.len() as u64 {
@@ -151,7 +157,6 @@ pub fn read_volume(vol: &[u8]) -> Result<FatVolume> {
     };
     let g = Geo {
         fat_type,
-        sector,
         cs: sector * spc,
         fat_off: reserved * sector,
         root_off: (reserved + nfats * fat_sectors) * sector,
@@ -180,23 +185,8 @@ pub fn read_volume(vol: &[u8]) -> Result<FatVolume> {
     Ok(out)
 }
 
-trait Fat16Floor {
-    fn min_fat16_if(self, clusters: u64) -> FatType;
-}
-impl Fat16Floor for FatType {
-    /// A BPB with a 16-bit FAT size is FAT12 or FAT16 by its cluster count; never 32.
-    fn min_fat16_if(self, clusters: u64) -> FatType {
-        if clusters < FAT16_MIN_CLUSTERS {
-            FatType::Fat12
-        } else {
-            FatType::Fat16
-        }
-    }
-}
-
 /// The (offset, length) runs of the directory's clusters, or of the fixed root.
 fn dir_runs(vol: &[u8], g: &Geo, cluster: Option<u32>, budget: &mut Budget) -> Vec<(u64, u64)> {
-    let _ = vol;
     match cluster {
         None if g.fat_type != FatType::Fat32 => vec![(g.root_off, g.root_entries * DIR_ENTRY_SIZE as u64)],
         c => chain_runs(vol, g, c.unwrap_or(g.root_cluster), u64::MAX, budget).0,
