@@ -16,6 +16,12 @@ root=$(pwd)
 target_dir=${CARGO_TARGET_DIR:-$root/target}
 case "$target_dir" in /*) ;; *) target_dir=$root/$target_dir ;; esac
 
+# Without reference types wasm-bindgen keeps JS objects in a JS-side slab instead of
+# an externref table: Debian's binaryen 108 wasm-opt renumbers tables and exports the
+# externref table as the funcref one, which breaks instantiation ("Table.set():
+# Argument 1 is invalid"). Every browser still gets the same behaviour.
+export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="${CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS:--C target-feature=-reference-types}"
+
 if [ "${UKITOOL_WEB_DEBUG:-}" = 1 ]; then
     profile=debug
     cargo build -p ukitool-web --target wasm32-unknown-unknown
@@ -34,7 +40,7 @@ out=web/pkg/ukitool_web_bg.wasm
 # costs size: keep the unoptimised file and say so.
 if [ "$profile" = release ] && command -v wasm-opt >/dev/null 2>&1; then
     if wasm-opt -O2 --enable-bulk-memory --enable-sign-ext --enable-mutable-globals \
-        --enable-nontrapping-float-to-int --enable-reference-types --enable-multivalue \
+        --enable-nontrapping-float-to-int --enable-multivalue \
         "$out" -o "$out.opt" 2>web/pkg/wasm-opt.log; then
         mv "$out.opt" "$out"
         rm -f web/pkg/wasm-opt.log

@@ -37,12 +37,16 @@ function startWorker() {
   };
 }
 
-// A wasm trap leaves the instance unusable: report it, start a fresh one.
+// A wasm trap leaves the instance unusable: report it, start a fresh one. A worker
+// that cannot even start is not restarted in a loop.
+let crashes = 0;
 function restartWorker(message) {
   worker.terminate();
   showError({ message: "internal error (please report): " + message });
   setStatus("", false);
-  startWorker();
+  crashes += 1;
+  if (document.body.dataset.ready === "1" && crashes < 20) startWorker();
+  else $("engine").textContent = "The wasm engine could not start: " + message;
 }
 
 function onWorkerMessage(ev) {
