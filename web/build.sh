@@ -16,12 +16,6 @@ root=$(pwd)
 target_dir=${CARGO_TARGET_DIR:-$root/target}
 case "$target_dir" in /*) ;; *) target_dir=$root/$target_dir ;; esac
 
-# Without reference types wasm-bindgen keeps JS objects in a JS-side slab instead of
-# an externref table: Debian's binaryen 108 wasm-opt renumbers tables and exports the
-# externref table as the funcref one, which breaks instantiation ("Table.set():
-# Argument 1 is invalid"). Every browser still gets the same behaviour.
-export CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS="${CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS:--C target-feature=-reference-types}"
-
 if [ "${UKITOOL_WEB_DEBUG:-}" = 1 ]; then
     profile=debug
     cargo build -p ukitool-web --target wasm32-unknown-unknown
@@ -35,22 +29,40 @@ rm -rf web/pkg
 wasm-bindgen --target web --no-typescript --out-dir web/pkg "$wasm"
 out=web/pkg/ukitool_web_bg.wasm
 
+# Does the module instantiate? (node runs the same wasm-bindgen glue as the page.)
+loads() {
+    node --input-type=module -e "
+        import { readFileSync } from 'node:fs';
+        const m = await import('$root/web/pkg/ukitool_web.js');
+        m.initSync({ module: readFileSync('$1') });
+        if (typeof m.version() !== 'string') process.exit(1);
+    " 2>>web/pkg/wasm-opt.log
+}
+
 # wasm-opt from Debian (binaryen 108) does not detect the features rustc enables by
-# default (bulk memory, sign extension, ...), so they are named. A failure only
-# costs size: keep the unoptimised file and say so.
+# default (bulk memory, sign extension, reference types, ...), so they are named.
+# Binaryen 108 can also mis-number wasm-bindgen's externref table (the export then
+# names the funcref table and instantiation fails with "Table.set(): Argument 1 is
+# invalid"), so the result is kept only if it still loads; otherwise the unoptimised
+# module is used, which only costs size.
 if [ "$profile" = release ] && command -v wasm-opt >/dev/null 2>&1; then
     if wasm-opt -O2 --enable-bulk-memory --enable-sign-ext --enable-mutable-globals \
-        --enable-nontrapping-float-to-int --enable-multivalue \
-        "$out" -o "$out.opt" 2>web/pkg/wasm-opt.log; then
+        --enable-nontrapping-float-to-int --enable-reference-types --enable-multivalue \
+        "$out" -o "$out.opt" 2>web/pkg/wasm-opt.log && loads "$out.opt"; then
         mv "$out.opt" "$out"
         rm -f web/pkg/wasm-opt.log
+        echo "build.sh: wasm-opt -O2 applied"
     else
-        echo "build.sh: wasm-opt failed (see web/pkg/wasm-opt.log); keeping the unoptimised wasm" >&2
+        echo "build.sh: wasm-opt output unusable, keeping the unoptimised wasm:" >&2
+        head -c 300 web/pkg/wasm-opt.log >&2
+        echo >&2
         rm -f "$out.opt"
     fi
 else
     echo "build.sh: wasm-opt not run (debug build or not installed)" >&2
 fi
+loads "$out" || { echo "build.sh: web/pkg/ukitool_web_bg.wasm does not instantiate" >&2; exit 1; }
+rm -f web/pkg/wasm-opt.log
 
 # Embed the wasm for the CSP reason above.
 {

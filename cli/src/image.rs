@@ -81,12 +81,16 @@ pub struct ImageArgs {
 }
 
 fn size_arg(s: &Option<String>) -> Result<Option<u64>> {
-    s.as_deref().map(layout::parse_size).transpose().map_err(Into::into)
+    s.as_deref()
+        .map(layout::parse_size)
+        .transpose()
+        .map_err(Into::into)
 }
 
 pub fn run(a: ImageArgs) -> Result<ExitCode> {
     let kind = Layout::parse(&a.layout)?;
-    let uki = Input::open(&a.uki).with_context(|| format!("reading the UKI {}", a.uki.display()))?;
+    let uki =
+        Input::open(&a.uki).with_context(|| format!("reading the UKI {}", a.uki.display()))?;
     let open_opt = |p: &Option<PathBuf>, what: &str| -> Result<Option<Input>> {
         p.as_ref()
             .map(|p| Input::open(p).with_context(|| format!("reading the {what} {}", p.display())))
@@ -113,7 +117,10 @@ pub fn run(a: ImageArgs) -> Result<ExitCode> {
             }
         }
         if keys.is_empty() {
-            bail!("--enroll-keys {}: no PK.auth, KEK.auth, db.auth or dbx.auth there", dir.display());
+            bail!(
+                "--enroll-keys {}: no PK.auth, KEK.auth, db.auth or dbx.auth there",
+                dir.display()
+            );
         }
     }
 
@@ -126,7 +133,10 @@ pub fn run(a: ImageArgs) -> Result<ExitCode> {
     o.timestamp = match a.timestamp {
         Some(t) => t,
         None => match std::env::var("SOURCE_DATE_EPOCH") {
-            Ok(v) => v.trim().parse().with_context(|| format!("SOURCE_DATE_EPOCH={v:?} is not a number"))?,
+            Ok(v) => v
+                .trim()
+                .parse()
+                .with_context(|| format!("SOURCE_DATE_EPOCH={v:?} is not a number"))?,
             Err(_) => o.timestamp,
         },
     };
@@ -144,8 +154,14 @@ pub fn run(a: ImageArgs) -> Result<ExitCode> {
             .unwrap_or_else(|| "linux".into()),
     };
     o.timeout = a.timeout;
-    o.enroll_keys = keys.iter().map(|(n, d)| (n.clone(), d.as_slice())).collect();
-    o.extra_files = extra.iter().map(|(p, d)| (p.clone(), Cow::Borrowed(&d[..]))).collect();
+    o.enroll_keys = keys
+        .iter()
+        .map(|(n, d)| (n.clone(), d.as_slice()))
+        .collect();
+    o.extra_files = extra
+        .iter()
+        .map(|(p, d)| (p.clone(), Cow::Borrowed(&d[..])))
+        .collect();
     o.extra_partitions = a
         .add_partition
         .iter()
@@ -162,9 +178,14 @@ pub fn run(a: ImageArgs) -> Result<ExitCode> {
         let out = std::io::stdout();
         stream(&img, &mut out.lock(), progress).context("writing the image to stdout")?;
     } else {
-        write_sparse(&img, &a.output, progress).with_context(|| format!("writing {}", a.output.display()))?;
+        write_sparse(&img, &a.output, progress)
+            .with_context(|| format!("writing {}", a.output.display()))?;
     }
-    let mut w: Box<dyn Write> = if to_stdout { Box::new(std::io::stderr()) } else { Box::new(std::io::stdout()) };
+    let mut w: Box<dyn Write> = if to_stdout {
+        Box::new(std::io::stderr())
+    } else {
+        Box::new(std::io::stdout())
+    };
     if a.json {
         serde_json::to_writer_pretty(&mut w, &summary)?;
         writeln!(w)?;
@@ -191,7 +212,11 @@ fn bar(total: u64, on: bool) -> indicatif::ProgressBar {
 /// truncated first, so they read as zero). Extents that are all zeros (the FAT's
 /// tail, zeroed partition heads) are holes too in a fresh file.
 fn write_sparse(img: &DiskImage<'_>, path: &Path, progress: bool) -> Result<()> {
-    let f: File = OpenOptions::new().write(true).create(true).truncate(true).open(path)?;
+    let f: File = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)?;
     let pb = bar(img.data_len(), progress);
     for e in img.extents() {
         if !e.data.iter().all(|&b| b == 0) {
@@ -205,25 +230,26 @@ fn write_sparse(img: &DiskImage<'_>, path: &Path, progress: bool) -> Result<()> 
 }
 
 /// A stream: every byte in order, zeros included.
-fn stream(img: &DiskImage<'_>, out: &mut impl Write, progress: bool) -> Result<()> {
+fn stream(img: &DiskImage<'_>, out: &mut dyn Write, progress: bool) -> Result<()> {
     static ZEROS: [u8; 1 << 16] = [0; 1 << 16];
     let pb = bar(img.size, progress);
-    img.walk::<anyhow::Error>(
-        |_, d| {
-            out.write_all(d)?;
-            pb.inc(d.len() as u64);
-            Ok(())
-        },
-        |_, mut n| {
-            pb.inc(n);
-            while n > 0 {
-                let k = n.min(ZEROS.len() as u64) as usize;
-                out.write_all(&ZEROS[..k])?;
-                n -= k as u64;
-            }
-            Ok(())
-        },
-    )?;
+    let zeros = |out: &mut dyn Write, mut n: u64| -> std::io::Result<()> {
+        pb.inc(n);
+        while n > 0 {
+            let k = n.min(ZEROS.len() as u64) as usize;
+            out.write_all(&ZEROS[..k])?;
+            n -= k as u64;
+        }
+        Ok(())
+    };
+    let mut pos = 0u64;
+    for e in img.extents() {
+        zeros(out, e.offset - pos)?;
+        out.write_all(&e.data)?;
+        pb.inc(e.data.len() as u64);
+        pos = e.end();
+    }
+    zeros(out, img.size - pos)?;
     out.flush()?;
     pb.finish_and_clear();
     Ok(())

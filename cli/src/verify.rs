@@ -74,20 +74,10 @@ pub fn run(a: VerifyArgs) -> Result<ExitCode> {
     let input = Input::open(&a.file)?;
     let pe = PeFile::parse(&input).with_context(|| format!("{}", a.file.display()))?;
     let report = verify(&pe, &trust);
-    let (pcrsig, pcrsig_error) = match (
-        pe.section_payload(".pcrsig"),
-        pe.section_payload(".pcrpkey"),
-    ) {
-        (Some(Ok(sig)), Some(Ok(key))) => match pcrsig::check(sig, key, None) {
-            Ok(r) => (Some(r), None),
-            Err(e) => (None, Some(e.to_string())),
-        },
-        (Some(_), None) => (
-            None,
-            Some(".pcrsig present but no .pcrpkey to check it with".into()),
-        ),
-        (Some(Err(e)), _) | (_, Some(Err(e))) => (None, Some(e.to_string())),
-        _ => (None, None),
+    let (pcrsig, pcrsig_error) = match pcrsig::check_pe(&pe) {
+        Some(Ok(r)) => (Some(r), None),
+        Some(Err(e)) => (None, Some(e.to_string())),
+        None => (None, None),
     };
     let out = Output {
         file: a.file.display().to_string(),

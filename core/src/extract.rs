@@ -16,14 +16,16 @@ pub fn section<'a>(data: &'a [u8], name: &str, profile: Option<u32>) -> Result<&
     let pe = PeFile::parse(data)?;
     let blocks = uki::blocks(&pe.sections);
     check_profile(&blocks, profile)?;
+    // Accept ".linux", "linux" and the conventional file name "vmlinuz".
     let dotted = format!(".{name}");
-    let index = blocks
-        .lookup(&pe.sections, name, profile)
-        .or_else(|| {
-            (!name.starts_with('.'))
-                .then(|| blocks.lookup(&pe.sections, &dotted, profile))
-                .flatten()
-        })
+    let conventional = CONVENTIONAL
+        .iter()
+        .find(|(_, file)| *file == name)
+        .map(|(section, _)| *section);
+    let index = [Some(name), Some(dotted.as_str()), conventional]
+        .into_iter()
+        .flatten()
+        .find_map(|n| blocks.lookup(&pe.sections, n, profile))
         .ok_or_else(|| {
             let mut have: Vec<&str> = visible(&pe, &blocks, profile)
                 .map(|s| s.name.as_str())
@@ -113,19 +115,26 @@ fn check_profile(blocks: &Blocks, profile: Option<u32>) -> Result<()> {
     }
 }
 
+/// Section names and the file names ukify and `systemd-measure` use for them.
+pub const CONVENTIONAL: &[(&str, &str)] = &[
+    (".linux", "vmlinuz"),
+    (".initrd", "initrd"),
+    (".cmdline", "cmdline"),
+    (".osrel", "os-release"),
+    (".uname", "uname"),
+    (".splash", "splash.bmp"),
+    (".sbat", "sbat.csv"),
+    (".pcrsig", "pcrsig.json"),
+    (".pcrpkey", "pcrpkey.pem"),
+];
+
 /// The conventional file name of a section's payload (what ukify and
 /// `systemd-measure` call the parts), or the section name made file-system safe.
 pub fn file_name(section: &str) -> String {
+    if let Some((_, file)) = CONVENTIONAL.iter().find(|(s, _)| *s == section) {
+        return (*file).to_string();
+    }
     match section {
-        ".linux" => "vmlinuz".into(),
-        ".initrd" => "initrd".into(),
-        ".cmdline" => "cmdline".into(),
-        ".osrel" => "os-release".into(),
-        ".uname" => "uname".into(),
-        ".splash" => "splash.bmp".into(),
-        ".sbat" => "sbat.csv".into(),
-        ".pcrsig" => "pcrsig.json".into(),
-        ".pcrpkey" => "pcrpkey.pem".into(),
         other => {
             let t: String = other
                 .trim_start_matches('.')

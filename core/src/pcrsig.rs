@@ -213,3 +213,38 @@ mod tests {
         }
     }
 }
+
+/// Check the .pcrsig of a UKI against its .pcrpkey and against the PCR 11 values
+/// predicted from the UKI itself (so a `pol` that no longer matches the sections is
+/// caught). In a multi-profile UKI each profile block carries its own .pcrsig; every
+/// one is checked against the predictions for the profiles. `None` when the UKI has
+/// no .pcrsig.
+pub fn check_pe(pe: &crate::pe::PeFile<'_>) -> Option<Result<PcrsigReport>> {
+    let sig = pe.section_payload(".pcrsig")?;
+    Some(check_pe_inner(pe, sig))
+}
+
+fn check_pe_inner(pe: &crate::pe::PeFile<'_>, sig: Result<&[u8]>) -> Result<PcrsigReport> {
+    let sig = sig?;
+    let key = pe.section_payload(".pcrpkey").ok_or_else(|| {
+        Error::NotFound(".pcrsig present but no .pcrpkey to check it with".into())
+    })??;
+    let profiles = pe.sections_named(".profile").count().max(1);
+    let expected = |bank: &str, pcrs: &[u32]| -> Option<Vec<Vec<u8>>> {
+        if pcrs != [crate::measure::PCR_KERNEL_BOOT] {
+            return None;
+        }
+        let alg = crate::measure::parse_bank(bank).ok()?;
+        let mut pols = Vec::new();
+        for p in 0..profiles {
+            let profile = u32::try_from(p).ok()?;
+            let parts = crate::measure::uki_parts(pe, (profiles > 1).then_some(profile)).ok()?;
+            for pred in crate::measure::predict(&parts, &[alg], &[]).ok()? {
+                let pol = crate::measure::policy_pcr_digest(alg, &[(pred.pcr, &pred.hash)]).ok()?;
+                pols.push(pol.to_vec());
+            }
+        }
+        Some(pols)
+    };
+    check(sig, key, Some(&expected))
+}

@@ -104,11 +104,13 @@ export function ukitoolStatus(...args) {
   }
 }
 
-/** Path of a generated fixture, running the generator once when it is missing. */
-export function fixture(name) {
+/** Path of a generated fixture, running the generator once when it is missing
+ *  (`set` "big" asks for the 110 MiB UKIs). */
+export function fixture(name, set) {
   const path = join(FIXTURES, name);
   if (!existsSync(path)) {
-    execFileSync(join(ROOT, "tests/fixtures/generate.sh"), [], { cwd: ROOT, stdio: "inherit" });
+    const args = set ? [set] : [];
+    execFileSync(join(ROOT, "tests/fixtures/generate.sh"), args, { cwd: ROOT, stdio: "inherit" });
   }
   if (!existsSync(path)) throw new Error(`fixture ${name} was not generated`);
   return path;
@@ -133,8 +135,10 @@ export async function openPage(context, url, { width = 1280, height = 900 } = {}
   const page = await context.newPage();
   await page.setViewportSize({ width, height });
   const requests = [];
-  page.on("request", (r) => requests.push(r.url()));
-  context.on("request", (r) => requests.push(r.url()));
+  // Context-wide, so the Worker's requests are seen too.
+  const onRequest = (r) => requests.push(r.url());
+  context.on("request", onRequest);
+  page.on("close", () => context.off("request", onRequest));
   const consoleErrors = [];
   page.on("console", (m) => {
     if (m.type() === "error") consoleErrors.push(m.text());

@@ -2,7 +2,7 @@
 // Run: node --test tests/e2e/   (after `make web`; fixtures are generated on demand)
 
 import assert from "node:assert/strict";
-import { readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { after, before, describe, test } from "node:test";
 import {
   artifact,
@@ -172,4 +172,59 @@ describe("layout", () => {
     assert.equal(await page.evaluate(() => document.activeElement.id), "pick");
     await page.close();
   });
+});
+
+describe("a disk image made by `ukitool image`", () => {
+  test("shows partitions and the ESP's UKI, exports the CLI's JSON, opens the UKI", async () => {
+    const uki = fixture("uki.efi");
+    const img = artifact("disk.img");
+    rmSync(img, { force: true });
+    ukitool("image", "--uki", uki, "-o", img);
+    const cli = JSON.parse(ukitool("inspect", "--json", img).toString());
+    const { page, requests } = await openPage(browser.context, server.url);
+    await pickFile(page, img);
+    await waitDone(page);
+    assert.equal(await page.getAttribute("#kind", "data-kind"), "disk");
+    const parts = await page.$$eval("#partitions tbody tr", (r) => r.map((x) => Number(x.dataset.partition)));
+    assert.deepEqual(parts, cli.partition_table.partitions.map((p) => p.index));
+    const got = await downloadVia(page, page.locator("#export"));
+    assert.equal(got.bytes.toString(), ukitool("inspect", "--json", img).toString());
+    await page.screenshot({ path: artifact("disk.png"), fullPage: true });
+
+    // The UKI on the ESP opens in the same views, with the same facts.
+    const bin = cli.filesystems[0].efi_binaries[0];
+    await page.locator(`tr[data-efi="${bin.path}"] button`).click();
+    await waitDone(page);
+    assert.equal(await page.getAttribute("#kind", "data-kind"), "uki");
+    assert.equal(await page.textContent("#pretty-name"), bin.report.os_release.PRETTY_NAME);
+    assertOnlyOwnOrigin(requests);
+    await page.close();
+  });
+});
+
+describe("a 110 MiB UKI", () => {
+  // Long tasks are recorded as evidence (tests/artifacts/*.longtasks.json), not
+  // asserted: timing assertions are flaky on a shared machine.
+  for (const name of ["uki-big.efi", "uki-big-signed.efi"]) {
+    test(`${name}: headers first, then the CLI's exact JSON`, async (t) => {
+      const path = fixture(name, "big");
+      const { page, requests } = await openPage(browser.context, server.url);
+      const t0 = Date.now();
+      await pickFile(page, path);
+      await page.waitForSelector("#sections tbody tr");
+      const firstMs = Date.now() - t0;
+      await waitDone(page);
+      const doneMs = Date.now() - t0;
+      assert.equal(await page.locator("#error").isHidden(), true);
+      const got = await downloadVia(page, page.locator("#export"));
+      assert.equal(got.bytes.toString(), ukitool("inspect", "--json", path).toString());
+      const longTasks = await page.evaluate(() => window.__longTasks);
+      const engine = await page.textContent("#engine");
+      const evidence = { firstMs, doneMs, longTasks, engine };
+      writeFileSync(artifact(`${name}.longtasks.json`), JSON.stringify(evidence, null, 1));
+      t.diagnostic(JSON.stringify(evidence));
+      assertOnlyOwnOrigin(requests);
+      await page.close();
+    });
+  }
 });

@@ -45,6 +45,7 @@ fn kernel_and_initrd_are_byte_identical_to_their_sources() {
     for (section, source) in [
         (".linux", "vmlinuz"),
         ("linux", "vmlinuz"),
+        ("vmlinuz", "vmlinuz"),
         (".initrd", "initrd.cpio.gz"),
         (".cmdline", "cmdline"),
         (".osrel", "os-release"),

@@ -664,3 +664,102 @@ fn many_overlapping_sections_stay_bounded() {
         .count();
     assert!(hashed <= 2, "{hashed} sections hashed");
 }
+
+fn openssl(args: &[&str], input: Option<&Path>) -> Vec<u8> {
+    let mut c = Command::new("openssl");
+    c.args(args);
+    if let Some(i) = input {
+        c.arg("-in").arg(i);
+    }
+    let out = c.output().unwrap();
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// .pcrpkey against openssl (DER fingerprint, key size), .pcrsig, .hwids and .efifw
+/// decoded from a synthetic UKI.
+#[test]
+fn pcr_key_and_firmware_sections_are_decoded() {
+    let dir = tempdir("pcrkey");
+    let rsa_pem = openssl(
+        &["x509", "-pubkey", "-noout"],
+        Some(&fixture("snakeoil.pem")),
+    );
+    let ec_key = dir.join("ec.key");
+    std::fs::write(
+        &ec_key,
+        openssl(&["ecparam", "-genkey", "-name", "secp384r1"], None),
+    )
+    .unwrap();
+    let ec_pem = openssl(&["pkey", "-pubout"], Some(&ec_key));
+    for (pem, key_type) in [(rsa_pem, "rsa"), (ec_pem, "ec-p384")] {
+        let pem_path = dir.join("key.pem");
+        std::fs::write(&pem_path, &pem).unwrap();
+        let der = openssl(&["pkey", "-pubin", "-outform", "DER"], Some(&pem_path));
+        let fp = ukitool_tests::sha256_hex(&der);
+        let text = String::from_utf8(openssl(
+            &["pkey", "-pubin", "-noout", "-text"],
+            Some(&pem_path),
+        ))
+        .unwrap();
+        let bits: u64 = text
+            .split_once('(')
+            .and_then(|(_, r)| r.split_once(" bit"))
+            .map(|(n, _)| n.trim().parse().unwrap())
+            .unwrap();
+        let pcrsig = format!(
+            "{{\"sha256\":[{{\"pcrs\":[11],\"pkfp\":\"{fp}\",\"pol\":\"00\",\"sig\":\"\"}}],\"sha1\":[{{\"pcrs\":[11,4],\"pkfp\":\"{fp}\",\"pol\":\"00\",\"sig\":\"\"}}]}}"
+        );
+        // One .hwids entry (type 1, a CHID, two strings) and its terminator.
+        let mut hwids = Vec::new();
+        hwids.extend_from_slice(&((1u32 << 28) | 28).to_le_bytes());
+        hwids.extend_from_slice(&[
+            0x10, 0x32, 0x54, 0x76, 0x98, 0xba, 0xdc, 0xfe, 1, 2, 3, 4, 5, 6, 7, 8,
+        ]);
+        hwids.extend_from_slice(&56u32.to_le_bytes());
+        hwids.extend_from_slice(&60u32.to_le_bytes());
+        hwids.extend_from_slice(&[0u8; 28]);
+        hwids.extend_from_slice(b"Box\0vendor,box\0");
+        let mut efifw = Vec::new();
+        for v in [0xFEED_DEADu32, 16, 8, 5] {
+            efifw.extend_from_slice(&v.to_le_bytes());
+        }
+        efifw.extend_from_slice(b"fw-1234\0hello");
+        let p = dir.join("keyed.efi");
+        std::fs::write(
+            &p,
+            build_pe(
+                &[
+                    (".sbat", b"sbat,1,SBAT Version,sbat,1,https://x/\n".to_vec()),
+                    (".linux", fake_kernel(false)),
+                    (".pcrsig", pcrsig.into_bytes()),
+                    (".pcrpkey", pem.clone()),
+                    (".hwids", hwids),
+                    (".efifw", efifw),
+                ],
+                0,
+            ),
+        )
+        .unwrap();
+        let v = json(&p, false);
+        assert_eq!(v["pcrpkey"]["key_type"], key_type);
+        assert_eq!(v["pcrpkey"]["bits"], bits);
+        assert_eq!(v["pcrpkey"]["fingerprint"], fp.as_str());
+        assert_eq!(v["pcrsig"]["pcrs"], serde_json::json!([4, 11]));
+        assert_eq!(v["pcrsig"]["pkfp"], serde_json::json!([fp]));
+        assert_eq!(v["pcrsig"]["entries"], 2);
+        assert_eq!(
+            v["hwids"][0]["chid"],
+            "76543210-ba98-fedc-0102-030405060708"
+        );
+        assert_eq!(v["hwids"][0]["name"], "Box");
+        assert_eq!(v["hwids"][0]["compatible"], "vendor,box");
+        assert_eq!(v["efifw"][0]["fwid"], "fw-1234");
+        assert_eq!(v["efifw"][0]["payload_size"], 5);
+        assert_eq!(lint_ids(&v, &["info", "warning", "error"]), BTreeSet::new());
+    }
+}

@@ -380,3 +380,75 @@ fn build_embeds_pcrsig_for_the_built_uki() {
         .arg(fixture("snakeoil.key")));
     assert_eq!(fs::read_to_string(&pk).unwrap(), want);
 }
+
+/// `ukitool verify` recomputes each .pcrsig `pol` from the UKI's own sections: a UKI
+/// built with --pcr-key checks out, and the same UKI with one .cmdline byte changed
+/// keeps valid signatures over `pol` but no longer matches the prediction.
+#[test]
+fn verify_recomputes_pcrsig_policies_from_the_uki() {
+    let dir = tmpdir();
+    let key = dir.path().join("pcr.key");
+    let public = dir.path().join("pcr.pub");
+    ok(Command::new("openssl")
+        .args(["genrsa", "-out"])
+        .arg(&key)
+        .arg("2048"));
+    ok(Command::new("openssl")
+        .args(["rsa", "-pubout", "-in"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&public));
+    let uki = dir.path().join("pcr.efi");
+    ok(ukitool()
+        .arg("build")
+        .arg("--stub")
+        .arg(fixture("linuxx64.efi.stub"))
+        .arg("--linux")
+        .arg(fixture("vmlinuz"))
+        .arg("--initrd")
+        .arg(fixture("initrd.cpio.gz"))
+        .args(["--cmdline", "console=ttyS0 pcrsig-test"])
+        .arg("--pcr-key")
+        .arg(&key)
+        .arg("--pcrpkey")
+        .arg(&public)
+        .arg("-o")
+        .arg(&uki));
+    let report: serde_json::Value = serde_json::from_str(&String::from_utf8_lossy(
+        &run(ukitool().args(["verify", "--json"]).arg(&uki)).stdout,
+    ))
+    .unwrap();
+    let entries = report["pcrsig"]["entries"]
+        .as_array()
+        .expect("pcrsig entries");
+    assert!(!entries.is_empty());
+    assert!(entries
+        .iter()
+        .all(|e| e["pol_predicted"] == true && e["signature_valid"] == true));
+    assert_eq!(report["pcrsig"]["valid"], true);
+
+    let mut bytes = fs::read(&uki).unwrap();
+    let at = find(&bytes, b"pcrsig-test").expect("cmdline payload");
+    bytes[at] ^= 0x20;
+    let tampered = dir.path().join("tampered.efi");
+    fs::write(&tampered, &bytes).unwrap();
+    let o = run(ukitool().args(["verify", "--json"]).arg(&tampered));
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "a stale .pcrsig is a negative verdict"
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&String::from_utf8_lossy(&o.stdout)).unwrap();
+    let entries = report["pcrsig"]["entries"]
+        .as_array()
+        .expect("pcrsig entries");
+    assert!(entries
+        .iter()
+        .all(|e| e["pol_predicted"] == false && e["signature_valid"] == true));
+    assert_eq!(report["pcrsig"]["valid"], false);
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}

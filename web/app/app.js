@@ -77,6 +77,10 @@ function onWorkerMessage(ev) {
       showReport(m.json, true);
       setStatus("Done", false);
       break;
+    case "disk":
+      showDisk(m.json);
+      setStatus("Done", false);
+      break;
     case "error":
       showError(m);
       setStatus("Could not read this file", false);
@@ -136,11 +140,45 @@ function showError(m) {
   $("report").hidden = true;
 }
 
+// Panels that only make sense for a PE; a disk image shows the summary and disk.
+const PE_PANELS = ["p-sections", "p-uki", "p-lints", "p-signatures", "p-pcr", "p-pe"];
+
+function showPanels(pe) {
+  for (const id of PE_PANELS) {
+    $(id).hidden = !pe;
+    const link = document.querySelector(`.toc a[href="#${id}"]`);
+    if (link) link.hidden = !pe;
+  }
+}
+
+function showDisk(json) {
+  const d = JSON.parse(json);
+  report = d;
+  reportJson = json;
+  final = true;
+  $("report").hidden = false;
+  $("export").disabled = false;
+  showPanels(false);
+  const esp = d.filesystems.reduce((n, f) => n + f.efi_binaries.length, 0);
+  const pt = d.partition_table;
+  factList($("summary"), [
+    ["Kind", el("span", { id: "kind", class: "badge", "data-kind": "disk" }, "Raw disk image")],
+    ["Partition table", pt ? `${pt.scheme.toUpperCase()}, ${pt.partitions.length} partition${pt.partitions.length === 1 ? "" : "s"}, ${pt.sector_size}-byte sectors` : "none (bare volume)"],
+    ["FAT volumes", String(d.filesystems.length)],
+    ["EFI binaries", String(esp)],
+    ["Problems", String(d.problems.length + (pt ? pt.problems.length : 0))],
+    ["File", `${file ? file.name : ""} · ${size(d.size)} (${d.size.toLocaleString("en")} bytes)`],
+  ]);
+  renderDiskPanel(d);
+  document.body.dataset.state = "done";
+}
+
 function showReport(json, isFinal) {
   report = JSON.parse(json);
   reportJson = json;
   final = isFinal;
   $("report").hidden = false;
+  showPanels(true);
   $("export").disabled = !isFinal;
   renderSummary(report);
   renderSections(report);
@@ -409,6 +447,65 @@ function renderDisk(_r) {
   const box = $("disk");
   clear(box);
   box.append(emptyState("This file is a PE image, not a disk. Drop a raw disk image to see its partitions and the UKIs on its ESP."));
+}
+
+function renderDiskPanel(d) {
+  const box = $("disk");
+  clear(box);
+  const pt = d.partition_table;
+  const problems = [...d.problems, ...(pt ? pt.problems : [])];
+  if (problems.length) {
+    box.append(el("h3", {}, "Problems"));
+    box.append(el("ul", { class: "plain problems" }, ...problems.map((p) => el("li", {}, p))));
+  }
+  if (pt) {
+    box.append(el("h3", {}, `Partitions (${pt.scheme.toUpperCase()})`));
+    const checks = [];
+    if (pt.disk_guid) checks.push(`disk GUID ${pt.disk_guid}`);
+    for (const [k, label] of [["header_crc_ok", "header CRC"], ["array_crc_ok", "entry array CRC"], ["backup_ok", "backup header"]]) {
+      if (pt[k] !== null && pt[k] !== undefined) checks.push(`${label} ${pt[k] ? "ok" : "BAD"}`);
+    }
+    if (checks.length) box.append(el("p", { class: "muted" }, checks.join(" · ")));
+    const rows = pt.partitions.map((p) =>
+      el("tr", { "data-partition": String(p.index) },
+        el("td", { class: "num" }, String(p.index)),
+        el("td", {}, p.name || ""),
+        el("td", {}, p.type_name || (p.type_guid ? el("code", {}, p.type_guid) : p.mbr_type !== null ? hexNum(p.mbr_type) : "")),
+        el("td", { class: "num" }, `${p.first_lba}–${p.last_lba}`),
+        el("td", { class: "num", title: `${p.size} bytes` }, size(p.size)),
+      ),
+    );
+    box.append(el("div", { class: "table-wrap" }, table(el("table", { class: "grid", id: "partitions" }), ["#", "Name", "Type", "LBAs", "Size"], rows)));
+  }
+  for (const fs of d.filesystems) {
+    const where = fs.partition === null ? "whole image" : `partition ${fs.partition}`;
+    box.append(el("h3", {}, `${fs.fat.fat_type} volume “${fs.fat.label.trim() || "no label"}” (${where})`));
+    const files = fs.fat.entries.filter((e) => !e.is_dir);
+    box.append(el("p", { class: "muted" }, `${files.length} files · cluster ${size(fs.fat.cluster_size)} · ${fs.fat.clusters.toLocaleString("en")} clusters`));
+    if (fs.efi_binaries.length) {
+      const rows = fs.efi_binaries.map((b) => {
+        const r = b.report;
+        const what = r ? (r.kind === "uki" && r.os_release && r.os_release.PRETTY_NAME ? `UKI: ${r.os_release.PRETTY_NAME}` : KIND_LABEL[r.kind] || r.kind) : b.error || "";
+        const open = b.disk_offset !== null && b.disk_offset !== undefined
+          ? el("button", { type: "button", class: "small", onclick: () => openEmbedded(b) }, "Open")
+          : el("span", { class: "muted" }, "fragmented");
+        return el("tr", { "data-efi": b.path }, el("td", {}, el("code", {}, b.path)), el("td", { class: "num" }, size(b.size)), el("td", {}, what), el("td", {}, r && r.signatures.length ? `${r.signatures.length} signature(s)` : r ? "unsigned" : ""), el("td", {}, open));
+      });
+      box.append(el("div", { class: "table-wrap" }, table(el("table", { class: "grid" }), ["EFI binary", "Size", "What", "Signed", ""], rows)));
+    }
+    const listing = files.slice(0, 200).map((e) => el("tr", {}, el("td", {}, el("code", {}, e.path)), el("td", { class: "num" }, size(e.size))));
+    if (listing.length) {
+      const det = el("details", {}, el("summary", {}, `All files (${files.length})`), el("div", { class: "table-wrap" }, table(el("table", { class: "grid" }), ["Path", "Size"], listing)));
+      box.append(det);
+    }
+  }
+}
+
+// An EFI binary stored contiguously on the image opens in the same views, sliced
+// straight out of the image file.
+function openEmbedded(b) {
+  const part = file.slice(b.disk_offset, b.disk_offset + b.size);
+  openFile(new File([part], b.path.split("/").pop()));
 }
 
 // ---- input ----------------------------------------------------------------

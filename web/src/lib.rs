@@ -18,6 +18,7 @@
 use serde::Serialize;
 use ukitool_core::authenticode::hash::{hash_ranges, DigestAlgorithm, Hasher as CoreHasher};
 use ukitool_core::bytes::hex;
+use ukitool_core::disk;
 use ukitool_core::extract;
 use ukitool_core::inspect::{
     inspect as core_inspect, inspect_pe, needed_ranges, ByteSource, Chunks, InspectOptions,
@@ -81,7 +82,9 @@ impl FileBuf {
     #[wasm_bindgen(constructor)]
     pub fn new(len: f64) -> Result<FileBuf, JsValue> {
         if !(0.0..=f64::from(u32::MAX)).contains(&len) || len.fract() != 0.0 {
-            return Err(js_text(format!("file length {len} does not fit in wasm memory")));
+            return Err(js_text(format!(
+                "file length {len} does not fit in wasm memory"
+            )));
         }
         let n = len as usize;
         let mut data = Vec::new();
@@ -124,6 +127,20 @@ pub fn inspect(file: &FileBuf) -> Result<String, JsValue> {
     to_json(&report)
 }
 
+/// Does this prefix look like a raw disk image (MBR signature, no "MZ")?
+#[wasm_bindgen(js_name = looksLikeDisk)]
+pub fn looks_like_disk(prefix: &[u8]) -> bool {
+    disk::inspect::looks_like_disk(prefix)
+}
+
+/// Inspect a raw disk image: partitions, FAT files, and a full report for each EFI
+/// binary; the same JSON as `ukitool inspect --json` on the image.
+#[wasm_bindgen(js_name = inspectDisk)]
+pub fn inspect_disk(file: &FileBuf) -> Result<String, JsValue> {
+    let report = disk::inspect::inspect_disk(&file.data).map_err(js_error)?;
+    to_json(&report)
+}
+
 /// An inspection fed from `Blob.slice` reads: the header prefix first, then the
 /// small ranges the report decodes ([`Inspection::needed_ranges`]), then section
 /// hashes computed by the Worker while it streams the file. A 1 GiB file is never
@@ -138,7 +155,10 @@ pub struct Inspection {
 impl Inspection {
     /// The header prefix: always the first chunk.
     fn prefix(&self) -> &[u8] {
-        self.src.chunks.first().map_or(&[][..], |(_, d)| d.as_slice())
+        self.src
+            .chunks
+            .first()
+            .map_or(&[][..], |(_, d)| d.as_slice())
     }
 
     fn pe(&self) -> Result<PeFile<'_>, JsValue> {
@@ -241,7 +261,11 @@ impl Inspection {
 /// The exact payload of section `name` (with or without its dot) as `profile`
 /// sees it (`undefined`: the base), as `ukitool extract` writes it.
 #[wasm_bindgen(js_name = extractSection)]
-pub fn extract_section(file: &FileBuf, name: &str, profile: Option<u32>) -> Result<Vec<u8>, JsValue> {
+pub fn extract_section(
+    file: &FileBuf,
+    name: &str,
+    profile: Option<u32>,
+) -> Result<Vec<u8>, JsValue> {
     extract::section(&file.data, name, profile)
         .map(<[u8]>::to_vec)
         .map_err(js_error)

@@ -115,9 +115,16 @@ pub fn reserved_sectors(sector: u64) -> (u64, u64) {
 
 /// Write the protective MBR, primary and backup GPT into `img` (whose size must be a
 /// multiple of `sector`). Partitions must lie within the usable LBAs and not overlap.
-pub fn write(img: &mut DiskImage<'_>, sector: u64, disk_guid: Guid, parts: &[GptPartition]) -> Result<()> {
+pub fn write(
+    img: &mut DiskImage<'_>,
+    sector: u64,
+    disk_guid: Guid,
+    parts: &[GptPartition],
+) -> Result<()> {
     if sector != 512 && sector != 4096 {
-        return Err(Error::invalid(format!("sector size {sector}: use 512 or 4096")));
+        return Err(Error::invalid(format!(
+            "sector size {sector}: use 512 or 4096"
+        )));
     }
     if img.size % sector != 0 {
         return Err(Error::invalid(format!(
@@ -126,14 +133,19 @@ pub fn write(img: &mut DiskImage<'_>, sector: u64, disk_guid: Guid, parts: &[Gpt
         )));
     }
     if parts.len() > raw::ENTRY_COUNT as usize {
-        return Err(Error::invalid(format!("at most {} partitions", raw::ENTRY_COUNT)));
+        return Err(Error::invalid(format!(
+            "at most {} partitions",
+            raw::ENTRY_COUNT
+        )));
     }
     let total = img.size / sector;
     let (first_usable, tail) = reserved_sectors(sector);
     let last_lba = total
         .checked_sub(1)
         .filter(|&l| l >= first_usable + tail)
-        .ok_or_else(|| Error::invalid(format!("a {}-byte disk is too small for a GPT", img.size)))?;
+        .ok_or_else(|| {
+            Error::invalid(format!("a {}-byte disk is too small for a GPT", img.size))
+        })?;
     let last_usable = last_lba - tail;
     let array_sectors = tail - 1;
     let mut sorted: Vec<&GptPartition> = parts.iter().collect();
@@ -252,7 +264,10 @@ pub struct PartitionTable {
 /// MBR's primary partitions. Every field read is bounded by `data`.
 pub fn read(data: &[u8]) -> Result<PartitionTable> {
     if bytes::slice(data, raw::MBR_SIGNATURE_AT, 2, "MBR signature")? != [0x55, 0xaa] {
-        return Err(Error::malformed(raw::MBR_SIGNATURE_AT, "no 0x55AA boot signature"));
+        return Err(Error::malformed(
+            raw::MBR_SIGNATURE_AT,
+            "no 0x55AA boot signature",
+        ));
     }
     for sector in [512u64, 4096] {
         if bytes::slice(data, sector, 8, "GPT header").is_ok_and(|s| s == raw::SIGNATURE) {
@@ -279,7 +294,10 @@ fn read_gpt(data: &[u8], sector: u64) -> Result<PartitionTable> {
     copy[16..20].fill(0);
     let header_crc_ok = crc32fast::hash(&copy) == stored_crc;
     if !header_crc_ok {
-        problems.push(format!("primary GPT header CRC mismatch at offset {:#x}", h + raw::H_CRC));
+        problems.push(format!(
+            "primary GPT header CRC mismatch at offset {:#x}",
+            h + raw::H_CRC
+        ));
     }
     let rev = u32_le(hdr, raw::H_REVISION, what)?;
     if rev != raw::REVISION_1_0 {
@@ -307,7 +325,9 @@ fn read_gpt(data: &[u8], sector: u64) -> Result<PartitionTable> {
     let array = bytes::slice(data, array_off, array_len, "GPT entry array")?;
     let array_crc_ok = crc32fast::hash(array) == array_crc;
     if !array_crc_ok {
-        problems.push(format!("GPT entry array CRC mismatch (array at {array_off:#x})"));
+        problems.push(format!(
+            "GPT entry array CRC mismatch (array at {array_off:#x})"
+        ));
     }
     let backup_ok = alternate
         .checked_mul(sector)
@@ -332,7 +352,10 @@ fn read_gpt(data: &[u8], sector: u64) -> Result<PartitionTable> {
         let end = units.iter().position(|&u| u == 0).unwrap_or(units.len());
         let name = String::from_utf16_lossy(units.get(..end).unwrap_or_default());
         if last < first {
-            problems.push(format!("partition {} ends (LBA {last}) before it starts (LBA {first})", i + 1));
+            problems.push(format!(
+                "partition {} ends (LBA {last}) before it starts (LBA {first})",
+                i + 1
+            ));
         }
         let size = last
             .checked_sub(first)
@@ -344,7 +367,11 @@ fn read_gpt(data: &[u8], sector: u64) -> Result<PartitionTable> {
             name,
             type_name: type_name(&t),
             type_guid: Some(t),
-            unique_guid: Some(Guid::from_gpt_bytes(bytes::array(e, raw::E_UNIQUE, "GPT entry")?)),
+            unique_guid: Some(Guid::from_gpt_bytes(bytes::array(
+                e,
+                raw::E_UNIQUE,
+                "GPT entry",
+            )?)),
             mbr_type: None,
             first_lba: first,
             last_lba: last,
@@ -381,7 +408,10 @@ fn read_mbr(data: &[u8]) -> Result<PartitionTable> {
             continue;
         }
         if raw::MBR_TYPE_EXTENDED.contains(&kind) {
-            problems.push(format!("partition {} is an extended partition; logical partitions are not listed", i + 1));
+            problems.push(format!(
+                "partition {} is an extended partition; logical partitions are not listed",
+                i + 1
+            ));
         }
         let boot = bytes::u8_at(e, 0, "MBR partition entry")?;
         partitions.push(PartitionEntry {
@@ -439,13 +469,22 @@ mod tests {
                 attributes: ATTR_LEGACY_BIOS_BOOTABLE,
             };
             assert!(first <= mib);
-            write(&mut img, sector, Guid::from_name(&Guid::ZERO, "d"), &[p.clone()]).unwrap();
+            write(
+                &mut img,
+                sector,
+                Guid::from_name(&Guid::ZERO, "d"),
+                &[p.clone()],
+            )
+            .unwrap();
             let t = read(&img.to_vec()).unwrap();
             assert_eq!(t.sector_size, sector);
             assert_eq!(t.problems, Vec::<String>::new());
             assert_eq!(t.partitions.len(), 1);
             let e = &t.partitions[0];
-            assert_eq!((e.name.as_str(), e.first_lba, e.size), ("EFI", mib, 2 << 20));
+            assert_eq!(
+                (e.name.as_str(), e.first_lba, e.size),
+                ("EFI", mib, 2 << 20)
+            );
             assert_eq!(e.type_name, Some("efi-system"));
             assert!(e.legacy_bios_bootable);
         }

@@ -20,7 +20,11 @@ impl Guid {
     /// Parse `XXXXXXXX-XXXX-XXXX-XXXX-XXXXXXXXXXXX` (either case, braces allowed).
     pub fn parse(text: &str) -> Result<Guid> {
         let t = text.trim().trim_start_matches('{').trim_end_matches('}');
-        let bad = || Error::invalid(format!("{text:?} is not a GUID (XXXXXXXX-XXXX-XXXX-XXXX-XXXXXXXXXXXX)"));
+        let bad = || {
+            Error::invalid(format!(
+                "{text:?} is not a GUID (XXXXXXXX-XXXX-XXXX-XXXX-XXXXXXXXXXXX)"
+            ))
+        };
         let groups: Vec<&str> = t.split('-').collect();
         if groups.iter().map(|g| g.len()).collect::<Vec<_>>() != [8, 4, 4, 4, 12] {
             return Err(bad());
@@ -53,8 +57,8 @@ impl Guid {
     pub fn to_gpt_bytes(&self) -> [u8; 16] {
         let g = self.0;
         [
-            g[3], g[2], g[1], g[0], g[5], g[4], g[7], g[6], g[8], g[9], g[10], g[11], g[12],
-            g[13], g[14], g[15],
+            g[3], g[2], g[1], g[0], g[5], g[4], g[7], g[6], g[8], g[9], g[10], g[11], g[12], g[13],
+            g[14], g[15],
         ]
     }
 
@@ -95,8 +99,7 @@ impl serde::Serialize for Guid {
 /// The namespace of every GUID ukitool derives: UUIDv8 of "ukitool" under the nil
 /// namespace, written out so it never changes by accident.
 pub const UKITOOL_NAMESPACE: Guid = Guid([
-    0xf2, 0x15, 0xae, 0xb8, 0x10, 0xc6, 0x8f, 0x41, 0x8f, 0x99, 0x97, 0x4f, 0xf5, 0xe0, 0xcc,
-    0x17,
+    0xf2, 0x15, 0xae, 0xb8, 0x10, 0xc6, 0x8f, 0x41, 0x8f, 0x99, 0x97, 0x4f, 0xf5, 0xe0, 0xcc, 0x17,
 ]);
 
 /// The default disk GUID of an image labelled `label`.
@@ -106,7 +109,10 @@ pub fn disk_guid_for(label: &str) -> Guid {
 
 /// The default unique GUID of partition `name` (the `index`-th, from 1) on `disk`.
 pub fn partition_guid_for(disk: &Guid, index: usize, name: &str) -> Guid {
-    Guid::from_name(&UKITOOL_NAMESPACE, &format!("partition:{disk}:{index}:{name}"))
+    Guid::from_name(
+        &UKITOOL_NAMESPACE,
+        &format!("partition:{disk}:{index}:{name}"),
+    )
 }
 
 #[cfg(test)]
@@ -120,7 +126,10 @@ mod tests {
         // The ESP type GUID as it appears in a GPT entry (UEFI spec, Table 5.14).
         assert_eq!(
             esp.to_gpt_bytes(),
-            [0x28, 0x73, 0x2a, 0xc1, 0x1f, 0xf8, 0xd2, 0x11, 0xba, 0x4b, 0x00, 0xa0, 0xc9, 0x3e, 0xc9, 0x3b]
+            [
+                0x28, 0x73, 0x2a, 0xc1, 0x1f, 0xf8, 0xd2, 0x11, 0xba, 0x4b, 0x00, 0xa0, 0xc9, 0x3e,
+                0xc9, 0x3b
+            ]
         );
         assert_eq!(Guid::from_gpt_bytes(esp.to_gpt_bytes()), esp);
         assert!(Guid::parse("nope").is_err());
@@ -136,6 +145,9 @@ mod tests {
         assert_eq!(a.0[6] >> 4, 8);
         assert_eq!(a.0[8] >> 6, 2);
         assert_eq!(Guid::from_name(&Guid::ZERO, "ukitool"), UKITOOL_NAMESPACE);
-        assert_ne!(partition_guid_for(&a, 1, "EFI"), partition_guid_for(&a, 2, "EFI"));
+        assert_ne!(
+            partition_guid_for(&a, 1, "EFI"),
+            partition_guid_for(&a, 2, "EFI")
+        );
     }
 }

@@ -58,7 +58,9 @@ impl PartitionSpec {
     pub fn parse(s: &str) -> Result<PartitionSpec> {
         let mut it = s.splitn(3, ':');
         let (Some(name), Some(size)) = (it.next(), it.next()) else {
-            return Err(Error::invalid(format!("partition {s:?}: expected NAME:SIZE[:TYPE]")));
+            return Err(Error::invalid(format!(
+                "partition {s:?}: expected NAME:SIZE[:TYPE]"
+            )));
         };
         if name.is_empty() {
             return Err(Error::invalid(format!("partition {s:?}: empty name")));
@@ -85,12 +87,20 @@ pub fn parse_size(s: &str) -> Result<u64> {
         "m" | "mib" => 20,
         "g" | "gib" => 30,
         "t" | "tib" => 40,
-        _ => return Err(Error::invalid(format!("size {s:?}: use a number with an optional K, M, G or T suffix"))),
+        _ => {
+            return Err(Error::invalid(format!(
+                "size {s:?}: use a number with an optional K, M, G or T suffix"
+            )))
+        }
     };
     num.parse::<u64>()
         .ok()
         .and_then(|n| n.checked_mul(1u64 << shift))
-        .ok_or_else(|| Error::invalid(format!("size {s:?} is not a number of bytes that fits in 64 bits")))
+        .ok_or_else(|| {
+            Error::invalid(format!(
+                "size {s:?} is not a number of bytes that fits in 64 bits"
+            ))
+        })
 }
 
 /// Everything an image is made from. Byte inputs are borrowed; the image borrows them.
@@ -216,7 +226,9 @@ pub fn grub_builtin_prefix(grub: &[u8]) -> Option<String> {
         return None;
     }
     let first = bytes::u64_le(mods, 8, "module info").ok()?;
-    let total = bytes::u64_le(mods, 16, "module info").ok()?.min(mods.len() as u64);
+    let total = bytes::u64_le(mods, 16, "module info")
+        .ok()?
+        .min(mods.len() as u64);
     let mut at = first;
     // Each object is at least its 8-byte header, so the walk ends.
     while at.checked_add(8)? <= total {
@@ -227,7 +239,9 @@ pub fn grub_builtin_prefix(grub: &[u8]) -> Option<String> {
         }
         if kind == OBJ_TYPE_PREFIX {
             let body = bytes::slice(mods, at + 8, size - 8, "prefix").ok()?;
-            return Some(bytes::text(body.split(|&b| b == 0).next().unwrap_or_default()));
+            return Some(bytes::text(
+                body.split(|&b| b == 0).next().unwrap_or_default(),
+            ));
         }
         at = at.checked_add(size)?;
     }
@@ -243,7 +257,10 @@ fn grub_escape(cmdline: &str) -> String {
             w.chars()
                 .flat_map(|c| {
                     let plain = c.is_ascii_alphanumeric() || "-_=.,/:+@%^~".contains(c);
-                    (!plain).then_some('\\').into_iter().chain(std::iter::once(c))
+                    (!plain)
+                        .then_some('\\')
+                        .into_iter()
+                        .chain(std::iter::once(c))
                 })
                 .collect::<String>()
         })
@@ -259,7 +276,11 @@ struct PlannedPartition {
     unique_guid: Option<Guid>,
 }
 
-fn esp_files<'a>(o: &ImageOptions<'a>, pe: &PeFile<'a>, volume_id: u32) -> Result<Vec<(String, Cow<'a, [u8]>)>> {
+fn esp_files<'a>(
+    o: &ImageOptions<'a>,
+    pe: &PeFile<'a>,
+    volume_id: u32,
+) -> Result<Vec<(String, Cow<'a, [u8]>)>> {
     let boot_name = removable_boot_name(pe.coff.machine).ok_or_else(|| {
         Error::invalid(format!(
             "the UKI's machine {:#06x} has no removable-media boot file name",
@@ -269,19 +290,29 @@ fn esp_files<'a>(o: &ImageOptions<'a>, pe: &PeFile<'a>, volume_id: u32) -> Resul
     let boot = format!("EFI/BOOT/{boot_name}");
     let mut files: Vec<(String, Cow<'a, [u8]>)> = Vec::new();
     let use_grub = o.layout == Layout::Grub || (o.layout == Layout::Talos && o.grub.is_some());
-    let use_sdboot = o.layout == Layout::SystemdBoot || (o.layout == Layout::Talos && o.systemd_boot.is_some());
+    let use_sdboot =
+        o.layout == Layout::SystemdBoot || (o.layout == Layout::Talos && o.systemd_boot.is_some());
     if use_grub {
         let grub = o.grub.ok_or_else(|| {
-            Error::invalid("missing bootloader file: the grub layout needs a GRUB EFI binary (--grub FILE)")
+            Error::invalid(
+                "missing bootloader file: the grub layout needs a GRUB EFI binary (--grub FILE)",
+            )
         })?;
         check_loader(grub, pe.coff.machine, "GRUB")?;
         let payload = |name: &str| -> Result<&'a [u8]> {
-            pe.section_payload(name)
-                .ok_or_else(|| Error::NotFound(format!("section {name} in the UKI (the grub layout boots its kernel and initrd)")))?
+            pe.section_payload(name).ok_or_else(|| {
+                Error::NotFound(format!(
+                    "section {name} in the UKI (the grub layout boots its kernel and initrd)"
+                ))
+            })?
         };
         let kernel = payload(".linux")?;
         let initrd = payload(".initrd")?;
-        let cmdline = pe.section_payload(".cmdline").transpose()?.map(bytes::text).unwrap_or_default();
+        let cmdline = pe
+            .section_payload(".cmdline")
+            .transpose()?
+            .map(bytes::text)
+            .unwrap_or_default();
         let cfg = format!(
             "# Written by ukitool: boots the kernel and initrd extracted from the UKI.\n\
              set default=0\nset timeout={}\n\
@@ -305,7 +336,10 @@ fn esp_files<'a>(o: &ImageOptions<'a>, pe: &PeFile<'a>, volume_id: u32) -> Resul
         }
         // GRUB reads $prefix/grub.cfg; Debian's signed build falls back to the
         // directory it was loaded from ($cmdpath), so both places get the config.
-        files.push(("EFI/BOOT/grub.cfg".into(), Cow::Owned(cfg.clone().into_bytes())));
+        files.push((
+            "EFI/BOOT/grub.cfg".into(),
+            Cow::Owned(cfg.clone().into_bytes()),
+        ));
         let prefix = o.grub_prefix.clone().or_else(|| grub_builtin_prefix(grub));
         if let Some(p) = prefix {
             let p = p.trim_matches('/');
@@ -332,14 +366,17 @@ fn esp_files<'a>(o: &ImageOptions<'a>, pe: &PeFile<'a>, volume_id: u32) -> Resul
         files.push((boot, Cow::Borrowed(o.uki)));
     }
     if !use_sdboot && !o.enroll_keys.is_empty() {
-        return Err(Error::invalid("key enrolment files are read by systemd-boot: use them with the systemd-boot layout"));
+        return Err(Error::invalid(
+            "key enrolment files are read by systemd-boot: use them with the systemd-boot layout",
+        ));
     }
     files.extend(o.extra_files.iter().cloned());
     Ok(files)
 }
 
 fn check_loader(bin: &[u8], machine: u16, what: &str) -> Result<()> {
-    let pe = PeFile::parse(bin).map_err(|e| Error::invalid(format!("the {what} binary is not a PE image: {e}")))?;
+    let pe = PeFile::parse(bin)
+        .map_err(|e| Error::invalid(format!("the {what} binary is not a PE image: {e}")))?;
     if pe.coff.machine != machine {
         return Err(Error::invalid(format!(
             "the {what} binary is for machine {:#06x}, the UKI for {machine:#06x}",
@@ -354,9 +391,12 @@ fn check_loader(bin: &[u8], machine: u16, what: &str) -> Result<()> {
 pub fn build_image<'a>(o: &ImageOptions<'a>) -> Result<(DiskImage<'a>, ImageSummary)> {
     let sector = o.sector_size;
     if sector != 512 && sector != 4096 {
-        return Err(Error::invalid(format!("sector size {sector}: use 512 or 4096")));
+        return Err(Error::invalid(format!(
+            "sector size {sector}: use 512 or 4096"
+        )));
     }
-    let pe = PeFile::parse(o.uki).map_err(|e| Error::invalid(format!("the UKI is not a PE image: {e}")))?;
+    let pe = PeFile::parse(o.uki)
+        .map_err(|e| Error::invalid(format!("the UKI is not a PE image: {e}")))?;
     let disk_guid = o.disk_guid.unwrap_or_else(|| guid::disk_guid_for(&o.label));
     let talos_grub = o.layout == Layout::Talos && o.grub.is_some();
 
@@ -406,11 +446,15 @@ pub fn build_image<'a>(o: &ImageOptions<'a>) -> Result<(DiskImage<'a>, ImageSumm
             unique_guid: p.unique_guid,
         });
     }
-    let unique = |i: usize, p: &PlannedPartition| p.unique_guid.unwrap_or_else(|| guid::partition_guid_for(&disk_guid, i + 1, &p.name));
+    let unique = |i: usize, p: &PlannedPartition| {
+        p.unique_guid
+            .unwrap_or_else(|| guid::partition_guid_for(&disk_guid, i + 1, &p.name))
+    };
     let esp_guid = unique(0, &planned[0]);
     // The FAT volume id: the ESP's partition GUID's first four bytes, so it is as
     // reproducible as the GUID and differs between disks with different labels.
-    let volume_id = u32::from_be_bytes([esp_guid.0[0], esp_guid.0[1], esp_guid.0[2], esp_guid.0[3]]);
+    let volume_id =
+        u32::from_be_bytes([esp_guid.0[0], esp_guid.0[1], esp_guid.0[2], esp_guid.0[3]]);
 
     let files = esp_files(o, &pe, volume_id)?;
     let file_bytes: u64 = files.iter().map(|(_, d)| d.len() as u64).sum();
@@ -434,9 +478,14 @@ pub fn build_image<'a>(o: &ImageOptions<'a>) -> Result<(DiskImage<'a>, ImageSumm
     let mut at = MIB.max(first_usable * sector);
     let mut parts = Vec::with_capacity(planned.len());
     for (i, p) in planned.iter().enumerate() {
-        let size = p.size.checked_next_multiple_of(MIB).ok_or_else(|| Error::invalid("partition size overflows"))?;
+        let size = p
+            .size
+            .checked_next_multiple_of(MIB)
+            .ok_or_else(|| Error::invalid("partition size overflows"))?;
         let first = at / sector;
-        let end = at.checked_add(size).ok_or_else(|| Error::invalid("partitions overflow 64 bits"))?;
+        let end = at
+            .checked_add(size)
+            .ok_or_else(|| Error::invalid("partitions overflow 64 bits"))?;
         parts.push(GptPartition {
             name: p.name.clone(),
             type_guid: p.type_guid,
@@ -456,7 +505,9 @@ pub fn build_image<'a>(o: &ImageOptions<'a>) -> Result<(DiskImage<'a>, ImageSumm
         )));
     }
     if size % sector != 0 {
-        return Err(Error::invalid(format!("disk size {size} is not a multiple of the {sector}-byte sector")));
+        return Err(Error::invalid(format!(
+            "disk size {size} is not a multiple of the {sector}-byte sector"
+        )));
     }
 
     let mut img = DiskImage::new(size);
@@ -481,7 +532,11 @@ pub fn build_image<'a>(o: &ImageOptions<'a>) -> Result<(DiskImage<'a>, ImageSumm
         files: plan
             .files
             .iter()
-            .map(|f| EspFile { path: f.path.clone(), size: f.len, disk_offset: esp_off + f.offset })
+            .map(|f| EspFile {
+                path: f.path.clone(),
+                size: f.len,
+                disk_offset: esp_off + f.offset,
+            })
             .collect(),
     };
     for (off, data) in plan.extents {
@@ -521,4 +576,258 @@ pub fn build_image<'a>(o: &ImageOptions<'a>) -> Result<(DiskImage<'a>, ImageSumm
         data_bytes: img.data_len(),
     };
     Ok((img, summary))
+}
+
+/// A minimal PE32+ UKI-shaped image for tests: sections (name, payload), each at a
+/// 0x200-aligned file offset and a 0x1000-aligned address.
+#[cfg(test)]
+pub(crate) fn test_pe(machine: u16, sections: &[(&str, &[u8])]) -> Vec<u8> {
+    let n = sections.len();
+    let hdr = 0x400usize;
+    let mut d = vec![0u8; hdr];
+    d[0..2].copy_from_slice(b"MZ");
+    d[0x3c..0x40].copy_from_slice(&0x80u32.to_le_bytes());
+    d[0x80..0x84].copy_from_slice(b"PE\0\0");
+    let c = 0x84;
+    d[c..c + 2].copy_from_slice(&machine.to_le_bytes());
+    d[c + 2..c + 4].copy_from_slice(&(n as u16).to_le_bytes());
+    d[c + 16..c + 18].copy_from_slice(&240u16.to_le_bytes());
+    let o = c + 20;
+    d[o..o + 2].copy_from_slice(&0x20bu16.to_le_bytes());
+    d[o + 32..o + 36].copy_from_slice(&0x1000u32.to_le_bytes());
+    d[o + 36..o + 40].copy_from_slice(&0x200u32.to_le_bytes());
+    d[o + 60..o + 64].copy_from_slice(&(hdr as u32).to_le_bytes());
+    d[o + 68..o + 70].copy_from_slice(&10u16.to_le_bytes());
+    d[o + 108..o + 112].copy_from_slice(&16u32.to_le_bytes());
+    let mut va = 0x1000u32;
+    for (i, (name, data)) in sections.iter().enumerate() {
+        let s = o + 240 + 40 * i;
+        let raw = data.len().next_multiple_of(0x200);
+        let ptr = d.len();
+        let mut nm = [0u8; 8];
+        nm[..name.len()].copy_from_slice(name.as_bytes());
+        d[s..s + 8].copy_from_slice(&nm);
+        d[s + 8..s + 12].copy_from_slice(&(data.len() as u32).to_le_bytes());
+        d[s + 12..s + 16].copy_from_slice(&va.to_le_bytes());
+        d[s + 16..s + 20].copy_from_slice(&(raw as u32).to_le_bytes());
+        d[s + 20..s + 24].copy_from_slice(&(ptr as u32).to_le_bytes());
+        d.extend_from_slice(data);
+        d.resize(ptr + raw, 0);
+        va += (data.len() as u32).next_multiple_of(0x1000).max(0x1000);
+    }
+    let image = va;
+    d[o + 56..o + 60].copy_from_slice(&image.to_le_bytes());
+    d
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::disk::fat::read_volume;
+
+    fn uki(machine: u16) -> Vec<u8> {
+        test_pe(
+            machine,
+            &[
+                (".text", b"code"),
+                (".cmdline", b"console=ttyS0 root=\"LABEL=a b\" $x\0"),
+                (".linux", &[0x4d; 5000]),
+                (".initrd", &[0x07; 3000]),
+            ],
+        )
+    }
+
+    fn esp<'a>(img: &'a DiskImage<'_>, s: &ImageSummary) -> (Vec<u8>, crate::disk::fat::FatVolume) {
+        let p = &s.partitions[0];
+        let mut v = vec![0u8; p.size as usize];
+        img.read_at(p.offset, &mut v);
+        let vol = read_volume(&v).unwrap();
+        (v, vol)
+    }
+
+    fn file(v: &[u8], vol: &crate::disk::fat::FatVolume, path: &str) -> Vec<u8> {
+        let e = vol
+            .entries
+            .iter()
+            .find(|e| e.path == path)
+            .unwrap_or_else(|| panic!("{path} missing"));
+        vol.file_bytes(v, e).unwrap().into_owned()
+    }
+
+    #[test]
+    fn uefi_layout_uses_the_machine_boot_name_and_borrows_the_uki() {
+        for (machine, name) in [(0x8664u16, "BOOTX64.EFI"), (0xaa64, "BOOTAA64.EFI")] {
+            let u = uki(machine);
+            let (img, s) = build_image(&ImageOptions::new(Layout::Uefi, &u)).unwrap();
+            let (v, vol) = esp(&img, &s);
+            assert_eq!(file(&v, &vol, &format!("EFI/BOOT/{name}")), u);
+            // Zero copy: one extent is the UKI itself, borrowed.
+            assert!(img
+                .extents()
+                .iter()
+                .any(|e| matches!(&e.data, Cow::Borrowed(b) if b.as_ptr() == u.as_ptr())));
+            assert_eq!(s.size, 102 * MIB);
+            assert_eq!(vol.hidden_sectors, 2048);
+        }
+    }
+
+    #[test]
+    fn grub_layout_extracts_kernel_initrd_and_cmdline() {
+        let u = uki(0x8664);
+        let g = test_pe(0x8664, &[(".text", b"grub")]);
+        let mut o = ImageOptions::new(Layout::Grub, &u);
+        o.grub = Some(&g);
+        o.grub_prefix = Some("/EFI/debian".into());
+        let (img, s) = build_image(&o).unwrap();
+        let (v, vol) = esp(&img, &s);
+        assert_eq!(file(&v, &vol, "A/vmlinuz"), vec![0x4d; 5000]);
+        assert_eq!(file(&v, &vol, "A/initramfs"), vec![0x07; 3000]);
+        let cfg = String::from_utf8(file(&v, &vol, "EFI/debian/grub.cfg")).unwrap();
+        assert_eq!(
+            cfg,
+            String::from_utf8(file(&v, &vol, "EFI/BOOT/grub.cfg")).unwrap()
+        );
+        assert!(
+            cfg.contains(r#"linux /A/vmlinuz console=ttyS0 root=\"LABEL=a b\" \$x"#),
+            "{cfg}"
+        );
+        assert_eq!(file(&v, &vol, "EFI/BOOT/BOOTX64.EFI"), g);
+    }
+
+    #[test]
+    fn systemd_boot_and_talos_layouts() {
+        let u = uki(0x8664);
+        let sd = test_pe(0x8664, &[(".text", b"sd-boot")]);
+        let mut o = ImageOptions::new(Layout::SystemdBoot, &u);
+        o.systemd_boot = Some(&sd);
+        o.entry_name = "talos".into();
+        o.enroll_keys = vec![("db.auth".into(), b"db".as_slice())];
+        let (img, s) = build_image(&o).unwrap();
+        let (v, vol) = esp(&img, &s);
+        assert_eq!(file(&v, &vol, "EFI/Linux/talos.efi"), u);
+        assert_eq!(
+            file(&v, &vol, "loader/loader.conf"),
+            b"timeout 0\ndefault talos.efi\n"
+        );
+        assert_eq!(file(&v, &vol, "loader/keys/auto/db.auth"), b"db");
+
+        let g = test_pe(0x8664, &[(".text", b"grub")]);
+        let mut t = ImageOptions::new(Layout::Talos, &u);
+        t.grub = Some(&g);
+        let (_, s) = build_image(&t).unwrap();
+        let names: Vec<(&str, u64)> = s
+            .partitions
+            .iter()
+            .map(|p| (p.name.as_str(), p.size / MIB))
+            .collect();
+        assert_eq!(
+            names,
+            [("EFI", 100), ("BIOS", 1), ("BOOT", 1000), ("META", 1)]
+        );
+        assert_eq!(s.partitions[1].attributes, ATTR_LEGACY_BIOS_BOOTABLE);
+        let (_, s) = build_image(&ImageOptions::new(Layout::Talos, &u)).unwrap();
+        let names: Vec<&str> = s.partitions.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["EFI", "META"]);
+    }
+
+    #[test]
+    fn bad_options_are_clear_errors() {
+        let u = uki(0x8664);
+        let err = |o: &ImageOptions<'_>| build_image(o).unwrap_err().to_string();
+        assert!(Layout::parse("bios")
+            .unwrap_err()
+            .to_string()
+            .contains("unknown layout"));
+        let o = ImageOptions {
+            esp_size: Some(4096),
+            ..ImageOptions::new(Layout::Uefi, &u)
+        };
+        assert!(err(&o).contains("smaller than the files"), "{}", err(&o));
+        let o = ImageOptions {
+            size: Some(50 * MIB),
+            ..ImageOptions::new(Layout::Uefi, &u)
+        };
+        assert!(
+            err(&o).contains("smaller than its partitions"),
+            "{}",
+            err(&o)
+        );
+        assert!(err(&ImageOptions::new(Layout::Grub, &u)).contains("missing bootloader"));
+        assert!(err(&ImageOptions::new(Layout::SystemdBoot, &u)).contains("missing bootloader"));
+        let o = ImageOptions {
+            sector_size: 1024,
+            ..ImageOptions::new(Layout::Uefi, &u)
+        };
+        assert!(err(&o).contains("512 or 4096"));
+        let g = test_pe(0x8664, &[(".text", b"grub")]);
+        let plain = test_pe(0x8664, &[(".text", b"x")]);
+        let mut o = ImageOptions::new(Layout::Grub, &plain);
+        o.grub = Some(&g);
+        assert!(err(&o).contains(".linux"), "{}", err(&o));
+        let a = uki(0xaa64);
+        let mut o = ImageOptions::new(Layout::Grub, &a);
+        o.grub = Some(&g);
+        assert!(err(&o).contains("machine"));
+    }
+
+    #[test]
+    fn sizes_and_partition_specs_parse() {
+        assert_eq!(parse_size("100M").unwrap(), 100 * MIB);
+        assert_eq!(parse_size("1GiB").unwrap(), 1 << 30);
+        assert_eq!(parse_size("4096").unwrap(), 4096);
+        assert!(parse_size("1.5G").is_err());
+        assert!(parse_size("99999999999T").is_err());
+        let p = PartitionSpec::parse("data:64M:xbootldr").unwrap();
+        assert_eq!((p.name.as_str(), p.size), ("data", 64 * MIB));
+        assert_eq!(p.type_guid.to_string(), gpt::types::XBOOTLDR);
+        assert!(PartitionSpec::parse("x").is_err());
+        assert!(PartitionSpec::parse("x:1M:nonsense").is_err());
+    }
+
+    #[test]
+    fn same_inputs_same_image_and_guids_follow_the_label() {
+        let u = uki(0x8664);
+        let a = build_image(&ImageOptions::new(Layout::Uefi, &u))
+            .unwrap()
+            .0
+            .to_vec();
+        let b = build_image(&ImageOptions::new(Layout::Uefi, &u))
+            .unwrap()
+            .0
+            .to_vec();
+        assert!(a == b);
+        let o = ImageOptions {
+            label: "OTHER".into(),
+            ..ImageOptions::new(Layout::Uefi, &u)
+        };
+        let (_, s1) = build_image(&o).unwrap();
+        let (_, s0) = build_image(&ImageOptions::new(Layout::Uefi, &u)).unwrap();
+        assert_ne!(s1.disk_guid, s0.disk_guid);
+        let g = Guid::parse("01234567-89ab-cdef-0123-456789abcdef").unwrap();
+        let o = ImageOptions {
+            disk_guid: Some(g),
+            ..ImageOptions::new(Layout::Uefi, &u)
+        };
+        assert_eq!(build_image(&o).unwrap().1.disk_guid, g);
+    }
+
+    #[test]
+    fn memory_does_not_depend_on_disk_size() {
+        let u = uki(0x8664);
+        let o = ImageOptions {
+            size: Some(64 << 30),
+            ..ImageOptions::new(Layout::Uefi, &u)
+        };
+        let (img, _) = build_image(&o).unwrap();
+        let owned: usize = img
+            .extents()
+            .iter()
+            .filter(|e| matches!(e.data, Cow::Owned(_)))
+            .map(|e| e.data.len())
+            .sum();
+        assert!(
+            owned < 2 * MIB as usize,
+            "{owned} bytes owned for a 64 GiB disk"
+        );
+    }
 }

@@ -57,7 +57,9 @@ pub fn dos_date_time(unix: i64) -> (u16, u16) {
     let secs = t.rem_euclid(86_400);
     let (y, m, d) = civil_from_days(days);
     let date = (((y - 1980) as u16) << 9) | ((m as u16) << 5) | d as u16;
-    let time = (((secs / 3600) as u16) << 11) | ((((secs / 60) % 60) as u16) << 5) | ((secs % 60) / 2) as u16;
+    let time = (((secs / 3600) as u16) << 11)
+        | ((((secs / 60) % 60) as u16) << 5)
+        | ((secs % 60) / 2) as u16;
     (date, time)
 }
 
@@ -127,7 +129,9 @@ mod tests {
         // "FOO     BAR": computed by the spec's ChkSum routine.
         let mut sum = 0u8;
         for &c in b"FOO     BAR" {
-            sum = (if sum & 1 != 0 { 0x80u8 } else { 0 }).wrapping_add(sum >> 1).wrapping_add(c);
+            sum = (if sum & 1 != 0 { 0x80u8 } else { 0 })
+                .wrapping_add(sum >> 1)
+                .wrapping_add(c);
         }
         assert_eq!(short_name_checksum(b"FOO     BAR"), sum);
     }

@@ -9,6 +9,9 @@ use super::{short_name_checksum, unix_of_dos, FatType};
 use crate::bytes::{self, u16_le, u32_le};
 use crate::error::{Error, Result};
 
+/// More entries than any ESP has; a hostile volume stops here.
+const MAX_ENTRIES: usize = 100_000;
+
 /// One file or directory on a volume.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct FatEntry {
@@ -58,6 +61,9 @@ struct Geo {
     root_cluster: u32,
     data_off: u64,
     clusters: u64,
+    /// The longest chain worth following: no more clusters than the input can hold,
+    /// so a cyclic chain ends and a gathered file is never larger than the input.
+    max_chain: u64,
 }
 
 impl Geo {
@@ -103,11 +109,17 @@ pub fn read_volume(vol: &[u8]) -> Result<FatVolume> {
     let w = "FAT boot sector";
     let sector = u64::from(u16_le(vol, BPB_BYTES_PER_SEC as u64, w)?);
     if !matches!(sector, 512 | 1024 | 2048 | 4096) {
-        return Err(Error::malformed(BPB_BYTES_PER_SEC as u64, format!("bytes per sector {sector} is not 512..4096")));
+        return Err(Error::malformed(
+            BPB_BYTES_PER_SEC as u64,
+            format!("bytes per sector {sector} is not 512..4096"),
+        ));
     }
     let spc = u64::from(bytes::u8_at(vol, BPB_SEC_PER_CLUS as u64, w)?);
     if !spc.is_power_of_two() {
-        return Err(Error::malformed(BPB_SEC_PER_CLUS as u64, format!("sectors per cluster {spc} is not a power of two")));
+        return Err(Error::malformed(
+            BPB_SEC_PER_CLUS as u64,
+            format!("sectors per cluster {spc} is not a power of two"),
+        ));
     }
     let reserved = u64::from(u16_le(vol, BPB_RSVD_SEC_CNT as u64, w)?);
     let nfats = u64::from(bytes::u8_at(vol, BPB_NUM_FATS as u64, w)?);
@@ -116,16 +128,25 @@ pub fn read_volume(vol: &[u8]) -> Result<FatVolume> {
     let tot32 = u64::from(u32_le(vol, BPB_TOT_SEC32 as u64, w)?);
     let fat16 = u64::from(u16_le(vol, BPB_FAT_SZ16 as u64, w)?);
     let total = if tot16 != 0 { tot16 } else { tot32 };
-    let fat_sectors = if fat16 != 0 { fat16 } else { u64::from(u32_le(vol, BPB_FAT_SZ32 as u64, w)?) };
+    let fat_sectors = if fat16 != 0 {
+        fat16
+    } else {
+        u64::from(u32_le(vol, BPB_FAT_SZ32 as u64, w)?)
+    };
     if reserved == 0 || nfats == 0 || fat_sectors == 0 {
-        return Err(Error::malformed(BPB_RSVD_SEC_CNT as u64, "reserved sectors, FAT count and FAT size must be non-zero"));
+        return Err(Error::malformed(
+            BPB_RSVD_SEC_CNT as u64,
+            "reserved sectors, FAT count and FAT size must be non-zero",
+        ));
     }
     let root_sectors = (root_entries * DIR_ENTRY_SIZE as u64).div_ceil(sector);
     let data_start = reserved + nfats * fat_sectors + root_sectors;
-    let clusters = total
-        .checked_sub(data_start)
-        .ok_or_else(|| Error::malformed(BPB_TOT_SEC16 as u64, "total sectors end before the data area"))?
-        / spc;
+    let clusters = total.checked_sub(data_start).ok_or_else(|| {
+        Error::malformed(
+            BPB_TOT_SEC16 as u64,
+            "total sectors end before the data area",
+        )
+    })? / spc;
     // A BPB with a 16-bit FAT size is FAT12 or FAT16 by its cluster count, never 32.
     let fat_type = if fat16 == 0 {
         FatType::Fat32
@@ -134,18 +155,30 @@ pub fn read_volume(vol: &[u8]) -> Result<FatVolume> {
     } else {
         FatType::Fat16
     };
-    let ext = if fat_type == FatType::Fat32 { EXT32 } else { EXT16 };
+    let ext = if fat_type == FatType::Fat32 {
+        EXT32
+    } else {
+        EXT16
+    };
     let mut problems = Vec::new();
     if total * sector > vol.len() as u64 {
-        problems.push(format!("the volume declares {} bytes but the partition holds {}", total * sector, vol.len()));
+        problems.push(format!(
+            "the volume declares {} bytes but the partition holds {}",
+            total * sector,
+            vol.len()
+        ));
     }
     let fat32_min = fat_type == FatType::Fat32 && clusters < FAT32_MIN_CLUSTERS;
     if fat32_min {
-        problems.push(format!("FAT32 with only {clusters} clusters (the minimum is {FAT32_MIN_CLUSTERS})"));
+        problems.push(format!(
+            "FAT32 with only {clusters} clusters (the minimum is {FAT32_MIN_CLUSTERS})"
+        ));
     }
     let has_ext = bytes::u8_at(vol, (ext + X_BOOT_SIG) as u64, w)? == EXT_BOOT_SIG;
     let label = if has_ext {
-        bytes::text(bytes::slice(vol, (ext + X_VOL_LAB) as u64, 11, w)?).trim_end().to_string()
+        bytes::text(bytes::slice(vol, (ext + X_VOL_LAB) as u64, 11, w)?)
+            .trim_end()
+            .to_string()
     } else {
         String::new()
     };
@@ -161,13 +194,20 @@ pub fn read_volume(vol: &[u8]) -> Result<FatVolume> {
         fat_off: reserved * sector,
         root_off: (reserved + nfats * fat_sectors) * sector,
         root_entries,
-        root_cluster: if fat_type == FatType::Fat32 { u32_le(vol, BPB_ROOT_CLUS as u64, w)? } else { 0 },
+        root_cluster: if fat_type == FatType::Fat32 {
+            u32_le(vol, BPB_ROOT_CLUS as u64, w)?
+        } else {
+            0
+        },
         data_off: data_start * sector,
         clusters,
+        max_chain: clusters.min(vol.len() as u64 / (sector * spc) + 1),
     };
     let mut out = FatVolume {
         fat_type,
-        oem: bytes::text(bytes::slice(vol, BS_OEM as u64, 8, w)?).trim_end().to_string(),
+        oem: bytes::text(bytes::slice(vol, BS_OEM as u64, 8, w)?)
+            .trim_end()
+            .to_string(),
         label,
         volume_id,
         sector_size: sector,
@@ -179,30 +219,54 @@ pub fn read_volume(vol: &[u8]) -> Result<FatVolume> {
     };
     // Every cluster may be visited a few times (directories plus file chains) before
     // the walk gives up; hostile cross-linked files cannot make it quadratic.
-    let mut budget = Budget(clusters.saturating_mul(4).saturating_add(1024));
-    let mut visited_dirs: Vec<u32> = Vec::new();
-    walk_dir(vol, &g, None, "", 0, &mut budget, &mut visited_dirs, &mut out)?;
+    let mut budget = Budget(g.max_chain * 4 + 1024);
+    // The FAT32 root has a cluster too: a subdirectory pointing back at it is a loop.
+    let mut visited_dirs: Vec<u32> = if fat_type == FatType::Fat32 {
+        vec![g.root_cluster]
+    } else {
+        Vec::new()
+    };
+    walk_dir(
+        vol,
+        &g,
+        None,
+        "",
+        0,
+        &mut budget,
+        &mut visited_dirs,
+        &mut out,
+    )?;
     Ok(out)
 }
 
 /// The (offset, length) runs of the directory's clusters, or of the fixed root.
 fn dir_runs(vol: &[u8], g: &Geo, cluster: Option<u32>, budget: &mut Budget) -> Vec<(u64, u64)> {
     match cluster {
-        None if g.fat_type != FatType::Fat32 => vec![(g.root_off, g.root_entries * DIR_ENTRY_SIZE as u64)],
+        None if g.fat_type != FatType::Fat32 => {
+            vec![(g.root_off, g.root_entries * DIR_ENTRY_SIZE as u64)]
+        }
         c => chain_runs(vol, g, c.unwrap_or(g.root_cluster), u64::MAX, budget).0,
     }
 }
 
 /// Follow a chain from `first` for at most `max_bytes`; returns the runs and whether
 /// the chain ended cleanly (end-of-chain or enough clusters for `max_bytes`).
-fn chain_runs(vol: &[u8], g: &Geo, first: u32, max_bytes: u64, budget: &mut Budget) -> (Vec<(u64, u64)>, bool) {
+fn chain_runs(
+    vol: &[u8],
+    g: &Geo,
+    first: u32,
+    max_bytes: u64,
+    budget: &mut Budget,
+) -> (Vec<(u64, u64)>, bool) {
     let mut runs: Vec<(u64, u64)> = Vec::new();
     let mut c = first;
     let mut got = 0u64;
     let mut steps = 0u64;
     loop {
-        let Some(off) = g.cluster_offset(c) else { return (runs, false) };
-        if !budget.take() || steps > g.clusters {
+        let Some(off) = g.cluster_offset(c) else {
+            return (runs, false);
+        };
+        if !budget.take() || steps >= g.max_chain {
             return (runs, false);
         }
         steps += 1;
@@ -233,7 +297,12 @@ fn short_name_text(raw: &[u8], ntres: u8) -> String {
     }
     let (base, ext) = name.split_at(8.min(name.len()));
     let conv = |s: &[u8], lower: bool| -> String {
-        let t: String = s.iter().map(|&b| char::from(b)).collect::<String>().trim_end().to_string();
+        let t: String = s
+            .iter()
+            .map(|&b| char::from(b))
+            .collect::<String>()
+            .trim_end()
+            .to_string();
         if lower {
             t.to_ascii_lowercase()
         } else {
@@ -261,12 +330,15 @@ fn walk_dir(
     out: &mut FatVolume,
 ) -> Result<()> {
     if depth > 64 {
-        out.problems.push(format!("directories nested deeper than 64 at {prefix:?}; not walked"));
+        out.problems.push(format!(
+            "directories nested deeper than 64 at {prefix:?}; not walked"
+        ));
         return Ok(());
     }
     if let Some(c) = cluster {
         if visited.contains(&c) {
-            out.problems.push(format!("directory {prefix:?} loops back to cluster {c}"));
+            out.problems
+                .push(format!("directory {prefix:?} loops back to cluster {c}"));
             return Ok(());
         }
         visited.push(c);
@@ -282,7 +354,9 @@ fn walk_dir(
             let e = match bytes::slice(vol, off + at, DIR_ENTRY_SIZE as u64, "directory entry") {
                 Ok(e) => e,
                 Err(_) => {
-                    out.problems.push(format!("directory {prefix:?} runs past the end of the partition"));
+                    out.problems.push(format!(
+                        "directory {prefix:?} runs past the end of the partition"
+                    ));
                     break 'runs;
                 }
             };
@@ -325,11 +399,12 @@ fn walk_dir(
                 continue;
             }
             let name11: [u8; 11] = bytes::array(e, 0, "directory entry")?;
-            let long = if !lfn.is_empty() && lfn_next == 0 && short_name_checksum(&name11) == lfn_sum {
-                Some(String::from_utf16_lossy(&lfn))
-            } else {
-                None
-            };
+            let long =
+                if !lfn.is_empty() && lfn_next == 0 && short_name_checksum(&name11) == lfn_sum {
+                    Some(String::from_utf16_lossy(&lfn))
+                } else {
+                    None
+                };
             lfn.clear();
             lfn_next = 0;
             if attr & ATTR_VOLUME_ID != 0 {
@@ -340,10 +415,18 @@ fn walk_dir(
                 continue;
             }
             let name = long.unwrap_or_else(|| short.clone());
-            let path = if prefix.is_empty() { name } else { format!("{prefix}/{name}") };
+            let path = if prefix.is_empty() {
+                name
+            } else {
+                format!("{prefix}/{name}")
+            };
             let hi = u32::from(u16_le(e, D_FST_CLUS_HI as u64, "directory entry")?);
             let lo = u32::from(u16_le(e, D_FST_CLUS_LO as u64, "directory entry")?);
-            let first_cluster = if g.fat_type == FatType::Fat32 { hi << 16 | lo } else { lo };
+            let first_cluster = if g.fat_type == FatType::Fat32 {
+                hi << 16 | lo
+            } else {
+                lo
+            };
             let size = u64::from(u32_le(e, D_FILE_SIZE as u64, "directory entry")?);
             let modified = unix_of_dos(
                 u16_le(e, D_WRT_DATE as u64, "directory entry")?,
@@ -355,7 +438,10 @@ fn walk_dir(
                 subdirs.push((path.clone(), first_cluster));
             } else if size > 0 {
                 let (r, ok) = chain_runs(vol, g, first_cluster, size, budget);
-                if ok && r.iter().all(|&(o, l)| o.checked_add(l).is_some_and(|end| end <= vol.len() as u64)) {
+                if ok
+                    && r.iter()
+                        .all(|&(o, l)| o.checked_add(l).is_some_and(|end| end <= vol.len() as u64))
+                {
                     runs = r;
                 } else {
                     out.problems.push(format!(
@@ -364,12 +450,27 @@ fn walk_dir(
                 }
             }
             // Bounded: each entry is 32 bytes of a directory cluster the budget paid for.
-            out.entries.push(FatEntry { path, short_name: short, is_dir, size, first_cluster, modified, runs });
+            if out.entries.len() >= MAX_ENTRIES {
+                out.problems.push(format!(
+                    "more than {MAX_ENTRIES} entries; the rest are not listed"
+                ));
+                return Ok(());
+            }
+            out.entries.push(FatEntry {
+                path,
+                short_name: short,
+                is_dir,
+                size,
+                first_cluster,
+                modified,
+                runs,
+            });
         }
     }
     for (path, c) in subdirs {
         if g.cluster_offset(c).is_none() {
-            out.problems.push(format!("directory {path:?} starts at invalid cluster {c}"));
+            out.problems
+                .push(format!("directory {path:?} starts at invalid cluster {c}"));
             continue;
         }
         walk_dir(vol, g, Some(c), &path, depth + 1, budget, visited, out)?;
@@ -383,10 +484,20 @@ impl FatVolume {
     pub fn file_bytes<'a>(&self, vol: &'a [u8], e: &FatEntry) -> Result<Cow<'a, [u8]>> {
         match e.runs.as_slice() {
             [] if e.size == 0 => Ok(Cow::Borrowed(&[])),
-            [] => Err(Error::malformed(0, format!("file {:?} has no readable cluster chain", e.path))),
+            [] => Err(Error::malformed(
+                0,
+                format!("file {:?} has no readable cluster chain", e.path),
+            )),
             [(o, l)] => Ok(Cow::Borrowed(bytes::slice(vol, *o, *l, "file data")?)),
             runs => {
-                let mut v = Vec::new();
+                let total: u64 = runs.iter().map(|r| r.1).sum();
+                if total > vol.len() as u64 {
+                    return Err(Error::malformed(
+                        0,
+                        format!("file {:?} claims more data than the volume holds", e.path),
+                    ));
+                }
+                let mut v = Vec::with_capacity(total as usize);
                 for &(o, l) in runs {
                     v.extend_from_slice(bytes::slice(vol, o, l, "file data")?);
                 }

@@ -88,7 +88,13 @@ impl Geometry {
     }
 }
 
-fn layout(fat_type: FatType, total: u64, sector: u64, spc: u64, root_entries: u64) -> Option<Geometry> {
+fn layout(
+    fat_type: FatType,
+    total: u64,
+    sector: u64,
+    spc: u64,
+    root_entries: u64,
+) -> Option<Geometry> {
     let entry_bytes = if fat_type == FatType::Fat32 { 4 } else { 2 };
     let mut g = Geometry {
         fat_type,
@@ -102,7 +108,11 @@ fn layout(fat_type: FatType, total: u64, sector: u64, spc: u64, root_entries: u6
             _ => 1,
         },
         fat: 0,
-        root_entries: if fat_type == FatType::Fat32 { 0 } else { root_entries },
+        root_entries: if fat_type == FatType::Fat32 {
+            0
+        } else {
+            root_entries
+        },
         clusters: 0,
     };
     // Size the FAT for the clusters there would be without it: an upper bound, so
@@ -119,7 +129,9 @@ fn layout(fat_type: FatType, total: u64, sector: u64, spc: u64, root_entries: u6
 fn geometry(size: u64, sector: u64, root_entries: u64) -> Result<Geometry> {
     let total = size / sector;
     if total > u64::from(u32::MAX) {
-        return Err(Error::invalid(format!("a FAT volume of {size} bytes is larger than FAT allows (2^32 sectors)")));
+        return Err(Error::invalid(format!(
+            "a FAT volume of {size} bytes is larger than FAT allows (2^32 sectors)"
+        )));
     }
     const MIB: u64 = 1 << 20;
     // Microsoft's default FAT32 cluster sizes by volume size, at least one sector.
@@ -144,7 +156,13 @@ fn geometry(size: u64, sector: u64, root_entries: u64) -> Result<Geometry> {
     // keeps the count under FAT16's limit.
     let mut cluster = sector;
     while cluster <= 32768 {
-        if let Some(g) = layout(FatType::Fat16, total, sector, cluster / sector, root_entries) {
+        if let Some(g) = layout(
+            FatType::Fat16,
+            total,
+            sector,
+            cluster / sector,
+            root_entries,
+        ) {
             if g.clusters < FAT32_MIN_CLUSTERS {
                 if g.clusters >= FAT16_MIN_CLUSTERS {
                     return Ok(g);
@@ -186,7 +204,9 @@ fn validate_component(c: &str, path: &str) -> Result<()> {
     if c.is_empty() || c == "." || c == ".." {
         return bad("empty, '.' or '..' component");
     }
-    if c.chars().any(|ch| (ch as u32) < 0x20 || LONG_NAME_FORBIDDEN.contains(ch)) {
+    if c.chars()
+        .any(|ch| (ch as u32) < 0x20 || LONG_NAME_FORBIDDEN.contains(ch))
+    {
         return bad("a name contains a character FAT forbids (\"*/:<>?\\| or a control character)");
     }
     if c.ends_with('.') || c.ends_with(' ') {
@@ -260,7 +280,10 @@ fn assign_short_names(children: &mut [Child], reserved: &[[u8; 11]]) -> Result<(
             taken.push(s);
         }
     }
-    for c in children.iter_mut().filter(|c| exact_short(&c.long).is_none()) {
+    for c in children
+        .iter_mut()
+        .filter(|c| exact_short(&c.long).is_none())
+    {
         c.lfn = true;
         if let Some(s) = exact_short(&c.long.to_ascii_uppercase()).filter(|s| !taken.contains(s)) {
             if c.long.is_ascii() {
@@ -283,7 +306,8 @@ fn assign_short_names(children: &mut [Child], reserved: &[[u8; 11]]) -> Result<(
                 break;
             }
         }
-        let s = found.ok_or_else(|| Error::invalid(format!("no free short name for {:?}", c.long)))?;
+        let s =
+            found.ok_or_else(|| Error::invalid(format!("no free short name for {:?}", c.long)))?;
         c.short = s;
         taken.push(s);
     }
@@ -354,10 +378,16 @@ fn long_entries(c: &Child) -> Vec<[u8; 32]> {
 /// Format a `size`-byte volume holding `files` (paths with `/` or `\`, created with
 /// their parent directories). Fails if a path is invalid or duplicated, or if the
 /// files do not fit.
-pub fn format<'a>(size: u64, opts: &FatOptions, files: Vec<(String, Cow<'a, [u8]>)>) -> Result<FatPlan<'a>> {
+pub fn format<'a>(
+    size: u64,
+    opts: &FatOptions,
+    files: Vec<(String, Cow<'a, [u8]>)>,
+) -> Result<FatPlan<'a>> {
     let sector = opts.sector_size;
     if sector != 512 && sector != 4096 {
-        return Err(Error::invalid(format!("sector size {sector}: use 512 or 4096")));
+        return Err(Error::invalid(format!(
+            "sector size {sector}: use 512 or 4096"
+        )));
     }
     let label = opts.label.to_ascii_uppercase();
     if label.len() > 11 || !label.bytes().all(|b| b == b' ' || short_char_ok(b)) {
@@ -385,28 +415,54 @@ pub fn format<'a>(size: u64, opts: &FatOptions, files: Vec<(String, Cow<'a, [u8]
         let mut at = 0usize;
         for c in parents {
             validate_component(c, &path)?;
-            let found = dirs[at].children.iter().find(|ch| ch.long.to_lowercase() == c.to_lowercase());
+            let found = dirs[at]
+                .children
+                .iter()
+                .find(|ch| ch.long.to_lowercase() == c.to_lowercase());
             at = match found.map(|ch| &ch.kind) {
                 Some(Kind::Dir(i)) => *i,
                 Some(Kind::File(_)) => {
-                    return Err(Error::invalid(format!("ESP path {path:?}: {c:?} is a file, not a directory")))
+                    return Err(Error::invalid(format!(
+                        "ESP path {path:?}: {c:?} is a file, not a directory"
+                    )))
                 }
                 None => {
                     let idx = dirs.len();
-                    dirs.push(DirNode { parent: at, ..Default::default() });
-                    dirs[at].children.push(Child { long: (*c).to_string(), short: [b' '; 11], lfn: false, kind: Kind::Dir(idx) });
+                    dirs.push(DirNode {
+                        parent: at,
+                        ..Default::default()
+                    });
+                    dirs[at].children.push(Child {
+                        long: (*c).to_string(),
+                        short: [b' '; 11],
+                        lfn: false,
+                        kind: Kind::Dir(idx),
+                    });
                     idx
                 }
             };
         }
         validate_component(leaf, &path)?;
-        if dirs[at].children.iter().any(|ch| ch.long.to_lowercase() == leaf.to_lowercase()) {
-            return Err(Error::invalid(format!("ESP path {path:?} is given twice (FAT names ignore case)")));
+        if dirs[at]
+            .children
+            .iter()
+            .any(|ch| ch.long.to_lowercase() == leaf.to_lowercase())
+        {
+            return Err(Error::invalid(format!(
+                "ESP path {path:?} is given twice (FAT names ignore case)"
+            )));
         }
         if bytes.len() as u64 > u64::from(u32::MAX) {
-            return Err(Error::invalid(format!("ESP file {path:?} is 4 GiB or larger; FAT cannot hold it")));
+            return Err(Error::invalid(format!(
+                "ESP file {path:?} is 4 GiB or larger; FAT cannot hold it"
+            )));
         }
-        dirs[at].children.push(Child { long: (*leaf).to_string(), short: [b' '; 11], lfn: false, kind: Kind::File(data.len()) });
+        dirs[at].children.push(Child {
+            long: (*leaf).to_string(),
+            short: [b' '; 11],
+            lfn: false,
+            kind: Kind::File(data.len()),
+        });
         data.push(bytes);
         paths.push(comps.join("/"));
     }
@@ -418,7 +474,9 @@ pub fn format<'a>(size: u64, opts: &FatOptions, files: Vec<(String, Cow<'a, [u8]
     let sector_entries = sector / DIR_ENTRY_SIZE as u64;
     let root_entries = root_needed.max(512).next_multiple_of(sector_entries);
     if root_entries > u64::from(u16::MAX) - sector_entries {
-        return Err(Error::invalid("too many entries in the ESP's root directory"));
+        return Err(Error::invalid(
+            "too many entries in the ESP's root directory",
+        ));
     }
     let g = geometry(size, sector, root_entries)?;
     let cs = g.cluster_size();
@@ -456,7 +514,11 @@ pub fn format<'a>(size: u64, opts: &FatOptions, files: Vec<(String, Cow<'a, [u8]
     let fat32 = g.fat_type == FatType::Fat32;
     let eoc = if fat32 { FAT32_EOC } else { FAT16_EOC };
     let mut fat: Vec<u32> = vec![0; next as usize];
-    fat[0] = if fat32 { 0x0fff_ff00 | u32::from(MEDIA_FIXED) } else { 0xff00 | u32::from(MEDIA_FIXED) };
+    fat[0] = if fat32 {
+        0x0fff_ff00 | u32::from(MEDIA_FIXED)
+    } else {
+        0xff00 | u32::from(MEDIA_FIXED)
+    };
     // Entry 1: end-of-chain with the "clean" and "no I/O error" bits set.
     fat[1] = eoc;
     let mut chain = |first: u64, n: u64| {
@@ -493,11 +555,27 @@ pub fn format<'a>(size: u64, opts: &FatOptions, files: Vec<(String, Cow<'a, [u8]
                 out.extend_from_slice(&short_entry(&name, ATTR_VOLUME_ID, 0, 0, &stamp));
             }
         } else {
-            out.extend_from_slice(&short_entry(&reserved_names[0], ATTR_DIRECTORY, d.first_cluster, 0, &stamp));
+            out.extend_from_slice(&short_entry(
+                &reserved_names[0],
+                ATTR_DIRECTORY,
+                d.first_cluster,
+                0,
+                &stamp,
+            ));
             // ".." of a directory in the root points at cluster 0, even on FAT32
             // where the root has a cluster (the rule fatfs#117 broke).
-            let parent = if d.parent == 0 { 0 } else { dirs[d.parent].first_cluster };
-            out.extend_from_slice(&short_entry(&reserved_names[1], ATTR_DIRECTORY, parent, 0, &stamp));
+            let parent = if d.parent == 0 {
+                0
+            } else {
+                dirs[d.parent].first_cluster
+            };
+            out.extend_from_slice(&short_entry(
+                &reserved_names[1],
+                ATTR_DIRECTORY,
+                parent,
+                0,
+                &stamp,
+            ));
         }
         for c in &d.children {
             if c.lfn {
@@ -506,8 +584,16 @@ pub fn format<'a>(size: u64, opts: &FatOptions, files: Vec<(String, Cow<'a, [u8]
                 }
             }
             let e = match c.kind {
-                Kind::Dir(j) => short_entry(&c.short, ATTR_DIRECTORY, dirs[j].first_cluster, 0, &stamp),
-                Kind::File(j) => short_entry(&c.short, ATTR_ARCHIVE, file_clusters[j], data[j].len() as u32, &stamp),
+                Kind::Dir(j) => {
+                    short_entry(&c.short, ATTR_DIRECTORY, dirs[j].first_cluster, 0, &stamp)
+                }
+                Kind::File(j) => short_entry(
+                    &c.short,
+                    ATTR_ARCHIVE,
+                    file_clusters[j],
+                    data[j].len() as u32,
+                    &stamp,
+                ),
             };
             out.extend_from_slice(&e);
         }
@@ -526,7 +612,11 @@ pub fn format<'a>(size: u64, opts: &FatOptions, files: Vec<(String, Cow<'a, [u8]
     // Boot sector, FSInfo and their backups.
     let ss = sector as usize;
     let mut boot = vec![0u8; ss];
-    boot[BS_JMP..BS_JMP + 3].copy_from_slice(if fat32 { &[0xeb, 0x58, 0x90] } else { &[0xeb, 0x3c, 0x90] });
+    boot[BS_JMP..BS_JMP + 3].copy_from_slice(if fat32 {
+        &[0xeb, 0x58, 0x90]
+    } else {
+        &[0xeb, 0x3c, 0x90]
+    });
     boot[BS_OEM..BS_OEM + 8].copy_from_slice(b"MSWIN4.1");
     put16(&mut boot, BPB_BYTES_PER_SEC, sector as u16);
     boot[BPB_SEC_PER_CLUS] = g.spc as u8;
@@ -544,7 +634,11 @@ pub fn format<'a>(size: u64, opts: &FatOptions, files: Vec<(String, Cow<'a, [u8]
     }
     put16(&mut boot, BPB_SEC_PER_TRK, 63);
     put16(&mut boot, BPB_NUM_HEADS, 255);
-    put32(&mut boot, BPB_HIDD_SEC, u32::try_from(opts.hidden_sectors).unwrap_or(u32::MAX));
+    put32(
+        &mut boot,
+        BPB_HIDD_SEC,
+        u32::try_from(opts.hidden_sectors).unwrap_or(u32::MAX),
+    );
     let ext = if fat32 {
         put32(&mut boot, BPB_FAT_SZ32, g.fat as u32);
         put16(&mut boot, BPB_EXT_FLAGS, 0);
@@ -564,7 +658,11 @@ pub fn format<'a>(size: u64, opts: &FatOptions, files: Vec<(String, Cow<'a, [u8]
         lab[..label.len()].copy_from_slice(label.as_bytes());
     }
     boot[ext + X_VOL_LAB..ext + X_VOL_LAB + 11].copy_from_slice(&lab);
-    boot[ext + X_FIL_SYS_TYPE..ext + X_FIL_SYS_TYPE + 8].copy_from_slice(if fat32 { b"FAT32   " } else { b"FAT16   " });
+    boot[ext + X_FIL_SYS_TYPE..ext + X_FIL_SYS_TYPE + 8].copy_from_slice(if fat32 {
+        b"FAT32   "
+    } else {
+        b"FAT16   "
+    });
     // Boot code: halt forever if a BIOS ever jumps here (cli; hlt; jmp $-1).
     let code = usize::from(boot[1]) + 2;
     boot[code..code + 4].copy_from_slice(&[0xfa, 0xf4, 0xeb, 0xfd]);
@@ -578,7 +676,15 @@ pub fn format<'a>(size: u64, opts: &FatOptions, files: Vec<(String, Cow<'a, [u8]
         put32(&mut info, 0, FSI_LEAD_SIG);
         put32(&mut info, FSI_STRUC_AT, FSI_STRUC_SIG);
         put32(&mut info, FSI_FREE_COUNT, (g.clusters - used) as u32);
-        put32(&mut info, FSI_NXT_FREE, if used < g.clusters { next as u32 } else { u32::MAX });
+        put32(
+            &mut info,
+            FSI_NXT_FREE,
+            if used < g.clusters {
+                next as u32
+            } else {
+                u32::MAX
+            },
+        );
         put32(&mut info, FSI_TRAIL_AT, FSI_TRAIL_SIG);
         let at = |s: u16| usize::from(s) * ss;
         reserved[at(FSINFO_SECTOR)..][..ss].copy_from_slice(&info);
@@ -591,7 +697,11 @@ pub fn format<'a>(size: u64, opts: &FatOptions, files: Vec<(String, Cow<'a, [u8]
     for copy in 0..u64::from(NUM_FATS) {
         let at = (g.reserved + copy * g.fat) * sector;
         extents.push((at, Cow::Owned(fat_bytes.clone())));
-        push_zeros(&mut extents, at + fat_bytes.len() as u64, fat_len - fat_bytes.len() as u64);
+        push_zeros(
+            &mut extents,
+            at + fat_bytes.len() as u64,
+            fat_len - fat_bytes.len() as u64,
+        );
     }
     if !fat32 {
         let at = (g.reserved + 2 * g.fat) * sector;
@@ -605,8 +715,16 @@ pub fn format<'a>(size: u64, opts: &FatOptions, files: Vec<(String, Cow<'a, [u8]
     }
     let mut placed = Vec::with_capacity(data.len());
     for ((b, &first), path) in data.into_iter().zip(&file_clusters).zip(paths) {
-        let offset = if first == 0 { 0 } else { data_offset + (first - 2) * cs };
-        placed.push(PlacedFile { path, offset, len: b.len() as u64 });
+        let offset = if first == 0 {
+            0
+        } else {
+            data_offset + (first - 2) * cs
+        };
+        placed.push(PlacedFile {
+            path,
+            offset,
+            len: b.len() as u64,
+        });
         if !b.is_empty() {
             extents.push((offset, b));
         }
@@ -626,7 +744,11 @@ pub fn format<'a>(size: u64, opts: &FatOptions, files: Vec<(String, Cow<'a, [u8]
 
 /// Directory entries a directory needs (own entries, long names, short entries).
 fn entries_of(i: usize, d: &DirNode, label: &str) -> u64 {
-    let own = if i == 0 { u64::from(!label.is_empty()) } else { 2 };
+    let own = if i == 0 {
+        u64::from(!label.is_empty())
+    } else {
+        2
+    };
     own + d.children.iter().map(|c| 1 + lfn_entries(c)).sum::<u64>()
 }
 
@@ -637,5 +759,211 @@ pub(crate) fn push_zeros<'a>(extents: &mut Vec<(u64, Cow<'a, [u8]>)>, mut at: u6
         extents.push((at, Cow::Borrowed(&ZEROS[..n as usize])));
         at += n;
         len -= n;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::disk::fat::read::read_volume;
+    use crate::disk::DiskImage;
+    use std::io::Read;
+
+    const MIB: u64 = 1 << 20;
+
+    fn volume(
+        size: u64,
+        opts: &FatOptions,
+        files: &[(&str, Vec<u8>)],
+    ) -> (FatPlan<'static>, Vec<u8>) {
+        let owned: Vec<(String, Cow<'static, [u8]>)> = files
+            .iter()
+            .map(|(p, d)| (p.to_string(), Cow::Owned(d.clone())))
+            .collect();
+        let plan = format(size, opts, owned).unwrap();
+        let mut img = DiskImage::new(size);
+        for (o, d) in plan.extents.clone() {
+            img.put(o, d).unwrap();
+        }
+        (plan, img.to_vec())
+    }
+
+    fn pattern(n: usize, seed: u8) -> Vec<u8> {
+        (0..n)
+            .map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed))
+            .collect()
+    }
+
+    fn sample() -> Vec<(&'static str, Vec<u8>)> {
+        vec![
+            ("EFI/BOOT/BOOTX64.EFI", pattern(300_000, 1)),
+            ("EFI/Linux/systemd-bootx64.efi", pattern(4096, 2)),
+            ("EFI/Linux/systemd-bootia32.efi", pattern(4097, 3)),
+            ("loader/loader.conf", b"timeout 0\n".to_vec()),
+            ("loader/keys/auto/db.auth", pattern(1500, 4)),
+            ("empty", Vec::new()),
+            (
+                "a very long file name that needs several long entries.txt",
+                pattern(10, 5),
+            ),
+            ("Ünïcödé.efi", pattern(33, 6)),
+        ]
+    }
+
+    #[test]
+    fn fatfs_reads_back_every_file_at_both_sector_sizes() {
+        for (size, sector, want) in [
+            (100 * MIB, 512, FatType::Fat32),
+            (100 * MIB, 4096, FatType::Fat16),
+            (300 * MIB, 4096, FatType::Fat32),
+            (20 * MIB, 512, FatType::Fat16),
+        ] {
+            let opts = FatOptions {
+                sector_size: sector,
+                hidden_sectors: 2048,
+                ..Default::default()
+            };
+            let files = sample();
+            let (plan, bytes) = volume(size, &opts, &files);
+            assert_eq!(plan.fat_type, want, "{size} {sector}");
+            match want {
+                FatType::Fat32 => assert!(plan.clusters >= FAT32_MIN_CLUSTERS),
+                _ => assert!((FAT16_MIN_CLUSTERS..FAT32_MIN_CLUSTERS).contains(&plan.clusters)),
+            }
+            // The data area starts on a cluster boundary.
+            assert_eq!(plan.data_offset % plan.cluster_size, 0);
+            let fs = fatfs::FileSystem::new(
+                std::io::Cursor::new(bytes.clone()),
+                fatfs::FsOptions::new(),
+            )
+            .unwrap();
+            assert_eq!(fs.volume_id(), opts.volume_id);
+            assert_eq!(fs.volume_label().trim_end(), "EFI");
+            for (path, data) in &files {
+                let mut f = fs.root_dir().open_file(path).unwrap();
+                let mut got = Vec::new();
+                f.read_to_end(&mut got).unwrap();
+                assert_eq!(&got, data, "{path}");
+            }
+            // Our own reader agrees, and finds the files contiguous.
+            let v = read_volume(&bytes).unwrap();
+            assert_eq!(v.problems, Vec::<String>::new());
+            assert_eq!(v.fat_type, want);
+            for (path, data) in &files {
+                let e = v.entries.iter().find(|e| e.path == *path).unwrap();
+                assert!(e.runs.len() <= 1);
+                assert_eq!(v.file_bytes(&bytes, e).unwrap().as_ref(), data.as_slice());
+            }
+        }
+    }
+
+    #[test]
+    fn dot_entries_come_first_and_dotdot_of_a_root_child_is_zero() {
+        // The rule fatfs 0.3.6 breaks (rust-fatfs#117) and fsck.fat enforces.
+        let (plan, bytes) = volume(100 * MIB, &FatOptions::default(), &sample());
+        let v = read_volume(&bytes).unwrap();
+        let efi = v.entries.iter().find(|e| e.path == "EFI").unwrap();
+        let boot = v.entries.iter().find(|e| e.path == "EFI/BOOT").unwrap();
+        let at = |c: u32| (plan.data_offset + (u64::from(c) - 2) * plan.cluster_size) as usize;
+        let d = &bytes[at(efi.first_cluster)..];
+        assert_eq!(&d[0..11], b".          ");
+        assert_eq!(&d[32..43], b"..         ");
+        assert_eq!(u16::from_le_bytes([d[32 + 26], d[32 + 27]]), 0);
+        let d = &bytes[at(boot.first_cluster)..];
+        assert_eq!(&d[32..43], b"..         ");
+        assert_eq!(
+            u32::from(u16::from_le_bytes([d[32 + 26], d[32 + 27]])),
+            efi.first_cluster
+        );
+    }
+
+    #[test]
+    fn short_names_follow_the_windows_scheme() {
+        let (_, bytes) = volume(100 * MIB, &FatOptions::default(), &sample());
+        let v = read_volume(&bytes).unwrap();
+        let short = |p: &str| {
+            v.entries
+                .iter()
+                .find(|e| e.path == p)
+                .unwrap()
+                .short_name
+                .clone()
+        };
+        assert_eq!(short("EFI/BOOT/BOOTX64.EFI"), "BOOTX64.EFI");
+        assert_eq!(short("loader/loader.conf"), "LOADER~1.CON");
+        assert_eq!(short("EFI/Linux/systemd-bootx64.efi"), "SYSTEM~1.EFI");
+        assert_eq!(short("EFI/Linux/systemd-bootia32.efi"), "SYSTEM~2.EFI");
+        assert_eq!(short("EFI/Linux"), "LINUX");
+    }
+
+    #[test]
+    fn refusals_are_clear() {
+        let o = FatOptions::default();
+        let err = |size: u64, files: Vec<(String, Cow<'static, [u8]>)>| {
+            format(size, &o, files).unwrap_err().to_string()
+        };
+        assert!(err(MIB, vec![]).contains("too small"));
+        assert!(
+            err(4 * MIB, vec![("big".into(), Cow::Owned(vec![1; 5 << 20]))]).contains("too small")
+        );
+        let two = vec![
+            ("A/b".into(), Cow::Borrowed(&b"x"[..])),
+            ("a/B".into(), Cow::Borrowed(&b"y"[..])),
+        ];
+        assert!(err(100 * MIB, two).contains("twice"));
+        assert!(err(100 * MIB, vec![("a:b".into(), Cow::Borrowed(&b""[..]))]).contains("forbids"));
+        assert!(err(100 * MIB, vec![("x/../y".into(), Cow::Borrowed(&b""[..]))]).contains("'..'"));
+        let bad_label = FatOptions {
+            label: "much too long label".into(),
+            ..Default::default()
+        };
+        assert!(format(100 * MIB, &bad_label, vec![]).is_err());
+    }
+
+    #[test]
+    fn reproducible_and_timestamped() {
+        let o = FatOptions {
+            timestamp: 1_735_787_046,
+            ..Default::default()
+        };
+        let (_, a) = volume(64 * MIB, &o, &sample());
+        let (_, b) = volume(64 * MIB, &o, &sample());
+        assert_eq!(a, b);
+        let v = read_volume(&a).unwrap();
+        assert!(v.entries.iter().all(|e| e.modified == Some(1_735_787_046)));
+    }
+
+    #[test]
+    fn hostile_volumes_do_not_panic() {
+        let (_, good) = volume(8 * MIB, &FatOptions::default(), &sample());
+        let mut seed = 0x1234_5678u32;
+        for _ in 0..300 {
+            let mut d = good[..(1 << 20).min(good.len())].to_vec();
+            for _ in 0..16 {
+                seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12345);
+                let at = (seed as usize >> 8) % 0x8000;
+                d[at] = (seed >> 24) as u8;
+            }
+            let _ = read_volume(&d);
+        }
+        // A truncated volume is reported, not trusted.
+        assert!(read_volume(&good[..600]).map_or(true, |v| !v.problems.is_empty()));
+        // A root directory whose chain loops back on itself ends the walk.
+        let (plan, mut d) = volume(100 * MIB, &FatOptions::default(), &sample());
+        let fat2 = (plan.reserved_sectors * 512 + 8) as usize;
+        d[fat2..fat2 + 4].copy_from_slice(&2u32.to_le_bytes());
+        let v = read_volume(&d).unwrap();
+        assert!(v.entries.len() < 1000);
+        // A subdirectory that points back at the root's cluster is not walked twice.
+        let efi = v
+            .entries
+            .iter()
+            .find(|e| e.path == "EFI")
+            .unwrap()
+            .first_cluster;
+        let at = (plan.data_offset + (u64::from(efi) - 2) * plan.cluster_size) as usize + 64 + 26;
+        let mut d2 = d.clone();
+        d2[at..at + 2].copy_from_slice(&2u16.to_le_bytes());
+        assert!(read_volume(&d2).is_ok());
     }
 }

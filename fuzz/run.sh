@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# The long fuzz run (issue 9): make small seed corpora from the real fixtures, then run
+# each cargo-fuzz target in turn, one job each, for a bounded time. Crashers land in
+# fuzz/artifacts/<target>/; check each in as tests/regressions/<name> (regressions.rs).
+#
+#   fuzz/run.sh                       every target, FUZZ_SECONDS (default 300) each
+#   FUZZ_SECONDS=3600 fuzz/run.sh inspect verify
+#   FUZZ_SEEDS_ONLY=1 fuzz/run.sh     only (re)make the seed corpora
+#
+# Needs the nightly toolchain and cargo-fuzz (`cargo install cargo-fuzz`). The corpora
+# (fuzz/corpus/, grown by libFuzzer) and fuzz/artifacts/ are never committed; the
+# executions and times of each run are appended to fuzz/runs.log (not committed either)
+# and summarised in docs/robustness.md.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(dirname "$here")
+fx="${UKITOOL_FIXTURES:-$root/tests/fixtures/out}"
+secs="${FUZZ_SECONDS:-300}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target/fuzz}"
+all_targets=(inspect extract verify verify_anchors siglist measure build_uki gpt fat disk)
+targets=("$@")
+[[ ${#targets[@]} -gt 0 ]] || targets=("${all_targets[@]}")
+
+[[ -f "$fx/uki-signed.efi" ]] || bash "$root/tests/fixtures/generate.sh" "$fx"
+cargo build --quiet -p ukitool --manifest-path "$root/Cargo.toml"
+ukitool="$CARGO_TARGET_DIR/debug/ukitool"
+
+# Seeds: small (<= ~1 MiB) and remade each run, so nothing binary is checked in.
+seeds() {
+    local w c="$here/corpus"
+    w=$(mktemp -d)
+    trap 'rm -rf "$w"' RETURN
+    mkdir -p "$c"/{pe,signed,siglist,gpt,fat,disk,build}
+    # A tiny UKI (4 KiB of the real kernel's setup header, a small initrd, a profile and
+    # a .pcrsig), unsigned and signed; the stub signed by sbsign and twice (a nested
+    # signature, osslsigncode -nest).
+    head -c 4096 "$fx/vmlinuz" >"$w/linux"
+    head -c 2048 "$fx/initrd.cpio.gz" >"$w/initrd"
+    printf 'foo=bar quiet\n' >"$w/cmdline"
+    "$ukitool" build --stub "$fx/linuxx64.efi.stub" --linux "$w/linux" --initrd "$w/initrd" \
+        --cmdline @"$w/cmdline" --os-release @"$fx/os-release" --uname 6.1.0-test \
+        --splash "$fx/splash.bmp" --pcr-key "$fx/snakeoil.key" \
+        --profile 'ID=one' --section .cmdline:"$w/cmdline" --profile 'ID=two' \
+        --timestamp 1 -o "$c/pe/tiny-uki.efi"
+    "$ukitool" build --stub "$fx/linuxx64.efi.stub" --linux "$w/linux" --initrd "$w/initrd" \
+        --cmdline 'x' --timestamp 1 --key "$fx/snakeoil.key" --cert "$fx/snakeoil.pem" \
+        -o "$c/signed/tiny-uki-signed.efi"
+    sbsign --key "$fx/snakeoil.key" --cert "$fx/snakeoil.pem" --output "$c/signed/stub-sbsign.efi" \
+        "$fx/linuxx64.efi.stub" >/dev/null 2>&1
+    osslsigncode sign -key "$fx/other.key" -certs "$fx/other.pem" -nest -h sha384 \
+        -in "$c/signed/stub-sbsign.efi" -out "$c/signed/stub-nested.efi" >/dev/null
+    cp "$fx/addon.efi" "$c/pe/addon.efi"
+    cp "$fx/linuxx64.efi.stub" "$c/pe/stub.efi"
+    cp "$c/signed/"*.efi "$c/pe/"
+    # EFI signature lists: an X.509 list (snakeoil) and a SHA-256 list.
+    python3 - "$fx/snakeoil.pem" "$c/siglist" <<'PY'
+import base64, hashlib, struct, sys, uuid
+pem = open(sys.argv[1]).read()
+der = base64.b64decode("".join(l for l in pem.splitlines() if "-----" not in l))
+owner = uuid.UUID("77fa9abd-0359-4d32-bd60-28f4e78f784b").bytes_le
+def esl(ty, entries):
+    size = 16 + len(entries[0])
+    body = b"".join(owner + e for e in entries)
+    return uuid.UUID(ty).bytes_le + struct.pack("<III", 28 + len(body), 0, size) + body
+x509 = esl("a5c059a1-94e4-4aa7-87b5-ab155c2bf072", [der])
+sha = esl("c1c41626-504c-4092-aca9-41f936934328", [hashlib.sha256(b"a").digest(), hashlib.sha256(b"b").digest()])
+open(sys.argv[2] + "/x509.esl", "wb").write(x509)
+open(sys.argv[2] + "/sha256.esl", "wb").write(sha)
+open(sys.argv[2] + "/both.esl", "wb").write(x509 + sha)
+PY
+    # A 128 KiB FAT12 volume with a directory tree and long names; a 64 KiB GPT disk;
+    # a 1 MiB GPT disk whose ESP holds the FAT volume.
+    rm -f "$w/fat.img"
+    mkfs.vfat -C -n SEED -i 0badcafe "$w/fat.img" 128 >/dev/null
+    mmd -i "$w/fat.img" ::/EFI ::/EFI/BOOT ::/loader "::/A long directory name"
+    mcopy -i "$w/fat.img" "$w/linux" ::/EFI/BOOT/BOOTX64.EFI
+    mcopy -i "$w/fat.img" "$w/cmdline" "::/A long directory name/a file with a long name.conf"
+    cp "$w/fat.img" "$c/fat/fat12.img"
+    truncate -s 64K "$c/gpt/small.img"
+    sgdisk -a 1 --new=1:34:60 --typecode=1:ef00 --change-name=1:ESP \
+        --new=2:61:90 "$c/gpt/small.img" >/dev/null
+    truncate -s 1M "$w/disk.img"
+    sgdisk -a 8 --new=1:40:+128K --typecode=1:ef00 --change-name=1:ESP "$w/disk.img" >/dev/null
+    dd if="$w/fat.img" of="$w/disk.img" bs=512 seek=40 conv=notrunc status=none
+    cp "$w/disk.img" "$c/disk/esp.img"
+    cp "$w/disk.img" "$c/gpt/esp.img"
+    # Build inputs are raw bytes cut into fields by the target.
+    cp "$w/cmdline" "$w/linux" "$c/build/"
+    head -c 512 "$fx/os-release" >"$c/build/osrel"
+}
+
+echo "fuzz: seeds"
+seeds
+[[ -z "${FUZZ_SEEDS_ONLY:-}" ]] || exit 0
+
+corpus_of() {
+    case "$1" in
+        inspect | extract | measure) echo pe ;;
+        verify | verify_anchors) echo signed ;;
+        siglist | gpt | fat | disk) echo "$1" ;;
+        build_uki) echo build ;;
+    esac
+}
+
+log="$here/runs.log"
+cd "$here"
+for t in "${targets[@]}"; do
+    src="$here/corpus/$(corpus_of "$t")"
+    work="$here/corpus/run-$t"
+    mkdir -p "$work" "$here/artifacts/$t"
+    echo "fuzz: $t for ${secs}s (seeds $src)"
+    out=$(mktemp)
+    # -jobs/-workers 1: the machine is shared. -rss_limit_mb: a leak or a header-sized
+    # allocation fails the run as a crash. -timeout: a hang (one input > 10 s) too.
+    rc=0
+    cargo +nightly fuzz run --release --debug-assertions "$t" "$work" "$src" -- \
+        -max_total_time="$secs" -jobs=1 -workers=1 -rss_limit_mb=2048 -timeout=10 \
+        -max_len=1100000 -print_final_stats=1 \
+        -artifact_prefix="$here/artifacts/$t/" 2>"$out" || rc=$?
+    runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$out" | grep -o '[0-9]*$' || echo '?')
+    took=$(grep -o 'Done [0-9]* runs in [0-9]* second' "$out" | grep -o 'in [0-9]*' | grep -o '[0-9]*' || echo "$secs")
+    printf '%s %s runs=%s seconds=%s exit=%s\n' "$(date -u +%FT%TZ)" "$t" "$runs" "$took" "$rc" | tee -a "$log"
+    if [[ $rc -ne 0 ]]; then
+        tail -40 "$out"
+        echo "fuzz: $t failed; crasher in fuzz/artifacts/$t/" >&2
+    fi
+    rm -f "$out"
+done

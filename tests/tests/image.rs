@@ -1,0 +1,634 @@
+//! `ukitool image` against outside referees: sgdisk -v for the GPT, fsck.fat -n for the
+//! ESP, mtools to read every file back, QEMU + OVMF to boot each layout; plus
+//! reproducibility, `ukitool inspect` on the result, and clear errors for bad options.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+use ukitool_tests::{
+    boot_disk, fixture, fixture_bytes, sha256_file, tmpdir, ukitool, Firmware, TmpDir,
+};
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"))
+}
+
+/// Make an image; returns its path and the `--json` summary.
+fn image(dir: &TmpDir, name: &str, args: &[&str]) -> (PathBuf, Value) {
+    let out = dir.join(name);
+    let o = run(ukitool()
+        .arg("image")
+        .arg("-o")
+        .arg(&out)
+        .arg("--json")
+        .args(args));
+    assert!(o.status.success(), "ukitool image {args:?}: {}", text(&o));
+    let summary =
+        serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("summary: {e}: {}", text(&o)));
+    (out, summary)
+}
+
+fn path_str(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+/// sgdisk -v on the image; for 4096-byte sectors through a read-only loop device with
+/// that logical block size, since sgdisk reads an image file as 512-byte sectors.
+fn sgdisk_verify(img: &Path, sector: u64) {
+    let out = if sector == 512 {
+        run(Command::new("sgdisk").arg("-v").arg(img))
+    } else {
+        let lo = run(Command::new("losetup")
+            .args(["-f", "--show", "-r", "-b", "4096"])
+            .arg(img));
+        if !lo.status.success() {
+            eprintln!(
+                "SKIP sgdisk -v at 4096-byte sectors: losetup: {}",
+                text(&lo)
+            );
+            return;
+        }
+        let dev = String::from_utf8_lossy(&lo.stdout).trim().to_string();
+        let o = run(Command::new("sgdisk").arg("-v").arg(&dev));
+        let _ = run(Command::new("losetup").arg("-d").arg(&dev));
+        o
+    };
+    let t = text(&out);
+    assert!(
+        out.status.success() && t.contains("No problems found"),
+        "sgdisk -v {}: {t}",
+        img.display()
+    );
+}
+
+/// fsck.fat -n on the ESP, copied out of the image: it must print nothing but its
+/// version line and the summary line.
+fn fsck_esp(dir: &TmpDir, img: &Path, offset: u64, size: u64) {
+    let data = fs::read(img).unwrap();
+    let esp = dir.join("esp.fat");
+    fs::write(&esp, &data[offset as usize..(offset + size) as usize]).unwrap();
+    let o = run(Command::new("fsck.fat").arg("-n").arg(&esp));
+    let t = text(&o);
+    let lines: Vec<&str> = t.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(o.status.success(), "fsck.fat -n: {t}");
+    assert_eq!(lines.len(), 2, "fsck.fat -n reported something: {t}");
+    assert!(lines[0].starts_with("fsck.fat "), "{t}");
+    assert!(lines[1].contains(" files, "), "{t}");
+    let _ = fs::remove_file(esp);
+}
+
+/// Every file mdir lists on the ESP, and each one's bytes through mcopy.
+fn esp_files(dir: &TmpDir, img: &Path, offset: u64) -> BTreeMap<String, Vec<u8>> {
+    let at = format!("{}@@{offset}", path_str(img));
+    let o = run(Command::new("mdir").args(["-/", "-b", "-i", &at, "::/"]));
+    assert!(o.status.success(), "mdir: {}", text(&o));
+    let mut files = BTreeMap::new();
+    for line in String::from_utf8_lossy(&o.stdout).lines() {
+        let Some(p) = line.trim().strip_prefix("::/") else {
+            continue;
+        };
+        if p.is_empty() || p.ends_with('/') {
+            continue;
+        }
+        let dst = dir.join("mcopy.out");
+        let _ = fs::remove_file(&dst);
+        let c = run(Command::new("mcopy")
+            .args(["-n", "-i", &at, &format!("::/{p}")])
+            .arg(&dst));
+        if !c.status.success() {
+            // mdir -b also lists directories without a trailing slash.
+            continue;
+        }
+        files.insert(p.to_string(), fs::read(&dst).unwrap());
+    }
+    files
+}
+
+fn esp_of(summary: &Value) -> (u64, u64) {
+    let p = &summary["partitions"][0];
+    assert_eq!(p["type_name"], "efi-system");
+    (p["offset"].as_u64().unwrap(), p["size"].as_u64().unwrap())
+}
+
+/// The referee checks every layout gets: GPT, FAT, file contents, inspect.
+fn check(
+    dir: &TmpDir,
+    img: &Path,
+    summary: &Value,
+    sector: u64,
+    expected: &BTreeMap<&str, Vec<u8>>,
+) {
+    sgdisk_verify(img, sector);
+    let (off, size) = esp_of(summary);
+    assert_eq!(off % (1 << 20), 0, "ESP not 1 MiB aligned");
+    fsck_esp(dir, img, off, size);
+    let got = esp_files(dir, img, off);
+    let got_names: Vec<&str> = got.keys().map(String::as_str).collect();
+    let want_names: Vec<&str> = expected.keys().copied().collect();
+    assert_eq!(got_names, want_names, "files on the ESP");
+    for (p, want) in expected {
+        assert!(got[*p] == *want, "{p} differs from its source");
+    }
+    // ukitool inspect finds the partitions, the files and the UKI's sections.
+    let o = run(ukitool().args(["inspect", "--json"]).arg(img));
+    assert!(o.status.success(), "inspect: {}", text(&o));
+    let r: Value = serde_json::from_slice(&o.stdout).unwrap();
+    let parts = r["partition_table"]["partitions"].as_array().unwrap();
+    assert_eq!(parts.len(), summary["partitions"].as_array().unwrap().len());
+    assert_eq!(r["partition_table"]["sector_size"], sector);
+    let fs0 = &r["filesystems"][0];
+    let listed: Vec<&str> = fs0["fat"]["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["is_dir"] == false)
+        .map(|e| e["path"].as_str().unwrap())
+        .collect();
+    for p in expected.keys() {
+        assert!(listed.contains(p), "inspect does not list {p}: {listed:?}");
+    }
+    let efis = fs0["efi_binaries"].as_array().unwrap();
+    let has_uki = efis.iter().any(|b| {
+        b["report"]["sections"]
+            .as_array()
+            .is_some_and(|s| s.iter().any(|s| s["name"] == ".linux"))
+    });
+    let uki_expected = expected.values().any(|v| *v == fixture_bytes("uki.efi"));
+    assert_eq!(has_uki, uki_expected, "inspect's EFI binaries: {efis:?}");
+}
+
+fn map(entries: &[(&'static str, Vec<u8>)]) -> BTreeMap<&'static str, Vec<u8>> {
+    entries.iter().cloned().collect()
+}
+
+#[test]
+fn uefi_layout_both_sector_sizes() {
+    let dir = tmpdir();
+    let uki = fixture("uki.efi");
+    for sector in [512u64, 4096] {
+        let s = sector.to_string();
+        let (img, sum) = image(
+            &dir,
+            &format!("uefi-{sector}.img"),
+            &["--uki", path_str(&uki), "--sector-size", &s],
+        );
+        assert_eq!(
+            sum["esp"]["fat_type"],
+            if sector == 512 { "fat32" } else { "fat16" }
+        );
+        check(
+            &dir,
+            &img,
+            &sum,
+            sector,
+            &map(&[("EFI/BOOT/BOOTX64.EFI", fixture_bytes("uki.efi"))]),
+        );
+    }
+}
+
+#[test]
+fn fat32_at_4096_byte_sectors_when_the_esp_is_large_enough() {
+    let dir = tmpdir();
+    let uki = fixture("uki.efi");
+    let (img, sum) = image(
+        &dir,
+        "big-esp.img",
+        &[
+            "--uki",
+            path_str(&uki),
+            "--sector-size",
+            "4096",
+            "--esp-size",
+            "300M",
+        ],
+    );
+    assert_eq!(sum["esp"]["fat_type"], "fat32");
+    check(
+        &dir,
+        &img,
+        &sum,
+        4096,
+        &map(&[("EFI/BOOT/BOOTX64.EFI", fixture_bytes("uki.efi"))]),
+    );
+}
+
+#[test]
+fn systemd_boot_layout_with_keys_and_extra_files_both_sector_sizes() {
+    let dir = tmpdir();
+    let keys = dir.join("keys");
+    fs::create_dir_all(&keys).unwrap();
+    for k in ["PK.auth", "KEK.auth", "db.auth"] {
+        fs::write(keys.join(k), format!("test {k}")).unwrap();
+    }
+    let extra = fixture("os-release");
+    let add = format!("{}:extra/a long name with spaces.txt", path_str(&extra));
+    for sector in [512u64, 4096] {
+        let s = sector.to_string();
+        let (img, sum) = image(
+            &dir,
+            &format!("sd-{sector}.img"),
+            &[
+                "--uki",
+                path_str(&fixture("uki.efi")),
+                "--layout",
+                "systemd-boot",
+                "--systemd-boot",
+                path_str(&fixture("systemd-bootx64.efi")),
+                "--enroll-keys",
+                path_str(&keys),
+                "--entry-name",
+                "test",
+                "--add-file",
+                &add,
+                "--sector-size",
+                &s,
+            ],
+        );
+        let expected = map(&[
+            ("EFI/BOOT/BOOTX64.EFI", fixture_bytes("systemd-bootx64.efi")),
+            ("EFI/Linux/test.efi", fixture_bytes("uki.efi")),
+            (
+                "loader/loader.conf",
+                b"timeout 0\ndefault test.efi\n".to_vec(),
+            ),
+            ("loader/keys/auto/PK.auth", b"test PK.auth".to_vec()),
+            ("loader/keys/auto/KEK.auth", b"test KEK.auth".to_vec()),
+            ("loader/keys/auto/db.auth", b"test db.auth".to_vec()),
+            (
+                "extra/a long name with spaces.txt",
+                fixture_bytes("os-release"),
+            ),
+        ]);
+        check(&dir, &img, &sum, sector, &expected);
+    }
+}
+
+fn grub_expected(cfg: &[u8], with_debian: bool) -> BTreeMap<&'static str, Vec<u8>> {
+    let mut m = map(&[
+        ("EFI/BOOT/BOOTX64.EFI", fixture_bytes("shimx64.efi.signed")),
+        ("EFI/BOOT/grubx64.efi", fixture_bytes("grubx64.efi.signed")),
+        ("EFI/BOOT/grub.cfg", cfg.to_vec()),
+        // The UKI was built from these two files: extraction must give them back.
+        ("A/vmlinuz", fixture_bytes("vmlinuz")),
+        ("A/initramfs", fixture_bytes("initrd.cpio.gz")),
+    ]);
+    if with_debian {
+        m.insert("EFI/debian/grub.cfg", cfg.to_vec());
+    }
+    m
+}
+
+#[test]
+fn grub_layout_behind_shim_both_sector_sizes() {
+    let dir = tmpdir();
+    let cmdline = String::from_utf8(fixture_bytes("cmdline")).unwrap();
+    for sector in [512u64, 4096] {
+        let s = sector.to_string();
+        let (img, sum) = image(
+            &dir,
+            &format!("grub-{sector}.img"),
+            &[
+                "--uki",
+                path_str(&fixture("uki.efi")),
+                "--layout",
+                "grub",
+                "--grub",
+                path_str(&fixture("grubx64.efi.signed")),
+                "--shim",
+                path_str(&fixture("shimx64.efi.signed")),
+                "--sector-size",
+                &s,
+            ],
+        );
+        let (off, _) = esp_of(&sum);
+        let cfg = esp_files(&dir, &img, off)
+            .remove("EFI/BOOT/grub.cfg")
+            .expect("grub.cfg");
+        let cfg_text = String::from_utf8_lossy(&cfg).to_string();
+        assert!(
+            cfg_text.contains(&format!("linux /A/vmlinuz {}", cmdline.trim())),
+            "{cfg_text}"
+        );
+        // Debian's GRUB has /EFI/debian built in as its prefix: detected, no flag needed.
+        check(&dir, &img, &sum, sector, &grub_expected(&cfg, true));
+    }
+}
+
+#[test]
+fn talos_layouts_have_talos_partitions() {
+    let dir = tmpdir();
+    let (img, sum) = image(
+        &dir,
+        "talos-grub.img",
+        &[
+            "--uki",
+            path_str(&fixture("uki.efi")),
+            "--layout",
+            "talos",
+            "--grub",
+            path_str(&fixture("grubx64.efi.signed")),
+            "--grub-prefix",
+            "/EFI/BOOT",
+        ],
+    );
+    let parts: Vec<(String, u64, String)> = sum["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap().into(),
+                p["size"].as_u64().unwrap() >> 20,
+                p["type_name"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    let want = [
+        ("EFI", 100, "efi-system"),
+        ("BIOS", 1, "bios-boot"),
+        ("BOOT", 1000, "linux-data"),
+        ("META", 1, "linux-data"),
+    ];
+    assert_eq!(
+        parts,
+        want.map(|(a, b, c)| (a.to_string(), b, c.to_string()))
+    );
+    assert_eq!(
+        sum["partitions"][1]["attributes"], 4,
+        "BIOS partition is legacy-BIOS-bootable"
+    );
+    sgdisk_verify(&img, 512);
+    let o = run(Command::new("sgdisk").arg("-i").arg("2").arg(&img));
+    assert!(
+        text(&o).contains("legacy BIOS bootable") || text(&o).contains("0000000000000004"),
+        "{}",
+        text(&o)
+    );
+    let (off, size) = esp_of(&sum);
+    fsck_esp(&dir, &img, off, size);
+
+    let (img, sum) = image(
+        &dir,
+        "talos-sd.img",
+        &[
+            "--uki",
+            path_str(&fixture("uki.efi")),
+            "--layout",
+            "talos",
+            "--sector-size",
+            "4096",
+        ],
+    );
+    let names: Vec<&str> = sum["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["EFI", "META"]);
+    assert_eq!(sum["partitions"][0]["size"], 1100u64 << 20);
+    check(
+        &dir,
+        &img,
+        &sum,
+        4096,
+        &map(&[("EFI/BOOT/BOOTX64.EFI", fixture_bytes("uki.efi"))]),
+    );
+}
+
+#[test]
+fn extra_partitions_guids_and_sizes() {
+    let dir = tmpdir();
+    let (img, sum) = image(
+        &dir,
+        "extra.img",
+        &[
+            "--uki",
+            path_str(&fixture("uki.efi")),
+            "--size",
+            "1G",
+            "--add-partition",
+            "data:64M:linux",
+            "--add-partition",
+            "xboot:32M:xbootldr",
+            "--disk-guid",
+            "01234567-89AB-CDEF-0123-456789ABCDEF",
+        ],
+    );
+    assert_eq!(sum["size"], 1u64 << 30);
+    sgdisk_verify(&img, 512);
+    // The sparse file holds only the data, not a gigabyte.
+    let blocks = {
+        use std::os::unix::fs::MetadataExt;
+        fs::metadata(&img).unwrap().blocks() * 512
+    };
+    assert_eq!(fs::metadata(&img).unwrap().len(), 1 << 30);
+    assert!(
+        blocks < 64 << 20,
+        "{blocks} bytes allocated for a 1 GiB image"
+    );
+    let o = run(Command::new("sgdisk").arg("-p").arg(&img));
+    let t = text(&o);
+    assert!(t.contains("01234567-89AB-CDEF-0123-456789ABCDEF"), "{t}");
+    assert!(t.contains("data") && t.contains("xboot"), "{t}");
+    let o = run(Command::new("sgdisk").arg("-i").arg("3").arg(&img));
+    assert!(
+        text(&o).contains("BC13C2FF-59E6-4262-A352-B275FD6F7172"),
+        "{}",
+        text(&o)
+    );
+}
+
+#[test]
+fn same_inputs_same_bytes_and_stdout_matches_the_file() {
+    let dir = tmpdir();
+    let uki = fixture("uki.efi");
+    let sd = fixture("systemd-bootx64.efi");
+    let args = [
+        "--uki",
+        path_str(&uki),
+        "--layout",
+        "systemd-boot",
+        "--systemd-boot",
+        path_str(&sd),
+        "--timestamp",
+        "1700000000",
+    ];
+    let (a, _) = image(&dir, "a.img", &args);
+    let (b, _) = image(&dir, "b.img", &args);
+    assert_eq!(sha256_file(&a), sha256_file(&b));
+    // SOURCE_DATE_EPOCH is the default timestamp.
+    let c = dir.join("c.img");
+    let o = run(ukitool()
+        .arg("image")
+        .arg("-o")
+        .arg(&c)
+        .args(&args[..6])
+        .env("SOURCE_DATE_EPOCH", "1700000000"));
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(sha256_file(&a), sha256_file(&c));
+    // A different time gives a different image.
+    let (d, _) = image(
+        &dir,
+        "d.img",
+        &[&args[..6], &["--timestamp", "1700000002"]].concat(),
+    );
+    assert_ne!(sha256_file(&a), sha256_file(&d));
+    // `-o -` streams the same bytes.
+    let o = run(ukitool().args(["image", "-o", "-"]).args(args));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.stdout == fs::read(&a).unwrap(),
+        "stdout differs from the file"
+    );
+    let mtime =
+        run(Command::new("mdir").args(["-i", &format!("{}@@1M", path_str(&a)), "::/EFI/Linux"]));
+    assert!(text(&mtime).contains("2023-11-14"), "{}", text(&mtime));
+}
+
+#[test]
+fn bad_options_are_clear_errors() {
+    let dir = tmpdir();
+    let uki = fixture("uki.efi");
+    let u = path_str(&uki);
+    let out = dir.join("x.img");
+    let fail = |args: &[&str], want: &str| {
+        let o = run(ukitool().arg("image").arg("-o").arg(&out).args(args));
+        let t = text(&o);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {t}");
+        assert!(
+            t.contains("ukitool: error:") && t.contains(want),
+            "{args:?}: want {want:?} in {t}"
+        );
+    };
+    fail(&["--uki", u, "--esp-size", "2M"], "smaller than the files");
+    fail(
+        &["--uki", u, "--size", "20M"],
+        "smaller than its partitions",
+    );
+    fail(&["--uki", u, "--layout", "bios"], "unknown layout");
+    fail(
+        &["--uki", u, "--layout", "systemd-boot"],
+        "missing bootloader",
+    );
+    fail(&["--uki", u, "--layout", "grub"], "missing bootloader");
+    fail(
+        &[
+            "--uki",
+            u,
+            "--layout",
+            "grub",
+            "--grub",
+            "/nonexistent/grubx64.efi",
+        ],
+        "GRUB binary",
+    );
+    fail(&["--uki", u, "--sector-size", "1024"], "512 or 4096");
+    fail(&["--uki", u, "--add-file", "nocolon"], "SRC:ESP_PATH");
+    fail(
+        &["--uki", u, "--add-partition", "x:1M:nonsense"],
+        "partition type",
+    );
+    fail(&["--uki", path_str(&fixture("os-release"))], "not a PE");
+}
+
+// Boot tests: one QEMU + OVMF boot each (~10-30 s under TCG).
+
+fn boot_image(name: &str, args: &[&str], fw: Firmware) -> (ukitool_tests::BootLog, TmpDir) {
+    let dir = tmpdir();
+    let (img, _) = image(&dir, name, args);
+    (boot_disk(&img, fw), dir)
+}
+
+#[test]
+fn qemu_boot_uefi_plain() {
+    let (log, _d) = boot_image(
+        "b1.img",
+        &["--uki", path_str(&fixture("uki.efi"))],
+        Firmware::Plain,
+    );
+    assert!(log.marker().is_some(), "no marker: {}", log.tail(30));
+    assert_eq!(log.secure_boot(), Some(false));
+}
+
+#[test]
+fn qemu_boot_uefi_signed_under_secure_boot() {
+    let (log, _d) = boot_image(
+        "b2.img",
+        &["--uki", path_str(&fixture("uki-signed.efi"))],
+        Firmware::SecureBoot,
+    );
+    assert!(log.marker().is_some(), "no marker: {}", log.tail(30));
+    assert_eq!(log.secure_boot(), Some(true));
+}
+
+#[test]
+fn qemu_boot_uefi_tampered_is_refused_under_secure_boot() {
+    let (log, _d) = boot_image(
+        "b3.img",
+        &["--uki", path_str(&fixture("uki-tampered.efi"))],
+        Firmware::SecureBoot,
+    );
+    assert!(
+        log.marker().is_none(),
+        "a tampered UKI booted: {}",
+        log.tail(30)
+    );
+    assert!(log.firmware_refused(), "no refusal seen: {}", log.tail(30));
+}
+
+#[test]
+fn qemu_boot_systemd_boot() {
+    let (log, _d) = boot_image(
+        "b4.img",
+        &[
+            "--uki",
+            path_str(&fixture("uki.efi")),
+            "--layout",
+            "systemd-boot",
+            "--systemd-boot",
+            path_str(&fixture("systemd-bootx64.efi")),
+        ],
+        Firmware::Plain,
+    );
+    assert!(log.marker().is_some(), "no marker: {}", log.tail(30));
+}
+
+#[test]
+fn qemu_boot_grub_with_the_ukis_cmdline() {
+    let (log, _d) = boot_image(
+        "b5.img",
+        &[
+            "--uki",
+            path_str(&fixture("uki.efi")),
+            "--layout",
+            "grub",
+            "--grub",
+            path_str(&fixture("grubx64.efi.signed")),
+            "--shim",
+            path_str(&fixture("shimx64.efi.signed")),
+        ],
+        Firmware::Plain,
+    );
+    let cmdline = String::from_utf8(fixture_bytes("cmdline")).unwrap();
+    let got = log
+        .cmdline()
+        .unwrap_or_else(|| panic!("no marker: {}", log.tail(30)));
+    for word in cmdline.split_whitespace() {
+        assert!(
+            got.split_whitespace().any(|w| w == word),
+            "{word:?} missing from {got:?}"
+        );
+    }
+}
