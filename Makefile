@@ -78,7 +78,7 @@ run: deps build fixtures
 test: deps fixtures
 	cargo build -p ukitool
 	rc=0; \
-	cargo test --workspace -- $(CARGO_TEST_ARGS) || rc=1; \
+	cargo test --workspace --no-fail-fast -- $(CARGO_TEST_ARGS) || rc=1; \
 	if compgen -G 'tests/e2e/*.test.*js' >/dev/null; then \
 		$(MAKE) web && node --test tests/e2e/ || rc=1; \
 	fi; \

@@ -168,8 +168,11 @@ pub fn run(a: ImageArgs) -> Result<ExitCode> {
         .map(|s| PartitionSpec::parse(s))
         .collect::<Result<_, _>>()?;
 
-    let (img, summary) = layout::build_image(&o)?;
     let to_stdout = a.output == Path::new("-");
+    if !to_stdout {
+        refuse_unsafe_output(&a.output, &a.uki)?;
+    }
+    let (img, summary) = layout::build_image(&o)?;
     let progress = !a.quiet && std::io::stderr().is_terminal();
     if to_stdout {
         if std::io::stdout().is_terminal() {
@@ -193,6 +196,28 @@ pub fn run(a: ImageArgs) -> Result<ExitCode> {
         print_summary(&mut w, &summary, &a.output)?;
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The output is truncated before it is written: it must not be an input (the UKI is
+/// memory-mapped, so truncating it would crash the read) nor a block device (that is
+/// `ukitool write`'s job, with its safety checks).
+fn refuse_unsafe_output(out: &Path, uki: &Path) -> Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    let Ok(meta) = std::fs::metadata(out) else {
+        return Ok(());
+    };
+    if meta.file_type().is_block_device() {
+        bail!(
+            "{} is a block device: write the image to a file, then use `ukitool write`",
+            out.display()
+        );
+    }
+    if let (Ok(a), Ok(b)) = (out.canonicalize(), uki.canonicalize()) {
+        if a == b {
+            bail!("the output {} is the input UKI", out.display());
+        }
+    }
+    Ok(())
 }
 
 fn bar(total: u64, on: bool) -> indicatif::ProgressBar {

@@ -97,6 +97,10 @@ describe("a real UKI", () => {
     await row.getByRole("button", { name: "Hex" }).click();
     const hex = await page.textContent(".hex-row pre");
     assert.match(hex, /^[0-9a-f]{8} {2}4d 5a/, ".linux starts with MZ");
+    // The browser decodes the .splash BMP at the size the CLI reads from its header.
+    await page.waitForFunction(() => document.getElementById("splash")?.complete);
+    const dims = await page.$eval("#splash", (i) => [i.naturalWidth, i.naturalHeight]);
+    assert.deepEqual(dims, [cli.splash.width, Math.abs(cli.splash.height)]);
     await page.screenshot({ path: artifact("uki-hex.png") });
   });
 

@@ -497,7 +497,7 @@ fn signed_stubs(dir: &Path) -> (Vec<u8>, Vec<u8>) {
     (fs::read(one).unwrap(), fs::read(two).unwrap())
 }
 
-/// A 4 MiB GPT disk whose ESP is a 3 MiB FAT16 volume made by mkfs.vfat and mtools.
+/// A 5 MiB GPT disk whose ESP is a 3 MiB FAT16 volume made by mkfs.vfat and mtools.
 fn mtools_disk(dir: &Path) -> Vec<u8> {
     let esp = dir.join("esp.fat");
     let disk = dir.join("mtools.img");
@@ -533,7 +533,7 @@ fn mtools_disk(dir: &Path) -> Vec<u8> {
         "::/A long directory name/cmdline.txt",
     ]);
     fs::write(&disk, []).unwrap();
-    run(Command::new("truncate").args(["-s", "4M"]).arg(&disk));
+    run(Command::new("truncate").args(["-s", "5M"]).arg(&disk));
     run(Command::new("sgdisk")
         .args([
             "--new=1:2048:+3M",
@@ -677,16 +677,9 @@ fn mutate(rng: &mut Rng, t: &mut Target) -> Case {
                 if fl.name.starts_with("FAT[") && rng.chance(1, 2) {
                     // Chains: loops, back-links, bad/free/end markers.
                     let me = (fl.name[4..fl.name.len() - 1]).parse::<u64>().unwrap();
-                    let v = *rng.pick(&[
-                        me,
-                        2,
-                        me.saturating_sub(1),
-                        0,
-                        1,
-                        0x0fff_fff7,
-                        0xffff,
-                        rng.below(64),
-                    ]);
+                    let any = rng.below(64);
+                    let v =
+                        *rng.pick(&[me, 2, me.saturating_sub(1), 0, 1, 0x0fff_fff7, 0xffff, any]);
                     c.desc += &format!("{}={v:#x} ", fl.name);
                     c.write(d, fl.at, fl.width, v);
                 } else {
@@ -977,4 +970,242 @@ fn mutation_corpus() {
         stats.mem_violations.len(),
         &stats.mem_violations[..stats.mem_violations.len().min(10)]
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// Constructed worst cases: time and memory bounds.
+
+/// A generous "not hung" bound for one constructed case (the times are printed; a
+/// healthy run takes well under a second each).
+const NOT_HUNG: Duration = Duration::from_secs(60);
+
+struct Sec {
+    name: &'static [u8],
+    vsize: u32,
+    raw: u32,
+    ptr: u32,
+    ch: u32,
+}
+
+/// A PE32+ EFI application made of a section table and `tail` bytes of data, with each
+/// section's VirtualAddress laid out 4 KiB apart.
+fn mini_pe(secs: &[Sec], tail: usize, cert: Option<(u32, u32)>) -> Vec<u8> {
+    let table = 0x148usize;
+    let hdrs = table + 40 * secs.len();
+    let mut d = vec![0u8; hdrs + tail];
+    d[..2].copy_from_slice(b"MZ");
+    set(&mut d, 0x3c, 4, 0x40);
+    d[0x40..0x44].copy_from_slice(b"PE\0\0");
+    set(&mut d, 0x44, 2, 0x8664);
+    set(&mut d, 0x46, 2, secs.len() as u64);
+    set(&mut d, 0x54, 2, 240);
+    set(&mut d, 0x56, 2, 0x22);
+    let o = 0x58;
+    set(&mut d, o, 2, 0x20b);
+    set(&mut d, o + 32, 4, 0x1000);
+    set(&mut d, o + 36, 4, 0x200);
+    set(&mut d, o + 56, 4, 0x1000 * (secs.len() as u64 + 1));
+    set(&mut d, o + 60, 4, hdrs as u64);
+    set(&mut d, o + 68, 2, 10);
+    set(&mut d, o + 108, 4, 16);
+    if let Some((at, size)) = cert {
+        set(&mut d, o + 112 + 32, 4, u64::from(at));
+        set(&mut d, o + 112 + 36, 4, u64::from(size));
+    }
+    for (i, s) in secs.iter().enumerate() {
+        let h = table + 40 * i;
+        d[h..h + s.name.len().min(8)].copy_from_slice(&s.name[..s.name.len().min(8)]);
+        set(&mut d, h + 8, 4, u64::from(s.vsize));
+        set(&mut d, h + 12, 4, 0x1000 * (i as u64 + 1));
+        set(&mut d, h + 16, 4, u64::from(s.raw));
+        set(&mut d, h + 20, 4, u64::from(s.ptr));
+        set(&mut d, h + 36, 4, u64::from(s.ch));
+    }
+    d
+}
+
+/// Every PE operation on `d`, timed, with the allocation peak of inspect and verify.
+struct Timed {
+    name: String,
+    len: usize,
+    took: Duration,
+    peak: u64,
+}
+
+fn time_pe(name: &str, d: &[u8], trust: &TrustStore) -> Timed {
+    let start = Instant::now();
+    let (_, p1) = peak_of(|| inspect(d, &InspectOptions::default()).map(|r| r.sections.len()));
+    let (_, p2) = peak_of(|| PeFile::parse(d).map(|pe| verify(&pe, trust).verdict));
+    let _ = extract::all(d, None).map(|v| v.len());
+    let _ = PeFile::parse(d).and_then(|pe| {
+        predict(&uki_parts(&pe, None)?, &[DigestAlgorithm::Sha256], &[]).map(|p| p.len())
+    });
+    Timed {
+        name: name.into(),
+        len: d.len(),
+        took: start.elapsed(),
+        peak: p1.max(p2),
+    }
+}
+
+fn time_disk(name: &str, d: &[u8], esp: (usize, usize)) -> Timed {
+    let start = Instant::now();
+    let (_, p1) = peak_of(|| inspect_disk(d).map(|r| r.filesystems.len()));
+    let vol = &d[esp.0..esp.1];
+    let (_, p2) = peak_of(|| {
+        read_volume(vol).map(|v| {
+            v.entries
+                .iter()
+                .filter(|e| !e.is_dir)
+                .map(|e| v.file_bytes(vol, e).map(|b| b.len()).unwrap_or(0))
+                .sum::<usize>()
+        })
+    });
+    Timed {
+        name: name.into(),
+        len: d.len(),
+        took: start.elapsed(),
+        peak: p1.max(p2),
+    }
+}
+
+fn report(title: &str, rows: &[Timed]) {
+    println!("{title}:");
+    for r in rows {
+        println!(
+            "  {:<44} {:>10} bytes {:>9.1} ms  peak alloc {:>10} ({:.2}x input)",
+            r.name,
+            r.len,
+            r.took.as_secs_f64() * 1e3,
+            r.peak,
+            r.peak as f64 / r.len as f64
+        );
+    }
+}
+
+fn many_sections(n: usize, overlapping: bool) -> Vec<u8> {
+    const NAMES: [&[u8]; 8] = [
+        b".linux",
+        b".initrd",
+        b".cmdline",
+        b".osrel",
+        b".sbat",
+        b".text",
+        b".profile",
+        b".uname",
+    ];
+    let data_at = 0x148 + 40 * n;
+    let secs: Vec<Sec> = (0..n)
+        .map(|i| Sec {
+            name: NAMES[i % NAMES.len()],
+            vsize: if overlapping { 1 << 20 } else { 16 },
+            raw: if overlapping { 1 << 20 } else { 16 },
+            ptr: (data_at + if overlapping { 0 } else { 16 * i }) as u32,
+            ch: 0x4000_0040,
+        })
+        .collect();
+    let tail = if overlapping { 1 << 20 } else { 16 * n };
+    let mut d = mini_pe(&secs, tail, None);
+    for (i, b) in d[data_at..].iter_mut().enumerate() {
+        *b = b"ID=x\nfoo=bar \n"[i % 14];
+    }
+    d
+}
+
+#[test]
+fn many_sections_stay_linear() {
+    let trust = snakeoil_trust();
+    let rows = with_watchdog(NOT_HUNG, move |tx, cur| {
+        let mut rows = Vec::new();
+        for (n, overlapping) in [(6553, false), (65535, false), (6553, true), (65535, true)] {
+            let name = format!(
+                "{n} sections{}",
+                if overlapping {
+                    ", all on one 1 MiB payload"
+                } else {
+                    ""
+                }
+            );
+            *cur.lock().unwrap() = name.clone();
+            rows.push(time_pe(&name, &many_sections(n, overlapping), &trust));
+            let _ = tx.send(());
+        }
+        rows
+    });
+    report(
+        "many sections (inspect + verify + extract + measure)",
+        &rows,
+    );
+    for pair in rows.chunks(2) {
+        println!(
+            "  10x the sections took {:.1}x the time",
+            pair[1].took.as_secs_f64() / pair[0].took.as_secs_f64().max(1e-6)
+        );
+    }
+}
+
+#[test]
+fn claims_do_not_allocate() {
+    // 1 KiB files whose headers claim 4 GiB: sections, the certificate table, the
+    // symbol table, the data directories.
+    let trust = snakeoil_trust();
+    let big = u32::MAX;
+    let mut cases = Vec::new();
+    for name in [
+        &b".linux"[..],
+        b".cmdline",
+        b".osrel",
+        b".initrd",
+        b".profile",
+        b".pcrsig",
+        b".sbat",
+    ] {
+        let secs = [Sec {
+            name,
+            vsize: big,
+            raw: big,
+            ptr: 0x200,
+            ch: 0x4000_0040,
+        }];
+        cases.push((
+            format!("{} claiming 4 GiB", String::from_utf8_lossy(name)),
+            mini_pe(&secs, 1024 - 0x170, None),
+        ));
+    }
+    let secs = [Sec {
+        name: b".text",
+        vsize: 16,
+        raw: 16,
+        ptr: 0x200,
+        ch: 0x6000_0020,
+    }];
+    cases.push((
+        "certificate table claiming 4 GiB".into(),
+        mini_pe(&secs, 1024 - 0x170, Some((0x300, big))),
+    ));
+    let mut d = mini_pe(&secs, 1024 - 0x170, Some((0x300, 0x100)));
+    set(&mut d, 0x300, 4, u64::from(big)); // WIN_CERTIFICATE.dwLength
+    set(&mut d, 0x304, 4, 0x0002_0200);
+    d[0x308..0x30e].copy_from_slice(&[0x30, 0x84, 0xff, 0xff, 0xff, 0xf0]);
+    cases.push(("WIN_CERTIFICATE and DER claiming 4 GiB".into(), d));
+    let mut d = mini_pe(&secs, 1024 - 0x170, None);
+    set(&mut d, 0x4c, 4, 0x200); // PointerToSymbolTable
+    set(&mut d, 0x50, 4, big.into()); // NumberOfSymbols
+    set(&mut d, 0x58 + 108, 4, big.into()); // NumberOfRvaAndSizes
+    cases.push((
+        "symbol table and data directories claiming 4G entries".into(),
+        d,
+    ));
+    let mut rows = Vec::new();
+    for (name, d) in &cases {
+        let t = time_pe(name, d, &trust);
+        assert!(
+            t.peak <= 2 * d.len() as u64 + MEM_SLACK,
+            "{name}: peak allocation {} for a {}-byte file",
+            t.peak,
+            d.len()
+        );
+        rows.push(t);
+    }
+    report("headers claiming 4 GiB in a 1 KiB file", &rows);
 }

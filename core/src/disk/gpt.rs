@@ -473,7 +473,7 @@ mod tests {
                 &mut img,
                 sector,
                 Guid::from_name(&Guid::ZERO, "d"),
-                &[p.clone()],
+                std::slice::from_ref(&p),
             )
             .unwrap();
             let t = read(&img.to_vec()).unwrap();

@@ -637,7 +637,7 @@ mod tests {
         )
     }
 
-    fn esp<'a>(img: &'a DiskImage<'_>, s: &ImageSummary) -> (Vec<u8>, crate::disk::fat::FatVolume) {
+    fn esp(img: &DiskImage<'_>, s: &ImageSummary) -> (Vec<u8>, crate::disk::fat::FatVolume) {
         let p = &s.partitions[0];
         let mut v = vec![0u8; p.size as usize];
         img.read_at(p.offset, &mut v);

@@ -105,7 +105,7 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
 /// The checksum of an 11-byte short name that each of its long-name entries carries.
 pub fn short_name_checksum(name: &[u8; 11]) -> u8 {
     name.iter()
-        .fold(0u8, |sum, &c| (sum >> 1 | sum << 7).wrapping_add(c))
+        .fold(0u8, |sum, &c| sum.rotate_right(1).wrapping_add(c))
 }
 
 #[cfg(test)]
