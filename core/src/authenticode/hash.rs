@@ -141,6 +141,14 @@ pub fn hash_ranges(pe: &PeFile<'_>) -> Result<Vec<Range<u64>>> {
         }
         ranges.push(start..end);
         sum_of_bytes_hashed += u64::from(s.size_of_raw_data);
+        // Overlapping raw data is hashed once per section, as EDK2 does; a table that
+        // points 65535 sections at the same bytes must not cost 65535 passes (issue 9).
+        if sum_of_bytes_hashed > len.saturating_mul(2) {
+            return Err(Error::malformed(
+                s.header_offset + 16,
+                format!("sections' raw data adds up to more than twice the file size ({len:#x} bytes): they overlap"),
+            ));
+        }
     }
     if sum_of_bytes_hashed < image_end {
         ranges.push(sum_of_bytes_hashed..image_end);
