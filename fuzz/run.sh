@@ -47,6 +47,7 @@ seeds() {
         -o "$c/signed/tiny-uki-signed.efi"
     sbsign --key "$fx/snakeoil.key" --cert "$fx/snakeoil.pem" --output "$c/signed/stub-sbsign.efi" \
         "$fx/linuxx64.efi.stub" >/dev/null 2>&1
+    rm -f "$c/signed/stub-nested.efi"
     osslsigncode sign -key "$fx/other.key" -certs "$fx/other.pem" -nest -h sha384 \
         -in "$c/signed/stub-sbsign.efi" -out "$c/signed/stub-nested.efi" >/dev/null
     cp "$fx/addon.efi" "$c/pe/addon.efi"
@@ -76,6 +77,7 @@ PY
     mcopy -i "$w/fat.img" "$w/linux" ::/EFI/BOOT/BOOTX64.EFI
     mcopy -i "$w/fat.img" "$w/cmdline" "::/A long directory name/a file with a long name.conf"
     cp "$w/fat.img" "$c/fat/fat12.img"
+    rm -f "$c/gpt/small.img"
     truncate -s 64K "$c/gpt/small.img"
     sgdisk -a 1 --new=1:34:60 --typecode=1:ef00 --change-name=1:ESP \
         --new=2:61:90 "$c/gpt/small.img" >/dev/null

@@ -134,26 +134,22 @@ pub fn file_name(section: &str) -> String {
     if let Some((_, file)) = CONVENTIONAL.iter().find(|(s, _)| *s == section) {
         return (*file).to_string();
     }
-    match section {
-        other => {
-            let t: String = other
-                .trim_start_matches('.')
-                .chars()
-                .map(|c| {
-                    if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
-                        c
-                    } else {
-                        '_'
-                    }
-                })
-                .collect();
-            // Never "", "." or "..": those are not file names.
-            if t.chars().all(|c| c == '.') {
-                format!("section{}", t.len())
+    let t: String = section
+        .trim_start_matches('.')
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
             } else {
-                t
+                '_'
             }
-        }
+        })
+        .collect();
+    // Never "", "." or "..": those are not file names.
+    if t.chars().all(|c| c == '.') {
+        format!("section{}", t.len())
+    } else {
+        t
     }
 }
 

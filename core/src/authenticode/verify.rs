@@ -163,12 +163,21 @@ struct Digests<'p, 'a> {
     pe: &'p PeFile<'a>,
     ranges: Result<Vec<std::ops::Range<u64>>>,
     done: BTreeMap<DigestAlgorithm, Vec<u8>>,
+    /// The digests were computed elsewhere ([`verify_with_digests`]): `pe.data` holds
+    /// only the headers and the certificate table, so nothing may be hashed here.
+    precomputed: bool,
 }
 
 impl Digests<'_, '_> {
     fn get(&mut self, alg: DigestAlgorithm) -> Result<Vec<u8>> {
         if let Some(d) = self.done.get(&alg) {
             return Ok(d.clone());
+        }
+        if self.precomputed {
+            return Err(Error::invalid(format!(
+                "no precomputed {} image digest was given",
+                alg.name()
+            )));
         }
         let ranges = self.ranges.as_ref().map_err(Clone::clone)?;
         let mut h = Hasher::new(alg);
@@ -255,10 +264,47 @@ fn push_with_nested<'a>(
 
 /// Verify every signature of `pe` (which must hold the whole file) against `trust`.
 pub fn verify(pe: &PeFile<'_>, trust: &TrustStore) -> VerifyReport {
+    verify_inner(pe, trust, None)
+}
+
+/// [`verify`] with the Authenticode image digests computed elsewhere, e.g. streamed
+/// over [`hash_ranges`] by the browser's WebCrypto. `pe.data` needs only the headers
+/// and the certificate table at their file offsets (other bytes are not read), and
+/// `digests` must hold SHA-256 plus every algorithm of [`digest_algorithms`]; a
+/// missing one makes the signatures that need it `malformed`.
+pub fn verify_with_digests(
+    pe: &PeFile<'_>,
+    trust: &TrustStore,
+    digests: BTreeMap<DigestAlgorithm, Vec<u8>>,
+) -> VerifyReport {
+    verify_inner(pe, trust, Some(digests))
+}
+
+/// The image digest algorithms [`verify`] computes for `pe`: SHA-256 (always, for
+/// db/dbx hashes) and each parsed signature's, nested ones included.
+pub fn digest_algorithms(pe: &PeFile<'_>) -> Vec<DigestAlgorithm> {
+    let (entries, _) = pkcs7::walk_certificate_table(pe);
+    let mut algs: Vec<DigestAlgorithm> = collect(&entries)
+        .iter()
+        .filter_map(|f| f.parsed.as_ref().ok().map(|sd| sd.digest_algorithm))
+        .collect();
+    algs.push(DigestAlgorithm::Sha256);
+    algs.sort();
+    algs.dedup();
+    algs
+}
+
+fn verify_inner(
+    pe: &PeFile<'_>,
+    trust: &TrustStore,
+    precomputed: Option<BTreeMap<DigestAlgorithm, Vec<u8>>>,
+) -> VerifyReport {
+    let given = precomputed.is_some();
     let mut digests = Digests {
         pe,
         ranges: hash_ranges(pe),
-        done: BTreeMap::new(),
+        done: precomputed.unwrap_or_default(),
+        precomputed: given,
     };
     let table = pe
         .certificate_table()
@@ -272,7 +318,7 @@ pub fn verify(pe: &PeFile<'_>, trust: &TrustStore) -> VerifyReport {
         signatures: Vec::new(),
         lints: Vec::new(),
     };
-    if (pe.data.len() as u64) < pe.file_len {
+    if !given && (pe.data.len() as u64) < pe.file_len {
         report.verdict = Verdict::Malformed;
         report.reason = "only the headers were read; verification needs the whole file".into();
         return report;

@@ -91,7 +91,8 @@ pub fn inspect_disk_with(data: &[u8], opts: &InspectOptions) -> Result<DiskRepor
                 data.len()
             ));
         }
-        let Some(vol) = data.get(p.offset as usize..(end.min(data.len() as u64)) as usize) else {
+        let avail = end.min(data.len() as u64).saturating_sub(p.offset);
+        let Ok(vol) = crate::bytes::slice(data, p.offset, avail, "partition") else {
             continue;
         };
         if !looks_like_fat(vol) {
