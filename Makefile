@@ -49,7 +49,7 @@ deps:
 	rustup target list --installed | grep -qx wasm32-unknown-unknown || \
 		rustup target add wasm32-unknown-unknown
 	[ "$$(wasm-bindgen --version 2>/dev/null)" = "wasm-bindgen $(WASM_BINDGEN_VERSION)" ] || \
-		cargo install --locked wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION)
+		cargo install wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION)
 	if [ -f tests/e2e/package.json ]; then \
 		(cd tests/e2e && npm install --no-audit --no-fund); \
 	fi
