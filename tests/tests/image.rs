@@ -632,3 +632,33 @@ fn qemu_boot_grub_with_the_ukis_cmdline() {
         );
     }
 }
+
+#[test]
+fn memory_does_not_grow_with_the_disk_size() {
+    // Peak RSS (GNU time's %M) must stay within the UKI's size plus 32 MiB whether the
+    // disk is 1 GiB or 64 GiB: the image is extents, never a buffer of the disk's size.
+    let dir = tmpdir();
+    let uki = fixture("uki.efi");
+    let limit_kib = (fs::metadata(&uki).unwrap().len() + (32 << 20)) / 1024;
+    for size in ["1G", "64G"] {
+        let out = dir.join(format!("m-{size}.img"));
+        let o = run(Command::new("/usr/bin/time")
+            .args(["-f", "maxrss=%M"])
+            .arg(ukitool_tests::ukitool_bin())
+            .args(["image", "-q", "--uki", path_str(&uki), "--size", size, "-o"])
+            .arg(&out));
+        let t = text(&o);
+        assert!(o.status.success(), "{t}");
+        let rss: u64 = t
+            .lines()
+            .find_map(|l| l.strip_prefix("maxrss="))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no maxrss in {t}"));
+        assert!(
+            rss < limit_kib,
+            "{size}: peak RSS {rss} KiB, limit {limit_kib} KiB"
+        );
+        sgdisk_verify(&out, 512);
+        let _ = fs::remove_file(out);
+    }
+}

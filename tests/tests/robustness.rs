@@ -1253,3 +1253,318 @@ fn claims_do_not_allocate() {
     }
     report("headers claiming 4 GiB in a 1 KiB file", &rows);
 }
+
+/// DER TLV with a definite length.
+fn tlv(tag: u8, body: &[u8]) -> Vec<u8> {
+    let mut v = vec![tag];
+    let n = body.len();
+    if n < 0x80 {
+        v.push(n as u8);
+    } else {
+        let b = n.to_be_bytes();
+        let skip = b.iter().take_while(|&&x| x == 0).count();
+        v.push(0x80 | (b.len() - skip) as u8);
+        v.extend_from_slice(&b[skip..]);
+    }
+    v.extend_from_slice(body);
+    v
+}
+
+/// The children of the TLV at the start of `d`: (tag, whole TLV bytes).
+fn children(d: &[u8]) -> Vec<&[u8]> {
+    let (hdr, len) = tlv_header(d);
+    let mut body = &d[hdr..hdr + len];
+    let mut out = Vec::new();
+    while !body.is_empty() {
+        let (h, l) = tlv_header(body);
+        out.push(&body[..h + l]);
+        body = &body[h + l..];
+    }
+    out
+}
+
+fn tlv_header(d: &[u8]) -> (usize, usize) {
+    if d[1] < 0x80 {
+        (2, d[1] as usize)
+    } else {
+        let k = (d[1] & 0x7f) as usize;
+        (2 + k, get_be(&d[2..2 + k]))
+    }
+}
+
+/// SPC_NESTED_SIGNATURE_OBJID 1.3.6.1.4.1.311.2.4.1.
+const NESTED_OID: [u8; 12] = [
+    0x06, 0x0a, 0x2b, 0x06, 0x01, 0x04, 0x01, 0x82, 0x37, 0x02, 0x04, 0x01,
+];
+
+/// `ci` (a PKCS#7 ContentInfo) with `nested` ContentInfos added to its signer's
+/// unauthenticated attributes as one nested-signature attribute.
+fn with_nested(ci: &[u8], nested: &[Vec<u8>]) -> Vec<u8> {
+    let top = children(ci); // OID, [0]
+    let sd = children(top[1])[0];
+    let parts = children(sd); // version, digestAlgorithms, contentInfo, [0] certs, signerInfos
+    let infos = parts[parts.len() - 1];
+    let signer = children(infos)[0];
+    let mut sbody: Vec<u8> = children(signer).concat();
+    let mut set = Vec::new();
+    for n in nested {
+        set.extend_from_slice(n);
+    }
+    let attr = tlv(0x30, &[&NESTED_OID[..], &tlv(0x31, &set)].concat());
+    sbody.extend(tlv(0xa1, &attr));
+    let infos = tlv(0x31, &tlv(0x30, &sbody));
+    let mut sdbody: Vec<u8> = parts[..parts.len() - 1].concat();
+    sdbody.extend(infos);
+    tlv(0x30, &[top[0], &tlv(0xa0, &tlv(0x30, &sdbody))].concat())
+}
+
+/// `signed` (an sbsign'ed PE) with its certificate table replaced by `entries`
+/// (WIN_CERTIFICATE bodies: each wrapped, 8-byte aligned).
+fn with_cert_table(signed: &[u8], entries: &[Vec<u8>]) -> Vec<u8> {
+    let pe = get(signed, 0x3c, 4) as usize;
+    let dir = pe + 24 + 112 + 32;
+    let at = get(signed, dir, 4) as usize;
+    let mut d = signed[..at].to_vec();
+    for e in entries {
+        let len = 8 + e.len();
+        let mut w = Vec::with_capacity(len + 8);
+        w.extend_from_slice(&(len as u32).to_le_bytes());
+        w.extend_from_slice(&0x0002_0200u32.to_le_bytes());
+        w.extend_from_slice(e);
+        w.resize(len.next_multiple_of(8), 0);
+        d.extend(w);
+    }
+    let size = (d.len() - at) as u64;
+    set(&mut d, dir + 4, 4, size);
+    d
+}
+
+#[test]
+fn nested_and_many_signatures_stay_linear() {
+    let dir = tmpdir();
+    let (signed, _) = signed_stubs(&dir);
+    let trust = snakeoil_trust();
+    let pe = get(&signed, 0x3c, 4) as usize;
+    let at = get(&signed, pe + 24 + 112 + 32, 4) as usize;
+    let len = get(&signed, at, 4) as usize;
+    let (h, l) = tlv_header(&signed[at + 8..]);
+    let base = signed[at + 8..at + 8 + h + l].to_vec();
+    let mut cases: Vec<(String, Vec<u8>)> = Vec::new();
+    // Each level nests the previous: depth N is N valid signatures of the same image.
+    for depth in [16usize, 256] {
+        let mut ci = base.clone();
+        for _ in 0..depth {
+            ci = with_nested(&base, &[ci]);
+        }
+        cases.push((
+            format!("signatures nested {depth} deep"),
+            with_cert_table(&signed, &[ci]),
+        ));
+    }
+    for wide in [100usize, 1000] {
+        let ci = with_nested(&base, &vec![base.clone(); wide]);
+        cases.push((
+            format!("{wide} nested signatures in one attribute"),
+            with_cert_table(&signed, &[ci]),
+        ));
+    }
+    for n in [1000usize, 10000] {
+        cases.push((
+            format!("{n} WIN_CERTIFICATE entries"),
+            with_cert_table(&signed, &vec![base.clone(); n]),
+        ));
+    }
+    // 100,000 nested SEQUENCE headers: a recursive DER reader would blow the stack.
+    let mut deep = Vec::new();
+    for i in 0..100_000u32 {
+        let rest = 6 * (100_000 - i - 1);
+        deep.extend_from_slice(&[0x30, 0x84]);
+        deep.extend_from_slice(&rest.to_be_bytes());
+    }
+    cases.push((
+        "100000 nested DER SEQUENCEs".into(),
+        with_cert_table(&signed, &[deep]),
+    ));
+    assert!(len > 8);
+    let rows = with_watchdog(NOT_HUNG, move |tx, cur| {
+        let mut rows = Vec::new();
+        for (name, d) in &cases {
+            *cur.lock().unwrap() = name.clone();
+            rows.push(time_pe(name, d, &trust));
+            let _ = tx.send(());
+        }
+        rows
+    });
+    report(
+        "nested and repeated signatures (inspect + verify + extract + measure)",
+        &rows,
+    );
+}
+
+/// FAT geometry of the ESP of a ukitool-made disk: (volume start, bytes per sector,
+/// sectors per cluster, FAT offset, data offset, root cluster, cluster count).
+struct Geo {
+    vol: usize,
+    cs: usize,
+    fat: usize,
+    data: usize,
+    root: u32,
+    clusters: u32,
+}
+
+fn fat32_geo(d: &[u8]) -> Geo {
+    let ents = get(d, 512 + 72, 8) as usize * 512;
+    let vol = get(d, ents + 32, 8) as usize * 512;
+    let bps = get(d, vol + 11, 2) as usize;
+    let spc = get(d, vol + 13, 1) as usize;
+    let rsvd = get(d, vol + 14, 2) as usize;
+    let nfats = get(d, vol + 16, 1) as usize;
+    let fatsz = get(d, vol + 36, 4) as usize;
+    let total = get(d, vol + 32, 4) as usize;
+    let data_sec = rsvd + nfats * fatsz;
+    Geo {
+        vol,
+        cs: bps * spc,
+        fat: vol + rsvd * bps,
+        data: vol + data_sec * bps,
+        root: get(d, vol + 44, 4) as u32,
+        clusters: ((total - data_sec) / spc) as u32,
+    }
+}
+
+#[test]
+fn fat_cycles_stay_linear() {
+    let dir = tmpdir();
+    let (signed, _) = signed_stubs(&dir);
+    let _ = signed;
+    let img = ukitool_disk(&dir, &dir.join("stub-signed.efi"));
+    let g = fat32_geo(&img);
+    assert_eq!(get(&img, g.vol + 82, 8), u64::from_le_bytes(*b"FAT32   "));
+    let esp_end = g.vol + (get(&img, g.vol + 32, 4) as usize) * 512;
+    let fat_entry =
+        |d: &mut Vec<u8>, c: u32, v: u32| set(d, g.fat + 4 * c as usize, 4, u64::from(v));
+    let root_at = g.data + (g.root as usize - 2) * g.cs;
+    // The first directory entry of the root that is a directory (EFI).
+    let efi_entry = (0..g.cs / 32)
+        .map(|i| root_at + 32 * i)
+        .find(|&e| img[e + 11] & 0x10 != 0 && img[e] != 0xe5 && img[e + 11] != 0x0f)
+        .expect("a directory in the root");
+    let mut cases: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut d = img.clone();
+    fat_entry(&mut d, g.root, g.root);
+    cases.push(("root directory chain loops on itself".into(), d));
+    let mut d = img.clone();
+    for c in 2..g.clusters + 2 {
+        fat_entry(&mut d, c, if c + 1 < g.clusters + 2 { c + 1 } else { 2 });
+    }
+    cases.push((
+        format!(
+            "one chain through all {} clusters, back to the first",
+            g.clusters
+        ),
+        d,
+    ));
+    let mut d = img.clone();
+    set(&mut d, efi_entry + 20, 2, u64::from(g.root >> 16));
+    set(&mut d, efi_entry + 26, 2, u64::from(g.root & 0xffff));
+    cases.push(("\\EFI is the root again (directory cycle)".into(), d));
+    let mut d = img.clone();
+    for c in 2..g.clusters + 2 {
+        fat_entry(&mut d, c, c);
+    }
+    for i in 0..g.cs / 32 {
+        let e = root_at + 32 * i;
+        if d[e] != 0 && d[e] != 0xe5 && d[e + 11] != 0x0f {
+            set(&mut d, e + 28, 4, 0xffff_ffff);
+        }
+    }
+    cases.push(("every cluster loops on itself, files claim 4 GiB".into(), d));
+    let rows = with_watchdog(NOT_HUNG, move |tx, cur| {
+        let mut rows = Vec::new();
+        for (name, d) in &cases {
+            *cur.lock().unwrap() = name.clone();
+            rows.push(time_disk(name, d, (g.vol, esp_end)));
+            let _ = tx.send(());
+        }
+        rows
+    });
+    report(
+        "FAT cycles (inspect_disk / FAT walk + every file's bytes)",
+        &rows,
+    );
+    for r in &rows {
+        assert!(
+            r.peak.0.max(r.peak.1) <= 2 * r.len as u64 + MEM_SLACK,
+            "{}: peak allocation {:?} for {} bytes",
+            r.name,
+            r.peak,
+            r.len
+        );
+    }
+}
+
+/// A sample of the mutation cases through the CLI: never a panic or a backtrace, exit
+/// 0/1/2, and exit 2 is exactly one `ukitool: error:` line.
+#[test]
+fn cli_on_mutated_inputs() {
+    let dir = tmpdir();
+    let (signed, nested) = signed_stubs(&dir);
+    let mut inputs = vec![
+        pe_target("stub-sbsign", signed),
+        pe_target("stub-nested", nested),
+        disk_target("disk-mtools-fat16", mtools_disk(&dir)),
+    ];
+    let mut rng = Rng(0x636c_69);
+    let path = dir.join("case.bin");
+    let mut codes: BTreeMap<(String, i32), u32> = BTreeMap::new();
+    let mut bad = Vec::new();
+    for i in 0..240 {
+        let t = &mut inputs[i % 3];
+        let c = mutate(&mut rng, t);
+        fs::write(&path, &t.data[..c.len]).unwrap();
+        let cmds: &[&[&str]] = match t.kind {
+            Kind::Pe => &[&["inspect"], &["verify"], &["extract", "--all"]],
+            Kind::Disk => &[&["inspect"]],
+        };
+        for args in cmds {
+            let mut cmd = ukitool();
+            cmd.args(*args).arg(&path).env("RUST_BACKTRACE", "1");
+            if args[0] == "extract" {
+                cmd.arg("--force").arg("-o").arg(dir.join("x"));
+            }
+            let o = cmd.output().unwrap();
+            let code = o.status.code().unwrap_or(-1);
+            let err = String::from_utf8_lossy(&o.stderr);
+            *codes.entry((args[0].to_string(), code)).or_default() += 1;
+            let out = String::from_utf8_lossy(&o.stdout);
+            // verify reports a malformed file as its verdict: the report on stdout,
+            // ending in one `verdict: malformed: <reason>` line, and exit 2.
+            let one_line = (err.lines().count() == 1 && err.starts_with("ukitool: error: "))
+                || (args[0] == "verify"
+                    && err.is_empty()
+                    && out
+                        .lines()
+                        .last()
+                        .is_some_and(|l| l.starts_with("verdict: malformed: ")));
+            let broken = !(0..=2).contains(&code)
+                || err.contains("panicked")
+                || err.contains("backtrace")
+                || err.contains("internal error")
+                || (code == 2 && !one_line);
+            if broken {
+                bad.push(format!(
+                    "{} {args:?} on {} {}: exit {code}: {err}",
+                    t.name, c.desc, i
+                ));
+            }
+        }
+        c.restore(&mut t.data);
+    }
+    println!("CLI exit codes over {} mutated files: {codes:?}", 240);
+    assert!(
+        bad.is_empty(),
+        "{} bad CLI runs: {:#?}",
+        bad.len(),
+        &bad[..bad.len().min(10)]
+    );
+}

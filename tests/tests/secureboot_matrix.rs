@@ -275,3 +275,9 @@ fn ecdsa_p256() {
     );
     assert_eq!(agrees("ecdsa-p256", &efi), "valid-trusted");
 }
+
+#[test]
+#[ignore]
+fn tmp_ski_boot() {
+    agrees("ski", Path::new("/tmp/sbm/ski.efi"));
+}

@@ -15,15 +15,27 @@
 //! input), and the hook below records any panic that slips through so the Worker
 //! can report it and start a fresh instance.
 
-use serde::Serialize;
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
 use ukitool_core::authenticode::hash::{hash_ranges, DigestAlgorithm, Hasher as CoreHasher};
+use ukitool_core::authenticode::verify::{digest_algorithms, verify_with_digests};
+use ukitool_core::authenticode::{cert, SignatureSummary, TrustStore, VerifyReport};
+use ukitool_core::build::{self, BuildSpec};
 use ukitool_core::bytes::hex;
 use ukitool_core::disk;
+use ukitool_core::disk::layout::{self, ImageOptions, Layout};
 use ukitool_core::extract;
 use ukitool_core::inspect::{
     inspect as core_inspect, inspect_pe, needed_ranges, ByteSource, Chunks, InspectOptions,
 };
+use ukitool_core::lint::Lint;
+use ukitool_core::measure;
+use ukitool_core::pcrsig::{self, PcrsigReport};
 use ukitool_core::pe::PeFile;
+use ukitool_core::siglist;
+use ukitool_core::sign::{self, SignOptions, SigningKey};
 use ukitool_core::Error;
 use wasm_bindgen::prelude::*;
 
@@ -150,6 +162,9 @@ pub struct Inspection {
     src: Chunks,
     /// sha256 (lowercase hex) per section index, set as the Worker computes them.
     sha256: Vec<Option<String>>,
+    /// Signatures checked without anchors, and their lints, from a [`Verifier`]: what
+    /// `ukitool inspect` reports for a signed file.
+    signatures: Option<(Vec<SignatureSummary>, Vec<Lint>)>,
 }
 
 impl Inspection {
@@ -183,6 +198,7 @@ impl Inspection {
                 chunks: vec![(0, prefix)],
             },
             sha256: vec![None; n],
+            signatures: None,
         })
     }
 
@@ -243,7 +259,21 @@ impl Inspection {
                 row.sha256.clone_from(sha);
             }
         }
+        if let Some((sigs, lints)) = &self.signatures {
+            // inspect_pe appends the signature lints last, as done here.
+            report.signatures.clone_from(sigs);
+            report.lints.extend(lints.iter().cloned());
+        }
         to_json(&report)
+    }
+
+    /// Take the signatures from a verifier whose digests are set, checked without
+    /// trust anchors as `ukitool inspect` checks them.
+    #[wasm_bindgen(js_name = setSignatures)]
+    pub fn set_signatures(&mut self, verifier: &Verifier) -> Result<(), JsValue> {
+        let r = verifier.run(&TrustStore::default())?;
+        self.signatures = Some((r.signatures, r.lints));
+        Ok(())
     }
 
     /// The Authenticode hash ranges, flat `[start, end, ...]`, for streaming.
@@ -321,6 +351,372 @@ impl Hasher {
             .take()
             .ok_or_else(|| js_text("hasher already finished"))?;
         Ok(hex(&h.finish()))
+    }
+}
+
+// ---- signatures -----------------------------------------------------------
+
+/// Authenticode verification without the whole file in memory: the Worker writes the
+/// headers and the certificate table at their offsets, streams the file through
+/// [`Verifier::hash_ranges`] with the faster of WebCrypto and wasm sha2, hands the
+/// digests over, and the core verifies against the anchors the user dropped.
+#[wasm_bindgen]
+pub struct Verifier {
+    /// File-length buffer; only the written ranges hold file bytes.
+    data: Vec<u8>,
+    digests: BTreeMap<DigestAlgorithm, Vec<u8>>,
+    trust: TrustStore,
+    /// One line per anchor file added, for the page.
+    anchors: Vec<String>,
+}
+
+/// What `ukitool verify --json` prints; `pcrsig` comes from [`pcr_check`] in the page.
+#[derive(Serialize)]
+struct VerifyOutput<'a> {
+    file: &'a str,
+    #[serde(flatten)]
+    report: &'a VerifyReport,
+    pcrsig: Option<PcrsigReport>,
+    pcrsig_error: Option<String>,
+}
+
+fn parse_alg(name: &str) -> Result<DigestAlgorithm, JsValue> {
+    DigestAlgorithm::ALL
+        .into_iter()
+        .find(|a| a.name() == name)
+        .ok_or_else(|| js_text(format!("unknown digest algorithm {name:?}")))
+}
+
+fn unhex(s: &str) -> Result<Vec<u8>, JsValue> {
+    let b = s.as_bytes();
+    if b.len() % 2 != 0 {
+        return Err(js_text("odd-length hex digest"));
+    }
+    b.chunks(2)
+        .map(|p| {
+            std::str::from_utf8(p)
+                .ok()
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(|| js_text("bad hex digest"))
+        })
+        .collect()
+}
+
+#[wasm_bindgen]
+impl Verifier {
+    #[wasm_bindgen(constructor)]
+    pub fn new(file_len: f64) -> Result<Verifier, JsValue> {
+        let buf = FileBuf::new(file_len)?;
+        Ok(Verifier {
+            data: buf.data,
+            digests: BTreeMap::new(),
+            trust: TrustStore::default(),
+            anchors: Vec::new(),
+        })
+    }
+
+    /// Copy bytes read from the file in at `offset` (the header prefix, the table).
+    pub fn write(&mut self, offset: f64, chunk: &[u8]) -> Result<(), JsValue> {
+        let start = offset as usize;
+        let dst = start
+            .checked_add(chunk.len())
+            .and_then(|end| self.data.get_mut(start..end))
+            .ok_or_else(|| js_text(format!("chunk at {offset} runs past the file")))?;
+        dst.copy_from_slice(chunk);
+        Ok(())
+    }
+
+    fn pe(&self) -> Result<PeFile<'_>, JsValue> {
+        PeFile::parse(&self.data).map_err(js_error)
+    }
+
+    /// The certificate table's `[offset, size]`, or `[]` when unsigned.
+    #[wasm_bindgen(js_name = certificateTable)]
+    pub fn certificate_table(&self) -> Result<Vec<f64>, JsValue> {
+        Ok(self
+            .pe()?
+            .certificate_table()
+            .map(|d| vec![f64::from(d.virtual_address), f64::from(d.size)])
+            .unwrap_or_default())
+    }
+
+    /// The Authenticode hash ranges, flat `[start, end, ...]`; throws (with the
+    /// core's offset and rule) when the image hash cannot be computed.
+    #[wasm_bindgen(js_name = hashRanges)]
+    pub fn hash_ranges(&self) -> Result<Vec<f64>, JsValue> {
+        let pe = self.pe()?;
+        let ranges = hash_ranges(&pe).map_err(js_error)?;
+        Ok(ranges
+            .iter()
+            .flat_map(|r| [r.start as f64, r.end as f64])
+            .collect())
+    }
+
+    /// The digest algorithms to compute (names): sha256 and each signature's.
+    #[wasm_bindgen(js_name = digestAlgorithms)]
+    pub fn digest_algorithms(&self) -> Result<Vec<String>, JsValue> {
+        let pe = self.pe()?;
+        Ok(digest_algorithms(&pe)
+            .into_iter()
+            .map(|a| a.name().to_string())
+            .collect())
+    }
+
+    /// Record an image digest (lowercase hex) computed over [`Self::hash_ranges`].
+    #[wasm_bindgen(js_name = setDigest)]
+    pub fn set_digest(&mut self, algorithm: &str, hex_digest: &str) -> Result<(), JsValue> {
+        let alg = parse_alg(algorithm)?;
+        let d = unhex(hex_digest)?;
+        if d.len() != alg.output_len() {
+            return Err(js_text(format!(
+                "a {} digest has {} bytes",
+                alg.name(),
+                alg.output_len()
+            )));
+        }
+        self.digests.insert(alg, d);
+        Ok(())
+    }
+
+    /// Add a trust anchor file: PEM (one or more certificates) or DER, as `verify
+    /// --cert`; else an EFI signature list, db variable or .auth file, as `verify
+    /// --db`. Returns one line describing what was added.
+    #[wasm_bindgen(js_name = addAnchor)]
+    pub fn add_anchor(&mut self, name: &str, data: &[u8]) -> Result<String, JsValue> {
+        let line = match cert::parse_cert_file(data) {
+            Ok(certs) => {
+                let cns: Vec<String> = certs
+                    .iter()
+                    .map(|c| c.subject_cn().unwrap_or_else(|| cert::name_string(c.subject())))
+                    .collect();
+                self.trust.anchors.extend(certs);
+                format!("{name}: certificate {}", cns.join(", "))
+            }
+            Err(cert_err) => match siglist::parse(data) {
+                Ok(db) => {
+                    self.trust.add_db(&db).map_err(js_error)?;
+                    format!(
+                        "{name}: signature database, {} certificates, {} image hashes",
+                        db.x509().count(),
+                        db.sha256().count()
+                    )
+                }
+                Err(db_err) => {
+                    return Err(js_text(format!(
+                        "{name} is neither a certificate ({cert_err}) nor an EFI signature list ({db_err})"
+                    )))
+                }
+            },
+        };
+        self.anchors.push(line.clone());
+        Ok(line)
+    }
+
+    /// Forget every anchor.
+    #[wasm_bindgen(js_name = clearAnchors)]
+    pub fn clear_anchors(&mut self) {
+        self.trust = TrustStore::default();
+        self.anchors.clear();
+    }
+
+    /// The anchors added so far, one line each.
+    pub fn anchors(&self) -> Vec<String> {
+        self.anchors.clone()
+    }
+
+    fn run(&self, trust: &TrustStore) -> Result<VerifyReport, JsValue> {
+        let pe = self.pe()?;
+        Ok(verify_with_digests(&pe, trust, self.digests.clone()))
+    }
+
+    /// Verify against the anchors: the JSON of `ukitool verify --json` (with
+    /// `file` as given and no .pcrsig part).
+    pub fn verify(&self, file: &str) -> Result<String, JsValue> {
+        let report = self.run(&self.trust)?;
+        to_json(&VerifyOutput {
+            file,
+            report: &report,
+            pcrsig: None,
+            pcrsig_error: None,
+        })
+    }
+}
+
+// ---- PCR 11 ---------------------------------------------------------------
+
+/// PCR 11 predictions for every bank and the default phases: exactly the text of
+/// `ukitool measure FILE --json` (without its newline).
+#[wasm_bindgen]
+pub fn measure(file: &FileBuf, profile: Option<u32>) -> Result<String, JsValue> {
+    let pe = PeFile::parse(&file.data).map_err(js_error)?;
+    let parts = measure::uki_parts(&pe, profile).map_err(js_error)?;
+    let preds = measure::predict(&parts, &DigestAlgorithm::ALL, &[]).map_err(js_error)?;
+    serde_json::to_string(&measure::predictions_json(&preds)).map_err(js_text)
+}
+
+#[derive(Serialize)]
+struct PcrCheck {
+    pcrsig: Option<PcrsigReport>,
+    pcrsig_error: Option<String>,
+}
+
+/// The .pcrsig check of `ukitool verify` (`{"pcrsig": null, ...}` without one).
+#[wasm_bindgen(js_name = pcrCheck)]
+pub fn pcr_check(file: &FileBuf) -> Result<String, JsValue> {
+    let pe = PeFile::parse(&file.data).map_err(js_error)?;
+    let (pcrsig, pcrsig_error) = match pcrsig::check_pe(&pe) {
+        Some(Ok(r)) => (Some(r), None),
+        Some(Err(e)) => (None, Some(e.to_string())),
+        None => (None, None),
+    };
+    to_json(&PcrCheck {
+        pcrsig,
+        pcrsig_error,
+    })
+}
+
+// ---- disk images ----------------------------------------------------------
+
+/// The page's disk options, named as `ukitool image`'s.
+#[derive(Deserialize)]
+struct DiskArgs {
+    layout: String,
+    size: Option<String>,
+    esp_size: Option<String>,
+    sector_size: Option<u64>,
+    label: Option<String>,
+    timestamp: Option<i64>,
+    entry_name: Option<String>,
+    timeout: Option<u32>,
+}
+
+/// Where `needle` lies inside `hay`, when it is a borrowed sub-slice of it. Only
+/// addresses are compared: this is how an extent is traced back to its input file.
+fn offset_in(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    let h = hay.as_ptr() as usize;
+    let n = needle.as_ptr() as usize;
+    let off = n.checked_sub(h)?;
+    (off.checked_add(needle.len())? <= hay.len()).then_some(off)
+}
+
+/// Build a disk image as `ukitool image --uki UKI` does with the same options
+/// (`{layout, size, esp_size, sector_size, label, timestamp, entry_name, timeout}`),
+/// `loader` being the systemd-boot or GRUB binary the layout needs. Returns
+/// `{summary, size, extents, owned}`: `summary` is the `--json` text, `extents` a
+/// flat `[offset, length, input, input_offset, ...]` list where input 0 is the UKI,
+/// 1 the loader, and -1 means `owned[input_offset]` (metadata built in wasm). Gaps
+/// read as zero. The page slices the dropped files for input extents, so the UKI is
+/// never copied into the download.
+#[wasm_bindgen(js_name = buildDiskImage)]
+pub fn build_disk_image(
+    uki: &FileBuf,
+    loader: Option<FileBuf>,
+    options: &str,
+) -> Result<js_sys::Object, JsValue> {
+    let a: DiskArgs = serde_json::from_str(options).map_err(js_text)?;
+    let mut o = ImageOptions::new(Layout::parse(&a.layout).map_err(js_error)?, &uki.data);
+    let size = |s: &Option<String>| -> Result<Option<u64>, JsValue> {
+        s.as_deref()
+            .filter(|s| !s.trim().is_empty())
+            .map(layout::parse_size)
+            .transpose()
+            .map_err(js_error)
+    };
+    o.size = size(&a.size)?;
+    o.esp_size = size(&a.esp_size)?;
+    o.sector_size = a.sector_size.unwrap_or(512);
+    if let Some(l) = a.label {
+        o.label = l;
+    }
+    if let Some(t) = a.timestamp {
+        o.timestamp = t;
+    }
+    if let Some(n) = a.entry_name {
+        o.entry_name = n;
+    }
+    o.timeout = a.timeout.unwrap_or(0);
+    let loader_data: &[u8] = loader.as_ref().map_or(&[], |l| &l.data);
+    match o.layout {
+        Layout::SystemdBoot if loader.is_some() => o.systemd_boot = Some(loader_data),
+        Layout::Grub | Layout::Talos if loader.is_some() => o.grub = Some(loader_data),
+        _ => {}
+    }
+    let (img, summary) = layout::build_image(&o).map_err(js_error)?;
+    let mut flat: Vec<f64> = Vec::new();
+    let owned = js_sys::Array::new();
+    for e in img.extents() {
+        let src = match &e.data {
+            Cow::Borrowed(b) => offset_in(&uki.data, b)
+                .map(|off| (0.0, off as f64))
+                .or_else(|| offset_in(loader_data, b).map(|off| (1.0, off as f64))),
+            Cow::Owned(_) => None,
+        };
+        let (input, at) = match src {
+            Some(s) => s,
+            None => {
+                let i = owned.length();
+                owned.push(&js_sys::Uint8Array::from(&e.data[..]));
+                (-1.0, f64::from(i))
+            }
+        };
+        flat.extend([e.offset as f64, e.data.len() as f64, input, at]);
+    }
+    let out = js_sys::Object::new();
+    let set = |k: &str, v: &JsValue| js_sys::Reflect::set(&out, &k.into(), v);
+    set("summary", &to_json(&summary)?.into())?;
+    set("size", &JsValue::from_f64(img.size as f64))?;
+    set("extents", &js_sys::Float64Array::from(&flat[..]).into())?;
+    set("owned", &owned.into())?;
+    Ok(out)
+}
+
+// ---- building UKIs --------------------------------------------------------
+
+/// Build a UKI as `ukitool build` does: `stub`, `linux`, `initrds` (concatenated),
+/// `cmdline` and `os_release` texts, `timestamp` (COFF TimeDateStamp; undefined keeps
+/// the stub's, as without --timestamp and SOURCE_DATE_EPOCH), then, when `key_pem`
+/// and `cert_pem` are given, signed as `build --key --cert` signs.
+#[wasm_bindgen(js_name = buildUki)]
+#[allow(clippy::too_many_arguments)]
+pub fn build_uki(
+    stub: &[u8],
+    linux: Option<Vec<u8>>,
+    initrds: Vec<js_sys::Uint8Array>,
+    cmdline: Option<String>,
+    os_release: Option<String>,
+    timestamp: Option<u32>,
+    key_pem: Option<String>,
+    cert_pem: Option<Vec<u8>>,
+) -> Result<Vec<u8>, JsValue> {
+    let initrds: Vec<Vec<u8>> = initrds.iter().map(|a| a.to_vec()).collect();
+    let spec = BuildSpec {
+        stub,
+        linux: linux.as_deref(),
+        initrds: initrds.iter().map(Vec::as_slice).collect(),
+        cmdline: cmdline.as_deref().map(str::as_bytes),
+        os_release: os_release.as_deref().map(str::as_bytes),
+        timestamp,
+        ..BuildSpec::default()
+    };
+    let image = build::build(&spec).map_err(js_error)?;
+    match (key_pem, cert_pem) {
+        (Some(k), Some(c)) => {
+            let key = SigningKey::from_pem(&k, None).map_err(js_error)?;
+            let certs = sign::certificates_from_pem(&c).map_err(js_error)?;
+            let cert = certs
+                .first()
+                .ok_or_else(|| js_text("the certificate file holds no certificate"))?;
+            let opts = SignOptions {
+                key: &key,
+                cert,
+                chain: Vec::new(),
+                append: false,
+                signing_time: None,
+            };
+            sign::sign(&image, &opts).map_err(js_error)
+        }
+        (None, None) => Ok(image),
+        _ => Err(js_text("signing needs both a key and a certificate")),
     }
 }
 

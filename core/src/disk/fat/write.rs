@@ -130,7 +130,7 @@ fn geometry(size: u64, sector: u64, root_entries: u64) -> Result<Geometry> {
     let total = size / sector;
     if total > u64::from(u32::MAX) {
         return Err(Error::invalid(format!(
-            "a FAT volume of {size} bytes is larger than FAT allows (2^32 sectors)"
+            "a FAT volume of {size} bytes is too large: FAT counts at most 2^32 sectors"
         )));
     }
     const MIB: u64 = 1 << 20;
@@ -151,6 +151,11 @@ fn geometry(size: u64, sector: u64, root_entries: u64) -> Result<Geometry> {
             }
         }
         cluster /= 2;
+    }
+    if total / (32768 / sector) > FAT32_MAX_CLUSTERS {
+        return Err(Error::invalid(format!(
+            "a FAT volume of {size} bytes is too large: FAT32 holds at most {FAT32_MAX_CLUSTERS} clusters of 32 KiB"
+        )));
     }
     // Too small for FAT32's 65,525 clusters: FAT16 with the smallest cluster that
     // keeps the count under FAT16's limit.
@@ -903,6 +908,7 @@ mod tests {
             format(size, &o, files).unwrap_err().to_string()
         };
         assert!(err(MIB, vec![]).contains("too small"));
+        assert!(err(9 << 40, vec![]).contains("too large"));
         assert!(
             err(4 * MIB, vec![("big".into(), Cow::Owned(vec![1; 5 << 20]))]).contains("too small")
         );

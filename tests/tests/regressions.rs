@@ -1,0 +1,84 @@
+//! Every input in tests/regressions/ once crashed, hung or exhausted memory in some
+//! core entry point (found by the fuzz targets or the mutation test; see
+//! tests/regressions/README.md for what each one was). Each file goes through every
+//! entry point a file can reach; all must return a value or a typed error. Some files
+//! also have an expectation of their own, checked below.
+
+use std::fs;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use ukitool_core::authenticode::hash::{hash_ranges, DigestAlgorithm};
+use ukitool_core::authenticode::verify::{verify, TrustStore, Verdict};
+use ukitool_core::disk::fat::read_volume;
+use ukitool_core::disk::gpt;
+use ukitool_core::disk::inspect::inspect_disk;
+use ukitool_core::inspect::{inspect, InspectOptions};
+use ukitool_core::measure::{predict, uki_parts};
+use ukitool_core::pe::PeFile;
+use ukitool_core::{extract, siglist};
+
+fn regressions_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("regressions")
+}
+
+/// Every entry point, on `d`.
+fn all_entry_points(d: &[u8]) {
+    let _ = inspect(d, &InspectOptions::default());
+    let _ = extract::all(d, None);
+    let _ = extract::all(d, Some(1));
+    if let Ok(pe) = PeFile::parse(d) {
+        let _ = verify(&pe, &TrustStore::default());
+        let _ = uki_parts(&pe, None).and_then(|p| predict(&p, &[DigestAlgorithm::Sha256], &[]));
+    }
+    let _ = siglist::parse(d);
+    let _ = inspect_disk(d);
+    let _ = gpt::read(d);
+    if let Ok(v) = read_volume(d) {
+        for e in v.entries.iter().filter(|e| !e.is_dir) {
+            let _ = v.file_bytes(d, e);
+        }
+    }
+}
+
+#[test]
+fn every_regression_input_is_handled() {
+    let mut files: Vec<PathBuf> = fs::read_dir(regressions_dir())
+        .expect("tests/regressions")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x != "md"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty());
+    let mut failed = Vec::new();
+    for p in &files {
+        let d = fs::read(p).unwrap();
+        let start = Instant::now();
+        if catch_unwind(AssertUnwindSafe(|| all_entry_points(&d))).is_err() {
+            failed.push(p.display().to_string());
+        }
+        let took = start.elapsed();
+        println!("{}: {:.1} ms", p.display(), took.as_secs_f64() * 1e3);
+        // A loose "not hung" bound, not a performance assertion.
+        assert!(took < Duration::from_secs(60), "{}: {took:?}", p.display());
+    }
+    assert!(failed.is_empty(), "panicked on {failed:?}");
+}
+
+/// 64 sections all claiming the same 4 KiB: the Authenticode hash covered each copy,
+/// so 65535 such sections over a large payload hashed 65535 times the file (a hang).
+/// Raw data adding up to more than twice the file is now refused as overlapping.
+#[test]
+fn overlapping_sections_are_not_hashed_once_each() {
+    let d = fs::read(regressions_dir().join("overlapping-sections-hash.efi")).unwrap();
+    let pe = PeFile::parse(&d).unwrap();
+    assert_eq!(pe.sections.len(), 64);
+    let e = hash_ranges(&pe).unwrap_err();
+    assert_eq!(e.kind(), "malformed", "{e}");
+    assert!(e.to_string().contains("overlap"), "{e}");
+    assert_eq!(
+        verify(&pe, &TrustStore::default()).verdict,
+        Verdict::Malformed
+    );
+}
