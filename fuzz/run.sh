@@ -112,11 +112,15 @@ for t in "${targets[@]}"; do
     mkdir -p "$work" "$here/artifacts/$t"
     echo "fuzz: $t for ${secs}s (seeds $src)"
     out=$(mktemp)
-    # -jobs/-workers 1: the machine is shared. -rss_limit_mb: a leak or a header-sized
-    # allocation fails the run as a crash. -timeout: a hang (one input > 10 s) too.
+    # One in-process job (no -jobs: with it libFuzzer forks a worker that logs to
+    # fuzz-N.log); the machine is shared. -rss_limit_mb: a leak or a header-sized
+    # allocation fails the run as a crash; -timeout: a hang (one input > 10 s) too.
+    # Debug assertions make every unchecked overflow a crash. FUZZ_SANITIZER=none
+    # trades AddressSanitizer (little to find in a #![forbid(unsafe_code)] core, but
+    # the dependencies have unsafe) for 2-3x the executions.
     rc=0
-    cargo +nightly fuzz run --release --debug-assertions "$t" "$work" "$src" -- \
-        -max_total_time="$secs" -jobs=1 -workers=1 -rss_limit_mb=2048 -timeout=10 \
+    cargo +nightly fuzz run --release --debug-assertions -s "${FUZZ_SANITIZER:-address}" "$t" "$work" "$src" -- \
+        -max_total_time="$secs" -rss_limit_mb=2048 -timeout=10 \
         -max_len=1100000 -print_final_stats=1 \
         -artifact_prefix="$here/artifacts/$t/" 2>"$out" || rc=$?
     runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$out" | grep -o '[0-9]*$' || echo '?')

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{Context, Result};
+use ukitool_core::authenticode::verify::ID_SUBJECT_KEY_ID;
 use ukitool_core::authenticode::{verify, TrustStore, Verdict, VerifyReport};
 use ukitool_core::pcrsig::{self, PcrsigReport};
 use ukitool_core::pe::PeFile;
@@ -122,6 +123,9 @@ pub fn print_human(w: &mut dyn Write, out: &Output<'_>) -> std::io::Result<()> {
             .map(|p| format!(" (nested in signature {})", p + 1))
             .unwrap_or_default();
         writeln!(w, "signature {} at {:#x}{nested}", s.index + 1, s.offset)?;
+        if s.signer_identified_by == Some(ID_SUBJECT_KEY_ID) {
+            writeln!(w, "  signer id: subjectKeyIdentifier (CMS v3 SignerInfo)")?;
+        }
         if let Some(c) = &s.signer {
             writeln!(
                 w,
@@ -134,6 +138,9 @@ pub fn print_human(w: &mut dyn Write, out: &Output<'_>) -> std::io::Result<()> {
                 c.issuer_cn.as_deref().unwrap_or(&c.issuer)
             )?;
             writeln!(w, "  serial:    {}", c.serial)?;
+            if let Some(k) = &s.signer_key {
+                writeln!(w, "  key:       {k}")?;
+            }
             writeln!(
                 w,
                 "  validity:  {} .. {} (not checked: firmware has no trusted clock)",

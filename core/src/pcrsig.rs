@@ -193,27 +193,6 @@ fn check_entry(
     e
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hostile_json_is_an_error_or_a_failed_entry_never_a_panic() {
-        let key = b"-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAGb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE=\n-----END PUBLIC KEY-----\n";
-        for j in [
-            &b"[]"[..],
-            b"{",
-            b"{\"sha256\":5}",
-            b"{\"sha256\":[{\"pcrs\":[11],\"pkfp\":\"zz\",\"pol\":\"0\",\"sig\":\"!!\"}]}",
-            b"{\"sha256\":[1,2,3]}",
-        ] {
-            if let Ok(r) = check(j, key, None) {
-                assert!(!r.valid);
-            }
-        }
-    }
-}
-
 /// Check the .pcrsig of a UKI against its .pcrpkey and against the PCR 11 values
 /// predicted from the UKI itself (so a `pol` that no longer matches the sections is
 /// caught). In a multi-profile UKI each profile block carries its own .pcrsig; every
@@ -247,4 +226,25 @@ fn check_pe_inner(pe: &crate::pe::PeFile<'_>, sig: Result<&[u8]>) -> Result<Pcrs
         Some(pols)
     };
     check(sig, key, Some(&expected))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostile_json_is_an_error_or_a_failed_entry_never_a_panic() {
+        let key = b"-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAGb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE=\n-----END PUBLIC KEY-----\n";
+        for j in [
+            &b"[]"[..],
+            b"{",
+            b"{\"sha256\":5}",
+            b"{\"sha256\":[{\"pcrs\":[11],\"pkfp\":\"zz\",\"pol\":\"0\",\"sig\":\"!!\"}]}",
+            b"{\"sha256\":[1,2,3]}",
+        ] {
+            if let Ok(r) = check(j, key, None) {
+                assert!(!r.valid);
+            }
+        }
+    }
 }

@@ -746,8 +746,8 @@ struct Stats {
     mem_violations: Vec<String>,
     /// Over 2x + MEM_SLACK but within the per-section allowance (inspect only).
     strict_exceeded: Vec<String>,
-    max_ratio: f64,
-    max_ratio_case: String,
+    /// Per operation: the largest peak allocation / input size, and its case.
+    max_ratio: BTreeMap<String, (f64, String)>,
     slowest: (Duration, String),
     cases: u64,
 }
@@ -808,9 +808,9 @@ impl Stats {
             } else if peak > strict {
                 self.strict_exceeded.push(line);
             }
-            if ratio > self.max_ratio && input_len > 4096 {
-                self.max_ratio = ratio;
-                self.max_ratio_case = format!("{op} on {desc}: {peak} bytes for {input_len}");
+            let best = self.max_ratio.entry(op.into()).or_default();
+            if ratio > best.0 && input_len > 4096 {
+                *best = (ratio, format!("{desc}: {peak} bytes for {input_len}"));
             }
         }
     }
@@ -980,10 +980,10 @@ fn mutation_corpus() {
         stats.slowest.0.as_secs_f64() * 1e3,
         stats.slowest.1
     );
-    println!(
-        "peak allocation / input size, max over inputs > 4 KiB: {:.3} ({})",
-        stats.max_ratio, stats.max_ratio_case
-    );
+    println!("peak allocation / input size, max over inputs > 4 KiB:");
+    for (op, (ratio, case)) in &stats.max_ratio {
+        println!("  {op:<16} {ratio:.3} ({case})");
+    }
     println!(
         "inspect over 2x input + {MEM_SLACK} (within the per-section allowance): {} cases{}",
         stats.strict_exceeded.len(),

@@ -148,6 +148,58 @@ impl Certificate {
         verify_digest(issuer.spki(), alg, &digest, self.signature()).is_ok()
     }
 
+    /// The subjectKeyIdentifier extension's key id (RFC 5280 §4.2.1.2), which a CMS
+    /// SignerInfo may name its signer by (`sid [0]`, RFC 5652 §5.3) instead of issuer
+    /// and serial. None when the certificate has no such extension (or it does not
+    /// parse: the id is then unusable, not an error).
+    pub fn subject_key_id(&self) -> Option<&[u8]> {
+        let tbs = Reader::new(self.tbs(), 0).read("TBSCertificate").ok()?;
+        let mut t = tbs.reader();
+        // Only the extensions field carries [3]; the fields before it are skipped.
+        let exts = loop {
+            let f = t.read("TBSCertificate field").ok()?;
+            if f.tag == asn1::context(3) {
+                break f;
+            }
+        };
+        let list = exts
+            .reader()
+            .expect(asn1::TAG_SEQUENCE, "extensions")
+            .ok()?;
+        let mut r = list.reader();
+        while !r.is_empty() {
+            let ext = r.expect(asn1::TAG_SEQUENCE, "extension").ok()?;
+            let mut e = ext.reader();
+            if e.read("extnID").ok()?.oid("extnID").ok()? != oid::SUBJECT_KEY_IDENTIFIER {
+                continue;
+            }
+            // critical BOOLEAN DEFAULT FALSE, then extnValue wrapping the key id.
+            let mut v = e.read("extnValue").ok()?;
+            if v.tag == 0x01 {
+                v = e.read("extnValue").ok()?;
+            }
+            let id = v
+                .expect(asn1::TAG_OCTET_STRING, "extnValue")
+                .ok()?
+                .reader()
+                .expect(asn1::TAG_OCTET_STRING, "SubjectKeyIdentifier")
+                .ok()?;
+            return Some(id.value);
+        }
+        None
+    }
+
+    /// Is the public key an elliptic-curve key?
+    pub fn is_ec_key(&self) -> bool {
+        key_kind(self.spki()).starts_with("ecdsa")
+    }
+
+    /// The public key's kind, e.g. `rsa-2048`, `ecdsa-p256`: reports show it, and
+    /// the firmware-compatibility lints depend on it.
+    pub fn key_kind(&self) -> String {
+        key_kind(self.spki())
+    }
+
     pub fn sha256(&self) -> Vec<u8> {
         sha2::Sha256::digest(&self.der).to_vec()
     }
@@ -319,6 +371,42 @@ pub fn verify_digest(spki: &[u8], alg: DigestAlgorithm, digest: &[u8], sig: &[u8
             "unsupported public key algorithm {alg}{}",
             curve.map(|c| format!(" on curve {c}")).unwrap_or_default()
         ))),
+    }
+}
+
+/// ecdsa-with-SHA256/384/512.
+pub fn is_ecdsa_signature(alg: &ObjectIdentifier) -> bool {
+    matches!(
+        *alg,
+        oid::ECDSA_WITH_SHA256 | oid::ECDSA_WITH_SHA384 | oid::ECDSA_WITH_SHA512
+    )
+}
+
+/// See [`Certificate::key_kind`]; `unknown` when the SubjectPublicKeyInfo does not parse.
+pub fn key_kind(spki: &[u8]) -> String {
+    let alg = Reader::new(spki, 0)
+        .read("SubjectPublicKeyInfo")
+        .and_then(|t| t.reader().read("SubjectPublicKeyInfo algorithm"))
+        .and_then(|t| {
+            let mut r = t.reader();
+            let alg = r.read("key algorithm")?.oid("key algorithm")?;
+            let param = r.optional(asn1::TAG_OID, "key parameters")?;
+            Ok((alg, param.and_then(|p| p.oid("curve").ok())))
+        });
+    match alg {
+        Ok((oid::RSA_ENCRYPTION, _)) => {
+            use rsa::pkcs8::DecodePublicKey;
+            use rsa::traits::PublicKeyParts;
+            match rsa::RsaPublicKey::from_public_key_der(spki) {
+                Ok(k) => format!("rsa-{}", k.n().bits()),
+                Err(_) => "rsa".into(),
+            }
+        }
+        Ok((oid::EC_PUBLIC_KEY, Some(oid::SECP256R1))) => "ecdsa-p256".into(),
+        Ok((oid::EC_PUBLIC_KEY, Some(oid::SECP384R1))) => "ecdsa-p384".into(),
+        Ok((oid::EC_PUBLIC_KEY, _)) => "ecdsa".into(),
+        Ok((other, _)) => other.to_string(),
+        Err(_) => "unknown".into(),
     }
 }
 

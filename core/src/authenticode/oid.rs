@@ -32,6 +32,8 @@ pub const ECDSA_WITH_SHA384: Oid = Oid::new_unwrap("1.2.840.10045.4.3.3");
 pub const ECDSA_WITH_SHA512: Oid = Oid::new_unwrap("1.2.840.10045.4.3.4");
 pub const SECP256R1: Oid = Oid::new_unwrap("1.2.840.10045.3.1.7");
 pub const SECP384R1: Oid = Oid::new_unwrap("1.3.132.0.34");
+/// id-ce-subjectKeyIdentifier (RFC 5280 §4.2.1.2).
+pub const SUBJECT_KEY_IDENTIFIER: Oid = Oid::new_unwrap("2.5.29.14");
 
 use super::hash::DigestAlgorithm;
 

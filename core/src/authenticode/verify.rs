@@ -121,6 +121,11 @@ pub struct SignatureSummary {
     /// Index of the signature this one is nested in.
     pub nested_in: Option<usize>,
     pub signer: Option<CertificateInfo>,
+    /// How the SignerInfo names its signer: `issuer-and-serial` (what Authenticode
+    /// specifies) or `subject-key-id` (CMS v3, RFC 5652 §5.3).
+    pub signer_identified_by: Option<&'static str>,
+    /// The signer's public key, e.g. `rsa-2048`, `ecdsa-p256`.
+    pub signer_key: Option<String>,
     pub certificates: Vec<CertificateInfo>,
     pub digest_algorithm: Option<DigestAlgorithm>,
     /// The image digest the signature carries.
@@ -130,7 +135,8 @@ pub struct SignatureSummary {
     pub digest_matches: Option<bool>,
     pub message_digest_matches: Option<bool>,
     pub signature_valid: Option<bool>,
-    /// Subject CNs from the signer upwards, then the anchor when one was reached.
+    /// Subject CNs (the whole subject when there is no CN) from the signer upwards,
+    /// then the anchor when one was reached.
     pub chain: Vec<String>,
     /// Where the chain stops: the anchor's CN, or the issuer CN of the last
     /// certificate found.
@@ -348,9 +354,11 @@ fn verify_inner(
         .as_ref()
         .is_some_and(|h| trust.allowed_hashes.contains(h));
 
+    let mut needs_ec = Vec::with_capacity(found.len());
     for (index, f) in found.iter().enumerate() {
-        let s = check_one(index, f, &mut digests, trust, hash_revoked);
+        let (s, ec) = check_one(index, f, &mut digests, trust, hash_revoked);
         report.signatures.push(s);
+        needs_ec.push(ec);
     }
     report.image_digests = digests.done.iter().map(|(k, v)| (*k, hex(v))).collect();
 
@@ -405,6 +413,55 @@ fn verify_inner(
     report.reason = reason;
     report.lints = lints(&report.signatures);
     report
+        .lints
+        .extend(firmware_lints(&report.signatures, &needs_ec, verdict));
+    report
+}
+
+pub const ID_ISSUER_SERIAL: &str = "issuer-and-serial";
+pub const ID_SUBJECT_KEY_ID: &str = "subject-key-id";
+
+/// Signatures ukitool accepts but Debian 12's OVMF (edk2 2022.11) refuses with "Access
+/// Denied", as the Secure Boot matrix test (tests/tests/secureboot_matrix.rs) observed.
+/// They fire when every top-level signature that carries the overall valid verdict has
+/// the problem, so a second, ordinary signature silences them.
+///
+/// - `signer-key-identifier`: EDK2's AuthenticodeVerify parses with OpenSSL's PKCS#7
+///   (d2i_PKCS7), whose SignerInfo knows only issuerAndSerialNumber, as the Authenticode
+///   format specifies; sbverify and osslsigncode fail the same way.
+/// - `ecdsa-signature`: the signer's key, or a certificate signature on its chain, is
+///   ECDSA; EDK2 builds whose OpenSSL lacks elliptic curves cannot verify it.
+fn firmware_lints(sigs: &[SignatureSummary], needs_ec: &[bool], overall: Verdict) -> Vec<Lint> {
+    if !overall.is_valid() {
+        return Vec::new();
+    }
+    let deciding: Vec<(&SignatureSummary, bool)> = sigs
+        .iter()
+        .zip(needs_ec.iter().copied())
+        .filter(|(s, _)| s.nested_in.is_none() && s.verdict == overall)
+        .collect();
+    let mut out = Vec::new();
+    if deciding.is_empty() {
+        return out;
+    }
+    if deciding
+        .iter()
+        .all(|(s, _)| s.signer_identified_by == Some(ID_SUBJECT_KEY_ID))
+    {
+        out.push(Lint::new(
+            "signer-key-identifier",
+            Severity::Warning,
+            "the signer is named by subjectKeyIdentifier (CMS SignerInfo v3), not issuer and serial as Authenticode specifies; EDK2 firmware (e.g. Debian 12's OVMF), sbverify and osslsigncode cannot parse it and refuse the image",
+        ));
+    }
+    if deciding.iter().all(|(_, ec)| *ec) {
+        out.push(Lint::new(
+            "ecdsa-signature",
+            Severity::Warning,
+            "the signature relies on ECDSA; EDK2 firmware built without elliptic-curve support (e.g. Debian 12's OVMF 2022.11) refuses the image",
+        ));
+    }
+    out
 }
 
 /// `microsoft-uefi-ca-2011-only`: every valid top-level signature depends on the
@@ -436,12 +493,15 @@ fn check_one(
     digests: &mut Digests<'_, '_>,
     trust: &TrustStore,
     hash_revoked: bool,
-) -> SignatureSummary {
+) -> (SignatureSummary, bool) {
+    let mut needs_ec = false;
     let mut s = SignatureSummary {
         index,
         offset: f.offset,
         nested_in: f.nested_in,
         signer: None,
+        signer_identified_by: None,
+        signer_key: None,
         certificates: Vec::new(),
         digest_algorithm: None,
         signed_digest: None,
@@ -461,17 +521,18 @@ fn check_one(
     };
     let (verdict, reason) = match &f.parsed {
         Err(e) => (Verdict::Malformed, e.to_string()),
-        Ok(sd) => evaluate(sd, &mut s, digests, trust, hash_revoked),
+        Ok(sd) => evaluate(sd, &mut s, &mut needs_ec, digests, trust, hash_revoked),
     };
     s.verdict = verdict;
     s.reason = reason;
     s.line = summary_line(&s);
-    s
+    (s, needs_ec)
 }
 
 fn evaluate(
     sd: &SignedData<'_>,
     s: &mut SignatureSummary,
+    needs_ec: &mut bool,
     digests: &mut Digests<'_, '_>,
     trust: &TrustStore,
     hash_revoked: bool,
@@ -484,6 +545,11 @@ fn evaluate(
     s.program_name = si.program_name.clone();
     s.timestamps = si.timestamps.clone();
 
+    s.signer_identified_by = match (si.issuer, si.subject_key_id) {
+        (Some(_), _) => Some(ID_ISSUER_SERIAL),
+        (None, Some(_)) => Some(ID_SUBJECT_KEY_ID),
+        (None, None) => None,
+    };
     let signer = sd
         .certificates
         .iter()
@@ -491,10 +557,13 @@ fn evaluate(
             (Some(issuer), Some(serial), _) => {
                 c.serial() == serial && cert::names_equal(c.issuer(), issuer)
             }
-            (_, _, Some(_ski)) => false,
+            // RFC 5652 §5.3: the key id matches the certificate's subjectKeyIdentifier
+            // extension; a certificate without one cannot be named this way.
+            (_, _, Some(ski)) => c.subject_key_id() == Some(ski),
             _ => false,
         });
     s.signer = signer.map(Certificate::info);
+    s.signer_key = signer.map(Certificate::key_kind);
 
     // 1. The image digest.
     let image = match digests.get(sd.digest_algorithm) {
@@ -556,7 +625,21 @@ fn evaluate(
 
     // 4. The chain, from the signer to an anchor through embedded intermediates.
     let chain = build_chain(signer, &sd.certificates, &trust.anchors);
-    s.chain = chain.path.iter().filter_map(|c| c.subject_cn()).collect();
+    *needs_ec = signer.is_ec_key()
+        || chain
+            .path
+            .iter()
+            .any(|c| cert::is_ecdsa_signature(&c.signature_algorithm));
+    // A certificate without a CN (the snakeoil one) is named by its whole subject,
+    // so the chain never silently skips a link.
+    s.chain = chain
+        .path
+        .iter()
+        .map(|c| {
+            c.subject_cn()
+                .unwrap_or_else(|| cert::name_string(c.subject()))
+        })
+        .collect();
     if let Some(a) = chain.anchor {
         let cn = a
             .subject_cn()
