@@ -610,7 +610,7 @@ fn offset_in(hay: &[u8], needle: &[u8]) -> Option<usize> {
 #[wasm_bindgen(js_name = buildDiskImage)]
 pub fn build_disk_image(
     uki: &FileBuf,
-    loader: Option<FileBuf>,
+    loader: Option<Vec<u8>>,
     options: &str,
 ) -> Result<js_sys::Object, JsValue> {
     let a: DiskArgs = serde_json::from_str(options).map_err(js_text)?;
@@ -635,7 +635,7 @@ pub fn build_disk_image(
         o.entry_name = n;
     }
     o.timeout = a.timeout.unwrap_or(0);
-    let loader_data: &[u8] = loader.as_ref().map_or(&[], |l| &l.data);
+    let loader_data: &[u8] = loader.as_deref().unwrap_or(&[]);
     match o.layout {
         Layout::SystemdBoot if loader.is_some() => o.systemd_boot = Some(loader_data),
         Layout::Grub | Layout::Talos if loader.is_some() => o.grub = Some(loader_data),
