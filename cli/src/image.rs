@@ -1,6 +1,9 @@
 //! `ukitool image`: a bootable raw GPT disk image from a UKI. The core computes the
 //! image as extents; this module reads the inputs and writes the extents out, as a
 //! sparse file (holes where the image is zero) or as a stream on stdout.
+//!
+//! The options that shape the image ([`ImageOptionArgs`]) are shared with `ukitool
+//! write`, which synthesises the same image and streams it to a device.
 
 use std::borrow::Cow;
 use std::fs::{File, OpenOptions};
@@ -24,54 +27,11 @@ pub struct ImageArgs {
     /// Output image file, or `-` for stdout
     #[arg(short, long, value_name = "FILE")]
     output: PathBuf,
-    /// uefi (the UKI as \EFI\BOOT\BOOT<arch>.EFI), systemd-boot, grub or talos
-    #[arg(long, default_value = "uefi")]
-    layout: String,
     /// Disk size (bytes, or with a K/M/G/T suffix); default: just large enough
     #[arg(long)]
     size: Option<String>,
-    /// ESP size; default: the layout's, or what the files need (at least 100M)
-    #[arg(long, value_name = "SIZE")]
-    esp_size: Option<String>,
-    /// Logical sector size: 512 or 4096
-    #[arg(long, default_value_t = 512)]
-    sector_size: u64,
-    /// ESP volume label; also seeds the disk and partition GUIDs
-    #[arg(long, default_value = "EFI")]
-    label: String,
-    /// Add a file to the ESP (repeatable)
-    #[arg(long, value_name = "SRC:ESP_PATH")]
-    add_file: Vec<String>,
-    /// Add an unformatted partition; TYPE is esp, bios, linux (default), xbootldr or a GUID
-    #[arg(long, value_name = "NAME:SIZE[:TYPE]")]
-    add_partition: Vec<String>,
-    /// Disk GUID (default: derived from --label)
-    #[arg(long, value_name = "GUID")]
-    disk_guid: Option<String>,
-    /// Unix time for FAT timestamps (default: $SOURCE_DATE_EPOCH, else 1980-01-01)
-    #[arg(long, value_name = "SECONDS")]
-    timestamp: Option<i64>,
-    /// systemd-boot EFI binary (systemd-boot layout; talos layout with systemd-boot)
-    #[arg(long, value_name = "FILE")]
-    systemd_boot: Option<PathBuf>,
-    /// GRUB EFI binary (grub layout; talos layout with GRUB)
-    #[arg(long, value_name = "FILE")]
-    grub: Option<PathBuf>,
-    /// shim: installed as BOOT<arch>.EFI with GRUB next to it as grub<arch>.efi
-    #[arg(long, value_name = "FILE")]
-    shim: Option<PathBuf>,
-    /// Directory on the ESP where GRUB reads grub.cfg (default: GRUB's built-in prefix)
-    #[arg(long, value_name = "PATH")]
-    grub_prefix: Option<String>,
-    /// Directory with PK.auth, KEK.auth, db.auth (and dbx.auth) for \loader\keys\auto\
-    #[arg(long, value_name = "DIR")]
-    enroll_keys: Option<PathBuf>,
-    /// Name of the UKI under \EFI\Linux\ and of the boot entry (default: the UKI's file stem)
-    #[arg(long)]
-    entry_name: Option<String>,
-    /// Boot menu timeout in seconds (systemd-boot, GRUB)
-    #[arg(long, default_value_t = 0)]
-    timeout: u32,
+    #[command(flatten)]
+    image: ImageOptionArgs,
     /// Print the summary as JSON
     #[arg(long)]
     json: bool,
@@ -80,93 +40,206 @@ pub struct ImageArgs {
     quiet: bool,
 }
 
-fn size_arg(s: &Option<String>) -> Result<Option<u64>> {
+/// Everything that shapes the image except its size and where it goes; `ukitool image`
+/// and `ukitool write` (with a UKI source) take the same options.
+#[derive(clap::Args)]
+pub struct ImageOptionArgs {
+    /// uefi (the UKI as \EFI\BOOT\BOOT<arch>.EFI), systemd-boot, grub or talos
+    #[arg(long, default_value = "uefi")]
+    pub layout: String,
+    /// ESP size; default: the layout's, or what the files need (at least 100M)
+    #[arg(long, value_name = "SIZE")]
+    pub esp_size: Option<String>,
+    /// Logical sector size: 512 or 4096
+    #[arg(long, default_value_t = 512)]
+    pub sector_size: u64,
+    /// ESP volume label; also seeds the disk and partition GUIDs
+    #[arg(long, default_value = "EFI")]
+    pub label: String,
+    /// Add a file to the ESP (repeatable)
+    #[arg(long, value_name = "SRC:ESP_PATH")]
+    pub add_file: Vec<String>,
+    /// Add an unformatted partition; TYPE is esp, bios, linux (default), xbootldr or a GUID
+    #[arg(long, value_name = "NAME:SIZE[:TYPE]")]
+    pub add_partition: Vec<String>,
+    /// Disk GUID (default: derived from --label)
+    #[arg(long, value_name = "GUID")]
+    pub disk_guid: Option<String>,
+    /// Unix time for FAT timestamps (default: $SOURCE_DATE_EPOCH, else 1980-01-01)
+    #[arg(long, value_name = "SECONDS")]
+    pub timestamp: Option<i64>,
+    /// systemd-boot EFI binary (systemd-boot layout; talos layout with systemd-boot)
+    #[arg(long, value_name = "FILE")]
+    pub systemd_boot: Option<PathBuf>,
+    /// GRUB EFI binary (grub layout; talos layout with GRUB)
+    #[arg(long, value_name = "FILE")]
+    pub grub: Option<PathBuf>,
+    /// shim: installed as BOOT<arch>.EFI with GRUB next to it as grub<arch>.efi
+    #[arg(long, value_name = "FILE")]
+    pub shim: Option<PathBuf>,
+    /// Directory on the ESP where GRUB reads grub.cfg (default: GRUB's built-in prefix)
+    #[arg(long, value_name = "PATH")]
+    pub grub_prefix: Option<String>,
+    /// Directory with PK.auth, KEK.auth, db.auth (and dbx.auth) for \loader\keys\auto\
+    #[arg(long, value_name = "DIR")]
+    pub enroll_keys: Option<PathBuf>,
+    /// Name of the UKI under \EFI\Linux\ and of the boot entry (default: the UKI's file stem)
+    #[arg(long)]
+    pub entry_name: Option<String>,
+    /// Boot menu timeout in seconds (systemd-boot, GRUB)
+    #[arg(long, default_value_t = 0)]
+    pub timeout: u32,
+}
+
+/// The files named by [`ImageOptionArgs`], read once; the image borrows from them.
+pub struct ImageInputs {
+    sdboot: Option<Input>,
+    grub: Option<Input>,
+    shim: Option<Input>,
+    extra: Vec<(String, Input)>,
+    keys: Vec<(String, Vec<u8>)>,
+}
+
+pub fn size_arg(s: &Option<String>) -> Result<Option<u64>> {
     s.as_deref()
         .map(layout::parse_size)
         .transpose()
         .map_err(Into::into)
 }
 
-pub fn run(a: ImageArgs) -> Result<ExitCode> {
-    let kind = Layout::parse(&a.layout)?;
-    let uki =
-        Input::open(&a.uki).with_context(|| format!("reading the UKI {}", a.uki.display()))?;
-    let open_opt = |p: &Option<PathBuf>, what: &str| -> Result<Option<Input>> {
-        p.as_ref()
-            .map(|p| Input::open(p).with_context(|| format!("reading the {what} {}", p.display())))
-            .transpose()
-    };
-    let sdboot = open_opt(&a.systemd_boot, "systemd-boot binary")?;
-    let grub = open_opt(&a.grub, "GRUB binary")?;
-    let shim = open_opt(&a.shim, "shim binary")?;
-    let mut extra: Vec<(String, Input)> = Vec::new();
-    for spec in &a.add_file {
-        let (src, dst) = spec
-            .split_once(':')
-            .with_context(|| format!("--add-file {spec:?}: expected SRC:ESP_PATH"))?;
-        let data = Input::open(Path::new(src)).with_context(|| format!("--add-file {spec:?}"))?;
-        extra.push((dst.to_string(), data));
-    }
-    let mut keys: Vec<(String, Vec<u8>)> = Vec::new();
-    if let Some(dir) = &a.enroll_keys {
-        for name in ["PK.auth", "KEK.auth", "db.auth", "dbx.auth"] {
-            let p = dir.join(name);
-            if p.exists() {
-                let data = std::fs::read(&p).with_context(|| format!("reading {}", p.display()))?;
-                keys.push((name.to_string(), data));
-            }
-        }
-        if keys.is_empty() {
-            bail!(
-                "--enroll-keys {}: no PK.auth, KEK.auth, db.auth or dbx.auth there",
-                dir.display()
-            );
-        }
+impl ImageOptionArgs {
+    /// True when no option was changed from its default (`write` refuses image options
+    /// with a raw image source, where they would be silently ignored).
+    pub fn is_default(&self) -> bool {
+        self.layout == "uefi"
+            && self.esp_size.is_none()
+            && self.sector_size == 512
+            && self.label == "EFI"
+            && self.add_file.is_empty()
+            && self.add_partition.is_empty()
+            && self.disk_guid.is_none()
+            && self.timestamp.is_none()
+            && self.systemd_boot.is_none()
+            && self.grub.is_none()
+            && self.shim.is_none()
+            && self.grub_prefix.is_none()
+            && self.enroll_keys.is_none()
+            && self.entry_name.is_none()
+            && self.timeout == 0
     }
 
-    let mut o = ImageOptions::new(kind, &uki);
-    o.size = size_arg(&a.size)?;
-    o.esp_size = size_arg(&a.esp_size)?;
-    o.sector_size = a.sector_size;
-    o.label = a.label.clone();
-    o.disk_guid = a.disk_guid.as_deref().map(Guid::parse).transpose()?;
-    o.timestamp = match a.timestamp {
-        Some(t) => t,
-        None => match std::env::var("SOURCE_DATE_EPOCH") {
-            Ok(v) => v
-                .trim()
-                .parse()
-                .with_context(|| format!("SOURCE_DATE_EPOCH={v:?} is not a number"))?,
-            Err(_) => o.timestamp,
-        },
-    };
-    o.systemd_boot = sdboot.as_deref();
-    o.grub = grub.as_deref();
-    o.shim = shim.as_deref();
-    o.grub_prefix = a.grub_prefix.clone();
-    o.entry_name = match &a.entry_name {
-        Some(n) => n.clone(),
-        None => a
-            .uki
-            .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .filter(|s| !s.is_empty() && s != "-")
-            .unwrap_or_else(|| "linux".into()),
-    };
-    o.timeout = a.timeout;
-    o.enroll_keys = keys
-        .iter()
-        .map(|(n, d)| (n.clone(), d.as_slice()))
-        .collect();
-    o.extra_files = extra
-        .iter()
-        .map(|(p, d)| (p.clone(), Cow::Borrowed(&d[..])))
-        .collect();
-    o.extra_partitions = a
-        .add_partition
-        .iter()
-        .map(|s| PartitionSpec::parse(s))
-        .collect::<Result<_, _>>()?;
+    /// Read every file the options name.
+    pub fn load(&self) -> Result<ImageInputs> {
+        let open_opt = |p: &Option<PathBuf>, what: &str| -> Result<Option<Input>> {
+            p.as_ref()
+                .map(|p| {
+                    Input::open(p).with_context(|| format!("reading the {what} {}", p.display()))
+                })
+                .transpose()
+        };
+        let sdboot = open_opt(&self.systemd_boot, "systemd-boot binary")?;
+        let grub = open_opt(&self.grub, "GRUB binary")?;
+        let shim = open_opt(&self.shim, "shim binary")?;
+        let mut extra: Vec<(String, Input)> = Vec::new();
+        for spec in &self.add_file {
+            let (src, dst) = spec
+                .split_once(':')
+                .with_context(|| format!("--add-file {spec:?}: expected SRC:ESP_PATH"))?;
+            let data =
+                Input::open(Path::new(src)).with_context(|| format!("--add-file {spec:?}"))?;
+            extra.push((dst.to_string(), data));
+        }
+        let mut keys: Vec<(String, Vec<u8>)> = Vec::new();
+        if let Some(dir) = &self.enroll_keys {
+            for name in ["PK.auth", "KEK.auth", "db.auth", "dbx.auth"] {
+                let p = dir.join(name);
+                if p.exists() {
+                    let data =
+                        std::fs::read(&p).with_context(|| format!("reading {}", p.display()))?;
+                    keys.push((name.to_string(), data));
+                }
+            }
+            if keys.is_empty() {
+                bail!(
+                    "--enroll-keys {}: no PK.auth, KEK.auth, db.auth or dbx.auth there",
+                    dir.display()
+                );
+            }
+        }
+        Ok(ImageInputs {
+            sdboot,
+            grub,
+            shim,
+            extra,
+            keys,
+        })
+    }
+
+    /// The core's options for an image of `size` bytes (None: just large enough) from
+    /// the UKI `uki` (read from `uki_path`, whose stem names the boot entry).
+    pub fn options<'a>(
+        &self,
+        inputs: &'a ImageInputs,
+        uki: &'a [u8],
+        uki_path: &Path,
+        size: Option<u64>,
+    ) -> Result<ImageOptions<'a>> {
+        let kind = Layout::parse(&self.layout)?;
+        let mut o = ImageOptions::new(kind, uki);
+        o.size = size;
+        o.esp_size = size_arg(&self.esp_size)?;
+        o.sector_size = self.sector_size;
+        o.label = self.label.clone();
+        o.disk_guid = self.disk_guid.as_deref().map(Guid::parse).transpose()?;
+        o.timestamp = match self.timestamp {
+            Some(t) => t,
+            None => match std::env::var("SOURCE_DATE_EPOCH") {
+                Ok(v) => v
+                    .trim()
+                    .parse()
+                    .with_context(|| format!("SOURCE_DATE_EPOCH={v:?} is not a number"))?,
+                Err(_) => o.timestamp,
+            },
+        };
+        o.systemd_boot = inputs.sdboot.as_deref();
+        o.grub = inputs.grub.as_deref();
+        o.shim = inputs.shim.as_deref();
+        o.grub_prefix = self.grub_prefix.clone();
+        o.entry_name = match &self.entry_name {
+            Some(n) => n.clone(),
+            None => uki_path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .filter(|s| !s.is_empty() && s != "-")
+                .unwrap_or_else(|| "linux".into()),
+        };
+        o.timeout = self.timeout;
+        o.enroll_keys = inputs
+            .keys
+            .iter()
+            .map(|(n, d)| (n.clone(), d.as_slice()))
+            .collect();
+        o.extra_files = inputs
+            .extra
+            .iter()
+            .map(|(p, d)| (p.clone(), Cow::Borrowed(&d[..])))
+            .collect();
+        o.extra_partitions = self
+            .add_partition
+            .iter()
+            .map(|s| PartitionSpec::parse(s))
+            .collect::<Result<_, _>>()?;
+        Ok(o)
+    }
+}
+
+pub fn run(a: ImageArgs) -> Result<ExitCode> {
+    // The layout name is checked before any file is read, as before the refactor.
+    Layout::parse(&a.image.layout)?;
+    let uki =
+        Input::open(&a.uki).with_context(|| format!("reading the UKI {}", a.uki.display()))?;
+    let inputs = a.image.load()?;
+    let o = a.image.options(&inputs, &uki, &a.uki, size_arg(&a.size)?)?;
 
     let to_stdout = a.output == Path::new("-");
     if !to_stdout {

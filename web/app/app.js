@@ -26,6 +26,16 @@ let report = null; // the parsed report
 let reportJson = null; // its exact JSON text (for the export)
 let final = false; // the report has every hash
 let fileNames = []; // download name per section index, from the core
+let verify = null; // `ukitool verify --json` for the file, as parsed
+let verifyJson = null;
+let verifyMs = null; // how long the streamed Authenticode check took, ms
+let anchors = []; // one line per trust anchor file added
+let pcr = null; // `ukitool measure --json`, parsed; {error} when it failed
+let pcrJson = null;
+let pcrCheck = null; // {pcrsig, pcrsig_error}
+let speeds = null; // sha256 MB/s measured by the Worker: {webcrypto, wasm}
+let tasks = 0; // disk image and UKI builds in flight, by number
+const pending = new Map();
 const objectUrls = [];
 
 function startWorker() {
@@ -53,6 +63,7 @@ function onWorkerMessage(ev) {
   const m = ev.data;
   if (m.type === "ready") {
     const s = m.speeds;
+    speeds = s;
     $("engine").textContent =
       `ukitool ${m.version} · wasm engine ready · sha256 throughput here: ` +
       `WebCrypto ${s.webcrypto} MB/s, wasm ${s.wasm} MB/s`;
@@ -60,7 +71,16 @@ function onWorkerMessage(ev) {
     return;
   }
   if (m.type === "crash") {
+    for (const [, p] of pending) p.reject(new Error("internal error: " + m.message));
+    pending.clear();
     restartWorker(m.message);
+    return;
+  }
+  if (m.type === "task-done" || m.type === "task-error") {
+    const p = pending.get(m.task);
+    pending.delete(m.task);
+    if (p && m.type === "task-done") p.resolve(m);
+    else if (p) p.reject(Object.assign(new Error(m.message), { kind: m.kind, offset: m.offset }));
     return;
   }
   if (m.job !== job) return; // a superseded file
@@ -75,7 +95,30 @@ function onWorkerMessage(ev) {
       break;
     case "report":
       showReport(m.json, true);
-      setStatus("Done", false);
+      setStatus(report.kind === "uki" ? "Predicting PCR 11…" : "Done", report.kind === "uki");
+      break;
+    case "verify":
+      verifyJson = m.json;
+      verify = JSON.parse(m.json);
+      anchors = m.anchors;
+      if (m.ms !== null) verifyMs = m.ms;
+      if (report) {
+        renderSignatures(report);
+        renderSummary(report);
+      }
+      break;
+    case "anchor-error":
+      anchorMessage(m.message, true);
+      break;
+    case "pcr":
+      pcr = m.error ? { error: m.error } : JSON.parse(m.json);
+      pcrJson = m.error ? null : m.json;
+      pcrCheck = m.check ? JSON.parse(m.check) : null;
+      if (report) renderPcr(report);
+      break;
+    case "finished":
+      document.body.dataset.work = "idle";
+      if (report && report.kind === "uki" && $("error").hidden) setStatus("Done", false);
       break;
     case "disk":
       showDisk(m.json);
@@ -95,6 +138,11 @@ function openFile(f) {
   report = null;
   reportJson = null;
   final = false;
+  verify = verifyJson = verifyMs = pcr = pcrJson = pcrCheck = null;
+  anchors = [];
+  document.body.dataset.work = "busy";
+  $("image-status").textContent = "";
+  clear($("image-summary"));
   for (const u of objectUrls.splice(0)) URL.revokeObjectURL(u);
   $("welcome").hidden = true;
   $("error").hidden = true;
@@ -141,7 +189,7 @@ function showError(m) {
 }
 
 // Panels that only make sense for a PE; a disk image shows the summary and disk.
-const PE_PANELS = ["p-sections", "p-uki", "p-lints", "p-signatures", "p-pcr", "p-pe"];
+const PE_PANELS = ["p-sections", "p-uki", "p-lints", "p-signatures", "p-pcr", "p-pe", "p-image"];
 
 function showPanels(pe) {
   for (const id of PE_PANELS) {
@@ -220,6 +268,12 @@ function renderSummary(r) {
 }
 
 function signatureVerdict(r) {
+  if (verify) {
+    const n = verify.signatures.filter((s) => s.nested_in === null).length;
+    const nested = verify.signatures.length - n;
+    const what = n ? `${n} signature${n > 1 ? "s" : ""}${nested ? ` + ${nested} nested` : ""}: ` : "";
+    return el("span", {}, what, verdictBadge(verify.verdict, "summary-verdict"));
+  }
   if (r.pe.certificate_table) {
     const n = r.signatures.length;
     return n ? `${n} signature${n > 1 ? "s" : ""} (see Signatures)` : "certificate table present";
@@ -395,24 +449,175 @@ function renderLints(r) {
   box.append(list);
 }
 
+const VERDICT_TEXT = {
+  unsigned: "unsigned",
+  "valid-trusted": "valid, trusted",
+  "valid-untrusted": "valid, not trusted",
+  revoked: "revoked",
+  "hash-mismatch": "hash mismatch",
+  "bad-signature": "bad signature",
+  malformed: "malformed",
+};
+
+function verdictBadge(v, id) {
+  const tone = v === "valid-trusted" ? "ok" : v === "valid-untrusted" || v === "unsigned" ? "warn" : "err";
+  return el("span", { class: `badge verdict tone-${tone}`, "data-verdict": v, id }, VERDICT_TEXT[v] || v);
+}
+
+function yesNo(v, yes, no) {
+  if (v === null || v === undefined) return el("span", { class: "muted" }, "not checked");
+  return el("span", { class: v ? "tone-ok" : "tone-err" }, v ? yes : no);
+}
+
 function renderSignatures(r) {
   const box = $("signatures");
   clear(box);
-  if (r.signatures.length) {
-    const list = el("ul", { class: "plain" });
-    for (const s of r.signatures) list.append(el("li", {}, el("code", {}, hexNum(s.offset)), " ", s.line));
-    box.append(list);
-  } else if (r.pe.certificate_table) {
-    box.append(emptyState(`A certificate table is present at ${hexNum(r.pe.certificate_table.offset)} (${size(r.pe.certificate_table.size)}). Checking signatures in the page is not in this build yet.`));
-  } else {
-    box.append(emptyState("Unsigned: this file has no certificate table. Secure Boot will refuse it unless its hash is enrolled."));
+  if (!verify) {
+    box.append(emptyState(r.pe.certificate_table ? "Checking the signatures…" : "Computing the Authenticode hash…"));
+    return;
   }
+  const v = verify;
+  box.append(
+    el("div", { class: "verdict-line" }, verdictBadge(v.verdict, "verdict"), el("span", { id: "verdict-reason" }, v.reason)),
+  );
+  const digests = Object.entries(v.image_digests).map(([alg, d]) =>
+    el("div", { class: "codeline" }, el("span", { class: "alg" }, alg), el("code", { "data-image-digest": alg }, d), copyButton(d, `Copy the ${alg} image digest`)),
+  );
+  if (digests.length) {
+    box.append(el("h3", {}, "Authenticode image digest"));
+    box.append(...digests);
+  }
+  if (!v.signatures.length && v.verdict === "unsigned") {
+    box.append(el("p", { class: "muted" }, "No certificate table. Secure Boot refuses this file unless the SHA-256 digest above is enrolled in db."));
+  }
+  for (const s of v.signatures) box.append(signatureCard(s));
+
+  // Trust anchors: certificates or a db, checked client-side.
+  const anchorBox = el("div", { class: "anchors" });
+  anchorBox.append(el("h3", {}, "Trust anchors"));
+  if (anchors.length) {
+    anchorBox.append(el("ul", { class: "plain", id: "anchor-list" }, ...anchors.map((a) => el("li", {}, a))));
+  } else {
+    anchorBox.append(el("p", { class: "muted" }, "None: a valid signature is “valid, not trusted”. Add the certificate or db your firmware trusts to check the chain."));
+  }
+  const input = el("input", { type: "file", id: "anchor-file", hidden: true, multiple: true, accept: ".pem,.crt,.cer,.der,.esl,.auth,.db,.bin,*/*" });
+  input.addEventListener("change", async (e) => {
+    for (const f of e.target.files) worker.postMessage({ type: "anchor", job, name: f.name, file: f });
+    e.target.value = "";
+  });
+  const actions = el("div", { class: "form-actions" },
+    el("button", { type: "button", id: "anchor-add", onclick: () => input.click() }, "Add trust anchor…"),
+    anchors.length ? el("button", { type: "button", id: "anchor-clear", onclick: () => worker.postMessage({ type: "clear-anchors", job }) }, "Clear anchors") : "",
+    el("button", { type: "button", id: "verify-export", onclick: exportVerify }, "Export verify JSON"),
+    el("span", { class: "muted" }, "PEM or DER certificates, or an EFI signature list / db / .auth file."),
+    input,
+  );
+  anchorBox.append(actions, el("p", { id: "anchor-msg", class: "muted", role: "status" }));
+  box.append(anchorBox);
+  if (verifyMs !== null) box.append(el("p", { class: "muted small-print" }, `Checked in ${Math.round(verifyMs)} ms (the file streamed through ${engineName()}).`));
+}
+
+function engineName() {
+  return speeds && speeds.webcrypto >= speeds.wasm ? "WebCrypto" : "wasm sha2";
+}
+
+function anchorMessage(text, isError) {
+  const p = $("anchor-msg");
+  if (!p) return;
+  p.textContent = text;
+  p.classList.toggle("tone-err", !!isError);
+}
+
+function signatureCard(s) {
+  const c = s.signer;
+  const title = `Signature ${s.index + 1}` + (s.nested_in !== null ? ` (nested in ${s.nested_in + 1})` : "");
+  const card = el("article", { class: "sig", "data-index": String(s.index) });
+  card.append(el("header", {}, el("h4", {}, title), verdictBadge(s.verdict), el("code", { class: "muted" }, `at ${hexNum(s.offset)}`)));
+  const rows = [];
+  if (c) {
+    rows.push(["Signer", el("span", { class: "signer-cn" }, c.subject_cn || c.subject)]);
+    rows.push(["Issuer", el("span", { class: "issuer-cn" }, c.issuer_cn || c.issuer)]);
+    rows.push(["Serial", el("code", {}, c.serial)]);
+    rows.push(["Validity", `${c.not_before || "?"} → ${c.not_after || "?"} (not enforced: firmware has no trusted clock)`]);
+  } else {
+    rows.push(["Signer", el("span", { class: "muted" }, "not found among the embedded certificates")]);
+  }
+  rows.push(["Digest algorithm", s.digest_algorithm]);
+  if (s.signed_digest) {
+    rows.push(["Signed digest", el("span", {}, el("code", { class: "hash" }, s.signed_digest), " ", yesNo(s.digest_matches, "matches the image", "differs from the image"))]);
+  }
+  rows.push(["messageDigest", yesNo(s.message_digest_matches, "matches the content", "does not match")]);
+  rows.push(["Signature", yesNo(s.signature_valid, "valid", "invalid")]);
+  if (s.chain.length) {
+    const chain = el("ol", { class: "chain" }, ...s.chain.map((cn) => el("li", {}, cn)));
+    if (!s.trusted_by && s.chain_ends_at) chain.append(el("li", { class: "muted" }, `${s.chain_ends_at} (not an anchor)`));
+    rows.push(["Chain", chain]);
+  }
+  if (s.trusted_by) rows.push(["Trusted by", el("span", { class: "tone-ok" }, s.trusted_by)]);
+  if (s.signing_time) rows.push(["Signed at", s.signing_time]);
+  if (s.program_name) rows.push(["Program", s.program_name]);
+  for (const t of s.timestamps) rows.push(["Timestamp", `${t.kind} ${t.time || "?"} by ${t.signer_issuer_cn || "?"}`]);
+  rows.push(["Reason", el("span", { class: "sig-reason" }, s.reason)]);
+  card.append(factList(el("dl", { class: "facts" }), rows));
+  if (s.certificates.length) {
+    const list = s.certificates.map((x) => el("tr", {}, el("td", {}, x.subject_cn || x.subject), el("td", {}, x.issuer_cn || x.issuer), el("td", {}, el("code", {}, x.serial)), el("td", { class: "num" }, (x.not_after || "").slice(0, 10))));
+    card.append(el("details", {}, el("summary", {}, `Embedded certificates (${s.certificates.length})`), el("div", { class: "table-wrap" }, table(el("table", { class: "grid" }), ["Subject", "Issuer", "Serial", "Expires"], list))));
+  }
+  return card;
+}
+
+function exportVerify() {
+  if (!verifyJson) return;
+  download(new Blob([verifyJson + "\n"], { type: "application/json" }), `${baseName()}.verify.json`);
+}
+
+function baseName() {
+  return (file && file.name ? file.name : "file").replace(/\.[^.]*$/, "");
 }
 
 function renderPcr(r) {
   const box = $("pcr");
   clear(box);
-  box.append(emptyState(r.kind === "uki" ? "PCR 11 prediction is not in this build of the page yet; use `ukitool measure`." : "PCR 11 is predicted for UKIs only."));
+  if (r.kind !== "uki") {
+    box.append(emptyState("PCR 11 is predicted for UKIs only: systemd-stub measures a UKI's sections into it."));
+    return;
+  }
+  if (!pcr) {
+    box.append(emptyState("Predicting PCR 11 (every section hashed in four banks)…"));
+    return;
+  }
+  if (pcr.error) {
+    box.append(el("div", { class: "error", id: "pcr-error" }, pcr.error));
+    return;
+  }
+  box.append(el("p", { class: "muted" }, "What systemd-stub will measure into PCR 11 for this UKI, at each boot phase, the same numbers as ", el("code", {}, "ukitool measure --json"), " and ", el("code", {}, "systemd-measure calculate"), "."));
+  const rows = [];
+  for (const [bank, preds] of Object.entries(pcr)) {
+    rows.push(el("tr", { class: "group" }, el("th", { colspan: "3", scope: "rowgroup" }, bank)));
+    for (const p of preds) {
+      rows.push(
+        el("tr", { "data-bank": bank, "data-phase": p.phase },
+          el("td", {}, el("code", { class: "phase" }, p.phase)),
+          el("td", { class: "num" }, String(p.pcr)),
+          el("td", {}, el("span", { class: "hash-cell wrap" }, el("code", { class: "pcr-hash" }, p.hash), copyButton(p.hash, `Copy ${bank} ${p.phase}`))),
+        ),
+      );
+    }
+  }
+  box.append(el("div", { class: "table-wrap" }, table(el("table", { class: "grid", id: "pcr-table" }), ["Phase", "PCR", "Value"], rows)));
+  box.append(el("div", { class: "form-actions" }, el("button", { type: "button", id: "pcr-export", onclick: () => download(new Blob([pcrJson + "\n"], { type: "application/json" }), `${baseName()}.measure.json`) }, "Export measure JSON")));
+  if (pcrCheck && (pcrCheck.pcrsig || pcrCheck.pcrsig_error)) {
+    box.append(el("h3", {}, ".pcrsig check"));
+    if (pcrCheck.pcrsig_error) {
+      box.append(el("p", { class: "tone-err", id: "pcrsig-result" }, pcrCheck.pcrsig_error));
+    } else {
+      const p = pcrCheck.pcrsig;
+      const ok = p.entries.filter((e) => !e.problem).length;
+      box.append(el("p", { id: "pcrsig-result", class: p.valid ? "tone-ok" : "tone-err" }, `${p.valid ? "valid" : "INVALID"}: ${ok}/${p.entries.length} signed policies check out against .pcrpkey (key ${p.key_fingerprint.slice(0, 16)}…)`));
+      const er = p.entries.map((e) => el("tr", {}, el("td", {}, e.bank), el("td", {}, e.pcrs.join(",")), el("td", {}, el("code", { class: "hash" }, e.pol.slice(0, 24) + "…")), el("td", {}, yesNo(e.signature_valid, "valid", "invalid")), el("td", {}, e.pol_predicted === null ? "—" : yesNo(e.pol_predicted, "matches", "stale")), el("td", {}, e.problem || "")));
+      box.append(el("div", { class: "table-wrap" }, table(el("table", { class: "grid" }), ["Bank", "PCRs", "Policy", "Signature", "Prediction", "Problem"], er)));
+    }
+  }
 }
 
 function renderPe(r) {
@@ -508,6 +713,141 @@ function openEmbedded(b) {
   openFile(new File([part], b.path.split("/").pop()));
 }
 
+// ---- tools: disk images and UKIs -------------------------------------------
+
+// Ask the Worker for a tool result; resolves to {blob, name, summary}.
+function runTask(msg) {
+  const task = ++tasks;
+  return new Promise((resolve, reject) => {
+    pending.set(task, { resolve, reject });
+    worker.postMessage({ ...msg, task });
+  });
+}
+
+function diskOptions() {
+  const entry = file && file.name ? file.name.replace(/\.[^.]*$/, "") : "";
+  return {
+    layout: $("i-layout").value,
+    size: $("i-size").value.trim() || null,
+    esp_size: $("i-esp-size").value.trim() || null,
+    sector_size: Number($("i-sector").value),
+    label: $("i-label").value,
+    timestamp: Number($("i-timestamp").value || 315532800),
+    entry_name: entry || "linux",
+  };
+}
+
+// Build the image in the Worker; `save` writes it through the File System Access
+// API (streamed to disk), else it is downloaded as a Blob of shared parts.
+async function buildDisk(save) {
+  const status = $("image-status");
+  const loader = $("i-loader").files[0];
+  status.textContent = "Building…";
+  status.classList.remove("tone-err");
+  $("disk-download").disabled = true;
+  try {
+    let handle = null;
+    const name = `${baseName()}.img`;
+    if (save) handle = await window.showSaveFilePicker({ suggestedName: name });
+    const r = await runTask({ type: "disk-image", job, options: diskOptions(), loader });
+    const summary = JSON.parse(r.summary);
+    if (handle) {
+      const w = await handle.createWritable();
+      await r.blob.stream().pipeTo(w);
+    } else {
+      download(r.blob, name);
+    }
+    status.textContent = `${handle ? "Saved" : "Downloaded"} ${name}: ${size(summary.size)}, ${summary.partitions.length} partitions, ${size(summary.data_bytes)} of data.`;
+    renderImageSummary(summary);
+  } catch (e) {
+    if (e && e.name === "AbortError") status.textContent = "";
+    else {
+      status.textContent = "Could not build the image: " + e.message;
+      status.classList.add("tone-err");
+    }
+  } finally {
+    $("disk-download").disabled = false;
+  }
+}
+
+function renderImageSummary(s) {
+  const box = clear($("image-summary"));
+  box.append(el("p", { class: "muted" }, `GPT, ${s.sector_size}-byte sectors, disk GUID `, el("code", {}, s.disk_guid)));
+  const rows = s.partitions.map((p) => el("tr", {}, el("td", { class: "num" }, String(p.index)), el("td", {}, p.name), el("td", {}, p.type_name || ""), el("td", { class: "num" }, hexNum(p.offset)), el("td", { class: "num" }, size(p.size))));
+  box.append(el("div", { class: "table-wrap" }, table(el("table", { class: "grid", id: "image-partitions" }), ["#", "Name", "Type", "Offset", "Size"], rows)));
+  const files = s.esp.files.map((f) => el("li", {}, el("code", {}, "/" + f.path), ` (${size(f.size)})`));
+  box.append(el("p", { class: "muted" }, `ESP: ${s.esp.fat_type} “${s.esp.label}”, id ${s.esp.volume_id}, ${size(s.esp.cluster_size)} clusters`));
+  box.append(el("ul", { class: "plain files" }, ...files));
+}
+
+let builtUki = null;
+
+async function buildUki() {
+  const status = $("build-status");
+  status.classList.remove("tone-err");
+  const stub = $("b-stub").files[0];
+  if (!stub) {
+    status.textContent = "A stub is needed (e.g. /usr/lib/systemd/boot/efi/linuxx64.efi.stub).";
+    status.classList.add("tone-err");
+    return;
+  }
+  const key = $("b-key").files[0];
+  const cert = $("b-cert").files[0];
+  const ts = $("b-timestamp").value.trim();
+  const cmdline = $("b-cmdline").value;
+  status.textContent = "Building…";
+  $("build-download").disabled = true;
+  try {
+    const r = await runTask({
+      type: "build-uki",
+      stub,
+      linux: $("b-linux").files[0],
+      initrds: Array.from($("b-initrd").files),
+      cmdline: cmdline === "" ? undefined : cmdline,
+      osRelease: $("b-osrel").files[0],
+      timestamp: ts === "" ? null : Number(ts),
+      key,
+      cert,
+    });
+    const name = $("b-linux").files[0] ? "uki.efi" : "addon.efi";
+    builtUki = new File([r.blob], name);
+    download(r.blob, name);
+    $("build-open").disabled = false;
+    status.textContent = `Built ${name}: ${size(r.blob.size)}${key ? ", signed" : ""}.`;
+  } catch (e) {
+    status.textContent = "Could not build: " + e.message;
+    status.classList.add("tone-err");
+  } finally {
+    $("build-download").disabled = false;
+  }
+}
+
+function setupTools() {
+  $("image-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    buildDisk(false);
+  });
+  if (window.showSaveFilePicker) {
+    $("disk-save").hidden = false;
+    $("disk-save").addEventListener("click", () => buildDisk(true));
+  }
+  $("i-layout").addEventListener("change", () => {
+    const l = $("i-layout").value;
+    $("i-loader-label").hidden = l === "uefi";
+  });
+  $("build-toggle").addEventListener("click", () => {
+    const p = $("p-build");
+    p.hidden = !p.hidden;
+    $("build-toggle").setAttribute("aria-expanded", String(!p.hidden));
+    if (!p.hidden) p.scrollIntoView({ block: "start" });
+  });
+  $("build-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    buildUki();
+  });
+  $("build-open").addEventListener("click", () => builtUki && openFile(builtUki));
+}
+
 // ---- input ----------------------------------------------------------------
 
 function exportJson() {
@@ -559,5 +899,10 @@ function setupInput() {
 
 startWorker();
 setupInput();
-// Tests and power users can open a File programmatically.
-window.ukitool = { openFile };
+setupTools();
+// Tests and power users can open a File programmatically, and read what the page
+// shows as data.
+window.ukitool = {
+  openFile,
+  state: () => ({ job, report: reportJson, verify: verifyJson, pcr: pcrJson, error: $("error").hidden ? null : $("error").textContent }),
+};

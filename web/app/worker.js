@@ -1,11 +1,23 @@
 // The Worker: owns the wasm instance and does every read and hash, so the page's
-// main thread only renders. Protocol (all messages carry the page's `job` number):
+// main thread only renders. Protocol (file messages carry the page's `job` number,
+// tool messages a `task` number):
 //   page -> worker  {type: "open", job, file}
+//                   {type: "anchor", job, name, file}   add a trust anchor, re-verify
+//                   {type: "clear-anchors", job}
+//                   {type: "disk-image", task, job, options, loader}
+//                   {type: "build-uki", task, stub, linux, initrds, cmdline,
+//                    osRelease, timestamp, key, cert}
 //   worker -> page  {type: "ready", version, speeds}          once, after start-up
 //                   {type: "headers", job, json, names}       first answer (no hashes)
 //                   {type: "progress", job, done, total, what}
+//                   {type: "verify", job, json, anchors, ms}  = `ukitool verify --json`
 //                   {type: "report", job, json}               final report, = CLI --json
+//                   {type: "pcr", job, json, check, error}    = `ukitool measure --json`
 //                   {type: "disk", job, json}                 disk report, = CLI --json
+//                   {type: "finished", job}                   nothing more for this job
+//                   {type: "anchor-error", job, message}
+//                   {type: "task-done", task, blob, name, summary}
+//                   {type: "task-error", task, message}
 //                   {type: "error", job, message, kind, offset}
 //                   {type: "crash", job, message}             wasm trapped: restart me
 // A newer "open" supersedes the running job: it notices between reads and stops.
@@ -17,10 +29,14 @@ const PREFIX = 64 * 1024; // headers and section table of any real PE fit in 64 
 const MAX_PREFIX = 64 * 1024 * 1024; // long names past this are not worth a header read
 const CHUNK = 8 * 1024 * 1024; // streaming read size
 const WEBCRYPTO_MAX = 512 * 1024 * 1024; // WebCrypto digests one buffer: cap its size
+const ZERO_CHUNK = 1024 * 1024; // the shared zero part of disk image downloads
 
 let current = 0; // the job the page wants; older jobs stop at their next await
 let speeds = null; // measured sha256 throughput, MB/s, {webcrypto, wasm}
 let job = 0; // the job being run, for crash reports
+// What the current job keeps for later requests (anchors, disk images).
+let state = { job: 0, file: null, verifier: null, whole: null, name: "" };
+const ALGS = { sha1: "SHA-1", sha256: "SHA-256", sha384: "SHA-384", sha512: "SHA-512" };
 
 function decodeBase64(s) {
   if (Uint8Array.fromBase64) return Uint8Array.fromBase64(s);
@@ -74,32 +90,6 @@ async function measureSpeeds() {
   return { webcrypto, wasm: wasmSpeed };
 }
 
-// sha256 of file[offset, offset+length), by the faster engine.
-async function sha256Of(file, offset, length, j, onBytes) {
-  const useWebCrypto =
-    speeds && speeds.webcrypto >= speeds.wasm && length <= WEBCRYPTO_MAX && crypto.subtle;
-  if (useWebCrypto) {
-    const data = await file.slice(offset, offset + length).arrayBuffer();
-    check(j);
-    const digest = await crypto.subtle.digest("SHA-256", data);
-    onBytes(length);
-    return hex(digest);
-  }
-  const h = new wasm.Hasher("sha256");
-  try {
-    for (let at = 0; at < length; at += CHUNK) {
-      const n = Math.min(CHUNK, length - at);
-      const chunk = await read(file, offset + at, n);
-      check(j);
-      h.update(chunk);
-      onBytes(n);
-    }
-    return h.finish();
-  } finally {
-    h.free();
-  }
-}
-
 // Headers first from a prefix; a PE whose header structures lie further out (long
 // section names in a COFF string table at the end) gets a longer prefix.
 async function openInspection(file, j) {
@@ -108,7 +98,7 @@ async function openInspection(file, j) {
     const prefix = await read(file, 0, len);
     check(j);
     try {
-      return new wasm.Inspection(prefix, file.size);
+      return { insp: new wasm.Inspection(prefix, file.size), prefix };
     } catch (e) {
       const end = typeof e.end === "number" ? e.end : 0;
       if (e.kind === "truncated" && end > len && end <= file.size && end <= MAX_PREFIX) {
@@ -120,7 +110,14 @@ async function openInspection(file, j) {
   }
 }
 
+function resetState(j, file) {
+  if (state.verifier) state.verifier.free();
+  if (state.whole) state.whole.free();
+  state = { job: j, file, verifier: null, whole: null, name: file.name || "file" };
+}
+
 async function open(file, j) {
+  resetState(j, file);
   const head = await read(file, 0, Math.min(file.size, 4096));
   check(j);
   if (wasm.looksLikeDisk(head)) {
@@ -128,7 +125,7 @@ async function open(file, j) {
     postMessage({ type: "disk", job: j, json: await inspectWhole(file, j, wasm.inspectDisk) });
     return;
   }
-  const insp = await openInspection(file, j);
+  const { insp, prefix } = await openInspection(file, j);
   try {
     // The small ranges the report decodes: metadata sections, a .linux prefix.
     const need = insp.neededRanges();
@@ -138,30 +135,150 @@ async function open(file, j) {
       insp.addChunk(need[i], bytes);
     }
     const first = insp.report();
+    const parsed = JSON.parse(first);
     // File names for downloads, by the core's rule (as `ukitool extract --all`).
-    const names = JSON.parse(first).sections.map((s) => wasm.extractFileName(s.name));
+    const names = parsed.sections.map((s) => wasm.extractFileName(s.name));
     postMessage({ type: "headers", job: j, json: first, names });
 
-    if (JSON.parse(first).pe.certificate_table) {
-      // Signed: the report's signature check needs the Authenticode digest of the
-      // whole image and the certificate table, which the core takes from memory.
-      postMessage({ type: "report", job: j, json: await inspectWhole(file, j) });
-      return;
-    }
-    // Unsigned: the only full pass is each section's payload hash, streamed.
+    // Signatures: the Authenticode digest streamed over the file, the headers and
+    // the certificate table in wasm, the core's verdict (also for unsigned files:
+    // their SHA-256 image hash is what a db entry would have to hold).
+    const verifier = await verifySetup(file, prefix, j);
+    state.verifier = verifier;
+    if (parsed.pe.certificate_table) insp.setSignatures(verifier);
+    postVerify(j, verifier.ms);
+
+    // Each section's payload hash, streamed.
     const ranges = insp.payloadRanges();
     let total = 0;
     for (let i = 1; i < ranges.length; i += 2) total += Math.max(ranges[i], 0);
     const onBytes = progress(j, total, "hashing sections");
     for (let i = 0; i < ranges.length; i += 2) {
       if (ranges[i + 1] < 0) continue; // payload outside the file: no hash, as in the CLI
-      const digest = await sha256Of(file, ranges[i], ranges[i + 1], j, onBytes);
+      const digest = await digestOf(file, [[ranges[i], ranges[i] + ranges[i + 1]]], ["sha256"], j, onBytes);
       check(j);
-      insp.setSha256(i / 2, digest);
+      insp.setSha256(i / 2, digest.sha256);
     }
     postMessage({ type: "report", job: j, json: insp.report() });
+    if (parsed.kind === "uki") await predictPcr(file, j);
   } finally {
     insp.free();
+  }
+}
+
+// Hash file ranges (concatenated) with each algorithm, by the faster engine.
+// WebCrypto digests one buffer at once, so it gets the ranges as one Blob read.
+async function digestOf(file, ranges, algs, j, onBytes) {
+  let length = 0;
+  for (const [a, b] of ranges) length += b - a;
+  const useWebCrypto =
+    speeds && speeds.webcrypto >= speeds.wasm && length <= WEBCRYPTO_MAX && crypto.subtle;
+  const out = {};
+  if (useWebCrypto) {
+    const data =
+      ranges.length === 1
+        ? await file.slice(ranges[0][0], ranges[0][1]).arrayBuffer()
+        : await new Blob(ranges.map(([a, b]) => file.slice(a, b))).arrayBuffer();
+    check(j);
+    for (const alg of algs) out[alg] = hex(await crypto.subtle.digest(ALGS[alg], data));
+    onBytes(length);
+    return out;
+  }
+  const hs = algs.map((a) => new wasm.Hasher(a));
+  try {
+    for (const [a, b] of ranges) {
+      for (let at = a; at < b; at += CHUNK) {
+        const n = Math.min(CHUNK, b - at);
+        const chunk = await read(file, at, n);
+        check(j);
+        for (const h of hs) h.update(chunk);
+        onBytes(n);
+      }
+    }
+    algs.forEach((a, i) => (out[a] = hs[i].finish()));
+    return out;
+  } finally {
+    for (const h of hs) h.free();
+  }
+}
+
+// A Verifier with the headers, the certificate table and the image digests in.
+async function verifySetup(file, prefix, j) {
+  const t0 = performance.now();
+  const v = new wasm.Verifier(file.size);
+  try {
+    v.write(0, prefix);
+    const table = v.certificateTable();
+    if (table.length) {
+      // Clamped to the file: a table that runs past the end is the core's to
+      // report (malformed), exactly as the CLI does.
+      const start = Math.min(table[0], file.size);
+      const end = Math.min(table[0] + table[1], file.size);
+      if (end > start) v.write(start, await read(file, start, end - start));
+      check(j);
+    }
+    let flat = null;
+    try {
+      flat = v.hashRanges();
+    } catch {
+      // The core's verdict says why (malformed, with the offset); nothing to hash.
+    }
+    if (flat) {
+      const ranges = [];
+      let total = 0;
+      for (let i = 0; i < flat.length; i += 2) {
+        ranges.push([flat[i], flat[i + 1]]);
+        total += flat[i + 1] - flat[i];
+      }
+      const algs = v.digestAlgorithms();
+      const digests = await digestOf(file, ranges, algs, j, progress(j, total, "Authenticode hash"));
+      for (const alg of algs) v.setDigest(alg, digests[alg]);
+    }
+    v.ms = performance.now() - t0;
+    return v;
+  } catch (e) {
+    v.free();
+    throw e;
+  }
+}
+
+function postVerify(j, ms) {
+  const v = state.verifier;
+  postMessage({ type: "verify", job: j, json: v.verify(state.name), anchors: v.anchors(), ms });
+}
+
+// The whole file in wasm memory, kept for PCR prediction and disk images.
+async function ensureWhole(j) {
+  if (state.whole) return state.whole;
+  const file = state.file;
+  const buf = new wasm.FileBuf(file.size);
+  try {
+    const onBytes = progress(j, file.size, "reading the whole file");
+    for (let at = 0; at < file.size; at += CHUNK) {
+      const n = Math.min(CHUNK, file.size - at);
+      const chunk = await read(file, at, n);
+      if (state.job !== j) throw new Superseded();
+      buf.write(at, chunk);
+      onBytes(n);
+    }
+  } catch (e) {
+    buf.free();
+    throw e;
+  }
+  state.whole = buf;
+  return buf;
+}
+
+// PCR 11 for every bank and phase, and the .pcrsig check, from the whole file.
+async function predictPcr(file, j) {
+  try {
+    const buf = await ensureWhole(j);
+    check(j);
+    postMessage({ type: "progress", job: j, done: 0, total: 0, what: "predicting PCR 11" });
+    postMessage({ type: "pcr", job: j, json: wasm.measure(buf), check: wasm.pcrCheck(buf) });
+  } catch (e) {
+    if (e instanceof Superseded || e instanceof WebAssembly.RuntimeError) throw e;
+    postMessage({ type: "pcr", job: j, error: errorMessage(e).message });
   }
 }
 
@@ -206,26 +323,111 @@ function errorMessage(e) {
   };
 }
 
+function crashed(e, j) {
+  if (!(e instanceof WebAssembly.RuntimeError)) return false;
+  // A trap (a Rust panic aborts): this instance is no longer trustworthy.
+  postMessage({ type: "crash", job: j, message: globalThis.__ukitoolPanic || e.message });
+  return true;
+}
+
+async function bytesOf(blob) {
+  return blob ? new Uint8Array(await blob.arrayBuffer()) : undefined;
+}
+
+// A disk image for the current file, as `ukitool image --uki FILE` builds it. The
+// download is a Blob of parts: slices of the dropped files for the data the image
+// borrows from them, small owned buffers for GPT and FAT metadata, and one shared
+// zero Blob for the gaps, so a 2 GiB image costs no 2 GiB of memory.
+async function diskImage(msg) {
+  const j = msg.job;
+  if (state.job !== j || !state.file) throw new Error("open a UKI first");
+  const uki = await ensureWhole(j);
+  const loader = msg.loader ? await bytesOf(msg.loader) : undefined;
+  const built = wasm.buildDiskImage(uki, loader, JSON.stringify(msg.options));
+  const inputs = [state.file, msg.loader];
+  const zero = new Blob([new ArrayBuffer(ZERO_CHUNK)]);
+  const parts = [];
+  const zeros = (n) => {
+    for (; n >= ZERO_CHUNK; n -= ZERO_CHUNK) parts.push(zero);
+    if (n > 0) parts.push(zero.slice(0, n));
+  };
+  const x = built.extents;
+  let pos = 0;
+  for (let i = 0; i < x.length; i += 4) {
+    const [off, len, input, at] = [x[i], x[i + 1], x[i + 2], x[i + 3]];
+    zeros(off - pos);
+    parts.push(input < 0 ? built.owned[at] : inputs[input].slice(at, at + len));
+    pos = off + len;
+  }
+  zeros(built.size - pos);
+  const blob = new Blob(parts, { type: "application/octet-stream" });
+  return { blob, summary: built.summary };
+}
+
+async function buildUki(msg) {
+  const text = async (f) => (f ? new TextDecoder().decode(await bytesOf(f)) : undefined);
+  const initrds = [];
+  for (const f of msg.initrds || []) initrds.push(await bytesOf(f));
+  const out = wasm.buildUki(
+    await bytesOf(msg.stub),
+    await bytesOf(msg.linux),
+    initrds,
+    typeof msg.cmdline === "string" ? msg.cmdline : await text(msg.cmdline),
+    typeof msg.osRelease === "string" ? msg.osRelease : await text(msg.osRelease),
+    msg.timestamp === null || msg.timestamp === undefined ? undefined : msg.timestamp,
+    await text(msg.key),
+    await bytesOf(msg.cert),
+  );
+  return { blob: new Blob([out], { type: "application/octet-stream" }) };
+}
+
+async function task(msg, fn) {
+  try {
+    await ready;
+    const r = await fn(msg);
+    postMessage({ type: "task-done", task: msg.task, ...r });
+  } catch (e) {
+    if (e instanceof Superseded) {
+      postMessage({ type: "task-error", task: msg.task, message: "a newer file replaced this one" });
+      return;
+    }
+    if (!crashed(e, msg.job)) postMessage({ type: "task-error", task: msg.task, ...errorMessage(e) });
+  }
+}
+
+async function anchor(msg) {
+  const j = msg.job;
+  try {
+    await ready;
+    const v = state.verifier;
+    if (state.job !== j || !v) throw new Error("the signatures of this file are still being checked; try again in a moment");
+    if (msg.type === "clear-anchors") v.clearAnchors();
+    else v.addAnchor(msg.name, await bytesOf(msg.file));
+    postVerify(j, null);
+  } catch (e) {
+    if (!crashed(e, j)) postMessage({ type: "anchor-error", job: j, ...errorMessage(e) });
+  }
+}
+
 onmessage = async (ev) => {
   const msg = ev.data;
+  if (msg.type === "disk-image") return task(msg, diskImage);
+  if (msg.type === "build-uki") return task(msg, buildUki);
+  if (msg.type === "anchor" || msg.type === "clear-anchors") return anchor(msg);
   if (msg.type !== "open") return;
   current = msg.job;
   job = msg.job;
   try {
     await ready;
     await open(msg.file, msg.job);
+    postMessage({ type: "finished", job: msg.job });
   } catch (e) {
     if (e instanceof Superseded) return;
-    if (e instanceof WebAssembly.RuntimeError) {
-      // A trap (a Rust panic aborts): this instance is no longer trustworthy.
-      postMessage({
-        type: "crash",
-        job: msg.job,
-        message: globalThis.__ukitoolPanic || e.message,
-      });
-      return;
+    if (crashed(e, msg.job)) return;
+    if (msg.job === current) {
+      postMessage({ type: "error", job: msg.job, ...errorMessage(e) });
+      postMessage({ type: "finished", job: msg.job });
     }
-    if (msg.job === current) postMessage({ type: "error", job: msg.job, ...errorMessage(e) });
   }
 };
 
