@@ -63,6 +63,9 @@ pub fn all(data: &[u8], profile: Option<u32>) -> Result<Vec<(String, &[u8])>> {
         None => HashSet::new(),
     };
     let mut used = HashSet::new();
+    // The next suffix to try per base name: restarting at 1 made 65535 sections of
+    // one name quadratic (issue 9); the names chosen are the same.
+    let mut next: std::collections::HashMap<String, u32> = std::collections::HashMap::new();
     let mut out = Vec::new();
     for (i, s) in pe.sections.iter().enumerate() {
         let in_base = blocks.base.contains(&i);
@@ -75,10 +78,10 @@ pub fn all(data: &[u8], profile: Option<u32>) -> Result<Vec<(String, &[u8])>> {
         }
         let base = file_name(&s.name);
         let mut name = base.clone();
-        let mut n = 1;
+        let n = next.entry(base.clone()).or_insert(1);
         while !used.insert(name.clone()) {
             name = format!("{base}.{n}");
-            n += 1;
+            *n += 1;
         }
         out.push((name, s.payload(data)?));
     }

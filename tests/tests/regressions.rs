@@ -82,3 +82,59 @@ fn overlapping_sections_are_not_hashed_once_each() {
         Verdict::Malformed
     );
 }
+
+/// 16 GPT entries (a valid GPT: sgdisk lists them) all on one 64 KiB FAT12 ESP. Each
+/// entry's volume was walked and reported again, so 1024 entries on a 1000-directory
+/// ESP took 36 s and 25x the image's size. Overlapping volumes are now walked once.
+#[test]
+fn overlapping_partitions_are_walked_once() {
+    let d = fs::read(regressions_dir().join("gpt-16-partitions-one-esp.img")).unwrap();
+    let r = inspect_disk(&d).unwrap();
+    assert_eq!(
+        r.partition_table.as_ref().map(|t| t.partitions.len()),
+        Some(16)
+    );
+    assert_eq!(r.filesystems.len(), 1);
+    let skipped = r
+        .problems
+        .iter()
+        .filter(|p| p.contains("not walked again"))
+        .count();
+    assert_eq!(skipped, 15, "{:?}", r.problems);
+}
+
+/// 200 sections all named .cmdline. `extract::all` tried cmdline, cmdline.1, ... from
+/// the start for each one, so 65535 of them took n^2/2 attempts (a hang); it now keeps
+/// the next suffix per name. The names must be unchanged: cmdline, cmdline.1, ...
+#[test]
+fn repeated_section_names_extract_in_order() {
+    let d = fs::read(regressions_dir().join("200-sections-one-name.efi")).unwrap();
+    let all = extract::all(&d, None).unwrap();
+    assert_eq!(all.len(), 200);
+    for (i, (name, data)) in all.iter().enumerate() {
+        let want = if i == 0 {
+            "cmdline".to_string()
+        } else {
+            format!("cmdline.{i}")
+        };
+        assert_eq!(name, &want);
+        assert_eq!(*data, format!("x{i:015}").as_bytes());
+    }
+}
+
+/// 100 .cmdline in the base, a .profile, 99 .osrel in profile @0: `measure::uki_parts`
+/// scanned the whole block for every base part (32767 on each side: 26 s); it now uses
+/// a set. The parts are unchanged: the base's (no name in common), then the block's.
+#[test]
+fn measured_parts_of_disjoint_base_and_profile() {
+    let d = fs::read(regressions_dir().join("base-and-profile-disjoint.efi")).unwrap();
+    let pe = PeFile::parse(&d).unwrap();
+    let parts = uki_parts(&pe, None).unwrap();
+    let names: Vec<&str> = parts.iter().map(|p| p.name).collect();
+    let mut want = vec![".cmdline"; 100];
+    want.push(".profile");
+    want.extend(vec![".osrel"; 99]);
+    assert_eq!(names, want);
+    assert_eq!(parts[0].chunks, vec![&b"x000000000000000"[..]]);
+    assert_eq!(parts[199].chunks, vec![&b"x000000000000199"[..]]);
+}

@@ -10,10 +10,12 @@
 //!   error: a panic fails the test, a hang trips the watchdog. Outcomes are counted by
 //!   `Error::kind()` (or verify verdict) and printed with the slowest case.
 //! - Memory: a counting global allocator (per thread) checks that inspect and verify never
-//!   allocate more than 2x the input plus [`MEM_SLACK`], whatever the headers claim.
+//!   allocate more than 2x the input plus [`MEM_SLACK`], whatever the headers claim
+//!   (inspect: plus [`REPORT_PER_SECTION`] per section header present, a known gap).
 //! - Time: constructed worst cases (65535 sections, deeply nested and very many
-//!   signatures, FAT cluster-chain and directory cycles) finish quickly; the times are
-//!   printed and only a loose "not hung" bound is asserted.
+//!   signatures, FAT cluster-chain and directory cycles, 1024 GPT entries on one ESP)
+//!   finish quickly; the times are printed and only a loose "not hung" bound is
+//!   asserted.
 //! - CLI: a sample of the mutation cases through `ukitool inspect`/`verify`: exit 0, 1 or
 //!   2, and for 2 exactly one `ukitool: error:` line, never a panic or a backtrace.
 //!
@@ -1127,7 +1129,9 @@ fn report(title: &str, rows: &[Timed]) {
     }
 }
 
-fn many_sections(n: usize, overlapping: bool) -> Vec<u8> {
+/// `names`: 0 cycles through UKI names (a .profile every 8th), 1 all .cmdline, 2 half
+/// .cmdline in the base, a .profile, half .osrel in profile @0 (no name in common).
+fn many_sections(n: usize, overlapping: bool, names: u8) -> Vec<u8> {
     const NAMES: [&[u8]; 8] = [
         b".linux",
         b".initrd",
@@ -1141,7 +1145,12 @@ fn many_sections(n: usize, overlapping: bool) -> Vec<u8> {
     let data_at = 0x148 + 40 * n;
     let secs: Vec<Sec> = (0..n)
         .map(|i| Sec {
-            name: NAMES[i % NAMES.len()],
+            name: match names {
+                0 => NAMES[i % NAMES.len()],
+                2 if i == n / 2 => b".profile",
+                2 if i > n / 2 => b".osrel",
+                _ => b".cmdline",
+            },
             vsize: if overlapping { 1 << 20 } else { 16 },
             raw: if overlapping { 1 << 20 } else { 16 },
             ptr: (data_at + if overlapping { 0 } else { 16 * i }) as u32,
@@ -1161,17 +1170,31 @@ fn many_sections_stay_linear() {
     let trust = snakeoil_trust();
     let rows = with_watchdog(NOT_HUNG, move |tx, cur| {
         let mut rows = Vec::new();
-        for (n, overlapping) in [(6553, false), (65535, false), (6553, true), (65535, true)] {
+        for (n, overlapping, same) in [
+            (6553, false, 0),
+            (65535, false, 0),
+            (6553, true, 0),
+            (65535, true, 0),
+            (6553, false, 1),
+            (65535, false, 1),
+            (6553, false, 2),
+            (65535, false, 2),
+        ] {
             let name = format!(
-                "{n} sections{}",
+                "{n} sections{}{}",
                 if overlapping {
                     ", all on one 1 MiB payload"
                 } else {
                     ""
-                }
+                },
+                [
+                    "",
+                    ", all named .cmdline",
+                    ", .cmdline in the base, .osrel in profile @0"
+                ][same as usize]
             );
             *cur.lock().unwrap() = name.clone();
-            rows.push(time_pe(&name, &many_sections(n, overlapping), &trust));
+            rows.push(time_pe(&name, &many_sections(n, overlapping, same), &trust));
             let _ = tx.send(());
         }
         rows
@@ -1318,6 +1341,32 @@ fn with_nested(ci: &[u8], nested: &[Vec<u8>]) -> Vec<u8> {
     tlv(0x30, &[top[0], &tlv(0xa0, &tlv(0x30, &sdbody))].concat())
 }
 
+/// `ci` with `n` look-alikes of its first certificate added (the last byte of each,
+/// in the signature value, changed).
+fn with_certs(ci: &[u8], n: usize) -> Vec<u8> {
+    let top = children(ci);
+    let sd = children(top[1])[0];
+    let mut parts: Vec<Vec<u8>> = children(sd).iter().map(|p| p.to_vec()).collect();
+    let certs = parts
+        .iter()
+        .position(|p| p[0] == 0xa0)
+        .expect("a certificates field");
+    let first = children(&parts[certs])[0].to_vec();
+    let mut body = children(&parts[certs]).concat();
+    for i in 0..n {
+        let mut c = first.clone();
+        let last = c.len() - 1;
+        c[last] ^= (i as u8) | 1;
+        c[last - 1] ^= (i >> 8) as u8;
+        body.extend(c);
+    }
+    parts[certs] = tlv(0xa0, &body);
+    tlv(
+        0x30,
+        &[top[0], &tlv(0xa0, &tlv(0x30, &parts.concat()))].concat(),
+    )
+}
+
 /// `signed` (an sbsign'ed PE) with its certificate table replaced by `entries`
 /// (WIN_CERTIFICATE bodies: each wrapped, 8-byte aligned).
 fn with_cert_table(signed: &[u8], entries: &[Vec<u8>]) -> Vec<u8> {
@@ -1372,6 +1421,14 @@ fn nested_and_many_signatures_stay_linear() {
         cases.push((
             format!("{n} WIN_CERTIFICATE entries"),
             with_cert_table(&signed, &vec![base.clone(); n]),
+        ));
+    }
+    // 2000 copies of the signer's certificate, each with a different last signature
+    // byte: same names and key, so every chain step tries each (an RSA check each).
+    for n in [200usize, 2000] {
+        cases.push((
+            format!("{n} look-alike certificates in one signature"),
+            with_cert_table(&signed, &[with_certs(&base, n)]),
         ));
     }
     // 100,000 nested SEQUENCE headers: a recursive DER reader would blow the stack.
@@ -1509,12 +1566,12 @@ fn fat_cycles_stay_linear() {
 fn cli_on_mutated_inputs() {
     let dir = tmpdir();
     let (signed, nested) = signed_stubs(&dir);
-    let mut inputs = vec![
+    let mut inputs = [
         pe_target("stub-sbsign", signed),
         pe_target("stub-nested", nested),
         disk_target("disk-mtools-fat16", mtools_disk(&dir)),
     ];
-    let mut rng = Rng(0x636c_69);
+    let mut rng = Rng(0x0063_6c69); // "cli"
     let path = dir.join("case.bin");
     let mut codes: BTreeMap<(String, i32), u32> = BTreeMap::new();
     let mut bad = Vec::new();
@@ -1567,4 +1624,66 @@ fn cli_on_mutated_inputs() {
         bad.len(),
         &bad[..bad.len().min(10)]
     );
+}
+
+/// `disk` with `n` GPT entries that all point at partition 1 (the CRCs fixed): a
+/// reader that walks each partition's volume does the same walk `n` times.
+fn duplicate_partitions(disk: &[u8], n: usize) -> Vec<u8> {
+    let mut d = disk.to_vec();
+    let ents = get(&d, 512 + 72, 8) as usize * 512;
+    let first = get(&d, ents + 32, 8) as usize;
+    assert!(ents + 128 * n <= first * 512, "room for {n} entries");
+    let e1 = d[ents..ents + 128].to_vec();
+    for i in 1..n {
+        let e = ents + 128 * i;
+        d[e..e + 128].copy_from_slice(&e1);
+        d[e + 16] ^= i as u8; // a distinct unique GUID
+        d[e + 17] ^= (i >> 8) as u8;
+    }
+    set(&mut d, 512 + 80, 4, n as u64);
+    let crc = crc32(&d[ents..ents + 128 * n]);
+    set(&mut d, 512 + 88, 4, u64::from(crc));
+    set(&mut d, 512 + 16, 4, 0);
+    let crc = crc32(&d[512..512 + 92]);
+    set(&mut d, 512 + 16, 4, u64::from(crc));
+    d
+}
+
+#[test]
+fn duplicate_partitions_stay_linear() {
+    let dir = tmpdir();
+    // A FAT16 ESP with 1000 directories, so one walk has something to do.
+    let mut disk = mtools_disk(&dir);
+    let esp = dir.join("many.fat");
+    let _ = fs::remove_file(&esp);
+    run(Command::new("mkfs.vfat")
+        .args(["-C", "-F", "16", "-s", "1", "-n", "MANY"])
+        .arg(&esp)
+        .arg("3072"));
+    let mut names = vec!["::/many".to_string()];
+    names.extend((0..1000).map(|i| format!("::/many/d{i}")));
+    run(Command::new("mmd").arg("-i").arg(&esp).args(&names));
+    let vol = fs::read(&esp).unwrap();
+    disk[1 << 20..(1 << 20) + vol.len()].copy_from_slice(&vol);
+    let esp_range = (1 << 20, (1 << 20) + vol.len());
+    let rows = with_watchdog(NOT_HUNG, move |tx, cur| {
+        let mut rows = Vec::new();
+        for n in [1usize, 128, 1024] {
+            let name = format!("{n} GPT entries on one 1000-directory FAT16 ESP");
+            *cur.lock().unwrap() = name.clone();
+            rows.push(time_disk(&name, &duplicate_partitions(&disk, n), esp_range));
+            let _ = tx.send(());
+        }
+        rows
+    });
+    report("duplicate partitions (inspect_disk / FAT walk)", &rows);
+    for r in &rows {
+        assert!(
+            r.peak.0.max(r.peak.1) <= 2 * r.len as u64 + MEM_SLACK,
+            "{}: peak allocation {:?} for {} bytes",
+            r.name,
+            r.peak,
+            r.len
+        );
+    }
 }

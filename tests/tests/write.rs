@@ -360,10 +360,7 @@ fn image_from_ukitool_image_reads_back_byte_for_byte() {
         .arg("-o")
         .arg(&img)
         .args(["--size", "256M"]));
-    if !out.status.success() {
-        eprintln!("SKIP: `ukitool image` failed: {}", stderr_of(&out));
-        return;
-    }
+    assert!(out.status.success(), "{}", stderr_of(&out));
     let size = fs::metadata(&img).unwrap().len();
     // A zeroed device: holes are not written, so only then is the whole device the image.
     let back = s.path("dev.img");
@@ -377,11 +374,6 @@ fn image_from_ukitool_image_reads_back_byte_for_byte() {
 #[test]
 fn uki_in_uefi_layout_boots_from_the_esp_path() {
     if !can_use_loop_devices(&["sgdisk", "blkid", "partx", "mcopy"]) {
-        return;
-    }
-    let help = run(ukitool().args(["write", "--help"]));
-    if !String::from_utf8_lossy(&help.stdout).contains("--layout") {
-        eprintln!("SKIP: the image options (--layout) are not wired into `write` yet");
         return;
     }
     let uki = fixture("uki.efi");
@@ -406,6 +398,17 @@ fn uki_in_uefi_layout_boots_from_the_esp_path() {
     let start: u64 = esp.split_whitespace().nth(1).unwrap().parse().unwrap();
     let b = run(Command::new("blkid").args(["-p", "-s", "PTTYPE", "-o", "value", &l.dev]));
     assert_eq!(String::from_utf8_lossy(&b.stdout).trim(), "gpt");
+    // The image is as large as the device: the backup GPT header is its last sector.
+    let d = run(Command::new("sgdisk").arg("-p").arg(&l.dev));
+    let ds = String::from_utf8_lossy(&d.stdout);
+    let last_usable = format!("last usable sector is {}", l.size() / 512 - 34);
+    assert!(ds.contains(&last_usable), "{last_usable:?} in {ds}");
+    let blk = run(Command::new("blkid")
+        .args(["-p", "-o", "export"])
+        .arg(format!("--offset={}", start * 512))
+        .arg(&l.dev));
+    let bs = String::from_utf8_lossy(&blk.stdout);
+    assert!(bs.contains("TYPE=vfat"), "blkid sees the ESP's FAT: {bs}");
 
     let got = s.path("BOOTX64.EFI");
     let out = run(Command::new("mcopy")
@@ -416,6 +419,202 @@ fn uki_in_uefi_layout_boots_from_the_esp_path() {
         .env("MTOOLS_SKIP_CHECK", "1"));
     assert!(out.status.success());
     assert_eq!(fs::read(&got).unwrap(), fs::read(&uki).unwrap());
+}
+
+/// The `done` event of `write --json`.
+fn done_event(out: &Output) -> serde_json::Value {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let last = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+}
+
+fn read_dev(dev: &str, offset: u64, len: u64) -> Vec<u8> {
+    use std::os::unix::fs::FileExt;
+    let mut v = vec![0u8; len as usize];
+    fs::File::open(dev)
+        .unwrap()
+        .read_exact_at(&mut v, offset)
+        .unwrap();
+    v
+}
+
+#[test]
+fn uki_in_systemd_boot_layout_with_an_explicit_size() {
+    if !can_use_loop_devices(&["sgdisk", "mcopy"]) {
+        return;
+    }
+    let uki = fixture("uki.efi");
+    let sdboot = fixture("systemd-bootx64.efi");
+    let s = Scratch::new();
+    let back = s.path("dev.img");
+    fs::write(&back, noise(11, 300 * MIB as usize)).unwrap();
+    let l = Loop::attach(&back, &[]);
+    let out = write_yes(
+        &uki,
+        &l,
+        &[
+            "--json",
+            "--size",
+            "200M",
+            "--layout",
+            "systemd-boot",
+            "--systemd-boot",
+            sdboot.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let done = done_event(&out);
+    assert_eq!(done["image_size"], 200 * MIB);
+    assert_eq!(done["image"]["size"], 200 * MIB);
+    assert_eq!(done["image"]["layout"], "systemd-boot");
+    assert_eq!(done["verified"], true);
+    // The GPT as written is valid on a view as long as the image (--size, not the device).
+    let view = Loop::attach(&back, &["-r", "--sizelimit", &(200 * MIB).to_string()]);
+    let v = run(Command::new("sgdisk").arg("-v").arg(&view.dev));
+    assert!(String::from_utf8_lossy(&v.stdout).contains("No problems found"));
+    drop(view);
+    // Each file's bytes are where the summary says, and mtools reads the same bytes.
+    let files = done["image"]["esp"]["files"].as_array().unwrap();
+    let esp_offset = done["image"]["partitions"][0]["offset"].as_u64().unwrap();
+    for (path, want) in [
+        ("EFI/BOOT/BOOTX64.EFI", fs::read(&sdboot).unwrap()),
+        ("EFI/Linux/uki.efi", fs::read(&uki).unwrap()),
+    ] {
+        let f = files
+            .iter()
+            .find(|f| f["path"] == path)
+            .unwrap_or_else(|| panic!("{path} in {files:?}"));
+        let at = f["disk_offset"].as_u64().unwrap();
+        assert!(
+            read_dev(&l.dev, at, want.len() as u64) == want,
+            "{path} at {at:#x}"
+        );
+        let got = s.path("got.efi");
+        let _ = fs::remove_file(&got);
+        let m = run(Command::new("mcopy")
+            .arg("-i")
+            .arg(format!("{}@@{esp_offset}", l.dev))
+            .arg(format!("::/{path}"))
+            .arg(&got)
+            .env("MTOOLS_SKIP_CHECK", "1"));
+        assert!(m.status.success());
+        assert!(fs::read(&got).unwrap() == want, "mcopy {path}");
+    }
+}
+
+#[test]
+fn uki_with_4096_byte_sectors_on_a_4kn_loop_device() {
+    if !can_use_loop_devices(&["sgdisk"]) {
+        return;
+    }
+    let uki = fixture("uki.efi");
+    let s = Scratch::new();
+    let back = s.path("dev.img");
+    fs::write(&back, noise(12, 160 * MIB as usize)).unwrap();
+    let l = Loop::attach(&back, &["-b", "4096"]);
+    let out = write_yes(&uki, &l, &["--sector-size", "4096"]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let v = run(Command::new("sgdisk").arg("-v").arg(&l.dev));
+    let vs = String::from_utf8_lossy(&v.stdout);
+    assert!(vs.contains("No problems found"), "{vs}");
+    let p = run(Command::new("sgdisk").arg("-p").arg(&l.dev));
+    let ps = String::from_utf8_lossy(&p.stdout);
+    assert!(ps.contains("Sector size (logical/physical): 4096/"), "{ps}");
+    assert!(ps.contains("EF00"), "{ps}");
+}
+
+#[test]
+fn uki_to_a_file_equals_ukitool_image() {
+    // No device needed: --to-file into a fresh file leaves holes reading as zero, so the
+    // file must equal `ukitool image`'s output byte for byte, at the default size and at
+    // an explicit one.
+    let uki = fixture("uki.efi");
+    let s = Scratch::new();
+    for size in [None, Some("150M")] {
+        let made = s.path("made.img");
+        let written = s.path("written.img");
+        let _ = fs::remove_file(&written);
+        let mut c = ukitool();
+        c.args(["image", "--uki"]).arg(&uki).arg("-o").arg(&made);
+        let mut w = ukitool();
+        w.arg("write")
+            .arg(&uki)
+            .arg(&written)
+            .args(["--yes", "--to-file", "--json"]);
+        if let Some(sz) = size {
+            c.args(["--size", sz]);
+            w.args(["--size", sz]);
+        }
+        assert!(run(&mut c).status.success());
+        let out = run(&mut w);
+        assert!(out.status.success(), "{}", stderr_of(&out));
+        assert_eq!(
+            fs::metadata(&written).unwrap().len(),
+            fs::metadata(&made).unwrap().len()
+        );
+        assert_eq!(sha256_file(&written), sha256_file(&made), "size {size:?}");
+        let done = done_event(&out);
+        assert_eq!(done["image_size"], fs::metadata(&made).unwrap().len());
+    }
+}
+
+#[test]
+fn uki_written_to_a_loop_device_boots_under_ovmf() {
+    if !can_use_loop_devices(&["qemu-system-x86_64"]) {
+        return;
+    }
+    // Noise everywhere first: the holes the sparse write skips keep it, and firmware must
+    // still find and boot BOOTX64.EFI.
+    let s = Scratch::new();
+    let back = s.path("dev.img");
+    fs::write(&back, noise(13, 256 * MIB as usize)).unwrap();
+    let l = Loop::attach(&back, &[]);
+    let out = write_yes(&fixture("uki.efi"), &l, &[]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let log = ukitool_tests::boot_disk(Path::new(&l.dev), ukitool_tests::Firmware::Plain);
+    assert!(log.marker().is_some(), "no marker: {log}");
+}
+
+#[test]
+fn refuses_a_uki_whose_image_does_not_fit_the_device() {
+    if !can_use_loop_devices(&[]) {
+        return;
+    }
+    // The uefi layout's ESP is at least 100 MiB; the device has 64.
+    let s = Scratch::new();
+    let back = s.path("dev.img");
+    fs::write(&back, noise(14, 64 * MIB as usize)).unwrap();
+    let l = Loop::attach(&back, &[]);
+    let before = device_hash(&l);
+    let out = write_yes(&fixture("uki.efi"), &l, &[]);
+    assert_refused(&out, "the image needs");
+    assert_eq!(device_hash(&l), before);
+    // An explicit --size larger than the device is refused the same way.
+    let out = write_yes(&fixture("uki.efi"), &l, &["--size", "1G"]);
+    assert_refused(&out, "the image needs");
+    assert_eq!(device_hash(&l), before);
+}
+
+#[test]
+fn refuses_image_options_with_a_raw_image() {
+    if !have("sgdisk") {
+        eprintln!("SKIP: sgdisk is not installed");
+        return;
+    }
+    let s = Scratch::new();
+    let img = s.path("disk.img");
+    gpt_image(&img, 8 * MIB, 2);
+    let file = s.path("target.img");
+    for extra in [&["--layout", "grub"][..], &["--size", "16M"]] {
+        let out = run(ukitool()
+            .arg("write")
+            .arg(&img)
+            .arg(&file)
+            .args(["--yes", "--to-file"])
+            .args(extra));
+        assert_refused(&out, "is a raw image");
+        assert!(!file.exists(), "nothing written");
+    }
 }
 
 // ---------------------------------------------------------------------------------------

@@ -23,6 +23,9 @@ use anyhow::{bail, Context, Result};
 use self::engine::Failure;
 use self::source::Source;
 use self::sysblock::{DiskInfo, MountTable};
+use crate::image::{size_arg, ImageInputs, ImageOptionArgs};
+use crate::input::Input;
+use ukitool_core::disk::layout::{self, ImageSummary};
 
 #[derive(clap::Args)]
 pub struct WriteArgs {
@@ -50,6 +53,13 @@ pub struct WriteArgs {
     /// Progress and the summary as JSON lines on stdout
     #[arg(long)]
     pub json: bool,
+    /// Image size for a UKI SOURCE (bytes, or with a K/M/G/T suffix); default: the whole
+    /// device, so the backup GPT lands at its end
+    #[arg(long)]
+    pub size: Option<String>,
+    /// How a UKI SOURCE becomes a disk image: the options of `ukitool image`
+    #[command(flatten, next_help_heading = "Image options (UKI SOURCE only)")]
+    pub image: ImageOptionArgs,
 }
 
 #[derive(clap::Args)]
@@ -132,22 +142,41 @@ struct TargetInfo {
 
 pub fn run_write(a: WriteArgs) -> Result<ExitCode> {
     let from_stdin = a.source == Path::new("-");
+    let is_uki = !from_stdin && starts_with_mz(&a.source)?;
+    if !is_uki && (a.size.is_some() || !a.image.is_default()) {
+        bail!(
+            "--size, --layout and the other image options shape the disk image made from a \
+             UKI; {} is a raw image, written as it is",
+            if from_stdin {
+                "stdin".into()
+            } else {
+                a.source.display().to_string()
+            }
+        );
+    }
     // Only a UKI is mapped whole; a raw image (possibly a block device) is read in chunks.
-    let input = if !from_stdin && starts_with_mz(&a.source)? {
-        Some(crate::input::Input::open(&a.source)?)
+    // The synthesised image borrows the UKI and the image options' files.
+    let uki = if is_uki {
+        Some(
+            Input::open(&a.source)
+                .with_context(|| format!("reading the UKI {}", a.source.display()))?,
+        )
     } else {
         None
     };
-    let mut src: Box<dyn Source + '_> = match &input {
-        _ if from_stdin => Box::new(source::Stdin::new()),
-        Some(bytes) => {
-            let image = synthesize(bytes)?;
+    let inputs = if is_uki { Some(a.image.load()?) } else { None };
+    let mut summary: Option<ImageSummary> = None;
+    let mut src: Box<dyn Source + '_> = match (&uki, &inputs) {
+        (Some(bytes), Some(inputs)) => {
+            let (image, s) = synthesize(&a, inputs, bytes)?;
+            summary = Some(s);
             Box::new(source::Synthesized::new(
                 image,
-                format!("UKI {} as a disk image", a.source.display()),
+                format!("UKI {} in {} layout", a.source.display(), a.image.layout),
             ))
         }
-        None => Box::new(source::RawFile::open(&a.source)?),
+        _ if from_stdin => Box::new(source::Stdin::new()),
+        _ => Box::new(source::RawFile::open(&a.source)?),
     };
 
     let target = check_target(&a, src.as_ref())?;
@@ -233,7 +262,7 @@ pub fn run_write(a: WriteArgs) -> Result<ExitCode> {
     let what = src.describe();
     let result = engine::write_image(src.as_mut(), &dev, size, &opts);
     drop(dev);
-    report(&a, &target, &what, result)
+    report(&a, &target, &what, summary.as_ref(), result)
 }
 
 /// A PE file (a UKI) starts with "MZ"; a raw disk starts with boot code or zeros.
@@ -258,6 +287,7 @@ fn report(
     a: &WriteArgs,
     target: &TargetInfo,
     what: &str,
+    image: Option<&ImageSummary>,
     result: Result<engine::Summary, Failure>,
 ) -> Result<ExitCode> {
     const NO_TABLE: &str = "the first MiB (protective MBR and primary GPT) was not written, so \
@@ -277,9 +307,14 @@ fn report(
                     "bytes_per_second": s.bytes_per_second.round(),
                     "verified": s.verified,
                     "direct_io": s.direct_io,
+                    "image": image,
                 });
                 println!("{v}");
             } else {
+                if let Some(img) = image {
+                    // Where the ESP and its files landed, as `ukitool image` prints it.
+                    crate::image::print_summary(&mut std::io::stderr().lock(), img, &target.path)?;
+                }
                 eprintln!(
                     "ukitool: wrote {} of data ({} image) to {dev} in {:.2} s ({}/s), {}",
                     human(s.bytes_written),
@@ -538,8 +573,47 @@ fn unmount(mp: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Build the disk image for a UKI SOURCE. The layout builder lives in
-/// `ukitool_core::disk` (the image issue); until it lands, a UKI cannot be written.
-fn synthesize(_uki: &[u8]) -> Result<ukitool_core::disk::DiskImage<'_>> {
-    bail!("writing a UKI needs the disk-image layouts of `ukitool image`, which are not available yet; write a raw image instead")
+/// Build the disk image for a UKI SOURCE. Its size is `--size`, or by default the
+/// target's (rounded down to a whole sector), so the backup GPT sits in the device's last
+/// sector where firmware looks for it. When the target is too small, the smallest image
+/// is returned and the size check refuses it, naming both sizes.
+fn synthesize<'a>(
+    a: &WriteArgs,
+    inputs: &'a ImageInputs,
+    uki: &'a [u8],
+) -> Result<(ukitool_core::disk::DiskImage<'a>, ImageSummary)> {
+    let build = |size: Option<u64>| -> Result<_> {
+        let o = a.image.options(inputs, uki, &a.source, size)?;
+        layout::build_image(&o)
+            .with_context(|| format!("making a disk image from {}", a.source.display()))
+    };
+    if let Some(size) = size_arg(&a.size)? {
+        return build(Some(size));
+    }
+    let sector = a.image.sector_size.max(1);
+    let Some(target) = target_size(&a.device, a.to_file).map(|t| t - t % sector) else {
+        return build(None);
+    };
+    // One build in the common case; only a failure needs the smallest image, to tell
+    // "the target is too small" (refused later, naming both sizes) from a bad option.
+    match build(Some(target)) {
+        Ok(built) => Ok(built),
+        Err(e) => match build(None) {
+            Ok(smallest) if smallest.0.size > target => Ok(smallest),
+            _ => Err(e),
+        },
+    }
+}
+
+/// The size an image for `device` defaults to: a block device's size, or an existing
+/// non-empty file's length with `--to-file`. None: use the smallest image.
+fn target_size(device: &Path, to_file: bool) -> Option<u64> {
+    let meta = fs::metadata(device).ok()?;
+    if meta.file_type().is_block_device() {
+        device::block_facts(device).ok().map(|f| f.size)
+    } else if to_file && meta.is_file() && meta.len() > 0 {
+        Some(meta.len())
+    } else {
+        None
+    }
 }
