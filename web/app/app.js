@@ -55,6 +55,8 @@ function restartWorker(message) {
   showError({ message: "internal error (please report): " + message });
   setStatus("", false);
   crashes += 1;
+  // The job ends here: its answer is the error above.
+  document.body.dataset.work = "idle";
   if (document.body.dataset.ready === "1" && crashes < 20) startWorker();
   else $("engine").textContent = "The wasm engine could not start: " + message;
 }
