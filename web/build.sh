@@ -45,8 +45,15 @@ loads() {
 # names the funcref table and instantiation fails with "Table.set(): Argument 1 is
 # invalid"), so the result is kept only if it still loads; otherwise the unoptimised
 # module is used, which only costs size.
-if [ "$profile" = release ] && command -v wasm-opt >/dev/null 2>&1; then
-    if wasm-opt -O2 --enable-bulk-memory --enable-sign-ext --enable-mutable-globals \
+# A current binaryen from npm (web/package.json; `npm ci --prefix web`) is preferred:
+# Debian 12's 108 is kept only as a fallback.
+wasm_opt=wasm-opt
+if [ -x web/node_modules/.bin/wasm-opt ]; then
+    wasm_opt=$root/web/node_modules/.bin/wasm-opt
+fi
+if [ "$profile" = release ] && command -v "$wasm_opt" >/dev/null 2>&1; then
+    echo "build.sh: $("$wasm_opt" --version)"
+    if "$wasm_opt" -O2 --enable-bulk-memory --enable-sign-ext --enable-mutable-globals \
         --enable-nontrapping-float-to-int --enable-reference-types --enable-multivalue \
         "$out" -o "$out.opt" 2>web/pkg/wasm-opt.log && loads "$out.opt"; then
         mv "$out.opt" "$out"

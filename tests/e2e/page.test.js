@@ -3,6 +3,7 @@
 
 import assert from "node:assert/strict";
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import {
   artifact,
@@ -13,6 +14,7 @@ import {
   openPage,
   pickFile,
   requireWebBuild,
+  ROOT,
   serve,
   ukitool,
   waitDone,
@@ -145,8 +147,11 @@ describe("other EFI binaries", () => {
     ["systemd-boot", "/usr/lib/systemd/boot/efi/systemd-bootx64.efi"],
     ["shim", "/usr/lib/shim/shimx64.efi.signed"],
     ["grub", "/usr/lib/grub/x86_64-efi-signed/grubx64.efi.signed"],
+    // Long section names: the COFF string table is read separately, at the end.
+    ["longnames", join(ROOT, "tests/fixtures/out/longnames.efi")],
   ]) {
     test(`${name}: same sections and JSON as the CLI`, async () => {
+      if (name === "longnames") fixture("longnames.efi");
       const { page } = await openPage(browser.context, server.url);
       await pickFile(page, path);
       await waitDone(page);

@@ -276,7 +276,7 @@ function mutate(base, seed) {
     out = out.slice(0, n);
     what = "truncate at " + n;
   } else if (kind === 1) {
-    o.setUint16(pe + 6, [0, 1, nsec + 1, 0xffff, 96][int(5)], true);
+    o.setUint16(pe + 6, [0, 1, nsec + 1, 0x800, 96][int(5)], true);
     what = "NumberOfSections";
   } else if (kind === 2 || kind === 3) {
     const s = secs + 40 * int(nsec);

@@ -6,6 +6,7 @@
 import { el, clear, hexNum, size, copyButton, factList, table, emptyState } from "./dom.js";
 
 const $ = (id) => document.getElementById(id);
+const MAX_ROWS = 256; // table rows rendered per list
 
 // Plain-language notes for lint ids; the core's one-line message is always shown.
 const LINT_HELP = {
@@ -286,7 +287,9 @@ function signatureVerdict(r) {
 function renderSections(r) {
   const t = $("sections");
   const head = ["#", "Name", "Virtual address", "Virtual size", "File offset", "Raw size", "Flags", "sha256", ""];
-  const rows = r.sections.map((s) => {
+  // A hostile header may claim 65535 sections: render a bounded number, so the
+  // main thread never stalls; the JSON export has them all.
+  const rows = r.sections.slice(0, MAX_ROWS).map((s) => {
     const tr = el("tr", { "data-section": s.name, "data-index": String(s.index) });
     const sha = s.sha256
       ? el("span", { class: "hash-cell" }, el("code", { class: "hash", title: s.sha256 }, s.sha256.slice(0, 16) + "…"), copyButton(s.sha256, `Copy sha256 of ${s.name}`))
@@ -312,6 +315,9 @@ function renderSections(r) {
     );
     return tr;
   });
+  if (r.sections.length > MAX_ROWS) {
+    rows.push(el("tr", {}, el("td", { colspan: "9", class: "muted" }, `… and ${r.sections.length - MAX_ROWS} more sections, not shown (they are in the JSON export).`)));
+  }
   table(t, head, rows);
 }
 
@@ -906,5 +912,5 @@ setupTools();
 // shows as data.
 window.ukitool = {
   openFile,
-  state: () => ({ job, report: reportJson, verify: verifyJson, pcr: pcrJson, error: $("error").hidden ? null : $("error").textContent }),
+  state: () => ({ job, report: reportJson, verify: verifyJson, verifyMs, pcr: pcrJson, speeds, error: $("error").hidden ? null : $("error").textContent }),
 };

@@ -29,6 +29,7 @@ const PREFIX = 64 * 1024; // headers and section table of any real PE fit in 64 
 const MAX_PREFIX = 64 * 1024 * 1024; // long names past this are not worth a header read
 const CHUNK = 8 * 1024 * 1024; // streaming read size
 const WEBCRYPTO_MAX = 512 * 1024 * 1024; // WebCrypto digests one buffer: cap its size
+const SMALL = 1024 * 1024; // payloads up to this size are hashed from a shared read
 const ZERO_CHUNK = 1024 * 1024; // the shared zero part of disk image downloads
 
 let current = 0; // the job the page wants; older jobs stop at their next await
@@ -127,12 +128,19 @@ async function open(file, j) {
   }
   const { insp, prefix } = await openInspection(file, j);
   try {
-    // The small ranges the report decodes: metadata sections, a .linux prefix.
-    const need = insp.neededRanges();
-    for (let i = 0; i < need.length; i += 2) {
-      const bytes = await read(file, need[i], need[i + 1]);
-      check(j);
-      insp.addChunk(need[i], bytes);
+    // The small ranges the report decodes: metadata sections, a .linux prefix, the
+    // COFF string table (its size first, then its bytes, then the sections its long
+    // names reveal: a few rounds at most).
+    const chunks = [];
+    for (let round = 0; round < 4; round++) {
+      const need = insp.neededRanges();
+      if (!need.length) break;
+      for (let i = 0; i < need.length; i += 2) {
+        const bytes = await read(file, need[i], need[i + 1]);
+        check(j);
+        insp.addChunk(need[i], bytes);
+        chunks.push([need[i], bytes]);
+      }
     }
     const first = insp.report();
     const parsed = JSON.parse(first);
@@ -143,26 +151,54 @@ async function open(file, j) {
     // Signatures: the Authenticode digest streamed over the file, the headers and
     // the certificate table in wasm, the core's verdict (also for unsigned files:
     // their SHA-256 image hash is what a db entry would have to hold).
-    const verifier = await verifySetup(file, prefix, j);
+    const verifier = await verifySetup(file, prefix, chunks, j);
     state.verifier = verifier;
     if (parsed.pe.certificate_table) insp.setSignatures(verifier);
     postVerify(j, verifier.ms);
 
-    // Each section's payload hash, streamed.
+    // Each section's payload hash, streamed. Small payloads come out of one shared
+    // read window: a hostile table of 65535 tiny sections costs no 65535 reads.
     const ranges = insp.payloadRanges();
     let total = 0;
     for (let i = 1; i < ranges.length; i += 2) total += Math.max(ranges[i], 0);
     const onBytes = progress(j, total, "hashing sections");
+    let win = null;
     for (let i = 0; i < ranges.length; i += 2) {
-      if (ranges[i + 1] < 0) continue; // payload outside the file: no hash, as in the CLI
-      const digest = await digestOf(file, [[ranges[i], ranges[i] + ranges[i + 1]]], ["sha256"], j, onBytes);
+      const [off, len] = [ranges[i], ranges[i + 1]];
+      if (len < 0) continue; // payload outside the file: no hash, as in the CLI
+      let digest;
+      if (len <= SMALL) {
+        if (!win || off < win.start || off + len > win.start + win.bytes.length) {
+          win = { start: off, bytes: await read(file, off, Math.max(len, CHUNK)) };
+          check(j);
+        }
+        const view = win.bytes.subarray(off - win.start, off - win.start + len);
+        digest = await sha256Bytes(view);
+        onBytes(len);
+      } else {
+        digest = (await digestOf(file, [[off, off + len]], ["sha256"], j, onBytes)).sha256;
+      }
       check(j);
-      insp.setSha256(i / 2, digest.sha256);
+      insp.setSha256(i / 2, digest);
     }
     postMessage({ type: "report", job: j, json: insp.report() });
     if (parsed.kind === "uki") await predictPcr(file, j);
   } finally {
     insp.free();
+  }
+}
+
+// sha256 of bytes already in memory, by the faster engine.
+async function sha256Bytes(view) {
+  if (speeds && speeds.webcrypto >= speeds.wasm && crypto.subtle) {
+    return hex(await crypto.subtle.digest("SHA-256", view));
+  }
+  const h = new wasm.Hasher("sha256");
+  try {
+    h.update(view);
+    return h.finish();
+  } finally {
+    h.free();
   }
 }
 
@@ -203,11 +239,12 @@ async function digestOf(file, ranges, algs, j, onBytes) {
 }
 
 // A Verifier with the headers, the certificate table and the image digests in.
-async function verifySetup(file, prefix, j) {
+async function verifySetup(file, prefix, chunks, j) {
   const t0 = performance.now();
   const v = new wasm.Verifier(file.size);
   try {
     v.write(0, prefix);
+    for (const [off, bytes] of chunks) v.write(off, bytes);
     const table = v.certificateTable();
     if (table.length) {
       // Clamped to the file: a table that runs past the end is the core's to

@@ -177,7 +177,27 @@ impl Inspection {
     }
 
     fn pe(&self) -> Result<PeFile<'_>, JsValue> {
-        PeFile::parse_prefix(self.prefix(), self.src.file_len).map_err(js_error)
+        let mut pe = PeFile::parse_prefix(self.prefix(), self.src.file_len).map_err(js_error)?;
+        // Long `/N` section names live in the COFF string table, often at the end of
+        // the file: once the Worker has read it, resolve them as a whole-file parse does.
+        if let Some(table) = self.string_table(&pe) {
+            pe.resolve_long_names(table).map_err(js_error)?;
+        }
+        Ok(pe)
+    }
+
+    /// The string table's offset and length (from its size field), clamped to the
+    /// file, once the size field has been read.
+    fn string_table_range(&self, pe: &PeFile<'_>) -> Option<(u64, u64)> {
+        let at = pe.string_table_offset()?;
+        let size = self.src.read(at, 4)?;
+        let size = u64::from(u32::from_le_bytes(size.try_into().ok()?));
+        Some((at, size.min(self.src.file_len.saturating_sub(at))))
+    }
+
+    fn string_table(&self, pe: &PeFile<'_>) -> Option<&[u8]> {
+        let (at, len) = self.string_table_range(pe)?;
+        self.src.read(at, len)
     }
 }
 
@@ -206,7 +226,9 @@ impl Inspection {
     #[wasm_bindgen(js_name = neededRanges)]
     pub fn needed_ranges(&self) -> Result<Vec<f64>, JsValue> {
         let pe = self.pe()?;
-        Ok(needed_ranges(&pe)
+        let mut ranges = needed_ranges(&pe);
+        ranges.extend(self.string_table_range(&pe));
+        Ok(ranges
             .into_iter()
             .filter(|&(off, len)| len > 0 && self.src.read(off, len).is_none())
             .flat_map(|(off, len)| [off as f64, len as f64])

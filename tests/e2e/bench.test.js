@@ -1,0 +1,88 @@
+// Browser benchmark evidence (issue 7, "Speed"): verify of the 110 MiB signed UKI in
+// Chromium vs the native CLI on the same file, and the sha256 throughputs the page's
+// Worker measured. Writes tests/artifacts/browser-bench.json, which bench/run.py
+// folds into docs/benchmarks.md. Figures are recorded, never asserted.
+
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { existsSync, writeFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { after, before, test } from "node:test";
+import { artifact, fixture, launch, openPage, pickFile, requireWebBuild, ROOT, serve } from "./harness.js";
+
+let server;
+let browser;
+
+before(async () => {
+  requireWebBuild();
+  server = await serve();
+  browser = await launch();
+});
+
+after(async () => {
+  if (browser) await browser.close();
+  if (server) server.close();
+});
+
+/** A release CLI for native timings: $UKITOOL_RELEASE, else the target dir's. */
+function releaseBin() {
+  if (process.env.UKITOOL_RELEASE) return process.env.UKITOOL_RELEASE;
+  const dir = process.env.CARGO_TARGET_DIR ? resolve(ROOT, process.env.CARGO_TARGET_DIR) : join(ROOT, "target");
+  const bin = join(dir, "release/ukitool");
+  return existsSync(bin) ? bin : null;
+}
+
+function median(xs) {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)];
+}
+
+test("verify of the 110 MiB signed UKI: Chromium vs native", async (t) => {
+  const path = fixture("uki-big-signed.efi", "big");
+  const cert = fixture("snakeoil.pem");
+  const runs = [];
+  let speeds = null;
+  for (let i = 0; i < 3; i++) {
+    const { page } = await openPage(browser.context, server.url);
+    await pickFile(page, path);
+    await page.waitForFunction(() => document.body.dataset.work === "idle", null, { timeout: 300000 });
+    const s = await page.evaluate(() => window.ukitool.state());
+    assert.ok(s.verify, "the page verified the file");
+    assert.equal(JSON.parse(s.verify).verdict, "valid-untrusted");
+    runs.push(s.verifyMs);
+    speeds = s.speeds;
+    const longTasks = await page.evaluate(() => window.__longTasks);
+    if (i === 0) writeFileSync(artifact("verify-big.longtasks.json"), JSON.stringify(longTasks));
+    await page.close();
+  }
+  const bin = releaseBin();
+  const native = [];
+  if (bin) {
+    for (let i = 0; i < 6; i++) {
+      const t0 = process.hrtime.bigint();
+      try {
+        execFileSync(bin, ["verify", "--cert", cert, path], { stdio: "ignore" });
+      } catch {
+        // exit 1 (valid-untrusted against snakeoil would be 0): timing is all we want
+      }
+      native.push(Number(process.hrtime.bigint() - t0) / 1e6);
+    }
+    native.shift(); // warm-up
+  }
+  const chromiumMs = median(runs);
+  const nativeMs = native.length ? median(native) : null;
+  const result = {
+    file: "tests/fixtures/out/uki-big-signed.efi",
+    size_bytes: 114214568,
+    chromium: { verify_ms_runs: runs.map((x) => Math.round(x)), verify_ms_median: Math.round(chromiumMs), engine: speeds && speeds.webcrypto >= speeds.wasm ? "webcrypto" : "wasm" },
+    native: { binary: bin, verify_ms_runs: native.map((x) => Math.round(x)), verify_ms_median: nativeMs && Math.round(nativeMs) },
+    ratio_chromium_over_native: nativeMs ? Number((chromiumMs / nativeMs).toFixed(2)) : null,
+    goal: "chromium <= 2x native",
+    sha256_mb_per_s: { webcrypto: speeds && speeds.webcrypto, wasm_sha2: speeds && speeds.wasm },
+    note: "chromium: Worker time from the header prefix to the verdict (Authenticode digest streamed from the File, core verify in wasm); native: wall time of `ukitool verify --cert`, median of 5 after a warm-up",
+  };
+  // Throughputs measured outside this test (wasm simd128 build) are merged in by hand
+  // from docs/web.md; keep what is there.
+  writeFileSync(artifact("browser-bench.json"), JSON.stringify(result, null, 2) + "\n");
+  t.diagnostic(JSON.stringify(result));
+});
