@@ -14,6 +14,9 @@ keeping everything after its `<!-- notes -->` marker (the hand-written analysis)
 
     bench/run.sh [--quick] [--only ROW]...     ROW: inspect verify extract build sign
                                                measure image write
+    bench/run.sh --doc-only                    docs/benchmarks.md from bench/results.json
+
+--quick and --only write $TMPDIR/ukitool-bench-partial.json and leave the published figures alone.
 """
 
 import argparse
@@ -233,7 +236,17 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="3 rounds after 1 warm-up, for a smoke test")
     ap.add_argument("--only", action="append", default=[], choices=ROWS)
+    ap.add_argument("--doc-only", action="store_true",
+                    help="only regenerate docs/benchmarks.md from bench/results.json (and the browser figures)")
     a = ap.parse_args()
+    if a.doc_only:
+        res = json.loads(RESULTS.read_text())
+        res["browser"] = browser_figures() or res.get("browser")
+        res["goals"] = evaluate_goals(res["rows"], res["browser"])
+        RESULTS.write_text(json.dumps(res, indent=1) + "\n")
+        write_doc(res["machine"], res["goals"], res["rows"], res["browser"])
+        print(f"bench: regenerated {DOC.relative_to(ROOT)} from {RESULTS.relative_to(ROOT)}")
+        return 0
     rounds, warmup = (3, 1) if a.quick else (11, 2)
     started = time.time()
     load_start = list(os.getloadavg())
@@ -514,20 +527,24 @@ def main():
         else:
             bench_write(b, U, big, work, rounds)
 
-    # Browser figures are produced by the browser tests (tests/e2e), not re-measured here.
-    browser_file = ROOT / "tests" / "artifacts" / "browser-bench.json"
-    browser = json.loads(browser_file.read_text()) if browser_file.exists() else None
+    browser = browser_figures()
 
     machine = machine_info()
     machine["load_average_start"] = load_start
     machine["load_average_end"] = list(os.getloadavg())
     machine["duration_s"] = round(time.time() - started, 1)
-    goals = evaluate_goals(b.rows)
-    RESULTS.write_text(json.dumps({"machine": machine, "goals": goals, "rows": b.rows,
-                                   "browser": browser}, indent=1) + "\n")
-    write_doc(machine, goals, b.rows, browser)
+    goals = evaluate_goals(b.rows, browser)
+    result = json.dumps({"machine": machine, "goals": goals, "rows": b.rows, "browser": browser}, indent=1) + "\n"
     shutil.rmtree(work, ignore_errors=True)
-    print(f"bench: wrote {RESULTS.relative_to(ROOT)} and {DOC.relative_to(ROOT)} in {machine['duration_s']} s")
+    if a.only or a.quick:
+        # A partial or smoke run must not replace the published figures.
+        partial = Path(tempfile.gettempdir()) / "ukitool-bench-partial.json"
+        partial.write_text(result)
+        print(f"bench: wrote {partial} in {machine['duration_s']} s (bench/results.json and the docs untouched)")
+    else:
+        RESULTS.write_text(result)
+        write_doc(machine, goals, b.rows, browser)
+        print(f"bench: wrote {RESULTS.relative_to(ROOT)} and {DOC.relative_to(ROOT)} in {machine['duration_s']} s")
     for g in goals:
         print(f"   goal {'MET   ' if g['met'] else 'MISSED' if g['met'] is False else '  ?   '} {g['goal']}: {g['figure']}")
     return 1 if b.failed else 0
@@ -586,6 +603,15 @@ def bench_write(b, U, big, work, rounds):
         subprocess.run(["losetup", "-d", dev])
 
 
+def browser_figures():
+    """The browser tests' figures (tests/e2e/bench.test.js), not re-measured here."""
+    f = ROOT / "tests" / "artifacts" / "browser-bench.json"
+    try:
+        return json.loads(f.read_text())
+    except (OSError, ValueError):
+        return None
+
+
 def machine_info():
     cpuinfo = open("/proc/cpuinfo").read()
     mem = next((int(l.split()[1]) for l in open("/proc/meminfo") if l.startswith("MemTotal")), 0)
@@ -627,11 +653,19 @@ def cpu_ratio(a, b):
     return f" (CPU {a['cpu_median_s'] / b['cpu_median_s']:.2f}x)"
 
 
-def evaluate_goals(rows):
+def evaluate_goals(rows, browser=None):
     goals = []
 
     def add(goal, met, figure):
         goals.append({"goal": goal, "met": met, "figure": figure})
+
+    try:
+        c, n = browser["chromium"]["verify_ms_median"], browser["native"]["verify_ms_median"]
+        add(f"browser verify: {browser.get('goal', 'chromium vs native')}",
+            c <= 2 * n if "2x" in browser.get("goal", "") else None,
+            f"{c} ms in Chromium, {n} ms native: {c / n:.2f}x ({browser['chromium'].get('engine', '?')})")
+    except (TypeError, KeyError, ZeroDivisionError):
+        pass
 
     r = find(rows, "inspect-no-hash-uki-big.efi")
     if r:
@@ -717,7 +751,7 @@ def write_doc(machine, goals, rows, browser):
          "the core count the absolute times are inflated; the ratios, taken from the same rounds, hold better.", "",
          "## Goals", "", "| goal | result | figure |", "|---|---|---|"]
     for g in goals:
-        L.append(f"| {g['goal']} | {'met' if g['met'] else 'MISSED'} | {g['figure']} |")
+        L.append(f"| {g['goal']} | {'met' if g['met'] else 'MISSED' if g['met'] is False else '-'} | {g['figure']} |")
     L += ["", "## Results", "",
           "| row | command | median | min | x ukitool | CPU (user+sys) | CPU x ukitool | peak RSS | checked |",
           "|---|---|---|---|---|---|---|---|---|"]
@@ -734,7 +768,8 @@ def write_doc(machine, goals, rows, browser):
     L += ["", "Rounds per row: " + ", ".join(f"{r['id']} {r.get('rounds', '-')}" for r in rows) + ".", ""]
     L += ["## Browser", ""]
     if browser:
-        L += ["From tests/artifacts/browser-bench.json (written by the browser tests):", "", "```json",
+        L += ["From tests/artifacts/browser-bench.json, written by the browser tests",
+              "(tests/e2e/bench.test.js), not measured by this harness:", "", "```json",
               json.dumps(browser, indent=2), "```"]
     else:
         L += ["No tests/artifacts/browser-bench.json: the browser tests did not record timings on this run."]

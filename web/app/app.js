@@ -29,7 +29,8 @@ let final = false; // the report has every hash
 let fileNames = []; // download name per section index, from the core
 let verify = null; // `ukitool verify --json` for the file, as parsed
 let verifyJson = null;
-let verifyMs = null; // how long the streamed Authenticode check took, ms
+let verifyMs = null;
+let verifyTiming = null; // {engine, read_ms, hash_ms, bytes} of the Authenticode pass // how long the streamed Authenticode check took, ms
 let anchors = []; // one line per trust anchor file added
 let pcr = null; // `ukitool measure --json`, parsed; {error} when it failed
 let pcrJson = null;
@@ -104,7 +105,10 @@ function onWorkerMessage(ev) {
       verifyJson = m.json;
       verify = JSON.parse(m.json);
       anchors = m.anchors;
-      if (m.ms !== null) verifyMs = m.ms;
+      if (m.ms !== null) {
+        verifyMs = m.ms;
+        verifyTiming = m.timing;
+      }
       if (report) {
         renderSignatures(report);
         renderSummary(report);
@@ -912,5 +916,5 @@ setupTools();
 // shows as data.
 window.ukitool = {
   openFile,
-  state: () => ({ job, report: reportJson, verify: verifyJson, verifyMs, pcr: pcrJson, speeds, error: $("error").hidden ? null : $("error").textContent }),
+  state: () => ({ job, report: reportJson, verify: verifyJson, verifyMs, verifyTiming, pcr: pcrJson, speeds, error: $("error").hidden ? null : $("error").textContent }),
 };
