@@ -771,8 +771,9 @@ fn write_file(path: &Path, bytes: &[u8], force: bool) -> Result<()> {
             .create_new(true)
             .open(&tmp)
             .with_context(|| format!("creating {}", tmp.display()))?;
+        // No fsync, as for `build` (and objcopy): the rename makes the file appear whole
+        // or not at all to other processes; durability across a crash is the caller's.
         f.write_all(bytes)
-            .and_then(|()| f.sync_all())
             .with_context(|| format!("writing {}", tmp.display()))?;
         if force {
             fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
