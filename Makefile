@@ -50,9 +50,9 @@ deps:
 		rustup target add wasm32-unknown-unknown
 	[ "$$(wasm-bindgen --version 2>/dev/null)" = "wasm-bindgen $(WASM_BINDGEN_VERSION)" ] || \
 		cargo install wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION)
-	if [ -f tests/e2e/package.json ]; then \
-		(cd tests/e2e && npm install --no-audit --no-fund); \
-	fi
+	for d in tests/e2e web; do \
+		if [ -f $$d/package.json ]; then (cd $$d && npm install --no-audit --no-fund); fi; \
+	done
 
 build:
 	cargo build

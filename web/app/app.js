@@ -769,7 +769,7 @@ async function buildDisk(save) {
     } else {
       download(r.blob, name);
     }
-    status.textContent = `${handle ? "Saved" : "Downloaded"} ${name}: ${size(summary.size)}, ${summary.partitions.length} partitions, ${size(summary.data_bytes)} of data.`;
+    status.textContent = `${handle ? "Saved" : "Downloaded"} ${name}: ${size(summary.size)}, ${summary.partitions.length} partition${summary.partitions.length === 1 ? "" : "s"}, ${size(summary.data_bytes)} of data.`;
     renderImageSummary(summary);
   } catch (e) {
     if (e && e.name === "AbortError") status.textContent = "";
