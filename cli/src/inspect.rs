@@ -532,12 +532,7 @@ pub fn print_disk_report(
             .map(String::from)
             .to_vec()];
             for p in &t.partitions {
-                let kind = p
-                    .type_name
-                    .map(str::to_string)
-                    .or_else(|| p.type_guid.map(|g| g.to_string()))
-                    .or_else(|| p.mbr_type.map(|b| format!("type {b:#04x}")))
-                    .unwrap_or_else(|| "-".into());
+                let kind = p.type_label().unwrap_or_else(|| "-".into());
                 rows.push(vec![
                     p.index.to_string(),
                     if p.name.is_empty() {

@@ -242,6 +242,17 @@ pub struct PartitionEntry {
     pub legacy_bios_bootable: bool,
 }
 
+impl PartitionEntry {
+    /// What the partition is, for people: the known type's name, else its type GUID,
+    /// else the MBR type byte.
+    pub fn type_label(&self) -> Option<String> {
+        self.type_name
+            .map(str::to_string)
+            .or_else(|| self.type_guid.map(|g| g.to_string()))
+            .or_else(|| self.mbr_type.map(|b| format!("type {b:#04x}")))
+    }
+}
+
 /// A partition table as read from a disk.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct PartitionTable {

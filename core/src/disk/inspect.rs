@@ -186,12 +186,7 @@ impl fmt::Display for DiskReport {
             }
             writeln!(f)?;
             for p in &t.partitions {
-                let kind = p
-                    .type_name
-                    .map(str::to_string)
-                    .or_else(|| p.type_guid.map(|g| g.to_string()))
-                    .or_else(|| p.mbr_type.map(|b| format!("type {b:#04x}")))
-                    .unwrap_or_default();
+                let kind = p.type_label().unwrap_or_default();
                 write!(
                     f,
                     "  {:>2} {:<10} {:<20} offset {:#x} size {}",
