@@ -7,22 +7,10 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { existsSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { after, before, test } from "node:test";
-import { artifact, fixture, launch, openPage, pickFile, requireWebBuild, ROOT, serve } from "./harness.js";
+import { test } from "node:test";
+import { artifact, fixture, openPage, pickFile, ROOT, useBrowser } from "./harness.js";
 
-let server;
-let browser;
-
-before(async () => {
-  requireWebBuild();
-  server = await serve();
-  browser = await launch();
-});
-
-after(async () => {
-  if (browser) await browser.close();
-  if (server) server.close();
-});
+const env = useBrowser();
 
 /** A release CLI for native timings: $UKITOOL_RELEASE, else the target dir's. */
 function releaseBin() {
@@ -44,7 +32,7 @@ test("verify of the 110 MiB signed UKI: Chromium vs native", async (t) => {
   const timings = [];
   let speeds = null;
   for (let i = 0; i < 3; i++) {
-    const { page } = await openPage(browser.context, server.url);
+    const { page } = await openPage(env.browser.context, env.server.url);
     await pickFile(page, path);
     await page.waitForFunction(() => document.body.dataset.work === "idle", null, { timeout: 300000 });
     const s = await page.evaluate(() => window.ukitool.state());

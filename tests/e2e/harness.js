@@ -7,6 +7,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } fr
 import { createServer } from "node:http";
 import { tmpdir } from "node:os";
 import { dirname, extname, join, normalize, resolve, sep } from "node:path";
+import { after, before } from "node:test";
 import { fileURLToPath } from "node:url";
 import { chromium } from "playwright-core";
 
@@ -191,4 +192,22 @@ export async function downloadVia(page, locator) {
   const [dl] = await Promise.all([page.waitForEvent("download"), locator.click()]);
   const path = await dl.path();
   return { name: dl.suggestedFilename(), bytes: readFileSync(path) };
+}
+
+/** Register the file's before/after hooks: check the web build, start the static server
+ *  and Chromium once, close both at the end (then run `cleanup`, if given). Returns
+ *  {server, browser}, filled in by the before hook, so tests read `env.server.url`. */
+export function useBrowser(cleanup) {
+  const env = { server: undefined, browser: undefined };
+  before(async () => {
+    requireWebBuild();
+    env.server = await serve();
+    env.browser = await launch();
+  });
+  after(async () => {
+    if (env.browser) await env.browser.close();
+    if (env.server) env.server.close();
+    if (cleanup) cleanup();
+  });
+  return env;
 }

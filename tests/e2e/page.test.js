@@ -4,40 +4,26 @@
 import assert from "node:assert/strict";
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { after, before, describe, test } from "node:test";
+import { before, describe, test } from "node:test";
 import {
   artifact,
   downloadVia,
   dropFile,
   fixture,
-  launch,
   openPage,
   pickFile,
-  requireWebBuild,
   ROOT,
-  serve,
   ukitool,
+  useBrowser,
   waitDone,
 } from "./harness.js";
 
-let server;
-let browser;
-
-before(async () => {
-  requireWebBuild();
-  server = await serve();
-  browser = await launch();
-});
-
-after(async () => {
-  if (browser) await browser.close();
-  if (server) server.close();
-});
+const env = useBrowser();
 
 // Every request must be the page's own static files (or blob:/data: URLs it made).
 function assertOnlyOwnOrigin(requests) {
   const foreign = requests.filter(
-    (u) => !u.startsWith(server.url) && !u.startsWith("blob:") && !u.startsWith("data:"),
+    (u) => !u.startsWith(env.server.url) && !u.startsWith("blob:") && !u.startsWith("data:"),
   );
   assert.deepEqual(foreign, [], "requests outside the page's origin");
 }
@@ -56,7 +42,7 @@ describe("a real UKI", () => {
   before(async () => {
     uki = fixture("uki.efi");
     cli = JSON.parse(ukitool("inspect", "--json", uki).toString());
-    ({ page, requests, consoleErrors } = await openPage(browser.context, server.url));
+    ({ page, requests, consoleErrors } = await openPage(env.browser.context, env.server.url));
     await pickFile(page, uki);
     await waitDone(page);
   });
@@ -116,7 +102,7 @@ describe("a real UKI", () => {
 
 describe("hostile input", () => {
   test("a garbage file shows an error in place and the next file still works", async () => {
-    const { page, requests } = await openPage(browser.context, server.url);
+    const { page, requests } = await openPage(env.browser.context, env.server.url);
     const garbage = Buffer.alloc(4096);
     for (let i = 0; i < garbage.length; i++) garbage[i] = (i * 2654435761) >>> 24;
     await dropFile(page, "garbage.bin", garbage);
@@ -152,7 +138,7 @@ describe("other EFI binaries", () => {
   ]) {
     test(`${name}: same sections and JSON as the CLI`, async () => {
       if (name === "longnames") fixture("longnames.efi");
-      const { page } = await openPage(browser.context, server.url);
+      const { page } = await openPage(env.browser.context, env.server.url);
       await pickFile(page, path);
       await waitDone(page);
       const cli = JSON.parse(ukitool("inspect", "--json", path).toString());
@@ -168,7 +154,7 @@ describe("other EFI binaries", () => {
 describe("layout", () => {
   test("phone width and dark mode screenshots", async () => {
     const uki = fixture("uki.efi");
-    const { page } = await openPage(browser.context, server.url, { width: 390, height: 844 });
+    const { page } = await openPage(env.browser.context, env.server.url, { width: 390, height: 844 });
     await page.screenshot({ path: artifact("welcome-phone.png") });
     await pickFile(page, uki);
     await waitDone(page);
@@ -190,7 +176,7 @@ describe("a disk image made by `ukitool image`", () => {
     rmSync(img, { force: true });
     ukitool("image", "--uki", uki, "-o", img);
     const cli = JSON.parse(ukitool("inspect", "--json", img).toString());
-    const { page, requests } = await openPage(browser.context, server.url);
+    const { page, requests } = await openPage(env.browser.context, env.server.url);
     await pickFile(page, img);
     await waitDone(page);
     assert.equal(await page.getAttribute("#kind", "data-kind"), "disk");
@@ -217,7 +203,7 @@ describe("a 110 MiB UKI", () => {
   for (const name of ["uki-big.efi", "uki-big-signed.efi"]) {
     test(`${name}: headers first, then the CLI's exact JSON`, async (t) => {
       const path = fixture(name, "big");
-      const { page, requests } = await openPage(browser.context, server.url);
+      const { page, requests } = await openPage(env.browser.context, env.server.url);
       const t0 = Date.now();
       await pickFile(page, path);
       await page.waitForSelector("#sections tbody tr");

@@ -7,35 +7,20 @@ import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import {
   artifact,
   downloadVia,
   fixture,
-  launch,
   openPage,
   pickFile,
-  requireWebBuild,
-  serve,
   ukitool,
   ukitoolStatus,
+  useBrowser,
 } from "./harness.js";
 
-let server;
-let browser;
 const tmp = mkdtempSync(join(tmpdir(), "ukitool-e2e-tools-"));
-
-before(async () => {
-  requireWebBuild();
-  server = await serve();
-  browser = await launch();
-});
-
-after(async () => {
-  if (browser) await browser.close();
-  if (server) server.close();
-  rmSync(tmp, { recursive: true, force: true });
-});
+const env = useBrowser(() => rmSync(tmp, { recursive: true, force: true }));
 
 /** Wait until the Worker has nothing more to do for the file shown. */
 async function waitIdle(page) {
@@ -71,7 +56,7 @@ describe("signatures panel", () => {
   test("shim: two signatures, the CLI's signer CNs and verdicts", async () => {
     const shim = fixture("shimx64.efi.signed");
     const cli = cliVerify(shim);
-    const { page } = await openPage(browser.context, server.url);
+    const { page } = await openPage(env.browser.context, env.server.url);
     await openFixture(page, shim);
     const got = await pageVerify(page);
     assert.equal(got.signatures.filter((s) => s.nested_in === null).length, 2);
@@ -89,7 +74,7 @@ describe("signatures panel", () => {
     test(`grub + ${anchor} anchor: valid-trusted, = ukitool verify --cert`, async () => {
       const grub = fixture("grubx64.efi.signed");
       const ca = fixture(anchor);
-      const { page } = await openPage(browser.context, server.url);
+      const { page } = await openPage(env.browser.context, env.server.url);
       await openFixture(page, grub);
       const before = await pageVerify(page);
       assert.equal(before.verdict, "valid-untrusted");
@@ -111,7 +96,7 @@ describe("signatures panel", () => {
   }
 
   test("signed UKI: snakeoil trusted, tampered copy hash-mismatch, garbage anchor refused", async () => {
-    const { page } = await openPage(browser.context, server.url);
+    const { page } = await openPage(env.browser.context, env.server.url);
     const cert = fixture("snakeoil.pem");
     for (const [name, want] of [["uki-signed.efi", "valid-trusted"], ["uki-tampered.efi", "hash-mismatch"], ["uki-other-signed.efi", "valid-untrusted"]]) {
       const path = fixture(name);
@@ -137,7 +122,7 @@ describe("PCR 11 panel", () => {
     test(`${name}: the numbers of ukitool measure --json`, async () => {
       const path = fixture(name);
       const want = ukitool("measure", path, "--json").toString();
-      const { page } = await openPage(browser.context, server.url);
+      const { page } = await openPage(env.browser.context, env.server.url);
       await openFixture(page, path);
       const s = await page.evaluate(() => window.ukitool.state());
       assert.equal(s.pcr + "\n", want);
@@ -163,7 +148,7 @@ describe("disk image builder", () => {
       const out = join(tmp, `cli-${layout}-${sector}.img`);
       ukitool("image", "--uki", uki, "-o", out, "--layout", layout, "--size", "64M", "--esp-size", "40M", "--sector-size", sector, "--timestamp", "315532800", "--quiet");
       const want = readFileSync(out);
-      const { page } = await openPage(browser.context, server.url);
+      const { page } = await openPage(env.browser.context, env.server.url);
       await openFixture(page, uki);
       await page.selectOption("#i-layout", layout);
       await page.fill("#i-size", "64M");
@@ -184,7 +169,7 @@ describe("disk image builder", () => {
     const sdboot = fixture("systemd-bootx64.efi");
     const out = join(tmp, "cli-sdboot.img");
     ukitool("image", "--uki", uki, "-o", out, "--layout", "systemd-boot", "--systemd-boot", sdboot, "--timestamp", "315532800", "--quiet");
-    const { page } = await openPage(browser.context, server.url);
+    const { page } = await openPage(env.browser.context, env.server.url);
     await openFixture(page, uki);
     await page.selectOption("#i-layout", "systemd-boot");
     await page.setInputFiles("#i-loader", sdboot);
@@ -208,7 +193,7 @@ describe("UKI builder", () => {
     const cert = fixture("snakeoil.pem");
     const cmdline = "console=ttyS0 quiet ukitool.test=1";
     const common = ["--stub", stub, "--linux", kernel, "--initrd", initrd, "--cmdline", cmdline, "--os-release", "@" + osrel, "--timestamp", "1700000000"];
-    const { page } = await openPage(browser.context, server.url);
+    const { page } = await openPage(env.browser.context, env.server.url);
     await page.click("#build-toggle");
     await page.setInputFiles("#b-stub", stub);
     await page.setInputFiles("#b-linux", kernel);
@@ -311,7 +296,7 @@ function mutate(base, seed) {
 
 describe("issue 9: mutation cases through the page API", () => {
   test("~200 mutated signed UKIs and shims: each a result or an error, the page survives", async () => {
-    const { page, consoleErrors } = await openPage(browser.context, server.url);
+    const { page, consoleErrors } = await openPage(env.browser.context, env.server.url);
     const outcomes = {};
     const cases = [];
     for (const [name, count] of [["uki-signed.efi", 100], ["shimx64.efi.signed", 100]]) {

@@ -4,6 +4,7 @@
 //! - [`fixture`]: a file from `tests/fixtures/out/`, made by `tests/fixtures/generate.sh`
 //!   on first use (once per process, under a file lock so parallel test binaries don't race).
 //! - [`ukitool`]: a `Command` for the CLI built from this workspace.
+//! - [`run`], [`run_ok`], [`run_logged`]: run a `Command`, panicking with its output.
 //! - [`sha256_hex`], [`tmpdir`].
 //! - The QEMU harness: [`boot_kernel`] (`-kernel/-initrd/-append`), [`boot_disk`] (OVMF,
 //!   plain or Secure Boot with the snakeoil keys), [`esp_disk`] (a GPT disk whose ESP holds
@@ -21,7 +22,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::Read;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::thread::sleep;
@@ -112,13 +113,7 @@ fn run_generator(big: bool) {
 pub fn fixture(name: &str) -> PathBuf {
     static DONE: OnceLock<()> = OnceLock::new();
     DONE.get_or_init(|| run_generator(false));
-    let p = fixtures_dir().join(name);
-    assert!(
-        p.exists(),
-        "no fixture {name} in {}",
-        fixtures_dir().display()
-    );
-    p
+    existing_fixture(name)
 }
 
 /// Path of a `generate.sh big` fixture (`uki-big.efi`, `uki-big-signed.efi`): ~110 MiB,
@@ -126,6 +121,11 @@ pub fn fixture(name: &str) -> PathBuf {
 pub fn big_fixture(name: &str) -> PathBuf {
     static DONE: OnceLock<()> = OnceLock::new();
     DONE.get_or_init(|| run_generator(true));
+    existing_fixture(name)
+}
+
+/// `name` in the fixture directory, which the generator has already filled.
+fn existing_fixture(name: &str) -> PathBuf {
     let p = fixtures_dir().join(name);
     assert!(
         p.exists(),
@@ -192,6 +192,38 @@ pub fn ukitool() -> Command {
     let mut c = Command::new(ukitool_bin());
     c.stdin(Stdio::null());
     c
+}
+
+/// Run `cmd` to completion and capture its output; panics (naming the command) only if it
+/// cannot be started. The exit status is the caller's to check.
+pub fn run(cmd: &mut Command) -> Output {
+    cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"))
+}
+
+/// [`run`], asserting success (the failure message carries stdout and stderr); returns
+/// stdout as text.
+pub fn run_ok(cmd: &mut Command) -> String {
+    let o = run(cmd);
+    assert!(
+        o.status.success(),
+        "{cmd:?} failed: {}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// [`run`], and echo the command, exit code, stdout and stderr to stderr, so a failing
+/// test's captured output shows every step it took.
+pub fn run_logged(cmd: &mut Command) -> Output {
+    let out = run(cmd);
+    eprintln!(
+        "$ {cmd:?}\n  exit {:?}\n  stdout: {}\n  stderr: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).trim(),
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    out
 }
 
 /// Lowercase hex sha256.

@@ -4,54 +4,56 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 use ukitool_core::pe::PeFile;
 use ukitool_tests::{
-    boot_disk, esp_disk, fixture, sha256_file, tmpdir, ukitool, BootEnd, Firmware, TmpDir,
+    boot_disk, esp_disk, fixture, run, run_ok, sha256_file, tmpdir, ukitool, BootEnd, Firmware,
+    TmpDir,
 };
 
 const STUB: &str = "/usr/lib/systemd/boot/efi/linuxx64.efi.stub";
 
-fn run(cmd: &mut Command) -> Output {
-    cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"))
-}
-
-fn ok(cmd: &mut Command) -> String {
-    let o = run(cmd);
-    assert!(
-        o.status.success(),
-        "{cmd:?} failed: {}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
+/// `ukitool sign INPUT --key KEY --cert CERT -o OUT`; callers add options such as `--append`.
+fn sign_cmd(input: &Path, key: &Path, cert: &Path, out: &Path) -> Command {
+    let mut c = ukitool();
+    c.arg("sign")
+        .arg(input)
+        .arg("--key")
+        .arg(key)
+        .arg("--cert")
+        .arg(cert)
+        .arg("-o")
+        .arg(out);
+    c
 }
 
 /// Build the fixture UKI's parts with ukitool into `dir/name`.
 fn build_uki(dir: &TmpDir, name: &str, extra: &[&str]) -> PathBuf {
     let out = dir.join(name);
-    ok(ukitool()
-        .arg("build")
-        .args(["--stub", STUB])
-        .arg("--linux")
-        .arg(fixture("vmlinuz"))
-        .arg("--initrd")
-        .arg(fixture("initrd.cpio.gz"))
-        .arg(format!("--cmdline=@{}", fixture("cmdline").display()))
-        .arg(format!("--os-release=@{}", fixture("os-release").display()))
-        .arg("--splash")
-        .arg(fixture("splash.bmp"))
-        .args(["--timestamp", "1700000000"])
-        .args(extra)
-        .arg("-o")
-        .arg(&out));
+    run_ok(
+        ukitool()
+            .arg("build")
+            .args(["--stub", STUB])
+            .arg("--linux")
+            .arg(fixture("vmlinuz"))
+            .arg("--initrd")
+            .arg(fixture("initrd.cpio.gz"))
+            .arg(format!("--cmdline=@{}", fixture("cmdline").display()))
+            .arg(format!("--os-release=@{}", fixture("os-release").display()))
+            .arg("--splash")
+            .arg(fixture("splash.bmp"))
+            .args(["--timestamp", "1700000000"])
+            .args(extra)
+            .arg("-o")
+            .arg(&out),
+    );
     out
 }
 
 /// objdump -h rows: (name, size, vma, file offset).
 fn objdump_sections(path: &Path) -> Vec<(String, u64, u64, u64)> {
-    let text = ok(Command::new("objdump").arg("-h").arg(path));
+    let text = run_ok(Command::new("objdump").arg("-h").arg(path));
     text.lines()
         .filter_map(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
@@ -66,10 +68,12 @@ fn objdump_sections(path: &Path) -> Vec<(String, u64, u64, u64)> {
 }
 
 fn objcopy_section(uki: &Path, name: &str, out: &Path) -> Vec<u8> {
-    ok(Command::new("objcopy")
-        .args(["-O", "binary", "--only-section", name])
-        .arg(uki)
-        .arg(out));
+    run_ok(
+        Command::new("objcopy")
+            .args(["-O", "binary", "--only-section", name])
+            .arg(uki)
+            .arg(out),
+    );
     fs::read(out).unwrap()
 }
 
@@ -160,14 +164,16 @@ fn build_is_reproducible_and_honours_source_date_epoch() {
     let b = build_uki(&dir, "b.efi", &[]);
     assert_eq!(sha256_file(&a), sha256_file(&b));
     let out = dir.join("c.efi");
-    ok(ukitool()
-        .env("SOURCE_DATE_EPOCH", "1234567")
-        .arg("build")
-        .args(["--stub", STUB])
-        .arg("--linux")
-        .arg(fixture("vmlinuz"))
-        .args(["--cmdline", "x", "-o"])
-        .arg(&out));
+    run_ok(
+        ukitool()
+            .env("SOURCE_DATE_EPOCH", "1234567")
+            .arg("build")
+            .args(["--stub", STUB])
+            .arg("--linux")
+            .arg(fixture("vmlinuz"))
+            .args(["--cmdline", "x", "-o"])
+            .arg(&out),
+    );
     let d = fs::read(&out).unwrap();
     assert_eq!(PeFile::parse(&d).unwrap().coff.time_date_stamp, 1_234_567);
 }
@@ -219,60 +225,41 @@ fn signed_with_snakeoil_verifies_and_dual_signing_lists_two() {
     let pw = dir.join("pw");
     fs::write(&pw, "snakeoil\n").unwrap();
     // The ovmf package's encrypted PKCS#8 key, and build+sign in one step.
-    let signed = build_uki(
-        &dir,
-        "signed.efi",
-        &[
-            "--key",
-            "/usr/share/ovmf/PkKek-1-snakeoil.key",
-            "--cert",
-            "/usr/share/ovmf/PkKek-1-snakeoil.pem",
-            "--key-password-file",
-            pw.to_str().unwrap(),
-        ],
-    );
+    let build_signed = |name: &str| {
+        build_uki(
+            &dir,
+            name,
+            &[
+                "--key",
+                "/usr/share/ovmf/PkKek-1-snakeoil.key",
+                "--cert",
+                "/usr/share/ovmf/PkKek-1-snakeoil.pem",
+                "--key-password-file",
+                pw.to_str().unwrap(),
+            ],
+        )
+    };
+    let signed = build_signed("signed.efi");
     let snakeoil = Path::new("/usr/share/ovmf/PkKek-1-snakeoil.pem");
     assert!(sbverify(snakeoil, &signed));
     assert!(!sbverify(&fixture("other.pem"), &signed));
     // Deterministic RSA: signing twice gives the same bytes.
-    let again = build_uki(
-        &dir,
-        "signed2.efi",
-        &[
-            "--key",
-            "/usr/share/ovmf/PkKek-1-snakeoil.key",
-            "--cert",
-            "/usr/share/ovmf/PkKek-1-snakeoil.pem",
-            "--key-password-file",
-            pw.to_str().unwrap(),
-        ],
-    );
+    let again = build_signed("signed2.efi");
     assert_eq!(sha256_file(&signed), sha256_file(&again));
 
     // Signing a signed image without --append is refused.
     let dual = dir.join("dual.efi");
-    let o = run(ukitool()
-        .arg("sign")
-        .arg(&signed)
-        .arg("--key")
-        .arg(fixture("other.key"))
-        .arg("--cert")
-        .arg(fixture("other.pem"))
-        .arg("-o")
-        .arg(&dual));
+    let o = run(&mut sign_cmd(
+        &signed,
+        &fixture("other.key"),
+        &fixture("other.pem"),
+        &dual,
+    ));
     assert_eq!(o.status.code(), Some(2));
     assert!(!dual.exists());
-    ok(ukitool()
-        .arg("sign")
-        .arg(&signed)
-        .arg("--append")
-        .arg("--key")
-        .arg(fixture("other.key"))
-        .arg("--cert")
-        .arg(fixture("other.pem"))
-        .arg("-o")
-        .arg(&dual));
-    let list = ok(Command::new("sbverify").arg("--list").arg(&dual));
+    let mut append = sign_cmd(&signed, &fixture("other.key"), &fixture("other.pem"), &dual);
+    run_ok(append.arg("--append"));
+    let list = run_ok(Command::new("sbverify").arg("--list").arg(&dual));
     assert!(
         list.contains("signature 1") && list.contains("signature 2"),
         "{list}"
@@ -286,41 +273,37 @@ fn ecdsa_p256_signature_verifies_with_osslsigncode() {
     let dir = tmpdir();
     let key = dir.join("ec.key");
     let cert = dir.join("ec.pem");
-    ok(Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-        ])
-        .args([
-            "-nodes",
-            "-subj",
-            "/CN=ukitool ec test",
-            "-days",
-            "3650",
-            "-keyout",
-        ])
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert));
+    run_ok(
+        Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+            ])
+            .args([
+                "-nodes",
+                "-subj",
+                "/CN=ukitool ec test",
+                "-days",
+                "3650",
+                "-keyout",
+            ])
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert),
+    );
     let signed = dir.join("ec.efi");
-    ok(ukitool()
-        .arg("sign")
-        .arg(fixture("uki.efi"))
-        .arg("--key")
-        .arg(&key)
-        .arg("--cert")
-        .arg(&cert)
-        .arg("-o")
-        .arg(&signed));
-    let o = ok(Command::new("osslsigncode")
-        .args(["verify", "-in"])
-        .arg(&signed)
-        .arg("-CAfile")
-        .arg(&cert));
+    run_ok(&mut sign_cmd(&fixture("uki.efi"), &key, &cert, &signed));
+    let o = run_ok(
+        Command::new("osslsigncode")
+            .args(["verify", "-in"])
+            .arg(&signed)
+            .arg("-CAfile")
+            .arg(&cert),
+    );
     assert!(o.contains("Signature verification: ok"), "{o}");
     assert!(sbverify(&cert, &signed));
 }
@@ -418,31 +401,20 @@ fn built_uki_boots_plain_and_signed_boots_under_secure_boot() {
     assert_eq!(log.secure_boot(), Some(false), "{log}");
 
     let signed = dir.join("signed.efi");
-    ok(ukitool()
-        .arg("sign")
-        .arg(&uki)
-        .arg("--key")
-        .arg(fixture("snakeoil.key"))
-        .arg("--cert")
-        .arg(fixture("snakeoil.pem"))
-        .arg("-o")
-        .arg(&signed));
+    run_ok(&mut sign_cmd(
+        &uki,
+        &fixture("snakeoil.key"),
+        &fixture("snakeoil.pem"),
+        &signed,
+    ));
     let log = boot(&signed, Firmware::SecureBoot);
     assert!(log.marker().is_some(), "secure boot: {log}");
     assert_eq!(log.secure_boot(), Some(true), "{log}");
 
     // Dual-signed (snakeoil + a key outside db): still boots.
     let dual = dir.join("dual.efi");
-    ok(ukitool()
-        .arg("sign")
-        .arg(&signed)
-        .arg("--append")
-        .arg("--key")
-        .arg(fixture("other.key"))
-        .arg("--cert")
-        .arg(fixture("other.pem"))
-        .arg("-o")
-        .arg(&dual));
+    let mut append = sign_cmd(&signed, &fixture("other.key"), &fixture("other.pem"), &dual);
+    run_ok(append.arg("--append"));
     let log = boot(&dual, Firmware::SecureBoot);
     assert_eq!(log.secure_boot(), Some(true), "dual-signed: {log}");
 

@@ -9,7 +9,7 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 use ukitool_tests::{
-    boot_disk, fixture, fixture_bytes, sha256_file, tmpdir, ukitool, Firmware, TmpDir,
+    boot_disk, fixture, fixture_bytes, run, sha256_file, tmpdir, ukitool, Firmware, TmpDir,
 };
 
 fn text(o: &Output) -> String {
@@ -18,10 +18,6 @@ fn text(o: &Output) -> String {
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     )
-}
-
-fn run(cmd: &mut Command) -> Output {
-    cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"))
 }
 
 /// Make an image; returns its path and the `--json` summary.
@@ -551,35 +547,32 @@ fn boot_image(name: &str, args: &[&str], fw: Firmware) -> (ukitool_tests::BootLo
     (boot_disk(&img, fw), dir)
 }
 
+/// [`boot_image`] of the default (uefi) layout holding the fixture `uki`.
+fn boot_uki(name: &str, uki: &str, fw: Firmware) -> (ukitool_tests::BootLog, TmpDir) {
+    boot_image(name, &["--uki", path_str(&fixture(uki))], fw)
+}
+
+fn assert_booted(log: &ukitool_tests::BootLog) {
+    assert!(log.marker().is_some(), "no marker: {}", log.tail(30));
+}
+
 #[test]
 fn qemu_boot_uefi_plain() {
-    let (log, _d) = boot_image(
-        "b1.img",
-        &["--uki", path_str(&fixture("uki.efi"))],
-        Firmware::Plain,
-    );
-    assert!(log.marker().is_some(), "no marker: {}", log.tail(30));
+    let (log, _d) = boot_uki("b1.img", "uki.efi", Firmware::Plain);
+    assert_booted(&log);
     assert_eq!(log.secure_boot(), Some(false));
 }
 
 #[test]
 fn qemu_boot_uefi_signed_under_secure_boot() {
-    let (log, _d) = boot_image(
-        "b2.img",
-        &["--uki", path_str(&fixture("uki-signed.efi"))],
-        Firmware::SecureBoot,
-    );
-    assert!(log.marker().is_some(), "no marker: {}", log.tail(30));
+    let (log, _d) = boot_uki("b2.img", "uki-signed.efi", Firmware::SecureBoot);
+    assert_booted(&log);
     assert_eq!(log.secure_boot(), Some(true));
 }
 
 #[test]
 fn qemu_boot_uefi_tampered_is_refused_under_secure_boot() {
-    let (log, _d) = boot_image(
-        "b3.img",
-        &["--uki", path_str(&fixture("uki-tampered.efi"))],
-        Firmware::SecureBoot,
-    );
+    let (log, _d) = boot_uki("b3.img", "uki-tampered.efi", Firmware::SecureBoot);
     assert!(
         log.marker().is_none(),
         "a tampered UKI booted: {}",
@@ -602,7 +595,7 @@ fn qemu_boot_systemd_boot() {
         ],
         Firmware::Plain,
     );
-    assert!(log.marker().is_some(), "no marker: {}", log.tail(30));
+    assert_booted(&log);
 }
 
 #[test]

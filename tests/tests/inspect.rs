@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
 use serde_json::Value;
-use ukitool_tests::{fixture, repo_root, ukitool_bin};
+use ukitool_tests::{fixture, repo_root, run_ok, ukitool_bin};
 
 fn ukitool(args: &[&str]) -> Output {
     ukitool_tests::ukitool().args(args).output().unwrap()
@@ -110,23 +110,16 @@ fn longnames_resolve_through_the_string_table() {
 /// sha256 of `len` bytes at `off` of each file, computed by Python's hashlib.
 fn python_sha256(path: &Path, ranges: &[(u64, u64)]) -> Vec<String> {
     let spec: Vec<String> = ranges.iter().map(|(o, n)| format!("{o}:{n}")).collect();
-    let out = Command::new("python3")
-        .arg("-c")
-        .arg(
-            "import hashlib,sys\nf=open(sys.argv[1],'rb')\nfor r in sys.argv[2:]:\n o,n=map(int,r.split(':'))\n f.seek(o)\n print(hashlib.sha256(f.read(n)).hexdigest())",
-        )
-        .arg(path)
-        .args(&spec)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
+    run_ok(
+        Command::new("python3")
+            .arg("-c")
+            .arg(
+                "import hashlib,sys\nf=open(sys.argv[1],'rb')\nfor r in sys.argv[2:]:\n o,n=map(int,r.split(':'))\n f.seek(o)\n print(hashlib.sha256(f.read(n)).hexdigest())",
+            )
+            .arg(path)
+            .args(&spec),
+    )
+    .lines()
         .map(str::to_string)
         .collect()
 }

@@ -7,32 +7,21 @@ use std::fs;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use ukitool_tests::{esp_disk, fixture, tmpdir, ukitool};
-
-fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().unwrap();
-    eprintln!(
-        "$ {cmd:?}\n  exit {:?}\n  stdout: {}\n  stderr: {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).trim(),
-        String::from_utf8_lossy(&out.stderr).trim()
-    );
-    out
-}
+use ukitool_tests::{esp_disk, fixture, run_logged, tmpdir, ukitool};
 
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
 fn inspect(img: &Path) -> String {
-    let o = run(ukitool().arg("inspect").arg(img));
+    let o = run_logged(ukitool().arg("inspect").arg(img));
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     stdout(&o)
 }
 
 /// (number, first sector, last sector) of each partition, as `sgdisk -p` lists them.
 fn sgdisk_partitions(img: &Path) -> Vec<(u32, u64, u64)> {
-    let o = run(Command::new("sgdisk").arg("-p").arg(img));
+    let o = run_logged(Command::new("sgdisk").arg("-p").arg(img));
     assert!(o.status.success());
     let text = stdout(&o);
     let mut rows = Vec::new();
@@ -55,11 +44,13 @@ fn sgdisk_partitions(img: &Path) -> Vec<(u32, u64, u64)> {
 
 /// (path, size) of every file on the FAT volume at `offset`, as mtools lists them.
 fn mtools_files(img: &Path, offset: u64) -> Vec<(String, u64)> {
-    let o = run(Command::new("mdir")
-        .args(["-/", "-a", "-i"])
-        .arg(format!("{}@@{offset}", img.display()))
-        .arg("::/")
-        .env("MTOOLS_SKIP_CHECK", "1"));
+    let o = run_logged(
+        Command::new("mdir")
+            .args(["-/", "-a", "-i"])
+            .arg(format!("{}@@{offset}", img.display()))
+            .arg("::/")
+            .env("MTOOLS_SKIP_CHECK", "1"),
+    );
     assert!(o.status.success());
     // mdir -/ prints "Directory for ::/A/B" headers, then "NAME EXT size date time LONG".
     let mut files = Vec::new();
@@ -114,14 +105,16 @@ fn listing_of_a_ukitool_image_matches_sgdisk_mtools_and_objdump() {
     let sdboot = fixture("systemd-bootx64.efi");
     let dir = tmpdir();
     let img = dir.join("disk.img");
-    let o = run(ukitool()
-        .args(["image", "--layout", "systemd-boot", "--uki"])
-        .arg(&uki)
-        .arg("--systemd-boot")
-        .arg(&sdboot)
-        .args(["--add-partition", "data:8M", "--add-partition", "swap2:3M"])
-        .arg("-o")
-        .arg(&img));
+    let o = run_logged(
+        ukitool()
+            .args(["image", "--layout", "systemd-boot", "--uki"])
+            .arg(&uki)
+            .arg("--systemd-boot")
+            .arg(&sdboot)
+            .args(["--add-partition", "data:8M", "--add-partition", "swap2:3M"])
+            .arg("-o")
+            .arg(&img),
+    );
     assert!(o.status.success());
     let text = inspect(&img);
     assert!(
@@ -191,7 +184,7 @@ fn listing_of_a_ukitool_image_matches_sgdisk_mtools_and_objdump() {
         .collect::<Vec<_>>()
         .join("\n");
     assert!(block.contains("kind        uki (systemd-stub"), "{block}");
-    let od = run(Command::new("objdump").arg("-h").arg(&uki));
+    let od = run_logged(Command::new("objdump").arg("-h").arg(&uki));
     let sections: Vec<String> = stdout(&od)
         .lines()
         .filter_map(|l| {
@@ -224,7 +217,7 @@ fn listing_of_a_ukitool_image_matches_sgdisk_mtools_and_objdump() {
     assert!(text.contains("kind        pe (systemd-boot"), "{text}");
 
     // --json is unchanged: the full report.
-    let o = run(ukitool().args(["inspect", "--json"]).arg(&img));
+    let o = run_logged(ukitool().args(["inspect", "--json"]).arg(&img));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["partition_table"]["scheme"], "gpt");
     assert_eq!(
@@ -277,20 +270,24 @@ fn listing_of_an_mbr_disk_and_of_a_bare_fat_volume() {
     }
     // A bare FAT volume (a "superfloppy") with one file.
     let vol = dir.join("vol.img");
-    assert!(run(Command::new("mkfs.vfat")
-        .args(["-C", "-n", "BARE"])
-        .arg(&vol)
-        .arg("4096"))
+    assert!(run_logged(
+        Command::new("mkfs.vfat")
+            .args(["-C", "-n", "BARE"])
+            .arg(&vol)
+            .arg("4096")
+    )
     .status
     .success());
     let note = dir.join("note.txt");
     fs::write(&note, b"hello\n").unwrap();
-    assert!(run(Command::new("mcopy")
-        .arg("-i")
-        .arg(&vol)
-        .arg(&note)
-        .arg("::/NOTE.TXT")
-        .env("MTOOLS_SKIP_CHECK", "1"))
+    assert!(run_logged(
+        Command::new("mcopy")
+            .arg("-i")
+            .arg(&vol)
+            .arg(&note)
+            .arg("::/NOTE.TXT")
+            .env("MTOOLS_SKIP_CHECK", "1")
+    )
     .status
     .success());
     let text = inspect(&vol);

@@ -6,26 +6,11 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
-use ukitool_tests::{fixture, tmpdir, ukitool};
+use ukitool_tests::{fixture, run, run_ok, tmpdir, ukitool};
 
 const MEASURE: &str = "/usr/lib/systemd/systemd-measure";
-
-fn run(cmd: &mut Command) -> Output {
-    cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"))
-}
-
-fn ok(cmd: &mut Command) -> String {
-    let o = run(cmd);
-    assert!(
-        o.status.success(),
-        "{cmd:?} failed: {}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
 
 /// The parts systemd 252 knows, from the fixtures.
 fn parts_252() -> Vec<(String, PathBuf)> {
@@ -50,11 +35,13 @@ fn part_args(parts: &[(String, PathBuf)]) -> Vec<String> {
 #[test]
 fn parts_match_systemd_measure_for_every_bank_and_phase() {
     let args = part_args(&parts_252());
-    let theirs = ok(Command::new(MEASURE)
-        .arg("calculate")
-        .args(&args)
-        .arg("--json=short"));
-    let ours = ok(ukitool().arg("measure").args(&args).arg("--json"));
+    let theirs = run_ok(
+        Command::new(MEASURE)
+            .arg("calculate")
+            .args(&args)
+            .arg("--json=short"),
+    );
+    let ours = run_ok(ukitool().arg("measure").args(&args).arg("--json"));
     assert_eq!(ours.trim(), theirs.trim());
     let v: serde_json::Value = serde_json::from_str(&ours).unwrap();
     assert_eq!(v.as_object().unwrap().len(), 4, "four banks");
@@ -70,11 +57,13 @@ fn parts_match_systemd_measure_for_every_bank_and_phase() {
         "--phase=enter-initrd:leave-initrd",
         "--phase=sysinit",
     ];
-    let theirs = ok(Command::new(MEASURE)
-        .arg("calculate")
-        .args(&args)
-        .args(extra));
-    let ours = ok(ukitool().arg("measure").args(&args).args(extra));
+    let theirs = run_ok(
+        Command::new(MEASURE)
+            .arg("calculate")
+            .args(&args)
+            .args(extra),
+    );
+    let ours = run_ok(ukitool().arg("measure").args(&args).args(extra));
     assert_eq!(ours, theirs);
 }
 
@@ -85,27 +74,31 @@ fn uki_matches_systemd_measure_on_its_parts() {
     // through parts mode, and the whole through the Python reference below.
     let dir = tmpdir();
     let uki = dir.join("uki.efi");
-    ok(ukitool()
-        .arg("build")
-        .args(["--stub", "/usr/lib/systemd/boot/efi/linuxx64.efi.stub"])
-        .arg("--linux")
-        .arg(fixture("vmlinuz"))
-        .arg("--initrd")
-        .arg(fixture("initrd.cpio.gz"))
-        .arg(format!("--cmdline=@{}", fixture("cmdline").display()))
-        .arg(format!("--os-release=@{}", fixture("os-release").display()))
-        .arg("--splash")
-        .arg(fixture("splash.bmp"))
-        .arg("--pcrpkey")
-        .arg(fixture("snakeoil.pem"))
-        .arg("--uname=6.1.0-test")
-        .arg("-o")
-        .arg(&uki));
+    run_ok(
+        ukitool()
+            .arg("build")
+            .args(["--stub", "/usr/lib/systemd/boot/efi/linuxx64.efi.stub"])
+            .arg("--linux")
+            .arg(fixture("vmlinuz"))
+            .arg("--initrd")
+            .arg(fixture("initrd.cpio.gz"))
+            .arg(format!("--cmdline=@{}", fixture("cmdline").display()))
+            .arg(format!("--os-release=@{}", fixture("os-release").display()))
+            .arg("--splash")
+            .arg(fixture("splash.bmp"))
+            .arg("--pcrpkey")
+            .arg(fixture("snakeoil.pem"))
+            .arg("--uname=6.1.0-test")
+            .arg("-o")
+            .arg(&uki),
+    );
     let sbat = dir.join("sbat");
-    ok(Command::new("objcopy")
-        .args(["-O", "binary", "--only-section=.sbat"])
-        .arg(&uki)
-        .arg(&sbat));
+    run_ok(
+        Command::new("objcopy")
+            .args(["-O", "binary", "--only-section=.sbat"])
+            .arg(&uki)
+            .arg(&sbat),
+    );
     let uname = dir.join("uname");
     fs::write(&uname, "6.1.0-test").unwrap();
     let mut parts: Vec<(String, PathBuf)> = parts_252()
@@ -115,19 +108,23 @@ fn uki_matches_systemd_measure_on_its_parts() {
     let known = part_args(&parts);
     parts.push(("uname".into(), uname));
     parts.push(("sbat".into(), sbat));
-    let from_uki = ok(ukitool().arg("measure").arg(&uki).arg("--json"));
-    let from_parts = ok(ukitool()
-        .arg("measure")
-        .args(part_args(&parts))
-        .arg("--json"));
+    let from_uki = run_ok(ukitool().arg("measure").arg(&uki).arg("--json"));
+    let from_parts = run_ok(
+        ukitool()
+            .arg("measure")
+            .args(part_args(&parts))
+            .arg("--json"),
+    );
     assert_eq!(from_uki, from_parts);
     assert_eq!(from_uki.trim(), python_measure(&parts, "").trim());
     // And the 252-known subset agrees with systemd itself.
-    let theirs = ok(Command::new(MEASURE)
-        .arg("calculate")
-        .args(&known)
-        .arg("--json=short"));
-    let ours = ok(ukitool().arg("measure").args(&known).arg("--json"));
+    let theirs = run_ok(
+        Command::new(MEASURE)
+            .arg("calculate")
+            .args(&known)
+            .arg("--json=short"),
+    );
+    let ours = run_ok(ukitool().arg("measure").args(&known).arg("--json"));
     assert_eq!(ours.trim(), theirs.trim());
 }
 
@@ -165,7 +162,7 @@ fn python_measure(parts: &[(String, PathBuf)], phases: &str) -> String {
     for (k, p) in parts {
         cmd.arg(format!(".{k}={}", p.display()));
     }
-    ok(&mut cmd)
+    run_ok(&mut cmd)
 }
 
 #[test]
@@ -196,7 +193,7 @@ fn sections_newer_than_systemd_252_follow_the_reference_algorithm() {
         .collect();
     args.push("--phase=enter-initrd".into());
     args.push("--phase=enter-initrd:leave-initrd:sysinit:ready".into());
-    let ours = ok(ukitool().arg("measure").args(&args).arg("--json"));
+    let ours = run_ok(ukitool().arg("measure").args(&args).arg("--json"));
     let theirs = python_measure(
         &parts,
         "enter-initrd,enter-initrd:leave-initrd:sysinit:ready",
@@ -214,23 +211,27 @@ fn profile_selection_measures_base_plus_profile() {
     };
     let (p1, c1, p2) = (w("p1", "ID=one"), w("c1", "rescue"), w("p2", "ID=two"));
     let uki = dir.join("multi.efi");
-    ok(ukitool()
-        .arg("build")
-        .args(["--stub", "/usr/lib/systemd/boot/efi/linuxx64.efi.stub"])
-        .arg("--linux")
-        .arg(fixture("vmlinuz"))
-        .arg(format!("--cmdline=@{}", fixture("cmdline").display()))
-        .arg("--uname=6.1.0-test")
-        .arg(format!("--profile=@{}", p1.display()))
-        .arg(format!("--section=.cmdline:{}", c1.display()))
-        .arg(format!("--profile=@{}", p2.display()))
-        .arg("-o")
-        .arg(&uki));
+    run_ok(
+        ukitool()
+            .arg("build")
+            .args(["--stub", "/usr/lib/systemd/boot/efi/linuxx64.efi.stub"])
+            .arg("--linux")
+            .arg(fixture("vmlinuz"))
+            .arg(format!("--cmdline=@{}", fixture("cmdline").display()))
+            .arg("--uname=6.1.0-test")
+            .arg(format!("--profile=@{}", p1.display()))
+            .arg(format!("--section=.cmdline:{}", c1.display()))
+            .arg(format!("--profile=@{}", p2.display()))
+            .arg("-o")
+            .arg(&uki),
+    );
     let sbat = dir.join("sbat");
-    ok(Command::new("objcopy")
-        .args(["-O", "binary", "--only-section=.sbat"])
-        .arg(&uki)
-        .arg(&sbat));
+    run_ok(
+        Command::new("objcopy")
+            .args(["-O", "binary", "--only-section=.sbat"])
+            .arg(&uki)
+            .arg(&sbat),
+    );
     let uname = w("uname", "6.1.0-test");
     let base = |cmdline: &Path, profile: &Path| -> Vec<(String, PathBuf)> {
         vec![
@@ -241,21 +242,25 @@ fn profile_selection_measures_base_plus_profile() {
             ("profile".into(), profile.to_path_buf()),
         ]
     };
-    let m0 = ok(ukitool().arg("measure").arg(&uki).arg("--json"));
+    let m0 = run_ok(ukitool().arg("measure").arg(&uki).arg("--json"));
     // Profile @0 overrides the base .cmdline; @1 keeps it.
     assert_eq!(m0.trim(), python_measure(&base(&c1, &p1), "").trim());
-    let m1 = ok(ukitool()
-        .arg("measure")
-        .arg(&uki)
-        .args(["--profile", "1", "--json"]));
+    let m1 = run_ok(
+        ukitool()
+            .arg("measure")
+            .arg(&uki)
+            .args(["--profile", "1", "--json"]),
+    );
     assert_eq!(
         m1.trim(),
         python_measure(&base(&fixture("cmdline"), &p2), "").trim()
     );
-    let m0b = ok(ukitool()
-        .arg("measure")
-        .arg(&uki)
-        .args(["--profile", "0", "--json"]));
+    let m0b = run_ok(
+        ukitool()
+            .arg("measure")
+            .arg(&uki)
+            .args(["--profile", "0", "--json"]),
+    );
     assert_eq!(m0, m0b);
     let o = run(ukitool().arg("measure").arg(&uki).args(["--profile", "2"]));
     assert_eq!(o.status.code(), Some(2));
@@ -276,28 +281,34 @@ fn pcrsig_policies_and_signatures_check_out() {
     let dir = tmpdir();
     let args = part_args(&parts_252());
     let preds: serde_json::Value =
-        serde_json::from_str(&ok(ukitool().arg("measure").args(&args).arg("--json"))).unwrap();
-    let sig: serde_json::Value = serde_json::from_str(&ok(ukitool()
-        .arg("measure")
-        .args(&args)
-        .arg("--sign")
-        .arg(fixture("snakeoil.key"))))
+        serde_json::from_str(&run_ok(ukitool().arg("measure").args(&args).arg("--json"))).unwrap();
+    let sig: serde_json::Value = serde_json::from_str(&run_ok(
+        ukitool()
+            .arg("measure")
+            .args(&args)
+            .arg("--sign")
+            .arg(fixture("snakeoil.key")),
+    ))
     .unwrap();
     // pkfp: sha256 of the DER public key, computed by openssl.
     let der = dir.join("pub.der");
-    ok(Command::new("openssl")
-        .args(["pkey", "-pubout", "-outform", "DER", "-in"])
-        .arg(fixture("snakeoil.key"))
-        .arg("-out")
-        .arg(&der));
-    let pkfp = ok(Command::new("sha256sum").arg(&der));
+    run_ok(
+        Command::new("openssl")
+            .args(["pkey", "-pubout", "-outform", "DER", "-in"])
+            .arg(fixture("snakeoil.key"))
+            .arg("-out")
+            .arg(&der),
+    );
+    let pkfp = run_ok(Command::new("sha256sum").arg(&der));
     let pkfp = pkfp.split_whitespace().next().unwrap();
     let pubpem = dir.join("pub.pem");
-    ok(Command::new("openssl")
-        .args(["pkey", "-pubout", "-in"])
-        .arg(fixture("snakeoil.key"))
-        .arg("-out")
-        .arg(&pubpem));
+    run_ok(
+        Command::new("openssl")
+            .args(["pkey", "-pubout", "-in"])
+            .arg(fixture("snakeoil.key"))
+            .arg("-out")
+            .arg(&pubpem),
+    );
     let mut checked = 0;
     for bank in ["sha1", "sha256", "sha384", "sha512"] {
         let entries = sig[bank].as_array().unwrap();
@@ -306,7 +317,7 @@ fn pcrsig_policies_and_signatures_check_out() {
         for (e, p) in entries.iter().zip(pcrs) {
             assert_eq!(e["pcrs"], serde_json::json!([11]));
             assert_eq!(e["pkfp"], pkfp);
-            let want = ok(Command::new("python3").args([
+            let want = run_ok(Command::new("python3").args([
                 "-c",
                 PY_POLICY,
                 bank,
@@ -324,17 +335,21 @@ fn pcrsig_policies_and_signatures_check_out() {
             let sigfile = dir.join("sig");
             let b64 = dir.join("sig.b64");
             fs::write(&b64, format!("{}\n", e["sig"].as_str().unwrap())).unwrap();
-            ok(Command::new("openssl")
-                .args(["base64", "-d", "-A", "-in"])
-                .arg(&b64)
-                .arg("-out")
-                .arg(&sigfile));
-            ok(Command::new("openssl")
-                .args(["dgst", "-sha256", "-verify"])
-                .arg(&pubpem)
-                .arg("-signature")
-                .arg(&sigfile)
-                .arg(&pol));
+            run_ok(
+                Command::new("openssl")
+                    .args(["base64", "-d", "-A", "-in"])
+                    .arg(&b64)
+                    .arg("-out")
+                    .arg(&sigfile),
+            );
+            run_ok(
+                Command::new("openssl")
+                    .args(["dgst", "-sha256", "-verify"])
+                    .arg(&pubpem)
+                    .arg("-signature")
+                    .arg(&sigfile)
+                    .arg(&pol),
+            );
             checked += 1;
         }
     }
@@ -345,39 +360,49 @@ fn pcrsig_policies_and_signatures_check_out() {
 fn build_embeds_pcrsig_for_the_built_uki() {
     let dir = tmpdir();
     let uki = dir.join("uki.efi");
-    ok(ukitool()
-        .arg("build")
-        .args(["--stub", "/usr/lib/systemd/boot/efi/linuxx64.efi.stub"])
-        .arg("--linux")
-        .arg(fixture("vmlinuz"))
-        .arg(format!("--cmdline=@{}", fixture("cmdline").display()))
-        .arg("--pcr-key")
-        .arg(fixture("snakeoil.key"))
-        .arg("-o")
-        .arg(&uki));
+    run_ok(
+        ukitool()
+            .arg("build")
+            .args(["--stub", "/usr/lib/systemd/boot/efi/linuxx64.efi.stub"])
+            .arg("--linux")
+            .arg(fixture("vmlinuz"))
+            .arg(format!("--cmdline=@{}", fixture("cmdline").display()))
+            .arg("--pcr-key")
+            .arg(fixture("snakeoil.key"))
+            .arg("-o")
+            .arg(&uki),
+    );
     let pcrsig = dir.join("pcrsig");
-    ok(Command::new("objcopy")
-        .args(["-O", "binary", "--only-section=.pcrsig"])
-        .arg(&uki)
-        .arg(&pcrsig));
+    run_ok(
+        Command::new("objcopy")
+            .args(["-O", "binary", "--only-section=.pcrsig"])
+            .arg(&uki)
+            .arg(&pcrsig),
+    );
     let embedded: serde_json::Value = serde_json::from_slice(&fs::read(&pcrsig).unwrap()).unwrap();
     // Measuring the finished UKI (which skips .pcrsig) and signing gives the same.
-    let again: serde_json::Value = serde_json::from_str(&ok(ukitool()
-        .arg("measure")
-        .arg(&uki)
-        .args(["--bank", "sha256", "--sign"])
-        .arg(fixture("snakeoil.key"))))
+    let again: serde_json::Value = serde_json::from_str(&run_ok(
+        ukitool()
+            .arg("measure")
+            .arg(&uki)
+            .args(["--bank", "sha256", "--sign"])
+            .arg(fixture("snakeoil.key")),
+    ))
     .unwrap();
     assert_eq!(embedded, again);
     // .pcrpkey holds the matching public key.
     let pk = dir.join("pcrpkey");
-    ok(Command::new("objcopy")
-        .args(["-O", "binary", "--only-section=.pcrpkey"])
-        .arg(&uki)
-        .arg(&pk));
-    let want = ok(Command::new("openssl")
-        .args(["pkey", "-pubout", "-in"])
-        .arg(fixture("snakeoil.key")));
+    run_ok(
+        Command::new("objcopy")
+            .args(["-O", "binary", "--only-section=.pcrpkey"])
+            .arg(&uki)
+            .arg(&pk),
+    );
+    let want = run_ok(
+        Command::new("openssl")
+            .args(["pkey", "-pubout", "-in"])
+            .arg(fixture("snakeoil.key")),
+    );
     assert_eq!(fs::read_to_string(&pk).unwrap(), want);
 }
 
@@ -389,31 +414,37 @@ fn verify_recomputes_pcrsig_policies_from_the_uki() {
     let dir = tmpdir();
     let key = dir.path().join("pcr.key");
     let public = dir.path().join("pcr.pub");
-    ok(Command::new("openssl")
-        .args(["genrsa", "-out"])
-        .arg(&key)
-        .arg("2048"));
-    ok(Command::new("openssl")
-        .args(["rsa", "-pubout", "-in"])
-        .arg(&key)
-        .arg("-out")
-        .arg(&public));
+    run_ok(
+        Command::new("openssl")
+            .args(["genrsa", "-out"])
+            .arg(&key)
+            .arg("2048"),
+    );
+    run_ok(
+        Command::new("openssl")
+            .args(["rsa", "-pubout", "-in"])
+            .arg(&key)
+            .arg("-out")
+            .arg(&public),
+    );
     let uki = dir.path().join("pcr.efi");
-    ok(ukitool()
-        .arg("build")
-        .arg("--stub")
-        .arg(fixture("linuxx64.efi.stub"))
-        .arg("--linux")
-        .arg(fixture("vmlinuz"))
-        .arg("--initrd")
-        .arg(fixture("initrd.cpio.gz"))
-        .args(["--cmdline", "console=ttyS0 pcrsig-test"])
-        .arg("--pcr-key")
-        .arg(&key)
-        .arg("--pcrpkey")
-        .arg(&public)
-        .arg("-o")
-        .arg(&uki));
+    run_ok(
+        ukitool()
+            .arg("build")
+            .arg("--stub")
+            .arg(fixture("linuxx64.efi.stub"))
+            .arg("--linux")
+            .arg(fixture("vmlinuz"))
+            .arg("--initrd")
+            .arg(fixture("initrd.cpio.gz"))
+            .args(["--cmdline", "console=ttyS0 pcrsig-test"])
+            .arg("--pcr-key")
+            .arg(&key)
+            .arg("--pcrpkey")
+            .arg(&public)
+            .arg("-o")
+            .arg(&uki),
+    );
     let report: serde_json::Value = serde_json::from_str(&String::from_utf8_lossy(
         &run(ukitool().args(["verify", "--json"]).arg(&uki)).stdout,
     ))

@@ -182,31 +182,41 @@ fn unsigned() {
     assert_eq!(agrees("unsigned", &fixture("uki.efi")).0, "unsigned");
 }
 
-#[test]
-fn dual_snakeoil_first() {
+/// `first` (a signed fixture) with a second signature by `key`/`cert` appended: the
+/// verdict, checked against the firmware by [`agrees`].
+fn dual_signed(name: &str, first: &str, key: &str, cert: &str) -> String {
     let dir = tmpdir();
     let efi = append_signature(
         &dir,
-        &fixture("uki-signed.efi"),
-        &fixture("other.key"),
-        &fixture("other.pem"),
+        &fixture(first),
+        &fixture(key),
+        &fixture(cert),
         "dual.efi",
     );
-    assert_eq!(agrees("dual-snakeoil-first", &efi).0, "valid-trusted");
+    agrees(name, &efi).0
+}
+
+#[test]
+fn dual_snakeoil_first() {
+    let v = dual_signed(
+        "dual-snakeoil-first",
+        "uki-signed.efi",
+        "other.key",
+        "other.pem",
+    );
+    assert_eq!(v, "valid-trusted");
 }
 
 #[test]
 fn dual_other_first() {
     // EDK2 tries every WIN_CERTIFICATE entry; a trusted second signature is enough.
-    let dir = tmpdir();
-    let efi = append_signature(
-        &dir,
-        &fixture("uki-other-signed.efi"),
-        &fixture("snakeoil.key"),
-        &fixture("snakeoil.pem"),
-        "dual.efi",
+    let v = dual_signed(
+        "dual-other-first",
+        "uki-other-signed.efi",
+        "snakeoil.key",
+        "snakeoil.pem",
     );
-    assert_eq!(agrees("dual-other-first", &efi).0, "valid-trusted");
+    assert_eq!(v, "valid-trusted");
 }
 
 /// A P-256 signer whose certificate the snakeoil CA issued: the chain to db is RSA, the

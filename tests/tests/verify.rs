@@ -8,7 +8,7 @@ use std::process::Command;
 use serde_json::Value;
 use ukitool_core::authenticode::{pkcs7, verify, TrustStore, Verdict};
 use ukitool_core::pe::PeFile;
-use ukitool_tests::{fixture, ukitool};
+use ukitool_tests::{fixture, run_ok, ukitool};
 
 fn tmpdir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("ukitool-verify-{}-{name}", std::process::id()));
@@ -61,16 +61,9 @@ print(h.hexdigest())
 "#;
 
 fn pefile_digest(file: &Path, alg: &str) -> String {
-    let out = Command::new("/usr/bin/python3")
-        .args(["-c", PEFILE_HASH, s(file), alg])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
+    run_ok(Command::new("/usr/bin/python3").args(["-c", PEFILE_HASH, s(file), alg]))
+        .trim()
+        .to_string()
 }
 
 /// What sbverify says. `readable` is false when it could not parse the file or a

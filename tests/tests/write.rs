@@ -12,26 +12,15 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
-use ukitool_tests::{fixture, ukitool};
+use ukitool_tests::{fixture, run_logged, ukitool};
 
 const MIB: u64 = 1 << 20;
 
 // ---------------------------------------------------------------------------------------
 // Helpers
 
-fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().unwrap();
-    eprintln!(
-        "$ {cmd:?}\n  exit {:?}\n  stdout: {}\n  stderr: {}",
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).trim(),
-        String::from_utf8_lossy(&out.stderr).trim()
-    );
-    out
-}
-
 fn sh(cmd: &str) -> Output {
-    run(Command::new("sh").args(["-c", cmd]))
+    run_logged(Command::new("sh").args(["-c", cmd]))
 }
 
 fn have(tool: &str) -> bool {
@@ -99,10 +88,12 @@ struct Loop {
 
 impl Loop {
     fn attach(file: &Path, extra: &[&str]) -> Loop {
-        let out = run(Command::new("losetup")
-            .args(["--find", "--show"])
-            .args(extra)
-            .arg(file));
+        let out = run_logged(
+            Command::new("losetup")
+                .args(["--find", "--show"])
+                .args(extra)
+                .arg(file),
+        );
         assert!(out.status.success(), "losetup failed");
         let dev = String::from_utf8(out.stdout).unwrap().trim().to_string();
         Loop { dev }
@@ -135,13 +126,13 @@ fn partition_node(l: &Loop, n: u32, s: &Scratch) -> PathBuf {
         }
         if i == 10 {
             // Kernels without the GPT parser see no partitions; partx adds them (BLKPG).
-            run(Command::new("partx").args(["-a", &l.dev]));
+            run_logged(Command::new("partx").args(["-a", &l.dev]));
         }
         std::thread::sleep(Duration::from_millis(100));
     }
     let (maj, min) = dev.split_once(':').expect("partition appears in sysfs");
     let node = s.path(&format!("{}p{n}", l.name()));
-    let out = run(Command::new("mknod").arg(&node).args(["b", maj, min]));
+    let out = run_logged(Command::new("mknod").arg(&node).args(["b", maj, min]));
     assert!(out.status.success());
     node
 }
@@ -185,10 +176,12 @@ fn put(path: &Path, offset: u64, data: &[u8]) {
 /// data (everything else is a hole).
 fn gpt_image(path: &Path, size: u64, data_mib: u64) -> Vec<(u64, u64)> {
     sparse_file(path, size);
-    let out = run(Command::new("sgdisk")
-        .args(["-n", "1:1M:+4M", "-t", "1:ef00", "-c", "1:EFI"])
-        .args(["-n", "2:0:0", "-t", "2:8300", "-c", "2:DATA"])
-        .arg(path));
+    let out = run_logged(
+        Command::new("sgdisk")
+            .args(["-n", "1:1M:+4M", "-t", "1:ef00", "-c", "1:EFI"])
+            .args(["-n", "2:0:0", "-t", "2:8300", "-c", "2:DATA"])
+            .arg(path),
+    );
     assert!(out.status.success());
     // sgdisk writes the protective MBR and primary GPT in the first MiB and the backup GPT
     // in the last one.
@@ -249,12 +242,14 @@ fn stderr_of(o: &Output) -> String {
 
 /// Write `image` to `l` with --yes and return the output.
 fn write_yes(image: &Path, l: &Loop, extra: &[&str]) -> Output {
-    run(ukitool()
-        .arg("write")
-        .arg(image)
-        .arg(&l.dev)
-        .arg("--yes")
-        .args(extra))
+    run_logged(
+        ukitool()
+            .arg("write")
+            .arg(image)
+            .arg(&l.dev)
+            .arg("--yes")
+            .args(extra),
+    )
 }
 
 // ---------------------------------------------------------------------------------------
@@ -272,9 +267,11 @@ fn raw_sparse_image_is_written_and_reads_back_identical() {
     // leave exactly the image in its first 64 MiB, whatever was there before.
     let back = s.path("dev.img");
     fs::write(&back, noise(99, 80 * MIB as usize)).unwrap();
-    let out = run(Command::new("sgdisk")
-        .args(["-o", "-n", "1:0:0"])
-        .arg(&back));
+    let out = run_logged(
+        Command::new("sgdisk")
+            .args(["-o", "-n", "1:0:0"])
+            .arg(&back),
+    );
     assert!(out.status.success());
     let l = Loop::attach(&back, &[]);
 
@@ -286,7 +283,7 @@ fn raw_sparse_image_is_written_and_reads_back_identical() {
     // Stale backup GPT at the device end is gone (wiped), and the image's GPT is valid.
     // sgdisk checks the GPT as written, on a view of the device as long as the image.
     let view = Loop::attach(&back, &["--sizelimit", &(64 * MIB).to_string()]);
-    let v = run(Command::new("sgdisk").arg("-v").arg(&view.dev));
+    let v = run_logged(Command::new("sgdisk").arg("-v").arg(&view.dev));
     let vs = String::from_utf8_lossy(&v.stdout);
     assert!(vs.contains("No problems found"), "{vs}");
     drop(view);
@@ -302,7 +299,7 @@ fn raw_sparse_image_is_written_and_reads_back_identical() {
         tail.iter().all(|&b| b == 0),
         "the device's last MiB is wiped"
     );
-    let b = run(Command::new("blkid").args(["-p", "-s", "PTTYPE", "-o", "value", &l.dev]));
+    let b = run_logged(Command::new("blkid").args(["-p", "-s", "PTTYPE", "-o", "value", &l.dev]));
     assert_eq!(String::from_utf8_lossy(&b.stdout).trim(), "gpt");
 }
 
@@ -317,22 +314,23 @@ fn raw_image_from_stdin_and_to_file() {
     let back = s.path("dev.img");
     sparse_file(&back, 40 * MIB);
     let l = Loop::attach(&back, &[]);
-    let out = run(ukitool()
-        .args(["write", "-"])
-        .arg(&l.dev)
-        .arg("--yes")
-        .stdin(fs::File::open(&img).unwrap()));
+    let out = run_logged(
+        ukitool()
+            .args(["write", "-"])
+            .arg(&l.dev)
+            .arg("--yes")
+            .stdin(fs::File::open(&img).unwrap()),
+    );
     assert!(out.status.success(), "{}", stderr_of(&out));
     assert_eq!(sha256_prefix(&l.dev, 32 * MIB), sha256_file(&img));
 
     // --to-file: a regular file target is created and equals the image.
     let file = s.path("copy.img");
-    let out =
-        run(ukitool()
-            .arg("write")
-            .arg(&img)
-            .arg(&file)
-            .args(["--yes", "--to-file", "--json"]));
+    let out = run_logged(ukitool().arg("write").arg(&img).arg(&file).args([
+        "--yes",
+        "--to-file",
+        "--json",
+    ]));
     assert!(out.status.success(), "{}", stderr_of(&out));
     assert_eq!(sha256_file(&file), sha256_file(&img));
     let last = String::from_utf8_lossy(&out.stdout)
@@ -354,12 +352,14 @@ fn image_from_ukitool_image_reads_back_byte_for_byte() {
     let uki = fixture("uki.efi");
     let s = Scratch::new();
     let img = s.path("image.img");
-    let out = run(ukitool()
-        .args(["image", "--uki"])
-        .arg(&uki)
-        .arg("-o")
-        .arg(&img)
-        .args(["--size", "256M"]));
+    let out = run_logged(
+        ukitool()
+            .args(["image", "--uki"])
+            .arg(&uki)
+            .arg("-o")
+            .arg(&img)
+            .args(["--size", "256M"]),
+    );
     assert!(out.status.success(), "{}", stderr_of(&out));
     let size = fs::metadata(&img).unwrap().len();
     // A zeroed device: holes are not written, so only then is the whole device the image.
@@ -384,39 +384,45 @@ fn uki_in_uefi_layout_boots_from_the_esp_path() {
     let out = write_yes(&uki, &l, &["--layout", "uefi"]);
     assert!(out.status.success(), "{}", stderr_of(&out));
 
-    let v = run(Command::new("sgdisk").arg("-v").arg(&l.dev));
+    let v = run_logged(Command::new("sgdisk").arg("-v").arg(&l.dev));
     let vs = String::from_utf8_lossy(&v.stdout);
     assert!(vs.contains("No problems found"), "{vs}");
-    let p = run(Command::new("partx")
-        .args(["-g", "-o", "NR,START,TYPE"])
-        .arg(&l.dev));
+    let p = run_logged(
+        Command::new("partx")
+            .args(["-g", "-o", "NR,START,TYPE"])
+            .arg(&l.dev),
+    );
     let ps = String::from_utf8_lossy(&p.stdout).to_lowercase();
     let esp = ps
         .lines()
         .find(|line| line.contains("c12a7328-f81f-11d2-ba4b-00a0c93ec93b"))
         .unwrap_or_else(|| panic!("no ESP in partx output: {ps}"));
     let start: u64 = esp.split_whitespace().nth(1).unwrap().parse().unwrap();
-    let b = run(Command::new("blkid").args(["-p", "-s", "PTTYPE", "-o", "value", &l.dev]));
+    let b = run_logged(Command::new("blkid").args(["-p", "-s", "PTTYPE", "-o", "value", &l.dev]));
     assert_eq!(String::from_utf8_lossy(&b.stdout).trim(), "gpt");
     // The image is as large as the device: the backup GPT header is its last sector.
-    let d = run(Command::new("sgdisk").arg("-p").arg(&l.dev));
+    let d = run_logged(Command::new("sgdisk").arg("-p").arg(&l.dev));
     let ds = String::from_utf8_lossy(&d.stdout);
     let last_usable = format!("last usable sector is {}", l.size() / 512 - 34);
     assert!(ds.contains(&last_usable), "{last_usable:?} in {ds}");
-    let blk = run(Command::new("blkid")
-        .args(["-p", "-o", "export"])
-        .arg(format!("--offset={}", start * 512))
-        .arg(&l.dev));
+    let blk = run_logged(
+        Command::new("blkid")
+            .args(["-p", "-o", "export"])
+            .arg(format!("--offset={}", start * 512))
+            .arg(&l.dev),
+    );
     let bs = String::from_utf8_lossy(&blk.stdout);
     assert!(bs.contains("TYPE=vfat"), "blkid sees the ESP's FAT: {bs}");
 
     let got = s.path("BOOTX64.EFI");
-    let out = run(Command::new("mcopy")
-        .arg("-i")
-        .arg(format!("{}@@{}", l.dev, start * 512))
-        .arg("::/EFI/BOOT/BOOTX64.EFI")
-        .arg(&got)
-        .env("MTOOLS_SKIP_CHECK", "1"));
+    let out = run_logged(
+        Command::new("mcopy")
+            .arg("-i")
+            .arg(format!("{}@@{}", l.dev, start * 512))
+            .arg("::/EFI/BOOT/BOOTX64.EFI")
+            .arg(&got)
+            .env("MTOOLS_SKIP_CHECK", "1"),
+    );
     assert!(out.status.success());
     assert_eq!(fs::read(&got).unwrap(), fs::read(&uki).unwrap());
 }
@@ -470,7 +476,7 @@ fn uki_in_systemd_boot_layout_with_an_explicit_size() {
     assert_eq!(done["verified"], true);
     // The GPT as written is valid on a view as long as the image (--size, not the device).
     let view = Loop::attach(&back, &["-r", "--sizelimit", &(200 * MIB).to_string()]);
-    let v = run(Command::new("sgdisk").arg("-v").arg(&view.dev));
+    let v = run_logged(Command::new("sgdisk").arg("-v").arg(&view.dev));
     assert!(String::from_utf8_lossy(&v.stdout).contains("No problems found"));
     drop(view);
     // Each file's bytes are where the summary says, and mtools reads the same bytes.
@@ -491,12 +497,14 @@ fn uki_in_systemd_boot_layout_with_an_explicit_size() {
         );
         let got = s.path("got.efi");
         let _ = fs::remove_file(&got);
-        let m = run(Command::new("mcopy")
-            .arg("-i")
-            .arg(format!("{}@@{esp_offset}", l.dev))
-            .arg(format!("::/{path}"))
-            .arg(&got)
-            .env("MTOOLS_SKIP_CHECK", "1"));
+        let m = run_logged(
+            Command::new("mcopy")
+                .arg("-i")
+                .arg(format!("{}@@{esp_offset}", l.dev))
+                .arg(format!("::/{path}"))
+                .arg(&got)
+                .env("MTOOLS_SKIP_CHECK", "1"),
+        );
         assert!(m.status.success());
         assert!(fs::read(&got).unwrap() == want, "mcopy {path}");
     }
@@ -514,10 +522,10 @@ fn uki_with_4096_byte_sectors_on_a_4kn_loop_device() {
     let l = Loop::attach(&back, &["-b", "4096"]);
     let out = write_yes(&uki, &l, &["--sector-size", "4096"]);
     assert!(out.status.success(), "{}", stderr_of(&out));
-    let v = run(Command::new("sgdisk").arg("-v").arg(&l.dev));
+    let v = run_logged(Command::new("sgdisk").arg("-v").arg(&l.dev));
     let vs = String::from_utf8_lossy(&v.stdout);
     assert!(vs.contains("No problems found"), "{vs}");
-    let p = run(Command::new("sgdisk").arg("-p").arg(&l.dev));
+    let p = run_logged(Command::new("sgdisk").arg("-p").arg(&l.dev));
     let ps = String::from_utf8_lossy(&p.stdout);
     assert!(ps.contains("Sector size (logical/physical): 4096/"), "{ps}");
     assert!(ps.contains("EF00"), "{ps}");
@@ -545,8 +553,8 @@ fn uki_to_a_file_equals_ukitool_image() {
             c.args(["--size", sz]);
             w.args(["--size", sz]);
         }
-        assert!(run(&mut c).status.success());
-        let out = run(&mut w);
+        assert!(run_logged(&mut c).status.success());
+        let out = run_logged(&mut w);
         assert!(out.status.success(), "{}", stderr_of(&out));
         assert_eq!(
             fs::metadata(&written).unwrap().len(),
@@ -585,14 +593,14 @@ fn refuses_a_uki_whose_image_does_not_fit_the_device() {
     let back = s.path("dev.img");
     fs::write(&back, noise(14, 64 * MIB as usize)).unwrap();
     let l = Loop::attach(&back, &[]);
-    let before = device_hash(&l);
-    let out = write_yes(&fixture("uki.efi"), &l, &[]);
-    assert_refused(&out, "the image needs");
-    assert_eq!(device_hash(&l), before);
+    assert_write_refused(&fixture("uki.efi"), &l, &[], "the image needs");
     // An explicit --size larger than the device is refused the same way.
-    let out = write_yes(&fixture("uki.efi"), &l, &["--size", "1G"]);
-    assert_refused(&out, "the image needs");
-    assert_eq!(device_hash(&l), before);
+    assert_write_refused(
+        &fixture("uki.efi"),
+        &l,
+        &["--size", "1G"],
+        "the image needs",
+    );
 }
 
 #[test]
@@ -606,12 +614,14 @@ fn refuses_image_options_with_a_raw_image() {
     gpt_image(&img, 8 * MIB, 2);
     let file = s.path("target.img");
     for extra in [&["--layout", "grub"][..], &["--size", "16M"]] {
-        let out = run(ukitool()
-            .arg("write")
-            .arg(&img)
-            .arg(&file)
-            .args(["--yes", "--to-file"])
-            .args(extra));
+        let out = run_logged(
+            ukitool()
+                .arg("write")
+                .arg(&img)
+                .arg(&file)
+                .args(["--yes", "--to-file"])
+                .args(extra),
+        );
         assert_refused(&out, "is a raw image");
         assert!(!file.exists(), "nothing written");
     }
@@ -627,6 +637,31 @@ fn assert_refused(out: &Output, needle: &str) {
     assert_eq!(e.trim().lines().count(), 1, "one line: {e:?}");
 }
 
+/// `write --yes IMAGE DEV EXTRA...` is refused with `needle` and leaves the device as it was.
+fn assert_write_refused(image: &Path, l: &Loop, extra: &[&str], needle: &str) {
+    let before = device_hash(l);
+    let out = write_yes(image, l, extra);
+    assert_refused(&out, needle);
+    assert_eq!(device_hash(l), before);
+}
+
+/// An `image_len`-byte two-partition GPT image written to a loop device (attached with
+/// `losetup_flags`) over `noise(seed, dev_len)` is refused with `needle`.
+fn refuses_gpt_image_on_noise(
+    image_len: u64,
+    (seed, dev_len): (u64, u64),
+    losetup_flags: &[&str],
+    needle: &str,
+) {
+    let s = Scratch::new();
+    let img = s.path("disk.img");
+    gpt_image(&img, image_len, 2);
+    let back = s.path("dev.img");
+    fs::write(&back, noise(seed, dev_len as usize)).unwrap();
+    let l = Loop::attach(&back, losetup_flags);
+    assert_write_refused(&img, &l, &[], needle);
+}
+
 #[test]
 fn refuses_a_device_with_a_mounted_partition_unless_unmount() {
     if !can_use_loop_devices(&["sgdisk", "mkfs.ext4", "mount"]) {
@@ -637,25 +672,22 @@ fn refuses_a_device_with_a_mounted_partition_unless_unmount() {
     let ranges = gpt_image(&img, 16 * MIB, 2);
     let back = s.path("dev.img");
     sparse_file(&back, 64 * MIB);
-    let out = run(Command::new("sgdisk").args(["-n", "1:0:0"]).arg(&back));
+    let out = run_logged(Command::new("sgdisk").args(["-n", "1:0:0"]).arg(&back));
     assert!(out.status.success());
     let l = Loop::attach(&back, &["-P"]);
     let part = partition_node(&l, 1, &s);
-    assert!(run(Command::new("mkfs.ext4").arg("-q").arg(&part))
+    assert!(run_logged(Command::new("mkfs.ext4").arg("-q").arg(&part))
         .status
         .success());
     let mnt = s.path("mnt");
     fs::create_dir_all(&mnt).unwrap();
-    assert!(run(Command::new("mount").arg(&part).arg(&mnt))
+    assert!(run_logged(Command::new("mount").arg(&part).arg(&mnt))
         .status
         .success());
     let m = Mounted(mnt.clone());
     fs::write(mnt.join("keep"), b"x").unwrap();
-    let before = device_hash(&l);
 
-    let out = write_yes(&img, &l, &[]);
-    assert_refused(&out, "is mounted at");
-    assert_eq!(device_hash(&l), before);
+    assert_write_refused(&img, &l, &[], "is mounted at");
 
     let out = write_yes(&img, &l, &["--unmount"]);
     assert!(out.status.success(), "{}", stderr_of(&out));
@@ -669,16 +701,7 @@ fn refuses_a_read_only_device() {
     if !can_use_loop_devices(&["sgdisk"]) {
         return;
     }
-    let s = Scratch::new();
-    let img = s.path("disk.img");
-    gpt_image(&img, 8 * MIB, 2);
-    let back = s.path("dev.img");
-    fs::write(&back, noise(5, 16 * MIB as usize)).unwrap();
-    let l = Loop::attach(&back, &["-r"]);
-    let before = device_hash(&l);
-    let out = write_yes(&img, &l, &[]);
-    assert_refused(&out, "read-only");
-    assert_eq!(device_hash(&l), before);
+    refuses_gpt_image_on_noise(8 * MIB, (5, 16 * MIB), &["-r"], "read-only");
 }
 
 #[test]
@@ -686,16 +709,7 @@ fn refuses_a_device_smaller_than_the_image() {
     if !can_use_loop_devices(&["sgdisk"]) {
         return;
     }
-    let s = Scratch::new();
-    let img = s.path("disk.img");
-    gpt_image(&img, 16 * MIB, 2);
-    let back = s.path("dev.img");
-    fs::write(&back, noise(6, 8 * MIB as usize)).unwrap();
-    let l = Loop::attach(&back, &[]);
-    let before = device_hash(&l);
-    let out = write_yes(&img, &l, &[]);
-    assert_refused(&out, "the image needs");
-    assert_eq!(device_hash(&l), before);
+    refuses_gpt_image_on_noise(16 * MIB, (6, 8 * MIB), &[], "the image needs");
 }
 
 #[test]
@@ -710,15 +724,17 @@ fn refuses_a_regular_file_without_to_file() {
     let file = s.path("target.img");
     fs::write(&file, noise(8, 16 * MIB as usize)).unwrap();
     let before = sha256_file(&file);
-    let out = run(ukitool().arg("write").arg(&img).arg(&file).arg("--yes"));
+    let out = run_logged(ukitool().arg("write").arg(&img).arg(&file).arg("--yes"));
     assert_refused(&out, "not a block device");
     assert_eq!(sha256_file(&file), before);
     // Nor the source itself, even with --to-file.
-    let out = run(ukitool()
-        .arg("write")
-        .arg(&img)
-        .arg(&img)
-        .args(["--yes", "--to-file"]));
+    let out = run_logged(
+        ukitool()
+            .arg("write")
+            .arg(&img)
+            .arg(&img)
+            .args(["--yes", "--to-file"]),
+    );
     assert_refused(&out, "source image itself");
 }
 
@@ -734,7 +750,7 @@ fn refuses_without_a_terminal_and_without_yes() {
     fs::write(&back, noise(9, 16 * MIB as usize)).unwrap();
     let l = Loop::attach(&back, &[]);
     let before = device_hash(&l);
-    let out = run(ukitool().arg("write").arg(&img).arg(&l.dev));
+    let out = run_logged(ukitool().arg("write").arg(&img).arg(&l.dev));
     assert_refused(&out, "no terminal");
     assert_eq!(device_hash(&l), before);
 }
@@ -749,12 +765,12 @@ fn refuses_the_device_holding_the_source() {
     let back = s.path("dev.img");
     sparse_file(&back, 64 * MIB);
     let l = Loop::attach(&back, &[]);
-    assert!(run(Command::new("mkfs.ext4").args(["-q", &l.dev]))
+    assert!(run_logged(Command::new("mkfs.ext4").args(["-q", &l.dev]))
         .status
         .success());
     let mnt = s.path("mnt");
     fs::create_dir_all(&mnt).unwrap();
-    assert!(run(Command::new("mount").arg(&l.dev).arg(&mnt))
+    assert!(run_logged(Command::new("mount").arg(&l.dev).arg(&mnt))
         .status
         .success());
     let _m = Mounted(mnt.clone());
@@ -787,7 +803,7 @@ fn refuses_the_system_disk_even_with_yes() {
     let s = Scratch::new();
     let img = s.path("huge.img");
     sparse_file(&img, size + MIB);
-    let out = run(ukitool().arg("write").arg(&img).arg(&disk).arg("--yes"));
+    let out = run_logged(ukitool().arg("write").arg(&img).arg(&disk).arg("--yes"));
     assert_refused(&out, "system disk");
 }
 
@@ -806,18 +822,20 @@ fn verify_reports_the_offset_of_an_injected_flip() {
     sparse_file(&back, 32 * MIB);
     let l = Loop::attach(&back, &[]);
     let at = 2 * MIB + 12345; // inside the noise block in the ESP
-    let out = run(ukitool()
-        .arg("write")
-        .arg(&img)
-        .arg(&l.dev)
-        .arg("--yes")
-        .env("UKITOOL_TEST_CORRUPT_AT", at.to_string()));
+    let out = run_logged(
+        ukitool()
+            .arg("write")
+            .arg(&img)
+            .arg(&l.dev)
+            .arg("--yes")
+            .env("UKITOOL_TEST_CORRUPT_AT", at.to_string()),
+    );
     assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
     let e = stderr_of(&out);
     assert!(e.contains(&format!("at byte offset {at}")), "{e}");
     assert!(e.contains("no valid partition table"), "{e}");
     // The partition table was never written.
-    let b = run(Command::new("blkid").args(["-p", "-s", "PTTYPE", "-o", "value", &l.dev]));
+    let b = run_logged(Command::new("blkid").args(["-p", "-s", "PTTYPE", "-o", "value", &l.dev]));
     assert_eq!(String::from_utf8_lossy(&b.stdout).trim(), "");
 }
 
@@ -832,9 +850,11 @@ fn interrupt_leaves_no_valid_primary_gpt_and_says_so() {
     let back = s.path("dev.img");
     sparse_file(&back, 128 * MIB);
     // A valid GPT on the device before: the interrupted write must remove it.
-    assert!(run(Command::new("sgdisk")
-        .args(["-o", "-n", "1:0:0"])
-        .arg(&back))
+    assert!(run_logged(
+        Command::new("sgdisk")
+            .args(["-o", "-n", "1:0:0"])
+            .arg(&back)
+    )
     .status
     .success());
     let l = Loop::attach(&back, &[]);
@@ -859,7 +879,7 @@ fn interrupt_leaves_no_valid_primary_gpt_and_says_so() {
         seen.push(byte[0] as char);
     }
     std::thread::sleep(Duration::from_millis(700));
-    let k = run(Command::new("kill").args(["-INT", &child.id().to_string()]));
+    let k = run_logged(Command::new("kill").args(["-INT", &child.id().to_string()]));
     assert!(k.status.success());
     let mut err = String::new();
     child
@@ -874,9 +894,9 @@ fn interrupt_leaves_no_valid_primary_gpt_and_says_so() {
     assert_eq!(st.code(), Some(130));
     assert!(err.contains("interrupted"), "{err}");
     assert!(err.contains("no valid partition table"), "{err}");
-    let b = run(Command::new("blkid").args(["-p", "-s", "PTTYPE", "-o", "value", &l.dev]));
+    let b = run_logged(Command::new("blkid").args(["-p", "-s", "PTTYPE", "-o", "value", &l.dev]));
     assert_eq!(String::from_utf8_lossy(&b.stdout).trim(), "");
-    let v = run(Command::new("sgdisk").arg("-v").arg(&l.dev));
+    let v = run_logged(Command::new("sgdisk").arg("-v").arg(&l.dev));
     let vs = String::from_utf8_lossy(&v.stdout);
     // sgdisk finds no GPT at all and starts a new one in memory.
     assert!(vs.contains("Creating new GPT entries"), "{vs}");
@@ -900,7 +920,7 @@ fn disks_lists_a_loop_device_only_with_all() {
         if all {
             c.arg("--all");
         }
-        let out = run(&mut c);
+        let out = run_logged(&mut c);
         assert!(out.status.success());
         serde_json::from_slice(&out.stdout).unwrap()
     };
