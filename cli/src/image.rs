@@ -356,7 +356,7 @@ fn write_sparse(
 /// no page faults on the map and no copy through user space; about half the system time
 /// of write(2) from the map for a 110 MiB UKI (bench/, issue 8). Returns the bytes copied;
 /// the caller writes the rest (any error, e.g. EXDEV or ENOSYS, just stops the copy).
-fn copy_mapped(file: &File, map: &[u8], data: &[u8], out: &File, at: u64) -> usize {
+pub(crate) fn copy_mapped(file: &File, map: &[u8], data: &[u8], out: &File, at: u64) -> usize {
     use std::os::fd::AsRawFd;
     let Some(start) = (data.as_ptr() as usize).checked_sub(map.as_ptr() as usize) else {
         return 0;

@@ -709,6 +709,16 @@ fn table<const N: usize>(w: &mut dyn Write, rows: &[[&str; N]]) -> io::Result<()
 pub fn run_extract(a: ExtractArgs) -> Result<ExitCode> {
     use ukitool_core::extract;
     let data = Input::open(&a.file)?;
+    // The mapped file's descriptor, so payloads can be copied in the kernel
+    // (copy_file_range) instead of through the map: see image::copy_mapped.
+    let source = match &data {
+        Input::Mapped(m) => fs::File::open(&a.file).ok().filter(|f| {
+            f.metadata()
+                .is_ok_and(|md| md.is_file() && md.len() == m.len() as u64)
+        }),
+        Input::Owned(_) => None,
+    };
+    let source = source.as_ref().map(|f| (f, &data[..]));
     if a.all {
         let dir = a.output.context("--all needs -o DIR")?;
         let parts = extract::all(&data, a.profile).with_context(|| a.file.display().to_string())?;
@@ -720,7 +730,7 @@ pub fn run_extract(a: ExtractArgs) -> Result<ExitCode> {
             }
         }
         for (name, bytes) in &parts {
-            write_file(&dir.join(name), bytes, a.force)?;
+            write_file(&dir.join(name), bytes, a.force, source)?;
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -730,7 +740,7 @@ pub fn run_extract(a: ExtractArgs) -> Result<ExitCode> {
     match a.output.as_deref() {
         None => write_stdout(bytes)?,
         Some(p) if p == Path::new("-") => write_stdout(bytes)?,
-        Some(p) => write_file(p, bytes, a.force)?,
+        Some(p) => write_file(p, bytes, a.force, source)?,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -745,7 +755,13 @@ fn write_stdout(bytes: &[u8]) -> Result<()> {
 /// Write through a temporary file in the same directory, then move it into place:
 /// a crash never leaves a half-written output. Without `force` the move is a hard
 /// link, which fails if the target appeared meanwhile, so nothing is overwritten.
-fn write_file(path: &Path, bytes: &[u8], force: bool) -> Result<()> {
+/// `source` is the input file and its mapping when `bytes` borrows from it.
+fn write_file(
+    path: &Path,
+    bytes: &[u8],
+    force: bool,
+    source: Option<(&fs::File, &[u8])>,
+) -> Result<()> {
     if !force && path.exists() {
         bail!("{} exists; use --force to overwrite", path.display());
     }
@@ -768,7 +784,12 @@ fn write_file(path: &Path, bytes: &[u8], force: bool) -> Result<()> {
             .with_context(|| format!("creating {}", tmp.display()))?;
         // No fsync, as for `build` (and objcopy): the rename makes the file appear whole
         // or not at all to other processes; durability across a crash is the caller's.
-        f.write_all(bytes)
+        let copied = source.map_or(0, |(file, map)| {
+            crate::image::copy_mapped(file, map, bytes, &f, 0)
+        });
+        // copy_file_range with an explicit offset leaves the file position at 0.
+        io::Seek::seek(&mut f, io::SeekFrom::Start(copied as u64))
+            .and_then(|_| f.write_all(bytes.get(copied..).unwrap_or_default()))
             .with_context(|| format!("writing {}", tmp.display()))?;
         if force {
             fs::rename(&tmp, path).with_context(|| format!("renaming to {}", path.display()))?;
