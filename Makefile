@@ -29,7 +29,9 @@ SHELL := /bin/bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 export DEBIAN_FRONTEND := noninteractive
 
-.PHONY: all deps build web fixtures fixtures-big run test lint bench fuzz
+SITE ?= site
+
+.PHONY: site all deps build web fixtures fixtures-big run test lint bench fuzz
 
 all: build
 
@@ -59,6 +61,12 @@ build:
 
 web:
 	bash web/build.sh
+
+# Static hosting (e.g. GitHub Pages): the page and its assets, nothing else, in $(SITE)/.
+site: web
+	rm -rf $(SITE) && mkdir -p $(SITE)/web
+	cp index.html $(SITE)/ && cp -r web/app web/pkg $(SITE)/web/
+	@echo "site: publish $(SITE)/ as static files"
 
 fixtures:
 	bash tests/fixtures/generate.sh $(FIXTURES)
