@@ -46,7 +46,7 @@ impl<'a> Tlv<'a> {
         Reader::new(self.value, self.value_offset)
     }
 
-    pub fn expect(self, tag: u8, what: &str) -> Result<Self> {
+    pub fn expect_tag(self, tag: u8, what: &str) -> Result<Self> {
         if self.tag == tag {
             Ok(self)
         } else {
@@ -155,8 +155,8 @@ impl<'a> Reader<'a> {
         })
     }
 
-    pub fn expect(&mut self, tag: u8, what: &str) -> Result<Tlv<'a>> {
-        self.read(what)?.expect(tag, what)
+    pub fn expect_tag(&mut self, tag: u8, what: &str) -> Result<Tlv<'a>> {
+        self.read(what)?.expect_tag(tag, what)
     }
 
     /// The next element if it has `tag`.
@@ -196,7 +196,7 @@ pub fn encode_len(out: &mut Vec<u8>, len: usize) {
 
 /// A DER AlgorithmIdentifier: its OID (parameters are not needed by Authenticode).
 pub fn algorithm(tlv: Tlv<'_>, what: &str) -> Result<ObjectIdentifier> {
-    let tlv = tlv.expect(TAG_SEQUENCE, what)?;
+    let tlv = tlv.expect_tag(TAG_SEQUENCE, what)?;
     tlv.reader().read(what)?.oid(what)
 }
 

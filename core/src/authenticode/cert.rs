@@ -59,15 +59,15 @@ impl Certificate {
     pub fn parse(der: &[u8], offset: u64) -> Result<Self> {
         let what = "X.509 certificate";
         let mut top = Reader::new(der, offset);
-        let cert = top.expect(asn1::TAG_SEQUENCE, what)?;
+        let cert = top.expect_tag(asn1::TAG_SEQUENCE, what)?;
         top.finish(what)?;
         let mut r = cert.reader();
-        let tbs = r.expect(asn1::TAG_SEQUENCE, "TBSCertificate")?;
+        let tbs = r.expect_tag(asn1::TAG_SEQUENCE, "TBSCertificate")?;
         let sig_alg = asn1::algorithm(
             r.read("certificate signatureAlgorithm")?,
             "certificate signatureAlgorithm",
         )?;
-        let sig = r.expect(asn1::TAG_BIT_STRING, "certificate signature")?;
+        let sig = r.expect_tag(asn1::TAG_BIT_STRING, "certificate signature")?;
         r.finish(what)?;
         let (unused, sig_bytes) = sig.value.split_first().ok_or_else(|| {
             Error::malformed(sig.offset, "certificate signature BIT STRING is empty")
@@ -80,12 +80,12 @@ impl Certificate {
         }
         let mut t = tbs.reader();
         t.optional(asn1::context(0), "TBSCertificate version")?;
-        let serial = t.expect(asn1::TAG_INTEGER, "certificate serialNumber")?;
-        t.expect(asn1::TAG_SEQUENCE, "TBSCertificate signature")?;
-        let issuer = t.expect(asn1::TAG_SEQUENCE, "certificate issuer")?;
-        let validity = t.expect(asn1::TAG_SEQUENCE, "certificate validity")?;
-        let subject = t.expect(asn1::TAG_SEQUENCE, "certificate subject")?;
-        let spki = t.expect(asn1::TAG_SEQUENCE, "certificate subjectPublicKeyInfo")?;
+        let serial = t.expect_tag(asn1::TAG_INTEGER, "certificate serialNumber")?;
+        t.expect_tag(asn1::TAG_SEQUENCE, "TBSCertificate signature")?;
+        let issuer = t.expect_tag(asn1::TAG_SEQUENCE, "certificate issuer")?;
+        let validity = t.expect_tag(asn1::TAG_SEQUENCE, "certificate validity")?;
+        let subject = t.expect_tag(asn1::TAG_SEQUENCE, "certificate subject")?;
+        let spki = t.expect_tag(asn1::TAG_SEQUENCE, "certificate subjectPublicKeyInfo")?;
         Ok(Certificate {
             der: der.to_vec(),
             tbs: span(der, tbs.full),
@@ -164,11 +164,11 @@ impl Certificate {
         };
         let list = exts
             .reader()
-            .expect(asn1::TAG_SEQUENCE, "extensions")
+            .expect_tag(asn1::TAG_SEQUENCE, "extensions")
             .ok()?;
         let mut r = list.reader();
         while !r.is_empty() {
-            let ext = r.expect(asn1::TAG_SEQUENCE, "extension").ok()?;
+            let ext = r.expect_tag(asn1::TAG_SEQUENCE, "extension").ok()?;
             let mut e = ext.reader();
             if e.read("extnID").ok()?.oid("extnID").ok()? != oid::SUBJECT_KEY_IDENTIFIER {
                 continue;
@@ -179,10 +179,10 @@ impl Certificate {
                 v = e.read("extnValue").ok()?;
             }
             let id = v
-                .expect(asn1::TAG_OCTET_STRING, "extnValue")
+                .expect_tag(asn1::TAG_OCTET_STRING, "extnValue")
                 .ok()?
                 .reader()
-                .expect(asn1::TAG_OCTET_STRING, "SubjectKeyIdentifier")
+                .expect_tag(asn1::TAG_OCTET_STRING, "SubjectKeyIdentifier")
                 .ok()?;
             return Some(id.value);
         }

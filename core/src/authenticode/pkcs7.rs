@@ -165,13 +165,13 @@ fn digest_alg(t: Tlv<'_>, what: &str) -> Result<DigestAlgorithm> {
 /// padding after the DER; `offset` is the file offset of `data[0]`.
 pub fn parse_signed_data(data: &[u8], offset: u64) -> Result<SignedData<'_>> {
     let mut top = Reader::new(data, offset);
-    let ci = top.expect(asn1::TAG_SEQUENCE, "ContentInfo")?;
+    let ci = top.expect_tag(asn1::TAG_SEQUENCE, "ContentInfo")?;
     parse_content_info(ci)
 }
 
 /// Parse a ContentInfo element (top-level or nested).
 pub fn parse_content_info(ci: Tlv<'_>) -> Result<SignedData<'_>> {
-    let mut r = ci.expect(asn1::TAG_SEQUENCE, "ContentInfo")?.reader();
+    let mut r = ci.expect_tag(asn1::TAG_SEQUENCE, "ContentInfo")?.reader();
     let ty = r.read("ContentInfo contentType")?;
     if ty.oid("ContentInfo contentType")? != oid::SIGNED_DATA {
         return Err(Error::malformed(
@@ -179,14 +179,14 @@ pub fn parse_content_info(ci: Tlv<'_>) -> Result<SignedData<'_>> {
             "ContentInfo contentType is not signedData (1.2.840.113549.1.7.2)",
         ));
     }
-    let explicit = r.expect(asn1::context(0), "ContentInfo content")?;
+    let explicit = r.expect_tag(asn1::context(0), "ContentInfo content")?;
     let mut er = explicit.reader();
-    let sd = er.expect(asn1::TAG_SEQUENCE, "SignedData")?;
+    let sd = er.expect_tag(asn1::TAG_SEQUENCE, "SignedData")?;
     let mut s = sd.reader();
-    s.expect(asn1::TAG_INTEGER, "SignedData version")?;
+    s.expect_tag(asn1::TAG_INTEGER, "SignedData version")?;
     // OpenSSL (sbverify, EDK2) sets up one digest per digestAlgorithms entry and
     // fails on an unknown one, and needs the signer's among them.
-    let algs = s.expect(asn1::TAG_SET, "SignedData digestAlgorithms")?;
+    let algs = s.expect_tag(asn1::TAG_SET, "SignedData digestAlgorithms")?;
     let mut digest_algorithms = Vec::new();
     let mut ar = algs.reader();
     while !ar.is_empty() {
@@ -197,7 +197,7 @@ pub fn parse_content_info(ci: Tlv<'_>) -> Result<SignedData<'_>> {
     }
 
     // encapContentInfo: SpcIndirectDataContent.
-    let eci = s.expect(asn1::TAG_SEQUENCE, "SignedData contentInfo")?;
+    let eci = s.expect_tag(asn1::TAG_SEQUENCE, "SignedData contentInfo")?;
     let mut e = eci.reader();
     let ety = e.read("contentInfo contentType")?;
     if ety.oid("contentInfo contentType")? != oid::SPC_INDIRECT_DATA {
@@ -206,16 +206,16 @@ pub fn parse_content_info(ci: Tlv<'_>) -> Result<SignedData<'_>> {
             "contentInfo contentType is not SpcIndirectDataContent (1.3.6.1.4.1.311.2.1.4)",
         ));
     }
-    let econtent = e.expect(asn1::context(0), "SpcIndirectDataContent wrapper")?;
+    let econtent = e.expect_tag(asn1::context(0), "SpcIndirectDataContent wrapper")?;
     let idc = econtent
         .reader()
-        .expect(asn1::TAG_SEQUENCE, "SpcIndirectDataContent")?;
+        .expect_tag(asn1::TAG_SEQUENCE, "SpcIndirectDataContent")?;
     let mut ir = idc.reader();
-    ir.expect(asn1::TAG_SEQUENCE, "SpcAttributeTypeAndOptionalValue")?;
-    let digest_info = ir.expect(asn1::TAG_SEQUENCE, "DigestInfo")?;
+    ir.expect_tag(asn1::TAG_SEQUENCE, "SpcAttributeTypeAndOptionalValue")?;
+    let digest_info = ir.expect_tag(asn1::TAG_SEQUENCE, "DigestInfo")?;
     let mut dr = digest_info.reader();
     let digest_algorithm = digest_alg(dr.read("DigestInfo algorithm")?, "DigestInfo algorithm")?;
-    let digest = dr.expect(asn1::TAG_OCTET_STRING, "DigestInfo digest")?;
+    let digest = dr.expect_tag(asn1::TAG_OCTET_STRING, "DigestInfo digest")?;
     if digest.value.len() != digest_algorithm.output_len() {
         return Err(Error::malformed(
             digest.offset,
@@ -240,9 +240,9 @@ pub fn parse_content_info(ci: Tlv<'_>) -> Result<SignedData<'_>> {
         }
     }
     s.optional(asn1::context(1), "SignedData crls")?;
-    let signer_infos = s.expect(asn1::TAG_SET, "SignedData signerInfos")?;
+    let signer_infos = s.expect_tag(asn1::TAG_SET, "SignedData signerInfos")?;
     let mut sr = signer_infos.reader();
-    let si = sr.expect(asn1::TAG_SEQUENCE, "SignerInfo")?;
+    let si = sr.expect_tag(asn1::TAG_SEQUENCE, "SignerInfo")?;
     if !sr.is_empty() {
         return Err(Error::malformed(
             signer_infos.offset,
@@ -281,13 +281,13 @@ fn der_set_order(a: &[u8], b: &[u8]) -> std::cmp::Ordering {
 
 fn parse_signer_info(si: Tlv<'_>) -> Result<SignerInfo<'_>> {
     let mut r = si.reader();
-    r.expect(asn1::TAG_INTEGER, "SignerInfo version")?;
+    r.expect_tag(asn1::TAG_INTEGER, "SignerInfo version")?;
     let sid = r.read("SignerInfo sid")?;
     let (issuer, serial, subject_key_id) = match sid.tag {
         asn1::TAG_SEQUENCE => {
             let mut ir = sid.reader();
-            let name = ir.expect(asn1::TAG_SEQUENCE, "IssuerAndSerialNumber issuer")?;
-            let serial = ir.expect(asn1::TAG_INTEGER, "IssuerAndSerialNumber serialNumber")?;
+            let name = ir.expect_tag(asn1::TAG_SEQUENCE, "IssuerAndSerialNumber issuer")?;
+            let serial = ir.expect_tag(asn1::TAG_INTEGER, "IssuerAndSerialNumber serialNumber")?;
             (Some(name.full), Some(serial.value), None)
         }
         t if t == asn1::context_primitive(0) => (None, None, Some(sid.value)),
@@ -321,11 +321,11 @@ fn parse_signer_info(si: Tlv<'_>) -> Result<SignerInfo<'_>> {
         let mut ar = attrs.reader();
         let mut encodings = Vec::new();
         while !ar.is_empty() {
-            let a = ar.expect(asn1::TAG_SEQUENCE, "signed attribute")?;
+            let a = ar.expect_tag(asn1::TAG_SEQUENCE, "signed attribute")?;
             encodings.push(a.full);
             let mut a_r = a.reader();
             let ty = a_r.read("attribute type")?.oid("attribute type")?;
-            let values = a_r.expect(asn1::TAG_SET, "attribute values")?;
+            let values = a_r.expect_tag(asn1::TAG_SET, "attribute values")?;
             let first = values.reader().read("attribute value");
             match ty {
                 oid::MESSAGE_DIGEST => {
@@ -335,7 +335,7 @@ fn parse_signer_info(si: Tlv<'_>) -> Result<SignerInfo<'_>> {
                             "messageDigest attribute appears twice",
                         ));
                     }
-                    let v = first?.expect(asn1::TAG_OCTET_STRING, "messageDigest")?;
+                    let v = first?.expect_tag(asn1::TAG_OCTET_STRING, "messageDigest")?;
                     info.message_digest = Some(v.value);
                 }
                 oid::SIGNING_TIME => {
@@ -362,15 +362,15 @@ fn parse_signer_info(si: Tlv<'_>) -> Result<SignerInfo<'_>> {
         "SignerInfo signatureAlgorithm",
     )?;
     info.signature = r
-        .expect(asn1::TAG_OCTET_STRING, "SignerInfo signature")?
+        .expect_tag(asn1::TAG_OCTET_STRING, "SignerInfo signature")?
         .value;
     if let Some(unsigned) = r.optional(asn1::context(1), "SignerInfo unsignedAttrs")? {
         let mut ur = unsigned.reader();
         while !ur.is_empty() {
-            let a = ur.expect(asn1::TAG_SEQUENCE, "unsigned attribute")?;
+            let a = ur.expect_tag(asn1::TAG_SEQUENCE, "unsigned attribute")?;
             let mut a_r = a.reader();
             let ty = a_r.read("attribute type")?.oid("attribute type")?;
-            let values = a_r.expect(asn1::TAG_SET, "attribute values")?;
+            let values = a_r.expect_tag(asn1::TAG_SET, "attribute values")?;
             let mut vr = values.reader();
             while !vr.is_empty() {
                 let v = vr.read("attribute value")?;
@@ -461,20 +461,20 @@ fn rfc3161(v: Tlv<'_>) -> Timestamp {
         let mut r = v.reader();
         r.read("ContentInfo contentType")?;
         let sd = r
-            .expect(asn1::context(0), "content")?
+            .expect_tag(asn1::context(0), "content")?
             .reader()
-            .expect(asn1::TAG_SEQUENCE, "SignedData")?;
+            .expect_tag(asn1::TAG_SEQUENCE, "SignedData")?;
         let mut s = sd.reader();
         s.read("version")?;
         s.read("digestAlgorithms")?;
-        let eci = s.expect(asn1::TAG_SEQUENCE, "encapContentInfo")?;
+        let eci = s.expect_tag(asn1::TAG_SEQUENCE, "encapContentInfo")?;
         let mut e = eci.reader();
         e.read("eContentType")?;
         let octets = e
-            .expect(asn1::context(0), "eContent")?
+            .expect_tag(asn1::context(0), "eContent")?
             .reader()
-            .expect(asn1::TAG_OCTET_STRING, "eContent")?;
-        let tst = octets.reader().expect(asn1::TAG_SEQUENCE, "TSTInfo")?;
+            .expect_tag(asn1::TAG_OCTET_STRING, "eContent")?;
+        let tst = octets.reader().expect_tag(asn1::TAG_SEQUENCE, "TSTInfo")?;
         let mut t = tst.reader();
         for what in ["version", "policy", "messageImprint", "serialNumber"] {
             t.read(what)?;
@@ -483,9 +483,9 @@ fn rfc3161(v: Tlv<'_>) -> Timestamp {
         s.optional(asn1::context(0), "certificates")?;
         s.optional(asn1::context(1), "crls")?;
         let si = s
-            .expect(asn1::TAG_SET, "signerInfos")?
+            .expect_tag(asn1::TAG_SET, "signerInfos")?
             .reader()
-            .expect(asn1::TAG_SEQUENCE, "SignerInfo")?;
+            .expect_tag(asn1::TAG_SEQUENCE, "SignerInfo")?;
         let signer = parse_signer_info(si).ok();
         Ok((
             time,

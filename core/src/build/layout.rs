@@ -316,7 +316,12 @@ pub(super) fn write_image(l: &Layout<'_, '_>) -> Result<Vec<u8>> {
     // The trailing COFF symbol table is not copied: clear the pointer to it.
     put(&mut out, c + 8, &0u32.to_le_bytes())?;
     put(&mut out, c + 12, &0u32.to_le_bytes())?;
-    debug_assert_eq!(c + COFF_HEADER_SIZE, opt_at);
+    if c + COFF_HEADER_SIZE != opt_at {
+        return Err(Error::malformed(
+            c,
+            "optional header does not follow the COFF header",
+        ));
+    }
     put(&mut out, opt_at + 4, &size_of_code.to_le_bytes())?;
     put(&mut out, opt_at + 8, &size_of_init.to_le_bytes())?;
     put(&mut out, opt_at + 56, &size_of_image.to_le_bytes())?;
