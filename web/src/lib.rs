@@ -301,12 +301,7 @@ impl Inspection {
     /// The Authenticode hash ranges, flat `[start, end, ...]`, for streaming.
     #[wasm_bindgen(js_name = authenticodeRanges)]
     pub fn authenticode_ranges(&self) -> Result<Vec<f64>, JsValue> {
-        let pe = self.pe()?;
-        let ranges = hash_ranges(&pe).map_err(js_error)?;
-        Ok(ranges
-            .iter()
-            .flat_map(|r| [r.start as f64, r.end as f64])
-            .collect())
+        flat_hash_ranges(&self.pe()?)
     }
 }
 
@@ -466,12 +461,7 @@ impl Verifier {
     /// core's offset and rule) when the image hash cannot be computed.
     #[wasm_bindgen(js_name = hashRanges)]
     pub fn hash_ranges(&self) -> Result<Vec<f64>, JsValue> {
-        let pe = self.pe()?;
-        let ranges = hash_ranges(&pe).map_err(js_error)?;
-        Ok(ranges
-            .iter()
-            .flat_map(|r| [r.start as f64, r.end as f64])
-            .collect())
+        flat_hash_ranges(&self.pe()?)
     }
 
     /// The digest algorithms to compute (names): sha256 and each signature's.
@@ -746,4 +736,13 @@ pub fn build_uki(
 #[wasm_bindgen]
 pub fn version() -> String {
     env!("CARGO_PKG_VERSION").to_string()
+}
+
+/// The Authenticode hash ranges as JS numbers, flat `[start, end, ...]`.
+fn flat_hash_ranges(pe: &PeFile<'_>) -> Result<Vec<f64>, JsValue> {
+    let ranges = hash_ranges(pe).map_err(js_error)?;
+    Ok(ranges
+        .iter()
+        .flat_map(|r| [r.start as f64, r.end as f64])
+        .collect())
 }

@@ -20,20 +20,7 @@ pub struct Hwid {
 
 /// Format an EFI_GUID (first three fields little-endian) as text.
 pub fn guid(b: &[u8; 16]) -> String {
-    let h = bytes::hex;
-    let rev = |s: &[u8]| {
-        let mut v = s.to_vec();
-        v.reverse();
-        h(&v)
-    };
-    format!(
-        "{}-{}-{}-{}-{}",
-        rev(&b[0..4]),
-        rev(&b[4..6]),
-        rev(&b[6..8]),
-        h(&b[8..10]),
-        h(&b[10..16])
-    )
+    crate::siglist::Guid(*b).to_string()
 }
 
 fn string_at(data: &[u8], off: u32) -> Result<String> {
