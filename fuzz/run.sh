@@ -86,6 +86,41 @@ PY
     dd if="$w/fat.img" of="$w/disk.img" bs=512 seek=40 conv=notrunc status=none
     cp "$w/disk.img" "$c/disk/esp.img"
     cp "$w/disk.img" "$c/gpt/esp.img"
+    # The tiny set (the default corpus of long runs): a minimal PE32+ stub made by
+    # tests/fixtures/pe.py, a UKI ukitool builds on it (a profile, a .pcrsig), that
+    # signed by sbsign and nested by osslsigncode; a 48 KiB FAT12 volume holding the
+    # signed one as BOOTX64.EFI, in an 80 KiB GPT disk with a 4-entry table. 8-20 KiB
+    # per file instead of 80-1000 KiB: 10-50x the executions per second.
+    mkdir -p "$c"/{tiny-pe,tiny-signed,tiny-gpt,tiny-fat,tiny-disk}
+    local sbat=$'sbat,1,SBAT Version,sbat,1,https://github.com/rhboot/shim/blob/main/SBAT.md\n'
+    python3 "$root/tests/fixtures/pe.py" tiny "$w/stub.efi" .text=@$'\xc3' .sbat=@"$sbat" \
+        .sdmagic=@'#### LoaderInfo: systemd-stub 252 ####'
+    head -c 64 "$fx/initrd.cpio.gz" >"$w/initrd64"
+    "$ukitool" build --stub "$w/stub.efi" --linux "$w/linux" --initrd "$w/initrd64" \
+        --cmdline @"$w/cmdline" --os-release @"$fx/os-release" --uname 6.1.0-test \
+        --pcr-key "$fx/snakeoil.key" --profile 'ID=one' --section .cmdline:"$w/cmdline" \
+        --profile 'ID=two' --timestamp 1 -o "$c/tiny-pe/uki.efi"
+    cp "$w/stub.efi" "$c/tiny-pe/stub.efi"
+    sbsign --key "$fx/snakeoil.key" --cert "$fx/snakeoil.pem" --output "$c/tiny-signed/signed.efi" \
+        "$c/tiny-pe/uki.efi" >/dev/null 2>&1
+    rm -f "$c/tiny-signed/nested.efi"
+    osslsigncode sign -key "$fx/other.key" -certs "$fx/other.pem" -nest -h sha384 \
+        -in "$c/tiny-signed/signed.efi" -out "$c/tiny-signed/nested.efi" >/dev/null
+    cp "$c/tiny-signed/"*.efi "$c/tiny-pe/"
+    rm -f "$w/tiny-fat.img"
+    mkfs.vfat -C -n SEED -i 0badcafe -s 1 -r 16 "$w/tiny-fat.img" 48 >/dev/null
+    mmd -i "$w/tiny-fat.img" ::/EFI ::/EFI/BOOT "::/A long directory name"
+    mcopy -i "$w/tiny-fat.img" "$c/tiny-signed/signed.efi" ::/EFI/BOOT/BOOTX64.EFI
+    mcopy -i "$w/tiny-fat.img" "$w/cmdline" "::/A long directory name/a file with a long name.conf"
+    cp "$w/tiny-fat.img" "$c/tiny-fat/fat12.img"
+    truncate -s 80K "$w/tiny-disk.img"
+    sgdisk --resize-table=4 "$w/tiny-disk.img" >/dev/null
+    sgdisk -a 1 --new=1:3:+48K --typecode=1:ef00 --change-name=1:ESP \
+        -U 6e1c7c0b-1f3a-4c5e-9d2b-3a4f5e6d7c8b -u 1:0b4f6a2e-7d1c-4e3b-8a9f-1c2d3e4f5a6b \
+        "$w/tiny-disk.img" >/dev/null
+    dd if="$w/tiny-fat.img" of="$w/tiny-disk.img" bs=512 seek=3 conv=notrunc status=none
+    cp "$w/tiny-disk.img" "$c/tiny-disk/esp.img"
+    cp "$w/tiny-disk.img" "$c/tiny-gpt/esp.img"
     # Build inputs are raw bytes cut into fields by the target.
     cp "$w/cmdline" "$w/linux" "$c/build/"
     head -c 512 "$fx/os-release" >"$c/build/osrel"
@@ -95,13 +130,29 @@ echo "fuzz: seeds"
 seeds
 [[ -z "${FUZZ_SEEDS_ONLY:-}" ]] || exit 0
 
+# FUZZ_BIG=1: the real-size seeds (the Debian stub signed, 1 MiB disks) and their own
+# corpora; by default the tiny set, with inputs capped at 32 KiB (128 KiB for disks).
+big="${FUZZ_BIG:-}"
 corpus_of() {
+    local tiny=tiny-
+    [[ -z "$big" ]] || tiny=
     case "$1" in
-        inspect | extract | measure) echo pe ;;
-        verify | verify_anchors) echo signed ;;
-        siglist | gpt | fat | disk) echo "$1" ;;
+        inspect | extract | measure) echo "${tiny}pe" ;;
+        verify | verify_anchors) echo "${tiny}signed" ;;
+        gpt | fat | disk) echo "$tiny$1" ;;
+        siglist) echo siglist ;;
         build_uki) echo build ;;
     esac
+}
+max_len_of() {
+    if [[ -n "$big" ]]; then
+        echo 1100000
+    else
+        case "$1" in
+            gpt | fat | disk) echo 131072 ;;
+            *) echo 32768 ;;
+        esac
+    fi
 }
 
 log="$here/runs.log"
@@ -109,6 +160,7 @@ cd "$here"
 for t in "${targets[@]}"; do
     src="$here/corpus/$(corpus_of "$t")"
     work="$here/corpus/run-$t"
+    [[ -n "$big" ]] || work="$here/corpus/tiny-run-$t"
     mkdir -p "$work" "$here/artifacts/$t"
     echo "fuzz: $t for ${secs}s (seeds $src)"
     out=$(mktemp)
@@ -121,11 +173,12 @@ for t in "${targets[@]}"; do
     rc=0
     cargo +nightly fuzz run --release --debug-assertions -s "${FUZZ_SANITIZER:-address}" "$t" "$work" "$src" -- \
         -max_total_time="$secs" -rss_limit_mb=2048 -timeout=10 \
-        -max_len=1100000 -print_final_stats=1 \
+        -max_len="$(max_len_of "$t")" -print_final_stats=1 \
         -artifact_prefix="$here/artifacts/$t/" 2>"$out" || rc=$?
     runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$out" | grep -o '[0-9]*$' || echo '?')
     took=$(grep -o 'Done [0-9]* runs in [0-9]* second' "$out" | grep -o 'in [0-9]*' | grep -o '[0-9]*' || echo "$secs")
-    printf '%s %s runs=%s seconds=%s exit=%s\n' "$(date -u +%FT%TZ)" "$t" "$runs" "$took" "$rc" | tee -a "$log"
+    printf '%s %s runs=%s seconds=%s exit=%s seeds=%s sanitizer=%s\n' "$(date -u +%FT%TZ)" "$t" "$runs" \
+        "$took" "$rc" "$(corpus_of "$t")" "${FUZZ_SANITIZER:-address}" | tee -a "$log"
     if [[ $rc -ne 0 ]]; then
         tail -40 "$out"
         echo "fuzz: $t failed; crasher in fuzz/artifacts/$t/" >&2
