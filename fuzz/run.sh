@@ -5,6 +5,7 @@
 #
 #   fuzz/run.sh                       every target, FUZZ_SECONDS (default 300) each
 #   FUZZ_SECONDS=3600 fuzz/run.sh inspect verify
+#   FUZZ_RUNS=10000000 fuzz/run.sh gpt  stop after that many executions (or FUZZ_SECONDS)
 #   FUZZ_SEEDS_ONLY=1 fuzz/run.sh     only (re)make the seed corpora
 #
 # Needs the nightly toolchain and cargo-fuzz (`cargo install cargo-fuzz`). The corpora
@@ -172,13 +173,14 @@ for t in "${targets[@]}"; do
     # the dependencies have unsafe) for 2-3x the executions.
     rc=0
     cargo +nightly fuzz run --release --debug-assertions -s "${FUZZ_SANITIZER:-address}" "$t" "$work" "$src" -- \
-        -max_total_time="$secs" -rss_limit_mb=2048 -timeout=10 \
+        -max_total_time="$secs" -runs="${FUZZ_RUNS:--1}" -rss_limit_mb=2048 -timeout=10 \
         -max_len="$(max_len_of "$t")" -print_final_stats=1 \
         -artifact_prefix="$here/artifacts/$t/" 2>"$out" || rc=$?
     runs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$out" | grep -o '[0-9]*$' || echo '?')
     took=$(grep -o 'Done [0-9]* runs in [0-9]* second' "$out" | grep -o 'in [0-9]*' | grep -o '[0-9]*' || echo "$secs")
-    printf '%s %s runs=%s seconds=%s exit=%s seeds=%s sanitizer=%s\n' "$(date -u +%FT%TZ)" "$t" "$runs" \
-        "$took" "$rc" "$(corpus_of "$t")" "${FUZZ_SANITIZER:-address}" | tee -a "$log"
+    printf '%s %s runs=%s seconds=%s exit=%s seeds=%s sanitizer=%s commit=%s\n' "$(date -u +%FT%TZ)" "$t" "$runs" \
+        "$took" "$rc" "$(corpus_of "$t")" "${FUZZ_SANITIZER:-address}" \
+        "$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo '?')" | tee -a "$log"
     if [[ $rc -ne 0 ]]; then
         tail -40 "$out"
         echo "fuzz: $t failed; crasher in fuzz/artifacts/$t/" >&2

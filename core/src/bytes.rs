@@ -1,6 +1,8 @@
 //! Bounded, checked reads over untrusted byte slices. Every reader in the core goes
 //! through these helpers, so no file-controlled offset can index out of bounds.
 
+use std::ops::Range;
+
 use crate::error::{Error, Result};
 
 /// `data[offset..offset + len]`, or a `Truncated` error naming `what`.
@@ -42,10 +44,38 @@ pub fn u64_le(data: &[u8], offset: u64, what: &'static str) -> Result<u64> {
     Ok(u64::from_le_bytes(array(data, offset, what)?))
 }
 
+/// `data[range]` for a range of file offsets; a range that ends before it starts is
+/// malformed at its start.
+pub fn range<'a>(data: &'a [u8], range: &Range<u64>, what: &'static str) -> Result<&'a [u8]> {
+    let len = range.end.checked_sub(range.start).ok_or_else(|| {
+        Error::malformed(
+            range.start,
+            format!(
+                "{what} {:#x}..{:#x} ends before it starts",
+                range.start, range.end
+            ),
+        )
+    })?;
+    slice(data, range.start, len, what)
+}
+
 /// Checked `a + b` on file-controlled values; overflow is a malformed input at `offset`.
 pub fn add(a: u64, b: u64, offset: u64, what: &str) -> Result<u64> {
     a.checked_add(b)
         .ok_or_else(|| Error::malformed(offset, format!("{what} overflows")))
+}
+
+/// Checked `a * b` on file-controlled values; overflow is a malformed input at `offset`.
+pub fn mul(a: u64, b: u64, offset: u64, what: &str) -> Result<u64> {
+    a.checked_mul(b)
+        .ok_or_else(|| Error::malformed(offset, format!("{what} overflows")))
+}
+
+/// End of a span given by two 32-bit fields (PointerToRawData + SizeOfRawData, an
+/// RVA + a size), exact in 64 bits.
+#[allow(clippy::arithmetic_side_effects)] // u32::MAX + u32::MAX < u64::MAX
+pub fn span_end(start: u32, len: u32) -> u64 {
+    u64::from(start) + u64::from(len)
 }
 
 /// Round `value` up to a multiple of `align` (a power of two or any non-zero value).
@@ -53,32 +83,35 @@ pub fn align_up(value: u64, align: u64) -> Option<u64> {
     if align <= 1 {
         return Some(value);
     }
-    let rem = value % align;
-    if rem == 0 {
-        Some(value)
-    } else {
-        value.checked_add(align - rem)
-    }
+    value.checked_next_multiple_of(align)
 }
 
 /// Text of a section payload: UTF-8 (lossy), with trailing NULs removed.
 pub fn text(data: &[u8]) -> String {
-    let end = data.iter().rposition(|&b| b != 0).map_or(0, |p| p + 1);
-    String::from_utf8_lossy(data.get(..end).unwrap_or_default()).into_owned()
+    let mut t = data;
+    while let [rest @ .., 0] = t {
+        t = rest;
+    }
+    String::from_utf8_lossy(t).into_owned()
 }
 
 /// Lowercase hex of `data`.
 pub fn hex(data: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    use std::fmt::Write;
     let mut s = String::with_capacity(data.len().saturating_mul(2));
     for b in data {
-        s.push(char::from(DIGITS[usize::from(b >> 4)]));
-        s.push(char::from(DIGITS[usize::from(b & 0xf)]));
+        // Writing to a String cannot fail.
+        let _ = write!(s, "{b:02x}");
     }
     s
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::arithmetic_side_effects,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
 mod tests {
     use super::*;
 
@@ -105,7 +138,29 @@ mod tests {
         assert_eq!(align_up(0x1001, 0x1000), Some(0x2000));
         assert_eq!(align_up(0x1000, 0x1000), Some(0x1000));
         assert_eq!(align_up(u64::MAX, 0x1000), None);
+        assert_eq!(align_up(7, 3), Some(9));
+        assert_eq!(align_up(7, 0), Some(7));
         assert_eq!(text(b"quiet\0\0"), "quiet");
+        assert_eq!(text(b"a\0b\0"), "a\0b");
+        assert_eq!(text(b"\0\0"), "");
         assert_eq!(hex(&[0xab, 0x01]), "ab01");
+        assert_eq!(hex(&[]), "");
+    }
+
+    #[test]
+    fn arithmetic_is_checked() {
+        let d = [1u8, 2, 3];
+        assert_eq!(range(&d, &(1..3), "x").unwrap(), &[2, 3]);
+        assert!(matches!(
+            range(&d, &Range { start: 2, end: 1 }, "x"),
+            Err(Error::Malformed { offset: 2, .. })
+        ));
+        assert!(matches!(
+            add(u64::MAX, 1, 7, "x"),
+            Err(Error::Malformed { offset: 7, .. })
+        ));
+        assert!(mul(u64::MAX, 2, 7, "x").is_err());
+        assert_eq!(mul(3, 40, 0, "x").unwrap(), 120);
+        assert_eq!(span_end(u32::MAX, u32::MAX), 2 * u64::from(u32::MAX));
     }
 }

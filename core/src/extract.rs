@@ -81,7 +81,9 @@ pub fn all(data: &[u8], profile: Option<u32>) -> Result<Vec<(String, &[u8])>> {
         let n = next.entry(base.clone()).or_insert(1);
         while !used.insert(name.clone()) {
             name = format!("{base}.{n}");
-            *n += 1;
+            *n = n.checked_add(1).ok_or_else(|| {
+                Error::malformed(s.header_offset, "more than 2^32 sections of one name")
+            })?;
         }
         out.push((name, s.payload(data)?));
     }
@@ -109,9 +111,9 @@ fn check_profile(blocks: &Blocks, profile: Option<u32>) -> Result<()> {
         Some(p) if (p as usize) >= blocks.profiles.len() => Err(Error::NotFound(format!(
             "profile @{p}; the file has {} profile(s){}",
             blocks.profiles.len(),
-            match blocks.profiles.len() {
-                0 => String::new(),
-                n => format!(" (@0..@{})", n - 1),
+            match blocks.profiles.len().checked_sub(1) {
+                None => String::new(),
+                Some(last) => format!(" (@0..@{last})"),
             }
         ))),
         _ => Ok(()),
@@ -157,6 +159,11 @@ pub fn file_name(section: &str) -> String {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::arithmetic_side_effects,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
 mod tests {
     use super::file_name;
 

@@ -7,12 +7,14 @@
 //! page reading a Blob) gets the same report; [`needed_ranges`] says what to fetch.
 //! Hashing is the only pass over whole payloads, and only when asked for.
 
+use std::borrow::Cow;
+
 use sha2::Digest;
 
 use crate::authenticode::{self, SignatureSummary};
 use crate::bytes;
 use crate::error::Result;
-use crate::lint::{Lint, Severity};
+use crate::lint::{Lint, Lints, Severity};
 use crate::pe::raw::{self, flag_names};
 use crate::pe::{Format, PeFile, Section};
 use crate::uki::bmp::Splash;
@@ -187,11 +189,29 @@ pub struct SectionInfo {
     /// Payload bytes (VirtualSize clamped to SizeOfRawData): what extract writes.
     pub payload_size: u32,
     pub characteristics: u32,
-    pub characteristics_names: Vec<String>,
+    pub characteristics_names: SectionFlags,
     /// sha256 of the payload bytes; null without hashing or when the data is missing.
     pub sha256: Option<String>,
     /// The profile owning this section; null for the base.
     pub profile: Option<u32>,
+}
+
+/// A section's Characteristics, serialised as the names of its set bits (unknown
+/// bits as hex). The names are made when serialising, not stored per section: a
+/// table of 65535 sections would otherwise hold a quarter million Strings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SectionFlags(pub u32);
+
+impl SectionFlags {
+    pub fn names(self) -> Vec<String> {
+        flag_names(self.0, raw::SECTION_CHARACTERISTICS)
+    }
+}
+
+impl serde::Serialize for SectionFlags {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_seq(self.names())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -238,35 +258,50 @@ impl Report {
     }
 }
 
+/// The report lists at most this many sections (in `sections`, `base_sections` and
+/// the profiles that start among them); a `report-truncated` lint gives the count
+/// and the lints still cover the whole table. Firmware loaders handle files of a
+/// few dozen sections and systemd-stub at most 256 profiles; a hostile table of
+/// 65535 sections must not cost a report entry each (issue 9: memory bounded by
+/// twice the input).
+pub const MAX_LISTED_SECTIONS: usize = 1024;
+
+/// At most this many `.efifw` entries are listed (real UKIs carry a few).
+pub const MAX_FIRMWARE: usize = 64;
+
 /// Inspect a whole file held in memory.
 pub fn inspect(data: &[u8], opts: &InspectOptions) -> Result<Report> {
     let pe = PeFile::parse(data)?;
     Ok(inspect_pe(&pe, &data, opts))
 }
 
+fn truncated(what: &str, listed: usize, more: u64) -> Lint {
+    Lint::new(
+        "report-truncated",
+        Severity::Warning,
+        format!("{what}: the report lists the first {listed}; {more} more not listed"),
+    )
+}
+
 /// Inspect a parsed PE, reading payloads through `src`. Never fails: sections
 /// that cannot be read or decoded become lints.
 pub fn inspect_pe(pe: &PeFile<'_>, src: &dyn ByteSource, opts: &InspectOptions) -> Report {
-    let mut lints = Vec::new();
+    let mut lints = Lints::default();
     let file_len = src.len();
     let secs = &pe.sections;
     let blocks = uki::blocks(secs);
+    let listed = secs.len().min(MAX_LISTED_SECTIONS);
 
     let mut rd = Reader {
         src,
         secs,
         file_len,
         budget: file_len,
-        missing: Vec::new(),
+        missing: Lints::default(),
     };
-    let base_text = |rd: &mut Reader<'_, '_>, name: &str| {
-        blocks
-            .lookup(secs, name, None)
-            .and_then(|i| rd.get(i))
-            .map(bytes::text)
-    };
+    let base = |name: &str| blocks.lookup(secs, name, None);
 
-    let sdmagic = base_text(&mut rd, ".sdmagic");
+    let sdmagic = base(".sdmagic").and_then(|i| rd.text(i));
     let has_hdrs = src
         .read(kernel::HDRS_OFFSET, 4)
         .is_some_and(|m| m == kernel::HDRS_MAGIC);
@@ -279,45 +314,82 @@ pub fn inspect_pe(pe: &PeFile<'_>, src: &dyn ByteSource, opts: &InspectOptions) 
             format!("{name}: {e}"),
         ));
     };
+    let mut cut = Lints::default();
 
-    let os_release = base_text(&mut rd, ".osrel").map(|t| uki::osrel::parse(&t));
-    let cmdline = base_text(&mut rd, ".cmdline").map(|t| t.trim_end().to_string());
-    let uname = base_text(&mut rd, ".uname").map(|t| t.trim().to_string());
-    let sbat = base_text(&mut rd, ".sbat").map(|t| uki::sbat::parse(&t));
-    let splash = blocks
-        .lookup(secs, ".splash", None)
+    let os_release = base(".osrel").and_then(|i| rd.text(i)).map(|t| {
+        let (o, more) = uki::osrel::parse(&t);
+        if more > 0 {
+            cut.push(truncated(".osrel keys", o.0.len(), more));
+        }
+        o
+    });
+    let cmdline = base(".cmdline")
+        .and_then(|i| rd.text(i))
+        .map(|t| t.trim_end().to_string());
+    let uname = base(".uname")
+        .and_then(|i| rd.text(i))
+        .map(|t| t.trim().to_string());
+    let sbat = base(".sbat").and_then(|i| rd.text(i)).map(|t| {
+        let (e, more) = uki::sbat::parse(&t);
+        rd.charge(e.len(), std::mem::size_of::<SbatEntry>());
+        if more > 0 {
+            cut.push(truncated(".sbat entries", e.len(), more));
+        }
+        e
+    });
+    let splash = base(".splash").and_then(|i| rd.get(i)).and_then(|d| {
+        uki::bmp::parse(d)
+            .map_err(|e| undecodable(".splash", e))
+            .ok()
+    });
+    let pcrpkey = base(".pcrpkey").and_then(|i| rd.get(i)).and_then(|d| {
+        uki::pcrkey::parse_public_key(d)
+            .map_err(|e| undecodable(".pcrpkey", e))
+            .ok()
+    });
+    let pcrsig =
+        base(".pcrsig")
+            .and_then(|i| rd.get(i))
+            .and_then(|d| match uki::pcrkey::parse_pcrsig(d) {
+                Ok((sig, more)) => {
+                    if more > 0 {
+                        cut.push(truncated(
+                            ".pcrsig banks, PCRs and key fingerprints",
+                            sig.banks
+                                .len()
+                                .saturating_add(sig.pcrs.len())
+                                .saturating_add(sig.pkfp.len()),
+                            more,
+                        ));
+                    }
+                    Some(sig)
+                }
+                Err(e) => {
+                    undecodable(".pcrsig", e);
+                    None
+                }
+            });
+    let hwids = base(".hwids")
         .and_then(|i| rd.get(i))
-        .and_then(|d| {
-            uki::bmp::parse(d)
-                .map_err(|e| undecodable(".splash", e))
-                .ok()
-        });
-    let pcrpkey = blocks
-        .lookup(secs, ".pcrpkey", None)
-        .and_then(|i| rd.get(i))
-        .and_then(|d| {
-            uki::pcrkey::parse_public_key(d)
-                .map_err(|e| undecodable(".pcrpkey", e))
-                .ok()
-        });
-    let pcrsig = blocks
-        .lookup(secs, ".pcrsig", None)
-        .and_then(|i| rd.get(i))
-        .and_then(|d| {
-            uki::pcrkey::parse_pcrsig(d)
-                .map_err(|e| undecodable(".pcrsig", e))
-                .ok()
-        });
-    let hwids = blocks
-        .lookup(secs, ".hwids", None)
-        .and_then(|i| rd.get(i))
-        .and_then(|d| {
-            uki::hwids::parse(d)
-                .map_err(|e| undecodable(".hwids", e))
-                .ok()
+        .and_then(|d| match uki::hwids::parse(d) {
+            Ok((h, more)) => {
+                if more > 0 {
+                    cut.push(truncated(".hwids entries", h.len(), more));
+                }
+                Some(h)
+            }
+            Err(e) => {
+                undecodable(".hwids", e);
+                None
+            }
         });
     let mut efifw = Vec::new();
+    let mut more_efifw = 0u64;
     for (i, s) in secs.iter().enumerate().filter(|(_, s)| s.name == ".efifw") {
+        if efifw.len() >= MAX_FIRMWARE {
+            more_efifw = more_efifw.saturating_add(1);
+            continue;
+        }
         if let Some(d) = rd.get(i) {
             match uki::efifw::parse(d, u64::from(s.payload_len())) {
                 Ok(f) => efifw.push(f),
@@ -325,8 +397,10 @@ pub fn inspect_pe(pe: &PeFile<'_>, src: &dyn ByteSource, opts: &InspectOptions) 
             }
         }
     }
-    let kernel = blocks
-        .lookup(secs, ".linux", None)
+    if more_efifw > 0 {
+        cut.push(truncated(".efifw sections", efifw.len(), more_efifw));
+    }
+    let kernel = base(".linux")
         .and_then(|i| Some((rd.get(i)?, secs.get(i)?)))
         .map(|(d, s)| kernel::inspect(d, u64::from(s.payload_len())))
         .or_else(|| {
@@ -349,23 +423,35 @@ pub fn inspect_pe(pe: &PeFile<'_>, src: &dyn ByteSource, opts: &InspectOptions) 
         }
     }
 
-    let mut profiles = Vec::new();
-    for (p, range) in blocks.profiles.iter().enumerate() {
-        let index = u32::try_from(p).unwrap_or(u32::MAX);
-        let fields = rd
-            .get(range.start)
-            .map(|d| uki::osrel::parse(&bytes::text(d)))
+    let listed_profiles = blocks
+        .profiles
+        .iter()
+        .take_while(|r| r.start < listed)
+        .count();
+    let mut profiles = Vec::with_capacity(listed_profiles);
+    for (range, index) in blocks.profiles.iter().take(listed_profiles).zip(0u32..) {
+        let (fields, more) = rd
+            .text(range.start)
+            .map(|t| uki::osrel::parse(&t))
             .unwrap_or_default();
+        rd.charge(fields.0.len(), std::mem::size_of::<(String, String)>());
+        if more > 0 {
+            cut.push(truncated(
+                &format!(".profile @{index} keys"),
+                fields.0.len(),
+                more,
+            ));
+        }
         let cmdline = range
             .clone()
             .find(|&i| secs.get(i).is_some_and(|s| s.name == ".cmdline"))
-            .and_then(|i| rd.get(i))
-            .map(|d| bytes::text(d).trim_end().to_string());
+            .and_then(|i| rd.text(i))
+            .map(|t| t.trim_end().to_string());
         profiles.push(ProfileInfo {
             index,
             id: fields.get("ID").map(str::to_string),
             title: fields.get("TITLE").map(str::to_string),
-            sections: names(secs, range),
+            sections: names(secs, range, listed),
             cmdline,
             fields,
         });
@@ -381,36 +467,51 @@ pub fn inspect_pe(pe: &PeFile<'_>, src: &dyn ByteSource, opts: &InspectOptions) 
             ),
         ));
     }
+    if secs.len() > listed {
+        cut.push(truncated(
+            &format!(
+                "{} sections (sections, base_sections and profiles; the lints cover all)",
+                secs.len()
+            ),
+            listed,
+            u64::try_from(secs.len().saturating_sub(listed)).unwrap_or(u64::MAX),
+        ));
+    }
 
     // Like the decode budget: hashing more than the file's size means sections
     // overlap, and a hostile table must not make us hash one payload 65535 times.
     let mut hash_budget = file_len;
-    let sections = secs
-        .iter()
-        .enumerate()
-        .map(|(i, s)| {
-            let len = u64::from(s.payload_len());
-            let hash = opts.hash && len <= hash_budget;
-            if hash {
-                hash_budget -= len;
-            }
-            section_info(i, s, &blocks, src, hash)
-        })
-        .collect();
+    let mut sections = Vec::with_capacity(listed);
+    for (s, i) in secs.iter().zip(0u32..).take(listed) {
+        let len = u64::from(s.payload_len());
+        let hash = opts.hash
+            && match hash_budget.checked_sub(len) {
+                Some(rest) => {
+                    hash_budget = rest;
+                    true
+                }
+                None => false,
+            };
+        sections.push(section_info(i, s, &blocks, src, hash));
+    }
 
-    lints.extend(uki::lints::check(&uki::lints::Facts {
-        pe,
-        kind,
-        blocks: &blocks,
-        file_len,
-        kernel: kernel.as_ref(),
-        string_table_size: pe
-            .string_table_offset()
-            .and_then(|at| src.read(at, 4))
-            .and_then(|b| b.try_into().ok())
-            .map(|b: [u8; 4]| u64::from(u32::from_le_bytes(b))),
-    }));
-    lints.extend(rd.missing);
+    uki::lints::check(
+        &uki::lints::Facts {
+            pe,
+            kind,
+            blocks: &blocks,
+            file_len,
+            kernel: kernel.as_ref(),
+            string_table_size: pe
+                .string_table_offset()
+                .and_then(|at| src.read(at, 4))
+                .and_then(|b| b.try_into().ok())
+                .map(|b: [u8; 4]| u64::from(u32::from_le_bytes(b))),
+        },
+        &mut lints,
+    );
+    lints.append(rd.missing);
+    lints.append(cut);
     let signatures = if opts.signatures {
         let (signatures, sig_lints) = authenticode::inspect_signatures(pe);
         lints.extend(sig_lints);
@@ -434,11 +535,11 @@ pub fn inspect_pe(pe: &PeFile<'_>, src: &dyn ByteSource, opts: &InspectOptions) 
         pcrsig,
         hwids,
         efifw,
-        base_sections: names(secs, &blocks.base),
+        base_sections: names(secs, &blocks.base, listed),
         profiles,
         kernel,
         signatures,
-        lints,
+        lints: lints.into_vec(),
     }
 }
 
@@ -447,11 +548,12 @@ struct Reader<'s, 'p> {
     src: &'s dyn ByteSource,
     secs: &'p [Section],
     file_len: u64,
-    /// Bytes still allowed to be decoded. Distinct sections of a sane file add up
-    /// to less than the file; a hostile table pointing 65535 sections at one big
-    /// payload must not turn into 65535 copies of it.
+    /// Bytes still allowed to be decoded: payload read, text grown by lossy UTF-8
+    /// decoding, and the per-entry size of decoded lists. Distinct sections of a
+    /// sane file add up to less than the file; a hostile table pointing 65535
+    /// sections at one big payload must not turn into 65535 copies of it.
     budget: u64,
-    missing: Vec<Lint>,
+    missing: Lints,
 }
 
 impl<'s> Reader<'s, '_> {
@@ -459,18 +561,10 @@ impl<'s> Reader<'s, '_> {
         let s = self.secs.get(i)?;
         let cap = wanted(&s.name).unwrap_or(0);
         let len = u64::from(s.payload_len()).min(cap);
-        if len > self.budget {
-            self.missing.push(Lint::new(
-                "section-unavailable",
-                Severity::Warning,
-                format!(
-                    "{}: not decoded; the sections' metadata exceeds the file size (overlapping sections?)",
-                    s.name
-                ),
-            ));
+        if !self.take(len) {
+            self.over(&s.name);
             return None;
         }
-        self.budget -= len;
         let got = self.src.read(u64::from(s.pointer_to_raw_data), len);
         if got.is_none() && s.raw_end() <= self.file_len {
             // Within the file but not fetched: the caller gave us a partial source.
@@ -482,10 +576,71 @@ impl<'s> Reader<'s, '_> {
         }
         got
     }
+
+    /// The payload as text (see [`text`]); what lossy decoding adds is charged too.
+    fn text(&mut self, i: usize) -> Option<Cow<'s, str>> {
+        let d = self.get(i)?;
+        let grown = text_len(d).saturating_sub(d.len());
+        if !self.take(u64::try_from(grown).unwrap_or(u64::MAX)) {
+            self.over(&self.secs.get(i)?.name);
+            return None;
+        }
+        Some(text(d))
+    }
+
+    /// Charge `n` decoded entries of `size` bytes each; later sections go
+    /// undecoded once the budget is spent.
+    fn charge(&mut self, n: usize, size: usize) {
+        let bytes = u64::try_from(n.saturating_mul(size)).unwrap_or(u64::MAX);
+        self.budget = self.budget.saturating_sub(bytes);
+    }
+
+    fn take(&mut self, n: u64) -> bool {
+        match self.budget.checked_sub(n) {
+            Some(rest) => {
+                self.budget = rest;
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn over(&mut self, name: &str) {
+        self.missing.push(Lint::new(
+            "section-unavailable",
+            Severity::Warning,
+            format!(
+                "{name}: not decoded; the sections' metadata exceeds the file size (overlapping sections?)"
+            ),
+        ));
+    }
 }
 
-fn names(secs: &[Section], r: &std::ops::Range<usize>) -> Vec<String> {
-    secs.get(r.clone())
+/// Text of a section payload: UTF-8 (lossy), trailing NULs removed; borrowed when
+/// the payload is valid UTF-8. The same text as [`bytes::text`].
+fn text(data: &[u8]) -> Cow<'_, str> {
+    String::from_utf8_lossy(trim_nul(data))
+}
+
+/// Length of [`text`] without making it: each invalid sequence becomes U+FFFD (3 bytes).
+fn text_len(data: &[u8]) -> usize {
+    trim_nul(data).utf8_chunks().fold(0usize, |n, c| {
+        let bad = if c.invalid().is_empty() { 0 } else { 3 };
+        n.saturating_add(c.valid().len()).saturating_add(bad)
+    })
+}
+
+fn trim_nul(data: &[u8]) -> &[u8] {
+    let end = data
+        .iter()
+        .rposition(|&b| b != 0)
+        .map_or(0, |p| p.saturating_add(1));
+    data.get(..end).unwrap_or_default()
+}
+
+/// Names of the sections in `r` that the report lists (index below `listed`).
+fn names(secs: &[Section], r: &std::ops::Range<usize>, listed: usize) -> Vec<String> {
+    secs.get(r.start.min(listed)..r.end.min(listed))
         .unwrap_or_default()
         .iter()
         .map(|s| s.name.clone())
@@ -493,7 +648,7 @@ fn names(secs: &[Section], r: &std::ops::Range<usize>) -> Vec<String> {
 }
 
 fn section_info(
-    i: usize,
+    index: u32,
     s: &Section,
     blocks: &Blocks,
     src: &dyn ByteSource,
@@ -504,7 +659,7 @@ fn section_info(
         .flatten()
         .map(|d| bytes::hex(&sha2::Sha256::digest(d)));
     SectionInfo {
-        index: u32::try_from(i).unwrap_or(u32::MAX),
+        index,
         name: s.name.clone(),
         virtual_address: s.virtual_address,
         virtual_size: s.virtual_size,
@@ -512,9 +667,11 @@ fn section_info(
         raw_size: s.size_of_raw_data,
         payload_size: s.payload_len(),
         characteristics: s.characteristics,
-        characteristics_names: flag_names(s.characteristics, raw::SECTION_CHARACTERISTICS),
+        characteristics_names: SectionFlags(s.characteristics),
         sha256,
-        profile: blocks.profile_of(i),
+        profile: usize::try_from(index)
+            .ok()
+            .and_then(|i| blocks.profile_of(i)),
     }
 }
 

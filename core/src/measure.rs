@@ -161,7 +161,7 @@ pub fn predict(
             extend(*bank, pcr, &h.finish());
         }
     }
-    let mut out = Vec::with_capacity(banks.len() * phases.len());
+    let mut out = Vec::with_capacity(banks.len().saturating_mul(phases.len()));
     for (bank, base) in banks.iter().zip(&pcrs) {
         for phase in &phases {
             let mut pcr = base.clone();
@@ -275,6 +275,11 @@ pub fn predictions_json(
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::arithmetic_side_effects,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
 mod tests {
     use super::*;
 

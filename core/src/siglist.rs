@@ -202,48 +202,56 @@ pub fn parse_lists(data: &[u8], start: u64) -> Result<Vec<SignatureEntry>> {
     let mut out = Vec::new();
     let mut at = start;
     while at < end {
-        let ty = Guid(bytes::array(data, at, "EFI_SIGNATURE_LIST")?);
-        let list_size = u64::from(u32_le(data, at + 16, "EFI_SIGNATURE_LIST")?);
-        let header_size = u64::from(u32_le(data, at + 20, "EFI_SIGNATURE_LIST")?);
-        let sig_size = u64::from(u32_le(data, at + 24, "EFI_SIGNATURE_LIST")?);
+        let header = bytes::slice(data, at, LIST_HEADER_SIZE, "EFI_SIGNATURE_LIST")?;
+        let what = "EFI_SIGNATURE_LIST";
+        let ty = Guid(bytes::array(header, 0, what)?);
+        let list_size = u64::from(u32_le(header, 16, what)?);
+        let header_size = u64::from(u32_le(header, 20, what)?);
+        let sig_size = u64::from(u32_le(header, 24, what)?);
         let list_end = at
             .checked_add(list_size)
             .filter(|&e| e <= end && list_size >= LIST_HEADER_SIZE)
             .ok_or_else(|| {
                 Error::malformed(
-                    at + 16,
-                    format!("SignatureListSize {list_size} must be at least 28 and fit in the file ({} bytes left)", end - at),
+                    at.saturating_add(16),
+                    format!("SignatureListSize {list_size} must be at least 28 and fit in the file ({} bytes left)", end.saturating_sub(at)),
                 )
             })?;
-        let first = at + LIST_HEADER_SIZE + header_size;
-        if sig_size < 16 || first > list_end || (list_end - first) % sig_size != 0 {
+        // Entries follow the list header and SignatureHeaderSize bytes; each is an
+        // owner GUID and SignatureSize - 16 bytes of data. A saturated `first` lies
+        // past `list_end` and is refused below.
+        let first = at
+            .saturating_add(LIST_HEADER_SIZE)
+            .saturating_add(header_size);
+        let entries = list_end
+            .checked_sub(first)
+            .filter(|&n| sig_size >= 16 && n.checked_rem(sig_size) == Some(0));
+        let (Some(entries_len), Ok(step)) = (entries, usize::try_from(sig_size)) else {
             return Err(Error::malformed(
-                at + 24,
+                at.saturating_add(24),
                 format!("SignatureSize {sig_size} (header {header_size}) does not divide the list's {} entry bytes", list_end.saturating_sub(first)),
             ));
-        }
-        let want_hash = |n: u64, what: &str| -> Result<()> {
-            if sig_size - 16 == n {
+        };
+        let want_size = |n: u64, what: &str| -> Result<()> {
+            if sig_size == n {
                 Ok(())
             } else {
                 Err(Error::malformed(
-                    at + 24,
-                    format!(
-                        "{what} entries must be {} bytes, SignatureSize is {sig_size}",
-                        n + 16
-                    ),
+                    at.saturating_add(24),
+                    format!("{what} entries must be {n} bytes, SignatureSize is {sig_size}"),
                 ))
             }
         };
         if ty == EFI_CERT_SHA256_GUID {
-            want_hash(32, "EFI_CERT_SHA256")?;
+            want_size(16 + 32, "EFI_CERT_SHA256")?;
         } else if ty == EFI_CERT_X509_SHA256_GUID {
-            want_hash(48, "EFI_CERT_X509_SHA256")?;
+            want_size(16 + 48, "EFI_CERT_X509_SHA256")?;
         }
         let mut e = first;
-        while e < list_end {
-            let owner = Guid(bytes::array(data, e, "signature owner")?);
-            let body = bytes::slice(data, e + 16, sig_size - 16, "signature data")?;
+        for entry in bytes::slice(data, first, entries_len, "signature data")?.chunks_exact(step) {
+            let Some((owner, body)) = entry.split_first_chunk::<16>() else {
+                break; // SignatureSize >= 16
+            };
             let d = if ty == EFI_CERT_X509_GUID {
                 SignatureData::X509 { der: body.to_vec() }
             } else if ty == EFI_CERT_SHA256_GUID {
@@ -262,34 +270,49 @@ pub fn parse_lists(data: &[u8], start: u64) -> Result<Vec<SignatureEntry>> {
                 }
             };
             out.push(SignatureEntry {
-                owner,
+                owner: Guid(*owner),
                 offset: e,
                 data: d,
             });
-            e += sig_size;
+            // The entries lie inside the list: this never saturates.
+            e = e.saturating_add(sig_size);
         }
         at = list_end;
     }
     Ok(out)
 }
 
-/// Build one EFI_SIGNATURE_LIST (used by tests and by `sign` to make db files).
-pub fn build_list(ty: Guid, owner: Guid, entries: &[&[u8]]) -> Vec<u8> {
-    let size = entries.first().map_or(0, |e| e.len()) + 16;
-    let total = 28 + size * entries.len();
+/// Build one EFI_SIGNATURE_LIST (tests use it to make db files). Every entry takes
+/// the first entry's size; a list that does not fit the u32 sizes is refused.
+pub fn build_list(ty: Guid, owner: Guid, entries: &[&[u8]]) -> Result<Vec<u8>> {
+    let too_big = || Error::invalid("EFI_SIGNATURE_LIST larger than 4 GiB");
+    let size = entries
+        .first()
+        .map_or(0, |e| e.len())
+        .checked_add(16)
+        .ok_or_else(too_big)?;
+    let total = size
+        .checked_mul(entries.len())
+        .and_then(|n| n.checked_add(28))
+        .ok_or_else(too_big)?;
     let mut v = Vec::with_capacity(total);
     v.extend_from_slice(&ty.0);
-    v.extend_from_slice(&(total as u32).to_le_bytes());
+    v.extend_from_slice(&u32::try_from(total).map_err(|_| too_big())?.to_le_bytes());
     v.extend_from_slice(&0u32.to_le_bytes());
-    v.extend_from_slice(&(size as u32).to_le_bytes());
+    v.extend_from_slice(&u32::try_from(size).map_err(|_| too_big())?.to_le_bytes());
     for e in entries {
         v.extend_from_slice(&owner.0);
         v.extend_from_slice(e);
     }
-    v
+    Ok(v)
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::arithmetic_side_effects,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
 mod tests {
     use super::*;
 
@@ -308,7 +331,7 @@ mod tests {
     #[test]
     fn parses_all_three_wrappings() {
         let owner = Guid([7; 16]);
-        let list = build_list(EFI_CERT_SHA256_GUID, owner, &[&[1u8; 32], &[2u8; 32]]);
+        let list = build_list(EFI_CERT_SHA256_GUID, owner, &[&[1u8; 32], &[2u8; 32]]).unwrap();
         let db = parse(&list).unwrap();
         assert_eq!(db.container, Container::SignatureList);
         assert_eq!(db.sha256().count(), 2);
@@ -327,7 +350,7 @@ mod tests {
 
     #[test]
     fn bad_sizes_are_errors_not_panics() {
-        let list = build_list(EFI_CERT_SHA256_GUID, Guid([0; 16]), &[&[1u8; 32]]);
+        let list = build_list(EFI_CERT_SHA256_GUID, Guid([0; 16]), &[&[1u8; 32]]).unwrap();
         for n in 0..list.len() {
             let _ = parse(&list[..n]);
         }

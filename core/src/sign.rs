@@ -254,9 +254,9 @@ fn spc_indirect_data(digest: &[u8]) -> Result<Vec<u8>> {
     for u in "<<<Obsolete>>>".encode_utf16() {
         obsolete.extend_from_slice(&u.to_be_bytes());
     }
-    let bmp = tlv(0x80, &obsolete);
-    let link = tlv(0xa0, &tlv(0xa2, &bmp));
-    let pe_image_data = tlv(0x30, &[&[0x03, 0x01, 0x00][..], &link].concat());
+    let bmp = tlv(0x80, &obsolete)?;
+    let link = tlv(0xa0, &tlv(0xa2, &bmp)?)?;
+    let pe_image_data = tlv(0x30, &[&[0x03, 0x01, 0x00][..], &link].concat())?;
     let type_value = tlv(
         0x30,
         &[
@@ -264,7 +264,7 @@ fn spc_indirect_data(digest: &[u8]) -> Result<Vec<u8>> {
             pe_image_data,
         ]
         .concat(),
-    );
+    )?;
     let alg = AlgorithmIdentifierOwned {
         oid: OID_SHA256,
         parameters: Some(Any::null()),
@@ -279,25 +279,17 @@ fn spc_indirect_data(digest: &[u8]) -> Result<Vec<u8>> {
                 .map_err(der_err)?,
         ]
         .concat(),
-    );
-    Ok(tlv(0x30, &[type_value, digest_info].concat()))
+    )?;
+    tlv(0x30, &[type_value, digest_info].concat())
 }
 
-/// A DER TLV with a definite length.
-fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+/// A DER TLV with a definite length (X.690 §10.1: the shortest length form).
+fn tlv(tag: u8, content: &[u8]) -> Result<Vec<u8>> {
+    let len = der::Length::try_from(content.len()).map_err(der_err)?;
     let mut out = vec![tag];
-    let n = content.len();
-    if n < 0x80 {
-        out.push(n as u8);
-    } else {
-        let bytes = n.to_be_bytes();
-        let skip = bytes.iter().take_while(|&&b| b == 0).count();
-        let len = bytes.get(skip..).unwrap_or_default();
-        out.push(0x80 | len.len() as u8);
-        out.extend_from_slice(len);
-    }
+    len.encode_to_vec(&mut out).map_err(der_err)?;
     out.extend_from_slice(content);
-    out
+    Ok(out)
 }
 
 /// The contents octets of a DER TLV (RFC 2315 §9.3: messageDigest is computed over
@@ -413,8 +405,14 @@ pub fn signed_data(digest: &[u8], opts: &SignOptions<'_>) -> Result<Vec<u8>> {
     ci.to_der().map_err(der_err)
 }
 
-fn round8(v: u64) -> u64 {
-    v.div_ceil(8) * 8
+/// `v` rounded up to a multiple of 8 (WIN_CERTIFICATE entries are 8-byte aligned).
+fn round8(v: u64) -> Result<u64> {
+    v.checked_next_multiple_of(8)
+        .ok_or_else(|| Error::invalid("image too large to sign"))
+}
+
+fn to_usize(v: u64) -> Result<usize> {
+    usize::try_from(v).map_err(|_| Error::invalid("image too large to sign"))
 }
 
 /// Sign a PE image: returns the signed image. Unsigned input: the file is padded to a
@@ -431,9 +429,8 @@ pub fn sign(image: &[u8], opts: &SignOptions<'_>) -> Result<Vec<u8>> {
         )
     })?;
     let len = image.len() as u64;
-    let mut out: Vec<u8>;
     let table_start;
-    match pe.certificate_table() {
+    let padded_len = match pe.certificate_table() {
         Some(d) if !opts.append => {
             return Err(Error::invalid(format!(
                 "the image is already signed (certificate table at {:#x}); use --append to add a second signature",
@@ -442,50 +439,57 @@ pub fn sign(image: &[u8], opts: &SignOptions<'_>) -> Result<Vec<u8>> {
         }
         Some(d) => {
             let start = u64::from(d.virtual_address);
-            let end = start + u64::from(d.size);
-            if end != len && round8(end) != len {
+            let end = crate::bytes::add(start, u64::from(d.size), secdir, "certificate table end")?;
+            let padded = round8(end)?;
+            if end != len && padded != len {
                 return Err(Error::malformed(
                     secdir,
                     format!("certificate table {start:#x}..{end:#x} is not at the end of the file ({len:#x}); cannot append"),
                 ));
             }
             table_start = start;
-            out = Vec::with_capacity(image.len() + 4096);
-            out.extend_from_slice(image);
-            out.resize(round8(end) as usize, 0);
+            padded
         }
         None => {
-            table_start = round8(len);
-            out = Vec::with_capacity(table_start as usize + 4096);
-            out.extend_from_slice(image);
-            out.resize(table_start as usize, 0);
+            table_start = round8(len)?;
+            table_start
         }
-    }
+    };
+    let padded_len = to_usize(padded_len)?;
+    let mut out: Vec<u8> = Vec::with_capacity(padded_len.saturating_add(4096));
+    out.extend_from_slice(image);
+    out.resize(padded_len, 0);
     let digest = image_digest(&PeFile::parse(&out)?, DigestAlgorithm::Sha256)?;
     let pkcs7 = signed_data(&digest, opts)?;
-    let entry_len = round8(8 + pkcs7.len() as u64);
+    let entry_len = round8((pkcs7.len() as u64).saturating_add(8))?;
     let entry_len32 =
         u32::try_from(entry_len).map_err(|_| Error::invalid("signature too large"))?;
     out.extend_from_slice(&entry_len32.to_le_bytes());
     out.extend_from_slice(&WIN_CERT_REVISION_2_0.to_le_bytes());
     out.extend_from_slice(&WIN_CERT_TYPE_PKCS_SIGNED_DATA.to_le_bytes());
     out.extend_from_slice(&pkcs7);
-    out.resize(round8(out.len() as u64) as usize, 0);
-    let table_len = u32::try_from(out.len() as u64 - table_start)
-        .map_err(|_| Error::invalid("certificate table too large"))?;
+    out.resize(to_usize(round8(out.len() as u64)?)?, 0);
+    let table_len = (out.len() as u64)
+        .checked_sub(table_start)
+        .and_then(|n| u32::try_from(n).ok())
+        .ok_or_else(|| Error::invalid("certificate table too large"))?;
     let start32 = u32::try_from(table_start).map_err(|_| {
         Error::invalid("image too large to sign (certificate table offset is 32-bit)")
     })?;
-    let at = secdir as usize;
-    let dir = out
-        .get_mut(at..at + 8)
+    let dir = field_mut(&mut out, secdir, 8)
         .ok_or_else(|| Error::malformed(secdir, "security directory outside the image"))?;
-    dir[..4].copy_from_slice(&start32.to_le_bytes());
-    dir[4..].copy_from_slice(&table_len.to_le_bytes());
+    let (va, size) = dir.split_at_mut(4);
+    va.copy_from_slice(&start32.to_le_bytes());
+    size.copy_from_slice(&table_len.to_le_bytes());
     let sum = crate::build::pe_checksum(&out, pe.checksum_offset);
-    let at = pe.checksum_offset as usize;
-    if let Some(f) = out.get_mut(at..at + 4) {
+    if let Some(f) = field_mut(&mut out, pe.checksum_offset, 4) {
         f.copy_from_slice(&sum.to_le_bytes());
     }
     Ok(out)
+}
+
+/// The `len` bytes at `offset` of `out`, if they are inside it.
+fn field_mut(out: &mut [u8], offset: u64, len: usize) -> Option<&mut [u8]> {
+    let at = usize::try_from(offset).ok()?;
+    out.get_mut(at..at.checked_add(len)?)
 }

@@ -76,47 +76,44 @@ impl<'a> Tlv<'a> {
 /// A cursor over a run of DER elements.
 #[derive(Debug, Clone)]
 pub struct Reader<'a> {
-    data: &'a [u8],
-    pos: usize,
-    /// File offset of `data[0]`.
-    base: u64,
+    /// The elements not read yet.
+    rest: &'a [u8],
+    /// File offset of `rest[0]`.
+    offset: u64,
 }
 
 impl<'a> Reader<'a> {
     pub fn new(data: &'a [u8], base: u64) -> Self {
-        Reader { data, pos: 0, base }
+        Reader {
+            rest: data,
+            offset: base,
+        }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.pos >= self.data.len()
-    }
-
-    fn here(&self) -> u64 {
-        self.base.saturating_add(self.pos as u64)
+        self.rest.is_empty()
     }
 
     pub fn peek_tag(&self) -> Option<u8> {
-        self.data.get(self.pos).copied()
+        self.rest.first().copied()
     }
 
     /// The next element. Definite lengths only (DER); at most 4 length octets.
     pub fn read(&mut self, what: &str) -> Result<Tlv<'a>> {
-        let start = self.pos;
-        let offset = self.here();
+        let input = self.rest;
+        let offset = self.offset;
         let trunc = |rule: &str| Error::malformed(offset, format!("{what}: {rule}"));
-        let tag = *self
-            .data
-            .get(start)
+        let (&tag, after_tag) = input
+            .split_first()
             .ok_or_else(|| trunc("element expected, input ends"))?;
         if tag & 0x1f == 0x1f {
             return Err(trunc("multi-byte tags are not used by Authenticode"));
         }
-        let first = *self
-            .data
-            .get(start + 1)
+        let (&first, after_first) = after_tag
+            .split_first()
             .ok_or_else(|| trunc("length octet missing"))?;
-        let (len, header) = if first < 0x80 {
-            (usize::from(first), 2usize)
+        let (len, body) = if first < 0x80 {
+            (usize::from(first), after_first)
         } else if first == 0x80 {
             return Err(trunc("indefinite length (BER) is not DER"));
         } else {
@@ -124,28 +121,27 @@ impl<'a> Reader<'a> {
             if n > 4 {
                 return Err(trunc("length of more than 4 octets"));
             }
-            let bytes = self
-                .data
-                .get(start + 2..start + 2 + n)
+            let (octets, body) = after_first
+                .split_at_checked(n)
                 .ok_or_else(|| trunc("length octets truncated"))?;
-            let len = bytes
+            // At most 4 octets: fits a usize on 32-bit targets too.
+            let len = octets
                 .iter()
                 .fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
-            (len, 2 + n)
+            (len, body)
         };
-        let value_start = start + header;
-        let end = value_start
-            .checked_add(len)
-            .filter(|&e| e <= self.data.len())
-            .ok_or_else(|| {
-                trunc(&format!(
-                    "length {len} runs past the end of the enclosing element ({} bytes left)",
-                    self.data.len().saturating_sub(value_start)
-                ))
-            })?;
-        let full = self.data.get(start..end).unwrap_or_default();
-        let value = self.data.get(value_start..end).unwrap_or_default();
-        self.pos = end;
+        let (value, rest) = body.split_at_checked(len).ok_or_else(|| {
+            trunc(&format!(
+                "length {len} runs past the end of the enclosing element ({} bytes left)",
+                body.len()
+            ))
+        })?;
+        // `body` and `rest` are suffixes of `input`.
+        #[allow(clippy::arithmetic_side_effects)]
+        let (header, consumed) = (input.len() - body.len(), input.len() - rest.len());
+        let full = input.get(..consumed).unwrap_or_default();
+        self.rest = rest;
+        self.offset = offset.saturating_add(consumed as u64);
         Ok(Tlv {
             tag,
             full,
@@ -174,7 +170,7 @@ impl<'a> Reader<'a> {
             Ok(())
         } else {
             Err(Error::malformed(
-                self.here(),
+                self.offset,
                 format!("{what}: unexpected trailing data"),
             ))
         }
@@ -183,14 +179,17 @@ impl<'a> Reader<'a> {
 
 /// Encode a DER length.
 pub fn encode_len(out: &mut Vec<u8>, len: usize) {
-    if len < 0x80 {
-        out.push(len as u8);
-    } else {
-        let bytes = (len as u64).to_be_bytes();
-        let skip = bytes.iter().take_while(|&&b| b == 0).count();
-        let sig = bytes.get(skip..).unwrap_or_default();
-        out.push(0x80 | sig.len() as u8);
-        out.extend_from_slice(sig);
+    match u8::try_from(len) {
+        Ok(short) if short < 0x80 => out.push(short),
+        _ => {
+            let bytes = (len as u64).to_be_bytes();
+            let skip = bytes.iter().take_while(|&&b| b == 0).count();
+            let sig = bytes.get(skip..).unwrap_or_default();
+            #[allow(clippy::cast_possible_truncation)] // at most 8 octets
+            let count = sig.len() as u8;
+            out.push(0x80 | count);
+            out.extend_from_slice(sig);
+        }
     }
 }
 
@@ -201,6 +200,11 @@ pub fn algorithm(tlv: Tlv<'_>, what: &str) -> Result<ObjectIdentifier> {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::arithmetic_side_effects,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
 mod tests {
     use super::*;
 

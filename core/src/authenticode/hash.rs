@@ -8,6 +8,7 @@ use std::ops::Range;
 
 use sha2::Digest;
 
+use crate::bytes::{add, range};
 use crate::error::{Error, Result};
 use crate::pe::PeFile;
 
@@ -109,9 +110,11 @@ pub fn hash_ranges(pe: &PeFile<'_>) -> Result<Vec<Range<u64>>> {
         .security_dir_offset
         .ok_or_else(|| Error::malformed(pe.optional_header_offset, "no security data directory entry: the optional header has fewer than 5 data directories"))?;
     let headers_end = u64::from(pe.opt.size_of_headers);
-    if headers_end < secdir + 8 || headers_end > len {
+    let after_secdir = add(secdir, 8, secdir, "security directory entry end")?;
+    let after_checksum = add(checksum, 4, checksum, "CheckSum end")?;
+    if headers_end < after_secdir || headers_end > len {
         return Err(Error::malformed(
-            pe.optional_header_offset + 60,
+            pe.optional_header_offset.saturating_add(60),
             format!("SizeOfHeaders {headers_end:#x} must cover the data directories and lie within the file ({len:#x} bytes)"),
         ));
     }
@@ -120,32 +123,49 @@ pub fn hash_ranges(pe: &PeFile<'_>) -> Result<Vec<Range<u64>>> {
     // misplaced, so the digest of a broken file still matches theirs.
     let cert_size = pe.certificate_table().map_or(0, |d| u64::from(d.size));
     let image_end = len.saturating_sub(cert_size);
-    let mut ranges = vec![0..checksum, checksum + 4..secdir, secdir + 8..headers_end];
-    let mut sections: Vec<_> = pe
+    // Sized once, and the order kept as table indices: a file that is nothing but
+    // section table must not cost more than twice its size here (issue 9).
+    let mut order: Vec<(u32, u32)> = pe
         .sections
         .iter()
-        .filter(|s| s.size_of_raw_data != 0)
+        .zip(0u32..)
+        .filter(|(s, _)| s.size_of_raw_data != 0)
+        .map(|(s, i)| (s.pointer_to_raw_data, i))
         .collect();
-    // Stable sort: sections at the same offset keep table order, as qsort-free
-    // implementations (EDK2's insertion sort) do.
-    sections.sort_by_key(|s| s.pointer_to_raw_data);
+    // Sections at the same offset keep table order (the index breaks ties), as EDK2's
+    // insertion sort does.
+    order.sort_unstable();
+    let mut ranges = Vec::with_capacity(order.len().saturating_add(4));
+    ranges.extend([
+        0..checksum,
+        after_checksum..secdir,
+        after_secdir..headers_end,
+    ]);
     let mut sum_of_bytes_hashed = headers_end;
-    for s in sections {
+    for s in order
+        .iter()
+        .filter_map(|&(_, i)| pe.sections.get(usize::try_from(i).ok()?))
+    {
         let start = u64::from(s.pointer_to_raw_data);
         let end = s.raw_end();
         if end > len {
             return Err(Error::malformed(
-                s.header_offset + 16,
+                s.header_offset.saturating_add(16),
                 format!("section {} raw data {start:#x}..{end:#x} runs past the end of the file ({len:#x})", s.name),
             ));
         }
         ranges.push(start..end);
-        sum_of_bytes_hashed += u64::from(s.size_of_raw_data);
+        sum_of_bytes_hashed = add(
+            sum_of_bytes_hashed,
+            u64::from(s.size_of_raw_data),
+            s.header_offset,
+            "sum of the sections' SizeOfRawData",
+        )?;
         // Overlapping raw data is hashed once per section, as EDK2 does; a table that
         // points 65535 sections at the same bytes must not cost 65535 passes (issue 9).
         if sum_of_bytes_hashed > len.saturating_mul(2) {
             return Err(Error::malformed(
-                s.header_offset + 16,
+                s.header_offset.saturating_add(16),
                 format!("sections' raw data adds up to more than twice the file size ({len:#x} bytes): they overlap"),
             ));
         }
@@ -160,13 +180,8 @@ pub fn hash_ranges(pe: &PeFile<'_>) -> Result<Vec<Range<u64>>> {
 pub fn image_digest(pe: &PeFile<'_>, alg: DigestAlgorithm) -> Result<Vec<u8>> {
     let ranges = hash_ranges(pe)?;
     let mut h = Hasher::new(alg);
-    for r in ranges {
-        h.update(crate::bytes::slice(
-            pe.data,
-            r.start,
-            r.end - r.start,
-            "hashed range",
-        )?);
+    for r in &ranges {
+        h.update(range(pe.data, r, "hashed range")?);
     }
     Ok(h.finish())
 }

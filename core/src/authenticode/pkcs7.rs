@@ -9,7 +9,7 @@ use super::asn1::{self, Reader, Tlv};
 use super::cert::{self, Certificate};
 use super::hash::DigestAlgorithm;
 use super::oid;
-use crate::bytes::{self, u16_le, u32_le};
+use crate::bytes;
 use crate::error::{Error, Result};
 use crate::pe::PeFile;
 
@@ -28,6 +28,8 @@ pub struct CertEntry<'a> {
     pub cert_type: u16,
     /// bCertificate: the DER (plus any padding the signer left).
     pub data: &'a [u8],
+    /// File offset of `data`.
+    pub data_offset: u64,
 }
 
 /// Walk the certificate table: every entry inside the table, 8-byte aligned
@@ -57,7 +59,7 @@ fn walk_into<'a>(pe: &PeFile<'a>, out: &mut Vec<CertEntry<'a>>) -> Result<()> {
     };
     let dir_at = pe.security_dir_offset.unwrap_or(0);
     let start = u64::from(dir.virtual_address);
-    let end = start + u64::from(dir.size);
+    let end = bytes::span_end(dir.virtual_address, dir.size);
     if start % 8 != 0 {
         return Err(Error::malformed(
             dir_at,
@@ -74,37 +76,44 @@ fn walk_into<'a>(pe: &PeFile<'a>, out: &mut Vec<CertEntry<'a>>) -> Result<()> {
         ));
     }
     let mut at = start;
-    while at < end {
-        if end - at < WIN_CERTIFICATE_HEADER {
+    while let Some(left) = end.checked_sub(at).filter(|&n| n > 0) {
+        let entry = bytes::slice(pe.data, at, left, "certificate table")?;
+        let Some((header, after)) = entry.split_first_chunk::<8>() else {
             return Err(Error::malformed(
                 at,
                 format!(
-                    "{} bytes left in the certificate table: too few for a WIN_CERTIFICATE header",
-                    end - at
+                    "{left} bytes left in the certificate table: too few for a WIN_CERTIFICATE header"
                 ),
             ));
-        }
-        let length = u32_le(pe.data, at, "WIN_CERTIFICATE")?;
-        let revision = u16_le(pe.data, at + 4, "WIN_CERTIFICATE")?;
-        let cert_type = u16_le(pe.data, at + 6, "WIN_CERTIFICATE")?;
+        };
+        let [l0, l1, l2, l3, r0, r1, t0, t1] = *header;
+        let length = u32::from_le_bytes([l0, l1, l2, l3]);
         let len = u64::from(length);
-        if len < WIN_CERTIFICATE_HEADER || len > end - at {
-            return Err(Error::malformed(
-                at,
-                format!("WIN_CERTIFICATE dwLength {len} must be at least 8 and fit in the table ({} bytes left)", end - at),
-            ));
-        }
-        let data = bytes::slice(pe.data, at + 8, len - 8, "WIN_CERTIFICATE data")?;
+        let data = len
+            .checked_sub(WIN_CERTIFICATE_HEADER)
+            .filter(|_| len <= left)
+            .and_then(|n| after.get(..usize::try_from(n).ok()?))
+            .ok_or_else(|| {
+                Error::malformed(
+                    at,
+                    format!("WIN_CERTIFICATE dwLength {len} must be at least 8 and fit in the table ({left} bytes left)"),
+                )
+            })?;
         out.push(CertEntry {
             offset: at,
             length,
-            revision,
-            cert_type,
+            revision: u16::from_le_bytes([r0, r1]),
+            cert_type: u16::from_le_bytes([t0, t1]),
             data,
+            data_offset: at.saturating_add(WIN_CERTIFICATE_HEADER),
         });
         // The next entry starts at the next 8-byte boundary; signers that do not pad
         // the last entry are tolerated by ending the walk at the table's end.
-        at = bytes::align_up(at + len, 8).unwrap_or(end).min(end);
+        at = at
+            .checked_add(len)
+            .and_then(|e| bytes::align_up(e, 8))
+            .unwrap_or(end)
+            .min(end);
     }
     Ok(())
 }
@@ -399,7 +408,10 @@ fn time_string(der: &[u8]) -> Option<String> {
     if t.tag != 0x18 || !d.bytes().all(|b| b.is_ascii_digit()) || !s.ends_with('Z') {
         return None;
     }
-    let frac = s.get(14..s.len() - 1).unwrap_or_default();
+    let frac = s
+        .get(14..)
+        .and_then(|f| f.strip_suffix('Z'))
+        .unwrap_or_default();
     Some(format!(
         "{}-{}-{}T{}:{}:{}{frac}Z",
         d.get(..4)?,

@@ -151,6 +151,14 @@ pub struct SignatureSummary {
     pub line: String,
 }
 
+impl SignatureSummary {
+    /// The 1-based number people read ("signature 1").
+    pub fn number(&self) -> usize {
+        // `index` counts signatures held in memory, far below usize::MAX.
+        self.index.saturating_add(1)
+    }
+}
+
 /// The overall result of `ukitool verify`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct VerifyReport {
@@ -188,12 +196,7 @@ impl Digests<'_, '_> {
         let ranges = self.ranges.as_ref().map_err(Clone::clone)?;
         let mut h = Hasher::new(alg);
         for r in ranges {
-            h.update(crate::bytes::slice(
-                self.pe.data,
-                r.start,
-                r.end - r.start,
-                "hashed range",
-            )?);
+            h.update(crate::bytes::range(self.pe.data, r, "hashed range")?);
         }
         let d = h.finish();
         self.done.insert(alg, d.clone());
@@ -213,7 +216,7 @@ fn collect<'a>(entries: &[pkcs7::CertEntry<'a>]) -> Vec<Found<'a>> {
     for e in entries {
         let parsed = if e.revision != pkcs7::WIN_CERT_REVISION_2_0 {
             Err(Error::malformed(
-                e.offset + 4,
+                e.offset.saturating_add(4),
                 format!(
                     "WIN_CERTIFICATE wRevision {:#06x} is not 0x0200",
                     e.revision
@@ -221,14 +224,14 @@ fn collect<'a>(entries: &[pkcs7::CertEntry<'a>]) -> Vec<Found<'a>> {
             ))
         } else if e.cert_type != pkcs7::WIN_CERT_TYPE_PKCS_SIGNED_DATA {
             Err(Error::malformed(
-                e.offset + 6,
+                e.offset.saturating_add(6),
                 format!(
                     "WIN_CERTIFICATE wCertificateType {:#06x} is not PKCS#7 SignedData (0x0002)",
                     e.cert_type
                 ),
             ))
         } else {
-            pkcs7::parse_signed_data(e.data, e.offset + 8)
+            pkcs7::parse_signed_data(e.data, e.data_offset)
         };
         push_with_nested(&mut out, e.offset, None, parsed, 0);
     }
@@ -255,8 +258,10 @@ fn push_with_nested<'a>(
         nested_in,
         parsed,
     });
+    // Bounded by MAX_NESTING: deeper ones are errors, whose nesting is not followed.
+    let depth = depth.saturating_add(1);
     for n in nested {
-        let p = if depth + 1 > MAX_NESTING {
+        let p = if depth > MAX_NESTING {
             Err(Error::malformed(
                 n.offset,
                 format!("nested signatures deeper than {MAX_NESTING} levels"),
@@ -264,7 +269,7 @@ fn push_with_nested<'a>(
         } else {
             pkcs7::parse_content_info(n)
         };
-        push_with_nested(out, n.offset, Some(me), p, depth + 1);
+        push_with_nested(out, n.offset, Some(me), p, depth);
     }
 }
 
@@ -375,12 +380,12 @@ fn verify_inner(
     } else if let Some(r) = top.iter().find(|s| s.verdict == Verdict::Revoked) {
         (
             Verdict::Revoked,
-            format!("signature {}: {}", r.index + 1, r.reason),
+            format!("signature {}: {}", r.number(), r.reason),
         )
     } else if let Some(t) = top.iter().find(|s| s.verdict == Verdict::ValidTrusted) {
         (
             Verdict::ValidTrusted,
-            format!("signature {}: {}", t.index + 1, t.reason),
+            format!("signature {}: {}", t.number(), t.reason),
         )
     } else if hash_allowed {
         (
@@ -405,7 +410,7 @@ fn verify_inner(
             .find_map(|v| {
                 top.iter()
                     .find(|s| s.verdict == *v)
-                    .map(|s| (*v, format!("signature {}: {}", s.index + 1, s.reason)))
+                    .map(|s| (*v, format!("signature {}: {}", s.number(), s.reason)))
             })
             .unwrap_or((Verdict::Malformed, "no usable signature".to_string()))
     };
@@ -777,7 +782,7 @@ fn summary_line(s: &SignatureSummary) -> String {
     let nested = if s.nested_in.is_some() { "nested " } else { "" };
     format!(
         "{nested}signature {}: {who}, {alg}: {} ({})",
-        s.index + 1,
+        s.number(),
         s.verdict.name(),
         s.reason
     )

@@ -48,17 +48,48 @@ fn to_u32(v: u64, what: &str) -> Result<u32> {
     u32::try_from(v).map_err(|_| too_big(what))
 }
 
-fn put(out: &mut [u8], at: u64, bytes: &[u8]) -> Result<()> {
+fn internal(what: &str) -> Error {
+    Error::invalid(format!("internal layout error: {what}"))
+}
+
+/// `start + len` of two 32-bit header fields.
+#[allow(clippy::arithmetic_side_effects)] // two u32 values cannot overflow a u64
+fn end32(start: u32, len: u32) -> u64 {
+    u64::from(start) + u64::from(len)
+}
+
+/// Write `bytes` at `base + field` of `out`.
+fn put(out: &mut [u8], base: u64, field: u64, bytes: &[u8]) -> Result<()> {
+    let at = base
+        .checked_add(field)
+        .ok_or_else(|| internal("header field offset overflows"))?;
     let start = usize::try_from(at).map_err(|_| too_big("header offset"))?;
     let end = start.saturating_add(bytes.len());
     out.get_mut(start..end)
-        .ok_or_else(|| {
-            Error::invalid(format!(
-                "internal layout error: field at {at:#x} outside the image"
-            ))
-        })?
+        .ok_or_else(|| internal(&format!("field at {at:#x} outside the image")))?
         .copy_from_slice(bytes);
     Ok(())
+}
+
+/// `data[start..end]` of the stub body.
+fn span(data: &[u8], start: u64, end: u64) -> Result<&[u8]> {
+    let len = end
+        .checked_sub(start)
+        .ok_or_else(|| internal(&format!("stub body range {start:#x}..{end:#x}")))?;
+    slice(data, start, len, "stub body")
+}
+
+/// End of a section table of `n` headers at `table_offset`.
+fn table_end(table_offset: u64, n: u16) -> Result<u64> {
+    SECTION_HEADER_SIZE
+        .checked_mul(u64::from(n))
+        .and_then(|t| t.checked_add(table_offset))
+        .ok_or_else(|| {
+            Error::malformed(
+                table_offset,
+                format!("a section table of {n} headers overflows"),
+            )
+        })
 }
 
 pub(super) fn write_image(l: &Layout<'_, '_>) -> Result<Vec<u8>> {
@@ -69,16 +100,16 @@ pub(super) fn write_image(l: &Layout<'_, '_>) -> Result<Vec<u8>> {
     let opt_at = stub.optional_header_offset;
     if !fa.is_power_of_two() || !sa.is_power_of_two() {
         return Err(Error::malformed(
-            opt_at + 32,
+            opt_at.saturating_add(32),
             format!("SectionAlignment {sa:#x} and FileAlignment {fa:#x} must be powers of two"),
         ));
     }
     let old_soh = u64::from(stub.opt.size_of_headers);
     let sto = stub.section_table_offset;
-    let old_table_end = sto + SECTION_HEADER_SIZE * u64::from(stub.coff.number_of_sections);
+    let old_table_end = table_end(sto, stub.coff.number_of_sections)?;
     if old_table_end > old_soh || old_soh > data.len() as u64 {
         return Err(Error::malformed(
-            opt_at + 60,
+            opt_at.saturating_add(60),
             format!("SizeOfHeaders {old_soh:#x} must cover the section table (ends {old_table_end:#x}) and lie within the stub ({:#x} bytes)", data.len()),
         ));
     }
@@ -89,13 +120,13 @@ pub(super) fn write_image(l: &Layout<'_, '_>) -> Result<Vec<u8>> {
     let mut va_end = 0u64;
     let mut min_va = u64::MAX;
     let mut sbat_slot: Option<(u64, u64, &[u8])> = None; // (old ptr, slot len, text)
-    let mut zero_slot: Option<(u64, u64)> = None;
+    let mut zero_slot: Option<(u32, u32)> = None; // (old ptr, raw size)
     for (i, s) in stub.sections.iter().enumerate() {
         let ptr = u64::from(s.pointer_to_raw_data);
         if s.size_of_raw_data != 0 {
             if ptr < old_soh || s.raw_end() > data.len() as u64 {
                 return Err(Error::malformed(
-                    s.header_offset + 20,
+                    s.header_offset.saturating_add(20),
                     format!(
                         "stub section {} raw data {ptr:#x}..{:#x} lies outside the stub body ({old_soh:#x}..{:#x})",
                         s.name,
@@ -107,7 +138,7 @@ pub(super) fn write_image(l: &Layout<'_, '_>) -> Result<Vec<u8>> {
             body_end = body_end.max(s.raw_end());
         }
         if l.removed_stub_section == Some(i) {
-            zero_slot = Some((ptr, u64::from(s.size_of_raw_data)));
+            zero_slot = Some((s.pointer_to_raw_data, s.size_of_raw_data));
             continue;
         }
         let mut row = Row {
@@ -126,14 +157,14 @@ pub(super) fn write_image(l: &Layout<'_, '_>) -> Result<Vec<u8>> {
             row.virtual_size = to_u32(len, ".sbat")?;
             row.size_of_raw_data = to_u32(slot, ".sbat")?;
             sbat_slot = Some((ptr, slot, text));
-            body_end = body_end.max(ptr + slot);
+            body_end = body_end.max(end32(row.pointer_to_raw_data, row.size_of_raw_data));
         }
         let mem = if row.virtual_size == 0 {
             row.size_of_raw_data
         } else {
             row.virtual_size
         };
-        va_end = va_end.max(u64::from(row.virtual_address) + u64::from(mem));
+        va_end = va_end.max(end32(row.virtual_address, mem));
         min_va = min_va.min(u64::from(row.virtual_address));
         rows.push(row);
     }
@@ -149,31 +180,36 @@ pub(super) fn write_image(l: &Layout<'_, '_>) -> Result<Vec<u8>> {
     let cut = zero_slot.filter(|&(p, r)| {
         !debug_dir
             && r != 0
-            && p + r <= body_end
+            && end32(p, r) <= body_end
             && !rows.iter().any(|row| {
-                let q = u64::from(row.pointer_to_raw_data);
-                row.size_of_raw_data != 0 && q >= p && q < p + r
+                let q = row.pointer_to_raw_data;
+                row.size_of_raw_data != 0 && q >= p && u64::from(q) < end32(p, r)
             })
     });
     if let Some((p, r)) = cut {
         for row in &mut rows {
-            if u64::from(row.pointer_to_raw_data) > p {
-                row.pointer_to_raw_data -= r as u32;
+            let q = row.pointer_to_raw_data;
+            if q > p {
+                // Only an empty section can point inside the cut: it moves to its start.
+                row.pointer_to_raw_data = q.checked_sub(r).filter(|&n| n >= p).unwrap_or(p);
             }
         }
     }
     let stub_body_end = body_end;
-    let body_end = body_end - cut.map_or(0, |(_, r)| r);
+    let body_end = body_end
+        .checked_sub(cut.map_or(0, |(_, r)| u64::from(r)))
+        .ok_or_else(|| internal("the removed .sbat ends after the stub body"))?;
     // Header room: grow SizeOfHeaders when the table no longer fits, shifting the
     // stub's raw data by whole FileAlignment units; impossible when the headers would
     // overlap the first section in memory (systemd #28593 "not enough header space")
     // or when the debug directory holds file offsets we would have to rewrite.
-    let n = rows.len() + l.new.len();
+    let n = rows.len().saturating_add(l.new.len());
     let nsec = u16::try_from(n)
         .map_err(|_| Error::invalid(format!("{n} sections exceed the PE limit of 65535")))?;
-    let needed = sto + SECTION_HEADER_SIZE * n as u64;
-    let new_soh = old_soh.max(align_up(needed, fa).ok_or_else(|| too_big("headers"))?);
-    let delta = new_soh - old_soh;
+    let needed = table_end(sto, nsec)?;
+    let grown = align_up(needed, fa).ok_or_else(|| too_big("headers"))?;
+    let new_soh = old_soh.max(grown);
+    let delta = grown.saturating_sub(old_soh);
     if delta != 0 {
         if new_soh > min_va {
             return Err(Error::invalid(format!(
@@ -186,11 +222,12 @@ pub(super) fn write_image(l: &Layout<'_, '_>) -> Result<Vec<u8>> {
             )));
         }
     }
+    let moved = |p: u64| p.checked_add(delta).ok_or_else(|| too_big("image"));
     let shift = |p: u32| -> Result<u32> {
         if p == 0 {
             Ok(0)
         } else {
-            to_u32(u64::from(p) + delta, "section offset")
+            to_u32(moved(u64::from(p))?, "section offset")
         }
     };
     for r in &mut rows {
@@ -199,7 +236,9 @@ pub(super) fn write_image(l: &Layout<'_, '_>) -> Result<Vec<u8>> {
 
     // New sections, after the stub's in memory and in the file.
     let mut va = align_up(va_end, sa).ok_or_else(|| too_big("image"))?;
-    let mut file = align_up(body_end + delta, fa).ok_or_else(|| too_big("image"))?;
+    let new_body_end = moved(body_end)?;
+    let mut file = align_up(new_body_end, fa).ok_or_else(|| too_big("image"))?;
+    let first_new = rows.len();
     for s in l.new {
         let len = s.len();
         if len == 0 {
@@ -222,8 +261,11 @@ pub(super) fn write_image(l: &Layout<'_, '_>) -> Result<Vec<u8>> {
             pointer_to_raw_data: to_u32(file, "image")?,
             characteristics: s.characteristics,
         });
-        va = align_up(va + len, sa).ok_or_else(|| too_big("image"))?;
-        file += raw;
+        va = va
+            .checked_add(len)
+            .and_then(|end| align_up(end, sa))
+            .ok_or_else(|| too_big("image"))?;
+        file = file.checked_add(raw).ok_or_else(|| too_big("image"))?;
         if file > MAX_IMAGE_SIZE {
             break;
         }
@@ -261,78 +303,70 @@ pub(super) fn write_image(l: &Layout<'_, '_>) -> Result<Vec<u8>> {
         out.extend_from_slice(&h);
     }
     out.resize(to_usize(new_soh)?, 0);
+    let stub_end = stub_body_end.min(data.len() as u64);
     match cut {
         Some((p, r)) => {
-            out.extend_from_slice(slice(data, old_soh, p - old_soh, "stub body")?);
-            out.extend_from_slice(slice(
-                data,
-                p + r,
-                stub_body_end.min(data.len() as u64).saturating_sub(p + r),
-                "stub body",
-            )?);
+            let cut_end = end32(p, r);
+            out.extend_from_slice(span(data, old_soh, u64::from(p))?);
+            out.extend_from_slice(span(data, cut_end, stub_end.max(cut_end))?);
         }
-        None => out.extend_from_slice(slice(
-            data,
-            old_soh,
-            stub_body_end.min(data.len() as u64) - old_soh,
-            "stub body",
-        )?),
+        None => out.extend_from_slice(span(data, old_soh, stub_end)?),
     }
-    out.resize(to_usize(body_end + delta)?, 0);
+    out.resize(to_usize(new_body_end)?, 0);
     if let Some((ptr, slot, text)) = sbat_slot {
-        let at = to_usize(ptr + delta)?;
+        let at = to_usize(moved(ptr)?)?;
         let region = out
             .get_mut(at..at.saturating_add(to_usize(slot)?))
-            .ok_or_else(|| Error::invalid("internal layout error: .sbat slot"))?;
+            .ok_or_else(|| internal(".sbat slot"))?;
         region.fill(0);
         region
             .get_mut(..text.len())
-            .ok_or_else(|| Error::invalid("internal layout error: .sbat text"))?
+            .ok_or_else(|| internal(".sbat text"))?
             .copy_from_slice(text);
     }
     if let Some((ptr, len)) = zero_slot.filter(|_| cut.is_none()) {
-        let at = to_usize(ptr + delta)?;
-        if let Some(region) = out.get_mut(at..at.saturating_add(to_usize(len)?)) {
+        let at = to_usize(moved(u64::from(ptr))?)?;
+        if let Some(region) = out.get_mut(at..at.saturating_add(to_usize(u64::from(len))?)) {
             region.fill(0);
         }
     }
-    let first_new = rows.len() - l.new.len();
     for (r, s) in rows.iter().skip(first_new).zip(l.new) {
         out.resize(to_usize(u64::from(r.pointer_to_raw_data))?, 0);
         for c in &s.chunks {
             out.extend_from_slice(c);
         }
         out.resize(
-            to_usize(u64::from(r.pointer_to_raw_data) + u64::from(r.size_of_raw_data))?,
+            to_usize(end32(r.pointer_to_raw_data, r.size_of_raw_data))?,
             0,
         );
     }
     out.resize(cap, 0);
 
     // Header fields.
-    let c = u64::from(stub.e_lfanew) + 4;
-    put(&mut out, c + 2, &nsec.to_le_bytes())?;
-    put(&mut out, c + 4, &l.timestamp.to_le_bytes())?;
+    let c = end32(stub.e_lfanew, 4);
+    put(&mut out, c, 2, &nsec.to_le_bytes())?;
+    put(&mut out, c, 4, &l.timestamp.to_le_bytes())?;
     // The trailing COFF symbol table is not copied: clear the pointer to it.
-    put(&mut out, c + 8, &0u32.to_le_bytes())?;
-    put(&mut out, c + 12, &0u32.to_le_bytes())?;
-    if c + COFF_HEADER_SIZE != opt_at {
+    put(&mut out, c, 8, &0u32.to_le_bytes())?;
+    put(&mut out, c, 12, &0u32.to_le_bytes())?;
+    if c.checked_add(COFF_HEADER_SIZE) != Some(opt_at) {
         return Err(Error::malformed(
             c,
             "optional header does not follow the COFF header",
         ));
     }
-    put(&mut out, opt_at + 4, &size_of_code.to_le_bytes())?;
-    put(&mut out, opt_at + 8, &size_of_init.to_le_bytes())?;
-    put(&mut out, opt_at + 56, &size_of_image.to_le_bytes())?;
+    put(&mut out, opt_at, 4, &size_of_code.to_le_bytes())?;
+    put(&mut out, opt_at, 8, &size_of_init.to_le_bytes())?;
+    put(&mut out, opt_at, 56, &size_of_image.to_le_bytes())?;
     put(
         &mut out,
-        opt_at + 60,
+        opt_at,
+        60,
         &to_u32(new_soh, "SizeOfHeaders")?.to_le_bytes(),
     )?;
-    put(&mut out, opt_at + 70, &l.dll_characteristics.to_le_bytes())?;
+    put(&mut out, opt_at, 70, &l.dll_characteristics.to_le_bytes())?;
     let sum = pe_checksum(&out, stub.checksum_offset);
-    put(&mut out, stub.checksum_offset, &sum.to_le_bytes())?;
+    put(&mut out, stub.checksum_offset, 0, &sum.to_le_bytes())?;
     Ok(out)
 }
 
@@ -345,29 +379,54 @@ fn to_usize(v: u64) -> Result<usize> {
 /// field at `checksum_offset` read as zero, plus the file length.
 pub fn pe_checksum(data: &[u8], checksum_offset: u64) -> u32 {
     // Summing u32 words and folding is the same 16-bit end-around-carry sum, since
-    // 2^16 = 1 (mod 2^16 - 1); a u64 accumulator cannot overflow below 16 GiB.
-    let mut acc: u64 = 0;
-    let mut chunks = data.chunks_exact(4);
-    for w in &mut chunks {
-        acc += u64::from(u32::from_le_bytes([w[0], w[1], w[2], w[3]]));
-    }
-    let mut tail = [0u8; 4];
-    for (t, b) in tail.iter_mut().zip(chunks.remainder()) {
-        *t = *b;
-    }
-    acc += u64::from(u32::from_le_bytes(tail));
+    // 2^16 = 1 (mod 2^16 - 1). Folding keeps a sum's residue and whether it is zero,
+    // so each 1 GiB block is summed (below 2^60) and folded on its own.
+    let mut acc: u64 = data.chunks(1 << 30).map(block_sum).sum();
     // Remove the CheckSum field's own two words (it sits at an even offset, so they
     // are whole 16-bit words of the sum).
     if let Ok(field) = crate::bytes::array::<4>(data, checksum_offset, "CheckSum") {
-        let v = u64::from(u32::from_le_bytes(field));
-        let lo = v & 0xffff;
-        let hi = v >> 16;
-        let m = 0xffff_u64;
-        // Work modulo 2^16-1: adding (m - x) subtracts x.
-        acc += (m - lo % m) + (m - hi % m);
+        let [a, b, c, d] = field;
+        const M: u64 = 0xffff;
+        // Work modulo 2^16-1: adding (M - x) subtracts x (x % M <= M).
+        let lo = M.saturating_sub(u64::from(u16::from_le_bytes([a, b])) % M);
+        let hi = M.saturating_sub(u64::from(u16::from_le_bytes([c, d])) % M);
+        acc = acc.saturating_add(lo).saturating_add(hi);
     }
-    while acc >> 16 != 0 {
-        acc = (acc & 0xffff) + (acc >> 16);
+    let folded = u32::from(fold16(acc));
+    // imagehlp adds the length in 32-bit arithmetic: modulo 2^32 is the meaning.
+    #[allow(clippy::cast_possible_truncation)]
+    let len = data.len() as u32;
+    folded.wrapping_add(len)
+}
+
+/// The u32 words of a block of whole words (the last block may end in a partial one,
+/// padded with zeros), folded to 16 bits.
+fn block_sum(block: &[u8]) -> u64 {
+    let mut words = block.chunks_exact(4);
+    let mut tail = [0u8; 4];
+    let sum: u64 = words
+        .by_ref()
+        .map(|w| match *w {
+            [a, b, c, d] => u64::from(u32::from_le_bytes([a, b, c, d])),
+            _ => 0,
+        })
+        .sum();
+    for (t, b) in tail.iter_mut().zip(words.remainder()) {
+        *t = *b;
     }
-    (acc as u32).wrapping_add(data.len() as u32)
+    u64::from(fold16(
+        sum.saturating_add(u64::from(u32::from_le_bytes(tail))),
+    ))
+}
+
+/// End-around-carry fold to 16 bits: keeps the value modulo 2^16 - 1, and zero only
+/// for zero.
+fn fold16(mut v: u64) -> u16 {
+    loop {
+        match u16::try_from(v) {
+            Ok(w) => return w,
+            // (v & 0xffff) + (v >> 16) < v, so this ends.
+            Err(_) => v = (v & 0xffff).saturating_add(v >> 16),
+        }
+    }
 }

@@ -554,8 +554,8 @@ fn place_sbat(stub: &PeFile<'_>, len: u64) -> SbatPlacement {
         .map(|o| u64::from(o.virtual_address))
         .filter(|&v| v > va)
         .min();
-    let fits_file = next_raw.is_none_or(|n| ptr + raw <= n);
-    let fits_mem = next_va.is_none_or(|n| va + len <= n);
+    let fits_file = next_raw.is_none_or(|n| ptr.checked_add(raw).is_some_and(|end| end <= n));
+    let fits_mem = next_va.is_none_or(|n| va.checked_add(len).is_some_and(|end| end <= n));
     if fits_file && fits_mem {
         SbatPlacement::InPlace(i)
     } else {
@@ -564,4 +564,9 @@ fn place_sbat(stub: &PeFile<'_>, len: u64) -> SbatPlacement {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::arithmetic_side_effects,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
 mod tests;

@@ -241,3 +241,33 @@ fn profiles_follow_the_base_and_override_it_when_measured() {
     assert_eq!(cmd.1, vec![&b"rescue"[..]]);
     assert!(p.measured_parts(Some(2)).is_err());
 }
+
+#[test]
+fn an_empty_section_inside_a_moved_sbat_points_where_it_was_cut() {
+    // .sbat at 0x400..0xc00 is followed in memory by an empty section whose
+    // PointerToRawData (0x600) lies inside it and below its size: the .sbat moves to
+    // the end, its bytes are cut, and the empty section must not underflow.
+    let mut stub = tiny_stub();
+    stub.resize(0x1000, 0);
+    stub[0x86..0x88].copy_from_slice(&3u16.to_le_bytes());
+    let sbat = 0x98 + 240 + 40;
+    stub[sbat + 16..sbat + 20].copy_from_slice(&0x800u32.to_le_bytes());
+    let e = sbat + 40;
+    stub[e..e + 8].copy_from_slice(b".empty\0\0");
+    stub[e + 8..e + 12].copy_from_slice(&0x10u32.to_le_bytes());
+    stub[e + 12..e + 16].copy_from_slice(&0x3000u32.to_le_bytes());
+    stub[e + 20..e + 24].copy_from_slice(&0x600u32.to_le_bytes());
+    stub[e + 36..e + 40].copy_from_slice(&0x4000_0040u32.to_le_bytes());
+    let long = format!("sbat,1,x\n{}\n", "a,1,b,c,d,e".repeat(100));
+    let mut s = spec(&stub, b"K");
+    s.sbat = vec![long.as_bytes()];
+    let out = build(&s).unwrap();
+    let pe = PeFile::parse(&out).unwrap();
+    let names: Vec<_> = pe.sections.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names.first(), Some(&".text"));
+    assert_eq!(names.last(), Some(&".sbat"));
+    let text = pe.section(".text").unwrap();
+    let empty = pe.section(".empty").unwrap();
+    assert_eq!(u64::from(empty.pointer_to_raw_data), text.raw_end());
+    assert_eq!(pe.section_payload(".text").unwrap().unwrap(), b"hello");
+}

@@ -2,7 +2,9 @@
 //! headers and entry arrays with their CRC32s, written as image extents; and a checked
 //! reader for inspecting disks (GPT or plain MBR).
 
-use crate::bytes::{self, u16_le, u32_le, u64_le};
+use std::num::NonZeroU64;
+
+use crate::bytes::{self, u32_le, u64_le};
 use crate::disk::guid::Guid;
 use crate::disk::sparse::DiskImage;
 use crate::error::{Error, Result};
@@ -15,8 +17,10 @@ pub mod raw {
     pub const ENTRY_SIZE: u32 = 128;
     /// The minimum array size the spec requires (16 KiB): 128 entries of 128 bytes.
     pub const ENTRY_COUNT: u32 = 128;
-    pub const ARRAY_BYTES: u64 = ENTRY_SIZE as u64 * ENTRY_COUNT as u64;
+    pub const ARRAY_LEN: usize = ENTRY_SIZE as usize * ENTRY_COUNT as usize;
+    pub const ARRAY_BYTES: u64 = ARRAY_LEN as u64;
     pub const NAME_UNITS: usize = 36;
+    pub const NAME_BYTES: u64 = 2 * NAME_UNITS as u64;
 
     // Header field offsets.
     pub const H_SIGNATURE: u64 = 0;
@@ -41,8 +45,9 @@ pub mod raw {
     pub const E_ATTRS: u64 = 48;
     pub const E_NAME: u64 = 56;
 
-    // MBR.
-    pub const MBR_TABLE: u64 = 446;
+    // MBR: boot code, four 16-byte partition entries, the 0x55AA signature.
+    pub const MBR_BOOT_CODE: usize = 446;
+    pub const MBR_TABLE: u64 = MBR_BOOT_CODE as u64;
     pub const MBR_SIGNATURE_AT: u64 = 510;
     pub const MBR_TYPE_PROTECTIVE: u8 = 0xee;
     pub const MBR_TYPE_EXTENDED: [u8; 3] = [0x05, 0x0f, 0x85];
@@ -106,11 +111,44 @@ pub struct GptPartition {
     pub attributes: u64,
 }
 
+/// `sector` as a divisor, when it is a logical sector size ukitool writes: 512 or 4096.
+pub fn sector_size(sector: u64) -> Result<NonZeroU64> {
+    NonZeroU64::new(sector)
+        .filter(|s| matches!(s.get(), 512 | 4096))
+        .ok_or_else(|| Error::invalid(format!("sector size {sector}: use 512 or 4096")))
+}
+
 /// The sectors GPT needs at each end of a disk with `sector` bytes per sector:
 /// (first usable LBA, sectors at the end for the backup array and header).
-pub fn reserved_sectors(sector: u64) -> (u64, u64) {
-    let array = raw::ARRAY_BYTES.div_ceil(sector);
-    (2 + array, array + 1)
+pub fn reserved_sectors(sector: NonZeroU64) -> (u64, u64) {
+    let array = raw::ARRAY_BYTES.div_ceil(sector.get());
+    // The array takes at most 32 sectors: neither sum can saturate.
+    (array.saturating_add(2), array.saturating_add(1))
+}
+
+/// `lba * sector` as a byte offset; overflow means a disk past 2^64 bytes.
+fn lba_offset(lba: u64, sector: NonZeroU64) -> Result<u64> {
+    lba.checked_mul(sector.get()).ok_or_else(|| {
+        Error::invalid(format!(
+            "LBA {lba} of {sector}-byte sectors is past 2^64 bytes"
+        ))
+    })
+}
+
+/// One 128-byte entry of the partition array (UEFI 2.10 Table 5.7), fields in order.
+/// The name must already fit its 36 UTF-16 units.
+fn entry_bytes(p: &GptPartition) -> Vec<u8> {
+    let mut e = [
+        p.type_guid.to_gpt_bytes().as_slice(),
+        &p.unique_guid.to_gpt_bytes(),
+        &p.first_lba.to_le_bytes(),
+        &p.last_lba.to_le_bytes(),
+        &p.attributes.to_le_bytes(),
+    ]
+    .concat();
+    e.extend(p.name.encode_utf16().flat_map(u16::to_le_bytes));
+    e.resize(raw::ENTRY_SIZE as usize, 0);
+    e
 }
 
 /// Write the protective MBR, primary and backup GPT into `img` (whose size must be a
@@ -121,12 +159,10 @@ pub fn write(
     disk_guid: Guid,
     parts: &[GptPartition],
 ) -> Result<()> {
-    if sector != 512 && sector != 4096 {
-        return Err(Error::invalid(format!(
-            "sector size {sector}: use 512 or 4096"
-        )));
-    }
-    if img.size % sector != 0 {
+    let per_sector = sector_size(sector)?;
+    let sector_len = usize::try_from(sector)
+        .map_err(|_| Error::invalid(format!("sector size {sector} does not fit in memory")))?;
+    if img.size % per_sector != 0 {
         return Err(Error::invalid(format!(
             "disk size {} is not a multiple of the {sector}-byte sector",
             img.size
@@ -138,21 +174,26 @@ pub fn write(
             raw::ENTRY_COUNT
         )));
     }
-    let total = img.size / sector;
-    let (first_usable, tail) = reserved_sectors(sector);
-    let last_lba = total
+    let total = img.size / per_sector;
+    let (first_usable, tail) = reserved_sectors(per_sector);
+    let too_small = || Error::invalid(format!("a {}-byte disk is too small for a GPT", img.size));
+    let last_lba = total.checked_sub(1).ok_or_else(too_small)?;
+    // The backup array and, in the last LBA, the backup header fill the last `tail`.
+    let backup_array_lba = total.checked_sub(tail).ok_or_else(too_small)?;
+    let last_usable = backup_array_lba
         .checked_sub(1)
-        .filter(|&l| l >= first_usable + tail)
-        .ok_or_else(|| {
-            Error::invalid(format!("a {}-byte disk is too small for a GPT", img.size))
-        })?;
-    let last_usable = last_lba - tail;
-    let array_sectors = tail - 1;
+        .filter(|&l| l >= first_usable)
+        .ok_or_else(too_small)?;
     let mut sorted: Vec<&GptPartition> = parts.iter().collect();
     sorted.sort_by_key(|p| p.first_lba);
-    let mut prev_end = first_usable;
+    let mut prev_last: Option<u64> = None;
     for p in &sorted {
-        if p.first_lba < prev_end || p.last_lba < p.first_lba || p.last_lba > last_usable {
+        let overlaps = prev_last.is_some_and(|l| p.first_lba <= l);
+        if p.first_lba < first_usable
+            || overlaps
+            || p.last_lba < p.first_lba
+            || p.last_lba > last_usable
+        {
             return Err(Error::invalid(format!(
                 "partition {:?} (LBA {}..={}) does not fit: usable LBAs are {first_usable}..={last_usable} and partitions must not overlap",
                 p.name, p.first_lba, p.last_lba
@@ -165,62 +206,62 @@ pub fn write(
                 raw::NAME_UNITS
             )));
         }
-        prev_end = p.last_lba + 1;
+        prev_last = Some(p.last_lba);
     }
 
-    let mut array = vec![0u8; raw::ARRAY_BYTES as usize];
-    for (i, p) in parts.iter().enumerate() {
-        let e = &mut array[i * raw::ENTRY_SIZE as usize..][..raw::ENTRY_SIZE as usize];
-        e[0..16].copy_from_slice(&p.type_guid.to_gpt_bytes());
-        e[16..32].copy_from_slice(&p.unique_guid.to_gpt_bytes());
-        e[32..40].copy_from_slice(&p.first_lba.to_le_bytes());
-        e[40..48].copy_from_slice(&p.last_lba.to_le_bytes());
-        e[48..56].copy_from_slice(&p.attributes.to_le_bytes());
-        for (j, u) in p.name.encode_utf16().enumerate() {
-            e[56 + 2 * j..58 + 2 * j].copy_from_slice(&u.to_le_bytes());
-        }
-    }
+    let mut array: Vec<u8> = parts.iter().flat_map(entry_bytes).collect();
+    array.resize(raw::ARRAY_LEN, 0);
     let array_crc = crc32fast::hash(&array);
+    // On disk the array fills whole sectors.
+    array.resize(raw::ARRAY_LEN.next_multiple_of(sector_len), 0);
+    // The 92 header bytes in field order (UEFI 2.10 Table 5.5); its CRC covers them
+    // with the CRC field read as zero.
+    let header_fields = |my: u64, alt: u64, entries: u64, crc: u32| -> Vec<u8> {
+        [
+            raw::SIGNATURE.as_slice(),
+            &raw::REVISION_1_0.to_le_bytes(),
+            &raw::HEADER_SIZE.to_le_bytes(),
+            &crc.to_le_bytes(),
+            &[0; 4],
+            &my.to_le_bytes(),
+            &alt.to_le_bytes(),
+            &first_usable.to_le_bytes(),
+            &last_usable.to_le_bytes(),
+            &disk_guid.to_gpt_bytes(),
+            &entries.to_le_bytes(),
+            &raw::ENTRY_COUNT.to_le_bytes(),
+            &raw::ENTRY_SIZE.to_le_bytes(),
+            &array_crc.to_le_bytes(),
+        ]
+        .concat()
+    };
     let header = |my: u64, alt: u64, entries: u64| -> Vec<u8> {
-        let mut h = vec![0u8; sector as usize];
-        h[0..8].copy_from_slice(raw::SIGNATURE);
-        h[8..12].copy_from_slice(&raw::REVISION_1_0.to_le_bytes());
-        h[12..16].copy_from_slice(&raw::HEADER_SIZE.to_le_bytes());
-        h[24..32].copy_from_slice(&my.to_le_bytes());
-        h[32..40].copy_from_slice(&alt.to_le_bytes());
-        h[40..48].copy_from_slice(&first_usable.to_le_bytes());
-        h[48..56].copy_from_slice(&last_usable.to_le_bytes());
-        h[56..72].copy_from_slice(&disk_guid.to_gpt_bytes());
-        h[72..80].copy_from_slice(&entries.to_le_bytes());
-        h[80..84].copy_from_slice(&raw::ENTRY_COUNT.to_le_bytes());
-        h[84..88].copy_from_slice(&raw::ENTRY_SIZE.to_le_bytes());
-        h[88..92].copy_from_slice(&array_crc.to_le_bytes());
-        let crc = crc32fast::hash(&h[..raw::HEADER_SIZE as usize]);
-        h[16..20].copy_from_slice(&crc.to_le_bytes());
+        let crc = crc32fast::hash(&header_fields(my, alt, entries, 0));
+        let mut h = header_fields(my, alt, entries, crc);
+        h.resize(sector_len, 0);
         h
     };
 
     // LBA 0: protective MBR, one 0xEE entry covering the disk (capped at 2^32-1).
-    let mut head = vec![0u8; sector as usize];
-    let pe = &mut head[raw::MBR_TABLE as usize..][..16];
-    pe[1..4].copy_from_slice(&[0x00, 0x02, 0x00]); // CHS of LBA 1
-    pe[4] = raw::MBR_TYPE_PROTECTIVE;
-    pe[5..8].copy_from_slice(&[0xff, 0xff, 0xff]);
-    pe[8..12].copy_from_slice(&1u32.to_le_bytes());
-    let covered = u32::try_from(total - 1).unwrap_or(u32::MAX);
-    pe[12..16].copy_from_slice(&covered.to_le_bytes());
-    head[510] = 0x55;
-    head[511] = 0xaa;
+    let covered = u32::try_from(last_lba).unwrap_or(u32::MAX);
+    let mut head = [
+        &[0; raw::MBR_BOOT_CODE][..],
+        &[0x00, 0x00, 0x02, 0x00], // not bootable; CHS of LBA 1
+        &[raw::MBR_TYPE_PROTECTIVE, 0xff, 0xff, 0xff],
+        &1u32.to_le_bytes(),
+        &covered.to_le_bytes(),
+        &[0; 48], // three unused entries
+        &[0x55, 0xaa],
+    ]
+    .concat();
+    head.resize(sector_len, 0);
     head.extend_from_slice(&header(1, last_lba, 2));
     head.extend_from_slice(&array);
-    head.resize(((2 + array_sectors) * sector) as usize, 0);
     img.put(0, head)?;
 
-    let backup_array_lba = last_lba - array_sectors;
     let mut tail_bytes = array;
-    tail_bytes.resize((array_sectors * sector) as usize, 0);
     tail_bytes.extend_from_slice(&header(last_lba, 1, backup_array_lba));
-    img.put(backup_array_lba * sector, tail_bytes)?;
+    img.put(lba_offset(backup_array_lba, per_sector)?, tail_bytes)?;
     Ok(())
 }
 
@@ -288,26 +329,37 @@ pub fn read(data: &[u8]) -> Result<PartitionTable> {
     read_mbr(data)
 }
 
+/// CRC32 of a GPT header with its own CRC field read as zero (UEFI 2.10 §5.3.2).
+fn header_crc(hdr: &[u8]) -> u32 {
+    let (head, rest) = hdr.split_at_checked(16).unwrap_or((hdr, &[]));
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(head);
+    crc.update(&[0; 4]);
+    crc.update(rest.get(4..).unwrap_or_default());
+    crc.finalize()
+}
+
+/// Read the GPT whose header is at LBA 1 of `sector`-byte sectors (512 or 4096).
 fn read_gpt(data: &[u8], sector: u64) -> Result<PartitionTable> {
     let h = sector;
+    // The file offset of a header field; the header is within the first 8 KiB.
+    let at = |field: u64| h.saturating_add(field);
     let what = "GPT header";
-    let header_size = u32_le(data, h + raw::H_SIZE, what)?;
+    let header_size = u32_le(data, at(raw::H_SIZE), what)?;
     let mut problems = Vec::new();
-    if !(raw::HEADER_SIZE..=sector as u32).contains(&header_size) {
+    if !(u64::from(raw::HEADER_SIZE)..=sector).contains(&u64::from(header_size)) {
         return Err(Error::malformed(
-            h + raw::H_SIZE,
+            at(raw::H_SIZE),
             format!("GPT header size {header_size} is outside 92..={sector}"),
         ));
     }
     let hdr = bytes::slice(data, h, u64::from(header_size), what)?;
     let stored_crc = u32_le(hdr, raw::H_CRC, what)?;
-    let mut copy = hdr.to_vec();
-    copy[16..20].fill(0);
-    let header_crc_ok = crc32fast::hash(&copy) == stored_crc;
+    let header_crc_ok = header_crc(hdr) == stored_crc;
     if !header_crc_ok {
         problems.push(format!(
             "primary GPT header CRC mismatch at offset {:#x}",
-            h + raw::H_CRC
+            at(raw::H_CRC)
         ));
     }
     let rev = u32_le(hdr, raw::H_REVISION, what)?;
@@ -324,14 +376,16 @@ fn read_gpt(data: &[u8], sector: u64) -> Result<PartitionTable> {
     let array_crc = u32_le(hdr, raw::H_ARRAY_CRC, what)?;
     if esize < raw::ENTRY_SIZE || !esize.is_power_of_two() {
         return Err(Error::malformed(
-            h + raw::H_ENTRY_SIZE,
+            at(raw::H_ENTRY_SIZE),
             format!("GPT entry size {esize} is not a power of two >= 128"),
         ));
     }
     let array_off = entries_lba
         .checked_mul(sector)
-        .ok_or_else(|| Error::malformed(h + raw::H_ENTRIES_LBA, "entry array LBA overflows"))?;
-    let array_len = u64::from(count) * u64::from(esize);
+        .ok_or_else(|| Error::malformed(at(raw::H_ENTRIES_LBA), "entry array LBA overflows"))?;
+    let array_len = u64::from(count)
+        .checked_mul(u64::from(esize))
+        .ok_or_else(|| Error::malformed(at(raw::H_ENTRY_COUNT), "entry array size overflows"))?;
     // Bounded by the input: slice() fails before anything is allocated.
     let array = bytes::slice(data, array_off, array_len, "GPT entry array")?;
     let array_crc_ok = crc32fast::hash(array) == array_crc;
@@ -347,9 +401,15 @@ fn read_gpt(data: &[u8], sector: u64) -> Result<PartitionTable> {
     if backup_ok != Some(true) {
         problems.push(format!("no matching backup GPT header at LBA {alternate}"));
     }
+    let entry_len = usize::try_from(esize).map_err(|_| {
+        Error::malformed(
+            at(raw::H_ENTRY_SIZE),
+            format!("GPT entry size {esize} does not fit in memory"),
+        )
+    })?;
     let mut partitions = Vec::new();
-    for i in 0..u64::from(count) {
-        let e = bytes::slice(array, i * u64::from(esize), u64::from(esize), "GPT entry")?;
+    // Numbered from 1; there are at most `count` (a u32) entries.
+    for (index, e) in (1..=u32::MAX).zip(array.chunks_exact(entry_len)) {
         let t = Guid::from_gpt_bytes(bytes::array(e, raw::E_TYPE, "GPT entry")?);
         if t.is_zero() {
             continue;
@@ -357,15 +417,16 @@ fn read_gpt(data: &[u8], sector: u64) -> Result<PartitionTable> {
         let first = u64_le(e, raw::E_FIRST, "GPT entry")?;
         let last = u64_le(e, raw::E_LAST, "GPT entry")?;
         let attributes = u64_le(e, raw::E_ATTRS, "GPT entry")?;
-        let units: Vec<u16> = (0..raw::NAME_UNITS as u64)
-            .map(|j| u16_le(e, raw::E_NAME + 2 * j, "GPT entry name"))
-            .collect::<Result<_>>()?;
-        let end = units.iter().position(|&u| u == 0).unwrap_or(units.len());
-        let name = String::from_utf16_lossy(units.get(..end).unwrap_or_default());
+        let units: Vec<u16> = bytes::slice(e, raw::E_NAME, raw::NAME_BYTES, "GPT entry name")?
+            .chunks_exact(2)
+            .filter_map(|u| <[u8; 2]>::try_from(u).ok())
+            .map(u16::from_le_bytes)
+            .take_while(|&u| u != 0)
+            .collect();
+        let name = String::from_utf16_lossy(&units);
         if last < first {
             problems.push(format!(
-                "partition {} ends (LBA {last}) before it starts (LBA {first})",
-                i + 1
+                "partition {index} ends (LBA {last}) before it starts (LBA {first})"
             ));
         }
         let size = last
@@ -374,7 +435,7 @@ fn read_gpt(data: &[u8], sector: u64) -> Result<PartitionTable> {
             .and_then(|n| n.checked_mul(sector))
             .unwrap_or(0);
         partitions.push(PartitionEntry {
-            index: (i + 1) as u32,
+            index,
             name,
             type_name: type_name(&t),
             type_guid: Some(t),
@@ -409,9 +470,8 @@ fn read_gpt(data: &[u8], sector: u64) -> Result<PartitionTable> {
 fn read_mbr(data: &[u8]) -> Result<PartitionTable> {
     let mut partitions = Vec::new();
     let mut problems = Vec::new();
-    for i in 0..4u64 {
-        let at = raw::MBR_TABLE + 16 * i;
-        let e = bytes::slice(data, at, 16, "MBR partition entry")?;
+    let table = bytes::slice(data, raw::MBR_TABLE, 64, "MBR partition table")?;
+    for (index, e) in (1..=4u32).zip(table.chunks_exact(16)) {
         let kind = bytes::u8_at(e, 4, "MBR partition entry")?;
         let start = u64::from(u32_le(e, 8, "MBR partition entry")?);
         let count = u64::from(u32_le(e, 12, "MBR partition entry")?);
@@ -420,13 +480,12 @@ fn read_mbr(data: &[u8]) -> Result<PartitionTable> {
         }
         if raw::MBR_TYPE_EXTENDED.contains(&kind) {
             problems.push(format!(
-                "partition {} is an extended partition; logical partitions are not listed",
-                i + 1
+                "partition {index} is an extended partition; logical partitions are not listed"
             ));
         }
         let boot = bytes::u8_at(e, 0, "MBR partition entry")?;
         partitions.push(PartitionEntry {
-            index: (i + 1) as u32,
+            index,
             name: String::new(),
             type_guid: None,
             type_name: match kind {
@@ -440,9 +499,10 @@ fn read_mbr(data: &[u8]) -> Result<PartitionTable> {
             unique_guid: None,
             mbr_type: Some(kind),
             first_lba: start,
-            last_lba: (start + count).saturating_sub(1),
-            offset: start * 512,
-            size: count * 512,
+            // u32 values in u64: nothing here can saturate.
+            last_lba: start.saturating_add(count).saturating_sub(1),
+            offset: start.saturating_mul(512),
+            size: count.saturating_mul(512),
             attributes: u64::from(boot),
             legacy_bios_bootable: boot == 0x80,
         });
@@ -462,6 +522,11 @@ fn read_mbr(data: &[u8]) -> Result<PartitionTable> {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::arithmetic_side_effects,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
 mod tests {
     use super::*;
 
@@ -469,7 +534,7 @@ mod tests {
     fn writes_and_reads_back_both_sector_sizes() {
         for sector in [512u64, 4096] {
             let mut img = DiskImage::new(8 << 20);
-            let (first, _) = reserved_sectors(sector);
+            let (first, _) = reserved_sectors(sector_size(sector).unwrap());
             let mib = (1 << 20) / sector;
             let p = GptPartition {
                 name: "EFI".into(),

@@ -31,8 +31,12 @@ impl Guid {
         }
         let hex: String = groups.concat();
         let mut out = [0u8; 16];
-        for (i, b) in out.iter_mut().enumerate() {
-            let pair = hex.get(i * 2..i * 2 + 2).ok_or_else(bad)?;
+        for (b, pair) in out.iter_mut().zip(hex.as_bytes().chunks_exact(2)) {
+            // from_str_radix alone would also take a sign ("+f").
+            let pair = std::str::from_utf8(pair)
+                .ok()
+                .filter(|p| p.bytes().all(|c| c.is_ascii_hexdigit()))
+                .ok_or_else(bad)?;
             *b = u8::from_str_radix(pair, 16).map_err(|_| bad())?;
         }
         Ok(Guid(out))
@@ -116,6 +120,11 @@ pub fn partition_guid_for(disk: &Guid, index: usize, name: &str) -> Guid {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::arithmetic_side_effects,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
 mod tests {
     use super::*;
 
@@ -135,6 +144,8 @@ mod tests {
         assert!(Guid::parse("nope").is_err());
         assert!(Guid::parse("c12a7328-f81f-11d2-ba4b-00a0c93ec93").is_err());
         assert!(Guid::parse("g12a7328-f81f-11d2-ba4b-00a0c93ec93b").is_err());
+        assert!(Guid::parse("+12a7328-f81f-11d2-ba4b-00a0c93ec93b").is_err());
+        assert!(Guid::parse("c12a7328-f81f-11d2-ba4b-00a0c93ec\u{e9}b").is_err());
     }
 
     #[test]

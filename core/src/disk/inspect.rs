@@ -139,12 +139,12 @@ fn filesystem(
         if !e.path.to_ascii_lowercase().ends_with(".efi") {
             continue;
         }
-        if *budget == 0 {
+        let Some(left) = budget.checked_sub(1) else {
             break;
-        }
-        *budget -= 1;
+        };
+        *budget = left;
         let disk_offset = match e.runs.as_slice() {
-            [(o, _)] => Some(offset + o),
+            [(o, _)] => offset.checked_add(*o),
             _ => None,
         };
         let (report, error) = match fat.file_bytes(vol, e) {
@@ -258,6 +258,11 @@ pub fn not_a_disk() -> Error {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::arithmetic_side_effects,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
 mod tests {
     use super::*;
     use crate::disk::layout::{build_image, ImageOptions, Layout};

@@ -13,6 +13,8 @@ use crate::error::{Error, Result};
 use crate::pe::PeFile;
 
 const MIB: u64 = 1 << 20;
+/// The ESP's partition name.
+const ESP_NAME: &str = "EFI";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -233,12 +235,10 @@ pub fn grub_builtin_prefix(grub: &[u8]) -> Option<String> {
     // Each object is at least its 8-byte header, so the walk ends.
     while at.checked_add(8)? <= total {
         let kind = bytes::u32_le(mods, at, "module header").ok()?;
-        let size = u64::from(bytes::u32_le(mods, at + 4, "module header").ok()?);
-        if size < 8 {
-            return None;
-        }
+        let size = u64::from(bytes::u32_le(mods, at.checked_add(4)?, "module header").ok()?);
+        let body_len = size.checked_sub(8)?;
         if kind == OBJ_TYPE_PREFIX {
-            let body = bytes::slice(mods, at + 8, size - 8, "prefix").ok()?;
+            let body = bytes::slice(mods, at.checked_add(8)?, body_len, "prefix").ok()?;
             return Some(bytes::text(
                 body.split(|&b| b == 0).next().unwrap_or_default(),
             ));
@@ -389,25 +389,16 @@ fn check_loader(bin: &[u8], machine: u16, what: &str) -> Result<()> {
 /// Build the disk image described by `o`. The image borrows the UKI and the other
 /// inputs; nothing the size of the disk is allocated.
 pub fn build_image<'a>(o: &ImageOptions<'a>) -> Result<(DiskImage<'a>, ImageSummary)> {
-    let sector = o.sector_size;
-    if sector != 512 && sector != 4096 {
-        return Err(Error::invalid(format!(
-            "sector size {sector}: use 512 or 4096"
-        )));
-    }
+    let per_sector = gpt::sector_size(o.sector_size)?;
+    let sector = per_sector.get();
     let pe = PeFile::parse(o.uki)
         .map_err(|e| Error::invalid(format!("the UKI is not a PE image: {e}")))?;
     let disk_guid = o.disk_guid.unwrap_or_else(|| guid::disk_guid_for(&o.label));
     let talos_grub = o.layout == Layout::Talos && o.grub.is_some();
+    let overflow = || Error::invalid("partitions overflow 64 bits");
 
-    // Partitions, in order. The ESP is always first.
-    let mut planned = vec![PlannedPartition {
-        name: "EFI".into(),
-        type_guid: Guid::parse(gpt::types::ESP)?,
-        size: 0,
-        attributes: 0,
-        unique_guid: None,
-    }];
+    // Partitions after the ESP (always the first), in order.
+    let mut planned = Vec::new();
     let linux = Guid::parse(gpt::types::LINUX_DATA)?;
     if o.layout == Layout::Talos {
         if talos_grub {
@@ -446,11 +437,12 @@ pub fn build_image<'a>(o: &ImageOptions<'a>) -> Result<(DiskImage<'a>, ImageSumm
             unique_guid: p.unique_guid,
         });
     }
-    let unique = |i: usize, p: &PlannedPartition| {
+    // `index` counts from 1, as GPT numbers partitions.
+    let unique = |index: usize, p: &PlannedPartition| {
         p.unique_guid
-            .unwrap_or_else(|| guid::partition_guid_for(&disk_guid, i + 1, &p.name))
+            .unwrap_or_else(|| guid::partition_guid_for(&disk_guid, index, &p.name))
     };
-    let esp_guid = unique(0, &planned[0]);
+    let esp_guid = guid::partition_guid_for(&disk_guid, 1, ESP_NAME);
     // The FAT volume id: the ESP's partition GUID's first four bytes, so it is as
     // reproducible as the GUID and differs between disks with different labels.
     let volume_id =
@@ -462,8 +454,12 @@ pub fn build_image<'a>(o: &ImageOptions<'a>) -> Result<(DiskImage<'a>, ImageSumm
         Some(s) => s,
         None if o.layout == Layout::Talos && talos_grub => 100 * MIB,
         None if o.layout == Layout::Talos => 1100 * MIB,
-        // Room for the files, their FAT and directories, and 5% slack.
-        None => (file_bytes + file_bytes / 20 + 4 * MIB).max(100 * MIB),
+        // Room for the files, their FAT and directories, and 5% slack. A sum that
+        // saturates fails placement below.
+        None => file_bytes
+            .saturating_add(file_bytes / 20)
+            .saturating_add(4 * MIB)
+            .max(100 * MIB),
     };
     if esp_size < file_bytes {
         return Err(Error::invalid(format!(
@@ -471,32 +467,41 @@ pub fn build_image<'a>(o: &ImageOptions<'a>) -> Result<(DiskImage<'a>, ImageSumm
             o.uki.len()
         )));
     }
-    planned[0].size = esp_size;
+    let esp = PlannedPartition {
+        name: ESP_NAME.into(),
+        type_guid: Guid::parse(gpt::types::ESP)?,
+        size: esp_size,
+        attributes: 0,
+        unique_guid: None,
+    };
 
-    // Place partitions on 1 MiB boundaries.
-    let (first_usable, tail) = gpt::reserved_sectors(sector);
-    let mut at = MIB.max(first_usable * sector);
-    let mut parts = Vec::with_capacity(planned.len());
-    for (i, p) in planned.iter().enumerate() {
+    // Place partitions on 1 MiB boundaries, as (offset, size) in bytes.
+    let (first_usable, tail) = gpt::reserved_sectors(per_sector);
+    // The GPT takes at most 34 sectors at each end: these cannot saturate.
+    let esp_off = MIB.max(first_usable.saturating_mul(sector));
+    let tail_len = MIB.max(tail.saturating_mul(sector));
+    let mut at = esp_off;
+    let mut parts = Vec::new();
+    let mut spans = Vec::new();
+    for (p, index) in std::iter::once(&esp).chain(&planned).zip(1usize..) {
         let size = p
             .size
             .checked_next_multiple_of(MIB)
             .ok_or_else(|| Error::invalid("partition size overflows"))?;
-        let first = at / sector;
-        let end = at
-            .checked_add(size)
-            .ok_or_else(|| Error::invalid("partitions overflow 64 bits"))?;
+        let end = at.checked_add(size).ok_or_else(overflow)?;
         parts.push(GptPartition {
             name: p.name.clone(),
             type_guid: p.type_guid,
-            unique_guid: unique(i, p),
-            first_lba: first,
-            last_lba: end / sector - 1,
+            unique_guid: unique(index, p),
+            first_lba: at / per_sector,
+            // `end` is at least 1 MiB: no saturation.
+            last_lba: (end / per_sector).saturating_sub(1),
             attributes: p.attributes,
         });
+        spans.push((at, size));
         at = end;
     }
-    let needed = at + MIB.max(tail * sector);
+    let needed = at.checked_add(tail_len).ok_or_else(overflow)?;
     let size = o.size.unwrap_or(needed);
     if size < needed {
         return Err(Error::invalid(format!(
@@ -504,7 +509,7 @@ pub fn build_image<'a>(o: &ImageOptions<'a>) -> Result<(DiskImage<'a>, ImageSumm
             needed.div_ceil(MIB)
         )));
     }
-    if size % sector != 0 {
+    if size % per_sector != 0 {
         return Err(Error::invalid(format!(
             "disk size {size} is not a multiple of the {sector}-byte sector"
         )));
@@ -513,15 +518,14 @@ pub fn build_image<'a>(o: &ImageOptions<'a>) -> Result<(DiskImage<'a>, ImageSumm
     let mut img = DiskImage::new(size);
     gpt::write(&mut img, sector, disk_guid, &parts)?;
 
-    let esp = &parts[0];
-    let esp_off = esp.first_lba * sector;
     let fopts = FatOptions {
         label: o.label.clone(),
         volume_id,
         timestamp: o.timestamp,
         sector_size: sector,
-        hidden_sectors: esp.first_lba,
+        hidden_sectors: esp_off / per_sector,
     };
+    // Placement above rounded the same size with a check: this cannot overflow.
     let plan = fat::format(esp_size.next_multiple_of(MIB), &fopts, files)?;
     let esp_summary = EspSummary {
         partition: 1,
@@ -532,23 +536,23 @@ pub fn build_image<'a>(o: &ImageOptions<'a>) -> Result<(DiskImage<'a>, ImageSumm
         files: plan
             .files
             .iter()
-            .map(|f| EspFile {
-                path: f.path.clone(),
-                size: f.len,
-                disk_offset: esp_off + f.offset,
+            .map(|f| {
+                Ok(EspFile {
+                    path: f.path.clone(),
+                    size: f.len,
+                    disk_offset: esp_off.checked_add(f.offset).ok_or_else(overflow)?,
+                })
             })
-            .collect(),
+            .collect::<Result<_>>()?,
     };
     for (off, data) in plan.extents {
-        img.put(esp_off + off, data)?;
+        img.put(esp_off.checked_add(off).ok_or_else(overflow)?, data)?;
     }
     // Other partitions start zeroed (their first MiB), so a stale filesystem
     // signature on a reused disk cannot be mistaken for theirs.
-    for p in parts.iter().skip(1) {
-        let off = p.first_lba * sector;
-        let len = ((p.last_lba + 1 - p.first_lba) * sector).min(MIB);
+    for &(off, len) in spans.iter().skip(1) {
         let mut z = Vec::new();
-        fat::write::push_zeros(&mut z, off, len);
+        fat::write::push_zeros(&mut z, off, len.min(MIB));
         for (o, d) in z {
             img.put(o, d)?;
         }
@@ -560,15 +564,16 @@ pub fn build_image<'a>(o: &ImageOptions<'a>) -> Result<(DiskImage<'a>, ImageSumm
         disk_guid,
         partitions: parts
             .iter()
-            .enumerate()
-            .map(|(i, p)| PartitionSummary {
-                index: i + 1,
+            .zip(&spans)
+            .zip(1usize..)
+            .map(|((p, &(offset, size)), index)| PartitionSummary {
+                index,
                 name: p.name.clone(),
                 type_guid: p.type_guid,
                 type_name: gpt::type_name(&p.type_guid),
                 unique_guid: p.unique_guid,
-                offset: p.first_lba * sector,
-                size: (p.last_lba + 1 - p.first_lba) * sector,
+                offset,
+                size,
                 attributes: p.attributes,
             })
             .collect(),
@@ -581,6 +586,11 @@ pub fn build_image<'a>(o: &ImageOptions<'a>) -> Result<(DiskImage<'a>, ImageSumm
 /// A minimal PE32+ UKI-shaped image for tests: sections (name, payload), each at a
 /// 0x200-aligned file offset and a 0x1000-aligned address.
 #[cfg(test)]
+#[allow(
+    clippy::arithmetic_side_effects,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
 pub(crate) fn test_pe(machine: u16, sections: &[(&str, &[u8])]) -> Vec<u8> {
     let n = sections.len();
     let hdr = 0x400usize;
@@ -621,6 +631,11 @@ pub(crate) fn test_pe(machine: u16, sections: &[(&str, &[u8])]) -> Vec<u8> {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::arithmetic_side_effects,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
 mod tests {
     use super::*;
     use crate::disk::fat::read_volume;
@@ -768,6 +783,16 @@ mod tests {
         let mut o = ImageOptions::new(Layout::Grub, &a);
         o.grub = Some(&g);
         assert!(err(&o).contains("machine"));
+        // Partitions that end 1 MiB short of 2^64 leave no room for the backup GPT:
+        // an error, not an overflow.
+        let o = ImageOptions {
+            extra_partitions: vec![PartitionSpec {
+                size: u64::MAX - 102 * MIB + 1,
+                ..PartitionSpec::parse("big:1M").unwrap()
+            }],
+            ..ImageOptions::new(Layout::Uefi, &u)
+        };
+        assert!(err(&o).contains("overflow"), "{}", err(&o));
     }
 
     #[test]

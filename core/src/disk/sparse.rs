@@ -54,7 +54,10 @@ impl<'a> DiskImage<'a> {
                 ))
             })?;
         let idx = self.extents.partition_point(|e| e.offset < offset);
-        let overlaps_prev = idx > 0 && self.extents.get(idx - 1).is_some_and(|p| p.end() > offset);
+        let overlaps_prev = idx
+            .checked_sub(1)
+            .and_then(|i| self.extents.get(i))
+            .is_some_and(|p| p.end() > offset);
         let overlaps_next = self.extents.get(idx).is_some_and(|n| n.offset < end);
         if overlaps_prev || overlaps_next {
             return Err(Error::invalid(format!(
@@ -84,13 +87,18 @@ impl<'a> DiskImage<'a> {
             if e.offset >= end {
                 break;
             }
-            let from = offset.max(e.offset);
-            let to = end.min(e.end());
-            let src = e
-                .data
-                .get((from - e.offset) as usize..(to - e.offset) as usize);
-            let dst = buf.get_mut((from - offset) as usize..(to - offset) as usize);
-            if let (Some(src), Some(dst)) = (src, dst) {
+            // Where the overlap starts in the extent and in `buf`; one of them is 0 and
+            // the other is below that side's length, so both fit in usize.
+            let (Ok(skip), Ok(at)) = (
+                usize::try_from(offset.saturating_sub(e.offset)),
+                usize::try_from(e.offset.saturating_sub(offset)),
+            ) else {
+                continue;
+            };
+            let src = e.data.get(skip..).unwrap_or_default();
+            let dst = buf.get_mut(at..).unwrap_or_default();
+            let n = src.len().min(dst.len());
+            if let (Some(src), Some(dst)) = (src.get(..n), dst.get_mut(..n)) {
                 dst.copy_from_slice(src);
             }
         }
@@ -106,14 +114,14 @@ impl<'a> DiskImage<'a> {
     ) -> Result<(), E> {
         let mut pos = 0u64;
         for e in &self.extents {
-            if e.offset > pos {
-                zeros(pos, e.offset - pos)?;
+            if let Some(gap) = e.offset.checked_sub(pos).filter(|&n| n > 0) {
+                zeros(pos, gap)?;
             }
             data(e.offset, &e.data)?;
             pos = e.end();
         }
-        if self.size > pos {
-            zeros(pos, self.size - pos)?;
+        if let Some(rest) = self.size.checked_sub(pos).filter(|&n| n > 0) {
+            zeros(pos, rest)?;
         }
         Ok(())
     }
@@ -127,6 +135,11 @@ impl<'a> DiskImage<'a> {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::arithmetic_side_effects,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
 mod tests {
     use super::*;
 

@@ -107,12 +107,12 @@ impl Section {
 
     /// End of the raw data in the file.
     pub fn raw_end(&self) -> u64 {
-        u64::from(self.pointer_to_raw_data) + u64::from(self.size_of_raw_data)
+        bytes::span_end(self.pointer_to_raw_data, self.size_of_raw_data)
     }
 
     /// End of the section in memory (VA + VirtualSize).
     pub fn virtual_end(&self) -> u64 {
-        u64::from(self.virtual_address) + u64::from(self.virtual_size)
+        bytes::span_end(self.virtual_address, self.virtual_size)
     }
 }
 
@@ -168,24 +168,30 @@ impl<'a> PeFile<'a> {
                 "missing \"PE\\0\\0\" signature at e_lfanew",
             ));
         }
-        let c = pe_off + 4;
+        let c = bytes::add(pe_off, 4, E_LFANEW_OFFSET, "COFF header offset")?;
+        let ch = slice(data, c, COFF_HEADER_SIZE, "COFF header")?;
+        let what = "COFF header";
         let coff = CoffHeader {
-            machine: u16_le(data, c, "COFF header")?,
-            number_of_sections: u16_le(data, c + 2, "COFF header")?,
-            time_date_stamp: u32_le(data, c + 4, "COFF header")?,
-            pointer_to_symbol_table: u32_le(data, c + 8, "COFF header")?,
-            number_of_symbols: u32_le(data, c + 12, "COFF header")?,
-            size_of_optional_header: u16_le(data, c + 16, "COFF header")?,
-            characteristics: u16_le(data, c + 18, "COFF header")?,
+            machine: u16_le(ch, 0, what)?,
+            number_of_sections: u16_le(ch, 2, what)?,
+            time_date_stamp: u32_le(ch, 4, what)?,
+            pointer_to_symbol_table: u32_le(ch, 8, what)?,
+            number_of_symbols: u32_le(ch, 12, what)?,
+            size_of_optional_header: u16_le(ch, 16, what)?,
+            characteristics: u16_le(ch, 18, what)?,
         };
-        let o = c + COFF_HEADER_SIZE;
+        let o = bytes::add(c, COFF_HEADER_SIZE, c, "optional header offset")?;
         let opt_size = u64::from(coff.size_of_optional_header);
         let opt_bytes = slice(data, o, opt_size, "optional header")?;
         let magic = u16_le(opt_bytes, 0, "optional header magic")
             .map_err(|_| Error::malformed(o, "optional header too small for its magic"))?;
-        let (format, dirs_at) = match magic {
-            OPT_MAGIC_PE32 => (Format::Pe32, OPT_DATA_DIRS_PE32),
-            OPT_MAGIC_PE32_PLUS => (Format::Pe32Plus, OPT_DATA_DIRS_PE32_PLUS),
+        let (format, rva_count_at, dirs_at) = match magic {
+            OPT_MAGIC_PE32 => (Format::Pe32, OPT_NUMBER_OF_RVA_PE32, OPT_DATA_DIRS_PE32),
+            OPT_MAGIC_PE32_PLUS => (
+                Format::Pe32Plus,
+                OPT_NUMBER_OF_RVA_PE32_PLUS,
+                OPT_DATA_DIRS_PE32_PLUS,
+            ),
             m => {
                 return Err(Error::malformed(
                     o,
@@ -195,14 +201,17 @@ impl<'a> PeFile<'a> {
                 ))
             }
         };
-        if opt_size < dirs_at {
+        let Some(dir_bytes) = usize::try_from(dirs_at)
+            .ok()
+            .and_then(|at| opt_bytes.get(at..))
+        else {
             return Err(Error::malformed(
-                c + 16,
+                c.saturating_add(16),
                 format!(
                     "SizeOfOptionalHeader {opt_size} is smaller than the fixed part ({dirs_at})"
                 ),
             ));
-        }
+        };
         let ob = opt_bytes;
         let what = "optional header";
         let plus = format == Format::Pe32Plus;
@@ -212,7 +221,7 @@ impl<'a> PeFile<'a> {
             u64::from(u32_le(ob, 28, what)?)
         };
         let base_of_code = u32_le(ob, 20, what)?;
-        let number_of_rva_and_sizes = u32_le(ob, dirs_at - 4, what)?;
+        let number_of_rva_and_sizes = u32_le(ob, rva_count_at, what)?;
         let opt = OptionalHeader {
             format,
             major_linker_version: bytes::u8_at(ob, 2, what)?,
@@ -236,27 +245,33 @@ impl<'a> PeFile<'a> {
         };
         // The directory count is bounded by the header size actually present, so a
         // huge NumberOfRvaAndSizes cannot make us allocate.
-        let room = (opt_size - dirs_at) / DATA_DIRECTORY_SIZE;
-        let ndirs = u64::from(number_of_rva_and_sizes).min(room).min(16);
-        let mut data_directories = Vec::with_capacity(ndirs as usize);
-        for i in 0..ndirs {
-            let at = dirs_at + i * DATA_DIRECTORY_SIZE;
-            data_directories.push(DataDirectory {
-                virtual_address: u32_le(ob, at, "data directory")?,
-                size: u32_le(ob, at + 4, "data directory")?,
-            });
-        }
-        let security_dir_offset = (ndirs > DIR_SECURITY as u64)
-            .then(|| o + dirs_at + DIR_SECURITY as u64 * DATA_DIRECTORY_SIZE);
+        let data_directories: Vec<DataDirectory> = dir_bytes
+            .chunks_exact(DATA_DIRECTORY_LEN)
+            .take(DATA_DIRECTORY_NAMES.len())
+            .take(usize::try_from(number_of_rva_and_sizes).unwrap_or(usize::MAX))
+            .map(|d| {
+                Ok(DataDirectory {
+                    virtual_address: u32_le(d, 0, "data directory")?,
+                    size: u32_le(d, 4, "data directory")?,
+                })
+            })
+            .collect::<Result<_>>()?;
+        let security_dir_offset = if data_directories.len() > DIR_SECURITY {
+            let dirs = bytes::add(o, dirs_at, o, "data directories offset")?;
+            Some(bytes::add(
+                dirs,
+                SECURITY_DIR_ENTRY,
+                o,
+                "security entry offset",
+            )?)
+        } else {
+            None
+        };
 
-        let section_table_offset = o + opt_size;
+        let section_table_offset = bytes::add(o, opt_size, o, "section table offset")?;
         let nsec = u64::from(coff.number_of_sections);
-        let table = slice(
-            data,
-            section_table_offset,
-            nsec * SECTION_HEADER_SIZE,
-            "section table",
-        )?;
+        let table_len = bytes::mul(nsec, SECTION_HEADER_SIZE, c, "section table size")?;
+        let table = slice(data, section_table_offset, table_len, "section table")?;
         let mut pe = PeFile {
             data,
             file_len,
@@ -264,27 +279,33 @@ impl<'a> PeFile<'a> {
             coff,
             opt,
             data_directories,
-            sections: Vec::with_capacity(nsec as usize),
+            sections: Vec::with_capacity(usize::from(coff.number_of_sections)),
             optional_header_offset: o,
-            checksum_offset: o + OPT_CHECKSUM,
+            checksum_offset: bytes::add(o, OPT_CHECKSUM, o, "CheckSum offset")?,
             security_dir_offset,
             section_table_offset,
         };
-        for i in 0..nsec {
-            let at = i * SECTION_HEADER_SIZE;
-            let raw_name: [u8; 8] = bytes::array(table, at, "section header")?;
-            let header_offset = section_table_offset + at;
+        let mut header_offset = section_table_offset;
+        for h in table.chunks_exact(SECTION_HEADER_LEN) {
+            let what = "section header";
+            let raw_name: [u8; 8] = bytes::array(h, 0, what)?;
             let name = pe.resolve_name(&raw_name, header_offset)?;
             pe.sections.push(Section {
                 name,
                 raw_name,
-                virtual_size: u32_le(table, at + 8, "section header")?,
-                virtual_address: u32_le(table, at + 12, "section header")?,
-                size_of_raw_data: u32_le(table, at + 16, "section header")?,
-                pointer_to_raw_data: u32_le(table, at + 20, "section header")?,
-                characteristics: u32_le(table, at + 36, "section header")?,
+                virtual_size: u32_le(h, 8, what)?,
+                virtual_address: u32_le(h, 12, what)?,
+                size_of_raw_data: u32_le(h, 16, what)?,
+                pointer_to_raw_data: u32_le(h, 20, what)?,
+                characteristics: u32_le(h, 36, what)?,
                 header_offset,
             });
+            header_offset = bytes::add(
+                header_offset,
+                SECTION_HEADER_SIZE,
+                header_offset,
+                "section header offset",
+            )?;
         }
         Ok(pe)
     }
@@ -302,15 +323,13 @@ impl<'a> PeFile<'a> {
                     .ok_or_else(|| {
                         Error::malformed(header_offset, "long section name offset is not a number")
                     })?;
-                let strtab = u64::from(self.coff.pointer_to_symbol_table)
-                    + u64::from(self.coff.number_of_symbols) * SYMBOL_SIZE;
-                if self.coff.pointer_to_symbol_table == 0 {
+                let Some(strtab) = self.string_table_offset() else {
                     return Err(Error::malformed(
                         header_offset,
                         "long section name but no COFF string table",
                     ));
-                }
-                let at = strtab + n;
+                };
+                let at = bytes::add(strtab, n, header_offset, "long section name offset")?;
                 // A header prefix may end before the string table (it sits at the end
                 // of the file): keep "/N" and let the caller resolve it later with
                 // `resolve_long_names` once it has read the table.
@@ -339,10 +358,13 @@ impl<'a> PeFile<'a> {
 
     /// File offset of the COFF string table (after the symbol table), if there is one.
     pub fn string_table_offset(&self) -> Option<u64> {
-        (self.coff.pointer_to_symbol_table != 0).then(|| {
-            u64::from(self.coff.pointer_to_symbol_table)
-                + u64::from(self.coff.number_of_symbols) * SYMBOL_SIZE
-        })
+        if self.coff.pointer_to_symbol_table == 0 {
+            return None;
+        }
+        // At most 2^32 + 18 * 2^32: no overflow in 64 bits.
+        u64::from(self.coff.number_of_symbols)
+            .checked_mul(SYMBOL_SIZE)?
+            .checked_add(u64::from(self.coff.pointer_to_symbol_table))
     }
 
     /// Resolve the `/N` names a prefix parse left as they were, from the string
@@ -368,7 +390,7 @@ impl<'a> PeFile<'a> {
             )?;
             let end = rest.iter().take(256).position(|&b| b == 0).ok_or_else(|| {
                 Error::malformed(
-                    base + n,
+                    base.saturating_add(n),
                     "long section name is not NUL-terminated within 256 bytes",
                 )
             })?;
@@ -428,6 +450,11 @@ impl<'a> PeFile<'a> {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::arithmetic_side_effects,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
 mod tests {
     use super::*;
 

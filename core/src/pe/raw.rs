@@ -4,7 +4,8 @@ pub const DOS_MAGIC: &[u8; 2] = b"MZ";
 pub const E_LFANEW_OFFSET: u64 = 0x3c;
 pub const PE_SIGNATURE: &[u8; 4] = b"PE\0\0";
 pub const COFF_HEADER_SIZE: u64 = 20;
-pub const SECTION_HEADER_SIZE: u64 = 40;
+pub const SECTION_HEADER_LEN: usize = 40;
+pub const SECTION_HEADER_SIZE: u64 = SECTION_HEADER_LEN as u64;
 pub const SYMBOL_SIZE: u64 = 18;
 
 pub const OPT_MAGIC_PE32: u16 = 0x10b;
@@ -14,8 +15,14 @@ pub const OPT_CHECKSUM: u64 = 64;
 /// Where the data directories start inside the optional header.
 pub const OPT_DATA_DIRS_PE32: u64 = 96;
 pub const OPT_DATA_DIRS_PE32_PLUS: u64 = 112;
-pub const DATA_DIRECTORY_SIZE: u64 = 8;
+/// NumberOfRvaAndSizes, the field just before the data directories.
+pub const OPT_NUMBER_OF_RVA_PE32: u64 = OPT_DATA_DIRS_PE32 - 4;
+pub const OPT_NUMBER_OF_RVA_PE32_PLUS: u64 = OPT_DATA_DIRS_PE32_PLUS - 4;
+pub const DATA_DIRECTORY_LEN: usize = 8;
+pub const DATA_DIRECTORY_SIZE: u64 = DATA_DIRECTORY_LEN as u64;
 pub const DIR_SECURITY: usize = 4;
+/// Offset of the security entry from the start of the data directories.
+pub const SECURITY_DIR_ENTRY: u64 = DIR_SECURITY as u64 * DATA_DIRECTORY_SIZE;
 
 pub const DATA_DIRECTORY_NAMES: [&str; 16] = [
     "export",

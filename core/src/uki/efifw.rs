@@ -28,13 +28,14 @@ pub fn parse(data: &[u8], section_len: u64) -> Result<Firmware> {
     let fwid = bytes::slice(data, hlen, fwid_len, ".efifw fwid")?;
     // Only the header and fwid are read; the payload's extent is checked against
     // the section size, so a large firmware blob is never touched.
-    let end = hlen + fwid_len + payload_len;
-    if end > section_len {
+    // Three u32 values summed in a u64: cannot saturate.
+    let payload_at = hlen.saturating_add(fwid_len);
+    if payload_at.saturating_add(payload_len) > section_len {
         return Err(Error::Truncated {
             what: ".efifw payload",
-            offset: hlen + fwid_len,
+            offset: payload_at,
             needed: payload_len,
-            available: section_len.saturating_sub(hlen + fwid_len),
+            available: section_len.saturating_sub(payload_at),
         });
     }
     Ok(Firmware {

@@ -46,11 +46,14 @@ pub fn inspect(prefix: &[u8], len: u64) -> Kernel {
         .flatten()
         .filter(|&v| v != 0)
         .and_then(|v| {
-            let at = u64::from(v) + 0x200;
+            // boot.rst: kernel_version is an offset from the setup header at 0x200.
+            let at = u64::from(v).saturating_add(0x200);
             let rest = slice(
                 prefix,
                 at,
-                (prefix.len() as u64).saturating_sub(at),
+                u64::try_from(prefix.len())
+                    .unwrap_or(u64::MAX)
+                    .saturating_sub(at),
                 "kernel version",
             )
             .ok()?;

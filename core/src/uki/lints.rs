@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use super::kernel::Kernel;
 use super::{single_copy, Blocks, Kind};
 use crate::bytes::align_up;
-use crate::lint::{Lint, Severity};
+use crate::lint::{Lint, Lints, Severity};
 use crate::pe::{PeFile, Section};
 
 /// Images above 2 GiB fail to load on real firmware (systemd #31452).
@@ -24,8 +24,8 @@ pub struct Facts<'p, 'a> {
     pub string_table_size: Option<u64>,
 }
 
-pub fn check(f: &Facts<'_, '_>) -> Vec<Lint> {
-    let mut out = Vec::new();
+/// Add the layout and UKI lints of `f` to `out`.
+pub fn check(f: &Facts<'_, '_>, out: &mut Lints) {
     let secs = &f.pe.sections;
     let uki_like = matches!(f.kind, Kind::Uki | Kind::Addon);
 
@@ -66,19 +66,19 @@ pub fn check(f: &Facts<'_, '_>) -> Vec<Lint> {
         }
     }
 
-    overlaps(secs, &mut out);
+    overlaps(secs, out);
 
     // Table order must follow memory order (the loader and builders assume it).
-    if let Some(w) = secs
-        .windows(2)
-        .find(|w| w[1].virtual_address < w[0].virtual_address)
-    {
+    if let Some((a, b)) = secs.windows(2).find_map(|w| match w {
+        [a, b] if b.virtual_address < a.virtual_address => Some((a, b)),
+        _ => None,
+    }) {
         out.push(Lint::new(
             "sections-not-ascending",
             Severity::Warning,
             format!(
                 "{} at {:#x} follows {} at {:#x}: virtual addresses do not ascend in table order",
-                w[1].name, w[1].virtual_address, w[0].name, w[0].virtual_address
+                b.name, b.virtual_address, a.name, a.virtual_address
             ),
         ));
     }
@@ -86,9 +86,9 @@ pub fn check(f: &Facts<'_, '_>) -> Vec<Lint> {
     let sa = u64::from(f.pe.opt.section_alignment);
     let fa = u64::from(f.pe.opt.file_alignment);
     for s in secs {
-        let va_bad = sa > 1 && u64::from(s.virtual_address) % sa != 0;
-        let raw_bad =
-            fa > 1 && s.size_of_raw_data > 0 && u64::from(s.pointer_to_raw_data) % fa != 0;
+        let off = |v: u32, align: u64| align > 1 && u64::from(v).checked_rem(align) != Some(0);
+        let va_bad = off(s.virtual_address, sa);
+        let raw_bad = s.size_of_raw_data > 0 && off(s.pointer_to_raw_data, fa);
         if va_bad || raw_bad {
             // A raw offset off FileAlignment breaks loaders that read whole blocks; an
             // unaligned VA is tolerated by EDK2 and produced by systemd's own stubs
@@ -124,7 +124,11 @@ pub fn check(f: &Facts<'_, '_>) -> Vec<Lint> {
         } else {
             s.virtual_size
         };
-        (va + u64::from(v), va + u64::from(v.max(s.size_of_raw_data)))
+        // u32 + u32 in u64: cannot saturate.
+        (
+            va.saturating_add(u64::from(v)),
+            va.saturating_add(u64::from(v.max(s.size_of_raw_data))),
+        )
     });
     if let Some((lo, hi)) = ends.reduce(|a, b| (a.0.max(b.0), a.1.max(b.1))) {
         let (lo, hi) = (align_up(lo, sa.max(1)), align_up(hi, sa.max(1)));
@@ -162,7 +166,7 @@ pub fn check(f: &Facts<'_, '_>) -> Vec<Lint> {
     }
 
     if uki_like {
-        duplicates(secs, f.blocks, &mut out);
+        duplicates(secs, f.blocks, out);
         let has = |n: &str| secs.iter().any(|s| s.name == n);
         if !has(".sbat") {
             out.push(Lint::new(
@@ -186,63 +190,56 @@ pub fn check(f: &Facts<'_, '_>) -> Vec<Lint> {
         }
     }
 
-    trailing(f, &mut out);
-    out
+    trailing(f, out);
 }
 
 /// Overlaps in memory (VA ranges) and in the file (raw ranges), one sort each:
 /// after sorting by start, a range overlaps an earlier one exactly when it starts
-/// before the furthest end seen so far.
-fn overlaps(secs: &[Section], out: &mut Vec<Lint>) {
-    let mut report = |what: &str, ranges: Vec<(u64, u64, &str)>| {
-        let mut ranges = ranges;
-        ranges.sort_by_key(|r| (r.0, r.1));
+/// before the furthest end seen so far. Sorts section indices (4 bytes each), not
+/// copies of the ranges, so a table of 65535 sections costs 256 KiB here.
+fn overlaps(secs: &[Section], out: &mut Lints) {
+    let mut report = |what: &str, range: fn(&Section) -> Option<(u64, u64)>| {
+        let mut order: Vec<u32> = (0..u32::try_from(secs.len()).unwrap_or(u32::MAX))
+            .filter(|&i| sec(secs, i).and_then(range).is_some())
+            .collect();
+        // Stable: equal ranges keep table order.
+        order.sort_by_key(|&i| sec(secs, i).and_then(range));
         let mut furthest: Option<(u64, &str)> = None;
-        for (start, end, name) in ranges {
+        for s in order.iter().filter_map(|&i| sec(secs, i)) {
+            let Some((start, end)) = range(s) else {
+                continue;
+            };
             if let Some((fend, fname)) = furthest {
                 if start < fend {
                     out.push(Lint::new(
                         "sections-overlap",
                         Severity::Error,
-                        format!("{name} overlaps {fname} in the {what} ({start:#x} < {fend:#x})"),
+                        format!(
+                            "{} overlaps {fname} in the {what} ({start:#x} < {fend:#x})",
+                            s.name
+                        ),
                     ));
                 }
             }
             if furthest.is_none_or(|(fend, _)| end > fend) {
-                furthest = Some((end, name));
+                furthest = Some((end, s.name.as_str()));
             }
         }
     };
-    report(
-        "image",
-        secs.iter()
-            .filter(|s| s.virtual_size > 0)
-            .map(|s| {
-                (
-                    u64::from(s.virtual_address),
-                    s.virtual_end(),
-                    s.name.as_str(),
-                )
-            })
-            .collect(),
-    );
-    report(
-        "file",
-        secs.iter()
-            .filter(|s| s.size_of_raw_data > 0)
-            .map(|s| {
-                (
-                    u64::from(s.pointer_to_raw_data),
-                    s.raw_end(),
-                    s.name.as_str(),
-                )
-            })
-            .collect(),
-    );
+    report("image", |s| {
+        (s.virtual_size > 0).then(|| (u64::from(s.virtual_address), s.virtual_end()))
+    });
+    report("file", |s| {
+        (s.size_of_raw_data > 0).then(|| (u64::from(s.pointer_to_raw_data), s.raw_end()))
+    });
+}
+
+fn sec(secs: &[Section], i: u32) -> Option<&Section> {
+    secs.get(usize::try_from(i).ok()?)
 }
 
 /// A name the stub reads once per block appears twice in the base or a profile.
-fn duplicates(secs: &[Section], blocks: &Blocks, out: &mut Vec<Lint>) {
+fn duplicates(secs: &[Section], blocks: &Blocks, out: &mut Lints) {
     let all = std::iter::once((None, &blocks.base)).chain(
         blocks
             .profiles
@@ -257,7 +254,7 @@ fn duplicates(secs: &[Section], blocks: &Blocks, out: &mut Vec<Lint>) {
                 continue;
             }
             let n = seen.entry(s.name.as_str()).or_insert(0);
-            *n += 1;
+            *n = n.saturating_add(1);
             if *n == 2 {
                 let block =
                     profile.map_or_else(|| "the base".to_string(), |p| format!("profile @{p}"));
@@ -277,7 +274,7 @@ fn duplicates(secs: &[Section], blocks: &Blocks, out: &mut Vec<Lint>) {
 /// Bytes after the last section other than the certificate table and the up-to-7
 /// bytes of padding signers put before it: usually a COFF symbol table that a
 /// correct UKI builder drops (sbverify warns about it, and it is hashed).
-fn trailing(f: &Facts<'_, '_>, out: &mut Vec<Lint>) {
+fn trailing(f: &Facts<'_, '_>, out: &mut Lints) {
     let end =
         f.pe.end_of_section_data()
             .max(u64::from(f.pe.opt.size_of_headers));
@@ -292,7 +289,7 @@ fn trailing(f: &Facts<'_, '_>, out: &mut Vec<Lint>) {
     let names_table = match (long_names, f.pe.string_table_offset()) {
         (true, Some(at)) => Some((
             u64::from(coff.pointer_to_symbol_table),
-            at + f.string_table_size.unwrap_or(0),
+            at.saturating_add(f.string_table_size.unwrap_or(0)),
         )),
         _ => None,
     };
@@ -304,15 +301,15 @@ fn trailing(f: &Facts<'_, '_>, out: &mut Vec<Lint>) {
     match f.pe.certificate_table() {
         Some(c) => {
             let start = u64::from(c.virtual_address);
-            let cend = start + u64::from(c.size);
+            let cend = start.saturating_add(u64::from(c.size));
             // Up to 7 bytes of padding before the table are the signer's alignment.
-            if start >= end && start - end >= 8 {
-                extra += start - end;
+            if let Some(gap) = start.checked_sub(end).filter(|&g| g >= 8) {
+                extra = extra.saturating_add(gap);
             }
             let padded = align_up(cend, 8).unwrap_or(cend);
-            extra += f.file_len.saturating_sub(padded.max(end));
+            extra = extra.saturating_add(f.file_len.saturating_sub(padded.max(end)));
         }
-        None => extra += f.file_len.saturating_sub(end),
+        None => extra = extra.saturating_add(f.file_len.saturating_sub(end)),
     }
     if extra > 0 {
         let sym = f.pe.coff.pointer_to_symbol_table;

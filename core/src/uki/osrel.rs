@@ -26,10 +26,17 @@ impl serde::Serialize for OsRelease {
     }
 }
 
+/// At most this many keys are kept: os-release(5) files have a few dozen, and each
+/// key costs about 50 bytes however short its line (issue 9). It also bounds the
+/// search for a repeated key.
+pub const MAX_KEYS: usize = 256;
+
 /// Parse os-release text. Lines that are not KEY=value are skipped, never fatal;
-/// a key given twice keeps its last value, as a shell would.
-pub fn parse(text: &str) -> OsRelease {
+/// a key given twice keeps its last value, as a shell would. Keys past the first
+/// [`MAX_KEYS`] are dropped; the count says how many lines that dropped.
+pub fn parse(text: &str) -> (OsRelease, u64) {
     let mut out: Vec<(String, String)> = Vec::new();
+    let mut dropped = 0u64;
     for line in text.lines() {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
@@ -42,14 +49,15 @@ pub fn parse(text: &str) -> OsRelease {
         if k.is_empty() || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
             continue;
         }
-        let v = unquote(v.trim());
         if let Some(slot) = out.iter_mut().find(|(ok, _)| ok == k) {
-            slot.1 = v;
+            slot.1 = unquote(v.trim());
+        } else if out.len() < MAX_KEYS {
+            out.push((k.to_string(), unquote(v.trim())));
         } else {
-            out.push((k.to_string(), v));
+            dropped = dropped.saturating_add(1);
         }
     }
-    OsRelease(out)
+    (OsRelease(out), dropped)
 }
 
 fn unquote(v: &str) -> String {
@@ -78,17 +86,32 @@ fn unquote(v: &str) -> String {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::arithmetic_side_effects,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
 mod tests {
     use super::*;
 
     #[test]
     fn parses_quoted_and_bare_values() {
-        let o =
+        let (o, dropped) =
             parse("# c\nNAME=\"Debian GNU/Linux\"\nID=debian\nX='a b'\nY=\"q\\\"x\"\nbad line\n");
+        assert_eq!(dropped, 0);
         assert_eq!(o.get("NAME"), Some("Debian GNU/Linux"));
         assert_eq!(o.get("ID"), Some("debian"));
         assert_eq!(o.get("X"), Some("a b"));
         assert_eq!(o.get("Y"), Some("q\"x"));
         assert_eq!(o.0.len(), 4);
+    }
+
+    #[test]
+    fn caps_keys() {
+        let text: String = (0..MAX_KEYS + 5).map(|i| format!("K{i}=v\n")).collect();
+        let (o, dropped) = parse(&format!("{text}K0=last\n"));
+        assert_eq!(o.0.len(), MAX_KEYS);
+        assert_eq!(dropped, 5);
+        assert_eq!(o.get("K0"), Some("last"));
     }
 }

@@ -49,6 +49,8 @@ impl FatType {
 
 /// DOS (date, time) of a Unix time in UTC, clamped to the FAT range 1980..=2107.
 /// FAT stores local time with no zone; UTC is the reproducible choice.
+// The clamp keeps the year in 1980..=2107: every field fits its bits, nothing overflows.
+#[allow(clippy::arithmetic_side_effects, clippy::cast_possible_truncation)]
 pub fn dos_date_time(unix: i64) -> (u16, u16) {
     const MIN: i64 = 315_532_800; // 1980-01-01T00:00:00Z
     const MAX: i64 = 4_354_819_198; // 2107-12-31T23:59:58Z
@@ -64,6 +66,8 @@ pub fn dos_date_time(unix: i64) -> (u16, u16) {
 }
 
 /// Unix time of a DOS date and time (for reports), or None if the date is invalid.
+// Every operand comes from a 16-bit field: the result is below 2^33.
+#[allow(clippy::arithmetic_side_effects)]
 pub fn unix_of_dos(date: u16, time: u16) -> Option<i64> {
     let y = 1980 + i64::from(date >> 9);
     let m = i64::from((date >> 5) & 0xf);
@@ -79,6 +83,8 @@ pub fn unix_of_dos(date: u16, time: u16) -> Option<i64> {
 }
 
 // Howard Hinnant's civil-from-days and days-from-civil (public domain algorithms).
+// Both are called only with dates in FAT's range (1980..=2107), far from overflow.
+#[allow(clippy::arithmetic_side_effects)]
 fn civil_from_days(z: i64) -> (i64, i64, i64) {
     let z = z + 719_468;
     let era = z.div_euclid(146_097);
@@ -92,6 +98,7 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
+#[allow(clippy::arithmetic_side_effects)]
 fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
     let era = y.div_euclid(400);
@@ -109,6 +116,11 @@ pub fn short_name_checksum(name: &[u8; 11]) -> u8 {
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::arithmetic_side_effects,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
 mod tests {
     use super::*;
 

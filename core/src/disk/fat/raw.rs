@@ -31,6 +31,8 @@ pub const X_BOOT_SIG: usize = 2;
 pub const X_VOL_ID: usize = 3;
 pub const X_VOL_LAB: usize = 7;
 pub const X_FIL_SYS_TYPE: usize = 18;
+/// Length of that block; the boot code follows it.
+pub const EXT_LEN: usize = 26;
 pub const SIGNATURE_AT: usize = 510;
 
 pub const MEDIA_FIXED: u8 = 0xf8;
@@ -60,6 +62,8 @@ pub const FAT32_MASK: u32 = 0x0fff_ffff;
 
 // Directory entries.
 pub const DIR_ENTRY_SIZE: usize = 32;
+/// The same, for arithmetic on volume offsets.
+pub const DIR_ENTRY_BYTES: u64 = DIR_ENTRY_SIZE as u64;
 pub const D_NAME: usize = 0;
 pub const D_ATTR: usize = 11;
 pub const D_NTRES: usize = 12;

@@ -3,6 +3,7 @@
 //! past the end, absurd sizes) with a fixed budget of cluster visits.
 
 use std::borrow::Cow;
+use std::num::NonZeroU64;
 
 use super::raw::*;
 use super::{short_name_checksum, unix_of_dos, FatType};
@@ -57,7 +58,8 @@ struct Geo {
     cs: u64,
     fat_off: u64,
     root_off: u64,
-    root_entries: u64,
+    /// Bytes of the fixed root directory (FAT12/16).
+    root_len: u64,
     root_cluster: u32,
     data_off: u64,
     clusters: u64,
@@ -69,16 +71,18 @@ struct Geo {
 impl Geo {
     fn cluster_offset(&self, c: u32) -> Option<u64> {
         let idx = u64::from(c).checked_sub(2).filter(|&i| i < self.clusters)?;
-        Some(self.data_off + idx * self.cs)
+        idx.checked_mul(self.cs)?.checked_add(self.data_off)
     }
 
     fn next(&self, vol: &[u8], c: u32) -> Option<u32> {
         let c64 = u64::from(c);
+        // Byte offset of entry `c` in the FAT: 4, 2 or 1.5 bytes an entry.
+        let at = |rel: Option<u64>| rel?.checked_add(self.fat_off);
         let v = match self.fat_type {
-            FatType::Fat32 => u32_le(vol, self.fat_off + c64 * 4, "FAT").ok()? & FAT32_MASK,
-            FatType::Fat16 => u32::from(u16_le(vol, self.fat_off + c64 * 2, "FAT").ok()?),
+            FatType::Fat32 => u32_le(vol, at(c64.checked_mul(4))?, "FAT").ok()? & FAT32_MASK,
+            FatType::Fat16 => u32::from(u16_le(vol, at(c64.checked_mul(2))?, "FAT").ok()?),
             FatType::Fat12 => {
-                let w = u16_le(vol, self.fat_off + c64 + c64 / 2, "FAT").ok()?;
+                let w = u16_le(vol, at(c64.checked_add(c64 / 2))?, "FAT").ok()?;
                 u32::from(if c % 2 == 0 { w & 0xfff } else { w >> 4 })
             }
         };
@@ -87,7 +91,10 @@ impl Geo {
             FatType::Fat16 => 0xfff8,
             FatType::Fat12 => 0xff8,
         };
-        (v >= 2 && v < end && u64::from(v) < self.clusters + 2).then_some(v)
+        let in_data = u64::from(v)
+            .checked_sub(2)
+            .is_some_and(|i| i < self.clusters);
+        (in_data && v < end).then_some(v)
     }
 }
 
@@ -96,31 +103,36 @@ struct Budget(u64);
 
 impl Budget {
     fn take(&mut self) -> bool {
-        if self.0 == 0 {
-            return false;
+        match self.0.checked_sub(1) {
+            Some(left) => {
+                self.0 = left;
+                true
+            }
+            None => false,
         }
-        self.0 -= 1;
-        true
     }
 }
 
 /// Read the boot sector and walk every directory of the volume in `vol`.
 pub fn read_volume(vol: &[u8]) -> Result<FatVolume> {
     let w = "FAT boot sector";
-    let sector = u64::from(u16_le(vol, BPB_BYTES_PER_SEC as u64, w)?);
-    if !matches!(sector, 512 | 1024 | 2048 | 4096) {
+    let sector = u16_le(vol, BPB_BYTES_PER_SEC as u64, w)?;
+    let Some(sector_nz) =
+        NonZeroU64::new(u64::from(sector)).filter(|s| matches!(s.get(), 512 | 1024 | 2048 | 4096))
+    else {
         return Err(Error::malformed(
             BPB_BYTES_PER_SEC as u64,
             format!("bytes per sector {sector} is not 512..4096"),
         ));
-    }
-    let spc = u64::from(bytes::u8_at(vol, BPB_SEC_PER_CLUS as u64, w)?);
-    if !spc.is_power_of_two() {
+    };
+    let sector = sector_nz.get();
+    let spc = bytes::u8_at(vol, BPB_SEC_PER_CLUS as u64, w)?;
+    let Some(spc) = NonZeroU64::new(u64::from(spc)).filter(|s| s.is_power_of_two()) else {
         return Err(Error::malformed(
             BPB_SEC_PER_CLUS as u64,
             format!("sectors per cluster {spc} is not a power of two"),
         ));
-    }
+    };
     let reserved = u64::from(u16_le(vol, BPB_RSVD_SEC_CNT as u64, w)?);
     let nfats = u64::from(bytes::u8_at(vol, BPB_NUM_FATS as u64, w)?);
     let root_entries = u64::from(u16_le(vol, BPB_ROOT_ENT_CNT as u64, w)?);
@@ -139,8 +151,23 @@ pub fn read_volume(vol: &[u8]) -> Result<FatVolume> {
             "reserved sectors, FAT count and FAT size must be non-zero",
         ));
     }
-    let root_sectors = (root_entries * DIR_ENTRY_SIZE as u64).div_ceil(sector);
-    let data_start = reserved + nfats * fat_sectors + root_sectors;
+    // Sizes in sectors from 8-, 16- and 32-bit fields cannot overflow 64 bits; the
+    // checks keep that true whatever the fields hold.
+    let root_len = mul(
+        root_entries,
+        DIR_ENTRY_BYTES,
+        BPB_ROOT_ENT_CNT,
+        "root directory size",
+    )?;
+    let root_sectors = root_len.div_ceil(sector);
+    let fats = mul(nfats, fat_sectors, BPB_NUM_FATS, "FAT area size")?;
+    let root_start = bytes::add(reserved, fats, BPB_RSVD_SEC_CNT as u64, "FAT area end")?;
+    let data_start = bytes::add(
+        root_start,
+        root_sectors,
+        BPB_ROOT_ENT_CNT as u64,
+        "data area start",
+    )?;
     let clusters = total.checked_sub(data_start).ok_or_else(|| {
         Error::malformed(
             BPB_TOT_SEC16 as u64,
@@ -155,16 +182,17 @@ pub fn read_volume(vol: &[u8]) -> Result<FatVolume> {
     } else {
         FatType::Fat16
     };
-    let ext = if fat_type == FatType::Fat32 {
-        EXT32
+    // The extended block: at 36 on FAT12/16, at 64 on FAT32.
+    let (sig_at, id_at, label_at) = if fat_type == FatType::Fat32 {
+        (EXT32 + X_BOOT_SIG, EXT32 + X_VOL_ID, EXT32 + X_VOL_LAB)
     } else {
-        EXT16
+        (EXT16 + X_BOOT_SIG, EXT16 + X_VOL_ID, EXT16 + X_VOL_LAB)
     };
     let mut problems = Vec::new();
-    if total * sector > vol.len() as u64 {
+    let declared = mul(total, sector, BPB_TOT_SEC16, "volume size")?;
+    if declared > vol.len() as u64 {
         problems.push(format!(
-            "the volume declares {} bytes but the partition holds {}",
-            total * sector,
+            "the volume declares {declared} bytes but the partition holds {}",
             vol.len()
         ));
     }
@@ -174,34 +202,40 @@ pub fn read_volume(vol: &[u8]) -> Result<FatVolume> {
             "FAT32 with only {clusters} clusters (the minimum is {FAT32_MIN_CLUSTERS})"
         ));
     }
-    let has_ext = bytes::u8_at(vol, (ext + X_BOOT_SIG) as u64, w)? == EXT_BOOT_SIG;
+    let has_ext = bytes::u8_at(vol, sig_at as u64, w)? == EXT_BOOT_SIG;
     let label = if has_ext {
-        bytes::text(bytes::slice(vol, (ext + X_VOL_LAB) as u64, 11, w)?)
+        bytes::text(bytes::slice(vol, label_at as u64, 11, w)?)
             .trim_end()
             .to_string()
     } else {
         String::new()
     };
     let volume_id = if has_ext {
-        let v = u32_le(vol, (ext + X_VOL_ID) as u64, w)?;
+        let v = u32_le(vol, id_at as u64, w)?;
         format!("{:04X}-{:04X}", v >> 16, v & 0xffff)
     } else {
         String::new()
     };
+    let Some(cs) = sector_nz.checked_mul(spc) else {
+        return Err(Error::malformed(
+            BPB_SEC_PER_CLUS as u64,
+            "cluster size overflows",
+        ));
+    };
     let g = Geo {
         fat_type,
-        cs: sector * spc,
-        fat_off: reserved * sector,
-        root_off: (reserved + nfats * fat_sectors) * sector,
-        root_entries,
+        cs: cs.get(),
+        fat_off: mul(reserved, sector, BPB_RSVD_SEC_CNT, "FAT offset")?,
+        root_off: mul(root_start, sector, BPB_FAT_SZ16, "root directory offset")?,
+        root_len,
         root_cluster: if fat_type == FatType::Fat32 {
             u32_le(vol, BPB_ROOT_CLUS as u64, w)?
         } else {
             0
         },
-        data_off: data_start * sector,
+        data_off: mul(data_start, sector, BPB_ROOT_ENT_CNT, "data area offset")?,
         clusters,
-        max_chain: clusters.min(vol.len() as u64 / (sector * spc) + 1),
+        max_chain: clusters.min((vol.len() as u64 / cs).saturating_add(1)),
     };
     let mut out = FatVolume {
         fat_type,
@@ -219,7 +253,7 @@ pub fn read_volume(vol: &[u8]) -> Result<FatVolume> {
     };
     // Every cluster may be visited a few times (directories plus file chains) before
     // the walk gives up; hostile cross-linked files cannot make it quadratic.
-    let mut budget = Budget(g.max_chain * 4 + 1024);
+    let mut budget = Budget(g.max_chain.saturating_mul(4).saturating_add(1024));
     // The FAT32 root has a cluster too: a subdirectory pointing back at it is a loop.
     let mut visited_dirs: Vec<u32> = if fat_type == FatType::Fat32 {
         vec![g.root_cluster]
@@ -243,7 +277,7 @@ pub fn read_volume(vol: &[u8]) -> Result<FatVolume> {
 fn dir_runs(vol: &[u8], g: &Geo, cluster: Option<u32>, budget: &mut Budget) -> Vec<(u64, u64)> {
     match cluster {
         None if g.fat_type != FatType::Fat32 => {
-            vec![(g.root_off, g.root_entries * DIR_ENTRY_SIZE as u64)]
+            vec![(g.root_off, g.root_len)]
         }
         c => chain_runs(vol, g, c.unwrap_or(g.root_cluster), u64::MAX, budget).0,
     }
@@ -260,7 +294,7 @@ fn chain_runs(
 ) -> (Vec<(u64, u64)>, bool) {
     let mut runs: Vec<(u64, u64)> = Vec::new();
     let mut c = first;
-    let mut got = 0u64;
+    let mut left = max_bytes;
     let mut steps = 0u64;
     loop {
         let Some(off) = g.cluster_offset(c) else {
@@ -269,14 +303,16 @@ fn chain_runs(
         if !budget.take() || steps >= g.max_chain {
             return (runs, false);
         }
-        steps += 1;
-        let len = g.cs.min(max_bytes - got);
+        // Below max_chain, and `len <= left`: neither saturates.
+        steps = steps.saturating_add(1);
+        let len = g.cs.min(left);
+        left = left.saturating_sub(len);
         match runs.last_mut() {
-            Some((o, l)) if *o + *l == off => *l += len,
+            // A cluster right after the run extends it (cluster ends are below 2^53).
+            Some((o, l)) if o.checked_add(*l) == Some(off) => *l = l.saturating_add(len),
             _ => runs.push((off, len)),
         }
-        got += len;
-        if got >= max_bytes {
+        if left == 0 {
             return (runs, true);
         }
         match g.next(vol, c) {
@@ -290,10 +326,17 @@ fn chain_runs(
     }
 }
 
+/// `a * b` on boot-sector values; overflow breaks the BPB field at `offset`.
+fn mul(a: u64, b: u64, offset: usize, what: &str) -> Result<u64> {
+    a.checked_mul(b)
+        .ok_or_else(|| Error::malformed(offset as u64, format!("{what} overflows")))
+}
+
 fn short_name_text(raw: &[u8], ntres: u8) -> String {
     let mut name = raw.to_vec();
-    if name.first() == Some(&0x05) {
-        name[0] = 0xe5;
+    // 0x05 stands for a first byte of 0xE5, which marks free entries.
+    if let Some(b) = name.first_mut().filter(|b| **b == 0x05) {
+        *b = 0xe5;
     }
     let (base, ext) = name.split_at(8.min(name.len()));
     let conv = |s: &[u8], lower: bool| -> String {
@@ -349,20 +392,20 @@ fn walk_dir(
     let mut lfn_sum: u8 = 0;
     let mut subdirs: Vec<(String, u32)> = Vec::new();
     'runs: for (off, len) in runs {
-        let mut at = 0u64;
-        while at + DIR_ENTRY_SIZE as u64 <= len {
-            let e = match bytes::slice(vol, off + at, DIR_ENTRY_SIZE as u64, "directory entry") {
-                Ok(e) => e,
-                Err(_) => {
-                    out.problems.push(format!(
-                        "directory {prefix:?} runs past the end of the partition"
-                    ));
-                    break 'runs;
-                }
+        // Every whole entry of the run: `at + 32 <= len`.
+        for at in (0..len.saturating_sub(DIR_ENTRY_BYTES - 1)).step_by(DIR_ENTRY_SIZE) {
+            let read = off.checked_add(at).and_then(|entry_off| {
+                let e: [u8; DIR_ENTRY_SIZE] =
+                    bytes::array(vol, entry_off, "directory entry").ok()?;
+                Some((entry_off, e))
+            });
+            let Some((entry_off, e)) = read else {
+                out.problems.push(format!(
+                    "directory {prefix:?} runs past the end of the partition"
+                ));
+                break 'runs;
             };
-            let entry_off = off + at;
-            at += DIR_ENTRY_SIZE as u64;
-            let first = e[0];
+            let [first, ..] = e;
             if first == ENTRY_END {
                 break 'runs;
             }
@@ -383,22 +426,26 @@ fn walk_dir(
                     lfn_next = 0;
                     continue;
                 }
-                if ord == 0 || lfn_next == 0 {
+                if lfn_next == 0 {
                     continue;
                 }
+                let Some(below) = ord.checked_sub(1) else {
+                    continue;
+                };
                 let mut part: Vec<u16> = LFN_UNIT_OFFSETS
                     .iter()
-                    .map(|&o| u16::from_le_bytes([e[o], e[o + 1]]))
+                    .filter_map(|&o| e.get(o..)?.first_chunk().copied())
+                    .map(u16::from_le_bytes)
                     .collect();
                 if let Some(end) = part.iter().position(|&u| u == 0) {
                     part.truncate(end);
                 }
                 part.extend_from_slice(&lfn);
                 lfn = part;
-                lfn_next = ord - 1;
+                lfn_next = below;
                 continue;
             }
-            let name11: [u8; 11] = bytes::array(e, 0, "directory entry")?;
+            let name11: [u8; 11] = bytes::array(&e, 0, "directory entry")?;
             let long =
                 if !lfn.is_empty() && lfn_next == 0 && short_name_checksum(&name11) == lfn_sum {
                     Some(String::from_utf16_lossy(&lfn))
@@ -420,17 +467,17 @@ fn walk_dir(
             } else {
                 format!("{prefix}/{name}")
             };
-            let hi = u32::from(u16_le(e, D_FST_CLUS_HI as u64, "directory entry")?);
-            let lo = u32::from(u16_le(e, D_FST_CLUS_LO as u64, "directory entry")?);
+            let hi = u32::from(u16_le(&e, D_FST_CLUS_HI as u64, "directory entry")?);
+            let lo = u32::from(u16_le(&e, D_FST_CLUS_LO as u64, "directory entry")?);
             let first_cluster = if g.fat_type == FatType::Fat32 {
                 hi << 16 | lo
             } else {
                 lo
             };
-            let size = u64::from(u32_le(e, D_FILE_SIZE as u64, "directory entry")?);
+            let size = u64::from(u32_le(&e, D_FILE_SIZE as u64, "directory entry")?);
             let modified = unix_of_dos(
-                u16_le(e, D_WRT_DATE as u64, "directory entry")?,
-                u16_le(e, D_WRT_TIME as u64, "directory entry")?,
+                u16_le(&e, D_WRT_DATE as u64, "directory entry")?,
+                u16_le(&e, D_WRT_TIME as u64, "directory entry")?,
             );
             let is_dir = attr & ATTR_DIRECTORY != 0;
             let mut runs = Vec::new();
@@ -473,7 +520,9 @@ fn walk_dir(
                 .push(format!("directory {path:?} starts at invalid cluster {c}"));
             continue;
         }
-        walk_dir(vol, g, Some(c), &path, depth + 1, budget, visited, out)?;
+        // depth <= 64 here.
+        let below = depth.saturating_add(1);
+        walk_dir(vol, g, Some(c), &path, below, budget, visited, out)?;
     }
     Ok(())
 }
@@ -490,14 +539,18 @@ impl FatVolume {
             )),
             [(o, l)] => Ok(Cow::Borrowed(bytes::slice(vol, *o, *l, "file data")?)),
             runs => {
-                let total: u64 = runs.iter().map(|r| r.1).sum();
-                if total > vol.len() as u64 {
+                let total = runs
+                    .iter()
+                    .try_fold(0u64, |sum, r| sum.checked_add(r.1))
+                    .and_then(|t| usize::try_from(t).ok())
+                    .filter(|&t| t <= vol.len());
+                let Some(total) = total else {
                     return Err(Error::malformed(
                         0,
                         format!("file {:?} claims more data than the volume holds", e.path),
                     ));
-                }
-                let mut v = Vec::with_capacity(total as usize);
+                };
+                let mut v = Vec::with_capacity(total);
                 for &(o, l) in runs {
                     v.extend_from_slice(bytes::slice(vol, o, l, "file data")?);
                 }

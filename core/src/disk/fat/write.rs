@@ -6,9 +6,11 @@
 //! buffers; file data as the caller's borrowed bytes.
 
 use std::borrow::Cow;
+use std::num::NonZeroU64;
 
 use super::raw::*;
 use super::{dos_date_time, short_name_checksum, FatType};
+use crate::bytes;
 use crate::error::{Error, Result};
 
 /// A static run of zeros that zero extents borrow, so a large FAT costs no memory.
@@ -64,69 +66,97 @@ pub struct FatPlan<'a> {
     pub files: Vec<PlacedFile>,
 }
 
+/// A volume's geometry in sectors, and the byte offsets derived from it (all checked
+/// once in [`layout`], so the writer only adds within them).
 #[derive(Debug, Clone, Copy)]
 struct Geometry {
     fat_type: FatType,
-    sector: u64,
     total: u64,
     spc: u64,
     reserved: u64,
     fat: u64,
     root_entries: u64,
     clusters: u64,
+    cluster_size: u64,
+    /// Byte offset and length of each FAT copy.
+    fat_offsets: [u64; NUM_FATS as usize],
+    fat_len: u64,
+    /// Byte offset and length of the fixed root directory (zero length on FAT32).
+    root_offset: u64,
+    root_len: u64,
+    /// Byte offset of cluster 2.
+    data_offset: u64,
 }
 
 impl Geometry {
-    fn cluster_size(&self) -> u64 {
-        self.spc * self.sector
-    }
-    fn root_dir_sectors(&self) -> u64 {
-        (self.root_entries * DIR_ENTRY_SIZE as u64).div_ceil(self.sector)
-    }
-    fn data_start(&self) -> u64 {
-        self.reserved + 2 * self.fat + self.root_dir_sectors()
+    /// Byte offset of cluster `c`, or None for the clusters below 2.
+    fn cluster_offset(&self, c: u64) -> Option<u64> {
+        c.checked_sub(2)?
+            .checked_mul(self.cluster_size)?
+            .checked_add(self.data_offset)
     }
 }
 
 fn layout(
     fat_type: FatType,
     total: u64,
-    sector: u64,
-    spc: u64,
+    sector: NonZeroU64,
+    spc: NonZeroU64,
     root_entries: u64,
 ) -> Option<Geometry> {
     let entry_bytes = if fat_type == FatType::Fat32 { 4 } else { 2 };
-    let mut g = Geometry {
-        fat_type,
-        sector,
-        total,
-        spc,
-        // FAT32 keeps the FSInfo sector at 1 and backup boot sectors at 6 and 7.
-        reserved: match (fat_type, sector) {
-            (FatType::Fat32, 512) => 32,
-            (FatType::Fat32, _) => 8,
-            _ => 1,
-        },
-        fat: 0,
-        root_entries: if fat_type == FatType::Fat32 {
-            0
-        } else {
-            root_entries
-        },
-        clusters: 0,
+    // FAT32 keeps the FSInfo sector at 1 and backup boot sectors at 6 and 7.
+    let min_reserved: u64 = match (fat_type, sector.get()) {
+        (FatType::Fat32, 512) => 32,
+        (FatType::Fat32, _) => 8,
+        _ => 1,
     };
+    let root_entries = if fat_type == FatType::Fat32 {
+        0
+    } else {
+        root_entries
+    };
+    let root_sectors = root_entries
+        .checked_mul(DIR_ENTRY_BYTES)?
+        .div_ceil(sector.get());
     // Size the FAT for the clusters there would be without it: an upper bound, so
     // the FAT always covers every cluster (fsck.fat checks exactly this).
-    let upper = total.checked_sub(g.reserved + g.root_dir_sectors())? / spc;
-    g.fat = ((upper + 2) * entry_bytes).div_ceil(sector);
-    // Align the data area to the cluster size so clusters do not straddle blocks.
-    let pad = (spc - g.data_start() % spc) % spc;
-    g.reserved += pad;
-    g.clusters = total.checked_sub(g.data_start())? / spc;
-    Some(g)
+    let upper = total.checked_sub(min_reserved.checked_add(root_sectors)?)? / spc;
+    let fat = upper
+        .checked_add(2)?
+        .checked_mul(entry_bytes)?
+        .div_ceil(sector.get());
+    let fats = fat.checked_mul(u64::from(NUM_FATS))?;
+    // Align the data area to the cluster size so clusters do not straddle blocks:
+    // the padding goes into the reserved sectors.
+    let unaligned = min_reserved.checked_add(fats)?.checked_add(root_sectors)?;
+    let data_start = bytes::align_up(unaligned, spc.get())?;
+    let reserved = min_reserved.checked_add(data_start.checked_sub(unaligned)?)?;
+    let clusters = total.checked_sub(data_start)? / spc;
+    let at = |sectors: u64| sectors.checked_mul(sector.get());
+    let first_fat = at(reserved)?;
+    let fat_len = at(fat)?;
+    Some(Geometry {
+        fat_type,
+        total,
+        spc: spc.get(),
+        reserved,
+        fat,
+        root_entries,
+        clusters,
+        cluster_size: at(spc.get())?,
+        fat_offsets: [first_fat, first_fat.checked_add(fat_len)?],
+        fat_len,
+        root_offset: at(reserved.checked_add(fats)?)?,
+        root_len: at(root_sectors)?,
+        data_offset: at(data_start)?,
+    })
 }
 
-fn geometry(size: u64, sector: u64, root_entries: u64) -> Result<Geometry> {
+/// Cluster sizes FAT allows with 512..4096-byte sectors, largest first.
+const CLUSTER_SIZES: [u64; 7] = [32768, 16384, 8192, 4096, 2048, 1024, 512];
+
+fn geometry(size: u64, sector: NonZeroU64, root_entries: u64) -> Result<Geometry> {
     let total = size / sector;
     if total > u64::from(u32::MAX) {
         return Err(Error::invalid(format!(
@@ -142,32 +172,39 @@ fn geometry(size: u64, sector: u64, root_entries: u64) -> Result<Geometry> {
         s if s <= 32 * 1024 * MIB => 16384,
         _ => 32768,
     }
-    .max(sector);
-    let mut cluster = preferred;
-    while cluster >= sector {
-        if let Some(g) = layout(FatType::Fat32, total, sector, cluster / sector, 0) {
+    .max(sector.get());
+    let sectors_per = |cluster: u64| NonZeroU64::new(cluster / sector);
+    // From the preferred cluster size down to one sector.
+    for cluster in CLUSTER_SIZES
+        .into_iter()
+        .filter(|&c| c <= preferred && c >= sector.get())
+    {
+        let Some(spc) = sectors_per(cluster) else {
+            continue;
+        };
+        if let Some(g) = layout(FatType::Fat32, total, sector, spc, 0) {
             if g.clusters >= FAT32_MIN_CLUSTERS && g.clusters <= FAT32_MAX_CLUSTERS {
                 return Ok(g);
             }
         }
-        cluster /= 2;
     }
-    if total / (32768 / sector) > FAT32_MAX_CLUSTERS {
+    // Whole 32 KiB clusters in the volume (32 KiB is a multiple of the sector size).
+    if size / 32768 > FAT32_MAX_CLUSTERS {
         return Err(Error::invalid(format!(
             "a FAT volume of {size} bytes is too large: FAT32 holds at most {FAT32_MAX_CLUSTERS} clusters of 32 KiB"
         )));
     }
     // Too small for FAT32's 65,525 clusters: FAT16 with the smallest cluster that
     // keeps the count under FAT16's limit.
-    let mut cluster = sector;
-    while cluster <= 32768 {
-        if let Some(g) = layout(
-            FatType::Fat16,
-            total,
-            sector,
-            cluster / sector,
-            root_entries,
-        ) {
+    for cluster in CLUSTER_SIZES
+        .into_iter()
+        .rev()
+        .filter(|&c| c >= sector.get())
+    {
+        let Some(spc) = sectors_per(cluster) else {
+            continue;
+        };
+        if let Some(g) = layout(FatType::Fat16, total, sector, spc, root_entries) {
             if g.clusters < FAT32_MIN_CLUSTERS {
                 if g.clusters >= FAT16_MIN_CLUSTERS {
                     return Ok(g);
@@ -175,7 +212,6 @@ fn geometry(size: u64, sector: u64, root_entries: u64) -> Result<Geometry> {
                 break;
             }
         }
-        cluster *= 2;
     }
     Err(Error::invalid(format!(
         "a FAT volume of {size} bytes with {sector}-byte sectors is too small: FAT16 needs at least {FAT16_MIN_CLUSTERS} clusters (FAT12 is not written); use a larger ESP"
@@ -204,6 +240,26 @@ struct DirNode {
     clusters: u64,
 }
 
+/// An index into one of the writer's own tables that is out of range: a bug in this
+/// module, reported as an error rather than a panic.
+fn own<T>(table: &[T], i: usize) -> Result<&T> {
+    table
+        .get(i)
+        .ok_or_else(|| Error::invalid(format!("FAT writer: table index {i} out of range")))
+}
+
+fn own_mut<T>(table: &mut [T], i: usize) -> Result<&mut T> {
+    table
+        .get_mut(i)
+        .ok_or_else(|| Error::invalid(format!("FAT writer: table index {i} out of range")))
+}
+
+/// A count or offset of the layout as a narrower on-disk field or a buffer length;
+/// the geometry keeps every one in range, so a failure is a bug, not a large input.
+fn fits<T: TryFrom<u64>>(v: u64, what: &str) -> Result<T> {
+    T::try_from(v).map_err(|_| Error::invalid(format!("FAT writer: {what} {v} does not fit")))
+}
+
 fn validate_component(c: &str, path: &str) -> Result<()> {
     let bad = |why: &str| Err(Error::invalid(format!("ESP path {path:?}: {why}")));
     if c.is_empty() || c == "." || c == ".." {
@@ -227,6 +283,20 @@ fn short_char_ok(b: u8) -> bool {
     b.is_ascii_uppercase() || b.is_ascii_digit() || SHORT_NAME_EXTRA.contains(&b)
 }
 
+/// `s` padded with spaces to N bytes; callers check the length (longer input is cut).
+fn padded<const N: usize>(s: &[u8]) -> [u8; N] {
+    let mut out = [b' '; N];
+    out.iter_mut().zip(s).for_each(|(o, &c)| *o = c);
+    out
+}
+
+/// An 8.3 name in its 11-byte form: the base padded to 8, the extension to 3.
+fn short_name(base: &[u8], ext: &[u8]) -> [u8; 11] {
+    let mut out = padded::<11>(&padded::<8>(base));
+    out.iter_mut().skip(8).zip(ext).for_each(|(o, &c)| *o = c);
+    out
+}
+
 /// The 11-byte form of `name` if it is already a valid upper-case 8.3 name.
 fn exact_short(name: &str) -> Option<[u8; 11]> {
     let (base, ext) = match name.rsplit_once('.') {
@@ -239,12 +309,8 @@ fn exact_short(name: &str) -> Option<[u8; 11]> {
     if !base.bytes().chain(ext.bytes()).all(short_char_ok) {
         return None;
     }
-    let mut out = [b' '; 11];
-    out[..base.len()].copy_from_slice(base.as_bytes());
-    out[8..8 + ext.len()].copy_from_slice(ext.as_bytes());
-    Some(out)
+    Some(short_name(base.as_bytes(), ext.as_bytes()))
 }
-
 /// Basis name and extension for a generated short name (the Windows scheme: upper
 /// case, invalid characters become '_', spaces and extra dots are dropped).
 fn short_basis(name: &str) -> (Vec<u8>, Vec<u8>) {
@@ -300,12 +366,16 @@ fn assign_short_names(children: &mut [Child], reserved: &[[u8; 11]]) -> Result<(
         let (base, ext) = short_basis(&c.long);
         let mut found = None;
         for n in 1..1_000_000u32 {
+            // The tail is at most 7 bytes ("~999999"), so one basis byte stays.
             let tail = format!("~{n}");
-            let keep = base.len().min(8 - tail.len());
-            let mut s = [b' '; 11];
-            s[..keep].copy_from_slice(&base[..keep]);
-            s[keep..keep + tail.len()].copy_from_slice(tail.as_bytes());
-            s[8..8 + ext.len()].copy_from_slice(&ext);
+            let keep = 8usize.saturating_sub(tail.len());
+            let stem: Vec<u8> = base
+                .iter()
+                .copied()
+                .take(keep)
+                .chain(tail.bytes())
+                .collect();
+            let s = short_name(&stem, &ext);
             if !taken.contains(&s) {
                 found = Some(s);
                 break;
@@ -332,24 +402,32 @@ struct Stamp {
     time: u16,
 }
 
+// Field stores for the fixed-size buffers the writer fills (32-byte entries, 512-byte
+// boot and FSInfo sectors), at raw.rs offsets that lie inside them.
 fn put16(b: &mut [u8], at: usize, v: u16) {
-    b[at..at + 2].copy_from_slice(&v.to_le_bytes());
+    if let Some(d) = b.get_mut(at..).and_then(<[u8]>::first_chunk_mut) {
+        *d = v.to_le_bytes();
+    }
 }
 fn put32(b: &mut [u8], at: usize, v: u32) {
-    b[at..at + 4].copy_from_slice(&v.to_le_bytes());
+    if let Some(d) = b.get_mut(at..).and_then(<[u8]>::first_chunk_mut) {
+        *d = v.to_le_bytes();
+    }
 }
 
 fn short_entry(name: &[u8; 11], attr: u8, cluster: u64, size: u32, t: &Stamp) -> [u8; 32] {
     let mut e = [0u8; 32];
     e[D_NAME..D_NAME + 11].copy_from_slice(name);
     e[D_ATTR] = attr;
+    // The cluster number split in 16-bit halves (clusters are below 2^28).
+    let [c0, c1, c2, c3, ..] = cluster.to_le_bytes();
     put16(&mut e, D_CRT_TIME, t.time);
     put16(&mut e, D_CRT_DATE, t.date);
     put16(&mut e, D_LST_ACC_DATE, t.date);
-    put16(&mut e, D_FST_CLUS_HI, (cluster >> 16) as u16);
+    put16(&mut e, D_FST_CLUS_HI, u16::from_le_bytes([c2, c3]));
     put16(&mut e, D_WRT_TIME, t.time);
     put16(&mut e, D_WRT_DATE, t.date);
-    put16(&mut e, D_FST_CLUS_LO, cluster as u16);
+    put16(&mut e, D_FST_CLUS_LO, u16::from_le_bytes([c0, c1]));
     put32(&mut e, D_FILE_SIZE, size);
     e
 }
@@ -357,22 +435,26 @@ fn short_entry(name: &[u8; 11], attr: u8, cluster: u64, size: u32, t: &Stamp) ->
 /// The long-name entries of `c`, in on-disk order (last part first).
 fn long_entries(c: &Child) -> Vec<[u8; 32]> {
     let units: Vec<u16> = c.long.encode_utf16().collect();
-    let n = units.len().div_ceil(LFN_CHARS);
     let sum = short_name_checksum(&c.short);
+    // Thirteen units an entry; a name that does not fill its last entry ends in a
+    // NUL, then 0xFFFF.
+    let parts: Vec<[u16; LFN_CHARS]> = units
+        .chunks(LFN_CHARS)
+        .map(|chunk| {
+            let mut part = [0xffff; LFN_CHARS];
+            let units = chunk.iter().copied().chain(std::iter::once(0));
+            part.iter_mut().zip(units).for_each(|(p, u)| *p = u);
+            part
+        })
+        .collect();
+    let n = parts.len();
     let mut out = Vec::with_capacity(n);
-    for ord in (1..=n).rev() {
+    for (ord, part) in (1..=u8::MAX).zip(&parts).rev() {
         let mut e = [0u8; 32];
-        e[0] = ord as u8 | if ord == n { LFN_LAST } else { 0 };
+        e[0] = ord | if usize::from(ord) == n { LFN_LAST } else { 0 };
         e[D_ATTR] = ATTR_LONG_NAME;
         e[LFN_CHECKSUM] = sum;
-        for (k, &at) in LFN_UNIT_OFFSETS.iter().enumerate() {
-            let i = (ord - 1) * LFN_CHARS + k;
-            // The name is NUL-terminated if it does not fill the entry, then 0xFFFF.
-            let u = match i.cmp(&units.len()) {
-                std::cmp::Ordering::Less => units[i],
-                std::cmp::Ordering::Equal => 0,
-                std::cmp::Ordering::Greater => 0xffff,
-            };
+        for (&at, &u) in LFN_UNIT_OFFSETS.iter().zip(part) {
             put16(&mut e, at, u);
         }
         out.push(e);
@@ -388,12 +470,16 @@ pub fn format<'a>(
     opts: &FatOptions,
     files: Vec<(String, Cow<'a, [u8]>)>,
 ) -> Result<FatPlan<'a>> {
-    let sector = opts.sector_size;
-    if sector != 512 && sector != 4096 {
+    let Some(sector_nz) =
+        NonZeroU64::new(opts.sector_size).filter(|s| matches!(s.get(), 512 | 4096))
+    else {
         return Err(Error::invalid(format!(
-            "sector size {sector}: use 512 or 4096"
+            "sector size {}: use 512 or 4096",
+            opts.sector_size
         )));
-    }
+    };
+    let sector = sector_nz.get();
+    let ss: usize = fits(sector, "sector size")?;
     let label = opts.label.to_ascii_uppercase();
     if label.len() > 11 || !label.bytes().all(|b| b == b' ' || short_char_ok(b)) {
         return Err(Error::invalid(format!(
@@ -420,7 +506,7 @@ pub fn format<'a>(
         let mut at = 0usize;
         for c in parents {
             validate_component(c, &path)?;
-            let found = dirs[at]
+            let found = own(&dirs, at)?
                 .children
                 .iter()
                 .find(|ch| ch.long.to_lowercase() == c.to_lowercase());
@@ -433,22 +519,23 @@ pub fn format<'a>(
                 }
                 None => {
                     let idx = dirs.len();
-                    dirs.push(DirNode {
-                        parent: at,
-                        ..Default::default()
-                    });
-                    dirs[at].children.push(Child {
+                    own_mut(&mut dirs, at)?.children.push(Child {
                         long: (*c).to_string(),
                         short: [b' '; 11],
                         lfn: false,
                         kind: Kind::Dir(idx),
+                    });
+                    dirs.push(DirNode {
+                        parent: at,
+                        ..Default::default()
                     });
                     idx
                 }
             };
         }
         validate_component(leaf, &path)?;
-        if dirs[at]
+        let parent = own_mut(&mut dirs, at)?;
+        if parent
             .children
             .iter()
             .any(|ch| ch.long.to_lowercase() == leaf.to_lowercase())
@@ -462,7 +549,7 @@ pub fn format<'a>(
                 "ESP file {path:?} is 4 GiB or larger; FAT cannot hold it"
             )));
         }
-        dirs[at].children.push(Child {
+        parent.children.push(Child {
             long: (*leaf).to_string(),
             short: [b' '; 11],
             lfn: false,
@@ -475,88 +562,85 @@ pub fn format<'a>(
     for d in dirs.iter_mut() {
         assign_short_names(&mut d.children, &reserved_names)?;
     }
-    let root_needed = entries_of(0, &dirs[0], &label);
-    let sector_entries = sector / DIR_ENTRY_SIZE as u64;
+    let root_needed = entries_of(0, own(&dirs, 0)?, &label);
+    let sector_entries = sector / DIR_ENTRY_BYTES;
     let root_entries = root_needed.max(512).next_multiple_of(sector_entries);
-    if root_entries > u64::from(u16::MAX) - sector_entries {
+    if root_entries.saturating_add(sector_entries) > u64::from(u16::MAX) {
         return Err(Error::invalid(
             "too many entries in the ESP's root directory",
         ));
     }
-    let g = geometry(size, sector, root_entries)?;
-    let cs = g.cluster_size();
+    let g = geometry(size, sector_nz, root_entries)?;
+    let cs = g.cluster_size;
 
-    // Allocate: directories first (the FAT32 root is cluster 2), then files.
+    // Allocate: directories first (the FAT32 root is cluster 2), then files. The sums
+    // saturate: a count past u64 is far more than the volume's clusters, refused below.
     let mut next = 2u64;
     for (i, d) in dirs.iter_mut().enumerate() {
         if i == 0 && g.fat_type != FatType::Fat32 {
             continue;
         }
         let n = entries_of(i, d, &label);
-        d.clusters = (n * DIR_ENTRY_SIZE as u64).div_ceil(cs).max(1);
+        d.clusters = n.saturating_mul(DIR_ENTRY_BYTES).div_ceil(cs).max(1);
         d.first_cluster = next;
-        next += d.clusters;
+        next = next.saturating_add(d.clusters);
     }
-    let dir_end = next;
     let mut file_clusters = Vec::with_capacity(data.len());
     for b in &data {
         let n = (b.len() as u64).div_ceil(cs);
         file_clusters.push(if n == 0 { 0 } else { next });
-        next += n;
+        next = next.saturating_add(n);
     }
-    let used = next - 2;
+    let used = next.saturating_sub(2);
     if used > g.clusters {
-        let need = used * cs;
+        let need = used.saturating_mul(cs);
         return Err(Error::invalid(format!(
             "the ESP is too small: its files and directories need {need} bytes ({} MiB) in {cs}-byte clusters, a {size}-byte {} volume holds {} bytes; use a larger ESP",
             need.div_ceil(1 << 20),
             g.fat_type.name(),
-            g.clusters * cs
+            g.clusters.saturating_mul(cs)
         )));
     }
 
     // The FAT: a chain per directory and file.
     let fat32 = g.fat_type == FatType::Fat32;
     let eoc = if fat32 { FAT32_EOC } else { FAT16_EOC };
-    let mut fat: Vec<u32> = vec![0; next as usize];
-    fat[0] = if fat32 {
+    let mut fat: Vec<u32> = vec![0; fits(next, "FAT entry count")?];
+    let media = if fat32 {
         0x0fff_ff00 | u32::from(MEDIA_FIXED)
     } else {
         0xff00 | u32::from(MEDIA_FIXED)
     };
     // Entry 1: end-of-chain with the "clean" and "no I/O error" bits set.
-    fat[1] = eoc;
-    let mut chain = |first: u64, n: u64| {
-        for k in 0..n {
-            let c = first + k;
-            fat[c as usize] = if k + 1 == n { eoc } else { (c + 1) as u32 };
-        }
-    };
-    for d in &dirs {
-        if d.clusters > 0 {
-            chain(d.first_cluster, d.clusters);
-        }
+    if let [e0, e1, ..] = fat.as_mut_slice() {
+        *e0 = media;
+        *e1 = eoc;
     }
-    for (b, &first) in data.iter().zip(&file_clusters) {
-        chain(first, (b.len() as u64).div_ceil(cs));
+    let dir_runs = dirs.iter().map(|d| (d.first_cluster, d.clusters));
+    let file_runs = data
+        .iter()
+        .zip(&file_clusters)
+        .map(|(b, &first)| (first, (b.len() as u64).div_ceil(cs)));
+    for (first, n) in dir_runs.chain(file_runs) {
+        link(&mut fat, first, n, eoc).ok_or_else(|| {
+            Error::invalid(format!("FAT writer: chain at cluster {first} out of range"))
+        })?;
     }
     let entry_bytes = if fat32 { 4 } else { 2 };
-    let mut fat_bytes: Vec<u8> = Vec::with_capacity(fat.len() * entry_bytes);
+    let mut fat_bytes: Vec<u8> = Vec::with_capacity(fat.len().saturating_mul(entry_bytes));
     for v in &fat {
-        if fat32 {
-            fat_bytes.extend_from_slice(&v.to_le_bytes());
-        } else {
-            fat_bytes.extend_from_slice(&(*v as u16).to_le_bytes());
-        }
+        let le = v.to_le_bytes();
+        // FAT16 entries are the low 16 bits (every FAT16 value is below 0x10000).
+        fat_bytes.extend_from_slice(if fat32 { &le } else { &le[..2] });
     }
-    fat_bytes.resize(fat_bytes.len().next_multiple_of(sector as usize), 0);
+    fat_bytes.resize(fat_bytes.len().next_multiple_of(ss), 0);
 
-    // Directory contents.
-    let dir_bytes = |i: usize, d: &DirNode, out: &mut Vec<u8>| {
+    // Directory contents, padded to `len` bytes.
+    let dir_bytes = |i: usize, d: &DirNode, len: u64| -> Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(fits(len, "directory size")?);
         if i == 0 {
             if !label.is_empty() {
-                let mut name = [b' '; 11];
-                name[..label.len()].copy_from_slice(label.as_bytes());
+                let name = padded::<11>(label.as_bytes());
                 out.extend_from_slice(&short_entry(&name, ATTR_VOLUME_ID, 0, 0, &stamp));
             }
         } else {
@@ -572,7 +656,7 @@ pub fn format<'a>(
             let parent = if d.parent == 0 {
                 0
             } else {
-                dirs[d.parent].first_cluster
+                own(&dirs, d.parent)?.first_cluster
             };
             out.extend_from_slice(&short_entry(
                 &reserved_names[1],
@@ -589,53 +673,62 @@ pub fn format<'a>(
                 }
             }
             let e = match c.kind {
-                Kind::Dir(j) => {
-                    short_entry(&c.short, ATTR_DIRECTORY, dirs[j].first_cluster, 0, &stamp)
-                }
+                Kind::Dir(j) => short_entry(
+                    &c.short,
+                    ATTR_DIRECTORY,
+                    own(&dirs, j)?.first_cluster,
+                    0,
+                    &stamp,
+                ),
                 Kind::File(j) => short_entry(
                     &c.short,
                     ATTR_ARCHIVE,
-                    file_clusters[j],
-                    data[j].len() as u32,
+                    *own(&file_clusters, j)?,
+                    fits(own(&data, j)?.len() as u64, "file size")?,
                     &stamp,
                 ),
             };
             out.extend_from_slice(&e);
         }
+        out.resize(fits(len, "directory size")?, 0);
+        Ok(out)
     };
-    let data_offset = g.data_start() * sector;
-    let mut cluster_area = Vec::with_capacity(((dir_end - 2) * cs) as usize);
+    let mut cluster_area = Vec::new();
     for (i, d) in dirs.iter().enumerate() {
         if d.clusters == 0 {
             continue;
         }
-        let start = cluster_area.len();
-        dir_bytes(i, d, &mut cluster_area);
-        cluster_area.resize(start + (d.clusters * cs) as usize, 0);
+        let len = d.clusters.checked_mul(cs).ok_or_else(|| {
+            Error::invalid(format!("FAT writer: directory of {} clusters", d.clusters))
+        })?;
+        cluster_area.extend_from_slice(&dir_bytes(i, d, len)?);
     }
 
-    // Boot sector, FSInfo and their backups.
-    let ss = sector as usize;
-    let mut boot = vec![0u8; ss];
-    boot[BS_JMP..BS_JMP + 3].copy_from_slice(if fat32 {
-        &[0xeb, 0x58, 0x90]
-    } else {
-        &[0xeb, 0x3c, 0x90]
-    });
+    // Boot sector, FSInfo and their backups: every field lies in the first 512 bytes
+    // of their sectors, the rest of which is zero.
+    let mut boot = [0u8; 512];
     boot[BS_OEM..BS_OEM + 8].copy_from_slice(b"MSWIN4.1");
-    put16(&mut boot, BPB_BYTES_PER_SEC, sector as u16);
-    boot[BPB_SEC_PER_CLUS] = g.spc as u8;
-    put16(&mut boot, BPB_RSVD_SEC_CNT, g.reserved as u16);
+    put16(&mut boot, BPB_BYTES_PER_SEC, fits(sector, "sector size")?);
+    boot[BPB_SEC_PER_CLUS] = fits(g.spc, "sectors per cluster")?;
+    put16(
+        &mut boot,
+        BPB_RSVD_SEC_CNT,
+        fits(g.reserved, "reserved sectors")?,
+    );
     boot[BPB_NUM_FATS] = NUM_FATS;
-    put16(&mut boot, BPB_ROOT_ENT_CNT, g.root_entries as u16);
+    put16(
+        &mut boot,
+        BPB_ROOT_ENT_CNT,
+        fits(g.root_entries, "root entries")?,
+    );
     if !fat32 && g.total < 0x1_0000 {
-        put16(&mut boot, BPB_TOT_SEC16, g.total as u16);
+        put16(&mut boot, BPB_TOT_SEC16, fits(g.total, "total sectors")?);
     } else {
-        put32(&mut boot, BPB_TOT_SEC32, g.total as u32);
+        put32(&mut boot, BPB_TOT_SEC32, fits(g.total, "total sectors")?);
     }
     boot[BPB_MEDIA] = MEDIA_FIXED;
     if !fat32 {
-        put16(&mut boot, BPB_FAT_SZ16, g.fat as u16);
+        put16(&mut boot, BPB_FAT_SZ16, fits(g.fat, "FAT sectors")?);
     }
     put16(&mut boot, BPB_SEC_PER_TRK, 63);
     put16(&mut boot, BPB_NUM_HEADS, 255);
@@ -644,87 +737,105 @@ pub fn format<'a>(
         BPB_HIDD_SEC,
         u32::try_from(opts.hidden_sectors).unwrap_or(u32::MAX),
     );
-    let ext = if fat32 {
-        put32(&mut boot, BPB_FAT_SZ32, g.fat as u32);
-        put16(&mut boot, BPB_EXT_FLAGS, 0);
-        put32(&mut boot, BPB_ROOT_CLUS, dirs[0].first_cluster as u32);
-        put16(&mut boot, BPB_FS_INFO, FSINFO_SECTOR);
-        put16(&mut boot, BPB_BK_BOOT_SEC, BACKUP_BOOT_SECTOR);
-        EXT32
+    // The extended block (drive, signature, id, label, type), at 36 or 64.
+    let mut ext = [0u8; EXT_LEN];
+    ext[X_DRV_NUM] = 0x80;
+    ext[X_BOOT_SIG] = EXT_BOOT_SIG;
+    put32(&mut ext, X_VOL_ID, opts.volume_id);
+    let lab = if label.is_empty() {
+        *b"NO NAME    "
     } else {
-        EXT16
+        padded::<11>(label.as_bytes())
     };
-    boot[ext + X_DRV_NUM] = 0x80;
-    boot[ext + X_BOOT_SIG] = EXT_BOOT_SIG;
-    put32(&mut boot, ext + X_VOL_ID, opts.volume_id);
-    let mut lab = *b"NO NAME    ";
-    if !label.is_empty() {
-        lab = [b' '; 11];
-        lab[..label.len()].copy_from_slice(label.as_bytes());
-    }
-    boot[ext + X_VOL_LAB..ext + X_VOL_LAB + 11].copy_from_slice(&lab);
-    boot[ext + X_FIL_SYS_TYPE..ext + X_FIL_SYS_TYPE + 8].copy_from_slice(if fat32 {
+    ext[X_VOL_LAB..X_VOL_LAB + 11].copy_from_slice(&lab);
+    ext[X_FIL_SYS_TYPE..X_FIL_SYS_TYPE + 8].copy_from_slice(if fat32 {
         b"FAT32   "
     } else {
         b"FAT16   "
     });
-    // Boot code: halt forever if a BIOS ever jumps here (cli; hlt; jmp $-1).
-    let code = usize::from(boot[1]) + 2;
-    boot[code..code + 4].copy_from_slice(&[0xfa, 0xf4, 0xeb, 0xfd]);
+    // Boot code right after the extended block, where the jump lands: halt forever if
+    // a BIOS ever jumps here (cli; hlt; jmp $-1).
+    const HALT: [u8; 4] = [0xfa, 0xf4, 0xeb, 0xfd];
+    if fat32 {
+        boot[BS_JMP..BS_JMP + 3].copy_from_slice(&[0xeb, 0x58, 0x90]);
+        put32(&mut boot, BPB_FAT_SZ32, fits(g.fat, "FAT sectors")?);
+        put16(&mut boot, BPB_EXT_FLAGS, 0);
+        put32(
+            &mut boot,
+            BPB_ROOT_CLUS,
+            fits(own(&dirs, 0)?.first_cluster, "root cluster")?,
+        );
+        put16(&mut boot, BPB_FS_INFO, FSINFO_SECTOR);
+        put16(&mut boot, BPB_BK_BOOT_SEC, BACKUP_BOOT_SECTOR);
+        boot[EXT32..EXT32 + EXT_LEN].copy_from_slice(&ext);
+        boot[EXT32 + EXT_LEN..EXT32 + EXT_LEN + 4].copy_from_slice(&HALT);
+    } else {
+        boot[BS_JMP..BS_JMP + 3].copy_from_slice(&[0xeb, 0x3c, 0x90]);
+        boot[EXT16..EXT16 + EXT_LEN].copy_from_slice(&ext);
+        boot[EXT16 + EXT_LEN..EXT16 + EXT_LEN + 4].copy_from_slice(&HALT);
+    }
     boot[SIGNATURE_AT] = 0x55;
     boot[SIGNATURE_AT + 1] = 0xaa;
 
-    let mut reserved = vec![0u8; (g.reserved * sector) as usize];
-    reserved[..ss].copy_from_slice(&boot);
+    let mut reserved = vec![0u8; fits(g.reserved.saturating_mul(sector), "reserved area")?];
+    let mut put_sector = |n: u16, src: &[u8; 512]| -> Result<()> {
+        let dst = reserved
+            .chunks_exact_mut(ss)
+            .nth(usize::from(n))
+            .ok_or_else(|| Error::invalid(format!("FAT writer: no reserved sector {n}")))?;
+        dst.iter_mut().zip(src).for_each(|(d, &s)| *d = s);
+        Ok(())
+    };
+    put_sector(0, &boot)?;
     if fat32 {
-        let mut info = vec![0u8; ss];
+        let mut info = [0u8; 512];
         put32(&mut info, 0, FSI_LEAD_SIG);
         put32(&mut info, FSI_STRUC_AT, FSI_STRUC_SIG);
-        put32(&mut info, FSI_FREE_COUNT, (g.clusters - used) as u32);
+        put32(
+            &mut info,
+            FSI_FREE_COUNT,
+            fits(g.clusters.saturating_sub(used), "free clusters")?,
+        );
         put32(
             &mut info,
             FSI_NXT_FREE,
             if used < g.clusters {
-                next as u32
+                fits(next, "next free cluster")?
             } else {
                 u32::MAX
             },
         );
         put32(&mut info, FSI_TRAIL_AT, FSI_TRAIL_SIG);
-        let at = |s: u16| usize::from(s) * ss;
-        reserved[at(FSINFO_SECTOR)..][..ss].copy_from_slice(&info);
-        reserved[at(BACKUP_BOOT_SECTOR)..][..ss].copy_from_slice(&boot);
-        reserved[at(BACKUP_BOOT_SECTOR + 1)..][..ss].copy_from_slice(&info);
+        put_sector(FSINFO_SECTOR, &info)?;
+        put_sector(BACKUP_BOOT_SECTOR, &boot)?;
+        put_sector(BACKUP_BOOT_SECTOR + 1, &info)?;
     }
 
     let mut extents: Vec<(u64, Cow<'a, [u8]>)> = vec![(0, Cow::Owned(reserved))];
-    let fat_len = g.fat * sector;
-    for copy in 0..u64::from(NUM_FATS) {
-        let at = (g.reserved + copy * g.fat) * sector;
+    let fat_used = fat_bytes.len() as u64;
+    let fat_zeros = g.fat_len.checked_sub(fat_used).ok_or_else(|| {
+        Error::invalid(format!(
+            "FAT writer: {fat_used} bytes of FAT in {}",
+            g.fat_len
+        ))
+    })?;
+    for at in g.fat_offsets {
         extents.push((at, Cow::Owned(fat_bytes.clone())));
-        push_zeros(
-            &mut extents,
-            at + fat_bytes.len() as u64,
-            fat_len - fat_bytes.len() as u64,
-        );
+        push_zeros(&mut extents, at.saturating_add(fat_used), fat_zeros);
     }
     if !fat32 {
-        let at = (g.reserved + 2 * g.fat) * sector;
-        let mut root = Vec::with_capacity((g.root_dir_sectors() * sector) as usize);
-        dir_bytes(0, &dirs[0], &mut root);
-        root.resize((g.root_dir_sectors() * sector) as usize, 0);
-        extents.push((at, Cow::Owned(root)));
+        extents.push((
+            g.root_offset,
+            Cow::Owned(dir_bytes(0, own(&dirs, 0)?, g.root_len)?),
+        ));
     }
     if !cluster_area.is_empty() {
-        extents.push((data_offset, Cow::Owned(cluster_area)));
+        extents.push((g.data_offset, Cow::Owned(cluster_area)));
     }
     let mut placed = Vec::with_capacity(data.len());
     for ((b, &first), path) in data.into_iter().zip(&file_clusters).zip(paths) {
-        let offset = if first == 0 {
-            0
-        } else {
-            data_offset + (first - 2) * cs
-        };
+        // Empty files have no cluster, and offset 0.
+        let offset = g.cluster_offset(first).unwrap_or(0);
         placed.push(PlacedFile {
             path,
             offset,
@@ -741,33 +852,64 @@ pub fn format<'a>(
         used_clusters: used,
         reserved_sectors: g.reserved,
         fat_sectors: g.fat,
-        data_offset,
+        data_offset: g.data_offset,
         extents,
         files: placed,
     })
 }
 
+/// Link clusters `first..first + n` of `fat` into one chain: each entry points at the
+/// next cluster, the last one ends the chain. None if the run is outside the FAT.
+fn link(fat: &mut [u32], first: u64, n: u64, eoc: u32) -> Option<()> {
+    let slots = fat
+        .get_mut(usize::try_from(first).ok()?..)?
+        .get_mut(..usize::try_from(n).ok()?)?;
+    if let Some((last, rest)) = slots.split_last_mut() {
+        let following = u32::try_from(first).ok()?.checked_add(1)?;
+        for (slot, c) in rest.iter_mut().zip(following..) {
+            *slot = c;
+        }
+        *last = eoc;
+    }
+    Some(())
+}
+
 /// Directory entries a directory needs (own entries, long names, short entries).
 fn entries_of(i: usize, d: &DirNode, label: &str) -> u64 {
-    let own = if i == 0 {
+    let own_entries = if i == 0 {
         u64::from(!label.is_empty())
     } else {
         2
     };
-    own + d.children.iter().map(|c| 1 + lfn_entries(c)).sum::<u64>()
+    // At most 20 long-name entries a child (255 units, 13 an entry).
+    let long: u64 = d.children.iter().map(lfn_entries).sum();
+    own_entries
+        .saturating_add(d.children.len() as u64)
+        .saturating_add(long)
 }
 
 /// Zero extents borrowing [`ZEROS`], for areas that must read as zero on the target.
-pub(crate) fn push_zeros<'a>(extents: &mut Vec<(u64, Cow<'a, [u8]>)>, mut at: u64, mut len: u64) {
-    while len > 0 {
-        let n = len.min(ZEROS.len() as u64);
-        extents.push((at, Cow::Borrowed(&ZEROS[..n as usize])));
-        at += n;
-        len -= n;
+pub(crate) fn push_zeros<'a>(extents: &mut Vec<(u64, Cow<'a, [u8]>)>, at: u64, len: u64) {
+    let (mut at, mut left) = (at, len);
+    while left > 0 {
+        let chunk = usize::try_from(left)
+            .ok()
+            .and_then(|n| ZEROS.get(..n))
+            .unwrap_or(&ZEROS[..]);
+        let n = chunk.len() as u64;
+        extents.push((at, Cow::Borrowed(chunk)));
+        // `n <= left`, and the area ends inside its disk.
+        at = at.saturating_add(n);
+        left = left.saturating_sub(n);
     }
 }
 
 #[cfg(test)]
+#[allow(
+    clippy::arithmetic_side_effects,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation
+)]
 mod tests {
     use super::*;
     use crate::disk::fat::read::read_volume;
