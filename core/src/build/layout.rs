@@ -3,7 +3,7 @@
 //! The output buffer is allocated once at its final size; each payload byte is copied
 //! exactly once, in file order. Header fields are patched at the end.
 
-use crate::bytes::{align_up, slice};
+use crate::bytes::{align_up, slice, span_end};
 use crate::error::{Error, Result};
 use crate::pe::raw::{
     COFF_HEADER_SIZE, SCN_CNT_CODE, SCN_CNT_INITIALIZED_DATA, SECTION_HEADER_SIZE,
@@ -50,12 +50,6 @@ fn to_u32(v: u64, what: &str) -> Result<u32> {
 
 fn internal(what: &str) -> Error {
     Error::invalid(format!("internal layout error: {what}"))
-}
-
-/// `start + len` of two 32-bit header fields.
-#[allow(clippy::arithmetic_side_effects)] // two u32 values cannot overflow a u64
-fn end32(start: u32, len: u32) -> u64 {
-    u64::from(start) + u64::from(len)
 }
 
 /// Write `bytes` at `base + field` of `out`.
@@ -157,14 +151,14 @@ pub(super) fn write_image(l: &Layout<'_, '_>) -> Result<Vec<u8>> {
             row.virtual_size = to_u32(len, ".sbat")?;
             row.size_of_raw_data = to_u32(slot, ".sbat")?;
             sbat_slot = Some((ptr, slot, text));
-            body_end = body_end.max(end32(row.pointer_to_raw_data, row.size_of_raw_data));
+            body_end = body_end.max(span_end(row.pointer_to_raw_data, row.size_of_raw_data));
         }
         let mem = if row.virtual_size == 0 {
             row.size_of_raw_data
         } else {
             row.virtual_size
         };
-        va_end = va_end.max(end32(row.virtual_address, mem));
+        va_end = va_end.max(span_end(row.virtual_address, mem));
         min_va = min_va.min(u64::from(row.virtual_address));
         rows.push(row);
     }
@@ -180,10 +174,10 @@ pub(super) fn write_image(l: &Layout<'_, '_>) -> Result<Vec<u8>> {
     let cut = zero_slot.filter(|&(p, r)| {
         !debug_dir
             && r != 0
-            && end32(p, r) <= body_end
+            && span_end(p, r) <= body_end
             && !rows.iter().any(|row| {
                 let q = row.pointer_to_raw_data;
-                row.size_of_raw_data != 0 && q >= p && u64::from(q) < end32(p, r)
+                row.size_of_raw_data != 0 && q >= p && u64::from(q) < span_end(p, r)
             })
     });
     if let Some((p, r)) = cut {
@@ -306,7 +300,7 @@ pub(super) fn write_image(l: &Layout<'_, '_>) -> Result<Vec<u8>> {
     let stub_end = stub_body_end.min(data.len() as u64);
     match cut {
         Some((p, r)) => {
-            let cut_end = end32(p, r);
+            let cut_end = span_end(p, r);
             out.extend_from_slice(span(data, old_soh, u64::from(p))?);
             out.extend_from_slice(span(data, cut_end, stub_end.max(cut_end))?);
         }
@@ -336,14 +330,14 @@ pub(super) fn write_image(l: &Layout<'_, '_>) -> Result<Vec<u8>> {
             out.extend_from_slice(c);
         }
         out.resize(
-            to_usize(end32(r.pointer_to_raw_data, r.size_of_raw_data))?,
+            to_usize(span_end(r.pointer_to_raw_data, r.size_of_raw_data))?,
             0,
         );
     }
     out.resize(cap, 0);
 
     // Header fields.
-    let c = end32(stub.e_lfanew, 4);
+    let c = span_end(stub.e_lfanew, 4);
     put(&mut out, c, 2, &nsec.to_le_bytes())?;
     put(&mut out, c, 4, &l.timestamp.to_le_bytes())?;
     // The trailing COFF symbol table is not copied: clear the pointer to it.

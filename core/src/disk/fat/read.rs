@@ -153,14 +153,14 @@ pub fn read_volume(vol: &[u8]) -> Result<FatVolume> {
     }
     // Sizes in sectors from 8-, 16- and 32-bit fields cannot overflow 64 bits; the
     // checks keep that true whatever the fields hold.
-    let root_len = mul(
+    let root_len = bytes::mul(
         root_entries,
         DIR_ENTRY_BYTES,
-        BPB_ROOT_ENT_CNT,
+        BPB_ROOT_ENT_CNT as u64,
         "root directory size",
     )?;
     let root_sectors = root_len.div_ceil(sector);
-    let fats = mul(nfats, fat_sectors, BPB_NUM_FATS, "FAT area size")?;
+    let fats = bytes::mul(nfats, fat_sectors, BPB_NUM_FATS as u64, "FAT area size")?;
     let root_start = bytes::add(reserved, fats, BPB_RSVD_SEC_CNT as u64, "FAT area end")?;
     let data_start = bytes::add(
         root_start,
@@ -189,7 +189,7 @@ pub fn read_volume(vol: &[u8]) -> Result<FatVolume> {
         (EXT16 + X_BOOT_SIG, EXT16 + X_VOL_ID, EXT16 + X_VOL_LAB)
     };
     let mut problems = Vec::new();
-    let declared = mul(total, sector, BPB_TOT_SEC16, "volume size")?;
+    let declared = bytes::mul(total, sector, BPB_TOT_SEC16 as u64, "volume size")?;
     if declared > vol.len() as u64 {
         problems.push(format!(
             "the volume declares {declared} bytes but the partition holds {}",
@@ -225,15 +225,25 @@ pub fn read_volume(vol: &[u8]) -> Result<FatVolume> {
     let g = Geo {
         fat_type,
         cs: cs.get(),
-        fat_off: mul(reserved, sector, BPB_RSVD_SEC_CNT, "FAT offset")?,
-        root_off: mul(root_start, sector, BPB_FAT_SZ16, "root directory offset")?,
+        fat_off: bytes::mul(reserved, sector, BPB_RSVD_SEC_CNT as u64, "FAT offset")?,
+        root_off: bytes::mul(
+            root_start,
+            sector,
+            BPB_FAT_SZ16 as u64,
+            "root directory offset",
+        )?,
         root_len,
         root_cluster: if fat_type == FatType::Fat32 {
             u32_le(vol, BPB_ROOT_CLUS as u64, w)?
         } else {
             0
         },
-        data_off: mul(data_start, sector, BPB_ROOT_ENT_CNT, "data area offset")?,
+        data_off: bytes::mul(
+            data_start,
+            sector,
+            BPB_ROOT_ENT_CNT as u64,
+            "data area offset",
+        )?,
         clusters,
         max_chain: clusters.min((vol.len() as u64 / cs).saturating_add(1)),
     };
@@ -324,12 +334,6 @@ fn chain_runs(
             }
         }
     }
-}
-
-/// `a * b` on boot-sector values; overflow breaks the BPB field at `offset`.
-fn mul(a: u64, b: u64, offset: usize, what: &str) -> Result<u64> {
-    a.checked_mul(b)
-        .ok_or_else(|| Error::malformed(offset as u64, format!("{what} overflows")))
 }
 
 fn short_name_text(raw: &[u8], ntres: u8) -> String {
