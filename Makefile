@@ -95,6 +95,7 @@ test: deps fixtures
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	cargo clippy -p ukitool-web --lib --target wasm32-unknown-unknown -- -D warnings
 
 bench: build
 	@if [ -f bench/run.sh ]; then bash bench/run.sh; else python3 bench/run.py; fi
