@@ -159,11 +159,6 @@ pub fn file_name(section: &str) -> String {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::arithmetic_side_effects,
-    clippy::indexing_slicing,
-    clippy::cast_possible_truncation
-)]
 mod tests {
     use super::file_name;
 

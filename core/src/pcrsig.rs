@@ -233,11 +233,6 @@ fn check_pe_inner(pe: &crate::pe::PeFile<'_>, sig: Result<&[u8]>) -> Result<Pcrs
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::arithmetic_side_effects,
-    clippy::indexing_slicing,
-    clippy::cast_possible_truncation
-)]
 mod tests {
     use super::*;
 

@@ -308,11 +308,6 @@ pub fn build_list(ty: Guid, owner: Guid, entries: &[&[u8]]) -> Result<Vec<u8>> {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::arithmetic_side_effects,
-    clippy::indexing_slicing,
-    clippy::cast_possible_truncation
-)]
 mod tests {
     use super::*;
 

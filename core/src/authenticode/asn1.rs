@@ -200,11 +200,6 @@ pub fn algorithm(tlv: Tlv<'_>, what: &str) -> Result<ObjectIdentifier> {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::arithmetic_side_effects,
-    clippy::indexing_slicing,
-    clippy::cast_possible_truncation
-)]
 mod tests {
     use super::*;
 

@@ -564,9 +564,4 @@ fn place_sbat(stub: &PeFile<'_>, len: u64) -> SbatPlacement {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::arithmetic_side_effects,
-    clippy::indexing_slicing,
-    clippy::cast_possible_truncation
-)]
 mod tests;

@@ -522,11 +522,6 @@ fn read_mbr(data: &[u8]) -> Result<PartitionTable> {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::arithmetic_side_effects,
-    clippy::indexing_slicing,
-    clippy::cast_possible_truncation
-)]
 mod tests {
     use super::*;
 

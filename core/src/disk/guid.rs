@@ -120,11 +120,6 @@ pub fn partition_guid_for(disk: &Guid, index: usize, name: &str) -> Guid {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::arithmetic_side_effects,
-    clippy::indexing_slicing,
-    clippy::cast_possible_truncation
-)]
 mod tests {
     use super::*;
 

@@ -258,11 +258,6 @@ pub fn not_a_disk() -> Error {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::arithmetic_side_effects,
-    clippy::indexing_slicing,
-    clippy::cast_possible_truncation
-)]
 mod tests {
     use super::*;
     use crate::disk::layout::{build_image, ImageOptions, Layout};

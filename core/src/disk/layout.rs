@@ -586,11 +586,6 @@ pub fn build_image<'a>(o: &ImageOptions<'a>) -> Result<(DiskImage<'a>, ImageSumm
 /// A minimal PE32+ UKI-shaped image for tests: sections (name, payload), each at a
 /// 0x200-aligned file offset and a 0x1000-aligned address.
 #[cfg(test)]
-#[allow(
-    clippy::arithmetic_side_effects,
-    clippy::indexing_slicing,
-    clippy::cast_possible_truncation
-)]
 pub(crate) fn test_pe(machine: u16, sections: &[(&str, &[u8])]) -> Vec<u8> {
     let n = sections.len();
     let hdr = 0x400usize;
@@ -631,11 +626,6 @@ pub(crate) fn test_pe(machine: u16, sections: &[(&str, &[u8])]) -> Vec<u8> {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::arithmetic_side_effects,
-    clippy::indexing_slicing,
-    clippy::cast_possible_truncation
-)]
 mod tests {
     use super::*;
     use crate::disk::fat::read_volume;

@@ -92,11 +92,6 @@ pub fn parse(data: &[u8]) -> Result<(Vec<Hwid>, u64)> {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::arithmetic_side_effects,
-    clippy::indexing_slicing,
-    clippy::cast_possible_truncation
-)]
 mod tests {
     use super::*;
 

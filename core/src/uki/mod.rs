@@ -166,11 +166,6 @@ pub fn stub_identity(sdmagic: &[u8]) -> String {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::arithmetic_side_effects,
-    clippy::indexing_slicing,
-    clippy::cast_possible_truncation
-)]
 mod tests {
     use super::*;
 

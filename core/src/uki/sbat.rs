@@ -40,11 +40,6 @@ pub fn parse(text: &str) -> (Vec<SbatEntry>, u64) {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::arithmetic_side_effects,
-    clippy::indexing_slicing,
-    clippy::cast_possible_truncation
-)]
 mod tests {
     #[test]
     fn parses_lines() {

@@ -116,11 +116,6 @@ pub fn short_name_checksum(name: &[u8; 11]) -> u8 {
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::arithmetic_side_effects,
-    clippy::indexing_slicing,
-    clippy::cast_possible_truncation
-)]
 mod tests {
     use super::*;
 

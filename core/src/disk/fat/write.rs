@@ -905,11 +905,6 @@ pub(crate) fn push_zeros<'a>(extents: &mut Vec<(u64, Cow<'a, [u8]>)>, at: u64, l
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::arithmetic_side_effects,
-    clippy::indexing_slicing,
-    clippy::cast_possible_truncation
-)]
 mod tests {
     use super::*;
     use crate::disk::fat::read::read_volume;
