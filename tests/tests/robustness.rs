@@ -1340,6 +1340,8 @@ fn decoded_metadata_stays_linear() {
         efifw.extend_from_slice(&v.to_le_bytes());
     }
     efifw.extend_from_slice(b"fw\0\0");
+    // os-release and .profile of distinct keys: the same payload for both.
+    let keys = lines(&|i| format!("K{i}=\n"));
     let cases: Vec<(String, Vec<u8>)> = vec![
         (
             ".sbat: 1 MiB of 2-byte lines".into(),
@@ -1354,27 +1356,11 @@ fn decoded_metadata_stays_linear() {
         ),
         (
             ".osrel: 1 MiB of distinct keys".into(),
-            sections_on(
-                &[b".osrel"],
-                &lines(&|i| {
-                    format!(
-                        "K{i}=
-"
-                    )
-                }),
-            ),
+            sections_on(&[b".osrel"], &keys),
         ),
         (
             ".profile: 1 MiB of distinct keys".into(),
-            sections_on(
-                &[b".profile"],
-                &lines(&|i| {
-                    format!(
-                        "K{i}=
-"
-                    )
-                }),
-            ),
+            sections_on(&[b".profile"], &keys),
         ),
         (
             ".cmdline: 1 MiB of invalid UTF-8".into(),
