@@ -88,11 +88,21 @@ pub fn align_up(value: u64, align: u64) -> Option<u64> {
 
 /// Text of a section payload: UTF-8 (lossy), with trailing NULs removed.
 pub fn text(data: &[u8]) -> String {
+    text_ref(data).into_owned()
+}
+
+/// [`text`] borrowed from `data` when it is valid UTF-8.
+pub fn text_ref(data: &[u8]) -> std::borrow::Cow<'_, str> {
+    String::from_utf8_lossy(trim_nul(data))
+}
+
+/// `data` without its trailing NUL bytes.
+pub fn trim_nul(data: &[u8]) -> &[u8] {
     let mut t = data;
     while let [rest @ .., 0] = t {
         t = rest;
     }
-    String::from_utf8_lossy(t).into_owned()
+    t
 }
 
 /// Lowercase hex of `data`.

@@ -585,7 +585,7 @@ impl<'s> Reader<'s, '_> {
             self.over(&self.secs.get(i)?.name);
             return None;
         }
-        Some(text(d))
+        Some(bytes::text_ref(d))
     }
 
     /// Charge `n` decoded entries of `size` bytes each; later sections go
@@ -616,26 +616,12 @@ impl<'s> Reader<'s, '_> {
     }
 }
 
-/// Text of a section payload: UTF-8 (lossy), trailing NULs removed; borrowed when
-/// the payload is valid UTF-8. The same text as [`bytes::text`].
-fn text(data: &[u8]) -> Cow<'_, str> {
-    String::from_utf8_lossy(trim_nul(data))
-}
-
-/// Length of [`text`] without making it: each invalid sequence becomes U+FFFD (3 bytes).
+/// Length of [`bytes::text`] without making it: each invalid sequence becomes U+FFFD (3 bytes).
 fn text_len(data: &[u8]) -> usize {
-    trim_nul(data).utf8_chunks().fold(0usize, |n, c| {
+    bytes::trim_nul(data).utf8_chunks().fold(0usize, |n, c| {
         let bad = if c.invalid().is_empty() { 0 } else { 3 };
         n.saturating_add(c.valid().len()).saturating_add(bad)
     })
-}
-
-fn trim_nul(data: &[u8]) -> &[u8] {
-    let end = data
-        .iter()
-        .rposition(|&b| b != 0)
-        .map_or(0, |p| p.saturating_add(1));
-    data.get(..end).unwrap_or_default()
 }
 
 /// Names of the sections in `r` that the report lists (index below `listed`).

@@ -91,12 +91,7 @@ pub const MAX_PKFP: usize = 16;
 /// fingerprints were past the caps. The JSON is read as it streams: a hostile file
 /// of a million tiny values costs a few KiB, not a tree of 32-byte nodes.
 pub fn parse_pcrsig(data: &[u8]) -> Result<(PcrSig, u64)> {
-    // bytes::text without the copy: borrowed when the payload is valid UTF-8.
-    let end = data
-        .iter()
-        .rposition(|&b| b != 0)
-        .map_or(0, |p| p.saturating_add(1));
-    let text = String::from_utf8_lossy(data.get(..end).unwrap_or_default());
+    let text = bytes::text_ref(data);
     let mut de = serde_json::Deserializer::from_str(&text);
     let top = serde::de::DeserializeSeed::deserialize(sig::Top, &mut de)
         .and_then(|t| de.end().map(|()| t))
