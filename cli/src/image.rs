@@ -13,9 +13,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
-use ukitool_core::disk::guid::Guid;
 use ukitool_core::disk::layout::{self, ImageOptions, ImageSummary, Layout, PartitionSpec};
 use ukitool_core::disk::DiskImage;
+use ukitool_core::guid::Guid;
 
 use crate::input::Input;
 

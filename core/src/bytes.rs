@@ -116,6 +116,26 @@ pub fn hex(data: &[u8]) -> String {
     s
 }
 
+/// The bytes of hex text (either case), or None when it is not an even number of hex
+/// digits. Only digits count: `u8::from_str_radix` alone would also take a sign ("+f").
+pub fn unhex(text: &str) -> Option<Vec<u8>> {
+    fn digit(c: u8) -> Option<u8> {
+        char::from(c)
+            .to_digit(16)
+            .and_then(|d| u8::try_from(d).ok())
+    }
+    let pairs = text.as_bytes().chunks_exact(2);
+    if !pairs.remainder().is_empty() {
+        return None;
+    }
+    pairs
+        .map(|p| match p {
+            [hi, lo] => Some(digit(*hi)?.checked_mul(16)?.checked_add(digit(*lo)?)?),
+            _ => None,
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -150,6 +170,11 @@ mod tests {
         assert_eq!(text(b"\0\0"), "");
         assert_eq!(hex(&[0xab, 0x01]), "ab01");
         assert_eq!(hex(&[]), "");
+        assert_eq!(unhex("aB01"), Some(vec![0xab, 0x01]));
+        assert_eq!(unhex(""), Some(vec![]));
+        assert_eq!(unhex("abc"), None);
+        assert_eq!(unhex("+f"), None);
+        assert_eq!(unhex("\u{e9}"), None);
     }
 
     #[test]

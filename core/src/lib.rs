@@ -34,6 +34,7 @@ pub mod bytes;
 pub mod disk;
 pub mod error;
 pub mod extract;
+pub mod guid;
 pub mod inspect;
 pub mod lint;
 pub mod measure;

@@ -9,66 +9,13 @@
 
 use crate::bytes::{self, u16_le, u32_le};
 use crate::error::{Error, Result};
+use crate::guid::Guid;
 
-/// A GUID as stored: the first three fields little-endian.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct Guid(pub [u8; 16]);
-
-impl Guid {
-    /// From the textual form's fields.
-    pub const fn new(a: u32, b: u16, c: u16, d: [u8; 8]) -> Self {
-        let a = a.to_le_bytes();
-        let b = b.to_le_bytes();
-        let c = c.to_le_bytes();
-        Guid([
-            a[0], a[1], a[2], a[3], b[0], b[1], c[0], c[1], d[0], d[1], d[2], d[3], d[4], d[5],
-            d[6], d[7],
-        ])
-    }
-}
-
-impl std::fmt::Display for Guid {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let g = &self.0;
-        write!(
-            f,
-            "{:02x}{:02x}{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}-{:02x}{:02x}{:02x}{:02x}{:02x}{:02x}",
-            g[3], g[2], g[1], g[0], g[5], g[4], g[7], g[6], g[8], g[9], g[10], g[11], g[12], g[13], g[14], g[15]
-        )
-    }
-}
-
-impl serde::Serialize for Guid {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-pub const EFI_CERT_X509_GUID: Guid = Guid::new(
-    0xa5c059a1,
-    0x94e4,
-    0x4aa7,
-    [0x87, 0xb5, 0xab, 0x15, 0x5c, 0x2b, 0xf0, 0x72],
-);
-pub const EFI_CERT_SHA256_GUID: Guid = Guid::new(
-    0xc1c41626,
-    0x504c,
-    0x4092,
-    [0xac, 0xa9, 0x41, 0xf9, 0x36, 0x93, 0x43, 0x28],
-);
+pub const EFI_CERT_X509_GUID: Guid = Guid::from_u128(0xa5c059a1_94e4_4aa7_87b5_ab155c2bf072);
+pub const EFI_CERT_SHA256_GUID: Guid = Guid::from_u128(0xc1c41626_504c_4092_aca9_41f936934328);
 /// dbx entries revoking a certificate by the SHA-256 of its TBSCertificate.
-pub const EFI_CERT_X509_SHA256_GUID: Guid = Guid::new(
-    0x3bd2a492,
-    0x96c0,
-    0x4079,
-    [0xb4, 0x20, 0xfc, 0xf9, 0x8e, 0xf1, 0x03, 0xed],
-);
-pub const EFI_CERT_TYPE_PKCS7_GUID: Guid = Guid::new(
-    0x4aafd29d,
-    0x68df,
-    0x49ee,
-    [0x8a, 0xa9, 0x34, 0x7d, 0x37, 0x56, 0x65, 0xa7],
-);
+pub const EFI_CERT_X509_SHA256_GUID: Guid = Guid::from_u128(0x3bd2a492_96c0_4079_b420_fcf98ef103ed);
+pub const EFI_CERT_TYPE_PKCS7_GUID: Guid = Guid::from_u128(0x4aafd29d_68df_49ee_8aa9_347d375665a7);
 /// WIN_CERTIFICATE_UEFI_GUID's wCertificateType.
 pub const WIN_CERT_TYPE_EFI_GUID: u16 = 0x0ef1;
 const EFI_TIME_SIZE: u64 = 16;
@@ -94,7 +41,11 @@ pub enum SignatureData {
         tbs_hash: Vec<u8>,
     },
     /// A type ukitool does not interpret (RSA-2048 keys, SHA-1 hashes, ...).
-    Other { signature_type: Guid, size: usize },
+    Other {
+        #[serde(serialize_with = "crate::guid::lowercase")]
+        signature_type: Guid,
+        size: usize,
+    },
 }
 
 fn ser_hex<S: serde::Serializer>(v: &[u8], s: S) -> std::result::Result<S::Ok, S::Error> {
@@ -103,6 +54,7 @@ fn ser_hex<S: serde::Serializer>(v: &[u8], s: S) -> std::result::Result<S::Ok, S
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct SignatureEntry {
+    #[serde(serialize_with = "crate::guid::lowercase")]
     pub owner: Guid,
     /// File offset of the entry.
     pub offset: u64,
@@ -184,7 +136,7 @@ fn auth_payload_offset(data: &[u8]) -> Option<u64> {
     let end = EFI_TIME_SIZE.checked_add(len)?;
     (rev == 0x0200
         && ty == WIN_CERT_TYPE_EFI_GUID
-        && guid == EFI_CERT_TYPE_PKCS7_GUID.0
+        && Guid::from_bytes_le(guid) == EFI_CERT_TYPE_PKCS7_GUID
         && len >= 24
         && end <= data.len() as u64)
         .then_some(end)
@@ -204,7 +156,7 @@ pub fn parse_lists(data: &[u8], start: u64) -> Result<Vec<SignatureEntry>> {
     while at < end {
         let header = bytes::slice(data, at, LIST_HEADER_SIZE, "EFI_SIGNATURE_LIST")?;
         let what = "EFI_SIGNATURE_LIST";
-        let ty = Guid(bytes::array(header, 0, what)?);
+        let ty = Guid::from_bytes_le(bytes::array(header, 0, what)?);
         let list_size = u64::from(u32_le(header, 16, what)?);
         let header_size = u64::from(u32_le(header, 20, what)?);
         let sig_size = u64::from(u32_le(header, 24, what)?);
@@ -270,7 +222,7 @@ pub fn parse_lists(data: &[u8], start: u64) -> Result<Vec<SignatureEntry>> {
                 }
             };
             out.push(SignatureEntry {
-                owner: Guid(*owner),
+                owner: Guid::from_bytes_le(*owner),
                 offset: e,
                 data: d,
             });
@@ -296,12 +248,12 @@ pub fn build_list(ty: Guid, owner: Guid, entries: &[&[u8]]) -> Result<Vec<u8>> {
         .and_then(|n| n.checked_add(28))
         .ok_or_else(too_big)?;
     let mut v = Vec::with_capacity(total);
-    v.extend_from_slice(&ty.0);
+    v.extend_from_slice(&ty.to_bytes_le());
     v.extend_from_slice(&u32::try_from(total).map_err(|_| too_big())?.to_le_bytes());
     v.extend_from_slice(&0u32.to_le_bytes());
     v.extend_from_slice(&u32::try_from(size).map_err(|_| too_big())?.to_le_bytes());
     for e in entries {
-        v.extend_from_slice(&owner.0);
+        v.extend_from_slice(&owner.to_bytes_le());
         v.extend_from_slice(e);
     }
     Ok(v)
@@ -314,12 +266,13 @@ mod tests {
     #[test]
     fn guid_text_matches_the_spec_form() {
         assert_eq!(
-            EFI_CERT_X509_GUID.to_string(),
+            format!("{EFI_CERT_X509_GUID:x}"),
             "a5c059a1-94e4-4aa7-87b5-ab155c2bf072"
         );
+        // As the UEFI specification lists it: the first three fields little-endian.
         assert_eq!(
-            EFI_CERT_SHA256_GUID.to_string(),
-            "c1c41626-504c-4092-aca9-41f936934328"
+            EFI_CERT_SHA256_GUID.to_bytes_le()[..4],
+            [0x26, 0x16, 0xc4, 0xc1]
         );
     }
 
@@ -337,7 +290,7 @@ mod tests {
         auth.extend_from_slice(&24u32.to_le_bytes());
         auth.extend_from_slice(&0x0200u16.to_le_bytes());
         auth.extend_from_slice(&WIN_CERT_TYPE_EFI_GUID.to_le_bytes());
-        auth.extend_from_slice(&EFI_CERT_TYPE_PKCS7_GUID.0);
+        auth.extend_from_slice(&EFI_CERT_TYPE_PKCS7_GUID.to_bytes_le());
         auth.extend_from_slice(&list);
         let db = parse(&auth).unwrap();
         assert_eq!((db.container, db.entries.len()), (Container::Auth, 2));

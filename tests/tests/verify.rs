@@ -388,7 +388,7 @@ fn db_and_dbx_files_authorise_and_revoke() {
     let mut auth = vec![0u8; 16];
     auth.extend_from_slice(&24u32.to_le_bytes());
     auth.extend_from_slice(&[0x00, 0x02, 0xf1, 0x0e]);
-    auth.extend_from_slice(&ukitool_core::siglist::EFI_CERT_TYPE_PKCS7_GUID.0);
+    auth.extend_from_slice(&ukitool_core::siglist::EFI_CERT_TYPE_PKCS7_GUID.to_bytes_le());
     auth.extend_from_slice(&list);
     for (n, bytes) in [("db.var", var), ("db.auth", auth)] {
         let p = dir.join(n);

@@ -5,9 +5,9 @@
 use std::num::NonZeroU64;
 
 use crate::bytes::{self, u32_le, u64_le};
-use crate::disk::guid::Guid;
 use crate::disk::sparse::DiskImage;
 use crate::error::{Error, Result};
+use crate::guid::Guid;
 
 /// Raw layout: offsets and constants, kept apart from the code that uses them.
 pub mod raw {
@@ -139,8 +139,8 @@ fn lba_offset(lba: u64, sector: NonZeroU64) -> Result<u64> {
 /// The name must already fit its 36 UTF-16 units.
 fn entry_bytes(p: &GptPartition) -> Vec<u8> {
     let mut e = [
-        p.type_guid.to_gpt_bytes().as_slice(),
-        &p.unique_guid.to_gpt_bytes(),
+        p.type_guid.to_bytes_le().as_slice(),
+        &p.unique_guid.to_bytes_le(),
         &p.first_lba.to_le_bytes(),
         &p.last_lba.to_le_bytes(),
         &p.attributes.to_le_bytes(),
@@ -227,7 +227,7 @@ pub fn write(
             &alt.to_le_bytes(),
             &first_usable.to_le_bytes(),
             &last_usable.to_le_bytes(),
-            &disk_guid.to_gpt_bytes(),
+            &disk_guid.to_bytes_le(),
             &entries.to_le_bytes(),
             &raw::ENTRY_COUNT.to_le_bytes(),
             &raw::ENTRY_SIZE.to_le_bytes(),
@@ -369,7 +369,7 @@ fn read_gpt(data: &[u8], sector: u64) -> Result<PartitionTable> {
     let alternate = u64_le(hdr, raw::H_ALTERNATE_LBA, what)?;
     let first_usable = u64_le(hdr, raw::H_FIRST_USABLE, what)?;
     let last_usable = u64_le(hdr, raw::H_LAST_USABLE, what)?;
-    let disk_guid = Guid::from_gpt_bytes(bytes::array(hdr, raw::H_DISK_GUID, what)?);
+    let disk_guid = Guid::from_bytes_le(bytes::array(hdr, raw::H_DISK_GUID, what)?);
     let entries_lba = u64_le(hdr, raw::H_ENTRIES_LBA, what)?;
     let count = u32_le(hdr, raw::H_ENTRY_COUNT, what)?;
     let esize = u32_le(hdr, raw::H_ENTRY_SIZE, what)?;
@@ -410,7 +410,7 @@ fn read_gpt(data: &[u8], sector: u64) -> Result<PartitionTable> {
     let mut partitions = Vec::new();
     // Numbered from 1; there are at most `count` (a u32) entries.
     for (index, e) in (1..=u32::MAX).zip(array.chunks_exact(entry_len)) {
-        let t = Guid::from_gpt_bytes(bytes::array(e, raw::E_TYPE, "GPT entry")?);
+        let t = Guid::from_bytes_le(bytes::array(e, raw::E_TYPE, "GPT entry")?);
         if t.is_zero() {
             continue;
         }
@@ -439,7 +439,7 @@ fn read_gpt(data: &[u8], sector: u64) -> Result<PartitionTable> {
             name,
             type_name: type_name(&t),
             type_guid: Some(t),
-            unique_guid: Some(Guid::from_gpt_bytes(bytes::array(
+            unique_guid: Some(Guid::from_bytes_le(bytes::array(
                 e,
                 raw::E_UNIQUE,
                 "GPT entry",

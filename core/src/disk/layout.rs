@@ -7,9 +7,10 @@ use std::borrow::Cow;
 use crate::bytes;
 use crate::disk::fat::{self, FatOptions, FatType};
 use crate::disk::gpt::{self, GptPartition, ATTR_LEGACY_BIOS_BOOTABLE};
-use crate::disk::guid::{self, Guid};
+use crate::disk::guid;
 use crate::disk::sparse::DiskImage;
 use crate::error::{Error, Result};
+use crate::guid::Guid;
 use crate::pe::PeFile;
 
 const MIB: u64 = 1 << 20;

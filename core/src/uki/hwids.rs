@@ -20,7 +20,7 @@ pub struct Hwid {
 
 /// Format an EFI_GUID (first three fields little-endian) as text.
 pub fn guid(b: &[u8; 16]) -> String {
-    crate::siglist::Guid(*b).to_string()
+    format!("{:x}", crate::guid::Guid::from_bytes_le(*b))
 }
 
 /// At most this many entries are decoded. ukify writes one per CHID of each device
