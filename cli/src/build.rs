@@ -11,6 +11,7 @@ use anyhow::{bail, Context, Result};
 use ukitool_core::authenticode::DigestAlgorithm;
 use ukitool_core::build::{self, BuildSpec, NamedPart, ProfileSpec};
 use ukitool_core::measure::{self, Part, Prediction};
+use ukitool_core::pcrsig;
 use ukitool_core::pe::PeFile;
 use ukitool_core::sign::{self, SignOptions, SigningKey};
 
@@ -402,7 +403,7 @@ pub fn run_build(a: BuildArgs) -> Result<ExitCode> {
                 })
                 .collect();
             let preds = measure::predict(&parts, &banks, &a.phase)?;
-            pcrsigs.push(measure::sign_pcrsig(&preds, key)?.into_bytes());
+            pcrsigs.push(pcrsig::sign(&preds, key)?.into_bytes());
         }
     }
     let mut image = plan.write(&pcrsigs)?;
@@ -517,7 +518,7 @@ pub fn run_measure(a: MeasureArgs) -> Result<ExitCode> {
     if let Some(k) = &a.sign {
         let pw = password(a.key_password_file.as_deref())?;
         let key = load_key(k, pw.as_deref())?;
-        writeln!(out, "{}", measure::sign_pcrsig(&preds, &key)?)?;
+        writeln!(out, "{}", pcrsig::sign(&preds, &key)?)?;
     } else if a.json {
         serde_json::to_writer(&mut out, &measure::predictions_json(&preds))?;
         writeln!(out)?;

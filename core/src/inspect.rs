@@ -15,6 +15,7 @@ use crate::authenticode::{self, SignatureSummary};
 use crate::bytes;
 use crate::error::Result;
 use crate::lint::{Lint, Lints, Severity};
+use crate::pcrsig::{PcrsigSummary, PublicKey};
 use crate::pe::raw::{self, flag_names};
 use crate::pe::{Format, PeFile, Section};
 use crate::uki::bmp::Splash;
@@ -22,7 +23,6 @@ use crate::uki::efifw::Firmware;
 use crate::uki::hwids::Hwid;
 use crate::uki::kernel::{self, Kernel};
 use crate::uki::osrel::OsRelease;
-use crate::uki::pcrkey::{PcrSig, PublicKey};
 use crate::uki::sbat::SbatEntry;
 use crate::uki::{self, Blocks, Kind};
 
@@ -240,7 +240,7 @@ pub struct Report {
     pub sbat: Option<Vec<SbatEntry>>,
     pub splash: Option<Splash>,
     pub pcrpkey: Option<PublicKey>,
-    pub pcrsig: Option<PcrSig>,
+    pub pcrsig: Option<PcrsigSummary>,
     pub hwids: Option<Vec<Hwid>>,
     pub efifw: Vec<Firmware>,
     /// Names of the base sections (those before the first .profile).
@@ -343,14 +343,14 @@ pub fn inspect_pe(pe: &PeFile<'_>, src: &dyn ByteSource, opts: &InspectOptions) 
             .ok()
     });
     let pcrpkey = base(".pcrpkey").and_then(|i| rd.get(i)).and_then(|d| {
-        uki::pcrkey::parse_public_key(d)
+        crate::pcrsig::public_key(d)
             .map_err(|e| undecodable(".pcrpkey", e))
             .ok()
     });
     let pcrsig =
         base(".pcrsig")
             .and_then(|i| rd.get(i))
-            .and_then(|d| match uki::pcrkey::parse_pcrsig(d) {
+            .and_then(|d| match crate::pcrsig::summarise(d) {
                 Ok((sig, more)) => {
                     if more > 0 {
                         cut.push(truncated(

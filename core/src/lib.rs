@@ -40,6 +40,7 @@ pub mod lint;
 pub mod measure;
 pub mod pcrsig;
 pub mod pe;
+pub mod pem;
 pub mod siglist;
 pub mod sign;
 pub mod uki;

@@ -1,5 +1,5 @@
-//! PCR 11 prediction as systemd-stub measures it, TPM2 PolicyPCR digests, and .pcrsig
-//! generation.
+//! PCR 11 prediction as systemd-stub measures it, and TPM2 PolicyPCR digests (which
+//! [`crate::pcrsig`] signs and checks).
 //!
 //! systemd-stub extends PCR 11 once per present, non-empty UKI section, in its own
 //! fixed order (not file order): first H(name + NUL), then H(payload). systemd then
@@ -227,38 +227,6 @@ pub fn policy_pcr_digest(bank: DigestAlgorithm, pcrs: &[(u32, &[u8])]) -> Result
     let mut out = [0u8; 32];
     out.copy_from_slice(d.get(..32).unwrap_or(&[0u8; 32]));
     Ok(out)
-}
-
-/// One signed policy of a .pcrsig, in systemd-measure's field order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct PcrSigEntry {
-    pub pcrs: Vec<u32>,
-    pub pkfp: String,
-    pub pol: String,
-    pub sig: String,
-}
-
-/// Sign PCR 11 policies with an RSA key, as `systemd-measure sign` does: for each
-/// prediction, `pol` = PolicyPCR digest, `sig` = RSASSA-PKCS1-v1_5 over SHA-256(pol),
-/// `pkfp` = SHA-256 of the DER SubjectPublicKeyInfo. Returns the JSON text (one
-/// array per bank, banks in the order of the predictions).
-pub fn sign_pcrsig(predictions: &[Prediction], key: &crate::sign::SigningKey) -> Result<String> {
-    use base64::Engine;
-    let pkfp = hex(&DigestAlgorithm::Sha256.digest(&key.public_key_der()?));
-    // A BTreeMap keeps banks in systemd's order (sha1 < sha256 < ...); the struct
-    // keeps the fields in its order.
-    let mut map: std::collections::BTreeMap<&'static str, Vec<PcrSigEntry>> = Default::default();
-    for p in predictions {
-        let pol = policy_pcr_digest(p.bank, &[(p.pcr, &p.hash)])?;
-        let sig = key.sign_pkcs1v15_sha256(&pol)?;
-        map.entry(p.bank.name()).or_default().push(PcrSigEntry {
-            pcrs: vec![p.pcr],
-            pkfp: pkfp.clone(),
-            pol: hex(&pol),
-            sig: base64::engine::general_purpose::STANDARD.encode(sig),
-        });
-    }
-    serde_json::to_string(&map).map_err(|e| Error::invalid(e.to_string()))
 }
 
 /// Predictions in systemd-measure's JSON shape, ready for serde:

@@ -21,27 +21,9 @@ use x509_cert::attr::Attribute;
 use x509_cert::Certificate;
 
 use crate::authenticode::hash::{image_digest, DigestAlgorithm};
+use crate::authenticode::oid;
 use crate::error::{Error, Result};
 use crate::pe::PeFile;
-
-const OID_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.1");
-const OID_RSA_ENCRYPTION: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
-const OID_ECDSA_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.4.3.2");
-const OID_EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
-const OID_P256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
-const OID_SIGNED_DATA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.7.2");
-const OID_CONTENT_TYPE: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.3");
-const OID_MESSAGE_DIGEST: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.4");
-const OID_SIGNING_TIME: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.9.5");
-/// SPC_INDIRECT_DATA_OBJID
-pub const OID_SPC_INDIRECT_DATA: ObjectIdentifier =
-    ObjectIdentifier::new_unwrap("1.3.6.1.4.1.311.2.1.4");
-/// SPC_PE_IMAGE_DATAOBJ
-const OID_SPC_PE_IMAGE_DATA: ObjectIdentifier =
-    ObjectIdentifier::new_unwrap("1.3.6.1.4.1.311.2.1.15");
-/// SPC_SP_OPUS_INFO_OBJID
-const OID_SPC_SP_OPUS_INFO: ObjectIdentifier =
-    ObjectIdentifier::new_unwrap("1.3.6.1.4.1.311.2.1.12");
 
 /// WIN_CERTIFICATE revision 2.0 and type PKCS_SIGNED_DATA.
 const WIN_CERT_REVISION_2_0: u16 = 0x0200;
@@ -71,7 +53,7 @@ impl SigningKey {
     pub fn from_pem(pem: &str, password: Option<&[u8]>) -> Result<Self> {
         use pkcs1::DecodeRsaPrivateKey;
         use pkcs8::der::pem::PemLabel;
-        let (label, der) = der::pem::decode_vec(pem.trim().as_bytes())
+        let (label, der) = crate::pem::decode(pem.as_bytes())
             .map_err(|e| crypto("private key PEM")(e.to_string()))?;
         match label {
             "RSA PRIVATE KEY" => {
@@ -107,16 +89,16 @@ impl SigningKey {
         let info = pkcs8::PrivateKeyInfo::from_der(der)
             .map_err(|e| crypto("PKCS#8 key")(e.to_string()))?;
         let alg = info.algorithm.oid;
-        if alg == OID_RSA_ENCRYPTION {
+        if alg == oid::RSA_ENCRYPTION {
             let k = rsa::RsaPrivateKey::from_pkcs8_der(der)
                 .map_err(|e| crypto("PKCS#8 RSA key")(e.to_string()))?;
             Self::rsa(k)
-        } else if alg == OID_EC_PUBLIC_KEY {
+        } else if alg == oid::EC_PUBLIC_KEY {
             let curve = info
                 .algorithm
                 .parameters_oid()
                 .map_err(|e| crypto("EC key curve")(e.to_string()))?;
-            if curve != OID_P256 {
+            if curve != oid::SECP256R1 {
                 return Err(Error::Crypto(format!(
                     "EC key on curve {curve}: only P-256 is supported"
                 )));
@@ -163,9 +145,7 @@ impl SigningKey {
 
     /// The public key as PEM (`PUBLIC KEY`), as `.pcrpkey` holds it.
     pub fn public_key_pem(&self) -> Result<String> {
-        let der = self.public_key_der()?;
-        der::pem::encode_string("PUBLIC KEY", der::pem::LineEnding::LF, &der)
-            .map_err(|e| crypto("encoding the public key")(e.to_string()))
+        crate::pem::encode_public_key(&self.public_key_der()?)
     }
 
     /// RSASSA-PKCS1-v1_5 with SHA-256 over `msg` (RSA keys only).
@@ -194,7 +174,7 @@ impl SigningKey {
                 self.sign_pkcs1v15_sha256(msg)?,
                 // sbsign writes rsaEncryption with NULL parameters.
                 AlgorithmIdentifierOwned {
-                    oid: OID_RSA_ENCRYPTION,
+                    oid: oid::RSA_ENCRYPTION,
                     parameters: Some(Any::null()),
                 },
             )),
@@ -205,7 +185,7 @@ impl SigningKey {
                 Ok((
                     sig.to_der().as_bytes().to_vec(),
                     AlgorithmIdentifierOwned {
-                        oid: OID_ECDSA_SHA256,
+                        oid: oid::ECDSA_WITH_SHA256,
                         parameters: None,
                     },
                 ))
@@ -214,17 +194,16 @@ impl SigningKey {
     }
 }
 
-/// Parse every certificate in a PEM bundle; returns their DER.
+/// Every certificate in a PEM bundle, checked to parse; returns their DER.
 pub fn certificates_from_pem(pem: &[u8]) -> Result<Vec<Vec<u8>>> {
-    let certs =
-        Certificate::load_pem_chain(pem).map_err(|e| crypto("certificate PEM")(e.to_string()))?;
+    let certs = crate::pem::certificates(pem)?;
     if certs.is_empty() {
         return Err(Error::Crypto("no certificate in the PEM input".into()));
     }
-    certs
-        .iter()
-        .map(|c| c.to_der().map_err(|e| crypto("certificate")(e.to_string())))
-        .collect()
+    for c in &certs {
+        Certificate::from_der(c).map_err(|e| crypto("certificate")(e.to_string()))?;
+    }
+    Ok(certs)
 }
 
 /// What to sign with.
@@ -260,13 +239,13 @@ fn spc_indirect_data(digest: &[u8]) -> Result<Vec<u8>> {
     let type_value = tlv(
         0x30,
         &[
-            OID_SPC_PE_IMAGE_DATA.to_der().map_err(der_err)?,
+            oid::SPC_PE_IMAGE_DATA.to_der().map_err(der_err)?,
             pe_image_data,
         ]
         .concat(),
     )?;
     let alg = AlgorithmIdentifierOwned {
-        oid: OID_SHA256,
+        oid: oid::SHA256,
         parameters: Some(Any::null()),
     };
     let digest_info = tlv(
@@ -304,9 +283,9 @@ fn tlv_value(der: &[u8]) -> Result<&[u8]> {
         .ok_or_else(|| Error::Crypto("short DER".into()))
 }
 
-fn attribute(oid: ObjectIdentifier, value: Any) -> Result<Attribute> {
+fn attribute(id: ObjectIdentifier, value: Any) -> Result<Attribute> {
     Ok(Attribute {
-        oid,
+        oid: id,
         values: SetOfVec::try_from(vec![value]).map_err(der_err)?,
     })
 }
@@ -331,17 +310,17 @@ pub fn signed_data(digest: &[u8], opts: &SignOptions<'_>) -> Result<Vec<u8>> {
 
     let mut attrs = vec![
         attribute(
-            OID_CONTENT_TYPE,
-            Any::encode_from(&OID_SPC_INDIRECT_DATA).map_err(der_err)?,
+            oid::CONTENT_TYPE,
+            Any::encode_from(&oid::SPC_INDIRECT_DATA).map_err(der_err)?,
         )?,
         attribute(
-            OID_MESSAGE_DIGEST,
+            oid::MESSAGE_DIGEST,
             Any::encode_from(&OctetString::new(content_digest).map_err(der_err)?)
                 .map_err(der_err)?,
         )?,
         // sbsign's SpcSpOpusInfo: an empty SEQUENCE (no program name, no URL).
         attribute(
-            OID_SPC_SP_OPUS_INFO,
+            oid::SPC_SP_OPUS_INFO,
             Any::from_der(&[0x30, 0x00]).map_err(der_err)?,
         )?,
     ];
@@ -356,7 +335,7 @@ pub fn signed_data(digest: &[u8], opts: &SignOptions<'_>) -> Result<Vec<u8>> {
             }
         };
         attrs.push(attribute(
-            OID_SIGNING_TIME,
+            oid::SIGNING_TIME,
             Any::encode_from(&time).map_err(der_err)?,
         )?);
     }
@@ -367,7 +346,7 @@ pub fn signed_data(digest: &[u8], opts: &SignOptions<'_>) -> Result<Vec<u8>> {
     let (signature, sig_alg) = opts.key.sign_sha256(&to_sign)?;
 
     let sha256 = AlgorithmIdentifierOwned {
-        oid: OID_SHA256,
+        oid: oid::SHA256,
         parameters: Some(Any::null()),
     };
     let signer = SignerInfo {
@@ -391,7 +370,7 @@ pub fn signed_data(digest: &[u8], opts: &SignOptions<'_>) -> Result<Vec<u8>> {
         version: CmsVersion::V1,
         digest_algorithms: SetOfVec::try_from(vec![sha256]).map_err(der_err)?,
         encap_content_info: EncapsulatedContentInfo {
-            econtent_type: OID_SPC_INDIRECT_DATA,
+            econtent_type: oid::SPC_INDIRECT_DATA,
             econtent: Some(Any::from_der(&content).map_err(der_err)?),
         },
         certificates: Some(CertificateSet(SetOfVec::try_from(certs).map_err(der_err)?)),
@@ -399,7 +378,7 @@ pub fn signed_data(digest: &[u8], opts: &SignOptions<'_>) -> Result<Vec<u8>> {
         signer_infos: SignerInfos(SetOfVec::try_from(vec![signer]).map_err(der_err)?),
     };
     let ci = ContentInfo {
-        content_type: OID_SIGNED_DATA,
+        content_type: oid::SIGNED_DATA,
         content: Any::encode_from(&sd).map_err(der_err)?,
     };
     ci.to_der().map_err(der_err)

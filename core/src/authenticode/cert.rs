@@ -8,7 +8,7 @@ use const_oid::ObjectIdentifier;
 use der::{Decode, Tagged};
 use sha2::Digest;
 
-use super::asn1::{self, Reader, Tlv};
+use super::asn1::{self, Reader};
 use super::hash::DigestAlgorithm;
 use super::oid;
 use crate::bytes::hex;
@@ -326,16 +326,7 @@ fn pkcs1_prefix(alg: DigestAlgorithm) -> &'static [u8] {
 /// Verify `sig` over a message whose `alg` digest is `digest`, with the key in
 /// `spki` (DER SubjectPublicKeyInfo): RSA PKCS#1 v1.5, or ECDSA on P-256/P-384.
 pub fn verify_digest(spki: &[u8], alg: DigestAlgorithm, digest: &[u8], sig: &[u8]) -> Result<()> {
-    let key_alg = Reader::new(spki, 0)
-        .read("SubjectPublicKeyInfo")
-        .and_then(|t| t.reader().read("SubjectPublicKeyInfo algorithm"))
-        .and_then(|t: Tlv<'_>| {
-            let mut r = t.reader();
-            let alg = r.read("key algorithm")?.oid("key algorithm")?;
-            let param = r.optional(asn1::TAG_OID, "key parameters")?;
-            Ok((alg, param.and_then(|p| p.oid("curve").ok())))
-        })?;
-    match key_alg {
+    match key_algorithm(spki)? {
         (oid::RSA_ENCRYPTION, _) => {
             use rsa::pkcs8::DecodePublicKey;
             let key = rsa::RsaPublicKey::from_public_key_der(spki)
@@ -382,29 +373,40 @@ pub fn is_ecdsa_signature(alg: &ObjectIdentifier) -> bool {
     )
 }
 
+/// A SubjectPublicKeyInfo's key algorithm and, for an EC key, its named curve.
+pub fn key_algorithm(spki: &[u8]) -> Result<(ObjectIdentifier, Option<ObjectIdentifier>)> {
+    let info = Reader::new(spki, 0).read("SubjectPublicKeyInfo")?;
+    let mut r = info
+        .reader()
+        .read("SubjectPublicKeyInfo algorithm")?
+        .reader();
+    let alg = r.read("key algorithm")?.oid("key algorithm")?;
+    let param = r.optional(asn1::TAG_OID, "key parameters")?;
+    Ok((alg, param.and_then(|p| p.oid("curve").ok())))
+}
+
+/// The size of an RSA key's modulus in bits; None when the key is not an RSA public
+/// key (RFC 8017 A.1.1) inside a SubjectPublicKeyInfo.
+pub fn rsa_bits(spki: &[u8]) -> Option<u32> {
+    let info = spki::SubjectPublicKeyInfoRef::from_der(spki).ok()?;
+    let key = pkcs1::RsaPublicKey::from_der(info.subject_public_key.raw_bytes()).ok()?;
+    let m = key.modulus.as_bytes();
+    let lead = m.iter().position(|&b| b != 0).unwrap_or(m.len());
+    let first = m.get(lead).copied().unwrap_or(0);
+    let n = u32::try_from(m.len().saturating_sub(lead)).unwrap_or(u32::MAX);
+    Some(n.saturating_mul(8).saturating_sub(first.leading_zeros()))
+}
+
 /// See [`Certificate::key_kind`]; `unknown` when the SubjectPublicKeyInfo does not parse.
 pub fn key_kind(spki: &[u8]) -> String {
-    let alg = Reader::new(spki, 0)
-        .read("SubjectPublicKeyInfo")
-        .and_then(|t| t.reader().read("SubjectPublicKeyInfo algorithm"))
-        .and_then(|t| {
-            let mut r = t.reader();
-            let alg = r.read("key algorithm")?.oid("key algorithm")?;
-            let param = r.optional(asn1::TAG_OID, "key parameters")?;
-            Ok((alg, param.and_then(|p| p.oid("curve").ok())))
-        });
-    match alg {
+    match key_algorithm(spki) {
         Ok((oid::RSA_ENCRYPTION, _)) => {
-            use rsa::pkcs8::DecodePublicKey;
-            use rsa::traits::PublicKeyParts;
-            match rsa::RsaPublicKey::from_public_key_der(spki) {
-                Ok(k) => format!("rsa-{}", k.n().bits()),
-                Err(_) => "rsa".into(),
-            }
+            rsa_bits(spki).map_or_else(|| "rsa".into(), |bits| format!("rsa-{bits}"))
         }
-        Ok((oid::EC_PUBLIC_KEY, Some(oid::SECP256R1))) => "ecdsa-p256".into(),
-        Ok((oid::EC_PUBLIC_KEY, Some(oid::SECP384R1))) => "ecdsa-p384".into(),
-        Ok((oid::EC_PUBLIC_KEY, _)) => "ecdsa".into(),
+        Ok((oid::EC_PUBLIC_KEY, curve)) => match curve.as_ref().and_then(oid::curve) {
+            Some((name, _)) => format!("ecdsa-{name}"),
+            None => "ecdsa".into(),
+        },
         Ok((other, _)) => other.to_string(),
         Err(_) => "unknown".into(),
     }
@@ -412,26 +414,9 @@ pub fn key_kind(spki: &[u8]) -> String {
 
 /// Certificates from a file: one DER certificate, or any number of PEM blocks.
 pub fn parse_cert_file(data: &[u8]) -> Result<Vec<Certificate>> {
-    let text_start = b"-----BEGIN CERTIFICATE-----";
-    if data.windows(text_start.len()).any(|w| w == text_start) {
-        let text = String::from_utf8_lossy(data);
-        let mut out = Vec::new();
-        for (i, block) in text
-            .split("-----BEGIN CERTIFICATE-----")
-            .skip(1)
-            .enumerate()
-        {
-            let end = "-----END CERTIFICATE-----";
-            let body = block
-                .split(end)
-                .next()
-                .ok_or_else(|| Error::invalid(format!("PEM certificate {i} has no END line")))?;
-            let pem = format!("-----BEGIN CERTIFICATE-----{body}{end}\n");
-            let (_, der) = der::pem::decode_vec(pem.as_bytes())
-                .map_err(|e| Error::invalid(format!("PEM certificate {i}: {e}")))?;
-            out.push(Certificate::parse(&der, 0)?);
-        }
-        return Ok(out);
+    let pem = crate::pem::certificates(data)?;
+    if pem.is_empty() {
+        return Ok(vec![Certificate::parse(data, 0)?]);
     }
-    Ok(vec![Certificate::parse(data, 0)?])
+    pem.iter().map(|der| Certificate::parse(der, 0)).collect()
 }

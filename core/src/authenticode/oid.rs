@@ -1,5 +1,5 @@
-//! Object identifiers used by Authenticode, CMS and X.509 (raw constants, kept apart
-//! from the code that reads them).
+//! Object identifiers used by Authenticode, CMS, X.509 and keys: the one table of them
+//! (raw constants, kept apart from the code that reads and writes them).
 
 use const_oid::ObjectIdentifier as Oid;
 
@@ -32,6 +32,7 @@ pub const ECDSA_WITH_SHA384: Oid = Oid::new_unwrap("1.2.840.10045.4.3.3");
 pub const ECDSA_WITH_SHA512: Oid = Oid::new_unwrap("1.2.840.10045.4.3.4");
 pub const SECP256R1: Oid = Oid::new_unwrap("1.2.840.10045.3.1.7");
 pub const SECP384R1: Oid = Oid::new_unwrap("1.3.132.0.34");
+pub const SECP521R1: Oid = Oid::new_unwrap("1.3.132.0.35");
 /// id-ce-subjectKeyIdentifier (RFC 5280 §4.2.1.2).
 pub const SUBJECT_KEY_IDENTIFIER: Oid = Oid::new_unwrap("2.5.29.14");
 
@@ -44,6 +45,16 @@ pub fn digest_algorithm(oid: &Oid) -> Option<DigestAlgorithm> {
         SHA256 => DigestAlgorithm::Sha256,
         SHA384 => DigestAlgorithm::Sha384,
         SHA512 => DigestAlgorithm::Sha512,
+        _ => return None,
+    })
+}
+
+/// A named elliptic curve's short name and key size in bits.
+pub fn curve(oid: &Oid) -> Option<(&'static str, u32)> {
+    Some(match *oid {
+        SECP256R1 => ("p256", 256),
+        SECP384R1 => ("p384", 384),
+        SECP521R1 => ("p521", 521),
         _ => return None,
     })
 }

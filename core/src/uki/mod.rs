@@ -10,7 +10,6 @@ pub mod hwids;
 pub mod kernel;
 pub mod lints;
 pub mod osrel;
-pub mod pcrkey;
 pub mod sbat;
 
 use crate::pe::Section;
