@@ -10,7 +10,8 @@ use crate::pe::raw::{
 };
 use crate::pe::PeFile;
 
-use super::{PlannedSection, MAX_IMAGE_SIZE};
+use super::PlannedSection;
+use crate::uki::MAX_IMAGE_SIZE;
 
 /// Index of the debug data directory, whose entries hold file offsets.
 const DIR_DEBUG: usize = 6;

@@ -19,11 +19,9 @@ use crate::bytes::{self, slice, u16_le};
 use crate::error::{Error, Result};
 use crate::pe::raw::{SCN_CNT_CODE, SCN_CNT_INITIALIZED_DATA, SCN_MEM_READ};
 use crate::pe::PeFile;
+use crate::uki;
 
 pub use layout::pe_checksum;
-
-/// Images this large fail to load on real firmware (systemd issue #31452).
-pub const MAX_IMAGE_SIZE: u64 = 2 << 30;
 
 /// Section order as ukify 262 writes it; `.sbat`, the profile blocks and `.pcrsig`
 /// follow, and `--section` extras go after these and before `.sbat`.
@@ -31,9 +29,6 @@ pub const UKIFY_ORDER: [&str; 12] = [
     ".osrel", ".cmdline", ".dtb", ".dtbauto", ".hwids", ".uname", ".splash", ".pcrpkey", ".linux",
     ".initrd", ".efifw", ".ucode",
 ];
-
-/// Sections that may appear more than once in one block (base or profile).
-const REPEATABLE: [&str; 2] = [".dtbauto", ".efifw"];
 
 /// The SBAT header line; it must come first and exactly once (shim's SBAT.md).
 const SBAT_HEADER: &str =
@@ -334,8 +329,10 @@ pub fn plan<'a>(spec: &BuildSpec<'a>) -> Result<Plan<'a>> {
     check_block("base", &base, &stub)?;
 
     if spec.linux.is_none() {
-        const ADDON_PARTS: [&str; 5] = [".cmdline", ".dtb", ".dtbauto", ".ucode", ".initrd"];
-        if !base.iter().any(|s| ADDON_PARTS.contains(&s.name.as_str())) {
+        if !base
+            .iter()
+            .any(|s| uki::ADDON_PAYLOADS.contains(&s.name.as_str()))
+        {
             return Err(Error::invalid(
                 "no --linux: an addon is built, and it needs at least one of .cmdline .dtb .dtbauto .ucode .initrd",
             ));
@@ -443,7 +440,7 @@ fn check_block(block: &str, sections: &[PlannedSection<'_>], stub: &PeFile<'_>) 
             )));
         }
         let dup = sections.iter().take(i).any(|o| o.name == s.name);
-        if dup && !REPEATABLE.contains(&s.name.as_str()) {
+        if dup && !uki::repeatable(&s.name) {
             return Err(Error::invalid(format!(
                 "{block}: section {} given twice (only .dtbauto and .efifw may repeat)",
                 s.name

@@ -9,9 +9,6 @@ use crate::bytes::align_up;
 use crate::lint::{Lint, Lints, Severity};
 use crate::pe::{PeFile, Section};
 
-/// Images above 2 GiB fail to load on real firmware (systemd #31452).
-pub const MAX_IMAGE: u64 = 2 * 1024 * 1024 * 1024;
-
 pub struct Facts<'p, 'a> {
     pub pe: &'p PeFile<'a>,
     pub kind: Kind,
@@ -157,7 +154,7 @@ pub fn check(f: &Facts<'_, '_>, out: &mut Lints) {
     }
 
     let image = u64::from(f.pe.opt.size_of_image).max(f.file_len);
-    if image > MAX_IMAGE {
+    if image > super::MAX_IMAGE_SIZE {
         out.push(Lint::new(
             "image-over-2gib",
             Severity::Error,

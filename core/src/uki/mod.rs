@@ -72,6 +72,16 @@ pub fn single_copy(name: &str) -> bool {
     KNOWN_SECTIONS.iter().any(|(n, many)| *n == name && !many)
 }
 
+/// May a block (base or profile) hold `name` more than once (`.dtbauto`, `.efifw`,
+/// and `.profile`, which opens the next block)?
+pub fn repeatable(name: &str) -> bool {
+    KNOWN_SECTIONS.iter().any(|(n, many)| *n == name && *many)
+}
+
+/// Images larger than this fail to load on real firmware (systemd #31452): the build
+/// refuses them and inspect reports them.
+pub const MAX_IMAGE_SIZE: u64 = 2 << 30;
+
 /// systemd-stub accepts at most 256 profiles (uki.h, MAX_PROFILES).
 pub const MAX_PROFILES: usize = 256;
 
