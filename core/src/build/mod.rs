@@ -328,15 +328,11 @@ pub fn plan<'a>(spec: &BuildSpec<'a>) -> Result<Plan<'a>> {
     }
     check_block("base", &base, &stub)?;
 
-    if spec.linux.is_none() {
-        if !base
-            .iter()
-            .any(|s| uki::ADDON_PAYLOADS.contains(&s.name.as_str()))
-        {
-            return Err(Error::invalid(
-                "no --linux: an addon is built, and it needs at least one of .cmdline .dtb .dtbauto .ucode .initrd",
-            ));
-        }
+    let addon_payload = |s: &PlannedSection<'_>| uki::ADDON_PAYLOADS.contains(&s.name.as_str());
+    if spec.linux.is_none() && !base.iter().any(addon_payload) {
+        return Err(Error::invalid(
+            "no --linux: an addon is built, and it needs at least one of .cmdline .dtb .dtbauto .ucode .initrd",
+        ));
     }
 
     let mut profiles = Vec::with_capacity(spec.profiles.len());
