@@ -44,5 +44,6 @@ pub mod pem;
 pub mod siglist;
 pub mod sign;
 pub mod uki;
+pub mod units;
 
 pub use error::{Error, Result};

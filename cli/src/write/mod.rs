@@ -26,6 +26,7 @@ use self::sysblock::{DiskInfo, MountTable};
 use crate::image::{size_arg, ImageInputs, ImageOptionArgs};
 use crate::input::Input;
 use ukitool_core::disk::layout::{self, ImageSummary};
+use ukitool_core::units::human_size as human;
 
 #[derive(clap::Args)]
 pub struct WriteArgs {
@@ -89,22 +90,6 @@ pub fn run_disks(a: DisksArgs) -> Result<ExitCode> {
         print_disks(&mut out, &disks)?;
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Sizes as people read them on a drive label.
-pub fn human(n: u64) -> String {
-    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u + 1 < UNITS.len() {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
 }
 
 fn print_disks(w: &mut dyn Write, disks: &[DiskInfo]) -> std::io::Result<()> {

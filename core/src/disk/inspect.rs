@@ -8,7 +8,9 @@ use crate::disk::fat::read::{looks_like_fat, read_volume, FatVolume};
 use crate::disk::gpt::{self, PartitionTable};
 use crate::error::{Error, Result};
 use crate::inspect::{self, InspectOptions, Report};
+use crate::lint::Severity;
 use crate::pe;
+use crate::units::human_size;
 
 /// At most this many EFI binaries are inspected per disk (each one is a full report).
 const MAX_EFI_BINARIES: usize = 64;
@@ -171,85 +173,291 @@ fn filesystem(
     })
 }
 
-impl fmt::Display for DiskReport {
-    /// The human listing: partitions, then each volume's files and EFI binaries.
+impl DiskReport {
+    /// The human listing `ukitool inspect` prints: the partition table, then for each
+    /// FAT volume its files and a short summary of every EFI binary on it (`--json`
+    /// has the full report of each). `file` names the image in the first line.
+    pub fn listing<'a>(&'a self, file: &'a str) -> Listing<'a> {
+        Listing { report: self, file }
+    }
+}
+
+/// See [`DiskReport::listing`].
+pub struct Listing<'a> {
+    report: &'a DiskReport,
+    file: &'a str,
+}
+
+impl fmt::Display for Listing<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "raw disk image, {} bytes", self.size)?;
-        if let Some(t) = &self.partition_table {
-            write!(
-                f,
-                "partition table: {} ({}-byte sectors)",
-                t.scheme, t.sector_size
-            )?;
-            if let Some(g) = t.disk_guid {
-                write!(f, ", disk GUID {g}")?;
-            }
+        let r = self.report;
+        let file = self.file;
+        kv(
+            f,
+            "File:",
+            &format!("{file} ({} bytes, {})", r.size, human_size(r.size)),
+        )?;
+        kv(f, "Kind:", "raw disk image")?;
+        match &r.partition_table {
+            None => kv(f, "Partition table:", "none (a bare FAT volume)")?,
+            Some(t) => write_table(f, t)?,
+        }
+        for fs in &r.filesystems {
+            write_volume(f, fs)?;
+        }
+        if !r.problems.is_empty() {
             writeln!(f)?;
-            for p in &t.partitions {
-                let kind = p.type_label().unwrap_or_default();
-                write!(
-                    f,
-                    "  {:>2} {:<10} {:<20} offset {:#x} size {}",
-                    p.index, p.name, kind, p.offset, p.size
-                )?;
-                if let Some(g) = p.unique_guid {
-                    write!(f, " {g}")?;
-                }
-                if p.legacy_bios_bootable {
-                    write!(f, " legacy-bios-bootable")?;
-                }
-                writeln!(f)?;
+            writeln!(f, "Problems:")?;
+            for pr in &r.problems {
+                writeln!(f, "  {}", printable(pr))?;
             }
-            for pr in &t.problems {
-                writeln!(f, "  problem: {pr}")?;
-            }
-        }
-        for fs in &self.filesystems {
-            let v = &fs.fat;
-            match fs.partition {
-                Some(i) => write!(f, "partition {i}: ")?,
-                None => write!(f, "volume: ")?,
-            }
-            writeln!(
-                f,
-                "{} label {:?} id {} {}-byte clusters",
-                v.fat_type.name(),
-                v.label,
-                v.volume_id,
-                v.cluster_size
-            )?;
-            for e in &v.entries {
-                if e.is_dir {
-                    writeln!(f, "    /{}/", e.path)?;
-                } else {
-                    writeln!(f, "    /{} ({} bytes)", e.path, e.size)?;
-                }
-            }
-            for b in &fs.efi_binaries {
-                match (&b.report, &b.error) {
-                    (Some(r), _) => {
-                        let names: Vec<&str> = r.sections.iter().map(|s| s.name.as_str()).collect();
-                        writeln!(
-                            f,
-                            "  /{}: {} [{}]",
-                            b.path,
-                            r.kind.as_str(),
-                            names.join(" ")
-                        )?;
-                    }
-                    (None, Some(e)) => writeln!(f, "  /{}: {e}", b.path)?,
-                    (None, None) => {}
-                }
-            }
-            for pr in &v.problems {
-                writeln!(f, "  problem: {pr}")?;
-            }
-        }
-        for pr in &self.problems {
-            writeln!(f, "problem: {pr}")?;
         }
         Ok(())
     }
+}
+
+/// One fact per line, labels aligned.
+fn kv(w: &mut dyn fmt::Write, k: &str, v: &str) -> fmt::Result {
+    writeln!(w, "{k:<18}{v}")
+}
+
+fn write_table(w: &mut dyn fmt::Write, t: &PartitionTable) -> fmt::Result {
+    let mut desc = format!(
+        "{}, {}-byte sectors",
+        t.scheme.to_uppercase(),
+        t.sector_size
+    );
+    if let Some(g) = t.disk_guid {
+        desc.push_str(&format!(", disk GUID {g}"));
+    }
+    kv(w, "Partition table:", &desc)?;
+    let ok = |v: Option<bool>| match v {
+        Some(true) => "ok",
+        Some(false) => "BAD",
+        None => "-",
+    };
+    if t.scheme == "gpt" {
+        kv(
+            w,
+            "GPT checks:",
+            &format!(
+                "header CRC {}, array CRC {}, backup {}",
+                ok(t.header_crc_ok),
+                ok(t.array_crc_ok),
+                ok(t.backup_ok)
+            ),
+        )?;
+    }
+    if let (Some(first), Some(last)) = (t.first_usable_lba, t.last_usable_lba) {
+        kv(w, "Usable LBAs:", &format!("{first}..{last}"))?;
+    }
+    writeln!(w)?;
+    writeln!(w, "Partitions:")?;
+    if t.partitions.is_empty() {
+        writeln!(w, "  none")?;
+    } else {
+        let right = [true, false, false, true, true, true, true];
+        columns(w, "  ", &partition_rows(t), &right)?;
+    }
+    for pr in &t.problems {
+        writeln!(w, "  problem: {}", printable(pr))?;
+    }
+    Ok(())
+}
+
+/// The partition table's rows under their header; the GUID and flags columns only
+/// when some partition has one (an MBR disk has neither).
+fn partition_rows(t: &PartitionTable) -> Vec<Vec<String>> {
+    let mut rows = vec![[
+        "#",
+        "name",
+        "type",
+        "first LBA",
+        "last LBA",
+        "offset",
+        "size",
+        "GUID",
+        "flags",
+    ]
+    .map(String::from)
+    .to_vec()];
+    for p in &t.partitions {
+        let kind = p.type_label().unwrap_or_else(|| "-".into());
+        rows.push(vec![
+            p.index.to_string(),
+            if p.name.is_empty() {
+                "-".into()
+            } else {
+                printable(&p.name)
+            },
+            kind,
+            p.first_lba.to_string(),
+            p.last_lba.to_string(),
+            format!("{:#x}", p.offset),
+            human_size(p.size),
+            p.unique_guid.map_or_else(|| "-".into(), |g| g.to_string()),
+            if p.legacy_bios_bootable {
+                "legacy-bios-bootable".into()
+            } else if p.attributes != 0 {
+                format!("{:#x}", p.attributes)
+            } else {
+                String::new()
+            },
+        ]);
+    }
+    let used = |c: usize| {
+        rows.iter()
+            .skip(1)
+            .any(|r| r.get(c).is_some_and(|v| !v.is_empty() && v != "-"))
+    };
+    let keep: Vec<bool> = (0..9).map(|c| c < 7 || used(c)).collect();
+    rows.into_iter()
+        .map(|r| {
+            r.into_iter()
+                .zip(&keep)
+                .filter(|(_, k)| **k)
+                .map(|(v, _)| v)
+                .collect()
+        })
+        .collect()
+}
+
+fn write_volume(w: &mut dyn fmt::Write, fs: &Filesystem) -> fmt::Result {
+    let v = &fs.fat;
+    writeln!(w)?;
+    let place = match fs.partition {
+        Some(i) => format!("Partition {i}"),
+        None => "Volume".into(),
+    };
+    writeln!(
+        w,
+        "{place}: {} label {:?} id {}, {}-byte clusters, {} clusters, at {:#x}",
+        v.fat_type.name(),
+        printable(&v.label),
+        v.volume_id,
+        v.cluster_size,
+        v.clusters,
+        fs.offset
+    )?;
+    let rows: Vec<Vec<String>> = v
+        .entries
+        .iter()
+        .map(|e| {
+            if e.is_dir {
+                vec![format!("/{}/", printable(&e.path)), String::new()]
+            } else {
+                vec![format!("/{}", printable(&e.path)), e.size.to_string()]
+            }
+        })
+        .collect();
+    if rows.is_empty() {
+        writeln!(w, "  (empty)")?;
+    } else {
+        columns(w, "  ", &rows, &[false, true])?;
+    }
+    for pr in &v.problems {
+        writeln!(w, "  problem: {}", printable(pr))?;
+    }
+    for b in &fs.efi_binaries {
+        write_binary(w, b)?;
+    }
+    Ok(())
+}
+
+/// A short summary of an EFI binary: `ukitool inspect` on the file has the rest.
+fn write_binary(w: &mut dyn fmt::Write, b: &EfiBinary) -> fmt::Result {
+    writeln!(w)?;
+    let at = b
+        .disk_offset
+        .map_or_else(String::new, |o| format!(" at {o:#x}"));
+    writeln!(w, "  /{} ({} bytes{at})", printable(&b.path), b.size)?;
+    let kv = |w: &mut dyn fmt::Write, k: &str, v: &str| writeln!(w, "    {k:<12}{v}");
+    let rep = match (&b.report, &b.error) {
+        (Some(rep), _) => rep,
+        (None, e) => return kv(w, "error", e.as_deref().unwrap_or("not inspected")),
+    };
+    let mut kind = rep.kind.as_str().to_string();
+    if let Some(s) = &rep.stub {
+        kind.push_str(&format!(" ({s})"));
+    }
+    if let Some(m) = rep.pe.machine_name {
+        kind.push_str(&format!(", {m}"));
+    }
+    kv(w, "kind", &kind)?;
+    let names: Vec<&str> = rep.sections.iter().map(|s| s.name.as_str()).collect();
+    kv(w, "sections", &names.join(" "))?;
+    if let Some(o) = &rep.os_release {
+        let name = o
+            .get("PRETTY_NAME")
+            .or_else(|| o.get("NAME"))
+            .or_else(|| o.get("ID"))
+            .unwrap_or("-");
+        kv(w, "os-release", &printable(name))?;
+    }
+    if let Some(u) = &rep.uname {
+        kv(w, "uname", &printable(u))?;
+    }
+    if let Some(c) = &rep.cmdline {
+        kv(w, "cmdline", &printable(c.trim()))?;
+    }
+    if rep.pe.certificate_table.is_none() {
+        kv(w, "signed", "no")?;
+    } else if rep.signatures.is_empty() {
+        kv(w, "signed", "yes (not checked: --no-hash)")?;
+    }
+    for (i, s) in rep.signatures.iter().enumerate() {
+        kv(w, if i == 0 { "signatures" } else { "" }, &s.line)?;
+    }
+    let count = |sev: Severity| rep.lints.iter().filter(|l| l.severity == sev).count();
+    let (e, wn) = (count(Severity::Error), count(Severity::Warning));
+    if e.saturating_add(wn) > 0 {
+        kv(
+            w,
+            "lints",
+            &format!("{e} error(s), {wn} warning(s) (ukitool inspect on the file shows them)"),
+        )?;
+    }
+    Ok(())
+}
+
+/// Names from the disk (partition names, file names) are attacker-controlled: control
+/// characters are shown as `?` so they cannot move the cursor or clear the screen.
+fn printable(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
+/// Columns two spaces apart under a header; `right` marks the numeric columns, which
+/// are right-aligned. No trailing blanks.
+fn columns(
+    w: &mut dyn fmt::Write,
+    indent: &str,
+    rows: &[Vec<String>],
+    right: &[bool],
+) -> fmt::Result {
+    let n = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let mut widths = vec![0usize; n];
+    for r in rows {
+        for (wd, c) in widths.iter_mut().zip(r) {
+            *wd = (*wd).max(c.chars().count());
+        }
+    }
+    for r in rows {
+        let mut line = String::from(indent);
+        for (i, (c, wd)) in r.iter().zip(&widths).enumerate() {
+            if i > 0 {
+                line.push_str("  ");
+            }
+            if right.get(i).copied().unwrap_or(false) {
+                line.push_str(&format!("{c:>wd$}"));
+            } else {
+                line.push_str(&format!("{c:<wd$}"));
+            }
+        }
+        writeln!(w, "{}", line.trim_end())?;
+    }
+    Ok(())
 }
 
 /// The error for an image that is not a disk at all.
@@ -285,7 +493,9 @@ mod tests {
             "{:?}",
             fs.efi_binaries[0].error
         );
-        assert!(r.to_string().contains("/EFI/BOOT/BOOTX64.EFI"));
+        let text = r.listing("d.img").to_string();
+        assert!(text.starts_with("File:             d.img ("), "{text}");
+        assert!(text.contains("\n  /EFI/BOOT/BOOTX64.EFI ("), "{text}");
     }
 
     #[test]
