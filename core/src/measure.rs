@@ -250,27 +250,13 @@ mod tests {
     fn empty_uki_with_no_phases_is_zero_and_order_is_fixed() {
         let p = predict(&[], &[DigestAlgorithm::Sha256], &[String::new()]).unwrap();
         assert_eq!(p[0].hash, vec![0u8; 32]);
-        // File order does not matter, systemd's order does.
-        let a = [
-            Part {
-                name: ".cmdline",
-                chunks: vec![b"x"],
-            },
-            Part {
-                name: ".linux",
-                chunks: vec![b"k", b"k2"],
-            },
-        ];
-        let b = [
-            Part {
-                name: ".linux",
-                chunks: vec![b"kk2"],
-            },
-            Part {
-                name: ".cmdline",
-                chunks: vec![b"x"],
-            },
-        ];
+        // File order does not matter, systemd's order does; nor does the chunking.
+        let part = |name, chunks: &[&'static [u8]]| Part {
+            name,
+            chunks: chunks.to_vec(),
+        };
+        let a = [part(".cmdline", &[b"x"]), part(".linux", &[b"k", b"k2"])];
+        let b = [part(".linux", &[b"kk2"]), part(".cmdline", &[b"x"])];
         let banks = DigestAlgorithm::ALL;
         assert_eq!(
             predict(&a, &banks, &[]).unwrap(),

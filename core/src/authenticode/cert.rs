@@ -259,10 +259,9 @@ pub fn names_equal(a: &[u8], b: &[u8]) -> bool {
 /// The first commonName of a Name, decoded from whichever string type it uses.
 pub fn common_name(der: &[u8]) -> Option<String> {
     let name = x509_cert::name::Name::from_der(der).ok()?;
-    let cn = const_oid::db::rfc4519::CN;
     for rdn in name.0.iter() {
         for atv in rdn.0.iter() {
-            if atv.oid == cn {
+            if atv.oid == oid::COMMON_NAME {
                 let v = atv.value.value();
                 return Some(if atv.value.tag() == der::Tag::BmpString {
                     let units: Vec<u16> = v

@@ -33,6 +33,8 @@ pub const ECDSA_WITH_SHA512: Oid = Oid::new_unwrap("1.2.840.10045.4.3.4");
 pub const SECP256R1: Oid = Oid::new_unwrap("1.2.840.10045.3.1.7");
 pub const SECP384R1: Oid = Oid::new_unwrap("1.3.132.0.34");
 pub const SECP521R1: Oid = Oid::new_unwrap("1.3.132.0.35");
+/// id-at-commonName (RFC 4519 §2.3).
+pub const COMMON_NAME: Oid = Oid::new_unwrap("2.5.4.3");
 /// id-ce-subjectKeyIdentifier (RFC 5280 §4.2.1.2).
 pub const SUBJECT_KEY_IDENTIFIER: Oid = Oid::new_unwrap("2.5.29.14");
 
