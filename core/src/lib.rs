@@ -9,7 +9,7 @@
 //!                 │                          ├─► inspect::Report (serde, --json)
 //!                 │                          └─► extract (exact payload slices)
 //!                 ├─► authenticode (image hash, PKCS#7, verify against anchors)
-//!                 ├─► measure (PCR 11 prediction, .pcrsig)
+//!                 ├─► measure (PCR 11 prediction) ─► pcrsig (.pcrsig: sign, check)
 //!                 └─► build / sign (assemble and sign UKIs into a Vec<u8>)
 //!  options ──► disk (sparse image model: GPT + FAT32 ESP, streamed as extents)
 //! ```
