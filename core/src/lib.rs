@@ -31,6 +31,7 @@
 pub mod authenticode;
 pub mod build;
 pub mod bytes;
+pub mod command;
 pub mod disk;
 pub mod error;
 pub mod extract;
