@@ -262,12 +262,8 @@ pub struct Hasher {
 impl Hasher {
     #[wasm_bindgen(constructor)]
     pub fn new(algorithm: &str) -> Result<Hasher, JsValue> {
-        let alg = DigestAlgorithm::ALL
-            .into_iter()
-            .find(|a| a.name() == algorithm)
-            .ok_or_else(|| js_text(format!("unknown digest algorithm {algorithm:?}")))?;
         Ok(Hasher {
-            inner: Some(CoreHasher::new(alg)),
+            inner: Some(CoreHasher::new(parse_alg(algorithm)?)),
         })
     }
 
@@ -308,7 +304,7 @@ impl Hasher {
 #[wasm_bindgen]
 pub struct Verifier {
     /// File-length buffer; only the written ranges hold file bytes.
-    data: Vec<u8>,
+    file: FileBuf,
     digests: BTreeMap<DigestAlgorithm, Vec<u8>>,
     trust: TrustStore,
     /// One line per anchor file added, for the page.
@@ -341,9 +337,8 @@ fn unhex(s: &str) -> Result<Vec<u8>, JsValue> {
 impl Verifier {
     #[wasm_bindgen(constructor)]
     pub fn new(file_len: f64) -> Result<Verifier, JsValue> {
-        let buf = FileBuf::new(file_len)?;
         Ok(Verifier {
-            data: buf.data,
+            file: FileBuf::new(file_len)?,
             digests: BTreeMap::new(),
             trust: TrustStore::default(),
             anchors: Vec::new(),
@@ -352,17 +347,11 @@ impl Verifier {
 
     /// Copy bytes read from the file in at `offset` (the header prefix, the table).
     pub fn write(&mut self, offset: f64, chunk: &[u8]) -> Result<(), JsValue> {
-        let start = offset as usize;
-        let dst = start
-            .checked_add(chunk.len())
-            .and_then(|end| self.data.get_mut(start..end))
-            .ok_or_else(|| js_text(format!("chunk at {offset} runs past the file")))?;
-        dst.copy_from_slice(chunk);
-        Ok(())
+        self.file.write(offset, chunk)
     }
 
     fn pe(&self) -> Result<PeFile<'_>, JsValue> {
-        PeFile::parse(&self.data).map_err(js_error)
+        PeFile::parse(&self.file.data).map_err(js_error)
     }
 
     /// The certificate table's `[offset, size]`, or `[]` when unsigned.
@@ -457,7 +446,7 @@ impl Verifier {
     /// Verify against the anchors: the JSON of `ukitool verify --json` (with
     /// `file` as given and no .pcrsig part: [`pcr_check`] gives it from the whole file).
     pub fn verify(&self, file: &str) -> Result<String, JsValue> {
-        let v = verify_with_image_digests(file, &self.data, &self.trust, self.digests.clone())
+        let v = verify_with_image_digests(file, &self.file.data, &self.trust, self.digests.clone())
             .map_err(js_error)?;
         to_json(&v)
     }
