@@ -229,3 +229,32 @@ impl PartialInspection {
         self.src.read(at, len)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bytes::hex;
+    use crate::disk::layout::test_pe;
+
+    #[test]
+    fn partial_inspection_fed_everything_equals_the_whole_file_report() {
+        let data = test_pe(0x8664, &[(".osrel", b"ID=x\n"), (".linux", &[1; 3000])]);
+        let mut p = PartialInspection::new(data[..0x400].to_vec(), data.len() as u64).unwrap();
+        for (off, len) in p.needed_ranges().unwrap() {
+            let (off, len) = (off as usize, len as usize);
+            p.add_chunk(off as u64, data[off..off + len].to_vec());
+        }
+        assert!(p.needed_ranges().unwrap().is_empty());
+        for (i, (off, len)) in p.payload_ranges().unwrap().into_iter().enumerate() {
+            let (off, len) = (off as usize, len.unwrap() as usize);
+            let sha = DigestAlgorithm::Sha256.digest(&data[off..off + len]);
+            p.set_sha256(i, hex(&sha)).unwrap();
+        }
+        assert!(p.set_sha256(9, String::new()).is_err());
+        let FileReport::Pe(whole) = inspect(&data, &InspectOptions::default(), &InOrder).unwrap()
+        else {
+            panic!("not a PE report");
+        };
+        assert_eq!(p.report().unwrap(), *whole);
+    }
+}

@@ -94,3 +94,27 @@ pub fn verify_with_image_digests(
         pcrsig: PcrsigCheck::default(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::disk::layout::test_pe;
+
+    #[test]
+    fn an_unsigned_file_is_a_negative_verdict_with_no_pcrsig() {
+        let data = test_pe(0x8664, &[(".linux", b"k")]);
+        let v = verify("a.efi", &data, &TrustStore::default()).unwrap();
+        assert_eq!(v.report.verdict, Verdict::Unsigned);
+        assert_eq!(v.exit_code(), 1);
+        let text = serde_json::to_string(&v).unwrap();
+        assert!(
+            text.starts_with(r#"{"file":"a.efi","verdict":"unsigned""#),
+            "{text}"
+        );
+        assert!(
+            text.ends_with(r#""pcrsig":null,"pcrsig_error":null}"#),
+            "{text}"
+        );
+        assert!(verify("x", b"MZ", &TrustStore::default()).is_err());
+    }
+}
