@@ -1,5 +1,6 @@
 //! `ukitool build`, `ukitool sign` and `ukitool measure`: argument parsing, input
-//! loading and atomic output. The work is done by ukitool_core::{build, sign, measure}.
+//! loading and atomic output. The work is done by ukitool_core::command::{build, measure}
+//! and ukitool_core::sign.
 
 use std::ffi::OsString;
 use std::fs;
@@ -8,10 +9,14 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
-use ukitool_core::authenticode::DigestAlgorithm;
-use ukitool_core::build::{self, BuildSpec, NamedPart, ProfileSpec};
+use clap::ArgMatches;
+use ukitool_core::build::{BuildSpec, NamedPart, ProfileSpec};
+use ukitool_core::command::{
+    self,
+    build::{BuildOptions, PcrSigning, Signer, DEFAULT_PCR_BANK},
+    measure::{MeasureInput, MeasureOptions},
+};
 use ukitool_core::measure::{self, Part, Prediction};
-use ukitool_core::pcrsig;
 use ukitool_core::pe::PeFile;
 use ukitool_core::sign::{self, SignOptions, SigningKey};
 
@@ -88,7 +93,7 @@ pub struct BuildArgs {
     #[arg(long, value_name = "KEY.pem")]
     pub pcr_key: Option<PathBuf>,
     /// PCR banks to sign with --pcr-key; repeatable
-    #[arg(long, value_name = "BANK", default_value = "sha256")]
+    #[arg(long, value_name = "BANK", default_value = DEFAULT_PCR_BANK)]
     pub pcr_bank: Vec<String>,
     /// Boot phase paths to sign with --pcr-key; repeatable (default: systemd's four)
     #[arg(long, value_name = "PHASE")]
@@ -212,6 +217,24 @@ fn load_certs(path: &Path) -> Result<Vec<Vec<u8>>> {
     sign::certificates_from_pem(&read(path)?).with_context(|| path.display().to_string())
 }
 
+/// The signer's certificate (the first of its PEM file) and the `--chain` ones, DER.
+fn signer_certs(cert: &Path, chain: &[PathBuf]) -> Result<(Vec<u8>, Vec<Vec<u8>>)> {
+    let cert = load_certs(cert)?
+        .into_iter()
+        .next()
+        .context("no certificate")?;
+    let mut chain_der = Vec::new();
+    for c in chain {
+        chain_der.extend(load_certs(c)?);
+    }
+    Ok((cert, chain_der))
+}
+
+/// `SOURCE_DATE_EPOCH` from the environment, for the core to apply.
+pub fn source_date_epoch() -> Option<String> {
+    std::env::var("SOURCE_DATE_EPOCH").ok()
+}
+
 /// Write `bytes` to `out` atomically: a temporary file in the same directory, then a
 /// rename, so an error never leaves a partial output behind.
 pub fn write_atomic(out: &Path, bytes: &[u8]) -> Result<()> {
@@ -240,52 +263,20 @@ pub fn write_atomic(out: &Path, bytes: &[u8]) -> Result<()> {
     res
 }
 
-/// The build's TimeDateStamp: --timestamp, else SOURCE_DATE_EPOCH, else the stub's.
-fn timestamp(arg: Option<u32>) -> Result<Option<u32>> {
-    if arg.is_some() {
-        return Ok(arg);
-    }
-    match std::env::var("SOURCE_DATE_EPOCH") {
-        Ok(v) if !v.trim().is_empty() => {
-            let t: u64 = v
-                .trim()
-                .parse()
-                .with_context(|| format!("SOURCE_DATE_EPOCH={v:?} is not a number of seconds"))?;
-            // The COFF field is 32 bits; clamp like reproducible-builds tools do.
-            Ok(Some(u32::try_from(t).unwrap_or(u32::MAX)))
-        }
-        _ => Ok(None),
-    }
-}
-
 /// Which `--section` values come after which `--profile`: clap's derive API keeps
-/// each option's values apart, so the build subcommand's own arguments are parsed
-/// again with their positions. Returns, per section value, the index of the profile
-/// block it belongs to (`None`: the base).
-fn section_owners(a: &BuildArgs) -> Vec<Option<usize>> {
-    use clap::{Args, Command};
-    let none = vec![None; a.section.len()];
-    if a.profile.is_empty() {
-        return none;
-    }
-    let args: Vec<OsString> = std::env::args_os().collect();
-    let Some(pos) = args.iter().position(|s| s == "build") else {
-        return none;
+/// each option's values apart, its matches keep their positions. Returns, per
+/// section value, the index of the profile block it belongs to (`None`: the base).
+fn section_owners(a: &BuildArgs, matches: Option<&ArgMatches>) -> Vec<Option<usize>> {
+    let indices = |id: &str| -> Vec<usize> {
+        matches
+            .and_then(|m| m.indices_of(id))
+            .map(Iterator::collect)
+            .unwrap_or_default()
     };
-    let cmd = BuildArgs::augment_args(Command::new("build").no_binary_name(true));
-    let Ok(m) = cmd.try_get_matches_from(args.get(pos + 1..).unwrap_or_default()) else {
-        return none;
-    };
-    let profiles: Vec<usize> = m
-        .indices_of("profile")
-        .map(|i| i.collect())
-        .unwrap_or_default();
-    let sections: Vec<usize> = m
-        .indices_of("section")
-        .map(|i| i.collect())
-        .unwrap_or_default();
+    let profiles = indices("profile");
+    let sections = indices("section");
     if sections.len() != a.section.len() {
-        return none;
+        return vec![None; a.section.len()];
     }
     sections
         .iter()
@@ -293,150 +284,153 @@ fn section_owners(a: &BuildArgs) -> Vec<Option<usize>> {
         .collect()
 }
 
-pub fn run_build(a: BuildArgs) -> Result<ExitCode> {
-    let stub = open(&a.stub)?;
-    let linux = a.linux.as_deref().map(open).transpose()?;
-    let initrds = a
-        .initrd
-        .iter()
-        .map(|p| open(p))
-        .collect::<Result<Vec<_>>>()?;
-    let ucode = a.ucode.as_deref().map(read).transpose()?;
-    let cmdline = a.cmdline.as_deref().map(text_or_file).transpose()?;
-    let os_release = a.os_release.as_deref().map(text_or_file).transpose()?;
-    let splash = a.splash.as_deref().map(read).transpose()?;
-    let dtb = a.devicetree.as_deref().map(read).transpose()?;
-    let dtbauto = a
-        .devicetree_auto
-        .iter()
-        .map(|p| read(p))
-        .collect::<Result<Vec<_>>>()?;
-    let hwids = a.hwids.as_deref().map(read).transpose()?;
-    let efifw = a
-        .efifw
-        .iter()
-        .map(|p| read(p))
-        .collect::<Result<Vec<_>>>()?;
-    let sbat = a
-        .sbat
-        .iter()
-        .map(|s| text_or_file(s))
-        .collect::<Result<Vec<_>>>()?;
-    let profiles_text = a
-        .profile
-        .iter()
-        .map(|s| text_or_file(s))
-        .collect::<Result<Vec<_>>>()?;
+/// The files and texts the build options name, read once; the spec borrows them.
+struct BuildInputs {
+    stub: Input,
+    linux: Option<Input>,
+    initrds: Vec<Input>,
+    ucode: Option<Vec<u8>>,
+    cmdline: Option<Vec<u8>>,
+    os_release: Option<Vec<u8>>,
+    splash: Option<Vec<u8>>,
+    dtb: Option<Vec<u8>>,
+    dtbauto: Vec<Vec<u8>>,
+    hwids: Option<Vec<u8>>,
+    efifw: Vec<Vec<u8>>,
+    sbat: Vec<Vec<u8>>,
+    profiles: Vec<Vec<u8>>,
+    pcrpkey: Option<Vec<u8>>,
+    /// `--section NAME:FILE`, in order.
+    sections: Vec<(String, Vec<u8>)>,
+}
+
+impl BuildInputs {
+    fn read(a: &BuildArgs) -> Result<Self> {
+        let all = |paths: &[PathBuf]| paths.iter().map(|p| read(p)).collect::<Result<Vec<_>>>();
+        let texts = |v: &[String]| {
+            v.iter()
+                .map(|s| text_or_file(s))
+                .collect::<Result<Vec<_>>>()
+        };
+        let stub = open(&a.stub)?;
+        let linux = a.linux.as_deref().map(open).transpose()?;
+        let initrds = a
+            .initrd
+            .iter()
+            .map(|p| open(p))
+            .collect::<Result<Vec<_>>>()?;
+        let ucode = a.ucode.as_deref().map(read).transpose()?;
+        let cmdline = a.cmdline.as_deref().map(text_or_file).transpose()?;
+        let os_release = a.os_release.as_deref().map(text_or_file).transpose()?;
+        let splash = a.splash.as_deref().map(read).transpose()?;
+        let dtb = a.devicetree.as_deref().map(read).transpose()?;
+        let dtbauto = all(&a.devicetree_auto)?;
+        let hwids = a.hwids.as_deref().map(read).transpose()?;
+        let efifw = all(&a.efifw)?;
+        let sbat = texts(&a.sbat)?;
+        let profiles = texts(&a.profile)?;
+        let pcrpkey = a.pcrpkey.as_deref().map(read).transpose()?;
+        let mut sections = Vec::new();
+        for s in &a.section {
+            let (name, path) = s
+                .split_once(':')
+                .with_context(|| format!("--section {s:?}: expected NAME:FILE"))?;
+            let path = path.strip_prefix('@').unwrap_or(path);
+            sections.push((name.to_string(), read(Path::new(path))?));
+        }
+        Ok(BuildInputs {
+            stub,
+            linux,
+            initrds,
+            ucode,
+            cmdline,
+            os_release,
+            splash,
+            dtb,
+            dtbauto,
+            hwids,
+            efifw,
+            sbat,
+            profiles,
+            pcrpkey,
+            sections,
+        })
+    }
+
+    /// The core's spec; `owners` places each `--section` in the base or a profile.
+    fn spec<'a>(
+        &'a self,
+        uname: Option<&'a str>,
+        owners: &[Option<usize>],
+        timestamp: Option<u32>,
+    ) -> BuildSpec<'a> {
+        let mut spec = BuildSpec {
+            stub: &self.stub,
+            linux: self.linux.as_deref(),
+            initrds: self.initrds.iter().map(|i| &**i).collect(),
+            ucode: self.ucode.as_deref(),
+            cmdline: self.cmdline.as_deref(),
+            os_release: self.os_release.as_deref(),
+            uname: uname.map(str::as_bytes),
+            splash: self.splash.as_deref(),
+            devicetree: self.dtb.as_deref(),
+            devicetree_auto: self.dtbauto.iter().map(Vec::as_slice).collect(),
+            hwids: self.hwids.as_deref(),
+            efifw: self.efifw.iter().map(Vec::as_slice).collect(),
+            pcrpkey: self.pcrpkey.as_deref(),
+            sbat: self.sbat.iter().map(Vec::as_slice).collect(),
+            sections: Vec::new(),
+            profiles: self
+                .profiles
+                .iter()
+                .map(|t| ProfileSpec {
+                    text: t,
+                    sections: Vec::new(),
+                })
+                .collect(),
+            timestamp,
+        };
+        for ((name, data), owner) in self.sections.iter().zip(owners) {
+            let part = NamedPart { name, data };
+            match owner.and_then(|i| spec.profiles.get_mut(i)) {
+                Some(p) => p.sections.push(part),
+                None => spec.sections.push(part),
+            }
+        }
+        spec
+    }
+}
+
+pub fn run_build(a: BuildArgs, matches: Option<&ArgMatches>) -> Result<ExitCode> {
+    let inputs = BuildInputs::read(&a)?;
+    let owners = section_owners(&a, matches);
+    let timestamp = command::build::timestamp(a.timestamp, source_date_epoch().as_deref())?;
     let pw = password(a.key_password_file.as_deref())?;
     let pcr_key = a
         .pcr_key
         .as_deref()
         .map(|p| load_key(p, pw.as_deref()))
         .transpose()?;
-    let pcrpkey = match (&a.pcrpkey, &pcr_key) {
-        (Some(p), _) => Some(read(p)?),
-        (None, Some(k)) => Some(k.public_key_pem()?.into_bytes()),
-        (None, None) => None,
+    let signer = match (&a.key, &a.cert) {
+        (Some(k), Some(c)) => Some((load_key(k, pw.as_deref())?, signer_certs(c, &a.chain)?)),
+        _ => None,
     };
-    let mut sections: Vec<(String, Vec<u8>)> = Vec::new();
-    for s in &a.section {
-        let (name, path) = s
-            .split_once(':')
-            .with_context(|| format!("--section {s:?}: expected NAME:FILE"))?;
-        let path = path.strip_prefix('@').unwrap_or(path);
-        sections.push((name.to_string(), read(Path::new(path))?));
-    }
-    let owners = section_owners(&a);
-
-    let mut spec = BuildSpec {
-        stub: &stub,
-        linux: linux.as_deref(),
-        initrds: initrds.iter().map(|i| &**i).collect(),
-        ucode: ucode.as_deref(),
-        cmdline: cmdline.as_deref(),
-        os_release: os_release.as_deref(),
-        uname: a.uname.as_deref().map(str::as_bytes),
-        splash: splash.as_deref(),
-        devicetree: dtb.as_deref(),
-        devicetree_auto: dtbauto.iter().map(Vec::as_slice).collect(),
-        hwids: hwids.as_deref(),
-        efifw: efifw.iter().map(Vec::as_slice).collect(),
-        pcrpkey: pcrpkey.as_deref(),
-        sbat: sbat.iter().map(Vec::as_slice).collect(),
-        sections: Vec::new(),
-        profiles: profiles_text
-            .iter()
-            .map(|t| ProfileSpec {
-                text: t,
-                sections: Vec::new(),
-            })
-            .collect(),
-        timestamp: timestamp(a.timestamp)?,
+    let opts = BuildOptions {
+        spec: inputs.spec(a.uname.as_deref(), &owners, timestamp),
+        pcr_signing: pcr_key.as_ref().map(|key| PcrSigning {
+            key,
+            banks: &a.pcr_bank,
+            phases: &a.phase,
+        }),
+        signer: signer.as_ref().map(|(key, (cert, chain))| Signer {
+            key,
+            cert,
+            chain: chain.iter().map(Vec::as_slice).collect(),
+        }),
     };
-    for ((name, data), owner) in sections.iter().zip(&owners) {
-        let part = NamedPart { name, data };
-        match owner.and_then(|i| spec.profiles.get_mut(i)) {
-            Some(p) => p.sections.push(part),
-            None => spec.sections.push(part),
-        }
-    }
-    let plan = build::plan(&spec)?;
-    let mut pcrsigs = Vec::new();
-    if let Some(key) = &pcr_key {
-        let banks = a
-            .pcr_bank
-            .iter()
-            .map(|b| measure::parse_bank(b))
-            .collect::<ukitool_core::Result<Vec<_>>>()?;
-        let blocks: Vec<Option<usize>> = if plan.profile_count() == 0 {
-            vec![None]
-        } else {
-            (0..plan.profile_count()).map(Some).collect()
-        };
-        for b in blocks {
-            let measured = plan.measured_parts(b)?;
-            let parts: Vec<Part<'_>> = measured
-                .iter()
-                .map(|(name, chunks)| Part {
-                    name,
-                    chunks: chunks.clone(),
-                })
-                .collect();
-            let preds = measure::predict(&parts, &banks, &a.phase)?;
-            pcrsigs.push(pcrsig::sign(&preds, key)?.into_bytes());
-        }
-    }
-    let mut image = plan.write(&pcrsigs)?;
-    drop(plan);
-    if let (Some(k), Some(c)) = (&a.key, &a.cert) {
-        let key = load_key(k, pw.as_deref())?;
-        image = sign_image(&image, &key, c, &a.chain, false, None)?;
-    }
+    let image = command::build(&opts)?;
     write_atomic(&a.output, &image)?;
     Ok(ExitCode::SUCCESS)
-}
-
-fn sign_image(
-    image: &[u8],
-    key: &SigningKey,
-    cert: &Path,
-    chain: &[PathBuf],
-    append: bool,
-    signing_time: Option<u64>,
-) -> Result<Vec<u8>> {
-    let certs = load_certs(cert)?;
-    let mut chain_der = Vec::new();
-    for c in chain {
-        chain_der.extend(load_certs(c)?);
-    }
-    let opts = SignOptions {
-        key,
-        cert: certs.first().context("no certificate")?,
-        chain: chain_der.iter().map(Vec::as_slice).collect(),
-        append,
-        signing_time,
-    };
-    Ok(sign::sign(image, &opts)?)
 }
 
 pub fn run_sign(a: SignArgs) -> Result<ExitCode> {
@@ -456,74 +450,90 @@ pub fn run_sign(a: SignArgs) -> Result<ExitCode> {
                 format!("--signing-time {s:?}: seconds since the epoch, or now")
             })?),
         };
-    let signed = sign_image(&image, &key, &a.cert, &a.chain, a.append, signing_time)
+    let signed = signer_certs(&a.cert, &a.chain)
+        .and_then(|(cert, chain)| {
+            let opts = SignOptions {
+                key: &key,
+                cert: &cert,
+                chain: chain.iter().map(Vec::as_slice).collect(),
+                append: a.append,
+                signing_time,
+            };
+            Ok(sign::sign(&image, &opts)?)
+        })
         .with_context(|| a.file.display().to_string())?;
     write_atomic(&a.output, &signed)?;
     Ok(ExitCode::SUCCESS)
 }
 
+/// The parts named by `measure --linux ... --osrel ...`, read, in systemd's names.
+fn measure_parts(a: &MeasureArgs) -> Result<Vec<(&'static str, Input)>> {
+    let named: [(&str, &Option<PathBuf>); 14] = [
+        (".linux", &a.linux),
+        (".osrel", &a.osrel),
+        (".cmdline", &a.cmdline),
+        (".initrd", &a.initrd),
+        (".ucode", &a.ucode),
+        (".splash", &a.splash),
+        (".dtb", &a.dtb),
+        (".uname", &a.uname),
+        (".sbat", &a.sbat),
+        (".pcrpkey", &a.pcrpkey),
+        (".profile", &a.profile_text),
+        (".dtbauto", &a.dtbauto),
+        (".hwids", &a.hwids),
+        (".efifw", &a.efifw),
+    ];
+    let mut loaded = Vec::new();
+    for (name, path) in named {
+        if let Some(p) = path {
+            loaded.push((name, open(p)?));
+        }
+    }
+    if loaded.is_empty() {
+        bail!("give a UKI, or its parts (--linux, --osrel, --cmdline, --initrd, ...)");
+    }
+    Ok(loaded)
+}
+
 pub fn run_measure(a: MeasureArgs) -> Result<ExitCode> {
-    let mut banks = if a.bank.is_empty() {
-        DigestAlgorithm::ALL.to_vec()
-    } else {
-        a.bank
+    let opts = MeasureOptions {
+        banks: a
+            .bank
             .iter()
             .map(|b| measure::parse_bank(b))
-            .collect::<ukitool_core::Result<Vec<_>>>()?
+            .collect::<ukitool_core::Result<Vec<_>>>()?,
+        phases: a.phase.clone(),
     };
-    // systemd-measure prints banks in its own order, whatever the option order.
-    banks.sort();
-    banks.dedup();
-    let preds: Vec<Prediction> = if let Some(file) = &a.file {
+    let measurement = if let Some(file) = &a.file {
         let data = open(file)?;
         let pe = PeFile::parse(&data).with_context(|| file.display().to_string())?;
-        let parts = measure::uki_parts(&pe, a.profile)?;
-        measure::predict(&parts, &banks, &a.phase)?
+        let input = MeasureInput::Uki {
+            pe: &pe,
+            profile: a.profile,
+        };
+        command::measure(&input, &opts)?
     } else {
-        let named: [(&str, &Option<PathBuf>); 14] = [
-            (".linux", &a.linux),
-            (".osrel", &a.osrel),
-            (".cmdline", &a.cmdline),
-            (".initrd", &a.initrd),
-            (".ucode", &a.ucode),
-            (".splash", &a.splash),
-            (".dtb", &a.dtb),
-            (".uname", &a.uname),
-            (".sbat", &a.sbat),
-            (".pcrpkey", &a.pcrpkey),
-            (".profile", &a.profile_text),
-            (".dtbauto", &a.dtbauto),
-            (".hwids", &a.hwids),
-            (".efifw", &a.efifw),
-        ];
-        let mut loaded: Vec<(&str, Input)> = Vec::new();
-        for (name, path) in named {
-            if let Some(p) = path {
-                loaded.push((name, open(p)?));
-            }
-        }
-        if loaded.is_empty() {
-            bail!("give a UKI, or its parts (--linux, --osrel, --cmdline, --initrd, ...)");
-        }
-        let parts: Vec<Part<'_>> = loaded
+        let loaded = measure_parts(&a)?;
+        let parts = loaded
             .iter()
             .map(|(name, d)| Part {
                 name,
                 chunks: vec![&**d],
             })
             .collect();
-        measure::predict(&parts, &banks, &a.phase)?
+        command::measure(&MeasureInput::Parts(parts), &opts)?
     };
     let mut out = io::stdout().lock();
     if let Some(k) = &a.sign {
         let pw = password(a.key_password_file.as_deref())?;
         let key = load_key(k, pw.as_deref())?;
-        writeln!(out, "{}", pcrsig::sign(&preds, &key)?)?;
+        writeln!(out, "{}", measurement.sign(&key)?)?;
     } else if a.json {
-        serde_json::to_writer(&mut out, &measure::predictions_json(&preds))?;
+        serde_json::to_writer(&mut out, &measurement)?;
         writeln!(out)?;
     } else {
-        print_predictions(&mut out, &mut io::stderr().lock(), &preds)?;
+        print_predictions(&mut out, &mut io::stderr().lock(), &measurement.predictions)?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -13,10 +13,17 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
-use ukitool_core::disk::layout::{self, ImageOptions, ImageSummary, Layout, PartitionSpec};
+use ukitool_core::command::{
+    self,
+    image::{
+        ImageFiles, ImageSettings, DEFAULT_LABEL, DEFAULT_LAYOUT, DEFAULT_SECTOR_SIZE,
+        DEFAULT_TIMEOUT,
+    },
+};
+use ukitool_core::disk::layout::{self, ImageOptions, ImageSummary};
 use ukitool_core::disk::DiskImage;
-use ukitool_core::guid::Guid;
 
+use crate::build::source_date_epoch;
 use crate::input::Input;
 
 #[derive(clap::Args)]
@@ -45,16 +52,16 @@ pub struct ImageArgs {
 #[derive(clap::Args)]
 pub struct ImageOptionArgs {
     /// uefi (the UKI as \EFI\BOOT\BOOT<arch>.EFI), systemd-boot, grub or talos
-    #[arg(long, default_value = "uefi")]
+    #[arg(long, default_value = DEFAULT_LAYOUT)]
     pub layout: String,
     /// ESP size; default: the layout's, or what the files need (at least 100M)
     #[arg(long, value_name = "SIZE")]
     pub esp_size: Option<String>,
     /// Logical sector size: 512 or 4096
-    #[arg(long, default_value_t = 512)]
+    #[arg(long, default_value_t = DEFAULT_SECTOR_SIZE)]
     pub sector_size: u64,
     /// ESP volume label; also seeds the disk and partition GUIDs
-    #[arg(long, default_value = "EFI")]
+    #[arg(long, default_value = DEFAULT_LABEL)]
     pub label: String,
     /// Add a file to the ESP (repeatable)
     #[arg(long, value_name = "SRC:ESP_PATH")]
@@ -87,7 +94,7 @@ pub struct ImageOptionArgs {
     #[arg(long)]
     pub entry_name: Option<String>,
     /// Boot menu timeout in seconds (systemd-boot, GRUB)
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = DEFAULT_TIMEOUT)]
     pub timeout: u32,
 }
 
@@ -107,25 +114,68 @@ pub fn size_arg(s: &Option<String>) -> Result<Option<u64>> {
         .map_err(Into::into)
 }
 
+impl ImageInputs {
+    /// The core's view of the files, with the UKI `uki`.
+    fn files<'a>(&'a self, uki: &'a [u8]) -> ImageFiles<'a> {
+        ImageFiles {
+            uki,
+            systemd_boot: self.sdboot.as_deref(),
+            grub: self.grub.as_deref(),
+            shim: self.shim.as_deref(),
+            enroll_keys: self
+                .keys
+                .iter()
+                .map(|(n, d)| (n.clone(), d.as_slice()))
+                .collect(),
+            extra_files: self
+                .extra
+                .iter()
+                .map(|(p, d)| (p.clone(), &d[..]))
+                .collect(),
+        }
+    }
+}
+
 impl ImageOptionArgs {
+    /// The options as given; the files they name are read by [`Self::load`].
+    fn settings(&self) -> ImageSettings {
+        ImageSettings {
+            layout: self.layout.clone(),
+            size: None,
+            esp_size: self.esp_size.clone(),
+            sector_size: self.sector_size,
+            label: self.label.clone(),
+            disk_guid: self.disk_guid.clone(),
+            timestamp: self.timestamp,
+            grub_prefix: self.grub_prefix.clone(),
+            entry_name: self.entry_name.clone(),
+            timeout: self.timeout,
+            add_partition: self.add_partition.clone(),
+        }
+    }
+
+    /// The options for an image of the UKI at `uki_path`, whose file stem names the
+    /// boot entry unless `--entry-name` does.
+    fn settings_for(&self, uki_path: &Path, size: Option<String>) -> ImageSettings {
+        let stem = uki_path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .filter(|s| !s.is_empty() && s != "-");
+        let mut s = self.settings();
+        s.size = size;
+        s.entry_name = s.entry_name.or(stem);
+        s
+    }
+
     /// True when no option was changed from its default (`write` refuses image options
     /// with a raw image source, where they would be silently ignored).
     pub fn is_default(&self) -> bool {
-        self.layout == "uefi"
-            && self.esp_size.is_none()
-            && self.sector_size == 512
-            && self.label == "EFI"
+        self.settings() == ImageSettings::default()
             && self.add_file.is_empty()
-            && self.add_partition.is_empty()
-            && self.disk_guid.is_none()
-            && self.timestamp.is_none()
             && self.systemd_boot.is_none()
             && self.grub.is_none()
             && self.shim.is_none()
-            && self.grub_prefix.is_none()
             && self.enroll_keys.is_none()
-            && self.entry_name.is_none()
-            && self.timeout == 0
     }
 
     /// Read every file the options name.
@@ -184,68 +234,30 @@ impl ImageOptionArgs {
         uki_path: &Path,
         size: Option<u64>,
     ) -> Result<ImageOptions<'a>> {
-        let kind = Layout::parse(&self.layout)?;
-        let mut o = ImageOptions::new(kind, uki);
+        let settings = self.settings_for(uki_path, None);
+        let mut o = settings.options(inputs.files(uki), source_date_epoch().as_deref())?;
         o.size = size;
-        o.esp_size = size_arg(&self.esp_size)?;
-        o.sector_size = self.sector_size;
-        o.label = self.label.clone();
-        o.disk_guid = self.disk_guid.as_deref().map(Guid::parse).transpose()?;
-        o.timestamp = match self.timestamp {
-            Some(t) => t,
-            None => match std::env::var("SOURCE_DATE_EPOCH") {
-                Ok(v) => v
-                    .trim()
-                    .parse()
-                    .with_context(|| format!("SOURCE_DATE_EPOCH={v:?} is not a number"))?,
-                Err(_) => o.timestamp,
-            },
-        };
-        o.systemd_boot = inputs.sdboot.as_deref();
-        o.grub = inputs.grub.as_deref();
-        o.shim = inputs.shim.as_deref();
-        o.grub_prefix = self.grub_prefix.clone();
-        o.entry_name = match &self.entry_name {
-            Some(n) => n.clone(),
-            None => uki_path
-                .file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .filter(|s| !s.is_empty() && s != "-")
-                .unwrap_or_else(|| "linux".into()),
-        };
-        o.timeout = self.timeout;
-        o.enroll_keys = inputs
-            .keys
-            .iter()
-            .map(|(n, d)| (n.clone(), d.as_slice()))
-            .collect();
-        o.extra_files = inputs
-            .extra
-            .iter()
-            .map(|(p, d)| (p.clone(), Cow::Borrowed(&d[..])))
-            .collect();
-        o.extra_partitions = self
-            .add_partition
-            .iter()
-            .map(|s| PartitionSpec::parse(s))
-            .collect::<Result<_, _>>()?;
         Ok(o)
     }
 }
 
 pub fn run(a: ImageArgs) -> Result<ExitCode> {
+    let settings = a.image.settings_for(&a.uki, a.size.clone());
     // A mistyped layout is reported before any (possibly large) file is read.
-    Layout::parse(&a.image.layout)?;
+    settings.layout()?;
     let uki =
         Input::open(&a.uki).with_context(|| format!("reading the UKI {}", a.uki.display()))?;
     let inputs = a.image.load()?;
-    let o = a.image.options(&inputs, &uki, &a.uki, size_arg(&a.size)?)?;
 
     let to_stdout = a.output == Path::new("-");
     if !to_stdout {
         refuse_unsafe_output(&a.output, &a.uki)?;
     }
-    let (img, summary) = layout::build_image(&o)?;
+    let (img, summary) = command::image(
+        &settings,
+        inputs.files(&uki),
+        source_date_epoch().as_deref(),
+    )?;
     let progress = !a.quiet && std::io::stderr().is_terminal();
     if to_stdout {
         if std::io::stdout().is_terminal() {

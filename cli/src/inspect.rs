@@ -1,5 +1,5 @@
 //! `ukitool inspect` and `ukitool extract`: argument parsing, the human printer,
-//! and safe output files. The work is done by ukitool_core::{inspect, extract}.
+//! and safe output files. The work is done by ukitool_core::{command::inspect, extract}.
 
 use std::fs;
 use std::io::{self, Write};
@@ -7,8 +7,12 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
+use ukitool_core::command::{
+    self,
+    inspect::{FileReport, Join},
+};
 use ukitool_core::disk;
-use ukitool_core::inspect::{self, InspectOptions, Report};
+use ukitool_core::inspect::{InspectOptions, Report};
 use ukitool_core::lint::Severity;
 
 use crate::input::Input;
@@ -54,35 +58,28 @@ pub fn run_inspect(a: InspectArgs) -> Result<ExitCode> {
     } else {
         InspectOptions::default()
     };
-    if disk::inspect::looks_like_disk(&data) {
-        let r = disk::inspect::inspect_disk_with(&data, &opts)
-            .with_context(|| a.file.display().to_string())?;
-        if a.json {
-            serde_json::to_writer_pretty(&mut out, &r)?;
-            writeln!(out)?;
-        } else {
-            print_disk_report(&mut out, &a.file.display().to_string(), &r)?;
-        }
-        out.flush()?;
-        return Ok(ExitCode::SUCCESS);
-    }
-    let report = inspect_threaded(&data, &opts).with_context(|| a.file.display().to_string())?;
+    let name = a.file.display().to_string();
+    let report = command::inspect(&data, &opts, &Threads).with_context(|| name.clone())?;
     if a.json {
         serde_json::to_writer_pretty(&mut out, &report)?;
         writeln!(out)?;
     } else {
-        let name = a.file.display().to_string();
-        print_report(&mut out, &name, &report)?;
+        match &report {
+            FileReport::Pe(r) => print_report(&mut out, &name, r)?,
+            FileReport::Disk(r) => print_disk_report(&mut out, &name, r)?,
+        }
     }
     out.flush()?;
+    let FileReport::Pe(report) = report else {
+        return Ok(ExitCode::SUCCESS);
+    };
     // The report is printed in full; a broken file still ends as exit 2 with one line.
-    let errors: Vec<&str> = report
+    let mut errors: Vec<&str> = report
         .lints
         .iter()
         .filter(|l| l.severity == Severity::Error)
         .map(|l| l.id)
         .collect();
-    let mut errors = errors;
     errors.dedup();
     if !errors.is_empty() {
         bail!(
@@ -95,35 +92,26 @@ pub fn run_inspect(a: InspectArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// `inspect::inspect`, with the Authenticode digest behind the signatures summary (a
-/// second full pass over the file) computed on a second thread while this one hashes
-/// the sections: about one pass of wall time instead of two (bench/, issue 8). The core
-/// has no threads (it builds for wasm); the report is the same, signature lints last.
-fn inspect_threaded(data: &[u8], opts: &InspectOptions) -> ukitool_core::Result<Report> {
-    if !(opts.hash && opts.signatures) {
-        return inspect::inspect(data, opts);
-    }
-    std::thread::scope(|s| {
-        let sigs = s.spawn(|| {
-            ukitool_core::pe::PeFile::parse(data)
-                .ok()
-                .map(|pe| ukitool_core::authenticode::inspect_signatures(&pe))
-        });
-        let sections_only = InspectOptions {
-            signatures: false,
-            ..*opts
-        };
-        let mut report = inspect::inspect(data, &sections_only)?;
-        match sigs.join() {
-            Ok(Some((signatures, lints))) => {
-                report.signatures = signatures;
-                report.lints.extend(lints);
+/// The core's two passes over a PE (section hashes, and the Authenticode digest behind
+/// the signatures summary) on two threads: about one pass of wall time instead of two
+/// (bench/, issue 8).
+struct Threads;
+
+impl Join for Threads {
+    fn join<A: Send, B: Send>(
+        &self,
+        a: impl FnOnce() -> A + Send,
+        b: impl FnOnce() -> B + Send,
+    ) -> (A, B) {
+        std::thread::scope(|s| {
+            let b = s.spawn(b);
+            let a = a();
+            match b.join() {
+                Ok(b) => (a, b),
+                Err(panic) => std::panic::resume_unwind(panic),
             }
-            Ok(None) => {}
-            Err(panic) => std::panic::resume_unwind(panic),
-        }
-        Ok(report)
-    })
+        })
+    }
 }
 
 fn hex_or(v: Option<String>) -> String {

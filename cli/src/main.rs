@@ -10,7 +10,7 @@ mod write;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(
@@ -59,8 +59,14 @@ fn main() -> ExitCode {
         eprintln!("ukitool: internal error (please report): {msg}");
         std::process::exit(70);
     }));
-    let cli = match Cli::try_parse() {
-        Ok(c) => c,
+    // Parsed in two steps, as `Cli::try_parse` does, to keep the matches: `build` reads
+    // the order of its options from them.
+    let parsed = Cli::command().try_get_matches().and_then(|m| {
+        let cli = Cli::from_arg_matches(&m).map_err(|e| e.format(&mut Cli::command()))?;
+        Ok((cli, m))
+    });
+    let (cli, matches) = match parsed {
+        Ok(p) => p,
         Err(e) => {
             let code = if e.use_stderr() { 2 } else { 0 };
             let _ = e.print();
@@ -71,7 +77,7 @@ fn main() -> ExitCode {
         Command::Inspect(a) => inspect::run_inspect(a),
         Command::Extract(a) => inspect::run_extract(a),
         Command::Verify(a) => verify::run(a),
-        Command::Build(a) => build::run_build(a),
+        Command::Build(a) => build::run_build(a, matches.subcommand_matches("build")),
         Command::Sign(a) => build::run_sign(a),
         Command::Measure(a) => build::run_measure(a),
         Command::Image(a) => image::run(a),

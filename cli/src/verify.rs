@@ -10,9 +10,8 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use ukitool_core::authenticode::verify::ID_SUBJECT_KEY_ID;
-use ukitool_core::authenticode::{verify, TrustStore, Verdict, VerifyReport};
-use ukitool_core::pcrsig::{self, PcrsigReport};
-use ukitool_core::pe::PeFile;
+use ukitool_core::authenticode::TrustStore;
+use ukitool_core::command::{self, verify::Verification};
 use ukitool_core::siglist;
 
 use crate::input::Input;
@@ -34,17 +33,6 @@ pub struct VerifyArgs {
     /// Print the report as JSON
     #[arg(long)]
     pub json: bool,
-}
-
-/// What `--json` prints.
-#[derive(serde::Serialize)]
-pub struct Output<'a> {
-    pub file: String,
-    #[serde(flatten)]
-    pub report: &'a VerifyReport,
-    pub pcrsig: Option<PcrsigReport>,
-    /// Set when a .pcrsig exists but could not be checked.
-    pub pcrsig_error: Option<String>,
 }
 
 fn read(path: &PathBuf) -> Result<Vec<u8>> {
@@ -73,19 +61,8 @@ pub fn trust_store(a: &VerifyArgs) -> Result<TrustStore> {
 pub fn run(a: VerifyArgs) -> Result<ExitCode> {
     let trust = trust_store(&a)?;
     let input = Input::open(&a.file)?;
-    let pe = PeFile::parse(&input).with_context(|| format!("{}", a.file.display()))?;
-    let report = verify(&pe, &trust);
-    let (pcrsig, pcrsig_error) = match pcrsig::check_pe(&pe) {
-        Some(Ok(r)) => (Some(r), None),
-        Some(Err(e)) => (None, Some(e.to_string())),
-        None => (None, None),
-    };
-    let out = Output {
-        file: a.file.display().to_string(),
-        report: &report,
-        pcrsig,
-        pcrsig_error,
-    };
+    let name = a.file.display().to_string();
+    let out = command::verify(&name, &input, &trust).with_context(|| name.clone())?;
     let stdout = std::io::stdout();
     let mut w = stdout.lock();
     if a.json {
@@ -94,21 +71,11 @@ pub fn run(a: VerifyArgs) -> Result<ExitCode> {
     } else {
         print_human(&mut w, &out)?;
     }
-    Ok(ExitCode::from(exit_code(&out)))
+    Ok(ExitCode::from(out.exit_code()))
 }
 
-pub fn exit_code(out: &Output<'_>) -> u8 {
-    let pcrsig_bad = out.pcrsig.as_ref().is_some_and(|p| !p.valid) || out.pcrsig_error.is_some();
-    match out.report.verdict {
-        Verdict::Malformed => 2,
-        Verdict::ValidTrusted if !pcrsig_bad => 0,
-        Verdict::ValidUntrusted if !out.report.anchors_given && !pcrsig_bad => 0,
-        _ => 1,
-    }
-}
-
-pub fn print_human(w: &mut dyn Write, out: &Output<'_>) -> std::io::Result<()> {
-    let r = out.report;
+pub fn print_human(w: &mut dyn Write, out: &Verification) -> std::io::Result<()> {
+    let r = &out.report;
     writeln!(w, "{}", out.file)?;
     match r.certificate_table {
         Some((off, size)) => writeln!(w, "  certificate table: {off:#x}, {size} bytes")?,
@@ -183,7 +150,7 @@ pub fn print_human(w: &mut dyn Write, out: &Output<'_>) -> std::io::Result<()> {
         }
         writeln!(w, "  verdict:   {}: {}", s.verdict.name(), s.reason)?;
     }
-    if let Some(p) = &out.pcrsig {
+    if let Some(p) = &out.pcrsig.pcrsig {
         let ok = p.entries.iter().filter(|e| e.problem.is_none()).count();
         writeln!(
             w,
@@ -201,7 +168,7 @@ pub fn print_human(w: &mut dyn Write, out: &Output<'_>) -> std::io::Result<()> {
             )?;
         }
     }
-    if let Some(e) = &out.pcrsig_error {
+    if let Some(e) = &out.pcrsig.pcrsig_error {
         writeln!(w, ".pcrsig: {e}")?;
     }
     for l in &r.lints {

@@ -12,6 +12,9 @@
 //!                 ├─► measure (PCR 11 prediction) ─► pcrsig (.pcrsig: sign, check)
 //!                 └─► build / sign (assemble and sign UKIs into a Vec<u8>)
 //!  options ──► disk (sparse image model: GPT + FAT32 ESP, streamed as extents)
+//!
+//!  command::{inspect, verify, build, measure, image}: one entry per command over the
+//!  modules above, returning what `--json` prints; the CLI and the page only adapt.
 //! ```
 //!
 //! Every input is untrusted: all offset arithmetic on file-controlled values is
@@ -31,6 +34,7 @@
 pub mod authenticode;
 pub mod build;
 pub mod bytes;
+pub mod command;
 pub mod disk;
 pub mod error;
 pub mod extract;

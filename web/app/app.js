@@ -736,16 +736,19 @@ function runTask(msg) {
   });
 }
 
+// `ukitool image`'s options; null (or absent) takes the core's default, as a flag
+// left out does.
 function diskOptions() {
   const entry = file && file.name ? file.name.replace(/\.[^.]*$/, "") : "";
+  const timestamp = $("i-timestamp").value.trim();
   return {
     layout: $("i-layout").value,
     size: $("i-size").value.trim() || null,
     esp_size: $("i-esp-size").value.trim() || null,
     sector_size: Number($("i-sector").value),
     label: $("i-label").value,
-    timestamp: Number($("i-timestamp").value || 315532800),
-    entry_name: entry || "linux",
+    timestamp: timestamp === "" ? null : Number(timestamp),
+    entry_name: entry || null,
   };
 }
 

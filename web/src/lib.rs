@@ -18,24 +18,24 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use ukitool_core::authenticode::hash::{hash_ranges, DigestAlgorithm, Hasher as CoreHasher};
-use ukitool_core::authenticode::verify::{digest_algorithms, verify_with_digests};
-use ukitool_core::authenticode::{cert, SignatureSummary, TrustStore, VerifyReport};
-use ukitool_core::build::{self, BuildSpec};
+use ukitool_core::authenticode::verify::digest_algorithms;
+use ukitool_core::authenticode::{cert, TrustStore};
+use ukitool_core::build::BuildSpec;
 use ukitool_core::bytes::hex;
+use ukitool_core::command;
+use ukitool_core::command::build::{BuildOptions, Signer};
+use ukitool_core::command::image::{ImageFiles, ImageSettings};
+use ukitool_core::command::inspect::{InOrder, PartialInspection, Signatures};
+use ukitool_core::command::measure::{MeasureInput, MeasureOptions};
+use ukitool_core::command::verify::{verify_with_image_digests, PcrsigCheck};
 use ukitool_core::disk;
-use ukitool_core::disk::layout::{self, ImageOptions, Layout};
 use ukitool_core::extract;
-use ukitool_core::inspect::{
-    inspect as core_inspect, inspect_pe, needed_ranges, ByteSource, Chunks, InspectOptions,
-};
-use ukitool_core::lint::Lint;
-use ukitool_core::measure;
-use ukitool_core::pcrsig::{self, PcrsigReport};
+use ukitool_core::inspect::InspectOptions;
 use ukitool_core::pe::PeFile;
 use ukitool_core::siglist;
-use ukitool_core::sign::{self, SignOptions, SigningKey};
+use ukitool_core::sign::{self, SigningKey};
 use ukitool_core::Error;
 use wasm_bindgen::prelude::*;
 
@@ -135,7 +135,8 @@ fn file_len_arg(file_len: f64) -> Result<u64, JsValue> {
 /// report, serialised the same way, as `ukitool inspect --json`.
 #[wasm_bindgen]
 pub fn inspect(file: &FileBuf) -> Result<String, JsValue> {
-    let report = core_inspect(&file.data, &InspectOptions::default()).map_err(js_error)?;
+    let report =
+        command::inspect(&file.data, &InspectOptions::default(), &InOrder).map_err(js_error)?;
     to_json(&report)
 }
 
@@ -156,49 +157,10 @@ pub fn inspect_disk(file: &FileBuf) -> Result<String, JsValue> {
 /// An inspection fed from `Blob.slice` reads: the header prefix first, then the
 /// small ranges the report decodes ([`Inspection::needed_ranges`]), then section
 /// hashes computed by the Worker while it streams the file. A 1 GiB file is never
-/// loaded whole.
+/// loaded whole. The core's [`PartialInspection`] does the work.
 #[wasm_bindgen]
 pub struct Inspection {
-    src: Chunks,
-    /// sha256 (lowercase hex) per section index, set as the Worker computes them.
-    sha256: Vec<Option<String>>,
-    /// Signatures checked without anchors, and their lints, from a [`Verifier`]: what
-    /// `ukitool inspect` reports for a signed file.
-    signatures: Option<(Vec<SignatureSummary>, Vec<Lint>)>,
-}
-
-impl Inspection {
-    /// The header prefix: always the first chunk.
-    fn prefix(&self) -> &[u8] {
-        self.src
-            .chunks
-            .first()
-            .map_or(&[][..], |(_, d)| d.as_slice())
-    }
-
-    fn pe(&self) -> Result<PeFile<'_>, JsValue> {
-        let mut pe = PeFile::parse_prefix(self.prefix(), self.src.file_len).map_err(js_error)?;
-        // Long `/N` section names live in the COFF string table, often at the end of
-        // the file: once the Worker has read it, resolve them as a whole-file parse does.
-        if let Some(table) = self.string_table(&pe) {
-            pe.resolve_long_names(table).map_err(js_error)?;
-        }
-        Ok(pe)
-    }
-
-    /// The string table's offset and length (from its size field), clamped to the
-    /// file, once the size field has been read.
-    fn string_table_range(&self, pe: &PeFile<'_>) -> Option<(u64, u64)> {
-        let at = pe.string_table_offset()?;
-        let size = self.src.read(at, 4)?;
-        let size = u64::from(u32::from_le_bytes(size.try_into().ok()?));
-        Some((at, size.min(self.src.file_len.saturating_sub(at))))
-    }
-
-    fn string_table(&self, pe: &PeFile<'_>) -> Option<&[u8]> {
-        let (at, len) = self.string_table_range(pe)?;
-        self.src.read(at, len)
-    }
+    inner: PartialInspection,
 }
 
 #[wasm_bindgen]
@@ -207,30 +169,16 @@ impl Inspection {
     /// when they are not a PE (or the prefix is too short: the error says so).
     #[wasm_bindgen(constructor)]
     pub fn new(prefix: Vec<u8>, file_len: f64) -> Result<Inspection, JsValue> {
-        let file_len = file_len_arg(file_len)?;
-        let n = PeFile::parse_prefix(&prefix, file_len)
-            .map_err(js_error)?
-            .sections
-            .len();
-        Ok(Inspection {
-            src: Chunks {
-                file_len,
-                chunks: vec![(0, prefix)],
-            },
-            sha256: vec![None; n],
-            signatures: None,
-        })
+        let inner = PartialInspection::new(prefix, file_len_arg(file_len)?).map_err(js_error)?;
+        Ok(Inspection { inner })
     }
 
     /// The ranges to read next, flat: `[offset, length, offset, length, ...]`.
     #[wasm_bindgen(js_name = neededRanges)]
     pub fn needed_ranges(&self) -> Result<Vec<f64>, JsValue> {
-        let pe = self.pe()?;
-        let mut ranges = needed_ranges(&pe);
-        ranges.extend(self.string_table_range(&pe));
+        let ranges = self.inner.needed_ranges().map_err(js_error)?;
         Ok(ranges
             .into_iter()
-            .filter(|&(off, len)| len > 0 && self.src.read(off, len).is_none())
             .flat_map(|(off, len)| [off as f64, len as f64])
             .collect())
     }
@@ -238,7 +186,7 @@ impl Inspection {
     /// Hand over the bytes read at `offset`.
     #[wasm_bindgen(js_name = addChunk)]
     pub fn add_chunk(&mut self, offset: f64, bytes: Vec<u8>) -> Result<(), JsValue> {
-        self.src.chunks.push((file_len_arg(offset)?, bytes));
+        self.inner.add_chunk(file_len_arg(offset)?, bytes);
         Ok(())
     }
 
@@ -247,61 +195,41 @@ impl Inspection {
     /// the file: the report then has no hash for it, as the CLI's has none.
     #[wasm_bindgen(js_name = payloadRanges)]
     pub fn payload_ranges(&self) -> Result<Vec<f64>, JsValue> {
-        let pe = self.pe()?;
-        Ok(pe
-            .sections
-            .iter()
-            .flat_map(|s| {
-                let off = u64::from(s.pointer_to_raw_data);
-                let len = u64::from(s.payload_len());
-                let inside = off.checked_add(len).is_some_and(|e| e <= self.src.file_len);
-                [off as f64, if inside { len as f64 } else { -1.0 }]
-            })
+        let ranges = self.inner.payload_ranges().map_err(js_error)?;
+        Ok(ranges
+            .into_iter()
+            .flat_map(|(off, len)| [off as f64, len.map_or(-1.0, |l| l as f64)])
             .collect())
     }
 
     /// Record the sha256 the Worker computed for section `index`.
     #[wasm_bindgen(js_name = setSha256)]
     pub fn set_sha256(&mut self, index: u32, hex: String) -> Result<(), JsValue> {
-        let slot = self
-            .sha256
-            .get_mut(index as usize)
-            .ok_or_else(|| js_text(format!("no section {index}")))?;
-        *slot = Some(hex);
-        Ok(())
+        self.inner.set_sha256(index as usize, hex).map_err(js_error)
     }
 
     /// The report as JSON, with whatever has been read and hashed so far. Once every
     /// needed range and every hash is in, it equals `ukitool inspect --json`.
     pub fn report(&self) -> Result<String, JsValue> {
-        let pe = self.pe()?;
-        let mut report = inspect_pe(&pe, &self.src, &InspectOptions::NO_HASH);
-        for (row, sha) in report.sections.iter_mut().zip(&self.sha256) {
-            if sha.is_some() {
-                row.sha256.clone_from(sha);
-            }
-        }
-        if let Some((sigs, lints)) = &self.signatures {
-            // inspect_pe appends the signature lints last, as done here.
-            report.signatures.clone_from(sigs);
-            report.lints.extend(lints.iter().cloned());
-        }
-        to_json(&report)
+        to_json(&self.inner.report().map_err(js_error)?)
     }
 
     /// Take the signatures from a verifier whose digests are set, checked without
     /// trust anchors as `ukitool inspect` checks them.
     #[wasm_bindgen(js_name = setSignatures)]
     pub fn set_signatures(&mut self, verifier: &Verifier) -> Result<(), JsValue> {
-        let r = verifier.run(&TrustStore::default())?;
-        self.signatures = Some((r.signatures, r.lints));
+        let pe = verifier.pe()?;
+        self.inner.set_signatures(Signatures::check_with_digests(
+            &pe,
+            verifier.digests.clone(),
+        ));
         Ok(())
     }
 
     /// The Authenticode hash ranges, flat `[start, end, ...]`, for streaming.
     #[wasm_bindgen(js_name = authenticodeRanges)]
     pub fn authenticode_ranges(&self) -> Result<Vec<f64>, JsValue> {
-        flat_hash_ranges(&self.pe()?)
+        flat_hash_ranges(&self.inner.pe().map_err(js_error)?)
     }
 }
 
@@ -334,12 +262,8 @@ pub struct Hasher {
 impl Hasher {
     #[wasm_bindgen(constructor)]
     pub fn new(algorithm: &str) -> Result<Hasher, JsValue> {
-        let alg = DigestAlgorithm::ALL
-            .into_iter()
-            .find(|a| a.name() == algorithm)
-            .ok_or_else(|| js_text(format!("unknown digest algorithm {algorithm:?}")))?;
         Ok(Hasher {
-            inner: Some(CoreHasher::new(alg)),
+            inner: Some(CoreHasher::new(parse_alg(algorithm)?)),
         })
     }
 
@@ -380,21 +304,11 @@ impl Hasher {
 #[wasm_bindgen]
 pub struct Verifier {
     /// File-length buffer; only the written ranges hold file bytes.
-    data: Vec<u8>,
+    file: FileBuf,
     digests: BTreeMap<DigestAlgorithm, Vec<u8>>,
     trust: TrustStore,
     /// One line per anchor file added, for the page.
     anchors: Vec<String>,
-}
-
-/// What `ukitool verify --json` prints; `pcrsig` comes from [`pcr_check`] in the page.
-#[derive(Serialize)]
-struct VerifyOutput<'a> {
-    file: &'a str,
-    #[serde(flatten)]
-    report: &'a VerifyReport,
-    pcrsig: Option<PcrsigReport>,
-    pcrsig_error: Option<String>,
 }
 
 fn parse_alg(name: &str) -> Result<DigestAlgorithm, JsValue> {
@@ -423,9 +337,8 @@ fn unhex(s: &str) -> Result<Vec<u8>, JsValue> {
 impl Verifier {
     #[wasm_bindgen(constructor)]
     pub fn new(file_len: f64) -> Result<Verifier, JsValue> {
-        let buf = FileBuf::new(file_len)?;
         Ok(Verifier {
-            data: buf.data,
+            file: FileBuf::new(file_len)?,
             digests: BTreeMap::new(),
             trust: TrustStore::default(),
             anchors: Vec::new(),
@@ -434,17 +347,11 @@ impl Verifier {
 
     /// Copy bytes read from the file in at `offset` (the header prefix, the table).
     pub fn write(&mut self, offset: f64, chunk: &[u8]) -> Result<(), JsValue> {
-        let start = offset as usize;
-        let dst = start
-            .checked_add(chunk.len())
-            .and_then(|end| self.data.get_mut(start..end))
-            .ok_or_else(|| js_text(format!("chunk at {offset} runs past the file")))?;
-        dst.copy_from_slice(chunk);
-        Ok(())
+        self.file.write(offset, chunk)
     }
 
     fn pe(&self) -> Result<PeFile<'_>, JsValue> {
-        PeFile::parse(&self.data).map_err(js_error)
+        PeFile::parse(&self.file.data).map_err(js_error)
     }
 
     /// The certificate table's `[offset, size]`, or `[]` when unsigned.
@@ -536,21 +443,12 @@ impl Verifier {
         self.anchors.clone()
     }
 
-    fn run(&self, trust: &TrustStore) -> Result<VerifyReport, JsValue> {
-        let pe = self.pe()?;
-        Ok(verify_with_digests(&pe, trust, self.digests.clone()))
-    }
-
     /// Verify against the anchors: the JSON of `ukitool verify --json` (with
-    /// `file` as given and no .pcrsig part).
+    /// `file` as given and no .pcrsig part: [`pcr_check`] gives it from the whole file).
     pub fn verify(&self, file: &str) -> Result<String, JsValue> {
-        let report = self.run(&self.trust)?;
-        to_json(&VerifyOutput {
-            file,
-            report: &report,
-            pcrsig: None,
-            pcrsig_error: None,
-        })
+        let v = verify_with_image_digests(file, &self.file.data, &self.trust, self.digests.clone())
+            .map_err(js_error)?;
+        to_json(&v)
     }
 }
 
@@ -561,46 +459,19 @@ impl Verifier {
 #[wasm_bindgen]
 pub fn measure(file: &FileBuf, profile: Option<u32>) -> Result<String, JsValue> {
     let pe = PeFile::parse(&file.data).map_err(js_error)?;
-    let parts = measure::uki_parts(&pe, profile).map_err(js_error)?;
-    let preds = measure::predict(&parts, &DigestAlgorithm::ALL, &[]).map_err(js_error)?;
-    serde_json::to_string(&measure::predictions_json(&preds)).map_err(js_text)
-}
-
-#[derive(Serialize)]
-struct PcrCheck {
-    pcrsig: Option<PcrsigReport>,
-    pcrsig_error: Option<String>,
+    let input = MeasureInput::Uki { pe: &pe, profile };
+    let m = command::measure(&input, &MeasureOptions::default()).map_err(js_error)?;
+    serde_json::to_string(&m).map_err(js_text)
 }
 
 /// The .pcrsig check of `ukitool verify` (`{"pcrsig": null, ...}` without one).
 #[wasm_bindgen(js_name = pcrCheck)]
 pub fn pcr_check(file: &FileBuf) -> Result<String, JsValue> {
     let pe = PeFile::parse(&file.data).map_err(js_error)?;
-    let (pcrsig, pcrsig_error) = match pcrsig::check_pe(&pe) {
-        Some(Ok(r)) => (Some(r), None),
-        Some(Err(e)) => (None, Some(e.to_string())),
-        None => (None, None),
-    };
-    to_json(&PcrCheck {
-        pcrsig,
-        pcrsig_error,
-    })
+    to_json(&PcrsigCheck::of(&pe))
 }
 
 // ---- disk images ----------------------------------------------------------
-
-/// The page's disk options, named as `ukitool image`'s.
-#[derive(Deserialize)]
-struct DiskArgs {
-    layout: String,
-    size: Option<String>,
-    esp_size: Option<String>,
-    sector_size: Option<u64>,
-    label: Option<String>,
-    timestamp: Option<i64>,
-    entry_name: Option<String>,
-    timeout: Option<u32>,
-}
 
 /// Where `needle` lies inside `hay`, when it is a borrowed sub-slice of it. Only
 /// addresses are compared: this is how an extent is traced back to its input file.
@@ -612,7 +483,8 @@ fn offset_in(hay: &[u8], needle: &[u8]) -> Option<usize> {
 }
 
 /// Build a disk image as `ukitool image --uki UKI` does with the same options
-/// (`{layout, size, esp_size, sector_size, label, timestamp, entry_name, timeout}`),
+/// (JSON [`ImageSettings`]: `{layout, size, esp_size, sector_size, label, timestamp,
+/// entry_name, timeout, ...}`, missing fields taking `ukitool image`'s defaults),
 /// `loader` being the systemd-boot or GRUB binary the layout needs. Returns
 /// `{summary, size, extents, owned}`: `summary` is the `--json` text, `extents` a
 /// flat `[offset, length, input, input_offset, ...]` list where input 0 is the UKI,
@@ -625,35 +497,17 @@ pub fn build_disk_image(
     loader: Option<Vec<u8>>,
     options: &str,
 ) -> Result<js_sys::Object, JsValue> {
-    let a: DiskArgs = serde_json::from_str(options).map_err(js_text)?;
-    let mut o = ImageOptions::new(Layout::parse(&a.layout).map_err(js_error)?, &uki.data);
-    let size = |s: &Option<String>| -> Result<Option<u64>, JsValue> {
-        s.as_deref()
-            .filter(|s| !s.trim().is_empty())
-            .map(layout::parse_size)
-            .transpose()
-            .map_err(js_error)
+    let settings: ImageSettings = serde_json::from_str(options).map_err(js_text)?;
+    let mut files = ImageFiles {
+        uki: &uki.data,
+        ..ImageFiles::default()
     };
-    o.size = size(&a.size)?;
-    o.esp_size = size(&a.esp_size)?;
-    o.sector_size = a.sector_size.unwrap_or(512);
-    if let Some(l) = a.label {
-        o.label = l;
-    }
-    if let Some(t) = a.timestamp {
-        o.timestamp = t;
-    }
-    if let Some(n) = a.entry_name {
-        o.entry_name = n;
-    }
-    o.timeout = a.timeout.unwrap_or(0);
     let loader_data: &[u8] = loader.as_deref().unwrap_or(&[]);
-    match o.layout {
-        Layout::SystemdBoot if loader.is_some() => o.systemd_boot = Some(loader_data),
-        Layout::Grub | Layout::Talos if loader.is_some() => o.grub = Some(loader_data),
-        _ => {}
+    if loader.is_some() {
+        files.set_loader(settings.layout().map_err(js_error)?, loader_data);
     }
-    let (img, summary) = layout::build_image(&o).map_err(js_error)?;
+    // The page has no environment: no SOURCE_DATE_EPOCH.
+    let (img, summary) = command::image(&settings, files, None).map_err(js_error)?;
     let mut flat: Vec<f64> = Vec::new();
     let owned = js_sys::Array::new();
     for e in img.extents() {
@@ -701,35 +555,39 @@ pub fn build_uki(
     cert_pem: Option<Vec<u8>>,
 ) -> Result<Vec<u8>, JsValue> {
     let initrds: Vec<Vec<u8>> = initrds.iter().map(|a| a.to_vec()).collect();
-    let spec = BuildSpec {
-        stub,
-        linux: linux.as_deref(),
-        initrds: initrds.iter().map(Vec::as_slice).collect(),
-        cmdline: cmdline.as_deref().map(str::as_bytes),
-        os_release: os_release.as_deref().map(str::as_bytes),
-        timestamp,
-        ..BuildSpec::default()
-    };
-    let image = build::build(&spec).map_err(js_error)?;
-    match (key_pem, cert_pem) {
-        (Some(k), Some(c)) => {
-            let key = SigningKey::from_pem(&k, None).map_err(js_error)?;
-            let certs = sign::certificates_from_pem(&c).map_err(js_error)?;
-            let cert = certs
+    let key = key_pem
+        .map(|k| SigningKey::from_pem(&k, None))
+        .transpose()
+        .map_err(js_error)?;
+    let certs = cert_pem
+        .map(|c| sign::certificates_from_pem(&c))
+        .transpose()
+        .map_err(js_error)?;
+    let signer = match (&key, &certs) {
+        (Some(key), Some(certs)) => Some(Signer {
+            key,
+            cert: certs
                 .first()
-                .ok_or_else(|| js_text("the certificate file holds no certificate"))?;
-            let opts = SignOptions {
-                key: &key,
-                cert,
-                chain: Vec::new(),
-                append: false,
-                signing_time: None,
-            };
-            sign::sign(&image, &opts).map_err(js_error)
-        }
-        (None, None) => Ok(image),
-        _ => Err(js_text("signing needs both a key and a certificate")),
-    }
+                .ok_or_else(|| js_text("the certificate file holds no certificate"))?,
+            chain: Vec::new(),
+        }),
+        (None, None) => None,
+        _ => return Err(js_text("signing needs both a key and a certificate")),
+    };
+    let opts = BuildOptions {
+        spec: BuildSpec {
+            stub,
+            linux: linux.as_deref(),
+            initrds: initrds.iter().map(Vec::as_slice).collect(),
+            cmdline: cmdline.as_deref().map(str::as_bytes),
+            os_release: os_release.as_deref().map(str::as_bytes),
+            timestamp,
+            ..BuildSpec::default()
+        },
+        pcr_signing: None,
+        signer,
+    };
+    command::build(&opts).map_err(js_error)
 }
 
 /// The crate version, shown in the page footer.

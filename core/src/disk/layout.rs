@@ -3,6 +3,7 @@
 //! initrd extracted from the UKI, as Talos 1.10 does), or with Talos's partitions.
 
 use std::borrow::Cow;
+use std::num::NonZeroU64;
 
 use crate::bytes;
 use crate::disk::fat::{self, FatOptions, FatType};
@@ -16,6 +17,16 @@ use crate::pe::PeFile;
 const MIB: u64 = 1 << 20;
 /// The ESP's partition name.
 const ESP_NAME: &str = "EFI";
+
+/// The defaults of an image's options, for [`ImageOptions::new`] and for
+/// `command::image`, which applies them to what a person gives.
+pub const DEFAULT_LAYOUT: &str = "uefi";
+pub const DEFAULT_SECTOR_SIZE: u64 = 512;
+pub const DEFAULT_LABEL: &str = "EFI";
+/// 1980-01-01T00:00:00Z, FAT's epoch: a reproducible default for every FAT timestamp.
+pub const DEFAULT_TIMESTAMP: i64 = 315_532_800;
+pub const DEFAULT_ENTRY_NAME: &str = "linux";
+pub const DEFAULT_TIMEOUT: u32 = 0;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -145,16 +156,16 @@ impl<'a> ImageOptions<'a> {
             uki,
             size: None,
             esp_size: None,
-            sector_size: 512,
-            label: "EFI".into(),
+            sector_size: DEFAULT_SECTOR_SIZE,
+            label: DEFAULT_LABEL.into(),
             disk_guid: None,
-            timestamp: 315_532_800,
+            timestamp: DEFAULT_TIMESTAMP,
             systemd_boot: None,
             grub: None,
             shim: None,
             grub_prefix: None,
-            entry_name: "linux".into(),
-            timeout: 0,
+            entry_name: DEFAULT_ENTRY_NAME.into(),
+            timeout: DEFAULT_TIMEOUT,
             enroll_keys: Vec::new(),
             extra_files: Vec::new(),
             extra_partitions: Vec::new(),
@@ -391,18 +402,63 @@ fn check_loader(bin: &[u8], machine: u16, what: &str) -> Result<()> {
 /// inputs; nothing the size of the disk is allocated.
 pub fn build_image<'a>(o: &ImageOptions<'a>) -> Result<(DiskImage<'a>, ImageSummary)> {
     let per_sector = gpt::sector_size(o.sector_size)?;
-    let sector = per_sector.get();
     let pe = PeFile::parse(o.uki)
         .map_err(|e| Error::invalid(format!("the UKI is not a PE image: {e}")))?;
     let disk_guid = o.disk_guid.unwrap_or_else(|| guid::disk_guid_for(&o.label));
-    let talos_grub = o.layout == Layout::Talos && o.grub.is_some();
-    let overflow = || Error::invalid("partitions overflow 64 bits");
+    let after_esp = partitions_after_esp(o)?;
+    let esp_guid = guid::partition_guid_for(&disk_guid, 1, ESP_NAME);
+    // The FAT volume id: the ESP's partition GUID's first four bytes, so it is as
+    // reproducible as the GUID and differs between disks with different labels.
+    let volume_id =
+        u32::from_be_bytes([esp_guid.0[0], esp_guid.0[1], esp_guid.0[2], esp_guid.0[3]]);
+    let files = esp_files(o, &pe, volume_id)?;
+    let esp = esp_partition(o, &files)?;
+    let esp_size = esp.size;
+    let partitions: Vec<PlannedPartition> = std::iter::once(esp).chain(after_esp).collect();
+    let placed = place(o, per_sector, &disk_guid, &partitions)?;
 
-    // Partitions after the ESP (always the first), in order.
+    let mut img = DiskImage::new(placed.size);
+    gpt::write(&mut img, per_sector.get(), disk_guid, &placed.parts)?;
+    let esp = write_esp(&mut img, o, per_sector, &placed, esp_size, volume_id, files)?;
+    zero_partition_heads(&mut img, placed.spans.get(1..).unwrap_or_default())?;
+    let summary = ImageSummary {
+        layout: o.layout,
+        size: placed.size,
+        sector_size: per_sector.get(),
+        disk_guid,
+        partitions: placed
+            .parts
+            .iter()
+            .zip(&placed.spans)
+            .zip(1usize..)
+            .map(|((p, &(offset, size)), index)| PartitionSummary {
+                index,
+                name: p.name.clone(),
+                type_guid: p.type_guid,
+                type_name: gpt::type_name(&p.type_guid),
+                unique_guid: p.unique_guid,
+                offset,
+                size,
+                attributes: p.attributes,
+            })
+            .collect(),
+        esp,
+        data_bytes: img.data_len(),
+    };
+    Ok((img, summary))
+}
+
+fn overflow() -> Error {
+    Error::invalid("partitions overflow 64 bits")
+}
+
+/// The partitions after the ESP (always the first), in order: the layout's, then
+/// the extra ones.
+fn partitions_after_esp(o: &ImageOptions<'_>) -> Result<Vec<PlannedPartition>> {
     let mut planned = Vec::new();
     let linux = Guid::parse(gpt::types::LINUX_DATA)?;
     if o.layout == Layout::Talos {
-        if talos_grub {
+        if o.grub.is_some() {
             planned.push(PlannedPartition {
                 name: "BIOS".into(),
                 type_guid: Guid::parse(gpt::types::BIOS_BOOT)?,
@@ -438,53 +494,68 @@ pub fn build_image<'a>(o: &ImageOptions<'a>) -> Result<(DiskImage<'a>, ImageSumm
             unique_guid: p.unique_guid,
         });
     }
-    // `index` counts from 1, as GPT numbers partitions.
-    let unique = |index: usize, p: &PlannedPartition| {
-        p.unique_guid
-            .unwrap_or_else(|| guid::partition_guid_for(&disk_guid, index, &p.name))
-    };
-    let esp_guid = guid::partition_guid_for(&disk_guid, 1, ESP_NAME);
-    // The FAT volume id: the ESP's partition GUID's first four bytes, so it is as
-    // reproducible as the GUID and differs between disks with different labels.
-    let volume_id =
-        u32::from_be_bytes([esp_guid.0[0], esp_guid.0[1], esp_guid.0[2], esp_guid.0[3]]);
+    Ok(planned)
+}
 
-    let files = esp_files(o, &pe, volume_id)?;
+/// The ESP, sized as asked, or as the layout has it (Talos), or to hold `files`.
+fn esp_partition(
+    o: &ImageOptions<'_>,
+    files: &[(String, Cow<'_, [u8]>)],
+) -> Result<PlannedPartition> {
     let file_bytes: u64 = files.iter().map(|(_, d)| d.len() as u64).sum();
-    let esp_size = match o.esp_size {
+    let size = match o.esp_size {
         Some(s) => s,
-        None if o.layout == Layout::Talos && talos_grub => 100 * MIB,
+        None if o.layout == Layout::Talos && o.grub.is_some() => 100 * MIB,
         None if o.layout == Layout::Talos => 1100 * MIB,
         // Room for the files, their FAT and directories, and 5% slack. A sum that
-        // saturates fails placement below.
+        // saturates fails placement.
         None => file_bytes
             .saturating_add(file_bytes / 20)
             .saturating_add(4 * MIB)
             .max(100 * MIB),
     };
-    if esp_size < file_bytes {
+    if size < file_bytes {
         return Err(Error::invalid(format!(
-            "the ESP ({esp_size} bytes) is smaller than the files it must hold ({file_bytes} bytes, the UKI is {}); raise --esp-size",
+            "the ESP ({size} bytes) is smaller than the files it must hold ({file_bytes} bytes, the UKI is {}); raise --esp-size",
             o.uki.len()
         )));
     }
-    let esp = PlannedPartition {
+    Ok(PlannedPartition {
         name: ESP_NAME.into(),
         type_guid: Guid::parse(gpt::types::ESP)?,
-        size: esp_size,
+        size,
         attributes: 0,
         unique_guid: None,
-    };
+    })
+}
 
-    // Place partitions on 1 MiB boundaries, as (offset, size) in bytes.
+/// Partitions placed on the disk, and the disk's size.
+struct Placement {
+    parts: Vec<GptPartition>,
+    /// (offset, size) in bytes of each partition, the ESP first.
+    spans: Vec<(u64, u64)>,
+    esp_offset: u64,
+    size: u64,
+}
+
+/// Place `partitions` one after the other on 1 MiB boundaries, after the GPT; the
+/// disk is `o.size`, or just large enough for them and the backup GPT.
+fn place(
+    o: &ImageOptions<'_>,
+    per_sector: NonZeroU64,
+    disk_guid: &Guid,
+    partitions: &[PlannedPartition],
+) -> Result<Placement> {
+    let sector = per_sector.get();
     let (first_usable, tail) = gpt::reserved_sectors(per_sector);
     // The GPT takes at most 34 sectors at each end: these cannot saturate.
-    let esp_off = MIB.max(first_usable.saturating_mul(sector));
+    let esp_offset = MIB.max(first_usable.saturating_mul(sector));
     let tail_len = MIB.max(tail.saturating_mul(sector));
-    let mut at = esp_off;
+    let mut at = esp_offset;
     let mut parts = Vec::new();
     let mut spans = Vec::new();
-    for (p, index) in std::iter::once(&esp).chain(&planned).zip(1usize..) {
+    // `index` counts from 1, as GPT numbers partitions.
+    for (p, index) in partitions.iter().zip(1usize..) {
         let size = p
             .size
             .checked_next_multiple_of(MIB)
@@ -493,7 +564,9 @@ pub fn build_image<'a>(o: &ImageOptions<'a>) -> Result<(DiskImage<'a>, ImageSumm
         parts.push(GptPartition {
             name: p.name.clone(),
             type_guid: p.type_guid,
-            unique_guid: unique(index, p),
+            unique_guid: p
+                .unique_guid
+                .unwrap_or_else(|| guid::partition_guid_for(disk_guid, index, &p.name)),
             first_lba: at / per_sector,
             // `end` is at least 1 MiB: no saturation.
             last_lba: (end / per_sector).saturating_sub(1),
@@ -515,20 +588,35 @@ pub fn build_image<'a>(o: &ImageOptions<'a>) -> Result<(DiskImage<'a>, ImageSumm
             "disk size {size} is not a multiple of the {sector}-byte sector"
         )));
     }
+    Ok(Placement {
+        parts,
+        spans,
+        esp_offset,
+        size,
+    })
+}
 
-    let mut img = DiskImage::new(size);
-    gpt::write(&mut img, sector, disk_guid, &parts)?;
-
+/// Format the ESP (`esp_size` bytes, as placed) with `files` into `img`.
+fn write_esp<'a>(
+    img: &mut DiskImage<'a>,
+    o: &ImageOptions<'_>,
+    per_sector: NonZeroU64,
+    placed: &Placement,
+    esp_size: u64,
+    volume_id: u32,
+    files: Vec<(String, Cow<'a, [u8]>)>,
+) -> Result<EspSummary> {
+    let esp_off = placed.esp_offset;
     let fopts = FatOptions {
         label: o.label.clone(),
         volume_id,
         timestamp: o.timestamp,
-        sector_size: sector,
+        sector_size: per_sector.get(),
         hidden_sectors: esp_off / per_sector,
     };
-    // Placement above rounded the same size with a check: this cannot overflow.
+    // Placement rounded the same size with a check: this cannot overflow.
     let plan = fat::format(esp_size.next_multiple_of(MIB), &fopts, files)?;
-    let esp_summary = EspSummary {
+    let summary = EspSummary {
         partition: 1,
         fat_type: plan.fat_type,
         label: o.label.to_ascii_uppercase(),
@@ -549,39 +637,20 @@ pub fn build_image<'a>(o: &ImageOptions<'a>) -> Result<(DiskImage<'a>, ImageSumm
     for (off, data) in plan.extents {
         img.put(esp_off.checked_add(off).ok_or_else(overflow)?, data)?;
     }
-    // Other partitions start zeroed (their first MiB), so a stale filesystem
-    // signature on a reused disk cannot be mistaken for theirs.
-    for &(off, len) in spans.iter().skip(1) {
+    Ok(summary)
+}
+
+/// Partitions other than the ESP start zeroed (their first MiB), so a stale
+/// filesystem signature on a reused disk cannot be mistaken for theirs.
+fn zero_partition_heads(img: &mut DiskImage<'_>, spans: &[(u64, u64)]) -> Result<()> {
+    for &(off, len) in spans {
         let mut z = Vec::new();
         fat::write::push_zeros(&mut z, off, len.min(MIB));
         for (o, d) in z {
             img.put(o, d)?;
         }
     }
-    let summary = ImageSummary {
-        layout: o.layout,
-        size,
-        sector_size: sector,
-        disk_guid,
-        partitions: parts
-            .iter()
-            .zip(&spans)
-            .zip(1usize..)
-            .map(|((p, &(offset, size)), index)| PartitionSummary {
-                index,
-                name: p.name.clone(),
-                type_guid: p.type_guid,
-                type_name: gpt::type_name(&p.type_guid),
-                unique_guid: p.unique_guid,
-                offset,
-                size,
-                attributes: p.attributes,
-            })
-            .collect(),
-        esp: esp_summary,
-        data_bytes: img.data_len(),
-    };
-    Ok((img, summary))
+    Ok(())
 }
 
 /// A minimal PE32+ UKI-shaped image for tests: sections (name, payload), each at a

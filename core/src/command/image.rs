@@ -1,0 +1,188 @@
+//! `image`: a bootable raw GPT disk from a UKI. [`ImageSettings`] are the options as
+//! a person gives them (the CLI's flags, the page's JSON), with every default here.
+
+use std::borrow::Cow;
+
+use crate::disk::layout::{self, parse_size, ImageOptions, ImageSummary, Layout, PartitionSpec};
+pub use crate::disk::layout::{
+    DEFAULT_ENTRY_NAME, DEFAULT_LABEL, DEFAULT_LAYOUT, DEFAULT_SECTOR_SIZE, DEFAULT_TIMEOUT,
+    DEFAULT_TIMESTAMP,
+};
+use crate::disk::DiskImage;
+use crate::error::{Error, Result};
+use crate::guid::Guid;
+
+/// Everything that shapes an image besides its input files, named as `ukitool
+/// image`'s options. Missing JSON fields take their defaults.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct ImageSettings {
+    /// uefi, systemd-boot, grub or talos.
+    pub layout: String,
+    /// Disk size, bytes or with a K/M/G/T suffix; `None`: just large enough.
+    pub size: Option<String>,
+    /// ESP size; `None`: the layout's, or what the files need (at least 100 MiB).
+    pub esp_size: Option<String>,
+    /// Logical sector size: 512 or 4096.
+    pub sector_size: u64,
+    /// The ESP's volume label; also seeds the disk and partition GUIDs.
+    pub label: String,
+    /// `None`: derived from `label`.
+    pub disk_guid: Option<String>,
+    /// Unix time for every FAT timestamp; `None`: `SOURCE_DATE_EPOCH`, else 1980-01-01.
+    pub timestamp: Option<i64>,
+    /// The directory where GRUB reads grub.cfg; `None`: GRUB's built-in prefix.
+    pub grub_prefix: Option<String>,
+    /// The UKI's name under `\EFI\Linux\` and the boot entry's; `None`: `linux`.
+    pub entry_name: Option<String>,
+    /// Boot menu timeout in seconds (systemd-boot, GRUB).
+    pub timeout: u32,
+    /// Unformatted partitions after the ESP, each `NAME:SIZE[:TYPE]`.
+    pub add_partition: Vec<String>,
+}
+
+impl Default for ImageSettings {
+    fn default() -> Self {
+        ImageSettings {
+            layout: DEFAULT_LAYOUT.into(),
+            size: None,
+            esp_size: None,
+            sector_size: DEFAULT_SECTOR_SIZE,
+            label: DEFAULT_LABEL.into(),
+            disk_guid: None,
+            timestamp: None,
+            grub_prefix: None,
+            entry_name: None,
+            timeout: DEFAULT_TIMEOUT,
+            add_partition: Vec::new(),
+        }
+    }
+}
+
+/// The files an image is made from; the image borrows them.
+#[derive(Debug, Clone, Default)]
+pub struct ImageFiles<'a> {
+    pub uki: &'a [u8],
+    pub systemd_boot: Option<&'a [u8]>,
+    pub grub: Option<&'a [u8]>,
+    pub shim: Option<&'a [u8]>,
+    /// (file name, bytes) for `\loader\keys\auto\` (PK.auth, KEK.auth, db.auth).
+    pub enroll_keys: Vec<(String, &'a [u8])>,
+    /// (ESP path, bytes) added to the ESP.
+    pub extra_files: Vec<(String, &'a [u8])>,
+}
+
+impl<'a> ImageFiles<'a> {
+    /// Give `loader` to the slot `layout` boots through: systemd-boot for
+    /// systemd-boot, GRUB for grub and talos. The uefi layout boots the UKI itself.
+    pub fn set_loader(&mut self, layout: Layout, loader: &'a [u8]) {
+        match layout {
+            Layout::SystemdBoot => self.systemd_boot = Some(loader),
+            Layout::Grub | Layout::Talos => self.grub = Some(loader),
+            Layout::Uefi => {}
+        }
+    }
+}
+
+impl ImageSettings {
+    pub fn layout(&self) -> Result<Layout> {
+        Layout::parse(&self.layout)
+    }
+
+    /// The core's options for `files`, every default applied. `source_date_epoch` is
+    /// the caller's environment (the page has none).
+    pub fn options<'a>(
+        &self,
+        files: ImageFiles<'a>,
+        source_date_epoch: Option<&str>,
+    ) -> Result<ImageOptions<'a>> {
+        let size = |s: &Option<String>| s.as_deref().map(parse_size).transpose();
+        let mut o = ImageOptions::new(self.layout()?, files.uki);
+        o.size = size(&self.size)?;
+        o.esp_size = size(&self.esp_size)?;
+        o.sector_size = self.sector_size;
+        o.label.clone_from(&self.label);
+        o.disk_guid = self.disk_guid.as_deref().map(Guid::parse).transpose()?;
+        o.timestamp = fat_timestamp(self.timestamp, source_date_epoch)?;
+        o.systemd_boot = files.systemd_boot;
+        o.grub = files.grub;
+        o.shim = files.shim;
+        o.grub_prefix.clone_from(&self.grub_prefix);
+        o.entry_name = self
+            .entry_name
+            .clone()
+            .unwrap_or_else(|| DEFAULT_ENTRY_NAME.into());
+        o.timeout = self.timeout;
+        o.enroll_keys = files.enroll_keys;
+        o.extra_files = files
+            .extra_files
+            .into_iter()
+            .map(|(path, data)| (path, Cow::Borrowed(data)))
+            .collect();
+        o.extra_partitions = self
+            .add_partition
+            .iter()
+            .map(|s| PartitionSpec::parse(s))
+            .collect::<Result<_>>()?;
+        Ok(o)
+    }
+}
+
+/// The FAT timestamp: `given`, else `SOURCE_DATE_EPOCH`, else 1980-01-01 (FAT's
+/// epoch), so that images are reproducible by default.
+pub fn fat_timestamp(given: Option<i64>, source_date_epoch: Option<&str>) -> Result<i64> {
+    match (given, source_date_epoch) {
+        (Some(t), _) => Ok(t),
+        (None, Some(v)) => v
+            .trim()
+            .parse()
+            .map_err(|e| Error::invalid(format!("SOURCE_DATE_EPOCH={v:?} is not a number: {e}"))),
+        (None, None) => Ok(DEFAULT_TIMESTAMP),
+    }
+}
+
+/// `ukitool image`: the disk as extents (it borrows `files`) and its summary.
+pub fn image<'a>(
+    settings: &ImageSettings,
+    files: ImageFiles<'a>,
+    source_date_epoch: Option<&str>,
+) -> Result<(DiskImage<'a>, ImageSummary)> {
+    layout::build_image(&settings.options(files, source_date_epoch)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_json_fields_take_the_defaults() {
+        let s: ImageSettings = serde_json::from_str(r#"{"layout":"grub"}"#).unwrap();
+        assert_eq!(
+            s,
+            ImageSettings {
+                layout: "grub".into(),
+                ..ImageSettings::default()
+            }
+        );
+        let s: ImageSettings = serde_json::from_str(r#"{"timestamp":null}"#).unwrap();
+        assert_eq!(s, ImageSettings::default());
+    }
+
+    #[test]
+    fn fat_timestamp_prefers_the_option_then_the_environment() {
+        assert_eq!(fat_timestamp(Some(-1), Some("7")).unwrap(), -1);
+        assert_eq!(fat_timestamp(None, Some(" 7 ")).unwrap(), 7);
+        assert_eq!(fat_timestamp(None, None).unwrap(), 315_532_800);
+        assert!(fat_timestamp(None, Some("")).is_err());
+    }
+
+    #[test]
+    fn the_loader_goes_where_the_layout_boots_it() {
+        let mut f = ImageFiles::default();
+        f.set_loader(Layout::Talos, b"g");
+        f.set_loader(Layout::Uefi, b"u");
+        assert_eq!((f.grub, f.systemd_boot), (Some(&b"g"[..]), None));
+        f.set_loader(Layout::SystemdBoot, b"s");
+        assert_eq!(f.systemd_boot, Some(&b"s"[..]));
+    }
+}

@@ -1,0 +1,260 @@
+//! `inspect`: the report on a PE, UKI, addon or raw disk image, signatures included;
+//! whole ([`inspect()`]) or fed range by range ([`PartialInspection`], the page).
+
+use std::collections::BTreeMap;
+
+use crate::authenticode::verify::verify_with_digests;
+use crate::authenticode::{self, DigestAlgorithm, SignatureSummary, TrustStore};
+use crate::disk::inspect::{inspect_disk_with, looks_like_disk, DiskReport};
+use crate::error::{Error, Result};
+use crate::inspect::{self as report, ByteSource, Chunks, InspectOptions, Report};
+use crate::lint::Lint;
+use crate::pe::PeFile;
+
+/// What `inspect --json` prints: a PE's report, or a raw disk's.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(untagged)]
+pub enum FileReport {
+    Pe(Box<Report>),
+    Disk(DiskReport),
+}
+
+/// Runs two independent passes over a file and returns both results. The core has
+/// no threads (it builds for wasm): [`InOrder`] runs one after the other, and the
+/// CLI runs them on two threads, about one pass of wall time instead of two.
+pub trait Join {
+    fn join<A: Send, B: Send>(
+        &self,
+        a: impl FnOnce() -> A + Send,
+        b: impl FnOnce() -> B + Send,
+    ) -> (A, B);
+}
+
+/// [`Join`] on the calling thread: `a`, then `b`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct InOrder;
+
+impl Join for InOrder {
+    fn join<A: Send, B: Send>(
+        &self,
+        a: impl FnOnce() -> A + Send,
+        b: impl FnOnce() -> B + Send,
+    ) -> (A, B) {
+        let a = a();
+        (a, b())
+    }
+}
+
+/// `ukitool inspect`: a raw disk image (partitions, FAT files, a report per EFI
+/// binary) or a PE. With hashing on, a PE's section hashes and its Authenticode
+/// digest (behind the signatures summary) are two full passes, run through `join`.
+pub fn inspect(data: &[u8], opts: &InspectOptions, join: &impl Join) -> Result<FileReport> {
+    if looks_like_disk(data) {
+        return inspect_disk_with(data, opts).map(FileReport::Disk);
+    }
+    if !(opts.hash && opts.signatures) {
+        return report::inspect(data, opts).map(|r| FileReport::Pe(Box::new(r)));
+    }
+    let sections_only = InspectOptions {
+        signatures: false,
+        ..*opts
+    };
+    let (report, signatures) = join.join(
+        || report::inspect(data, &sections_only),
+        || PeFile::parse(data).ok().map(|pe| Signatures::check(&pe)),
+    );
+    let mut report = report?;
+    if let Some(s) = signatures {
+        s.add_to(&mut report);
+    }
+    Ok(FileReport::Pe(Box::new(report)))
+}
+
+/// The signatures part of a report, checked without trust anchors, with their lints.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Signatures {
+    pub summaries: Vec<SignatureSummary>,
+    pub lints: Vec<Lint>,
+}
+
+impl Signatures {
+    /// Check the signatures of `pe`, which holds the whole file (none without a
+    /// certificate table).
+    pub fn check(pe: &PeFile<'_>) -> Self {
+        let (summaries, lints) = authenticode::inspect_signatures(pe);
+        Signatures { summaries, lints }
+    }
+
+    /// [`Self::check`] with the image digests computed elsewhere: `pe` holds only the
+    /// headers and the certificate table (see [`verify_with_digests`]).
+    pub fn check_with_digests(
+        pe: &PeFile<'_>,
+        digests: BTreeMap<DigestAlgorithm, Vec<u8>>,
+    ) -> Self {
+        if pe.certificate_table().is_none() {
+            return Signatures::default();
+        }
+        let r = verify_with_digests(pe, &TrustStore::default(), digests);
+        Signatures {
+            summaries: r.signatures,
+            lints: r.lints,
+        }
+    }
+
+    /// Put them into a report made without them; their lints go last, where
+    /// [`report::inspect_pe`] puts them.
+    pub fn add_to(self, report: &mut Report) {
+        report.signatures = self.summaries;
+        report.lints.extend(self.lints);
+    }
+}
+
+/// An inspection fed from partial reads (the page slices a `Blob`): the header
+/// prefix first, then the small ranges the report decodes ([`Self::needed_ranges`]),
+/// then each section's sha256 as the caller streams the payloads, and the
+/// signatures checked over a streamed digest. A 1 GiB file is never held whole; once
+/// everything is in, [`Self::report`] equals [`inspect()`]'s.
+#[derive(Debug, Clone)]
+pub struct PartialInspection {
+    src: Chunks,
+    /// sha256 (lowercase hex) per section index, as the caller computes them.
+    sha256: Vec<Option<String>>,
+    signatures: Option<Signatures>,
+}
+
+impl PartialInspection {
+    /// Parse the headers from the first bytes of a file of `file_len` bytes; a prefix
+    /// too short for them is a `Truncated` error that says how far they reach.
+    pub fn new(prefix: Vec<u8>, file_len: u64) -> Result<Self> {
+        let sections = PeFile::parse_prefix(&prefix, file_len)?.sections.len();
+        Ok(PartialInspection {
+            src: Chunks {
+                file_len,
+                chunks: vec![(0, prefix)],
+            },
+            sha256: vec![None; sections],
+            signatures: None,
+        })
+    }
+
+    /// The headers, with long `/N` section names resolved once the COFF string table
+    /// (often at the end of the file) has been read, as a whole-file parse does.
+    pub fn pe(&self) -> Result<PeFile<'_>> {
+        let mut pe = PeFile::parse_prefix(self.prefix(), self.src.file_len)?;
+        if let Some(table) = self.string_table(&pe) {
+            pe.resolve_long_names(table)?;
+        }
+        Ok(pe)
+    }
+
+    /// The ranges (offset, length) still to read before [`Self::report`] is complete.
+    pub fn needed_ranges(&self) -> Result<Vec<(u64, u64)>> {
+        let pe = self.pe()?;
+        let mut ranges = report::needed_ranges(&pe);
+        ranges.extend(self.string_table_range(&pe));
+        ranges.retain(|&(off, len)| len > 0 && self.src.read(off, len).is_none());
+        Ok(ranges)
+    }
+
+    /// Hand over the bytes read at `offset`.
+    pub fn add_chunk(&mut self, offset: u64, bytes: Vec<u8>) {
+        self.src.chunks.push((offset, bytes));
+    }
+
+    /// Each section's payload (offset, length) to hash, in table order; the length is
+    /// `None` when the payload does not lie inside the file (the report then has no
+    /// hash for it, as [`inspect()`] has none).
+    pub fn payload_ranges(&self) -> Result<Vec<(u64, Option<u64>)>> {
+        let pe = self.pe()?;
+        Ok(pe
+            .sections
+            .iter()
+            .map(|s| {
+                let off = u64::from(s.pointer_to_raw_data);
+                let len = u64::from(s.payload_len());
+                let inside = off.checked_add(len).is_some_and(|e| e <= self.src.file_len);
+                (off, inside.then_some(len))
+            })
+            .collect())
+    }
+
+    /// Record the sha256 computed for section `index`.
+    pub fn set_sha256(&mut self, index: usize, hex: String) -> Result<()> {
+        let slot = self
+            .sha256
+            .get_mut(index)
+            .ok_or_else(|| Error::NotFound(format!("section {index}")))?;
+        *slot = Some(hex);
+        Ok(())
+    }
+
+    pub fn set_signatures(&mut self, signatures: Signatures) {
+        self.signatures = Some(signatures);
+    }
+
+    /// The report with whatever has been read and hashed so far.
+    pub fn report(&self) -> Result<Report> {
+        let pe = self.pe()?;
+        let mut report = report::inspect_pe(&pe, &self.src, &InspectOptions::NO_HASH);
+        for (row, sha) in report.sections.iter_mut().zip(&self.sha256) {
+            if sha.is_some() {
+                row.sha256.clone_from(sha);
+            }
+        }
+        if let Some(s) = &self.signatures {
+            s.clone().add_to(&mut report);
+        }
+        Ok(report)
+    }
+
+    /// The header prefix: always the first chunk.
+    fn prefix(&self) -> &[u8] {
+        self.src
+            .chunks
+            .first()
+            .map_or(&[][..], |(_, d)| d.as_slice())
+    }
+
+    /// The string table's offset and length (from its size field), clamped to the
+    /// file, once the size field has been read.
+    fn string_table_range(&self, pe: &PeFile<'_>) -> Option<(u64, u64)> {
+        let at = pe.string_table_offset()?;
+        let size = self.src.read(at, 4)?;
+        let size = u64::from(u32::from_le_bytes(size.try_into().ok()?));
+        Some((at, size.min(self.src.file_len.saturating_sub(at))))
+    }
+
+    fn string_table(&self, pe: &PeFile<'_>) -> Option<&[u8]> {
+        let (at, len) = self.string_table_range(pe)?;
+        self.src.read(at, len)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bytes::hex;
+    use crate::disk::layout::test_pe;
+
+    #[test]
+    fn partial_inspection_fed_everything_equals_the_whole_file_report() {
+        let data = test_pe(0x8664, &[(".osrel", b"ID=x\n"), (".linux", &[1; 3000])]);
+        let mut p = PartialInspection::new(data[..0x400].to_vec(), data.len() as u64).unwrap();
+        for (off, len) in p.needed_ranges().unwrap() {
+            let (off, len) = (off as usize, len as usize);
+            p.add_chunk(off as u64, data[off..off + len].to_vec());
+        }
+        assert!(p.needed_ranges().unwrap().is_empty());
+        for (i, (off, len)) in p.payload_ranges().unwrap().into_iter().enumerate() {
+            let (off, len) = (off as usize, len.unwrap() as usize);
+            let sha = DigestAlgorithm::Sha256.digest(&data[off..off + len]);
+            p.set_sha256(i, hex(&sha)).unwrap();
+        }
+        assert!(p.set_sha256(9, String::new()).is_err());
+        let FileReport::Pe(whole) = inspect(&data, &InspectOptions::default(), &InOrder).unwrap()
+        else {
+            panic!("not a PE report");
+        };
+        assert_eq!(p.report().unwrap(), *whole);
+    }
+}

@@ -1,0 +1,74 @@
+//! `measure`: PCR 11 as systemd-stub measures a UKI (or given parts), per bank and
+//! boot phase, in systemd-measure's shapes.
+
+use crate::authenticode::DigestAlgorithm;
+use crate::error::Result;
+use crate::measure::{self as pcr, Part, Prediction};
+use crate::pe::PeFile;
+use crate::sign::SigningKey;
+
+/// What is measured.
+#[derive(Debug, Clone)]
+pub enum MeasureInput<'a> {
+    /// A UKI: its base sections plus those of `profile` (`None`: profile @0, when it
+    /// has profiles).
+    Uki {
+        pe: &'a PeFile<'a>,
+        profile: Option<u32>,
+    },
+    /// Section payloads given one by one (`measure --linux ... --osrel ...`).
+    Parts(Vec<Part<'a>>),
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MeasureOptions {
+    /// PCR banks; empty: all four. Listed in systemd's order whatever the order here.
+    pub banks: Vec<DigestAlgorithm>,
+    /// Boot phase paths (`enter-initrd:leave-initrd`, ...); empty: systemd's four.
+    pub phases: Vec<String>,
+}
+
+/// The predictions; serialises as `measure --json` prints them (systemd-measure's
+/// `{"sha256":[{"phase":...,"pcr":11,"hash":...}],...}`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Measurement {
+    /// Grouped by bank in systemd's order, then by phase.
+    pub predictions: Vec<Prediction>,
+}
+
+impl serde::Serialize for Measurement {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        serde::Serialize::serialize(&pcr::predictions_json(&self.predictions), s)
+    }
+}
+
+impl Measurement {
+    /// The .pcrsig JSON text: every policy signed with `key`, as `systemd-measure
+    /// sign` writes it.
+    pub fn sign(&self, key: &SigningKey) -> Result<String> {
+        crate::pcrsig::sign(&self.predictions, key)
+    }
+}
+
+/// `ukitool measure`: predict PCR 11 for `input`.
+pub fn measure(input: &MeasureInput<'_>, opts: &MeasureOptions) -> Result<Measurement> {
+    let mut banks = if opts.banks.is_empty() {
+        DigestAlgorithm::ALL.to_vec()
+    } else {
+        opts.banks.clone()
+    };
+    // systemd-measure prints banks in its own order, whatever the option order.
+    banks.sort();
+    banks.dedup();
+    let uki_parts;
+    let parts = match input {
+        MeasureInput::Uki { pe, profile } => {
+            uki_parts = pcr::uki_parts(pe, *profile)?;
+            &uki_parts
+        }
+        MeasureInput::Parts(parts) => parts,
+    };
+    Ok(Measurement {
+        predictions: pcr::predict(parts, &banks, &opts.phases)?,
+    })
+}

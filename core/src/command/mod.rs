@@ -1,0 +1,28 @@
+//! One entry per command. Each takes bytes and options and returns the value that
+//! the CLI's `--json` prints and the page renders, so neither front end assembles a
+//! pipeline, a default or an output struct of its own:
+//!
+//! | command   | entry                | returns                                        |
+//! |-----------|----------------------|------------------------------------------------|
+//! | `inspect` | [`inspect()`]        | [`inspect::FileReport`] (PE or disk report)    |
+//! |           | [`inspect::PartialInspection`] | the same, fed range by range (the page) |
+//! | `verify`  | [`verify()`]         | [`verify::Verification`] (and its exit code)   |
+//! | `build`   | [`build()`]          | the UKI: built, `.pcrsig` per profile, signed  |
+//! | `measure` | [`measure()`]        | [`measure::Measurement`] (systemd's JSON)      |
+//! | `image`   | [`image()`]          | the disk as extents, and its summary           |
+//!
+//! What the core may not do itself comes in as a parameter: the environment's
+//! `SOURCE_DATE_EPOCH` as text, and a [`inspect::Join`] that the CLI backs with
+//! two threads.
+
+pub mod build;
+pub mod image;
+pub mod inspect;
+pub mod measure;
+pub mod verify;
+
+pub use build::build;
+pub use image::image;
+pub use inspect::inspect;
+pub use measure::measure;
+pub use verify::verify;
