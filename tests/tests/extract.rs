@@ -1,20 +1,14 @@
 //! `ukitool extract`: byte-exact payloads against the parts the fixtures were built
 //! from, conventional names, profiles, and safe output files.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-use ukitool_tests::{fixture, ukitool_bin};
+use ukitool_tests::tools::objdump_sections;
+use ukitool_tests::{assert_one_line_error, fixture, tmpdir, ukitool_bin};
 
 fn ukitool(args: &[&str]) -> Output {
     ukitool_tests::ukitool().args(args).output().unwrap()
-}
-
-fn tempdir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("ukitool-extract-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
 }
 
 fn s(p: &Path) -> &str {
@@ -30,17 +24,9 @@ fn ok(out: &Output) {
     );
 }
 
-fn one_line_error(out: &Output) -> String {
-    let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert_eq!(out.status.code(), Some(2), "{err}");
-    assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.starts_with("ukitool: error: "), "{err}");
-    err
-}
-
 #[test]
 fn kernel_and_initrd_are_byte_identical_to_their_sources() {
-    let dir = tempdir("parts");
+    let dir = tmpdir();
     let uki = fixture("uki.efi");
     for (section, source) in [
         (".linux", "vmlinuz"),
@@ -75,7 +61,7 @@ fn stdout_is_the_default_and_dash_works() {
 
 #[test]
 fn all_uses_conventional_names() {
-    let dir = tempdir("all");
+    let dir = tmpdir();
     let uki = fixture("uki.efi");
     ok(&ukitool(&["extract", s(&uki), "--all", "-o", s(&dir)]));
     for (name, source) in [
@@ -96,18 +82,7 @@ fn all_uses_conventional_names() {
         assert!(dir.join(name).exists(), "{name}");
     }
     // Every section of the table is there (objdump counts them).
-    let od = Command::new("objdump")
-        .arg("-h")
-        .arg(&uki)
-        .output()
-        .unwrap();
-    let n = String::from_utf8(od.stdout)
-        .unwrap()
-        .lines()
-        .filter(|l| {
-            l.split_whitespace().count() == 7 && l.trim_start().starts_with(char::is_numeric)
-        })
-        .count();
+    let n = objdump_sections(&uki).len();
     assert_eq!(std::fs::read_dir(&dir).unwrap().count(), n);
     // No temporary files are left behind.
     assert!(std::fs::read_dir(&dir).unwrap().all(|e| !e
@@ -119,14 +94,20 @@ fn all_uses_conventional_names() {
 
 #[test]
 fn existing_outputs_are_refused_without_force() {
-    let dir = tempdir("force");
+    let dir = tmpdir();
     let uki = fixture("uki.efi");
     let out = dir.join("cmdline");
     std::fs::write(&out, b"keep me").unwrap();
-    let err = one_line_error(&ukitool(&["extract", s(&uki), ".cmdline", "-o", s(&out)]));
+    let err = assert_one_line_error(
+        &ukitool(&["extract", s(&uki), ".cmdline", "-o", s(&out)]),
+        "extract",
+    );
     assert!(err.contains("--force"), "{err}");
     assert_eq!(std::fs::read(&out).unwrap(), b"keep me");
-    let err = one_line_error(&ukitool(&["extract", s(&uki), "--all", "-o", s(&dir)]));
+    let err = assert_one_line_error(
+        &ukitool(&["extract", s(&uki), "--all", "-o", s(&dir)]),
+        "extract",
+    );
     assert!(err.contains("exists"), "{err}");
     assert_eq!(std::fs::read(&out).unwrap(), b"keep me");
     ok(&ukitool(&[
@@ -154,53 +135,33 @@ fn existing_outputs_are_refused_without_force() {
 #[test]
 fn missing_sections_and_profiles_are_clear_errors() {
     let uki = fixture("uki.efi");
-    let err = one_line_error(&ukitool(&["extract", s(&uki), ".dtb"]));
+    let err = assert_one_line_error(&ukitool(&["extract", s(&uki), ".dtb"]), "extract");
     assert!(
         err.contains(".dtb") && err.contains(".linux") && err.contains(".initrd"),
         "{err}"
     );
-    let err = one_line_error(&ukitool(&[
+    let err = assert_one_line_error(
+        &ukitool(&["extract", s(&uki), ".cmdline", "--profile", "0"]),
         "extract",
-        s(&uki),
-        ".cmdline",
-        "--profile",
-        "0",
-    ]));
+    );
     assert!(err.contains("profile"), "{err}");
     for name in ["garbage.bin", "truncated.efi"] {
-        one_line_error(&ukitool(&["extract", s(&fixture(name)), ".linux"]));
+        assert_one_line_error(
+            &ukitool(&["extract", s(&fixture(name)), ".linux"]),
+            "extract",
+        );
     }
-}
-
-/// (name, size, file offset) of every section, from `objdump -h`.
-fn objdump(path: &Path) -> Vec<(String, usize, usize)> {
-    let out = Command::new("objdump")
-        .arg("-h")
-        .arg(path)
-        .output()
-        .unwrap();
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            (f.len() == 7 && f[0].parse::<u32>().is_ok()).then(|| {
-                let h = |s: &str| usize::from_str_radix(s, 16).unwrap();
-                (f[1].to_string(), h(f[2]), h(f[5]))
-            })
-        })
-        .collect()
 }
 
 #[test]
 fn profiles_select_their_own_sections_and_fall_back_to_the_base() {
     let p = fixture("profiles.efi");
     let bytes = std::fs::read(&p).unwrap();
-    let table = objdump(&p);
+    let table = objdump_sections(&p);
     let cmdlines: Vec<&[u8]> = table
         .iter()
         .filter(|s| s.0 == ".cmdline")
-        .map(|(_, size, off)| &bytes[*off..*off + *size])
+        .map(|(_, size, _, off)| &bytes[*off as usize..(*off + *size) as usize])
         .collect();
     assert_eq!(cmdlines.len(), 3, "base + two profiles");
     for (profile, want) in [
@@ -220,10 +181,13 @@ fn profiles_select_their_own_sections_and_fall_back_to_the_base() {
     let out = ukitool(&["extract", s(&p), ".linux", "--profile", "1"]);
     ok(&out);
     assert!(out.stdout == std::fs::read(fixture("vmlinuz")).unwrap());
-    one_line_error(&ukitool(&["extract", s(&p), ".cmdline", "--profile", "2"]));
+    assert_one_line_error(
+        &ukitool(&["extract", s(&p), ".cmdline", "--profile", "2"]),
+        "extract",
+    );
 
     // --all with a profile: the profile's .cmdline replaces the base's.
-    let dir = tempdir("profile-all");
+    let dir = tmpdir();
     ok(&ukitool(&[
         "extract",
         s(&p),

@@ -2,19 +2,13 @@
 //! (sbsigntools, OpenSSL), python3-pefile + hashlib for digests, osslsigncode to
 //! nest signatures and efisiglist (pesign) to build db files.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
 use ukitool_core::authenticode::{pkcs7, verify, TrustStore, Verdict};
 use ukitool_core::pe::PeFile;
-use ukitool_tests::{fixture, run_ok, ukitool};
-
-fn tmpdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("ukitool-verify-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
+use ukitool_tests::{fixture, run_ok, tmpdir, ukitool, XorShift};
 
 /// Run `ukitool verify --json FILE ARGS...`: (exit code, report).
 fn verify_json(file: &Path, args: &[&str]) -> (i32, Value) {
@@ -191,7 +185,7 @@ fn uefi_ca_2011_only_lint_fires_when_the_2023_signature_is_gone() {
     assert_eq!(r.lints[0].id, "microsoft-uefi-ca-2011-only");
     assert!(check(&only2023).lints.is_empty());
     // The referee agrees both halves are still validly signed.
-    let dir = tmpdir("lint");
+    let dir = tmpdir();
     let p = dir.join("shim-2011.efi");
     std::fs::write(&p, &only2011).unwrap();
     let out = Command::new("sbverify")
@@ -270,7 +264,7 @@ fn dual_signed_in_both_orders_and_nested_all_signatures_found() {
     let other = std::fs::read(fixture("uki-other-signed.efi")).unwrap();
     let a = entries_of(&signed).remove(0);
     let b = entries_of(&other).remove(0);
-    let dir = tmpdir("dual");
+    let dir = tmpdir();
     for (name, order) in [
         ("ab", vec![a.clone(), b.clone()]),
         ("ba", vec![b.clone(), a.clone()]),
@@ -342,7 +336,7 @@ fn dual_signed_in_both_orders_and_nested_all_signatures_found() {
 
 #[test]
 fn db_and_dbx_files_authorise_and_revoke() {
-    let dir = tmpdir("db");
+    let dir = tmpdir();
     let der = dir.join("snakeoil.der");
     let st = Command::new("openssl")
         .args([
@@ -427,23 +421,9 @@ fn db_and_dbx_files_authorise_and_revoke() {
     assert_eq!((code, v["verdict"].as_str()), (1, Some("revoked")));
 }
 
-/// Deterministic xorshift, so every run mutates the same bytes.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
-
 /// A mutated file, what was done, and whether the first WIN_CERTIFICATE now claims
 /// more bytes than the table holds.
-fn mutate(base: &[u8], rng: &mut Rng) -> (String, Vec<u8>, bool) {
+fn mutate(base: &[u8], rng: &mut XorShift) -> (String, Vec<u8>, bool) {
     let pe = PeFile::parse(base).unwrap();
     let headers = pe.opt.size_of_headers as usize;
     let table = pe.certificate_table().unwrap();
@@ -507,8 +487,8 @@ fn mutate(base: &[u8], rng: &mut Rng) -> (String, Vec<u8>, bool) {
 #[test]
 fn differential_against_sbverify_on_mutations() {
     let snakeoil = fixture("snakeoil.pem");
-    let dir = tmpdir("diff");
-    let mut rng = Rng(0x5eed_1234_abcd_ef01);
+    let dir = tmpdir();
+    let mut rng = XorShift(0x5eed_1234_abcd_ef01);
     let mut compared = 0;
     let mut unreadable = Vec::new();
     let mut disagreements = Vec::new();
@@ -646,7 +626,7 @@ fn malformed_signatures_are_malformed_never_a_panic() {
         }
     }
     // Through the CLI: exit 2 and one line, no backtrace.
-    let dir = tmpdir("malformed");
+    let dir = tmpdir();
     let mut e = entry.clone();
     e.truncate(40);
     e[..4].copy_from_slice(&40u32.to_le_bytes());
