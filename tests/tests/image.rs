@@ -195,46 +195,33 @@ fn map(entries: &[(&'static str, Vec<u8>)]) -> BTreeMap<&'static str, Vec<u8>> {
     entries.iter().cloned().collect()
 }
 
-#[test]
-fn uefi_layout_both_sector_sizes() {
-    let dir = tmpdir();
-    for sector in [512u64, 4096] {
-        let s = sector.to_string();
-        let (img, sum) = image(
-            &dir,
-            &format!("uefi-{sector}.img"),
-            &layout_args("uefi", &["--sector-size", &s]),
-        );
-        assert_eq!(
-            sum["esp"]["fat_type"],
-            if sector == 512 { "fat32" } else { "fat16" }
-        );
-        check(
-            &dir,
-            &img,
-            &sum,
-            sector,
-            &map(&[("EFI/BOOT/BOOTX64.EFI", fixture_bytes("uki.efi"))]),
-        );
-    }
+/// [`check`] for an image whose ESP holds just the fixture UKI, as BOOTX64.EFI.
+fn check_uki_on_esp(dir: &TmpDir, img: &Path, summary: &Value, sector: u64) {
+    let expected = map(&[("EFI/BOOT/BOOTX64.EFI", fixture_bytes("uki.efi"))]);
+    check(dir, img, summary, sector, &expected);
 }
 
-#[test]
-fn fat32_at_4096_byte_sectors_when_the_esp_is_large_enough() {
-    let dir = tmpdir();
-    let (img, sum) = image(
-        &dir,
+/// The uefi layout: (image, options, sector size, FAT type of the ESP). FAT32 at 4096-byte
+/// sectors needs an ESP large enough for 65525 clusters.
+const UEFI_CASES: &[(&str, &[&str], u64, &str)] = &[
+    ("uefi-512.img", &["--sector-size", "512"], 512, "fat32"),
+    ("uefi-4096.img", &["--sector-size", "4096"], 4096, "fat16"),
+    (
         "big-esp.img",
-        &layout_args("uefi", &["--sector-size", "4096", "--esp-size", "300M"]),
-    );
-    assert_eq!(sum["esp"]["fat_type"], "fat32");
-    check(
-        &dir,
-        &img,
-        &sum,
+        &["--sector-size", "4096", "--esp-size", "300M"],
         4096,
-        &map(&[("EFI/BOOT/BOOTX64.EFI", fixture_bytes("uki.efi"))]),
-    );
+        "fat32",
+    ),
+];
+
+#[test]
+fn uefi_layout_at_both_sector_sizes_and_fat32_at_4096_when_the_esp_is_large_enough() {
+    let dir = tmpdir();
+    for (name, options, sector, fat_type) in UEFI_CASES {
+        let (img, sum) = image(&dir, name, &layout_args("uefi", options));
+        assert_eq!(sum["esp"]["fat_type"], *fat_type, "{name}");
+        check_uki_on_esp(&dir, &img, &sum, *sector);
+    }
 }
 
 #[test]
@@ -378,13 +365,7 @@ fn talos_layouts_have_talos_partitions() {
         .collect();
     assert_eq!(names, ["EFI", "META"]);
     assert_eq!(sum["partitions"][0]["size"], 1100u64 << 20);
-    check(
-        &dir,
-        &img,
-        &sum,
-        4096,
-        &map(&[("EFI/BOOT/BOOTX64.EFI", fixture_bytes("uki.efi"))]),
-    );
+    check_uki_on_esp(&dir, &img, &sum, 4096);
 }
 
 #[test]

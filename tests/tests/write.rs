@@ -101,6 +101,17 @@ fn assert_ranges_equal(dev: &str, img: &Path, ranges: &[(u64, u64)]) {
     }
 }
 
+/// An 8 MiB two-partition GPT image in `dir`; None (the test is skipped) without sgdisk.
+fn small_image(dir: &TmpDir) -> Option<PathBuf> {
+    if !have("sgdisk") {
+        eprintln!("SKIP: sgdisk is not installed");
+        return None;
+    }
+    let img = dir.join("disk.img");
+    gpt_image(&img, 8 * MIB, 2);
+    Some(img)
+}
+
 fn device_hash(l: &Loop) -> String {
     sha256_prefix(Path::new(&l.dev), l.size())
 }
@@ -480,13 +491,10 @@ fn refuses_a_uki_whose_image_does_not_fit_the_device() {
 
 #[test]
 fn refuses_image_options_with_a_raw_image() {
-    if !have("sgdisk") {
-        eprintln!("SKIP: sgdisk is not installed");
-        return;
-    }
     let s = tmpdir();
-    let img = s.join("disk.img");
-    gpt_image(&img, 8 * MIB, 2);
+    let Some(img) = small_image(&s) else {
+        return;
+    };
     let file = s.join("target.img");
     for extra in [&["--layout", "grub"][..], &["--size", "16M"]] {
         let out = run_logged(
@@ -587,13 +595,10 @@ fn refuses_a_device_smaller_than_the_image() {
 
 #[test]
 fn refuses_a_regular_file_without_to_file() {
-    if !have("sgdisk") {
-        eprintln!("SKIP: sgdisk is not installed");
-        return;
-    }
     let s = tmpdir();
-    let img = s.join("disk.img");
-    gpt_image(&img, 8 * MIB, 2);
+    let Some(img) = small_image(&s) else {
+        return;
+    };
     let file = s.join("target.img");
     fs::write(&file, noise(8, 16 * MIB as usize)).unwrap();
     let before = sha256_file(&file);
