@@ -27,6 +27,20 @@ struct Case {
     writes: &'static [&'static str],
 }
 
+const fn case(
+    name: &'static str,
+    base: &'static [&'static str],
+    args: &'static [&'static str],
+    writes: &'static [&'static str],
+) -> Case {
+    Case {
+        name,
+        base,
+        args,
+        writes,
+    }
+}
+
 /// `ukitool build` of the synthetic parts; the cases add options and `-o`.
 const BUILD: &[&str] = &[
     "build",
@@ -54,16 +68,11 @@ const IMAGE: &[&str] = &[
 
 /// In order: later cases read what earlier ones wrote.
 const CASES: &[Case] = &[
-    Case {
-        name: "build",
-        base: BUILD,
-        args: &["-o", "uki.efi"],
-        writes: &["uki.efi"],
-    },
-    Case {
-        name: "build-signed",
-        base: BUILD,
-        args: &[
+    case("build", BUILD, &["-o", "uki.efi"], &["uki.efi"]),
+    case(
+        "build-signed",
+        BUILD,
+        &[
             "--key",
             "snakeoil.key",
             "--cert",
@@ -71,12 +80,12 @@ const CASES: &[Case] = &[
             "-o",
             "uki-built-signed.efi",
         ],
-        writes: &["uki-built-signed.efi"],
-    },
-    Case {
-        name: "build-profiles-pcrsig",
-        base: BUILD,
-        args: &[
+        &["uki-built-signed.efi"],
+    ),
+    case(
+        "build-profiles-pcrsig",
+        BUILD,
+        &[
             "--profile",
             "ID=one\nTITLE=Profile one",
             "--section",
@@ -94,12 +103,12 @@ const CASES: &[Case] = &[
             "-o",
             "uki-pcr.efi",
         ],
-        writes: &["uki-pcr.efi"],
-    },
-    Case {
-        name: "build-addon",
-        base: &["build", "--stub", "stub.efi"],
-        args: &[
+        &["uki-pcr.efi"],
+    ),
+    case(
+        "build-addon",
+        &["build", "--stub", "stub.efi"],
+        &[
             "--cmdline",
             "addon=1",
             "--timestamp",
@@ -107,12 +116,12 @@ const CASES: &[Case] = &[
             "-o",
             "addon.efi",
         ],
-        writes: &["addon.efi"],
-    },
-    Case {
-        name: "sign",
-        base: &["sign", "uki.efi"],
-        args: &[
+        &["addon.efi"],
+    ),
+    case(
+        "sign",
+        &["sign", "uki.efi"],
+        &[
             "--key",
             "snakeoil.key",
             "--cert",
@@ -120,12 +129,12 @@ const CASES: &[Case] = &[
             "-o",
             "uki-signed.efi",
         ],
-        writes: &["uki-signed.efi"],
-    },
-    Case {
-        name: "sign-signing-time",
-        base: &["sign", "uki.efi"],
-        args: &[
+        &["uki-signed.efi"],
+    ),
+    case(
+        "sign-signing-time",
+        &["sign", "uki.efi"],
+        &[
             "--key",
             "snakeoil.key",
             "--cert",
@@ -135,12 +144,12 @@ const CASES: &[Case] = &[
             "-o",
             "uki-signed-time.efi",
         ],
-        writes: &["uki-signed-time.efi"],
-    },
-    Case {
-        name: "sign-refused",
-        base: &["sign", "uki-signed.efi"],
-        args: &[
+        &["uki-signed-time.efi"],
+    ),
+    case(
+        "sign-refused",
+        &["sign", "uki-signed.efi"],
+        &[
             "--key",
             "snakeoil.key",
             "--cert",
@@ -148,24 +157,19 @@ const CASES: &[Case] = &[
             "-o",
             "refused.efi",
         ],
-        writes: &[],
-    },
-    Case {
-        name: "image",
-        base: IMAGE,
-        args: &["-o", "uefi.img"],
-        writes: &["uefi.img"],
-    },
-    Case {
-        name: "image-json-4096",
-        base: IMAGE,
-        args: &["--sector-size", "4096", "--json", "-o", "uefi-4096.img"],
-        writes: &["uefi-4096.img"],
-    },
-    Case {
-        name: "image-systemd-boot",
-        base: IMAGE,
-        args: &[
+        &[],
+    ),
+    case("image", IMAGE, &["-o", "uefi.img"], &["uefi.img"]),
+    case(
+        "image-json-4096",
+        IMAGE,
+        &["--sector-size", "4096", "--json", "-o", "uefi-4096.img"],
+        &["uefi-4096.img"],
+    ),
+    case(
+        "image-systemd-boot",
+        IMAGE,
+        &[
             "--layout",
             "systemd-boot",
             "--systemd-boot",
@@ -176,56 +180,41 @@ const CASES: &[Case] = &[
             "-o",
             "systemd-boot.img",
         ],
-        writes: &["systemd-boot.img"],
-    },
-    Case {
-        name: "measure",
-        base: &["measure", "uki.efi"],
-        args: &[],
-        writes: &[],
-    },
-    Case {
-        name: "measure-json",
-        base: &["measure", "uki.efi"],
-        args: &["--json"],
-        writes: &[],
-    },
-    Case {
-        name: "measure-profile-1",
-        base: &["measure", "uki-pcr.efi"],
-        args: &["--json", "--profile", "1", "--bank", "sha256"],
-        writes: &[],
-    },
-    Case {
-        name: "measure-parts-signed",
-        base: &["measure", "--linux", "linux.efi", "--cmdline", "cmdline"],
-        args: &["--phase", "enter-initrd", "--sign", "snakeoil.key"],
-        writes: &[],
-    },
-    Case {
-        name: "verify-unsigned",
-        base: &["verify", "uki.efi"],
-        args: &[],
-        writes: &[],
-    },
-    Case {
-        name: "verify-signed",
-        base: &["verify", "uki-signed.efi"],
-        args: &["--cert", "snakeoil.pem"],
-        writes: &[],
-    },
-    Case {
-        name: "verify-signed-json",
-        base: &["verify", "uki-built-signed.efi"],
-        args: &["--json", "--cert", "snakeoil.pem"],
-        writes: &[],
-    },
-    Case {
-        name: "verify-pcrsig-json",
-        base: &["verify", "uki-pcr.efi"],
-        args: &["--json"],
-        writes: &[],
-    },
+        &["systemd-boot.img"],
+    ),
+    case("measure", &["measure", "uki.efi"], &[], &[]),
+    case("measure-json", &["measure", "uki.efi"], &["--json"], &[]),
+    case(
+        "measure-profile-1",
+        &["measure", "uki-pcr.efi"],
+        &["--json", "--profile", "1", "--bank", "sha256"],
+        &[],
+    ),
+    case(
+        "measure-parts-signed",
+        &["measure", "--linux", "linux.efi", "--cmdline", "cmdline"],
+        &["--phase", "enter-initrd", "--sign", "snakeoil.key"],
+        &[],
+    ),
+    case("verify-unsigned", &["verify", "uki.efi"], &[], &[]),
+    case(
+        "verify-signed",
+        &["verify", "uki-signed.efi"],
+        &["--cert", "snakeoil.pem"],
+        &[],
+    ),
+    case(
+        "verify-signed-json",
+        &["verify", "uki-built-signed.efi"],
+        &["--json", "--cert", "snakeoil.pem"],
+        &[],
+    ),
+    case(
+        "verify-pcrsig-json",
+        &["verify", "uki-pcr.efi"],
+        &["--json"],
+        &[],
+    ),
 ];
 
 /// The inputs, under the names the cases use.

@@ -264,12 +264,10 @@ fn ecdsa_p256() {
             .arg(&efi),
     );
     // The outside referee for the signature itself: sbverify (OpenSSL) accepts it.
-    let sb = Command::new("sbverify")
+    let sb = run(Command::new("sbverify")
         .arg("--cert")
         .arg(fixture("snakeoil.pem"))
-        .arg(&efi)
-        .output()
-        .expect("run sbverify");
+        .arg(&efi));
     assert!(
         sb.status.success(),
         "sbverify refuses the P-256 signature: {}{}",
@@ -384,12 +382,10 @@ fn signer_key_id_is_matched_by_subject_key_identifier() {
         .collect();
     assert_eq!(lints, ["signer-key-identifier"], "{r:#}");
     // The lint's claim about OpenSSL's PKCS#7 parser, checked with sbverify.
-    let sb = Command::new("sbverify")
+    let sb = run(Command::new("sbverify")
         .arg("--cert")
         .arg(fixture("snakeoil.pem"))
-        .arg(&efi)
-        .output()
-        .expect("run sbverify");
+        .arg(&efi));
     let text = String::from_utf8_lossy(&sb.stderr);
     assert!(!sb.status.success(), "sbverify accepted a key-id signer");
     assert!(text.contains("PKCS7_SIGNER_INFO"), "{text}");
