@@ -153,6 +153,12 @@ fn existing_fixture(name: &str) -> PathBuf {
     p
 }
 
+/// A text fixture (`cmdline`, `os-release`, `uname`).
+pub fn fixture_text(name: &str) -> String {
+    let p = fixture(name);
+    fs::read_to_string(&p).unwrap_or_else(|e| panic!("read {}: {e}", p.display()))
+}
+
 /// Read a fixture into memory.
 pub fn fixture_bytes(name: &str) -> Vec<u8> {
     let p = fixture(name);
@@ -216,6 +222,16 @@ pub fn ukitool() -> Command {
 /// cannot be started. The exit status is the caller's to check.
 pub fn run(cmd: &mut Command) -> Output {
     cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"))
+}
+
+/// `ukitool ARGS...` run to completion (see [`run`]).
+pub fn run_ukitool(args: &[&str]) -> Output {
+    run(ukitool().args(args))
+}
+
+/// A path as the `&str` a `&[&str]` of arguments wants; the tests' paths are UTF-8.
+pub fn path_str(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
 }
 
 /// [`run`], asserting success (the failure message carries stdout and stderr); returns

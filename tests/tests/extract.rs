@@ -5,15 +5,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 use ukitool_tests::tools::objdump_sections;
-use ukitool_tests::{assert_one_line_error, fixture, tmpdir, ukitool_bin};
-
-fn ukitool(args: &[&str]) -> Output {
-    ukitool_tests::ukitool().args(args).output().unwrap()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
+use ukitool_tests::{assert_one_line_error, fixture, path_str, run_ukitool, tmpdir, ukitool_bin};
 
 fn ok(out: &Output) {
     assert!(
@@ -22,6 +14,13 @@ fn ok(out: &Output) {
         out.status.code(),
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// `ukitool extract FILE --all -o DIR EXTRA...`.
+fn extract_all(file: &Path, dir: &Path, extra: &[&str]) -> Output {
+    let mut args = vec!["extract", path_str(file), "--all", "-o", path_str(dir)];
+    args.extend_from_slice(extra);
+    run_ukitool(&args)
 }
 
 #[test]
@@ -38,7 +37,13 @@ fn kernel_and_initrd_are_byte_identical_to_their_sources() {
         (".splash", "splash.bmp"),
     ] {
         let out = dir.join(format!("{section}.out"));
-        ok(&ukitool(&["extract", s(&uki), section, "-o", s(&out)]));
+        ok(&run_ukitool(&[
+            "extract",
+            path_str(&uki),
+            section,
+            "-o",
+            path_str(&out),
+        ]));
         assert!(
             std::fs::read(&out).unwrap() == std::fs::read(fixture(source)).unwrap(),
             "{section} differs from {source}"
@@ -51,9 +56,9 @@ fn stdout_is_the_default_and_dash_works() {
     let uki = fixture("uki.efi");
     let want = std::fs::read(fixture("cmdline")).unwrap();
     for extra in [&[][..], &["-o", "-"][..]] {
-        let mut args = vec!["extract", s(&uki), ".cmdline"];
+        let mut args = vec!["extract", path_str(&uki), ".cmdline"];
         args.extend_from_slice(extra);
-        let out = ukitool(&args);
+        let out = run_ukitool(&args);
         ok(&out);
         assert_eq!(out.stdout, want);
     }
@@ -63,7 +68,7 @@ fn stdout_is_the_default_and_dash_works() {
 fn all_uses_conventional_names() {
     let dir = tmpdir();
     let uki = fixture("uki.efi");
-    ok(&ukitool(&["extract", s(&uki), "--all", "-o", s(&dir)]));
+    ok(&extract_all(&uki, &dir, &[]));
     for (name, source) in [
         ("vmlinuz", "vmlinuz"),
         ("initrd", "initrd.cpio.gz"),
@@ -99,55 +104,48 @@ fn existing_outputs_are_refused_without_force() {
     let out = dir.join("cmdline");
     std::fs::write(&out, b"keep me").unwrap();
     let err = assert_one_line_error(
-        &ukitool(&["extract", s(&uki), ".cmdline", "-o", s(&out)]),
+        &run_ukitool(&["extract", path_str(&uki), ".cmdline", "-o", path_str(&out)]),
         "extract",
     );
     assert!(err.contains("--force"), "{err}");
     assert_eq!(std::fs::read(&out).unwrap(), b"keep me");
-    let err = assert_one_line_error(
-        &ukitool(&["extract", s(&uki), "--all", "-o", s(&dir)]),
-        "extract",
-    );
+    let err = assert_one_line_error(&extract_all(&uki, &dir, &[]), "extract");
     assert!(err.contains("exists"), "{err}");
     assert_eq!(std::fs::read(&out).unwrap(), b"keep me");
-    ok(&ukitool(&[
+    ok(&run_ukitool(&[
         "extract",
-        s(&uki),
+        path_str(&uki),
         ".cmdline",
         "-o",
-        s(&out),
+        path_str(&out),
         "--force",
     ]));
     assert_eq!(
         std::fs::read(&out).unwrap(),
         std::fs::read(fixture("cmdline")).unwrap()
     );
-    ok(&ukitool(&[
-        "extract",
-        s(&uki),
-        "--all",
-        "-o",
-        s(&dir),
-        "--force",
-    ]));
+    ok(&extract_all(&uki, &dir, &["--force"]));
 }
 
 #[test]
 fn missing_sections_and_profiles_are_clear_errors() {
     let uki = fixture("uki.efi");
-    let err = assert_one_line_error(&ukitool(&["extract", s(&uki), ".dtb"]), "extract");
+    let err = assert_one_line_error(
+        &run_ukitool(&["extract", path_str(&uki), ".dtb"]),
+        "extract",
+    );
     assert!(
         err.contains(".dtb") && err.contains(".linux") && err.contains(".initrd"),
         "{err}"
     );
     let err = assert_one_line_error(
-        &ukitool(&["extract", s(&uki), ".cmdline", "--profile", "0"]),
+        &run_ukitool(&["extract", path_str(&uki), ".cmdline", "--profile", "0"]),
         "extract",
     );
     assert!(err.contains("profile"), "{err}");
     for name in ["garbage.bin", "truncated.efi"] {
         assert_one_line_error(
-            &ukitool(&["extract", s(&fixture(name)), ".linux"]),
+            &run_ukitool(&["extract", path_str(&fixture(name)), ".linux"]),
             "extract",
         );
     }
@@ -169,34 +167,26 @@ fn profiles_select_their_own_sections_and_fall_back_to_the_base() {
         (Some("0"), cmdlines[1]),
         (Some("1"), cmdlines[2]),
     ] {
-        let mut args = vec!["extract", s(&p), ".cmdline"];
+        let mut args = vec!["extract", path_str(&p), ".cmdline"];
         if let Some(n) = profile {
             args.extend(["--profile", n]);
         }
-        let out = ukitool(&args);
+        let out = run_ukitool(&args);
         ok(&out);
         assert_eq!(out.stdout, want, "profile {profile:?}");
     }
     // .linux is only in the base: a profile sees it.
-    let out = ukitool(&["extract", s(&p), ".linux", "--profile", "1"]);
+    let out = run_ukitool(&["extract", path_str(&p), ".linux", "--profile", "1"]);
     ok(&out);
     assert!(out.stdout == std::fs::read(fixture("vmlinuz")).unwrap());
     assert_one_line_error(
-        &ukitool(&["extract", s(&p), ".cmdline", "--profile", "2"]),
+        &run_ukitool(&["extract", path_str(&p), ".cmdline", "--profile", "2"]),
         "extract",
     );
 
     // --all with a profile: the profile's .cmdline replaces the base's.
     let dir = tmpdir();
-    ok(&ukitool(&[
-        "extract",
-        s(&p),
-        "--all",
-        "-o",
-        s(&dir),
-        "--profile",
-        "1",
-    ]));
+    ok(&extract_all(&p, &dir, &["--profile", "1"]));
     assert_eq!(std::fs::read(dir.join("cmdline")).unwrap(), cmdlines[2]);
     assert!(dir.join("profile").exists() && dir.join("vmlinuz").exists());
 }

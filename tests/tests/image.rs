@@ -11,7 +11,8 @@ use std::process::Command;
 use serde_json::Value;
 use ukitool_tests::blockdev::Loop;
 use ukitool_tests::{
-    boot_disk, fixture, fixture_bytes, run, sha256_file, text, tmpdir, ukitool, Firmware, TmpDir,
+    boot_disk, fixture, fixture_bytes, path_str, run, sha256_file, text, tmpdir, ukitool, Firmware,
+    TmpDir,
 };
 
 /// Make an image; returns its path and the `--json` summary.
@@ -28,10 +29,6 @@ fn image<S: AsRef<OsStr>>(dir: &TmpDir, name: &str, args: &[S]) -> (PathBuf, Val
     let summary =
         serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("summary: {e}: {}", text(&o)));
     (out, summary)
-}
-
-fn path_str(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
 }
 
 /// `--uki uki.efi` and the options of one layout, its bootloaders from the fixtures:

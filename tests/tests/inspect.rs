@@ -5,17 +5,15 @@
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
 use serde_json::Value;
 use ukitool_tests::golden::golden;
 use ukitool_tests::synthetic::{build_pe, fake_kernel, synthetic_bad, synthetic_uki};
 use ukitool_tests::tools::objdump_sections;
-use ukitool_tests::{assert_one_line_error, fixture, run_ok, tmpdir, ukitool_bin};
-
-fn ukitool(args: &[&str]) -> Output {
-    ukitool_tests::ukitool().args(args).output().unwrap()
-}
+use ukitool_tests::{
+    assert_one_line_error, fixture, fixture_text, run_ok, run_ukitool, tmpdir, ukitool_bin,
+};
 
 fn json(path: &Path, hash: bool) -> Value {
     let p = path.to_str().unwrap();
@@ -24,7 +22,7 @@ fn json(path: &Path, hash: bool) -> Value {
     } else {
         vec!["inspect", "--json", "--no-hash", p]
     };
-    let out = ukitool(&args);
+    let out = run_ukitool(&args);
     assert!(
         out.status.success(),
         "inspect {p}: {}",
@@ -145,16 +143,15 @@ fn kinds_follow_the_reference_rules() {
     }
 }
 
-fn read_text(name: &str) -> String {
-    std::fs::read_to_string(fixture(name)).unwrap()
-}
-
 #[test]
 fn uki_metadata_matches_the_parts_it_was_built_from() {
     let v = json(&fixture("uki.efi"), false);
-    assert_eq!(v["cmdline"], read_text("cmdline").trim_end());
-    assert_eq!(v["uname"], read_text("uname").trim());
-    for line in read_text("os-release").lines().filter(|l| l.contains('=')) {
+    assert_eq!(v["cmdline"], fixture_text("cmdline").trim_end());
+    assert_eq!(v["uname"], fixture_text("uname").trim());
+    for line in fixture_text("os-release")
+        .lines()
+        .filter(|l| l.contains('='))
+    {
         let (k, val) = line.split_once('=').unwrap();
         assert_eq!(v["os_release"][k], val.trim_matches('"'), "{k}");
     }
@@ -209,7 +206,7 @@ fn kernel_facts_come_from_the_setup_header() {
         assert_eq!(k["boot_protocol"], want_proto.as_str(), "{name}");
         let version = k["version"].as_str().unwrap();
         assert!(
-            version.starts_with(read_text("uname").trim()),
+            version.starts_with(fixture_text("uname").trim()),
             "{name}: {version}"
         );
         assert_eq!(k["signed"], signed, "{name}");
@@ -254,7 +251,7 @@ fn lint_ids(v: &Value, min: &[&str]) -> BTreeSet<String> {
 
 #[test]
 fn lints_fire_on_overlap_and_not_on_the_clean_uki() {
-    let out = ukitool(&[
+    let out = run_ukitool(&[
         "inspect",
         "--json",
         "--no-hash",
@@ -289,7 +286,7 @@ fn hostile_inputs_give_one_line_and_exit_2() {
             args.extend_from_slice(extra);
             let p = fixture(name);
             args.push(p.to_str().unwrap());
-            assert_one_line_error(&ukitool(&args), name);
+            assert_one_line_error(&run_ukitool(&args), name);
         }
     }
     // Every prefix of the header region of a real UKI, and some corrupted headers.
@@ -317,7 +314,7 @@ fn hostile_inputs_give_one_line_and_exit_2() {
     for (i, c) in cases.iter().enumerate() {
         std::fs::write(&f, c).unwrap();
         assert_one_line_error(
-            &ukitool(&["inspect", f.to_str().unwrap()]),
+            &run_ukitool(&["inspect", f.to_str().unwrap()]),
             &format!("case {i}"),
         );
     }
@@ -377,7 +374,7 @@ fn synthetic_lints_each_fire() {
     let dir = tmpdir();
     let p = dir.join("bad.efi");
     std::fs::write(&p, synthetic_bad()).unwrap();
-    let out = ukitool(&["inspect", "--json", p.to_str().unwrap()]);
+    let out = run_ukitool(&["inspect", "--json", p.to_str().unwrap()]);
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     let ids = lint_ids(&v, &["info", "warning", "error"]);
     for id in [
@@ -473,7 +470,7 @@ fn many_overlapping_sections_stay_bounded() {
     std::fs::write(&p, &d).unwrap();
     // The CLI without hashing: the Authenticode digest (also skipped by --no-hash)
     // hashes every section's raw data as EDK2 does, overlaps included.
-    let out = ukitool(&["inspect", "--json", "--no-hash", p.to_str().unwrap()]);
+    let out = run_ukitool(&["inspect", "--json", "--no-hash", p.to_str().unwrap()]);
     assert_eq!(
         out.status.code(),
         Some(2),

@@ -8,7 +8,7 @@ use std::process::Command;
 use serde_json::Value;
 use ukitool_core::authenticode::{pkcs7, verify, TrustStore, Verdict};
 use ukitool_core::pe::PeFile;
-use ukitool_tests::{fixture, run_ok, tmpdir, ukitool, XorShift};
+use ukitool_tests::{fixture, path_str, run_ok, tmpdir, ukitool, XorShift};
 
 /// Run `ukitool verify --json FILE ARGS...`: (exit code, report).
 fn verify_json(file: &Path, args: &[&str]) -> (i32, Value) {
@@ -28,10 +28,6 @@ fn verify_json(file: &Path, args: &[&str]) -> (i32, Value) {
         )
     });
     (code, v)
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 /// The Authenticode digest as python3-pefile sees the file (spec arithmetic).
@@ -55,7 +51,7 @@ print(h.hexdigest())
 "#;
 
 fn pefile_digest(file: &Path, alg: &str) -> String {
-    run_ok(Command::new("/usr/bin/python3").args(["-c", PEFILE_HASH, s(file), alg]))
+    run_ok(Command::new("/usr/bin/python3").args(["-c", PEFILE_HASH, path_str(file), alg]))
         .trim()
         .to_string()
 }
@@ -73,7 +69,7 @@ struct Sbverify {
 
 fn sbverify(file: &Path, cert: &Path) -> Sbverify {
     let out = Command::new("sbverify")
-        .args(["-v", "--cert", s(cert), s(file)])
+        .args(["-v", "--cert", path_str(cert), path_str(file)])
         .output()
         .unwrap();
     let text = format!(
@@ -125,7 +121,7 @@ fn shim_has_two_valid_microsoft_signatures_with_the_referee_digest() {
     assert_eq!(v["lints"].as_array().unwrap().len(), 0);
     // sbverify --list sees the same two signatures.
     let out = Command::new("sbverify")
-        .args(["--list", s(&shim)])
+        .args(["--list", path_str(&shim)])
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
@@ -189,7 +185,7 @@ fn uefi_ca_2011_only_lint_fires_when_the_2023_signature_is_gone() {
     let p = dir.join("shim-2011.efi");
     std::fs::write(&p, &only2011).unwrap();
     let out = Command::new("sbverify")
-        .args(["--list", s(&p)])
+        .args(["--list", path_str(&p)])
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
@@ -204,7 +200,7 @@ fn grub_is_trusted_with_the_debian_ca_only() {
     let grub = fixture("grubx64.efi.signed");
     let ca = fixture("debian-ca.pem");
     let snakeoil = fixture("snakeoil.pem");
-    let (code, v) = verify_json(&grub, &["--cert", s(&ca)]);
+    let (code, v) = verify_json(&grub, &["--cert", path_str(&ca)]);
     assert_eq!(
         (code, v["verdict"].as_str()),
         (0, Some("valid-trusted")),
@@ -217,7 +213,7 @@ fn grub_is_trusted_with_the_debian_ca_only() {
     assert!(sbverify(&grub, &ca).ok);
     let (code, v) = verify_json(&grub, &[]);
     assert_eq!((code, v["verdict"].as_str()), (0, Some("valid-untrusted")));
-    let (code, v) = verify_json(&grub, &["--cert", s(&snakeoil)]);
+    let (code, v) = verify_json(&grub, &["--cert", path_str(&snakeoil)]);
     assert_eq!((code, v["verdict"].as_str()), (1, Some("valid-untrusted")));
     assert!(!sbverify(&grub, &snakeoil).ok);
     assert_eq!(
@@ -236,7 +232,7 @@ fn test_key_verdicts_match_sbverify() {
         ("uki.efi", "unsigned", 1),
     ] {
         let f = fixture(name);
-        let (c, v) = verify_json(&f, &["--cert", s(&snakeoil)]);
+        let (c, v) = verify_json(&f, &["--cert", path_str(&snakeoil)]);
         assert_eq!(
             (c, v["verdict"].as_str()),
             (code, Some(verdict)),
@@ -271,7 +267,7 @@ fn dual_signed_in_both_orders_and_nested_all_signatures_found() {
     ] {
         let p = dir.join(format!("dual-{name}.efi"));
         std::fs::write(&p, with_entries(&signed, &order)).unwrap();
-        let (code, v) = verify_json(&p, &["--cert", s(&snakeoil)]);
+        let (code, v) = verify_json(&p, &["--cert", path_str(&snakeoil)]);
         assert_eq!(
             (code, v["verdict"].as_str()),
             (0, Some("valid-trusted")),
@@ -297,18 +293,18 @@ fn dual_signed_in_both_orders_and_nested_all_signatures_found() {
         .args([
             "sign",
             "-certs",
-            s(&fixture("other.pem")),
+            path_str(&fixture("other.pem")),
             "-key",
-            s(&fixture("other.key")),
+            path_str(&fixture("other.key")),
         ])
         .args([
             "-nest",
             "-h",
             "sha512",
             "-in",
-            s(&fixture("uki-signed.efi")),
+            path_str(&fixture("uki-signed.efi")),
             "-out",
-            s(&nested),
+            path_str(&nested),
         ])
         .output()
         .unwrap();
@@ -317,7 +313,7 @@ fn dual_signed_in_both_orders_and_nested_all_signatures_found() {
         "{}",
         String::from_utf8_lossy(&st.stderr)
     );
-    let (code, v) = verify_json(&nested, &["--cert", s(&snakeoil)]);
+    let (code, v) = verify_json(&nested, &["--cert", path_str(&snakeoil)]);
     assert_eq!(code, 0, "{v:#}");
     let list = sigs(&v);
     assert_eq!(list.len(), 2);
@@ -342,11 +338,11 @@ fn db_and_dbx_files_authorise_and_revoke() {
         .args([
             "x509",
             "-in",
-            s(&fixture("snakeoil.pem")),
+            path_str(&fixture("snakeoil.pem")),
             "-outform",
             "DER",
             "-out",
-            s(&der),
+            path_str(&der),
         ])
         .status()
         .unwrap();
@@ -363,16 +359,16 @@ fn db_and_dbx_files_authorise_and_revoke() {
         assert!(st.success());
     };
     let db = dir.join("db.esl");
-    efisiglist(&db, &["-c", s(&der)]);
+    efisiglist(&db, &["-c", path_str(&der)]);
     let signed = fixture("uki-signed.efi");
     let other = fixture("uki-other-signed.efi");
-    let (code, v) = verify_json(&signed, &["--db", s(&db)]);
+    let (code, v) = verify_json(&signed, &["--db", path_str(&db)]);
     assert_eq!(
         (code, v["verdict"].as_str()),
         (0, Some("valid-trusted")),
         "{v:#}"
     );
-    let (code, v) = verify_json(&other, &["--db", s(&db)]);
+    let (code, v) = verify_json(&other, &["--db", path_str(&db)]);
     assert_eq!((code, v["verdict"].as_str()), (1, Some("valid-untrusted")));
 
     // efivarfs (4-byte attributes first) and .auth (EFI_VARIABLE_AUTHENTICATION_2).
@@ -387,7 +383,7 @@ fn db_and_dbx_files_authorise_and_revoke() {
     for (n, bytes) in [("db.var", var), ("db.auth", auth)] {
         let p = dir.join(n);
         std::fs::write(&p, bytes).unwrap();
-        let (code, _) = verify_json(&signed, &["--db", s(&p)]);
+        let (code, _) = verify_json(&signed, &["--db", path_str(&p)]);
         assert_eq!(code, 0, "{n}");
     }
 
@@ -397,7 +393,12 @@ fn db_and_dbx_files_authorise_and_revoke() {
     efisiglist(&hdb, &["-h", &hash]);
     let (code, v) = verify_json(
         &other,
-        &["--db", s(&hdb), "--cert", s(&fixture("snakeoil.pem"))],
+        &[
+            "--db",
+            path_str(&hdb),
+            "--cert",
+            path_str(&fixture("snakeoil.pem")),
+        ],
     );
     assert_eq!(
         (code, v["verdict"].as_str()),
@@ -409,15 +410,15 @@ fn db_and_dbx_files_authorise_and_revoke() {
     let uhash = pefile_digest(&unsigned, "sha256");
     let udb = dir.join("uhash.esl");
     efisiglist(&udb, &["-h", &uhash]);
-    let (code, _) = verify_json(&unsigned, &["--db", s(&udb)]);
+    let (code, _) = verify_json(&unsigned, &["--db", path_str(&udb)]);
     assert_eq!(code, 0);
 
     // dbx: the certificate, or the image hash, revokes.
-    let (code, v) = verify_json(&signed, &["--db", s(&db), "--dbx", s(&db)]);
+    let (code, v) = verify_json(&signed, &["--db", path_str(&db), "--dbx", path_str(&db)]);
     assert_eq!((code, v["verdict"].as_str()), (1, Some("revoked")));
     let shash = dir.join("shash.esl");
     efisiglist(&shash, &["-h", &pefile_digest(&signed, "sha256")]);
-    let (code, v) = verify_json(&signed, &["--db", s(&db), "--dbx", s(&shash)]);
+    let (code, v) = verify_json(&signed, &["--db", path_str(&db), "--dbx", path_str(&shash)]);
     assert_eq!((code, v["verdict"].as_str()), (1, Some("revoked")));
 }
 
@@ -504,7 +505,7 @@ fn differential_against_sbverify_on_mutations() {
             std::fs::write(&p, &data).unwrap();
             let referee = sbverify(&p, &snakeoil);
             let out = ukitool()
-                .args(["verify", "--json", "--cert", s(&snakeoil)])
+                .args(["verify", "--json", "--cert", path_str(&snakeoil)])
                 .arg(&p)
                 .output()
                 .unwrap();
