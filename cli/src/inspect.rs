@@ -118,33 +118,56 @@ fn hex_or(v: Option<String>) -> String {
     v.unwrap_or_else(|| "-".into())
 }
 
+/// One labelled fact of the human report, its value in the column after the labels.
+fn report_line(w: &mut dyn Write, label: &str, value: &str) -> io::Result<()> {
+    writeln!(w, "{label:<18}{value}")
+}
+
+/// A blank line, then the title of a block.
+fn heading(w: &mut dyn Write, title: &str) -> io::Result<()> {
+    writeln!(w)?;
+    writeln!(w, "{title}")
+}
+
 /// The human report: one fact per line, labels aligned, tables with fixed columns.
 pub fn print_report(w: &mut dyn Write, file: &str, r: &Report) -> io::Result<()> {
+    print_pe_header(w, file, r)?;
+    print_pe_tables(w, r)?;
+    print_sections(w, r)?;
+    print_os_release(w, r)?;
+    print_metadata(w, r)?;
+    print_sbat_and_hwids(w, r)?;
+    print_profiles(w, r)?;
+    print_signatures(w, r)?;
+    print_lints(w, r)
+}
+
+/// The file, its kind and the PE headers' facts.
+fn print_pe_header(w: &mut dyn Write, file: &str, r: &Report) -> io::Result<()> {
     let p = &r.pe;
-    let kv = |w: &mut dyn Write, k: &str, v: &str| writeln!(w, "{k:<18}{v}");
-    kv(w, "File:", &format!("{file} ({} bytes)", r.file_size))?;
-    kv(w, "Kind:", r.kind.as_str())?;
+    report_line(w, "File:", &format!("{file} ({} bytes)", r.file_size))?;
+    report_line(w, "Kind:", r.kind.as_str())?;
     if let Some(s) = &r.stub {
-        kv(w, "Stub:", s)?;
+        report_line(w, "Stub:", s)?;
     }
-    kv(
+    let format = match p.format {
+        ukitool_core::pe::Format::Pe32 => "PE32",
+        ukitool_core::pe::Format::Pe32Plus => "PE32+",
+    };
+    report_line(
         w,
         "Format:",
         &format!(
-            "{} {} ({:#06x}), subsystem {} ({})",
-            match p.format {
-                ukitool_core::pe::Format::Pe32 => "PE32",
-                ukitool_core::pe::Format::Pe32Plus => "PE32+",
-            },
+            "{format} {} ({:#06x}), subsystem {} ({})",
             p.machine_name.unwrap_or("unknown"),
             p.machine,
             p.subsystem_name.unwrap_or("unknown"),
             p.subsystem
         ),
     )?;
-    kv(w, "Entry point:", &format!("{:#x}", p.entry_point))?;
-    kv(w, "Image base:", &format!("{:#x}", p.image_base))?;
-    kv(
+    report_line(w, "Entry point:", &format!("{:#x}", p.entry_point))?;
+    report_line(w, "Image base:", &format!("{:#x}", p.image_base))?;
+    report_line(
         w,
         "Alignment:",
         &format!(
@@ -152,11 +175,11 @@ pub fn print_report(w: &mut dyn Write, file: &str, r: &Report) -> io::Result<()>
             p.section_alignment, p.file_alignment
         ),
     )?;
-    kv(w, "SizeOfImage:", &format!("{:#x}", p.size_of_image))?;
-    kv(w, "SizeOfHeaders:", &format!("{:#x}", p.size_of_headers))?;
-    kv(w, "Checksum:", &format!("{:#x}", p.checksum))?;
-    kv(w, "Timestamp:", &p.timestamp.to_string())?;
-    kv(
+    report_line(w, "SizeOfImage:", &format!("{:#x}", p.size_of_image))?;
+    report_line(w, "SizeOfHeaders:", &format!("{:#x}", p.size_of_headers))?;
+    report_line(w, "Checksum:", &format!("{:#x}", p.checksum))?;
+    report_line(w, "Timestamp:", &p.timestamp.to_string())?;
+    report_line(
         w,
         "Characteristics:",
         &format!(
@@ -165,7 +188,7 @@ pub fn print_report(w: &mut dyn Write, file: &str, r: &Report) -> io::Result<()>
             p.characteristics_names.join(" ")
         ),
     )?;
-    kv(
+    report_line(
         w,
         "DllChars:",
         format!(
@@ -174,24 +197,26 @@ pub fn print_report(w: &mut dyn Write, file: &str, r: &Report) -> io::Result<()>
             p.dll_characteristics_names.join(" ")
         )
         .trim_end(),
-    )?;
-    kv(
-        w,
-        "Certificates:",
-        &p.certificate_table.map_or_else(
-            || "none".into(),
-            |c| {
-                format!(
-                    "{:#x}..{:#x} ({} bytes)",
-                    c.offset,
-                    c.offset + c.size,
-                    c.size
-                )
-            },
-        ),
-    )?;
+    )
+}
+
+/// The certificate table, symbol table and data directories: where they are.
+fn print_pe_tables(w: &mut dyn Write, r: &Report) -> io::Result<()> {
+    let p = &r.pe;
+    let certificates = p.certificate_table.map_or_else(
+        || "none".into(),
+        |c| {
+            format!(
+                "{:#x}..{:#x} ({} bytes)",
+                c.offset,
+                c.offset + c.size,
+                c.size
+            )
+        },
+    );
+    report_line(w, "Certificates:", &certificates)?;
     if let Some(s) = p.symbol_table {
-        kv(
+        report_line(
             w,
             "Symbol table:",
             &format!("{:#x} ({} symbols)", s.offset, s.symbols),
@@ -203,18 +228,17 @@ pub fn print_report(w: &mut dyn Write, file: &str, r: &Report) -> io::Result<()>
         .filter(|d| d.virtual_address != 0 || d.size != 0)
         .map(|d| format!("{} {:#x}+{:#x}", d.name, d.virtual_address, d.size))
         .collect();
-    kv(
-        w,
-        "Data dirs:",
-        &if dirs.is_empty() {
-            "none".into()
-        } else {
-            dirs.join(", ")
-        },
-    )?;
+    let dirs = if dirs.is_empty() {
+        "none".into()
+    } else {
+        dirs.join(", ")
+    };
+    report_line(w, "Data dirs:", &dirs)
+}
 
-    writeln!(w)?;
-    writeln!(w, "Sections:")?;
+/// The section table, one row each, with protection, profile and sha256.
+fn print_sections(w: &mut dyn Write, r: &Report) -> io::Result<()> {
+    heading(w, "Sections:")?;
     let nw = r
         .sections
         .iter()
@@ -249,34 +273,45 @@ pub fn print_report(w: &mut dyn Write, file: &str, r: &Report) -> io::Result<()>
             hex_or(s.sha256.clone())
         )?;
     }
+    Ok(())
+}
 
-    if let Some(o) = &r.os_release {
-        writeln!(w)?;
-        writeln!(w, "os-release:")?;
-        let kw = o.0.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
-        for (k, v) in &o.0 {
-            writeln!(w, "  {k:<kw$}  {v}")?;
-        }
-    }
-    let mut any_meta = false;
-    let mut meta = |w: &mut dyn Write, k: &str, v: &str| -> io::Result<()> {
-        if !any_meta {
-            writeln!(w)?;
-            any_meta = true;
-        }
-        writeln!(w, "{k:<18}{v}")
+fn print_os_release(w: &mut dyn Write, r: &Report) -> io::Result<()> {
+    let Some(o) = &r.os_release else {
+        return Ok(());
     };
+    heading(w, "os-release:")?;
+    let kw = o.0.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+    for (k, v) in &o.0 {
+        writeln!(w, "  {k:<kw$}  {v}")?;
+    }
+    Ok(())
+}
+
+/// The decoded metadata sections, one labelled line each, as a block after a blank line.
+fn print_metadata(w: &mut dyn Write, r: &Report) -> io::Result<()> {
+    let lines = metadata_lines(r);
+    if !lines.is_empty() {
+        writeln!(w)?;
+    }
+    for (label, value) in &lines {
+        report_line(w, label, value)?;
+    }
+    Ok(())
+}
+
+fn metadata_lines(r: &Report) -> Vec<(&'static str, String)> {
+    let mut lines = Vec::new();
     if let Some(c) = &r.cmdline {
-        meta(w, "Cmdline:", c)?;
+        lines.push(("Cmdline:", c.clone()));
     }
     if let Some(u) = &r.uname {
-        meta(w, "Uname:", u)?;
+        lines.push(("Uname:", u.clone()));
     }
     if let Some(k) = &r.kernel {
-        meta(
-            w,
+        lines.push((
             "Kernel:",
-            &format!(
+            format!(
                 "{}; boot protocol {}; {}; {}",
                 k.version.as_deref().unwrap_or("version unknown"),
                 k.boot_protocol.as_deref().unwrap_or("-"),
@@ -287,52 +322,50 @@ pub fn print_report(w: &mut dyn Write, file: &str, r: &Report) -> io::Result<()>
                     "no NX_COMPAT"
                 }
             ),
-        )?;
+        ));
     }
     if let Some(s) = &r.splash {
-        meta(
-            w,
+        lines.push((
             "Splash:",
-            &format!("{}x{}, {} bpp", s.width, s.height, s.bits_per_pixel),
-        )?;
+            format!("{}x{}, {} bpp", s.width, s.height, s.bits_per_pixel),
+        ));
     }
     if let Some(k) = &r.pcrpkey {
-        meta(
-            w,
+        lines.push((
             "PCR key:",
-            &format!(
+            format!(
                 "{}{}, sha256 {}",
                 k.key_type,
                 k.bits.map_or_else(String::new, |b| format!(" {b} bits")),
                 k.fingerprint
             ),
-        )?;
+        ));
     }
     if let Some(s) = &r.pcrsig {
         let pcrs: Vec<String> = s.pcrs.iter().map(u32::to_string).collect();
-        meta(
-            w,
+        lines.push((
             "PCR signature:",
-            &format!(
+            format!(
                 "{} policies; banks {}; PCRs {}; keys {}",
                 s.entries,
                 s.banks.join(","),
                 pcrs.join(","),
                 s.pkfp.join(",")
             ),
-        )?;
+        ));
     }
     for f in &r.efifw {
-        meta(
-            w,
+        lines.push((
             "Firmware:",
-            &format!("{} ({} bytes)", f.fwid, f.payload_size),
-        )?;
+            format!("{} ({} bytes)", f.fwid, f.payload_size),
+        ));
     }
+    lines
+}
 
+fn print_sbat_and_hwids(w: &mut dyn Write, r: &Report) -> io::Result<()> {
     if let Some(sbat) = &r.sbat {
-        writeln!(w)?;
-        writeln!(w, "SBAT:")?;
+        heading(w, "SBAT:")?;
         let rows: Vec<[&str; 6]> = sbat
             .iter()
             .map(|e| {
@@ -349,52 +382,62 @@ pub fn print_report(w: &mut dyn Write, file: &str, r: &Report) -> io::Result<()>
         table(w, &rows)?;
     }
     if let Some(h) = &r.hwids {
-        writeln!(w)?;
-        writeln!(w, "HWIDs:")?;
+        heading(w, "HWIDs:")?;
         let rows: Vec<[&str; 3]> = h
             .iter()
             .map(|e| [e.chid.as_str(), e.name.as_str(), e.compatible.as_str()])
             .collect();
         table(w, &rows)?;
     }
-    if !r.profiles.is_empty() {
-        writeln!(w)?;
-        writeln!(w, "Profiles:")?;
-        writeln!(w, "  base  {}", r.base_sections.join(" "))?;
-        for p in &r.profiles {
-            writeln!(
-                w,
-                "  @{:<3}  {}  id={} title={}",
-                p.index,
-                p.sections.join(" "),
-                p.id.as_deref().unwrap_or("-"),
-                p.title.as_deref().unwrap_or("-")
-            )?;
-            if let Some(c) = &p.cmdline {
-                writeln!(w, "        cmdline: {c}")?;
-            }
+    Ok(())
+}
+
+fn print_profiles(w: &mut dyn Write, r: &Report) -> io::Result<()> {
+    if r.profiles.is_empty() {
+        return Ok(());
+    }
+    heading(w, "Profiles:")?;
+    writeln!(w, "  base  {}", r.base_sections.join(" "))?;
+    for p in &r.profiles {
+        writeln!(
+            w,
+            "  @{:<3}  {}  id={} title={}",
+            p.index,
+            p.sections.join(" "),
+            p.id.as_deref().unwrap_or("-"),
+            p.title.as_deref().unwrap_or("-")
+        )?;
+        if let Some(c) = &p.cmdline {
+            writeln!(w, "        cmdline: {c}")?;
         }
     }
-    if !r.signatures.is_empty() {
-        writeln!(w)?;
-        writeln!(w, "Signatures:")?;
-        for s in &r.signatures {
-            writeln!(w, "  {}", s.line)?;
-        }
+    Ok(())
+}
+
+fn print_signatures(w: &mut dyn Write, r: &Report) -> io::Result<()> {
+    if r.signatures.is_empty() {
+        return Ok(());
     }
+    heading(w, "Signatures:")?;
+    for s in &r.signatures {
+        writeln!(w, "  {}", s.line)?;
+    }
+    Ok(())
+}
+
+fn print_lints(w: &mut dyn Write, r: &Report) -> io::Result<()> {
     writeln!(w)?;
     if r.lints.is_empty() {
-        writeln!(w, "Lints:            none")?;
-    } else {
-        writeln!(w, "Lints:")?;
-        for l in &r.lints {
-            let sev = match l.severity {
-                Severity::Info => "info",
-                Severity::Warning => "warning",
-                Severity::Error => "error",
-            };
-            writeln!(w, "  {sev:<7}  {}: {}", l.id, l.message)?;
-        }
+        return writeln!(w, "Lints:            none");
+    }
+    writeln!(w, "Lints:")?;
+    for l in &r.lints {
+        let sev = match l.severity {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Error => "error",
+        };
+        writeln!(w, "  {sev:<7}  {}: {}", l.id, l.message)?;
     }
     Ok(())
 }

@@ -4,13 +4,20 @@
 //! - [`fixture`]: a file from `tests/fixtures/out/`, made by `tests/fixtures/generate.sh`
 //!   on first use (once per process, under a file lock so parallel test binaries don't race).
 //! - [`ukitool`]: a `Command` for the CLI built from this workspace.
-//! - [`run`], [`run_ok`], [`run_logged`]: run a `Command`, panicking with its output.
-//! - [`sha256_hex`], [`tmpdir`].
-//! - The QEMU harness: [`boot_kernel`] (`-kernel/-initrd/-append`), [`boot_disk`] (OVMF,
-//!   plain or Secure Boot with the snakeoil keys), [`esp_disk`] (a GPT disk whose ESP holds
-//!   one EFI binary as the removable-media boot path) and [`BootLog`], which finds the line
-//!   the fixtures' busybox `/init` prints:
+//! - [`run`], [`run_ok`], [`run_logged`]: run a `Command`, panicking with its output;
+//!   [`assert_one_line_error`] for the refusals.
+//! - [`sha256_hex`], [`tmpdir`], [`noise`].
+//! - [`qemu`]: the QEMU harness, [`boot_kernel`] (`-kernel/-initrd/-append`), [`boot_disk`]
+//!   (OVMF, plain or Secure Boot with the snakeoil keys), [`esp_disk`] (a GPT disk whose
+//!   ESP holds one EFI binary as the removable-media boot path) and [`BootLog`], which
+//!   finds the line the fixtures' busybox `/init` prints:
 //!   `UKITOOL-MARKER booted secureboot=<enabled|disabled|unknown> cmdline=<...>`.
+//! - [`blockdev`]: loop devices and mounts that are undone on drop.
+//! - [`tools`]: outside referees (objdump, objcopy) and the fixture UKI's build arguments.
+//! - [`synthetic`]: PEs built in memory (a stub, a kernel, UKIs) for golden outputs.
+//! - [`golden`]: golden files with the `UPDATE_GOLDEN=1` switch.
+//! - [`der`]: DER elements, to take signatures apart and build hostile ones.
+//! - [`hostile`]: the machinery of the robustness tests.
 //!
 //! Environment knobs: `UKITOOL_FIXTURES` (fixture directory), `UKITOOL_BIN` (CLI binary),
 //! `UKITOOL_QEMU_ACCEL` (`tcg` by default: KVM cannot run OVMF's SMM build on the CI hosts),
@@ -25,10 +32,21 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
-use std::thread::sleep;
-use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
+
+pub mod blockdev;
+pub mod der;
+pub mod golden;
+pub mod hostile;
+pub mod qemu;
+pub mod synthetic;
+pub mod tools;
+
+pub use qemu::{
+    boot_disk, boot_disk_with, boot_kernel, boot_kernel_with, esp_disk, BootEnd, BootLog,
+    BootOptions, Firmware, MARKER,
+};
 
 /// The workspace root (the parent of this crate).
 pub fn repo_root() -> PathBuf {
@@ -135,6 +153,12 @@ fn existing_fixture(name: &str) -> PathBuf {
     p
 }
 
+/// A text fixture (`cmdline`, `os-release`, `uname`).
+pub fn fixture_text(name: &str) -> String {
+    let p = fixture(name);
+    fs::read_to_string(&p).unwrap_or_else(|e| panic!("read {}: {e}", p.display()))
+}
+
 /// Read a fixture into memory.
 pub fn fixture_bytes(name: &str) -> Vec<u8> {
     let p = fixture(name);
@@ -200,6 +224,16 @@ pub fn run(cmd: &mut Command) -> Output {
     cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"))
 }
 
+/// `ukitool ARGS...` run to completion (see [`run`]).
+pub fn run_ukitool(args: &[&str]) -> Output {
+    run(ukitool().args(args))
+}
+
+/// A path as the `&str` a `&[&str]` of arguments wants; the tests' paths are UTF-8.
+pub fn path_str(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
 /// [`run`], asserting success (the failure message carries stdout and stderr); returns
 /// stdout as text.
 pub fn run_ok(cmd: &mut Command) -> String {
@@ -233,7 +267,14 @@ pub fn sha256_hex(data: &[u8]) -> String {
 
 /// Lowercase hex sha256 of a file, streamed.
 pub fn sha256_file(path: &Path) -> String {
-    let mut f = File::open(path).unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+    sha256_prefix(path, u64::MAX)
+}
+
+/// Lowercase hex sha256 of the first `len` bytes of a file or device (all of it when
+/// shorter), streamed.
+pub fn sha256_prefix(path: &Path, len: u64) -> String {
+    let f = File::open(path).unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+    let mut f = f.take(len);
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
@@ -295,381 +336,49 @@ pub fn tmpdir() -> TmpDir {
     TmpDir(p)
 }
 
-// ---------------------------------------------------------------------------------------
-// QEMU harness
-
-/// Which OVMF build boots a disk.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Firmware {
-    /// OVMF_CODE_4M.fd with empty variables: no Secure Boot.
-    Plain,
-    /// OVMF_CODE_4M.secboot.fd (needs q35 with SMM) with OVMF_VARS_4M.snakeoil.fd: Secure
-    /// Boot on, the Debian snakeoil certificate (fixtures' snakeoil.pem) in PK, KEK and db.
-    SecureBoot,
+/// stdout then stderr, as text: what a command said, for assertion messages.
+pub fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
-/// How long and with what a VM runs.
-#[derive(Clone, Debug)]
-pub struct BootOptions {
-    /// Hard limit from QEMU's start (waiting for a VM slot is not counted).
-    pub timeout: Duration,
-    pub memory_mib: u32,
+/// A refusal as the CLI prints one: exit 2 and exactly one `ukitool: error:` line on
+/// stderr, which is returned.
+pub fn assert_one_line_error(out: &Output, what: &str) -> String {
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{what}: {err}");
+    assert_eq!(err.lines().count(), 1, "{what}: {err}");
+    assert!(err.starts_with("ukitool: error: "), "{what}: {err}");
+    err
 }
 
-impl Default for BootOptions {
-    fn default() -> Self {
-        let secs = std::env::var("UKITOOL_BOOT_TIMEOUT")
-            .ok()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(120);
-        BootOptions {
-            timeout: Duration::from_secs(secs),
-            memory_mib: 1024,
-        }
+/// xorshift64 (13, 7, 17): numbers and bytes that are the same on every run.
+pub struct XorShift(pub u64);
+
+impl XorShift {
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// A number below `n` (0 when `n` is 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n.max(1) as u64) as usize
     }
 }
 
-/// Why the harness stopped the VM.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum BootEnd {
-    /// QEMU exited by itself (the marker's `poweroff -f`, or a crash: see `exit_code`).
-    Exited,
-    /// Firmware ran out of boot options ("No bootable option", or it fell into the EFI
-    /// shell): waiting longer cannot help, so the VM was killed.
-    NoBootableOption,
-    /// The hard timeout hit.
-    TimedOut,
-}
-
-/// What a VM printed on its serial port, and how it ended.
-#[derive(Clone, Debug)]
-pub struct BootLog {
-    pub serial: String,
-    /// QEMU's own stderr (bad options, missing firmware, ...).
-    pub qemu_stderr: String,
-    pub end: BootEnd,
-    pub exit_code: Option<i32>,
-    pub elapsed: Duration,
-}
-
-pub const MARKER: &str = "UKITOOL-MARKER booted ";
-
-impl BootLog {
-    /// The marker line, from `UKITOOL-MARKER` to the end of the line.
-    pub fn marker(&self) -> Option<String> {
-        self.serial.lines().find_map(|l| {
-            l.find(MARKER)
-                .map(|i| l[i..].trim_end_matches(['\r', '\n', ' ']).to_string())
-        })
+/// `len` pseudo-random bytes from `seed`: incompressible, reproducible filler.
+pub fn noise(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = XorShift(seed | 1);
+    let mut v = Vec::with_capacity(len + 8);
+    while v.len() < len {
+        v.extend_from_slice(&x.next_u64().to_le_bytes());
     }
-
-    /// Some(true) when the booted kernel saw Secure Boot enabled, Some(false) when disabled,
-    /// None when it could not tell (a BIOS `-kernel` boot) or there is no marker.
-    pub fn secure_boot(&self) -> Option<bool> {
-        let m = self.marker()?;
-        let state = m
-            .split_whitespace()
-            .find_map(|w| w.strip_prefix("secureboot="))?;
-        match state {
-            "enabled" => Some(true),
-            "disabled" => Some(false),
-            _ => None,
-        }
-    }
-
-    /// The kernel command line the marker reported (`/proc/cmdline`).
-    pub fn cmdline(&self) -> Option<String> {
-        let m = self.marker()?;
-        m.split_once(" cmdline=").map(|(_, c)| c.to_string())
-    }
-
-    /// Firmware refused to start an image (Secure Boot verification failed).
-    pub fn firmware_refused(&self) -> bool {
-        self.serial.contains("Access Denied") || self.serial.contains("Security Violation")
-    }
-
-    /// The last `n` lines of serial output, for assertion messages.
-    pub fn tail(&self, n: usize) -> String {
-        let lines: Vec<&str> = self.serial.lines().collect();
-        let start = lines.len().saturating_sub(n);
-        let mut s = lines[start..].join("\n");
-        if !self.qemu_stderr.trim().is_empty() {
-            s.push_str("\n[qemu stderr] ");
-            s.push_str(self.qemu_stderr.trim());
-        }
-        s
-    }
-}
-
-impl std::fmt::Display for BootLog {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "boot ended {:?} (exit {:?}) after {:.1}s; last serial lines:\n{}",
-            self.end,
-            self.exit_code,
-            self.elapsed.as_secs_f64(),
-            self.tail(25)
-        )
-    }
-}
-
-fn accel() -> String {
-    std::env::var("UKITOOL_QEMU_ACCEL")
-        .ok()
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "tcg".into())
-}
-
-fn ovmf_dir() -> PathBuf {
-    std::env::var_os("UKITOOL_OVMF_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/usr/share/OVMF"))
-}
-
-/// One of `UKITOOL_QEMU_JOBS` machine-wide VM slots: TCG is CPU-bound, and boots that
-/// starve each other hit their timeouts.
-fn vm_slot() -> FileLock {
-    let jobs: usize = std::env::var("UKITOOL_QEMU_JOBS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .filter(|&n| n > 0)
-        .unwrap_or(1);
-    let dir = std::env::temp_dir();
-    loop {
-        for i in 0..jobs {
-            if let Some(l) = FileLock::try_acquire(&dir.join(format!("ukitool-qemu-slot-{i}.lock")))
-            {
-                return l;
-            }
-        }
-        sleep(Duration::from_millis(250));
-    }
-}
-
-/// The kernel's boot-time check that the IO-APIC timer ticks fails when a loaded host
-/// starves a TCG guest; the panic says nothing about the image under test.
-const TIMER_PANIC: &str = "timer doesn't work";
-
-/// Run QEMU (see [`run_qemu_once`]); boot again, at most twice, if the guest died of
-/// [`TIMER_PANIC`] before the marker.
-fn run_qemu(args: &[std::ffi::OsString], opts: &BootOptions) -> BootLog {
-    let mut log = run_qemu_once(args, opts);
-    for _ in 0..2 {
-        if log.marker().is_some() || !log.serial.contains(TIMER_PANIC) {
-            break;
-        }
-        eprintln!("ukitool-tests: guest hit the TCG timer-check panic; booting again");
-        log = run_qemu_once(args, opts);
-    }
-    log
-}
-
-/// Run QEMU with `args` plus the harness's serial/monitor/display options; watch the serial
-/// log, stop early when the outcome is settled.
-fn run_qemu_once(args: &[std::ffi::OsString], opts: &BootOptions) -> BootLog {
-    // flock locks belong to an open file description, and each attempt opens the slot file
-    // afresh, so the slots also serialize threads of one test binary.
-    let _slot = vm_slot();
-    let dir = tmpdir();
-    let serial_path = dir.join("serial.log");
-    let stderr_path = dir.join("qemu.stderr");
-    let mut cmd = Command::new("qemu-system-x86_64");
-    cmd.args(["-accel", &accel(), "-m"])
-        .arg(opts.memory_mib.to_string())
-        .args([
-            "-nographic",
-            "-no-reboot",
-            "-nic",
-            "none",
-            "-monitor",
-            "none",
-        ])
-        .arg("-serial")
-        .arg(format!("file:{}", serial_path.display()))
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(File::create(&stderr_path).expect("create qemu stderr log"));
-    let start = Instant::now();
-    let mut child = cmd
-        .spawn()
-        .expect("spawn qemu-system-x86_64 (apt-get install qemu-system-x86)");
-    let mut marker_seen: Option<Instant> = None;
-    let (end, exit_code) = loop {
-        if let Ok(Some(st)) = child.try_wait() {
-            break (BootEnd::Exited, st.code());
-        }
-        let serial =
-            String::from_utf8_lossy(&fs::read(&serial_path).unwrap_or_default()).into_owned();
-        if serial.contains(MARKER) {
-            // /init powers off right after the marker; give it a moment to do so.
-            let t = *marker_seen.get_or_insert_with(Instant::now);
-            if t.elapsed() > Duration::from_secs(15) {
-                let _ = child.kill();
-                let _ = child.wait();
-                break (BootEnd::Exited, None);
-            }
-        } else if serial.contains("No bootable option or device was found")
-            || serial.contains("Shell> ")
-        {
-            let _ = child.kill();
-            let _ = child.wait();
-            break (BootEnd::NoBootableOption, None);
-        }
-        if start.elapsed() > opts.timeout {
-            let _ = child.kill();
-            let _ = child.wait();
-            break (BootEnd::TimedOut, None);
-        }
-        sleep(Duration::from_millis(200));
-    };
-    let serial = String::from_utf8_lossy(&fs::read(&serial_path).unwrap_or_default()).into_owned();
-    let qemu_stderr = fs::read_to_string(&stderr_path).unwrap_or_default();
-    BootLog {
-        serial,
-        qemu_stderr,
-        end,
-        exit_code,
-        elapsed: start.elapsed(),
-    }
-}
-
-/// Boot a kernel directly (`-kernel/-initrd/-append`, SeaBIOS): the GRUB path, with no
-/// firmware in the way. Secure Boot state is `unknown` here.
-pub fn boot_kernel(kernel: &Path, initrd: &Path, append: &str) -> BootLog {
-    boot_kernel_with(kernel, initrd, append, &BootOptions::default())
-}
-
-pub fn boot_kernel_with(kernel: &Path, initrd: &Path, append: &str, opts: &BootOptions) -> BootLog {
-    let args: Vec<std::ffi::OsString> = vec![
-        "-kernel".into(),
-        kernel.into(),
-        "-initrd".into(),
-        initrd.into(),
-        "-append".into(),
-        append.into(),
-    ];
-    run_qemu(&args, opts)
-}
-
-/// Boot a raw disk image under OVMF. The image is attached with `snapshot=on` (never
-/// modified) and the firmware gets a private copy of its variable store.
-pub fn boot_disk(image: &Path, firmware: Firmware) -> BootLog {
-    boot_disk_with(image, firmware, &BootOptions::default())
-}
-
-pub fn boot_disk_with(image: &Path, firmware: Firmware, opts: &BootOptions) -> BootLog {
-    let ovmf = ovmf_dir();
-    let (code, vars, machine) = match firmware {
-        Firmware::Plain => ("OVMF_CODE_4M.fd", "OVMF_VARS_4M.fd", "q35"),
-        // The secboot build keeps its variables behind SMM: q35 with smm=on and a secure
-        // pflash, or it refuses to start.
-        Firmware::SecureBoot => (
-            "OVMF_CODE_4M.secboot.fd",
-            "OVMF_VARS_4M.snakeoil.fd",
-            "q35,smm=on",
-        ),
-    };
-    let vars_dir = tmpdir();
-    let vars_copy = vars_dir.join("vars.fd");
-    fs::copy(ovmf.join(vars), &vars_copy).unwrap_or_else(|e| {
-        panic!(
-            "copy {} (apt-get install ovmf): {e}",
-            ovmf.join(vars).display()
-        )
-    });
-    let mut args: Vec<std::ffi::OsString> = vec!["-machine".into(), machine.into()];
-    if firmware == Firmware::SecureBoot {
-        args.extend([
-            "-global".into(),
-            "driver=cfi.pflash01,property=secure,value=on".into(),
-        ]);
-    }
-    let pflash = |unit: u32, ro: bool, file: &Path| -> std::ffi::OsString {
-        let mut s = std::ffi::OsString::from(format!(
-            "if=pflash,format=raw,unit={unit},{}file=",
-            if ro { "readonly=on," } else { "" }
-        ));
-        s.push(qemu_escape(file));
-        s
-    };
-    args.extend(["-drive".into(), pflash(0, true, &ovmf.join(code))]);
-    args.extend(["-drive".into(), pflash(1, false, &vars_copy)]);
-    let mut disk = std::ffi::OsString::from("if=virtio,format=raw,snapshot=on,file=");
-    disk.push(qemu_escape(image));
-    args.extend(["-drive".into(), disk]);
-    run_qemu(&args, opts)
-}
-
-/// QEMU's -drive splits on commas; a literal comma is written twice.
-fn qemu_escape(p: &Path) -> std::ffi::OsString {
-    p.as_os_str().to_string_lossy().replace(',', ",,").into()
-}
-
-/// Make `out`: a GPT disk with one EFI System Partition (FAT, made by mkfs.vfat and filled
-/// by mtools) holding `efi` as `EFI/BOOT/BOOTX64.EFI`, the path firmware boots without any
-/// boot entry. Sized to the binary plus 8 MiB of room.
-pub fn esp_disk(efi: &Path, out: &Path) {
-    const MIB: u64 = 1 << 20;
-    let len = fs::metadata(efi)
-        .unwrap_or_else(|e| panic!("{}: {e}", efi.display()))
-        .len();
-    let esp_mib = len.div_ceil(MIB) + 8;
-    let esp = out.with_extension("esp.tmp");
-    let _ = fs::remove_file(&esp);
-    let _ = fs::remove_file(out);
-    let ok = |what: &str, cmd: &mut Command| {
-        let o = cmd
-            .stdin(Stdio::null())
-            .output()
-            .unwrap_or_else(|e| panic!("{what}: {e}"));
-        assert!(
-            o.status.success(),
-            "{what} failed: {}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        );
-    };
-    ok(
-        "mkfs.vfat",
-        Command::new("mkfs.vfat")
-            .args(["-C", "-n", "ESP", "-i", "0badcafe"])
-            .arg(&esp)
-            .arg((esp_mib * 1024).to_string()),
-    );
-    ok(
-        "mmd",
-        Command::new("mmd")
-            .arg("-i")
-            .arg(&esp)
-            .args(["::/EFI", "::/EFI/BOOT"]),
-    );
-    ok(
-        "mcopy",
-        Command::new("mcopy")
-            .arg("-i")
-            .arg(&esp)
-            .arg(efi)
-            .arg("::/EFI/BOOT/BOOTX64.EFI"),
-    );
-    // 1 MiB before the partition (GPT + alignment) and 1 MiB after (backup GPT).
-    let f = File::create(out).unwrap_or_else(|e| panic!("create {}: {e}", out.display()));
-    f.set_len((esp_mib + 2) * MIB).expect("size disk image");
-    drop(f);
-    ok(
-        "sgdisk",
-        Command::new("sgdisk")
-            .arg(format!("--new=1:2048:+{esp_mib}M"))
-            .args(["--typecode=1:ef00", "--change-name=1:ESP"])
-            .arg(out),
-    );
-    ok(
-        "dd",
-        Command::new("dd")
-            .arg(format!("if={}", esp.display()))
-            .arg(format!("of={}", out.display()))
-            .args(["bs=1M", "seek=1", "conv=notrunc", "status=none"]),
-    );
-    let _ = fs::remove_file(&esp);
+    v.truncate(len);
+    v
 }

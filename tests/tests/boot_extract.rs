@@ -11,12 +11,9 @@ use std::fs;
 use std::path::Path;
 
 use ukitool_tests::{
-    boot_disk, boot_kernel, esp_disk, fixture, tmpdir, ukitool, BootEnd, BootLog, Firmware,
+    boot_disk, boot_kernel, esp_disk, fixture, fixture_text, tmpdir, ukitool, BootEnd, BootLog,
+    Firmware,
 };
-
-fn fixture_text(name: &str) -> String {
-    fs::read_to_string(fixture(name)).expect("read fixture text")
-}
 
 /// The command line as the stub hands it over: the section's text without trailing
 /// NULs or newlines.

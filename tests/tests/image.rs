@@ -3,25 +3,20 @@
 //! reproducibility, `ukitool inspect` on the result, and clear errors for bad options.
 
 use std::collections::BTreeMap;
+use std::ffi::OsStr;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 use serde_json::Value;
+use ukitool_tests::blockdev::Loop;
 use ukitool_tests::{
-    boot_disk, fixture, fixture_bytes, run, sha256_file, tmpdir, ukitool, Firmware, TmpDir,
+    boot_disk, fixture, fixture_bytes, path_str, run, sha256_file, text, tmpdir, ukitool, Firmware,
+    TmpDir,
 };
 
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
 /// Make an image; returns its path and the `--json` summary.
-fn image(dir: &TmpDir, name: &str, args: &[&str]) -> (PathBuf, Value) {
+fn image<S: AsRef<OsStr>>(dir: &TmpDir, name: &str, args: &[S]) -> (PathBuf, Value) {
     let out = dir.join(name);
     let o = run(ukitool()
         .arg("image")
@@ -29,14 +24,49 @@ fn image(dir: &TmpDir, name: &str, args: &[&str]) -> (PathBuf, Value) {
         .arg(&out)
         .arg("--json")
         .args(args));
-    assert!(o.status.success(), "ukitool image {args:?}: {}", text(&o));
+    let shown: Vec<&OsStr> = args.iter().map(AsRef::as_ref).collect();
+    assert!(o.status.success(), "ukitool image {shown:?}: {}", text(&o));
     let summary =
         serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("summary: {e}: {}", text(&o)));
     (out, summary)
 }
 
-fn path_str(p: &Path) -> &str {
-    p.to_str().expect("utf-8 path")
+/// `--uki uki.efi` and the options of one layout, its bootloaders from the fixtures:
+/// `uefi`, `systemd-boot`, `grub` (behind shim), `talos` (systemd-boot-less, with
+/// META) or `talos-grub`; then `extra`.
+fn layout_args(layout: &str, extra: &[&str]) -> Vec<String> {
+    let f = |name: &str| fixture(name).display().to_string();
+    let mut args = vec!["--uki".to_string(), f("uki.efi")];
+    let more: Vec<String> = match layout {
+        "uefi" => vec![],
+        "systemd-boot" => vec![
+            "--layout".into(),
+            "systemd-boot".into(),
+            "--systemd-boot".into(),
+            f("systemd-bootx64.efi"),
+        ],
+        "grub" => vec![
+            "--layout".into(),
+            "grub".into(),
+            "--grub".into(),
+            f("grubx64.efi.signed"),
+            "--shim".into(),
+            f("shimx64.efi.signed"),
+        ],
+        "talos" => vec!["--layout".into(), "talos".into()],
+        "talos-grub" => vec![
+            "--layout".into(),
+            "talos".into(),
+            "--grub".into(),
+            f("grubx64.efi.signed"),
+            "--grub-prefix".into(),
+            "/EFI/BOOT".into(),
+        ],
+        other => panic!("no layout {other}"),
+    };
+    args.extend(more);
+    args.extend(extra.iter().map(|a| a.to_string()));
+    args
 }
 
 /// sgdisk -v on the image; for 4096-byte sectors through a read-only loop device with
@@ -45,20 +75,14 @@ fn sgdisk_verify(img: &Path, sector: u64) {
     let out = if sector == 512 {
         run(Command::new("sgdisk").arg("-v").arg(img))
     } else {
-        let lo = run(Command::new("losetup")
-            .args(["-f", "--show", "-r", "-b", "4096"])
-            .arg(img));
-        if !lo.status.success() {
-            eprintln!(
-                "SKIP sgdisk -v at 4096-byte sectors: losetup: {}",
-                text(&lo)
-            );
-            return;
-        }
-        let dev = String::from_utf8_lossy(&lo.stdout).trim().to_string();
-        let o = run(Command::new("sgdisk").arg("-v").arg(&dev));
-        let _ = run(Command::new("losetup").arg("-d").arg(&dev));
-        o
+        let lo = match Loop::try_attach(img, &["-r", "-b", "4096"]) {
+            Ok(lo) => lo,
+            Err(e) => {
+                eprintln!("SKIP sgdisk -v at 4096-byte sectors: losetup: {e}");
+                return;
+            }
+        };
+        run(Command::new("sgdisk").arg("-v").arg(&lo.dev))
     };
     let t = text(&out);
     assert!(
@@ -168,55 +192,33 @@ fn map(entries: &[(&'static str, Vec<u8>)]) -> BTreeMap<&'static str, Vec<u8>> {
     entries.iter().cloned().collect()
 }
 
-#[test]
-fn uefi_layout_both_sector_sizes() {
-    let dir = tmpdir();
-    let uki = fixture("uki.efi");
-    for sector in [512u64, 4096] {
-        let s = sector.to_string();
-        let (img, sum) = image(
-            &dir,
-            &format!("uefi-{sector}.img"),
-            &["--uki", path_str(&uki), "--sector-size", &s],
-        );
-        assert_eq!(
-            sum["esp"]["fat_type"],
-            if sector == 512 { "fat32" } else { "fat16" }
-        );
-        check(
-            &dir,
-            &img,
-            &sum,
-            sector,
-            &map(&[("EFI/BOOT/BOOTX64.EFI", fixture_bytes("uki.efi"))]),
-        );
-    }
+/// [`check`] for an image whose ESP holds just the fixture UKI, as BOOTX64.EFI.
+fn check_uki_on_esp(dir: &TmpDir, img: &Path, summary: &Value, sector: u64) {
+    let expected = map(&[("EFI/BOOT/BOOTX64.EFI", fixture_bytes("uki.efi"))]);
+    check(dir, img, summary, sector, &expected);
 }
 
-#[test]
-fn fat32_at_4096_byte_sectors_when_the_esp_is_large_enough() {
-    let dir = tmpdir();
-    let uki = fixture("uki.efi");
-    let (img, sum) = image(
-        &dir,
+/// The uefi layout: (image, options, sector size, FAT type of the ESP). FAT32 at 4096-byte
+/// sectors needs an ESP large enough for 65525 clusters.
+const UEFI_CASES: &[(&str, &[&str], u64, &str)] = &[
+    ("uefi-512.img", &["--sector-size", "512"], 512, "fat32"),
+    ("uefi-4096.img", &["--sector-size", "4096"], 4096, "fat16"),
+    (
         "big-esp.img",
-        &[
-            "--uki",
-            path_str(&uki),
-            "--sector-size",
-            "4096",
-            "--esp-size",
-            "300M",
-        ],
-    );
-    assert_eq!(sum["esp"]["fat_type"], "fat32");
-    check(
-        &dir,
-        &img,
-        &sum,
+        &["--sector-size", "4096", "--esp-size", "300M"],
         4096,
-        &map(&[("EFI/BOOT/BOOTX64.EFI", fixture_bytes("uki.efi"))]),
-    );
+        "fat32",
+    ),
+];
+
+#[test]
+fn uefi_layout_at_both_sector_sizes_and_fat32_at_4096_when_the_esp_is_large_enough() {
+    let dir = tmpdir();
+    for (name, options, sector, fat_type) in UEFI_CASES {
+        let (img, sum) = image(&dir, name, &layout_args("uefi", options));
+        assert_eq!(sum["esp"]["fat_type"], *fat_type, "{name}");
+        check_uki_on_esp(&dir, &img, &sum, *sector);
+    }
 }
 
 #[test]
@@ -234,22 +236,19 @@ fn systemd_boot_layout_with_keys_and_extra_files_both_sector_sizes() {
         let (img, sum) = image(
             &dir,
             &format!("sd-{sector}.img"),
-            &[
-                "--uki",
-                path_str(&fixture("uki.efi")),
-                "--layout",
+            &layout_args(
                 "systemd-boot",
-                "--systemd-boot",
-                path_str(&fixture("systemd-bootx64.efi")),
-                "--enroll-keys",
-                path_str(&keys),
-                "--entry-name",
-                "test",
-                "--add-file",
-                &add,
-                "--sector-size",
-                &s,
-            ],
+                &[
+                    "--enroll-keys",
+                    path_str(&keys),
+                    "--entry-name",
+                    "test",
+                    "--add-file",
+                    &add,
+                    "--sector-size",
+                    &s,
+                ],
+            ),
         );
         let expected = map(&[
             ("EFI/BOOT/BOOTX64.EFI", fixture_bytes("systemd-bootx64.efi")),
@@ -294,18 +293,7 @@ fn grub_layout_behind_shim_both_sector_sizes() {
         let (img, sum) = image(
             &dir,
             &format!("grub-{sector}.img"),
-            &[
-                "--uki",
-                path_str(&fixture("uki.efi")),
-                "--layout",
-                "grub",
-                "--grub",
-                path_str(&fixture("grubx64.efi.signed")),
-                "--shim",
-                path_str(&fixture("shimx64.efi.signed")),
-                "--sector-size",
-                &s,
-            ],
+            &layout_args("grub", &["--sector-size", &s]),
         );
         let (off, _) = esp_of(&sum);
         let cfg = esp_files(&dir, &img, off)
@@ -324,20 +312,7 @@ fn grub_layout_behind_shim_both_sector_sizes() {
 #[test]
 fn talos_layouts_have_talos_partitions() {
     let dir = tmpdir();
-    let (img, sum) = image(
-        &dir,
-        "talos-grub.img",
-        &[
-            "--uki",
-            path_str(&fixture("uki.efi")),
-            "--layout",
-            "talos",
-            "--grub",
-            path_str(&fixture("grubx64.efi.signed")),
-            "--grub-prefix",
-            "/EFI/BOOT",
-        ],
-    );
+    let (img, sum) = image(&dir, "talos-grub.img", &layout_args("talos-grub", &[]));
     let parts: Vec<(String, u64, String)> = sum["partitions"]
         .as_array()
         .unwrap()
@@ -377,14 +352,7 @@ fn talos_layouts_have_talos_partitions() {
     let (img, sum) = image(
         &dir,
         "talos-sd.img",
-        &[
-            "--uki",
-            path_str(&fixture("uki.efi")),
-            "--layout",
-            "talos",
-            "--sector-size",
-            "4096",
-        ],
+        &layout_args("talos", &["--sector-size", "4096"]),
     );
     let names: Vec<&str> = sum["partitions"]
         .as_array()
@@ -394,13 +362,7 @@ fn talos_layouts_have_talos_partitions() {
         .collect();
     assert_eq!(names, ["EFI", "META"]);
     assert_eq!(sum["partitions"][0]["size"], 1100u64 << 20);
-    check(
-        &dir,
-        &img,
-        &sum,
-        4096,
-        &map(&[("EFI/BOOT/BOOTX64.EFI", fixture_bytes("uki.efi"))]),
-    );
+    check_uki_on_esp(&dir, &img, &sum, 4096);
 }
 
 #[test]
@@ -409,18 +371,19 @@ fn extra_partitions_guids_and_sizes() {
     let (img, sum) = image(
         &dir,
         "extra.img",
-        &[
-            "--uki",
-            path_str(&fixture("uki.efi")),
-            "--size",
-            "1G",
-            "--add-partition",
-            "data:64M:linux",
-            "--add-partition",
-            "xboot:32M:xbootldr",
-            "--disk-guid",
-            "01234567-89AB-CDEF-0123-456789ABCDEF",
-        ],
+        &layout_args(
+            "uefi",
+            &[
+                "--size",
+                "1G",
+                "--add-partition",
+                "data:64M:linux",
+                "--add-partition",
+                "xboot:32M:xbootldr",
+                "--disk-guid",
+                "01234567-89AB-CDEF-0123-456789ABCDEF",
+            ],
+        ),
     );
     assert_eq!(sum["size"], 1u64 << 30);
     sgdisk_verify(&img, 512);
@@ -449,18 +412,7 @@ fn extra_partitions_guids_and_sizes() {
 #[test]
 fn same_inputs_same_bytes_and_stdout_matches_the_file() {
     let dir = tmpdir();
-    let uki = fixture("uki.efi");
-    let sd = fixture("systemd-bootx64.efi");
-    let args = [
-        "--uki",
-        path_str(&uki),
-        "--layout",
-        "systemd-boot",
-        "--systemd-boot",
-        path_str(&sd),
-        "--timestamp",
-        "1700000000",
-    ];
+    let args = layout_args("systemd-boot", &["--timestamp", "1700000000"]);
     let (a, _) = image(&dir, "a.img", &args);
     let (b, _) = image(&dir, "b.img", &args);
     assert_eq!(sha256_file(&a), sha256_file(&b));
@@ -478,11 +430,11 @@ fn same_inputs_same_bytes_and_stdout_matches_the_file() {
     let (d, _) = image(
         &dir,
         "d.img",
-        &[&args[..6], &["--timestamp", "1700000002"]].concat(),
+        &[&args[..6], &["--timestamp".into(), "1700000002".into()]].concat(),
     );
     assert_ne!(sha256_file(&a), sha256_file(&d));
     // `-o -` streams the same bytes.
-    let o = run(ukitool().args(["image", "-o", "-"]).args(args));
+    let o = run(ukitool().args(["image", "-o", "-"]).args(&args));
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(
         o.stdout == fs::read(&a).unwrap(),
@@ -541,7 +493,7 @@ fn bad_options_are_clear_errors() {
 
 // Boot tests: one QEMU + OVMF boot each (~10-30 s under TCG).
 
-fn boot_image(name: &str, args: &[&str], fw: Firmware) -> (ukitool_tests::BootLog, TmpDir) {
+fn boot_image(name: &str, args: &[String], fw: Firmware) -> (ukitool_tests::BootLog, TmpDir) {
     let dir = tmpdir();
     let (img, _) = image(&dir, name, args);
     (boot_disk(&img, fw), dir)
@@ -549,7 +501,7 @@ fn boot_image(name: &str, args: &[&str], fw: Firmware) -> (ukitool_tests::BootLo
 
 /// [`boot_image`] of the default (uefi) layout holding the fixture `uki`.
 fn boot_uki(name: &str, uki: &str, fw: Firmware) -> (ukitool_tests::BootLog, TmpDir) {
-    boot_image(name, &["--uki", path_str(&fixture(uki))], fw)
+    boot_image(name, &["--uki".into(), path_str(&fixture(uki)).into()], fw)
 }
 
 fn assert_booted(log: &ukitool_tests::BootLog) {
@@ -583,37 +535,13 @@ fn qemu_boot_uefi_tampered_is_refused_under_secure_boot() {
 
 #[test]
 fn qemu_boot_systemd_boot() {
-    let (log, _d) = boot_image(
-        "b4.img",
-        &[
-            "--uki",
-            path_str(&fixture("uki.efi")),
-            "--layout",
-            "systemd-boot",
-            "--systemd-boot",
-            path_str(&fixture("systemd-bootx64.efi")),
-        ],
-        Firmware::Plain,
-    );
+    let (log, _d) = boot_image("b4.img", &layout_args("systemd-boot", &[]), Firmware::Plain);
     assert_booted(&log);
 }
 
 #[test]
 fn qemu_boot_grub_with_the_ukis_cmdline() {
-    let (log, _d) = boot_image(
-        "b5.img",
-        &[
-            "--uki",
-            path_str(&fixture("uki.efi")),
-            "--layout",
-            "grub",
-            "--grub",
-            path_str(&fixture("grubx64.efi.signed")),
-            "--shim",
-            path_str(&fixture("shimx64.efi.signed")),
-        ],
-        Firmware::Plain,
-    );
+    let (log, _d) = boot_image("b5.img", &layout_args("grub", &[]), Firmware::Plain);
     let cmdline = String::from_utf8(fixture_bytes("cmdline")).unwrap();
     let got = log
         .cmdline()

@@ -4,15 +4,16 @@
 //! Golden files live in tests/golden/; rewrite them with `UPDATE_GOLDEN=1 cargo test`.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 
 use serde_json::Value;
-use ukitool_tests::{fixture, repo_root, run_ok, ukitool_bin};
-
-fn ukitool(args: &[&str]) -> Output {
-    ukitool_tests::ukitool().args(args).output().unwrap()
-}
+use ukitool_tests::golden::golden;
+use ukitool_tests::synthetic::{build_pe, fake_kernel, synthetic_bad, synthetic_uki};
+use ukitool_tests::tools::objdump_sections;
+use ukitool_tests::{
+    assert_one_line_error, fixture, fixture_text, run_ok, run_ukitool, tmpdir, ukitool_bin,
+};
 
 fn json(path: &Path, hash: bool) -> Value {
     let p = path.to_str().unwrap();
@@ -21,36 +22,13 @@ fn json(path: &Path, hash: bool) -> Value {
     } else {
         vec!["inspect", "--json", "--no-hash", p]
     };
-    let out = ukitool(&args);
+    let out = run_ukitool(&args);
     assert!(
         out.status.success(),
         "inspect {p}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_slice(&out.stdout).unwrap()
-}
-
-/// (name, size, vma, file offset) from `objdump -h`.
-fn objdump_sections(path: &Path) -> Vec<(String, u64, u64, u64)> {
-    let out = Command::new("objdump")
-        .arg("-h")
-        .arg(path)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            if f.len() == 7 && f[0].parse::<u32>().is_ok() {
-                let h = |s: &str| u64::from_str_radix(s, 16).unwrap();
-                Some((f[1].to_string(), h(f[2]), h(f[3]), h(f[5])))
-            } else {
-                None
-            }
-        })
-        .collect()
 }
 
 fn ours(v: &Value) -> Vec<(String, u64, u64, u64)> {
@@ -165,16 +143,15 @@ fn kinds_follow_the_reference_rules() {
     }
 }
 
-fn read_text(name: &str) -> String {
-    std::fs::read_to_string(fixture(name)).unwrap()
-}
-
 #[test]
 fn uki_metadata_matches_the_parts_it_was_built_from() {
     let v = json(&fixture("uki.efi"), false);
-    assert_eq!(v["cmdline"], read_text("cmdline").trim_end());
-    assert_eq!(v["uname"], read_text("uname").trim());
-    for line in read_text("os-release").lines().filter(|l| l.contains('=')) {
+    assert_eq!(v["cmdline"], fixture_text("cmdline").trim_end());
+    assert_eq!(v["uname"], fixture_text("uname").trim());
+    for line in fixture_text("os-release")
+        .lines()
+        .filter(|l| l.contains('='))
+    {
         let (k, val) = line.split_once('=').unwrap();
         assert_eq!(v["os_release"][k], val.trim_matches('"'), "{k}");
     }
@@ -229,7 +206,7 @@ fn kernel_facts_come_from_the_setup_header() {
         assert_eq!(k["boot_protocol"], want_proto.as_str(), "{name}");
         let version = k["version"].as_str().unwrap();
         assert!(
-            version.starts_with(read_text("uname").trim()),
+            version.starts_with(fixture_text("uname").trim()),
             "{name}: {version}"
         );
         assert_eq!(k["signed"], signed, "{name}");
@@ -274,7 +251,7 @@ fn lint_ids(v: &Value, min: &[&str]) -> BTreeSet<String> {
 
 #[test]
 fn lints_fire_on_overlap_and_not_on_the_clean_uki() {
-    let out = ukitool(&[
+    let out = run_ukitool(&[
         "inspect",
         "--json",
         "--no-hash",
@@ -301,13 +278,6 @@ fn lints_fire_on_overlap_and_not_on_the_clean_uki() {
     }
 }
 
-fn assert_one_line_error(out: &Output, what: &str) {
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{what}: {err}");
-    assert_eq!(err.lines().count(), 1, "{what}: {err}");
-    assert!(err.starts_with("ukitool: error: "), "{what}: {err}");
-}
-
 #[test]
 fn hostile_inputs_give_one_line_and_exit_2() {
     for name in ["truncated.efi", "overlap.efi", "garbage.bin"] {
@@ -316,12 +286,12 @@ fn hostile_inputs_give_one_line_and_exit_2() {
             args.extend_from_slice(extra);
             let p = fixture(name);
             args.push(p.to_str().unwrap());
-            assert_one_line_error(&ukitool(&args), name);
+            assert_one_line_error(&run_ukitool(&args), name);
         }
     }
     // Every prefix of the header region of a real UKI, and some corrupted headers.
     let uki = std::fs::read(fixture("uki.efi")).unwrap();
-    let dir = tempdir("hostile");
+    let dir = tmpdir();
     let f = dir.join("x.efi");
     let mut cases: Vec<Vec<u8>> = [
         0usize, 1, 2, 0x3c, 0x40, 0x80, 0x90, 0x100, 0x1a0, 0x300, 0x400, 0x20000,
@@ -344,7 +314,7 @@ fn hostile_inputs_give_one_line_and_exit_2() {
     for (i, c) in cases.iter().enumerate() {
         std::fs::write(&f, c).unwrap();
         assert_one_line_error(
-            &ukitool(&["inspect", f.to_str().unwrap()]),
+            &run_ukitool(&["inspect", f.to_str().unwrap()]),
             &format!("case {i}"),
         );
     }
@@ -367,143 +337,12 @@ fn stdin_is_read_with_a_dash() {
     assert_eq!(v["kind"], "addon");
 }
 
-fn tempdir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("ukitool-inspect-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
 // ---------------------------------------------------------------------------------------
 // Synthetic PEs and golden output
 
-/// A PE32+ laid out the way a correct builder does (reference "Layout rules"):
-/// headers 0x400, FileAlignment 0x200, SectionAlignment 0x1000, fixed timestamp.
-fn build_pe(sections: &[(&str, Vec<u8>)], dll_characteristics: u16) -> Vec<u8> {
-    let fa = 0x200u32;
-    let sa = 0x1000u32;
-    let headers = 0x400u32;
-    let n = sections.len();
-    let mut d = vec![0u8; headers as usize];
-    let put = |d: &mut Vec<u8>, at: usize, b: &[u8]| d[at..at + b.len()].copy_from_slice(b);
-    put(&mut d, 0, b"MZ");
-    put(&mut d, 0x3c, &0x40u32.to_le_bytes());
-    put(&mut d, 0x40, b"PE\0\0");
-    let c = 0x44;
-    put(&mut d, c, &0x8664u16.to_le_bytes());
-    put(&mut d, c + 2, &(n as u16).to_le_bytes());
-    put(&mut d, c + 4, &1_700_000_000u32.to_le_bytes());
-    put(&mut d, c + 16, &240u16.to_le_bytes());
-    put(&mut d, c + 18, &0x0206u16.to_le_bytes());
-    let o = c + 20;
-    put(&mut d, o, &0x20bu16.to_le_bytes());
-    put(&mut d, o + 16, &sa.to_le_bytes()); // entry point: the first section
-    put(&mut d, o + 32, &sa.to_le_bytes());
-    put(&mut d, o + 36, &fa.to_le_bytes());
-    put(&mut d, o + 60, &headers.to_le_bytes());
-    put(&mut d, o + 68, &10u16.to_le_bytes());
-    put(&mut d, o + 70, &dll_characteristics.to_le_bytes());
-    put(&mut d, o + 108, &16u32.to_le_bytes());
-    let up = |v: u32, a: u32| v.div_ceil(a) * a;
-    let mut va = sa;
-    for (i, (name, data)) in sections.iter().enumerate() {
-        let s = o + 240 + i * 40;
-        let mut nm = [0u8; 8];
-        nm[..name.len()].copy_from_slice(name.as_bytes());
-        let off = d.len() as u32;
-        let raw = up(data.len() as u32, fa);
-        put(&mut d, s, &nm);
-        put(&mut d, s + 8, &(data.len() as u32).to_le_bytes());
-        put(&mut d, s + 12, &va.to_le_bytes());
-        put(&mut d, s + 16, &raw.to_le_bytes());
-        put(&mut d, s + 20, &off.to_le_bytes());
-        put(&mut d, s + 36, &0x4000_0040u32.to_le_bytes());
-        d.extend_from_slice(data);
-        d.resize((off + raw) as usize, 0);
-        va = up(va + data.len() as u32, sa);
-    }
-    put(&mut d, o + 56, &va.to_le_bytes());
-    d
-}
-
-/// A fake bzImage: a PE with the Linux setup header and a version string.
-fn fake_kernel(nx: bool) -> Vec<u8> {
-    let mut k = build_pe(&[(".text", vec![0xc3; 64])], if nx { 0x100 } else { 0 });
-    k[0x202..0x206].copy_from_slice(b"HdrS");
-    k[0x206..0x208].copy_from_slice(&0x020fu16.to_le_bytes());
-    k[0x20e..0x210].copy_from_slice(&0x100u16.to_le_bytes());
-    let v = b"6.1.0-synthetic (ukitool@example.org) #1 SMP\0";
-    k[0x300..0x300 + v.len()].copy_from_slice(v);
-    k
-}
-
-fn synthetic_uki() -> Vec<u8> {
-    build_pe(
-        &[
-            (".sdmagic", b"#### LoaderInfo: systemd-stub 999 ####\0".to_vec()),
-            (".osrel", b"NAME=\"Synthetic OS\"\nID=synth\nPRETTY_NAME=\"Synthetic OS 1\"\n".to_vec()),
-            (".cmdline", b"console=ttyS0 quiet\0".to_vec()),
-            (".uname", b"6.1.0-synthetic\n".to_vec()),
-            (
-                ".sbat",
-                b"sbat,1,SBAT Version,sbat,1,https://github.com/rhboot/shim/blob/main/SBAT.md\nsynth,1,Synth,synth,1,https://example.org/\n".to_vec(),
-            ),
-            (".linux", fake_kernel(true)),
-            (".initrd", vec![0x07; 300]),
-            (".profile", b"ID=one\nTITLE=\"Profile one\"\n".to_vec()),
-            (".cmdline", b"console=ttyS0 one\0".to_vec()),
-            (".profile", b"ID=two\nTITLE=\"Profile two\"\n".to_vec()),
-        ],
-        0x100,
-    )
-}
-
-/// Everything the lints look for, in one file.
-fn synthetic_bad() -> Vec<u8> {
-    let mut d = build_pe(
-        &[
-            (".osrel", b"ID=bad\n".to_vec()),
-            (".osrel", b"ID=again\n".to_vec()),
-            (".cmdline", b"quiet".to_vec()),
-            (".linux", fake_kernel(false)),
-            (
-                ".pcrsig",
-                b"{\"sha256\":[{\"pcrs\":[11],\"pkfp\":\"00\",\"pol\":\"00\",\"sig\":\"\"}]}"
-                    .to_vec(),
-            ),
-        ],
-        0x100,
-    );
-    let sec = |i: usize| 0x44 + 20 + 240 + i * 40;
-    // .cmdline: VirtualSize larger than its raw data, and a VA back inside .osrel.
-    let s = sec(2);
-    d[s + 8..s + 12].copy_from_slice(&0x400u32.to_le_bytes());
-    d[s + 12..s + 16].copy_from_slice(&0x1004u32.to_le_bytes());
-    // A trailing symbol table.
-    let at = d.len() as u32;
-    d[0x44 + 8..0x44 + 12].copy_from_slice(&at.to_le_bytes());
-    d[0x44 + 12..0x44 + 16].copy_from_slice(&2u32.to_le_bytes());
-    d.extend_from_slice(&[0u8; 40]);
-    d
-}
-
-fn golden(name: &str, got: &str) {
-    let path = repo_root().join("tests/golden").join(name);
-    if std::env::var_os("UPDATE_GOLDEN").is_some() {
-        std::fs::write(&path, got).unwrap();
-        return;
-    }
-    let want = std::fs::read_to_string(&path)
-        .unwrap_or_else(|_| panic!("{} missing; run with UPDATE_GOLDEN=1", path.display()));
-    assert_eq!(
-        got, want,
-        "{name} differs; rerun with UPDATE_GOLDEN=1 if intended"
-    );
-}
-
 #[test]
 fn golden_output_of_synthetic_pes() {
-    let dir = tempdir("golden");
+    let dir = tmpdir();
     for (name, bytes, ok) in [
         ("synthetic-uki.efi", synthetic_uki(), true),
         ("synthetic-bad.efi", synthetic_bad(), false),
@@ -532,10 +371,10 @@ fn golden_output_of_synthetic_pes() {
 
 #[test]
 fn synthetic_lints_each_fire() {
-    let dir = tempdir("lints");
+    let dir = tmpdir();
     let p = dir.join("bad.efi");
     std::fs::write(&p, synthetic_bad()).unwrap();
-    let out = ukitool(&["inspect", "--json", p.to_str().unwrap()]);
+    let out = run_ukitool(&["inspect", "--json", p.to_str().unwrap()]);
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     let ids = lint_ids(&v, &["info", "warning", "error"]);
     for id in [
@@ -626,12 +465,12 @@ fn many_overlapping_sections_stay_bounded() {
         d[s + 20..s + 24].copy_from_slice(&payload_at.to_le_bytes());
     }
     d.extend_from_slice(&payload);
-    let dir = tempdir("hostile-table");
+    let dir = tmpdir();
     let p = dir.join("many.efi");
     std::fs::write(&p, &d).unwrap();
     // The CLI without hashing: the Authenticode digest (also skipped by --no-hash)
     // hashes every section's raw data as EDK2 does, overlaps included.
-    let out = ukitool(&["inspect", "--json", "--no-hash", p.to_str().unwrap()]);
+    let out = run_ukitool(&["inspect", "--json", "--no-hash", p.to_str().unwrap()]);
     assert_eq!(
         out.status.code(),
         Some(2),
@@ -682,7 +521,7 @@ fn openssl(args: &[&str], input: Option<&Path>) -> Vec<u8> {
 /// decoded from a synthetic UKI.
 #[test]
 fn pcr_key_and_firmware_sections_are_decoded() {
-    let dir = tempdir("pcrkey");
+    let dir = tmpdir();
     let rsa_pem = openssl(
         &["x509", "-pubkey", "-noout"],
         Some(&fixture("snakeoil.pem")),

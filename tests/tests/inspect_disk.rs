@@ -7,6 +7,8 @@ use std::fs;
 use std::path::Path;
 use std::process::{Command, Output};
 
+use ukitool_tests::blockdev::have;
+use ukitool_tests::tools::objdump_sections;
 use ukitool_tests::{esp_disk, fixture, run_logged, tmpdir, ukitool};
 
 fn stdout(o: &Output) -> String {
@@ -184,14 +186,7 @@ fn listing_of_a_ukitool_image_matches_sgdisk_mtools_and_objdump() {
         .collect::<Vec<_>>()
         .join("\n");
     assert!(block.contains("kind        uki (systemd-stub"), "{block}");
-    let od = run_logged(Command::new("objdump").arg("-h").arg(&uki));
-    let sections: Vec<String> = stdout(&od)
-        .lines()
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            (f.len() > 2 && f[0].parse::<u32>().is_ok()).then(|| f[1].to_string())
-        })
-        .collect();
+    let sections: Vec<String> = objdump_sections(&uki).into_iter().map(|s| s.0).collect();
     assert!(sections.len() > 5, "{sections:?}");
     let listed = block
         .lines()
@@ -258,12 +253,6 @@ fn listing_of_a_disk_made_by_other_tools() {
 #[test]
 fn listing_of_an_mbr_disk_and_of_a_bare_fat_volume() {
     let dir = tmpdir();
-    let have = |t: &str| {
-        Command::new("sh")
-            .args(["-c", &format!("command -v {t}")])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
     if !have("sfdisk") || !have("mkfs.vfat") {
         eprintln!("SKIP: sfdisk or mkfs.vfat missing");
         return;

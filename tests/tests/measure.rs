@@ -8,6 +8,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use ukitool_tests::tools::{build_command, objcopy_section};
 use ukitool_tests::{fixture, run, run_ok, tmpdir, ukitool};
 
 const MEASURE: &str = "/usr/lib/systemd/systemd-measure";
@@ -75,17 +76,7 @@ fn uki_matches_systemd_measure_on_its_parts() {
     let dir = tmpdir();
     let uki = dir.join("uki.efi");
     run_ok(
-        ukitool()
-            .arg("build")
-            .args(["--stub", "/usr/lib/systemd/boot/efi/linuxx64.efi.stub"])
-            .arg("--linux")
-            .arg(fixture("vmlinuz"))
-            .arg("--initrd")
-            .arg(fixture("initrd.cpio.gz"))
-            .arg(format!("--cmdline=@{}", fixture("cmdline").display()))
-            .arg(format!("--os-release=@{}", fixture("os-release").display()))
-            .arg("--splash")
-            .arg(fixture("splash.bmp"))
+        build_command(&["linux", "initrd", "cmdline", "os-release", "splash"])
             .arg("--pcrpkey")
             .arg(fixture("snakeoil.pem"))
             .arg("--uname=6.1.0-test")
@@ -93,12 +84,7 @@ fn uki_matches_systemd_measure_on_its_parts() {
             .arg(&uki),
     );
     let sbat = dir.join("sbat");
-    run_ok(
-        Command::new("objcopy")
-            .args(["-O", "binary", "--only-section=.sbat"])
-            .arg(&uki)
-            .arg(&sbat),
-    );
+    objcopy_section(&uki, ".sbat", &sbat);
     let uname = dir.join("uname");
     fs::write(&uname, "6.1.0-test").unwrap();
     let mut parts: Vec<(String, PathBuf)> = parts_252()
@@ -212,12 +198,7 @@ fn profile_selection_measures_base_plus_profile() {
     let (p1, c1, p2) = (w("p1", "ID=one"), w("c1", "rescue"), w("p2", "ID=two"));
     let uki = dir.join("multi.efi");
     run_ok(
-        ukitool()
-            .arg("build")
-            .args(["--stub", "/usr/lib/systemd/boot/efi/linuxx64.efi.stub"])
-            .arg("--linux")
-            .arg(fixture("vmlinuz"))
-            .arg(format!("--cmdline=@{}", fixture("cmdline").display()))
+        build_command(&["linux", "cmdline"])
             .arg("--uname=6.1.0-test")
             .arg(format!("--profile=@{}", p1.display()))
             .arg(format!("--section=.cmdline:{}", c1.display()))
@@ -226,12 +207,7 @@ fn profile_selection_measures_base_plus_profile() {
             .arg(&uki),
     );
     let sbat = dir.join("sbat");
-    run_ok(
-        Command::new("objcopy")
-            .args(["-O", "binary", "--only-section=.sbat"])
-            .arg(&uki)
-            .arg(&sbat),
-    );
+    objcopy_section(&uki, ".sbat", &sbat);
     let uname = w("uname", "6.1.0-test");
     let base = |cmdline: &Path, profile: &Path| -> Vec<(String, PathBuf)> {
         vec![
@@ -361,25 +337,14 @@ fn build_embeds_pcrsig_for_the_built_uki() {
     let dir = tmpdir();
     let uki = dir.join("uki.efi");
     run_ok(
-        ukitool()
-            .arg("build")
-            .args(["--stub", "/usr/lib/systemd/boot/efi/linuxx64.efi.stub"])
-            .arg("--linux")
-            .arg(fixture("vmlinuz"))
-            .arg(format!("--cmdline=@{}", fixture("cmdline").display()))
+        build_command(&["linux", "cmdline"])
             .arg("--pcr-key")
             .arg(fixture("snakeoil.key"))
             .arg("-o")
             .arg(&uki),
     );
-    let pcrsig = dir.join("pcrsig");
-    run_ok(
-        Command::new("objcopy")
-            .args(["-O", "binary", "--only-section=.pcrsig"])
-            .arg(&uki)
-            .arg(&pcrsig),
-    );
-    let embedded: serde_json::Value = serde_json::from_slice(&fs::read(&pcrsig).unwrap()).unwrap();
+    let pcrsig = objcopy_section(&uki, ".pcrsig", &dir.join("pcrsig"));
+    let embedded: serde_json::Value = serde_json::from_slice(&pcrsig).unwrap();
     // Measuring the finished UKI (which skips .pcrsig) and signing gives the same.
     let again: serde_json::Value = serde_json::from_str(&run_ok(
         ukitool()
@@ -391,19 +356,13 @@ fn build_embeds_pcrsig_for_the_built_uki() {
     .unwrap();
     assert_eq!(embedded, again);
     // .pcrpkey holds the matching public key.
-    let pk = dir.join("pcrpkey");
-    run_ok(
-        Command::new("objcopy")
-            .args(["-O", "binary", "--only-section=.pcrpkey"])
-            .arg(&uki)
-            .arg(&pk),
-    );
+    let pk = objcopy_section(&uki, ".pcrpkey", &dir.join("pcrpkey"));
     let want = run_ok(
         Command::new("openssl")
             .args(["pkey", "-pubout", "-in"])
             .arg(fixture("snakeoil.key")),
     );
-    assert_eq!(fs::read_to_string(&pk).unwrap(), want);
+    assert_eq!(String::from_utf8(pk).unwrap(), want);
 }
 
 /// `ukitool verify` recomputes each .pcrsig `pol` from the UKI's own sections: a UKI
@@ -429,14 +388,7 @@ fn verify_recomputes_pcrsig_policies_from_the_uki() {
     );
     let uki = dir.path().join("pcr.efi");
     run_ok(
-        ukitool()
-            .arg("build")
-            .arg("--stub")
-            .arg(fixture("linuxx64.efi.stub"))
-            .arg("--linux")
-            .arg(fixture("vmlinuz"))
-            .arg("--initrd")
-            .arg(fixture("initrd.cpio.gz"))
+        build_command(&["linux", "initrd"])
             .args(["--cmdline", "console=ttyS0 pcrsig-test"])
             .arg("--pcr-key")
             .arg(&key)

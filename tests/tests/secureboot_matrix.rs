@@ -23,43 +23,38 @@
 //! (`signer_key_id_boot`, refused) runs with `--ignored`.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
-use ukitool_tests::{boot_disk, esp_disk, fixture, tmpdir, ukitool, BootEnd, Firmware, TmpDir};
+use ukitool_tests::der;
+use ukitool_tests::tools::sign_command;
+use ukitool_tests::{
+    boot_disk, esp_disk, fixture, run, run_ok, tmpdir, ukitool, BootEnd, Firmware, TmpDir,
+};
 
-fn ok(what: &str, out: std::io::Result<Output>) -> Output {
-    let out = out.unwrap_or_else(|e| panic!("{what}: {e}"));
-    assert!(
-        out.status.success(),
-        "{what} failed ({}): {}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-/// `ukitool verify --cert snakeoil.pem --json FILE`: the overall verdict and the lint ids;
-/// the verdict is checked against
-/// the exit code the README documents (0 exactly for valid-trusted once a cert is given).
-fn verdict(efi: &Path) -> (String, Vec<String>) {
-    let out = ukitool()
+/// `ukitool verify --cert snakeoil.pem --json FILE`: the exit code and the report.
+fn verify_json(efi: &Path) -> (Option<i32>, serde_json::Value) {
+    let out = run(ukitool()
         .arg("verify")
         .arg("--json")
         .arg("--cert")
         .arg(fixture("snakeoil.pem"))
-        .arg(efi)
-        .output()
-        .expect("run ukitool verify");
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        .arg(efi));
+    let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(
             "{}: bad JSON ({e}); stderr: {}",
             efi.display(),
             String::from_utf8_lossy(&out.stderr)
         )
     });
+    (out.status.code(), v)
+}
+
+/// The overall verdict of [`verify_json`] and its lint ids; the verdict is checked
+/// against the exit code the README documents (0 exactly for valid-trusted once a cert
+/// is given).
+fn verdict(efi: &Path) -> (String, Vec<String>) {
+    let (code, v) = verify_json(efi);
     let verdict = v["verdict"].as_str().expect("verdict").to_string();
-    let code = out.status.code();
     assert_eq!(
         code == Some(0),
         verdict == "valid-trusted",
@@ -136,20 +131,7 @@ fn agrees(name: &str, efi: &Path) -> (String, Vec<String>) {
 /// `ukitool sign --append`: add a signature with `key`/`cert` to the signed `base`.
 fn append_signature(dir: &TmpDir, base: &Path, key: &Path, cert: &Path, out: &str) -> PathBuf {
     let out = dir.join(out);
-    ok(
-        "ukitool sign --append",
-        ukitool()
-            .arg("sign")
-            .arg(base)
-            .arg("--append")
-            .arg("--key")
-            .arg(key)
-            .arg("--cert")
-            .arg(cert)
-            .arg("-o")
-            .arg(&out)
-            .output(),
-    );
+    run_ok(sign_command(base, key, cert, &out).arg("--append"));
     out
 }
 
@@ -231,8 +213,7 @@ fn ecdsa_p256() {
         dir.join("ec.pem"),
         dir.join("ext.cnf"),
     );
-    ok(
-        "openssl ecparam",
+    run_ok(
         Command::new("openssl")
             .args([
                 "ecparam",
@@ -242,25 +223,21 @@ fn ecdsa_p256() {
                 "-noout",
                 "-out",
             ])
-            .arg(&key)
-            .output(),
+            .arg(&key),
     );
-    ok(
-        "openssl req",
+    run_ok(
         Command::new("openssl")
             .args(["req", "-new", "-subj", "/CN=ukitool ecdsa test key", "-key"])
             .arg(&key)
             .arg("-out")
-            .arg(&csr)
-            .output(),
+            .arg(&csr),
     );
     std::fs::write(
         &ext,
         "basicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=codeSigning\n",
     )
     .unwrap();
-    ok(
-        "openssl x509 -req",
+    run_ok(
         Command::new("openssl")
             .args(["x509", "-req", "-days", "3650", "-set_serial", "0x5b0e"])
             .arg("-in")
@@ -272,12 +249,10 @@ fn ecdsa_p256() {
             .arg("-extfile")
             .arg(&ext)
             .arg("-out")
-            .arg(&pem)
-            .output(),
+            .arg(&pem),
     );
     let efi = dir.join("ecdsa.efi");
-    ok(
-        "ukitool sign (P-256)",
+    run_ok(
         ukitool()
             .arg("sign")
             .arg(fixture("uki.efi"))
@@ -286,16 +261,13 @@ fn ecdsa_p256() {
             .arg("--cert")
             .arg(&pem)
             .arg("-o")
-            .arg(&efi)
-            .output(),
+            .arg(&efi),
     );
     // The outside referee for the signature itself: sbverify (OpenSSL) accepts it.
-    let sb = Command::new("sbverify")
+    let sb = run(Command::new("sbverify")
         .arg("--cert")
         .arg(fixture("snakeoil.pem"))
-        .arg(&efi)
-        .output()
-        .expect("run sbverify");
+        .arg(&efi));
     assert!(
         sb.status.success(),
         "sbverify refuses the P-256 signature: {}{}",
@@ -317,54 +289,6 @@ fn ecdsa_p256() {
 // uki-signed.efi. The signature covers the signed attributes only, not the sid, so it
 // stays valid: the signer is the same key.
 
-/// DER element at `b[i..]`: (tag, header length, content length). Test inputs only.
-fn der_at(b: &[u8], i: usize) -> (u8, usize, usize) {
-    let (tag, l) = (b[i], b[i + 1] as usize);
-    if l & 0x80 == 0 {
-        return (tag, 2, l);
-    }
-    let n = l & 0x7f;
-    let len = b[i + 2..i + 2 + n]
-        .iter()
-        .fold(0usize, |a, &x| (a << 8) | x as usize);
-    (tag, 2 + n, len)
-}
-
-fn der(tag: u8, body: &[u8]) -> Vec<u8> {
-    let mut out = vec![tag];
-    if body.len() < 0x80 {
-        out.push(body.len() as u8);
-    } else {
-        let bytes: Vec<u8> = body
-            .len()
-            .to_be_bytes()
-            .into_iter()
-            .skip_while(|&x| x == 0)
-            .collect();
-        out.push(0x80 | bytes.len() as u8);
-        out.extend(bytes);
-    }
-    out.extend_from_slice(body);
-    out
-}
-
-/// The (tag, content) children of a constructed element's content.
-fn der_children(b: &[u8]) -> Vec<(u8, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < b.len() {
-        let (t, h, l) = der_at(b, i);
-        out.push((t, b[i + h..i + h + l].to_vec()));
-        i += h + l;
-    }
-    out
-}
-
-fn der_seq(tag: u8, children: &[(u8, Vec<u8>)]) -> Vec<u8> {
-    let body: Vec<u8> = children.iter().flat_map(|(t, v)| der(*t, v)).collect();
-    der(tag, &body)
-}
-
 /// `signed` (one WIN_CERTIFICATE, the table last in the file) with its SignerInfo's sid
 /// replaced by `[0] key_id` and the version set to 3, lengths and the table re-made.
 fn with_key_id_signer(signed: &[u8], key_id: &[u8]) -> Vec<u8> {
@@ -376,17 +300,20 @@ fn with_key_id_signer(signed: &[u8], key_id: &[u8]) -> Vec<u8> {
     assert_eq!(at + table.size as usize, signed.len(), "table is not last");
     let len = u32::from_le_bytes(signed[at..at + 4].try_into().unwrap()) as usize;
     let p7 = &signed[at + 8..at + len];
-    let (_, h, l) = der_at(p7, 0);
-    let ci = der_children(&p7[h..h + l]); // contentType, [0]
-    let sd_body = der_children(&ci[1].1).remove(0).1;
-    let mut sd = der_children(&sd_body); // version, algs, contentInfo, [0] certs, signerInfos
-    let si_set = sd.last().unwrap().1.clone();
-    let mut si = der_children(&der_children(&si_set)[0].1);
-    si[0] = (0x02, vec![3]);
-    si[1] = (0x80, key_id.to_vec());
-    let last = sd.len() - 1;
-    sd[last] = (0x31, der_seq(0x30, &si));
-    let new_ci = der_seq(0x30, &[ci[0].clone(), (0xa0, der_seq(0x30, &sd))]);
+    let ci = der::children(p7); // contentType, [0]
+    let sd = der::children(ci[1])[0];
+    // version, digestAlgorithms, contentInfo, [0] certificates, signerInfos
+    let mut parts: Vec<Vec<u8>> = der::children(sd).iter().map(|e| e.to_vec()).collect();
+    let last = parts.len() - 1;
+    let signer = der::children(&parts[last])[0];
+    let mut si: Vec<Vec<u8>> = der::children(signer).iter().map(|e| e.to_vec()).collect();
+    si[0] = der::tlv(0x02, &[3]);
+    si[1] = der::tlv(0x80, key_id);
+    parts[last] = der::tlv(0x31, &der::tlv(0x30, &si.concat()));
+    let new_ci = der::tlv(
+        0x30,
+        &[ci[0], &der::tlv(0xa0, &der::tlv(0x30, &parts.concat()))].concat(),
+    );
     let pad = (8 - new_ci.len() % 8) % 8;
     let entry_len = 8 + new_ci.len() + pad;
     let mut out = signed[..at].to_vec();
@@ -401,14 +328,11 @@ fn with_key_id_signer(signed: &[u8], key_id: &[u8]) -> Vec<u8> {
 
 /// snakeoil.pem's subjectKeyIdentifier as OpenSSL prints it (the referee for the id).
 fn snakeoil_key_id() -> Vec<u8> {
-    let out = ok(
-        "openssl x509 -ext subjectKeyIdentifier",
+    let text = run_ok(
         Command::new("openssl")
             .args(["x509", "-noout", "-ext", "subjectKeyIdentifier", "-in"])
-            .arg(fixture("snakeoil.pem"))
-            .output(),
+            .arg(fixture("snakeoil.pem")),
     );
-    let text = String::from_utf8_lossy(&out.stdout);
     let hex: String = text
         .lines()
         .last()
@@ -431,15 +355,7 @@ fn key_id_variant(dir: &TmpDir, key_id: &[u8]) -> PathBuf {
 }
 
 fn verify_report(efi: &Path) -> serde_json::Value {
-    let out = ukitool()
-        .arg("verify")
-        .arg("--json")
-        .arg("--cert")
-        .arg(fixture("snakeoil.pem"))
-        .arg(efi)
-        .output()
-        .expect("run ukitool verify");
-    serde_json::from_slice(&out.stdout).expect("verify --json")
+    verify_json(efi).1
 }
 
 #[test]
@@ -466,12 +382,10 @@ fn signer_key_id_is_matched_by_subject_key_identifier() {
         .collect();
     assert_eq!(lints, ["signer-key-identifier"], "{r:#}");
     // The lint's claim about OpenSSL's PKCS#7 parser, checked with sbverify.
-    let sb = Command::new("sbverify")
+    let sb = run(Command::new("sbverify")
         .arg("--cert")
         .arg(fixture("snakeoil.pem"))
-        .arg(&efi)
-        .output()
-        .expect("run sbverify");
+        .arg(&efi));
     let text = String::from_utf8_lossy(&sb.stderr);
     assert!(!sb.status.success(), "sbverify accepted a key-id signer");
     assert!(text.contains("PKCS7_SIGNER_INFO"), "{text}");

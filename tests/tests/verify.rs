@@ -2,19 +2,13 @@
 //! (sbsigntools, OpenSSL), python3-pefile + hashlib for digests, osslsigncode to
 //! nest signatures and efisiglist (pesign) to build db files.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
 use ukitool_core::authenticode::{pkcs7, verify, TrustStore, Verdict};
 use ukitool_core::pe::PeFile;
-use ukitool_tests::{fixture, run_ok, ukitool};
-
-fn tmpdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("ukitool-verify-{}-{name}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
+use ukitool_tests::{fixture, path_str, run_ok, tmpdir, ukitool, XorShift};
 
 /// Run `ukitool verify --json FILE ARGS...`: (exit code, report).
 fn verify_json(file: &Path, args: &[&str]) -> (i32, Value) {
@@ -34,10 +28,6 @@ fn verify_json(file: &Path, args: &[&str]) -> (i32, Value) {
         )
     });
     (code, v)
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 /// The Authenticode digest as python3-pefile sees the file (spec arithmetic).
@@ -61,7 +51,7 @@ print(h.hexdigest())
 "#;
 
 fn pefile_digest(file: &Path, alg: &str) -> String {
-    run_ok(Command::new("/usr/bin/python3").args(["-c", PEFILE_HASH, s(file), alg]))
+    run_ok(Command::new("/usr/bin/python3").args(["-c", PEFILE_HASH, path_str(file), alg]))
         .trim()
         .to_string()
 }
@@ -79,7 +69,7 @@ struct Sbverify {
 
 fn sbverify(file: &Path, cert: &Path) -> Sbverify {
     let out = Command::new("sbverify")
-        .args(["-v", "--cert", s(cert), s(file)])
+        .args(["-v", "--cert", path_str(cert), path_str(file)])
         .output()
         .unwrap();
     let text = format!(
@@ -131,7 +121,7 @@ fn shim_has_two_valid_microsoft_signatures_with_the_referee_digest() {
     assert_eq!(v["lints"].as_array().unwrap().len(), 0);
     // sbverify --list sees the same two signatures.
     let out = Command::new("sbverify")
-        .args(["--list", s(&shim)])
+        .args(["--list", path_str(&shim)])
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
@@ -191,11 +181,11 @@ fn uefi_ca_2011_only_lint_fires_when_the_2023_signature_is_gone() {
     assert_eq!(r.lints[0].id, "microsoft-uefi-ca-2011-only");
     assert!(check(&only2023).lints.is_empty());
     // The referee agrees both halves are still validly signed.
-    let dir = tmpdir("lint");
+    let dir = tmpdir();
     let p = dir.join("shim-2011.efi");
     std::fs::write(&p, &only2011).unwrap();
     let out = Command::new("sbverify")
-        .args(["--list", s(&p)])
+        .args(["--list", path_str(&p)])
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
@@ -210,7 +200,7 @@ fn grub_is_trusted_with_the_debian_ca_only() {
     let grub = fixture("grubx64.efi.signed");
     let ca = fixture("debian-ca.pem");
     let snakeoil = fixture("snakeoil.pem");
-    let (code, v) = verify_json(&grub, &["--cert", s(&ca)]);
+    let (code, v) = verify_json(&grub, &["--cert", path_str(&ca)]);
     assert_eq!(
         (code, v["verdict"].as_str()),
         (0, Some("valid-trusted")),
@@ -223,7 +213,7 @@ fn grub_is_trusted_with_the_debian_ca_only() {
     assert!(sbverify(&grub, &ca).ok);
     let (code, v) = verify_json(&grub, &[]);
     assert_eq!((code, v["verdict"].as_str()), (0, Some("valid-untrusted")));
-    let (code, v) = verify_json(&grub, &["--cert", s(&snakeoil)]);
+    let (code, v) = verify_json(&grub, &["--cert", path_str(&snakeoil)]);
     assert_eq!((code, v["verdict"].as_str()), (1, Some("valid-untrusted")));
     assert!(!sbverify(&grub, &snakeoil).ok);
     assert_eq!(
@@ -242,7 +232,7 @@ fn test_key_verdicts_match_sbverify() {
         ("uki.efi", "unsigned", 1),
     ] {
         let f = fixture(name);
-        let (c, v) = verify_json(&f, &["--cert", s(&snakeoil)]);
+        let (c, v) = verify_json(&f, &["--cert", path_str(&snakeoil)]);
         assert_eq!(
             (c, v["verdict"].as_str()),
             (code, Some(verdict)),
@@ -270,14 +260,14 @@ fn dual_signed_in_both_orders_and_nested_all_signatures_found() {
     let other = std::fs::read(fixture("uki-other-signed.efi")).unwrap();
     let a = entries_of(&signed).remove(0);
     let b = entries_of(&other).remove(0);
-    let dir = tmpdir("dual");
+    let dir = tmpdir();
     for (name, order) in [
         ("ab", vec![a.clone(), b.clone()]),
         ("ba", vec![b.clone(), a.clone()]),
     ] {
         let p = dir.join(format!("dual-{name}.efi"));
         std::fs::write(&p, with_entries(&signed, &order)).unwrap();
-        let (code, v) = verify_json(&p, &["--cert", s(&snakeoil)]);
+        let (code, v) = verify_json(&p, &["--cert", path_str(&snakeoil)]);
         assert_eq!(
             (code, v["verdict"].as_str()),
             (0, Some("valid-trusted")),
@@ -303,18 +293,18 @@ fn dual_signed_in_both_orders_and_nested_all_signatures_found() {
         .args([
             "sign",
             "-certs",
-            s(&fixture("other.pem")),
+            path_str(&fixture("other.pem")),
             "-key",
-            s(&fixture("other.key")),
+            path_str(&fixture("other.key")),
         ])
         .args([
             "-nest",
             "-h",
             "sha512",
             "-in",
-            s(&fixture("uki-signed.efi")),
+            path_str(&fixture("uki-signed.efi")),
             "-out",
-            s(&nested),
+            path_str(&nested),
         ])
         .output()
         .unwrap();
@@ -323,7 +313,7 @@ fn dual_signed_in_both_orders_and_nested_all_signatures_found() {
         "{}",
         String::from_utf8_lossy(&st.stderr)
     );
-    let (code, v) = verify_json(&nested, &["--cert", s(&snakeoil)]);
+    let (code, v) = verify_json(&nested, &["--cert", path_str(&snakeoil)]);
     assert_eq!(code, 0, "{v:#}");
     let list = sigs(&v);
     assert_eq!(list.len(), 2);
@@ -342,17 +332,17 @@ fn dual_signed_in_both_orders_and_nested_all_signatures_found() {
 
 #[test]
 fn db_and_dbx_files_authorise_and_revoke() {
-    let dir = tmpdir("db");
+    let dir = tmpdir();
     let der = dir.join("snakeoil.der");
     let st = Command::new("openssl")
         .args([
             "x509",
             "-in",
-            s(&fixture("snakeoil.pem")),
+            path_str(&fixture("snakeoil.pem")),
             "-outform",
             "DER",
             "-out",
-            s(&der),
+            path_str(&der),
         ])
         .status()
         .unwrap();
@@ -369,16 +359,16 @@ fn db_and_dbx_files_authorise_and_revoke() {
         assert!(st.success());
     };
     let db = dir.join("db.esl");
-    efisiglist(&db, &["-c", s(&der)]);
+    efisiglist(&db, &["-c", path_str(&der)]);
     let signed = fixture("uki-signed.efi");
     let other = fixture("uki-other-signed.efi");
-    let (code, v) = verify_json(&signed, &["--db", s(&db)]);
+    let (code, v) = verify_json(&signed, &["--db", path_str(&db)]);
     assert_eq!(
         (code, v["verdict"].as_str()),
         (0, Some("valid-trusted")),
         "{v:#}"
     );
-    let (code, v) = verify_json(&other, &["--db", s(&db)]);
+    let (code, v) = verify_json(&other, &["--db", path_str(&db)]);
     assert_eq!((code, v["verdict"].as_str()), (1, Some("valid-untrusted")));
 
     // efivarfs (4-byte attributes first) and .auth (EFI_VARIABLE_AUTHENTICATION_2).
@@ -393,7 +383,7 @@ fn db_and_dbx_files_authorise_and_revoke() {
     for (n, bytes) in [("db.var", var), ("db.auth", auth)] {
         let p = dir.join(n);
         std::fs::write(&p, bytes).unwrap();
-        let (code, _) = verify_json(&signed, &["--db", s(&p)]);
+        let (code, _) = verify_json(&signed, &["--db", path_str(&p)]);
         assert_eq!(code, 0, "{n}");
     }
 
@@ -403,7 +393,12 @@ fn db_and_dbx_files_authorise_and_revoke() {
     efisiglist(&hdb, &["-h", &hash]);
     let (code, v) = verify_json(
         &other,
-        &["--db", s(&hdb), "--cert", s(&fixture("snakeoil.pem"))],
+        &[
+            "--db",
+            path_str(&hdb),
+            "--cert",
+            path_str(&fixture("snakeoil.pem")),
+        ],
     );
     assert_eq!(
         (code, v["verdict"].as_str()),
@@ -415,35 +410,21 @@ fn db_and_dbx_files_authorise_and_revoke() {
     let uhash = pefile_digest(&unsigned, "sha256");
     let udb = dir.join("uhash.esl");
     efisiglist(&udb, &["-h", &uhash]);
-    let (code, _) = verify_json(&unsigned, &["--db", s(&udb)]);
+    let (code, _) = verify_json(&unsigned, &["--db", path_str(&udb)]);
     assert_eq!(code, 0);
 
     // dbx: the certificate, or the image hash, revokes.
-    let (code, v) = verify_json(&signed, &["--db", s(&db), "--dbx", s(&db)]);
+    let (code, v) = verify_json(&signed, &["--db", path_str(&db), "--dbx", path_str(&db)]);
     assert_eq!((code, v["verdict"].as_str()), (1, Some("revoked")));
     let shash = dir.join("shash.esl");
     efisiglist(&shash, &["-h", &pefile_digest(&signed, "sha256")]);
-    let (code, v) = verify_json(&signed, &["--db", s(&db), "--dbx", s(&shash)]);
+    let (code, v) = verify_json(&signed, &["--db", path_str(&db), "--dbx", path_str(&shash)]);
     assert_eq!((code, v["verdict"].as_str()), (1, Some("revoked")));
-}
-
-/// Deterministic xorshift, so every run mutates the same bytes.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
 }
 
 /// A mutated file, what was done, and whether the first WIN_CERTIFICATE now claims
 /// more bytes than the table holds.
-fn mutate(base: &[u8], rng: &mut Rng) -> (String, Vec<u8>, bool) {
+fn mutate(base: &[u8], rng: &mut XorShift) -> (String, Vec<u8>, bool) {
     let pe = PeFile::parse(base).unwrap();
     let headers = pe.opt.size_of_headers as usize;
     let table = pe.certificate_table().unwrap();
@@ -507,8 +488,8 @@ fn mutate(base: &[u8], rng: &mut Rng) -> (String, Vec<u8>, bool) {
 #[test]
 fn differential_against_sbverify_on_mutations() {
     let snakeoil = fixture("snakeoil.pem");
-    let dir = tmpdir("diff");
-    let mut rng = Rng(0x5eed_1234_abcd_ef01);
+    let dir = tmpdir();
+    let mut rng = XorShift(0x5eed_1234_abcd_ef01);
     let mut compared = 0;
     let mut unreadable = Vec::new();
     let mut disagreements = Vec::new();
@@ -524,7 +505,7 @@ fn differential_against_sbverify_on_mutations() {
             std::fs::write(&p, &data).unwrap();
             let referee = sbverify(&p, &snakeoil);
             let out = ukitool()
-                .args(["verify", "--json", "--cert", s(&snakeoil)])
+                .args(["verify", "--json", "--cert", path_str(&snakeoil)])
                 .arg(&p)
                 .output()
                 .unwrap();
@@ -646,7 +627,7 @@ fn malformed_signatures_are_malformed_never_a_panic() {
         }
     }
     // Through the CLI: exit 2 and one line, no backtrace.
-    let dir = tmpdir("malformed");
+    let dir = tmpdir();
     let mut e = entry.clone();
     e.truncate(40);
     e[..4].copy_from_slice(&40u32.to_le_bytes());

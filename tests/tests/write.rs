@@ -8,11 +8,12 @@ use std::fs;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use sha2::{Digest, Sha256};
-use ukitool_tests::{fixture, run_logged, ukitool};
+use ukitool_tests::blockdev::{can_use_loop_devices, have, Loop, Mounted};
+use ukitool_tests::{
+    fixture, noise, run_logged, sha256_file, sha256_prefix, tmpdir, ukitool, TmpDir,
+};
 
 const MIB: u64 = 1 << 20;
 
@@ -23,100 +24,10 @@ fn sh(cmd: &str) -> Output {
     run_logged(Command::new("sh").args(["-c", cmd]))
 }
 
-fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// Root and working loop devices, or the reason the test is skipped.
-fn can_use_loop_devices(tools: &[&str]) -> bool {
-    // SAFETY-free check: /proc/self/status Uid line.
-    let uid0 = fs::read_to_string("/proc/self/status")
-        .map(|s| {
-            s.lines()
-                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0"))
-        })
-        .unwrap_or(false);
-    if !uid0 {
-        eprintln!("SKIP: needs root (loop devices)");
-        return false;
-    }
-    if !Path::new("/dev/loop-control").exists() {
-        eprintln!("SKIP: no /dev/loop-control");
-        return false;
-    }
-    for t in ["losetup"].iter().chain(tools) {
-        if !have(t) {
-            eprintln!("SKIP: {t} is not installed");
-            return false;
-        }
-    }
-    true
-}
-
-static COUNTER: AtomicU32 = AtomicU32::new(0);
-
-/// A scratch directory removed on drop.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new() -> Self {
-        let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-        let p = std::env::temp_dir().join(format!("ukitool-write-{}-{n}", std::process::id()));
-        let _ = fs::remove_dir_all(&p);
-        fs::create_dir_all(&p).unwrap();
-        Scratch(p)
-    }
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A loop device over a file, always detached on drop (even when the test fails).
-struct Loop {
-    dev: String,
-}
-
-impl Loop {
-    fn attach(file: &Path, extra: &[&str]) -> Loop {
-        let out = run_logged(
-            Command::new("losetup")
-                .args(["--find", "--show"])
-                .args(extra)
-                .arg(file),
-        );
-        assert!(out.status.success(), "losetup failed");
-        let dev = String::from_utf8(out.stdout).unwrap().trim().to_string();
-        Loop { dev }
-    }
-    fn name(&self) -> &str {
-        self.dev.trim_start_matches("/dev/")
-    }
-    fn size(&self) -> u64 {
-        let s = fs::read_to_string(format!("/sys/block/{}/size", self.name())).unwrap();
-        s.trim().parse::<u64>().unwrap() * 512
-    }
-}
-
-impl Drop for Loop {
-    fn drop(&mut self) {
-        let _ = Command::new("losetup").args(["-d", &self.dev]).status();
-    }
-}
-
 /// A device node for partition `n` of a `losetup -P` device, made in the scratch directory
 /// from the numbers in sysfs: containers often have no udev to create /dev/loopXpN, and a
 /// stale node there could point at another device.
-fn partition_node(l: &Loop, n: u32, s: &Scratch) -> PathBuf {
+fn partition_node(l: &Loop, n: u32, s: &TmpDir) -> PathBuf {
     let sys = format!("/sys/block/{0}/{0}p{n}/dev", l.name());
     let mut dev = String::new();
     for i in 0..50 {
@@ -131,33 +42,10 @@ fn partition_node(l: &Loop, n: u32, s: &Scratch) -> PathBuf {
         std::thread::sleep(Duration::from_millis(100));
     }
     let (maj, min) = dev.split_once(':').expect("partition appears in sysfs");
-    let node = s.path(&format!("{}p{n}", l.name()));
+    let node = s.join(format!("{}p{n}", l.name()));
     let out = run_logged(Command::new("mknod").arg(&node).args(["b", maj, min]));
     assert!(out.status.success());
     node
-}
-
-/// A mount, always unmounted on drop (before its loop device is detached).
-struct Mounted(PathBuf);
-
-impl Drop for Mounted {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
-    }
-}
-
-/// A deterministic pseudo-random byte stream (xorshift), so images are reproducible.
-fn noise(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed | 1;
-    let mut v = Vec::with_capacity(len + 8);
-    while v.len() < len {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        v.extend_from_slice(&x.to_le_bytes());
-    }
-    v.truncate(len);
-    v
 }
 
 fn sparse_file(path: &Path, size: u64) {
@@ -213,27 +101,41 @@ fn assert_ranges_equal(dev: &str, img: &Path, ranges: &[(u64, u64)]) {
     }
 }
 
-fn sha256_prefix(path: &str, len: u64) -> [u8; 32] {
-    let mut f = fs::File::open(path).unwrap();
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; MIB as usize];
-    let mut left = len;
-    while left > 0 {
-        let n = left.min(buf.len() as u64) as usize;
-        f.read_exact(&mut buf[..n]).unwrap();
-        h.update(&buf[..n]);
-        left -= n as u64;
+/// An 8 MiB two-partition GPT image in `dir`; None (the test is skipped) without sgdisk.
+fn small_image(dir: &TmpDir) -> Option<PathBuf> {
+    if !have("sgdisk") {
+        eprintln!("SKIP: sgdisk is not installed");
+        return None;
     }
-    h.finalize().into()
+    let img = dir.join("disk.img");
+    gpt_image(&img, 8 * MIB, 2);
+    Some(img)
 }
 
-fn sha256_file(path: &Path) -> [u8; 32] {
-    let len = fs::metadata(path).unwrap().len();
-    sha256_prefix(path.to_str().unwrap(), len)
+fn device_hash(l: &Loop) -> String {
+    sha256_prefix(Path::new(&l.dev), l.size())
 }
 
-fn device_hash(l: &Loop) -> [u8; 32] {
-    sha256_prefix(&l.dev, l.size())
+/// A loop device (attached with `losetup_flags`) over `noise(seed, len)` in `dir`: a
+/// device whose every byte was something else before the write.
+fn noisy_device(dir: &TmpDir, seed: u64, len: u64, losetup_flags: &[&str]) -> (PathBuf, Loop) {
+    let back = dir.join("dev.img");
+    fs::write(&back, noise(seed, len as usize)).unwrap();
+    let l = Loop::attach(&back, losetup_flags);
+    (back, l)
+}
+
+/// The partition table type blkid finds on `dev` ("" for none).
+fn pttype(dev: &str) -> String {
+    let b = run_logged(Command::new("blkid").args(["-p", "-s", "PTTYPE", "-o", "value", dev]));
+    String::from_utf8_lossy(&b.stdout).trim().to_string()
+}
+
+/// `sgdisk -v` finds no problem with the GPT on `dev`.
+fn assert_gpt_valid(dev: &str) {
+    let v = run_logged(Command::new("sgdisk").arg("-v").arg(dev));
+    let vs = String::from_utf8_lossy(&v.stdout);
+    assert!(vs.contains("No problems found"), "{vs}");
 }
 
 fn stderr_of(o: &Output) -> String {
@@ -260,12 +162,12 @@ fn raw_sparse_image_is_written_and_reads_back_identical() {
     if !can_use_loop_devices(&["sgdisk", "blkid"]) {
         return;
     }
-    let s = Scratch::new();
-    let img = s.path("disk.img");
+    let s = tmpdir();
+    let img = s.join("disk.img");
     let ranges = gpt_image(&img, 64 * MIB, 8);
     // The device starts with a different, valid GPT and noise everywhere: the write must
     // leave exactly the image in its first 64 MiB, whatever was there before.
-    let back = s.path("dev.img");
+    let back = s.join("dev.img");
     fs::write(&back, noise(99, 80 * MIB as usize)).unwrap();
     let out = run_logged(
         Command::new("sgdisk")
@@ -283,9 +185,7 @@ fn raw_sparse_image_is_written_and_reads_back_identical() {
     // Stale backup GPT at the device end is gone (wiped), and the image's GPT is valid.
     // sgdisk checks the GPT as written, on a view of the device as long as the image.
     let view = Loop::attach(&back, &["--sizelimit", &(64 * MIB).to_string()]);
-    let v = run_logged(Command::new("sgdisk").arg("-v").arg(&view.dev));
-    let vs = String::from_utf8_lossy(&v.stdout);
-    assert!(vs.contains("No problems found"), "{vs}");
+    assert_gpt_valid(&view.dev);
     drop(view);
     let mut tail = vec![0u8; MIB as usize];
     {
@@ -299,8 +199,7 @@ fn raw_sparse_image_is_written_and_reads_back_identical() {
         tail.iter().all(|&b| b == 0),
         "the device's last MiB is wiped"
     );
-    let b = run_logged(Command::new("blkid").args(["-p", "-s", "PTTYPE", "-o", "value", &l.dev]));
-    assert_eq!(String::from_utf8_lossy(&b.stdout).trim(), "gpt");
+    assert_eq!(pttype(&l.dev), "gpt");
 }
 
 #[test]
@@ -308,10 +207,10 @@ fn raw_image_from_stdin_and_to_file() {
     if !can_use_loop_devices(&["sgdisk"]) {
         return;
     }
-    let s = Scratch::new();
-    let img = s.path("disk.img");
+    let s = tmpdir();
+    let img = s.join("disk.img");
     gpt_image(&img, 32 * MIB, 4);
-    let back = s.path("dev.img");
+    let back = s.join("dev.img");
     sparse_file(&back, 40 * MIB);
     let l = Loop::attach(&back, &[]);
     let out = run_logged(
@@ -322,10 +221,13 @@ fn raw_image_from_stdin_and_to_file() {
             .stdin(fs::File::open(&img).unwrap()),
     );
     assert!(out.status.success(), "{}", stderr_of(&out));
-    assert_eq!(sha256_prefix(&l.dev, 32 * MIB), sha256_file(&img));
+    assert_eq!(
+        sha256_prefix(Path::new(&l.dev), 32 * MIB),
+        sha256_file(&img)
+    );
 
     // --to-file: a regular file target is created and equals the image.
-    let file = s.path("copy.img");
+    let file = s.join("copy.img");
     let out = run_logged(ukitool().arg("write").arg(&img).arg(&file).args([
         "--yes",
         "--to-file",
@@ -350,8 +252,8 @@ fn image_from_ukitool_image_reads_back_byte_for_byte() {
         return;
     }
     let uki = fixture("uki.efi");
-    let s = Scratch::new();
-    let img = s.path("image.img");
+    let s = tmpdir();
+    let img = s.join("image.img");
     let out = run_logged(
         ukitool()
             .args(["image", "--uki"])
@@ -363,12 +265,12 @@ fn image_from_ukitool_image_reads_back_byte_for_byte() {
     assert!(out.status.success(), "{}", stderr_of(&out));
     let size = fs::metadata(&img).unwrap().len();
     // A zeroed device: holes are not written, so only then is the whole device the image.
-    let back = s.path("dev.img");
+    let back = s.join("dev.img");
     sparse_file(&back, size + 8 * MIB);
     let l = Loop::attach(&back, &[]);
     let out = write_yes(&img, &l, &[]);
     assert!(out.status.success(), "{}", stderr_of(&out));
-    assert_eq!(sha256_prefix(&l.dev, size), sha256_file(&img));
+    assert_eq!(sha256_prefix(Path::new(&l.dev), size), sha256_file(&img));
 }
 
 #[test]
@@ -377,16 +279,12 @@ fn uki_in_uefi_layout_boots_from_the_esp_path() {
         return;
     }
     let uki = fixture("uki.efi");
-    let s = Scratch::new();
-    let back = s.path("dev.img");
-    fs::write(&back, noise(3, 300 * MIB as usize)).unwrap();
-    let l = Loop::attach(&back, &[]);
+    let s = tmpdir();
+    let (_, l) = noisy_device(&s, 3, 300 * MIB, &[]);
     let out = write_yes(&uki, &l, &["--layout", "uefi"]);
     assert!(out.status.success(), "{}", stderr_of(&out));
 
-    let v = run_logged(Command::new("sgdisk").arg("-v").arg(&l.dev));
-    let vs = String::from_utf8_lossy(&v.stdout);
-    assert!(vs.contains("No problems found"), "{vs}");
+    assert_gpt_valid(&l.dev);
     let p = run_logged(
         Command::new("partx")
             .args(["-g", "-o", "NR,START,TYPE"])
@@ -398,8 +296,7 @@ fn uki_in_uefi_layout_boots_from_the_esp_path() {
         .find(|line| line.contains("c12a7328-f81f-11d2-ba4b-00a0c93ec93b"))
         .unwrap_or_else(|| panic!("no ESP in partx output: {ps}"));
     let start: u64 = esp.split_whitespace().nth(1).unwrap().parse().unwrap();
-    let b = run_logged(Command::new("blkid").args(["-p", "-s", "PTTYPE", "-o", "value", &l.dev]));
-    assert_eq!(String::from_utf8_lossy(&b.stdout).trim(), "gpt");
+    assert_eq!(pttype(&l.dev), "gpt");
     // The image is as large as the device: the backup GPT header is its last sector.
     let d = run_logged(Command::new("sgdisk").arg("-p").arg(&l.dev));
     let ds = String::from_utf8_lossy(&d.stdout);
@@ -414,7 +311,7 @@ fn uki_in_uefi_layout_boots_from_the_esp_path() {
     let bs = String::from_utf8_lossy(&blk.stdout);
     assert!(bs.contains("TYPE=vfat"), "blkid sees the ESP's FAT: {bs}");
 
-    let got = s.path("BOOTX64.EFI");
+    let got = s.join("BOOTX64.EFI");
     let out = run_logged(
         Command::new("mcopy")
             .arg("-i")
@@ -451,10 +348,8 @@ fn uki_in_systemd_boot_layout_with_an_explicit_size() {
     }
     let uki = fixture("uki.efi");
     let sdboot = fixture("systemd-bootx64.efi");
-    let s = Scratch::new();
-    let back = s.path("dev.img");
-    fs::write(&back, noise(11, 300 * MIB as usize)).unwrap();
-    let l = Loop::attach(&back, &[]);
+    let s = tmpdir();
+    let (back, l) = noisy_device(&s, 11, 300 * MIB, &[]);
     let out = write_yes(
         &uki,
         &l,
@@ -476,8 +371,7 @@ fn uki_in_systemd_boot_layout_with_an_explicit_size() {
     assert_eq!(done["verified"], true);
     // The GPT as written is valid on a view as long as the image (--size, not the device).
     let view = Loop::attach(&back, &["-r", "--sizelimit", &(200 * MIB).to_string()]);
-    let v = run_logged(Command::new("sgdisk").arg("-v").arg(&view.dev));
-    assert!(String::from_utf8_lossy(&v.stdout).contains("No problems found"));
+    assert_gpt_valid(&view.dev);
     drop(view);
     // Each file's bytes are where the summary says, and mtools reads the same bytes.
     let files = done["image"]["esp"]["files"].as_array().unwrap();
@@ -495,7 +389,7 @@ fn uki_in_systemd_boot_layout_with_an_explicit_size() {
             read_dev(&l.dev, at, want.len() as u64) == want,
             "{path} at {at:#x}"
         );
-        let got = s.path("got.efi");
+        let got = s.join("got.efi");
         let _ = fs::remove_file(&got);
         let m = run_logged(
             Command::new("mcopy")
@@ -516,15 +410,11 @@ fn uki_with_4096_byte_sectors_on_a_4kn_loop_device() {
         return;
     }
     let uki = fixture("uki.efi");
-    let s = Scratch::new();
-    let back = s.path("dev.img");
-    fs::write(&back, noise(12, 160 * MIB as usize)).unwrap();
-    let l = Loop::attach(&back, &["-b", "4096"]);
+    let s = tmpdir();
+    let (_, l) = noisy_device(&s, 12, 160 * MIB, &["-b", "4096"]);
     let out = write_yes(&uki, &l, &["--sector-size", "4096"]);
     assert!(out.status.success(), "{}", stderr_of(&out));
-    let v = run_logged(Command::new("sgdisk").arg("-v").arg(&l.dev));
-    let vs = String::from_utf8_lossy(&v.stdout);
-    assert!(vs.contains("No problems found"), "{vs}");
+    assert_gpt_valid(&l.dev);
     let p = run_logged(Command::new("sgdisk").arg("-p").arg(&l.dev));
     let ps = String::from_utf8_lossy(&p.stdout);
     assert!(ps.contains("Sector size (logical/physical): 4096/"), "{ps}");
@@ -537,10 +427,10 @@ fn uki_to_a_file_equals_ukitool_image() {
     // file must equal `ukitool image`'s output byte for byte, at the default size and at
     // an explicit one.
     let uki = fixture("uki.efi");
-    let s = Scratch::new();
+    let s = tmpdir();
     for size in [None, Some("150M")] {
-        let made = s.path("made.img");
-        let written = s.path("written.img");
+        let made = s.join("made.img");
+        let written = s.join("written.img");
         let _ = fs::remove_file(&written);
         let mut c = ukitool();
         c.args(["image", "--uki"]).arg(&uki).arg("-o").arg(&made);
@@ -573,10 +463,8 @@ fn uki_written_to_a_loop_device_boots_under_ovmf() {
     }
     // Noise everywhere first: the holes the sparse write skips keep it, and firmware must
     // still find and boot BOOTX64.EFI.
-    let s = Scratch::new();
-    let back = s.path("dev.img");
-    fs::write(&back, noise(13, 256 * MIB as usize)).unwrap();
-    let l = Loop::attach(&back, &[]);
+    let s = tmpdir();
+    let (_, l) = noisy_device(&s, 13, 256 * MIB, &[]);
     let out = write_yes(&fixture("uki.efi"), &l, &[]);
     assert!(out.status.success(), "{}", stderr_of(&out));
     let log = ukitool_tests::boot_disk(Path::new(&l.dev), ukitool_tests::Firmware::Plain);
@@ -589,10 +477,8 @@ fn refuses_a_uki_whose_image_does_not_fit_the_device() {
         return;
     }
     // The uefi layout's ESP is at least 100 MiB; the device has 64.
-    let s = Scratch::new();
-    let back = s.path("dev.img");
-    fs::write(&back, noise(14, 64 * MIB as usize)).unwrap();
-    let l = Loop::attach(&back, &[]);
+    let s = tmpdir();
+    let (_, l) = noisy_device(&s, 14, 64 * MIB, &[]);
     assert_write_refused(&fixture("uki.efi"), &l, &[], "the image needs");
     // An explicit --size larger than the device is refused the same way.
     assert_write_refused(
@@ -605,14 +491,11 @@ fn refuses_a_uki_whose_image_does_not_fit_the_device() {
 
 #[test]
 fn refuses_image_options_with_a_raw_image() {
-    if !have("sgdisk") {
-        eprintln!("SKIP: sgdisk is not installed");
+    let s = tmpdir();
+    let Some(img) = small_image(&s) else {
         return;
-    }
-    let s = Scratch::new();
-    let img = s.path("disk.img");
-    gpt_image(&img, 8 * MIB, 2);
-    let file = s.path("target.img");
+    };
+    let file = s.join("target.img");
     for extra in [&["--layout", "grub"][..], &["--size", "16M"]] {
         let out = run_logged(
             ukitool()
@@ -653,12 +536,10 @@ fn refuses_gpt_image_on_noise(
     losetup_flags: &[&str],
     needle: &str,
 ) {
-    let s = Scratch::new();
-    let img = s.path("disk.img");
+    let s = tmpdir();
+    let img = s.join("disk.img");
     gpt_image(&img, image_len, 2);
-    let back = s.path("dev.img");
-    fs::write(&back, noise(seed, dev_len as usize)).unwrap();
-    let l = Loop::attach(&back, losetup_flags);
+    let (_, l) = noisy_device(&s, seed, dev_len, losetup_flags);
     assert_write_refused(&img, &l, &[], needle);
 }
 
@@ -667,10 +548,10 @@ fn refuses_a_device_with_a_mounted_partition_unless_unmount() {
     if !can_use_loop_devices(&["sgdisk", "mkfs.ext4", "mount"]) {
         return;
     }
-    let s = Scratch::new();
-    let img = s.path("disk.img");
+    let s = tmpdir();
+    let img = s.join("disk.img");
     let ranges = gpt_image(&img, 16 * MIB, 2);
-    let back = s.path("dev.img");
+    let back = s.join("dev.img");
     sparse_file(&back, 64 * MIB);
     let out = run_logged(Command::new("sgdisk").args(["-n", "1:0:0"]).arg(&back));
     assert!(out.status.success());
@@ -679,7 +560,7 @@ fn refuses_a_device_with_a_mounted_partition_unless_unmount() {
     assert!(run_logged(Command::new("mkfs.ext4").arg("-q").arg(&part))
         .status
         .success());
-    let mnt = s.path("mnt");
+    let mnt = s.join("mnt");
     fs::create_dir_all(&mnt).unwrap();
     assert!(run_logged(Command::new("mount").arg(&part).arg(&mnt))
         .status
@@ -714,14 +595,11 @@ fn refuses_a_device_smaller_than_the_image() {
 
 #[test]
 fn refuses_a_regular_file_without_to_file() {
-    if !have("sgdisk") {
-        eprintln!("SKIP: sgdisk is not installed");
+    let s = tmpdir();
+    let Some(img) = small_image(&s) else {
         return;
-    }
-    let s = Scratch::new();
-    let img = s.path("disk.img");
-    gpt_image(&img, 8 * MIB, 2);
-    let file = s.path("target.img");
+    };
+    let file = s.join("target.img");
     fs::write(&file, noise(8, 16 * MIB as usize)).unwrap();
     let before = sha256_file(&file);
     let out = run_logged(ukitool().arg("write").arg(&img).arg(&file).arg("--yes"));
@@ -743,12 +621,10 @@ fn refuses_without_a_terminal_and_without_yes() {
     if !can_use_loop_devices(&["sgdisk"]) {
         return;
     }
-    let s = Scratch::new();
-    let img = s.path("disk.img");
+    let s = tmpdir();
+    let img = s.join("disk.img");
     gpt_image(&img, 8 * MIB, 2);
-    let back = s.path("dev.img");
-    fs::write(&back, noise(9, 16 * MIB as usize)).unwrap();
-    let l = Loop::attach(&back, &[]);
+    let (_, l) = noisy_device(&s, 9, 16 * MIB, &[]);
     let before = device_hash(&l);
     let out = run_logged(ukitool().arg("write").arg(&img).arg(&l.dev));
     assert_refused(&out, "no terminal");
@@ -761,14 +637,14 @@ fn refuses_the_device_holding_the_source() {
         return;
     }
     // The source image lives on an ext4 file system on the target loop device itself.
-    let s = Scratch::new();
-    let back = s.path("dev.img");
+    let s = tmpdir();
+    let back = s.join("dev.img");
     sparse_file(&back, 64 * MIB);
     let l = Loop::attach(&back, &[]);
     assert!(run_logged(Command::new("mkfs.ext4").args(["-q", &l.dev]))
         .status
         .success());
-    let mnt = s.path("mnt");
+    let mnt = s.join("mnt");
     fs::create_dir_all(&mnt).unwrap();
     assert!(run_logged(Command::new("mount").arg(&l.dev).arg(&mnt))
         .status
@@ -800,8 +676,8 @@ fn refuses_the_system_disk_even_with_yes() {
     // system-disk check would stop at the size check and write nothing.
     let sectors = fs::read_to_string(format!("/sys/class/block/{}/size", &disk[5..])).unwrap();
     let size = sectors.trim().parse::<u64>().unwrap() * 512;
-    let s = Scratch::new();
-    let img = s.path("huge.img");
+    let s = tmpdir();
+    let img = s.join("huge.img");
     sparse_file(&img, size + MIB);
     let out = run_logged(ukitool().arg("write").arg(&img).arg(&disk).arg("--yes"));
     assert_refused(&out, "system disk");
@@ -815,10 +691,10 @@ fn verify_reports_the_offset_of_an_injected_flip() {
     if !can_use_loop_devices(&["sgdisk", "blkid"]) {
         return;
     }
-    let s = Scratch::new();
-    let img = s.path("disk.img");
+    let s = tmpdir();
+    let img = s.join("disk.img");
     gpt_image(&img, 32 * MIB, 4);
-    let back = s.path("dev.img");
+    let back = s.join("dev.img");
     sparse_file(&back, 32 * MIB);
     let l = Loop::attach(&back, &[]);
     let at = 2 * MIB + 12345; // inside the noise block in the ESP
@@ -835,8 +711,7 @@ fn verify_reports_the_offset_of_an_injected_flip() {
     assert!(e.contains(&format!("at byte offset {at}")), "{e}");
     assert!(e.contains("no valid partition table"), "{e}");
     // The partition table was never written.
-    let b = run_logged(Command::new("blkid").args(["-p", "-s", "PTTYPE", "-o", "value", &l.dev]));
-    assert_eq!(String::from_utf8_lossy(&b.stdout).trim(), "");
+    assert_eq!(pttype(&l.dev), "");
 }
 
 #[test]
@@ -844,10 +719,10 @@ fn interrupt_leaves_no_valid_primary_gpt_and_says_so() {
     if !can_use_loop_devices(&["sgdisk", "blkid", "kill"]) {
         return;
     }
-    let s = Scratch::new();
-    let img = s.path("disk.img");
+    let s = tmpdir();
+    let img = s.join("disk.img");
     gpt_image(&img, 128 * MIB, 48);
-    let back = s.path("dev.img");
+    let back = s.join("dev.img");
     sparse_file(&back, 128 * MIB);
     // A valid GPT on the device before: the interrupted write must remove it.
     assert!(run_logged(
@@ -894,8 +769,7 @@ fn interrupt_leaves_no_valid_primary_gpt_and_says_so() {
     assert_eq!(st.code(), Some(130));
     assert!(err.contains("interrupted"), "{err}");
     assert!(err.contains("no valid partition table"), "{err}");
-    let b = run_logged(Command::new("blkid").args(["-p", "-s", "PTTYPE", "-o", "value", &l.dev]));
-    assert_eq!(String::from_utf8_lossy(&b.stdout).trim(), "");
+    assert_eq!(pttype(&l.dev), "");
     let v = run_logged(Command::new("sgdisk").arg("-v").arg(&l.dev));
     let vs = String::from_utf8_lossy(&v.stdout);
     // sgdisk finds no GPT at all and starts a new one in memory.
@@ -910,8 +784,8 @@ fn disks_lists_a_loop_device_only_with_all() {
     if !can_use_loop_devices(&[]) {
         return;
     }
-    let s = Scratch::new();
-    let back = s.path("dev.img");
+    let s = tmpdir();
+    let back = s.join("dev.img");
     sparse_file(&back, 24 * MIB);
     let l = Loop::attach(&back, &[]);
     let list = |all: bool| -> serde_json::Value {

@@ -233,7 +233,29 @@ enum Feed<'a> {
     Threaded(Receiver<Result<Option<Chunk>>>, Sender<AlignedBuf>),
 }
 
-impl Feed<'_> {
+impl<'env> Feed<'env> {
+    /// Chunks of `src`: from a helper thread in `scope` when `threaded`, else read inline.
+    fn start<'scope>(
+        scope: &'scope std::thread::Scope<'scope, 'env>,
+        src: &'env mut dyn Source,
+        threaded: bool,
+    ) -> Self {
+        if !threaded {
+            return Feed::Inline(src, Vec::new());
+        }
+        let (tx, rx) = sync_channel::<Result<Option<Chunk>>>(2);
+        let (back_tx, back_rx) = channel::<AlignedBuf>();
+        scope.spawn(move || loop {
+            let r = produce(src, back_rx.try_recv().ok());
+            let more = matches!(r, Ok(Some(_)));
+            // A closed channel means the writer stopped (error or Ctrl-C).
+            if tx.send(r).is_err() || !more {
+                break;
+            }
+        });
+        Feed::Threaded(rx, back_tx)
+    }
+
     fn next(&mut self) -> Result<Option<Chunk>> {
         match self {
             Feed::Inline(src, pool) => produce(&mut **src, pool.pop()),
@@ -251,6 +273,96 @@ impl Feed<'_> {
     }
 }
 
+/// The image's data as the body phase leaves it: the head gathered, the tail held back,
+/// everything between written.
+struct Body {
+    /// The image's first MiB (protective MBR + primary GPT): written last.
+    head: AlignedBuf,
+    /// The end of the image's data seen so far.
+    image_end: u64,
+    /// Chunks not yet written: at the end, the last MiB of data (the backup GPT).
+    pending: VecDeque<(u64, AlignedBuf)>,
+    pending_bytes: u64,
+    /// Every chunk past the head, in order: the written ones, then the pending ones.
+    records: Vec<Record>,
+    written: u64,
+    since_sync: u64,
+}
+
+impl Body {
+    fn new() -> Self {
+        let mut head = AlignedBuf::new(EDGE as usize);
+        head.as_mut_slice().fill(0);
+        Body {
+            head,
+            image_end: 0,
+            pending: VecDeque::new(),
+            pending_bytes: 0,
+            records: Vec::new(),
+            written: 0,
+            since_sync: 0,
+        }
+    }
+
+    /// Take a chunk of the head into the buffer written last. Chunks never cross EDGE.
+    fn keep_head(&mut self, chunk: &Chunk) {
+        let at = chunk.offset as usize;
+        let data = chunk.buf.as_slice();
+        if let Some(dst) = self.head.as_mut_slice().get_mut(at..at + data.len()) {
+            dst.copy_from_slice(data);
+        }
+    }
+
+    fn hold(&mut self, chunk: Chunk) {
+        let len = chunk.buf.as_slice().len();
+        self.pending_bytes += len as u64;
+        self.records.push(Record {
+            offset: chunk.offset,
+            len,
+            digest: chunk.digest,
+        });
+        self.pending.push_back((chunk.offset, chunk.buf));
+    }
+
+    /// Write held chunks while more than the last MiB of data would stay held back.
+    fn write_ready(
+        &mut self,
+        target: &Target,
+        opts: &Options,
+        progress: &mut Progress,
+        feed: &mut Feed,
+    ) -> Result<(), Failure> {
+        while self.pending.len() > 1 {
+            let front_len = self
+                .pending
+                .front()
+                .map_or(0, |(_, b)| b.as_slice().len() as u64);
+            if self.pending_bytes - front_len < EDGE {
+                break;
+            }
+            let Some((o, b)) = self.pending.pop_front() else {
+                break;
+            };
+            self.pending_bytes -= front_len;
+            target
+                .write_at(o, b.as_slice())
+                .with_context(|| format!("writing at {o:#x}"))?;
+            self.written += front_len;
+            self.since_sync += front_len;
+            progress.inc(front_len);
+            feed.recycle(b);
+            if self.since_sync >= SYNC_EVERY {
+                target.sync().context("syncing")?;
+                self.since_sync = 0;
+            }
+            if let Some(t) = opts.throttle {
+                std::thread::sleep(t);
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Write `src` to `target` (already opened and checked), whose size is `device_size`
 /// (`None`: a regular file that grows with a streamed image).
 pub fn write_image(
@@ -261,144 +373,24 @@ pub fn write_image(
 ) -> Result<Summary, Failure> {
     let started = Instant::now();
     let mut progress = Progress::new(opts.json);
-
-    // 1. Wipe stale signatures at both ends: old MBR/GPT at the start, a stale backup GPT
-    //    at the end (firmware "repairs" a disk from it). The image's own data is written
-    //    after this, so where the two overlap the image wins.
-    let mut wiped = 0u64;
-    {
-        let edge = device_size.map_or(EDGE, |d| d.min(EDGE));
-        let mut zeros = AlignedBuf::new(edge as usize);
-        zeros.set_len(edge as usize);
-        let ends: Vec<u64> = match device_size {
-            Some(d) if d > edge => vec![0, d - edge],
-            _ => vec![0],
-        };
-        progress.phase("wiping", Some(edge * ends.len() as u64));
-        for off in ends {
-            target
-                .write_at(off, zeros.as_slice())
-                .with_context(|| format!("wiping the device at {off:#x}"))?;
-            wiped += edge;
-            progress.inc(edge);
-        }
-        // No sync here: the body's syncs flush the wipe too, long before the head is
-        // written.
-    }
+    let wiped = wipe_ends(target, device_size, &mut progress)?;
 
     // 2. The body: every chunk except the image's first and last MiB.
     progress.phase("writing", src.data_len());
-    let mut head = AlignedBuf::new(EDGE as usize);
-    head.as_mut_slice().fill(0);
-    let mut image_end = 0u64;
-    let mut pending: VecDeque<(u64, AlignedBuf)> = VecDeque::new();
-    let mut pending_bytes = 0u64;
-    let mut body: Vec<Record> = Vec::new();
-    let mut written = 0u64;
     let total = src.data_len();
-    let threaded = src.size().is_some();
-    std::thread::scope(|scope| -> Result<(), Failure> {
-        let mut feed = if threaded {
-            let (tx, rx) = sync_channel::<Result<Option<Chunk>>>(2);
-            let (back_tx, back_rx) = channel::<AlignedBuf>();
-            let src = &mut *src;
-            scope.spawn(move || loop {
-                let r = produce(src, back_rx.try_recv().ok());
-                let more = matches!(r, Ok(Some(_)));
-                // A closed channel means the writer stopped (error or Ctrl-C).
-                if tx.send(r).is_err() || !more {
-                    break;
-                }
-            });
-            Feed::Threaded(rx, back_tx)
-        } else {
-            Feed::Inline(&mut *src, Vec::new())
-        };
-        let mut since_sync = 0u64;
-        loop {
-            if interrupted() {
-                let _ = target.sync();
-                progress.end_phase();
-                return Err(Failure::Interrupted { written, total });
-            }
-            let Some(chunk) = feed.next()? else {
-                break;
-            };
-            let len = chunk.buf.as_slice().len() as u64;
-            let end = chunk.offset + len;
-            if let Some(device_size) = device_size.filter(|&d| end > d) {
-                progress.end_phase();
-                return Err(Failure::TooLarge { device_size });
-            }
-            image_end = image_end.max(end);
-            if chunk.offset < EDGE {
-                // Deferred: the head is written last. Chunks never cross EDGE.
-                let at = chunk.offset as usize;
-                if let Some(dst) = head.as_mut_slice().get_mut(at..at + len as usize) {
-                    dst.copy_from_slice(chunk.buf.as_slice());
-                }
-                progress.inc(len);
-                feed.recycle(chunk.buf);
-                continue;
-            }
-            pending_bytes += len;
-            pending.push_back((chunk.offset, chunk.buf));
-            body.push(Record {
-                offset: chunk.offset,
-                len: len as usize,
-                digest: chunk.digest,
-            });
-            // Keep the last MiB of data back: it holds the backup GPT.
-            while pending.len() > 1 {
-                let front_len = pending
-                    .front()
-                    .map_or(0, |(_, b)| b.as_slice().len() as u64);
-                if pending_bytes - front_len < EDGE {
-                    break;
-                }
-                let Some((o, b)) = pending.pop_front() else {
-                    break;
-                };
-                pending_bytes -= front_len;
-                target
-                    .write_at(o, b.as_slice())
-                    .with_context(|| format!("writing at {o:#x}"))?;
-                written += front_len;
-                since_sync += front_len;
-                progress.inc(front_len);
-                feed.recycle(b);
-                if since_sync >= SYNC_EVERY {
-                    target.sync().context("syncing")?;
-                    since_sync = 0;
-                }
-                if let Some(t) = opts.throttle {
-                    std::thread::sleep(t);
-                }
-            }
-        }
-        Ok(())
-    })?;
+    let mut body = write_body(src, target, device_size, opts, &mut progress)?;
     // The chunks still pending are the tail; their records move to the final phase.
-    let body_len = body.len() - pending.len();
-    let tail_records = body.split_off(body_len);
-    let head_len = image_end.min(EDGE) as usize;
-    head.set_len(head_len);
-
+    let body_len = body.records.len() - body.pending.len();
+    let tail_records = body.records.split_off(body_len);
     progress.phase("syncing", None);
     target.sync().context("syncing")?;
-    if let Some(at) = opts.corrupt_at {
-        if body
-            .iter()
-            .any(|r| at >= r.offset && at < r.offset + r.len as u64)
-        {
-            target.corrupt_byte(at)?;
-        }
-    }
+    corrupt_for_test(target, opts, &body.records)?;
 
     // 3. Verify the body before the partition table exists.
     if opts.verify {
+        let written = body.written;
         verify(
-            &body,
+            &body.records,
             target,
             &mut progress,
             &|off, out| src.read_at(off, out),
@@ -410,58 +402,8 @@ pub fn write_image(
         })?;
     }
 
-    // 4. Tail (backup GPT) then head (protective MBR + primary GPT).
-    progress.phase("finishing", Some(pending_bytes + head_len as u64));
-    let mut last: Vec<(u64, AlignedBuf)> = pending.into_iter().collect();
-    if head_len > 0 {
-        last.push((0, head));
-    }
-    let mut edges = tail_records;
-    if head_len > 0 {
-        edges.push(Record {
-            offset: 0,
-            len: head_len,
-            digest: sha256(last.last().map_or(&[][..], |(_, b)| b.as_slice())),
-        });
-    }
-    for (o, b) in &last {
-        target
-            .write_at(*o, b.as_slice())
-            .with_context(|| format!("writing at {o:#x}"))?;
-        let n = b.as_slice().len();
-        written += n as u64;
-        progress.inc(n as u64);
-    }
-    if !target.is_block && device_size.is_none() {
-        // A streamed image into a file: the wipe may have written past its end.
-        target
-            .buffered
-            .set_len(image_end)
-            .context("setting the file length")?;
-    }
-    target.sync().context("syncing")?;
-    if let Some(at) = opts.corrupt_at {
-        if edges
-            .iter()
-            .any(|r| at >= r.offset && at < r.offset + r.len as u64)
-        {
-            target.corrupt_byte(at)?;
-        }
-    }
-    if opts.verify {
-        let expected = |off: u64, out: &mut [u8]| -> Result<bool> {
-            for (o, b) in &last {
-                let s = b.as_slice();
-                if off >= *o && off + out.len() as u64 <= *o + s.len() as u64 {
-                    let at = (off - o) as usize;
-                    out.copy_from_slice(&s[at..at + out.len()]);
-                    return Ok(true);
-                }
-            }
-            Ok(false)
-        };
-        verify(&edges, target, &mut progress, &expected, true)?;
-    }
+    let image_end = body.image_end;
+    let written = write_edges(body, tail_records, target, device_size, opts, &mut progress)?;
     progress.end_phase();
     target.finish();
 
@@ -479,6 +421,159 @@ pub fn write_image(
         verified: opts.verify,
         direct_io: target.o_direct,
     })
+}
+
+/// 1. Wipe stale signatures at both ends: old MBR/GPT at the start, a stale backup GPT
+///    at the end (firmware "repairs" a disk from it). The image's own data is written
+///    after this, so where the two overlap the image wins. Returns the bytes wiped.
+fn wipe_ends(
+    target: &Target,
+    device_size: Option<u64>,
+    progress: &mut Progress,
+) -> Result<u64, Failure> {
+    let edge = device_size.map_or(EDGE, |d| d.min(EDGE));
+    let mut zeros = AlignedBuf::new(edge as usize);
+    zeros.set_len(edge as usize);
+    let ends: Vec<u64> = match device_size {
+        Some(d) if d > edge => vec![0, d - edge],
+        _ => vec![0],
+    };
+    progress.phase("wiping", Some(edge * ends.len() as u64));
+    let mut wiped = 0u64;
+    for off in ends {
+        target
+            .write_at(off, zeros.as_slice())
+            .with_context(|| format!("wiping the device at {off:#x}"))?;
+        wiped += edge;
+        progress.inc(edge);
+    }
+    // No sync here: the body's syncs flush the wipe too, long before the head is written.
+    Ok(wiped)
+}
+
+/// Read `src` chunk by chunk: keep the head, write the body, hold the last MiB back.
+fn write_body(
+    src: &mut dyn Source,
+    target: &Target,
+    device_size: Option<u64>,
+    opts: &Options,
+    progress: &mut Progress,
+) -> Result<Body, Failure> {
+    let mut body = Body::new();
+    let total = src.data_len();
+    let threaded = src.size().is_some();
+    std::thread::scope(|scope| -> Result<(), Failure> {
+        let mut feed = Feed::start(scope, src, threaded);
+        loop {
+            if interrupted() {
+                let _ = target.sync();
+                progress.end_phase();
+                return Err(Failure::Interrupted {
+                    written: body.written,
+                    total,
+                });
+            }
+            let Some(chunk) = feed.next()? else {
+                break;
+            };
+            let len = chunk.buf.as_slice().len() as u64;
+            let end = chunk.offset + len;
+            if let Some(device_size) = device_size.filter(|&d| end > d) {
+                progress.end_phase();
+                return Err(Failure::TooLarge { device_size });
+            }
+            body.image_end = body.image_end.max(end);
+            if chunk.offset < EDGE {
+                // Deferred: the head is written last.
+                body.keep_head(&chunk);
+                progress.inc(len);
+                feed.recycle(chunk.buf);
+                continue;
+            }
+            body.hold(chunk);
+            body.write_ready(target, opts, progress, &mut feed)?;
+        }
+        Ok(())
+    })?;
+    Ok(body)
+}
+
+/// 4. The tail (backup GPT), then the head (protective MBR + primary GPT); sync, and
+///    verify them. Returns all bytes written.
+fn write_edges(
+    body: Body,
+    tail_records: Vec<Record>,
+    target: &Target,
+    device_size: Option<u64>,
+    opts: &Options,
+    progress: &mut Progress,
+) -> Result<u64, Failure> {
+    let Body {
+        mut head,
+        image_end,
+        pending,
+        pending_bytes,
+        mut written,
+        ..
+    } = body;
+    let head_len = image_end.min(EDGE) as usize;
+    head.set_len(head_len);
+    progress.phase("finishing", Some(pending_bytes + head_len as u64));
+    let mut last: Vec<(u64, AlignedBuf)> = pending.into_iter().collect();
+    let mut edges = tail_records;
+    if head_len > 0 {
+        edges.push(Record {
+            offset: 0,
+            len: head_len,
+            digest: sha256(head.as_slice()),
+        });
+        last.push((0, head));
+    }
+    for (o, b) in &last {
+        target
+            .write_at(*o, b.as_slice())
+            .with_context(|| format!("writing at {o:#x}"))?;
+        let n = b.as_slice().len();
+        written += n as u64;
+        progress.inc(n as u64);
+    }
+    if !target.is_block && device_size.is_none() {
+        // A streamed image into a file: the wipe may have written past its end.
+        target
+            .buffered
+            .set_len(image_end)
+            .context("setting the file length")?;
+    }
+    target.sync().context("syncing")?;
+    corrupt_for_test(target, opts, &edges)?;
+    if opts.verify {
+        let expected = |off: u64, out: &mut [u8]| -> Result<bool> {
+            for (o, b) in &last {
+                let s = b.as_slice();
+                if off >= *o && off + out.len() as u64 <= *o + s.len() as u64 {
+                    let at = (off - o) as usize;
+                    out.copy_from_slice(&s[at..at + out.len()]);
+                    return Ok(true);
+                }
+            }
+            Ok(false)
+        };
+        verify(&edges, target, progress, &expected, true)?;
+    }
+    Ok(written)
+}
+
+/// The UKITOOL_TEST_CORRUPT_AT hook: flip that byte when one of `records` holds it.
+fn corrupt_for_test(target: &Target, opts: &Options, records: &[Record]) -> Result<(), Failure> {
+    if let Some(at) = opts.corrupt_at {
+        if records
+            .iter()
+            .any(|r| at >= r.offset && at < r.offset + r.len as u64)
+        {
+            target.corrupt_byte(at)?;
+        }
+    }
+    Ok(())
 }
 
 /// Read every record back (bypassing the page cache) and compare its sha256, reading

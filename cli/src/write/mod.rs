@@ -150,79 +150,15 @@ pub fn run_write(a: WriteArgs) -> Result<ExitCode> {
         None
     };
     let inputs = if is_uki { Some(a.image.load()?) } else { None };
-    let mut summary: Option<ImageSummary> = None;
-    let mut src: Box<dyn Source + '_> = match (&uki, &inputs) {
-        (Some(bytes), Some(inputs)) => {
-            let (image, s) = synthesize(&a, inputs, bytes)?;
-            summary = Some(s);
-            Box::new(source::Synthesized::new(
-                image,
-                format!("UKI {} in {} layout", a.source.display(), a.image.layout),
-            ))
-        }
-        _ if from_stdin => Box::new(source::Stdin::new()),
-        _ => Box::new(source::RawFile::open(&a.source)?),
-    };
+    let (mut src, summary) = open_source(&a, uki.as_deref(), inputs.as_ref(), from_stdin)?;
 
     let target = check_target(&a, src.as_ref())?;
-    let table = MountTable::read();
-    let mounted = if target.is_block {
-        let names = sysblock::stacked_on(&target.name);
-        if table.swaps.iter().any(|s| names.contains(s)) {
-            bail!(
-                "refusing to write {}: it is in use as swap (swapoff it first)",
-                target.path.display()
-            );
-        }
-        let mounts: Vec<(PathBuf, String)> = table
-            .mounts_on(&names)
-            .into_iter()
-            .map(|m| (m.mount_point.clone(), m.source.clone()))
-            .collect();
-        if let Some((mp, dev)) = mounts.first() {
-            if !a.unmount {
-                bail!(
-                    "refusing to write {}: {dev} is mounted at {}{} (pass --unmount to unmount it)",
-                    target.path.display(),
-                    mp.display(),
-                    if mounts.len() > 1 {
-                        format!(" and {} more", mounts.len() - 1)
-                    } else {
-                        String::new()
-                    }
-                );
-            }
-        }
-        mounts
-    } else {
-        Vec::new()
-    };
-
-    if !a.yes {
-        let terminal = if from_stdin {
-            std::io::stderr().is_terminal() && fs::File::open("/dev/tty").is_ok()
-        } else {
-            std::io::stdin().is_terminal()
-        };
-        if !terminal {
-            bail!(
-                "refusing to write {}: no terminal to confirm on (pass --yes to write without asking)",
-                target.path.display()
-            );
-        }
-        if !confirm(&target, src.as_ref(), &mounts_note(&mounted), from_stdin)? {
-            eprintln!("ukitool: cancelled, nothing written");
-            return Ok(ExitCode::from(1));
-        }
+    let mounted = mounts_in_the_way(&a, &target)?;
+    if !a.yes && !confirmed(&target, src.as_ref(), &mounted, from_stdin)? {
+        eprintln!("ukitool: cancelled, nothing written");
+        return Ok(ExitCode::from(1));
     }
-
-    // Deepest first, so /mnt/a/b is unmounted before /mnt/a.
-    let mut to_unmount = mounted.clone();
-    to_unmount.sort_by_key(|(mp, _)| std::cmp::Reverse(mp.as_os_str().len()));
-    for (mp, dev) in &to_unmount {
-        unmount(mp).with_context(|| format!("unmounting {} ({dev})", mp.display()))?;
-        eprintln!("ukitool: unmounted {} ({dev})", mp.display());
-    }
+    unmount_all(&mounted)?;
 
     let dev = device::Target::open(&target.path, a.to_file)?;
     let mut size = Some(dev.size()?);
@@ -248,6 +184,97 @@ pub fn run_write(a: WriteArgs) -> Result<ExitCode> {
     let result = engine::write_image(src.as_mut(), &dev, size, &opts);
     drop(dev);
     report(&a, &target, &what, summary.as_ref(), result)
+}
+
+/// What gets written: the image synthesised from a UKI (with its summary), stdin, or a
+/// raw image file.
+fn open_source<'a>(
+    a: &'a WriteArgs,
+    uki: Option<&'a [u8]>,
+    inputs: Option<&'a ImageInputs>,
+    from_stdin: bool,
+) -> Result<(Box<dyn Source + 'a>, Option<ImageSummary>)> {
+    Ok(match (uki, inputs) {
+        (Some(bytes), Some(inputs)) => {
+            let (image, summary) = synthesize(a, inputs, bytes)?;
+            let what = format!("UKI {} in {} layout", a.source.display(), a.image.layout);
+            (
+                Box::new(source::Synthesized::new(image, what)),
+                Some(summary),
+            )
+        }
+        _ if from_stdin => (Box::new(source::Stdin::new()), None),
+        _ => (Box::new(source::RawFile::open(&a.source)?), None),
+    })
+}
+
+/// The target's mounted partitions (mount point, device), refused unless `--unmount`;
+/// a swap on it is always refused.
+fn mounts_in_the_way(a: &WriteArgs, target: &TargetInfo) -> Result<Vec<(PathBuf, String)>> {
+    if !target.is_block {
+        return Ok(Vec::new());
+    }
+    let table = MountTable::read();
+    let names = sysblock::stacked_on(&target.name);
+    if table.swaps.iter().any(|s| names.contains(s)) {
+        bail!(
+            "refusing to write {}: it is in use as swap (swapoff it first)",
+            target.path.display()
+        );
+    }
+    let mounts: Vec<(PathBuf, String)> = table
+        .mounts_on(&names)
+        .into_iter()
+        .map(|m| (m.mount_point.clone(), m.source.clone()))
+        .collect();
+    if let Some((mp, dev)) = mounts.first() {
+        if !a.unmount {
+            bail!(
+                "refusing to write {}: {dev} is mounted at {}{} (pass --unmount to unmount it)",
+                target.path.display(),
+                mp.display(),
+                if mounts.len() > 1 {
+                    format!(" and {} more", mounts.len() - 1)
+                } else {
+                    String::new()
+                }
+            );
+        }
+    }
+    Ok(mounts)
+}
+
+/// Without `--yes`: refuse when there is no terminal to ask on, else ask; true when the
+/// device name was typed back.
+fn confirmed(
+    target: &TargetInfo,
+    src: &dyn Source,
+    mounted: &[(PathBuf, String)],
+    from_stdin: bool,
+) -> Result<bool> {
+    let terminal = if from_stdin {
+        std::io::stderr().is_terminal() && fs::File::open("/dev/tty").is_ok()
+    } else {
+        std::io::stdin().is_terminal()
+    };
+    if !terminal {
+        bail!(
+            "refusing to write {}: no terminal to confirm on (pass --yes to write without asking)",
+            target.path.display()
+        );
+    }
+    confirm(target, src, &mounts_note(mounted), from_stdin)
+}
+
+/// Unmount what `--unmount` allowed, deepest first, so /mnt/a/b goes before /mnt/a.
+fn unmount_all(mounted: &[(PathBuf, String)]) -> Result<()> {
+    let mut to_unmount = mounted.to_vec();
+    to_unmount.sort_by_key(|(mp, _)| std::cmp::Reverse(mp.as_os_str().len()));
+    for (mp, dev) in &to_unmount {
+        unmount(mp).with_context(|| format!("unmounting {} ({dev})", mp.display()))?;
+        eprintln!("ukitool: unmounted {} ({dev})", mp.display());
+    }
+    Ok(())
 }
 
 /// A PE file (a UKI) starts with "MZ"; a raw disk starts with boot code or zeros.

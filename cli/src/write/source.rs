@@ -113,12 +113,59 @@ impl RunCursor {
     }
 }
 
-/// A raw image in a regular file or on a block device.
-pub struct RawFile {
-    file: File,
-    name: String,
+/// Image bytes that can be read again at any offset.
+pub trait ImageBytes: Send {
+    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<()>;
+}
+
+/// An image whose data runs are planned before writing: a raw file, or one synthesised
+/// in memory.
+pub struct Planned<B> {
+    bytes: B,
+    what: String,
     size: u64,
     cursor: RunCursor,
+}
+
+impl<B: ImageBytes> Source for Planned<B> {
+    fn describe(&self) -> String {
+        self.what.clone()
+    }
+    fn size(&self) -> Option<u64> {
+        Some(self.size)
+    }
+    fn data_len(&self) -> Option<u64> {
+        Some(self.cursor.total())
+    }
+    fn next_chunk(&mut self, buf: &mut AlignedBuf) -> Result<Option<u64>> {
+        let Some((off, len)) = self.cursor.next(buf.capacity()) else {
+            return Ok(None);
+        };
+        buf.set_len(len);
+        self.bytes.read_exact_at(off, buf.as_mut_slice())?;
+        Ok(Some(off))
+    }
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<bool> {
+        self.bytes.read_exact_at(offset, buf)?;
+        Ok(true)
+    }
+}
+
+/// A raw image in a regular file or on a block device.
+pub type RawFile = Planned<NamedFile>;
+
+/// An open file and its name for messages.
+pub struct NamedFile {
+    file: File,
+    name: String,
+}
+
+impl ImageBytes for NamedFile {
+    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        self.file
+            .read_exact_at(buf, offset)
+            .with_context(|| format!("reading {} at {offset:#x}", self.name))
+    }
 }
 
 impl RawFile {
@@ -132,11 +179,12 @@ impl RawFile {
             let size = meta.len();
             (size, data_ranges(&file, size)?)
         };
-        Ok(RawFile {
-            name: path.display().to_string(),
+        let name = path.display().to_string();
+        Ok(Planned {
+            what: format!("raw image {name}"),
             size,
             cursor: RunCursor::new(plan_runs(size, data)),
-            file,
+            bytes: NamedFile { file, name },
         })
     }
 }
@@ -178,32 +226,6 @@ fn data_ranges(file: &File, size: u64) -> Result<Vec<(u64, u64)>> {
         pos = hole;
     }
     Ok(out)
-}
-
-impl Source for RawFile {
-    fn describe(&self) -> String {
-        format!("raw image {}", self.name)
-    }
-    fn size(&self) -> Option<u64> {
-        Some(self.size)
-    }
-    fn data_len(&self) -> Option<u64> {
-        Some(self.cursor.total())
-    }
-    fn next_chunk(&mut self, buf: &mut AlignedBuf) -> Result<Option<u64>> {
-        let Some((off, len)) = self.cursor.next(buf.capacity()) else {
-            return Ok(None);
-        };
-        buf.set_len(len);
-        self.file
-            .read_exact_at(buf.as_mut_slice(), off)
-            .with_context(|| format!("reading {} at {off:#x}", self.name))?;
-        Ok(Some(off))
-    }
-    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<bool> {
-        self.file.read_exact_at(buf, offset)?;
-        Ok(true)
-    }
 }
 
 /// A raw image streamed from stdin: every byte is data, and the size is known at the end.
@@ -274,10 +296,13 @@ impl Source for Stdin {
 }
 
 /// An image synthesised in memory (from a UKI): its extents are exactly the data.
-pub struct Synthesized<'a> {
-    image: DiskImage<'a>,
-    what: String,
-    cursor: RunCursor,
+pub type Synthesized<'a> = Planned<DiskImage<'a>>;
+
+impl ImageBytes for DiskImage<'_> {
+    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        self.read_at(offset, buf);
+        Ok(())
+    }
 }
 
 impl<'a> Synthesized<'a> {
@@ -289,35 +314,12 @@ impl<'a> Synthesized<'a> {
                 .iter()
                 .map(|e| (e.offset, e.data.len() as u64)),
         );
-        Synthesized {
-            image,
+        Planned {
+            size: image.size,
+            bytes: image,
             what,
             cursor: RunCursor::new(runs),
         }
-    }
-}
-
-impl Source for Synthesized<'_> {
-    fn describe(&self) -> String {
-        self.what.clone()
-    }
-    fn size(&self) -> Option<u64> {
-        Some(self.image.size)
-    }
-    fn data_len(&self) -> Option<u64> {
-        Some(self.cursor.total())
-    }
-    fn next_chunk(&mut self, buf: &mut AlignedBuf) -> Result<Option<u64>> {
-        let Some((off, len)) = self.cursor.next(buf.capacity()) else {
-            return Ok(None);
-        };
-        buf.set_len(len);
-        self.image.read_at(off, buf.as_mut_slice());
-        Ok(Some(off))
-    }
-    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<bool> {
-        self.image.read_at(offset, buf);
-        Ok(true)
     }
 }
 
