@@ -291,8 +291,8 @@ impl Space {
         self.reserve(found, len).then_some(found)
     }
 
-    /// `len` blocks: one run if any free run holds them, else the first free runs in
-    /// order (an extent never crosses an AG).
+    /// `len` blocks: one run if any free run holds them, else pieces of the longest
+    /// free runs (fewest extents; an extent never crosses an AG).
     pub fn take(&mut self, len: u64) -> Option<Vec<Run>> {
         if let Some(at) = u32::try_from(len)
             .ok()
@@ -310,11 +310,14 @@ impl Space {
         let mut left = len;
         let mut runs = Vec::new();
         while left > 0 {
+            // The longest run; the first one among equals.
             let (ag, (s, l)) = self
                 .free
                 .iter()
                 .enumerate()
-                .find_map(|(ag, r)| r.first().map(|&f| (ag, f)))?;
+                .flat_map(|(ag, r)| r.iter().map(move |&f| (ag, f)))
+                .rev()
+                .max_by_key(|&(_, (_, l))| l)?;
             let n = u32::try_from(left.min(u64::from(l))).ok()?;
             let at = AgBlock {
                 ag: u32::try_from(ag).ok()?,

@@ -32,7 +32,7 @@
 //! and a hostile volume gets a typed error or a listed problem, never a panic.
 
 pub mod raw;
-
+pub mod read;
 pub mod write;
 
 mod btree;
@@ -41,7 +41,7 @@ mod geometry;
 mod inode;
 mod meta;
 mod tree;
-
+pub use read::{looks_like_xfs, read_volume, FileType, XfsEntry, XfsVolume};
 pub use write::{format, ItemKind, XfsItem, XfsOptions, XfsPlan};
 
 /// CRC-32C (Castagnoli, reflected, init and xorout 0xFFFFFFFF), as XFS checksums its
