@@ -55,12 +55,14 @@ pub struct XfsEntry {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Geo {
     block: u64,
+    sector: u64,
     inode: u64,
     inopblog: u32,
     agblklog: u32,
     agblocks: u64,
     agcount: u64,
-    /// Filesystem blocks per directory block.
+    /// Bytes and filesystem blocks of a directory block.
+    dir_block: u64,
     dir_fsbs: u64,
     ftype: bool,
 }
@@ -107,24 +109,17 @@ fn log2_in(v: u64, lo: u64, hi: u64) -> Option<u32> {
     (v.is_power_of_two() && (lo..=hi).contains(&v)).then(|| v.trailing_zeros())
 }
 
-fn label(raw: &[u8]) -> String {
-    bytes::text(raw)
-}
-
-/// Read the superblock and walk the tree of the volume in `vol`.
-pub fn read_volume(vol: &[u8]) -> Result<XfsVolume> {
+/// The geometry of the superblock at the start of `vol`, each field checked.
+fn geometry(vol: &[u8]) -> Result<Geo> {
     let w = "XFS superblock";
     if !looks_like_xfs(vol) {
         return Err(Error::malformed(0, "no XFS superblock magic (\"XFSB\")"));
     }
-    let version = be16(vol, SB_VERSIONNUM, w)?;
-    if version & VERSION_NUM_MASK != 5 {
+    let version = be16(vol, SB_VERSIONNUM, w)? & VERSION_NUM_MASK;
+    if version != 5 {
         return Err(Error::Unsupported {
             offset: SB_VERSIONNUM as u64,
-            what: format!(
-                "XFS v{} (only v5, with CRCs, is read)",
-                version & VERSION_NUM_MASK
-            ),
+            what: format!("XFS v{version} (only v5, with CRCs, is read)"),
         });
     }
     let field = |at: usize, v: u64, lo: u64, hi: u64, name: &str| {
@@ -157,20 +152,25 @@ pub fn read_volume(vol: &[u8]) -> Result<XfsVolume> {
             format!("AG geometry {agcount} x {agblocks} blocks with agblklog {agblklog}"),
         ));
     }
-    let incompat = be32(vol, SB_FEATURES_INCOMPAT, w)?;
-    let ro_compat = be32(vol, SB_FEATURES_RO_COMPAT, w)?;
-    let geo = Geo {
+    Ok(Geo {
         block,
+        sector,
         inode,
         inopblog: block_log.saturating_sub(inode_log),
         agblklog,
         agblocks,
         agcount,
+        dir_block,
         dir_fsbs: 1 << dirblklog,
-        ftype: incompat & INCOMPAT_FTYPE != 0,
-    };
+        ftype: be32(vol, SB_FEATURES_INCOMPAT, w)? & INCOMPAT_FTYPE != 0,
+    })
+}
+
+/// What is wrong with a superblock that still gives a usable geometry: its CRC,
+/// features this reader does not know, a size past the end of the input.
+fn superblock_problems(vol: &[u8], g: &Geo, incompat: u32, blocks: u64) -> Result<Vec<String>> {
     let mut problems = Vec::new();
-    let sb = bytes::slice(vol, 0, sector, w)?;
+    let sb = bytes::slice(vol, 0, g.sector, "XFS superblock")?;
     check_crc(sb, SB_CRC, 0, "superblock", &mut problems);
     let known = FEATURE_NAMES
         .iter()
@@ -182,28 +182,38 @@ pub fn read_volume(vol: &[u8]) -> Result<XfsVolume> {
             incompat & !known
         ));
     }
-    let blocks = be64(vol, SB_DBLOCKS, w)?;
     if blocks
-        .checked_mul(block)
+        .checked_mul(g.block)
         .is_none_or(|n| n > vol.len() as u64)
     {
         problems.push(format!(
-            "the volume declares {blocks} blocks of {block} bytes but the partition holds {} bytes",
+            "the volume declares {blocks} blocks of {} bytes but the partition holds {} bytes",
+            g.block,
             vol.len()
         ));
     }
+    Ok(problems)
+}
+
+/// Read the superblock and walk the tree of the volume in `vol`.
+pub fn read_volume(vol: &[u8]) -> Result<XfsVolume> {
+    let w = "XFS superblock";
+    let geo = geometry(vol)?;
+    let incompat = be32(vol, SB_FEATURES_INCOMPAT, w)?;
+    let ro_compat = be32(vol, SB_FEATURES_RO_COMPAT, w)?;
+    let blocks = be64(vol, SB_DBLOCKS, w)?;
     let mut out = XfsVolume {
-        label: label(bytes::slice(vol, SB_FNAME as u64, SB_LABEL_LEN as u64, w)?),
+        label: bytes::text(bytes::slice(vol, SB_FNAME as u64, SB_LABEL_LEN as u64, w)?),
         // Lower case, as blkid and xfs_db print it.
         uuid: Guid(bytes::array(vol, SB_UUID as u64, w)?)
             .to_string()
             .to_ascii_lowercase(),
-        block_size: block,
-        sector_size: sector,
-        inode_size: inode,
-        dir_block_size: dir_block,
-        ag_count: agcount,
-        ag_blocks: agblocks,
+        block_size: geo.block,
+        sector_size: geo.sector,
+        inode_size: geo.inode,
+        dir_block_size: geo.dir_block,
+        ag_count: geo.agcount,
+        ag_blocks: geo.agblocks,
         blocks,
         log_blocks: u64::from(be32(vol, SB_LOGBLOCKS, w)?),
         root_ino: be64(vol, SB_ROOTINO, w)?,
@@ -216,17 +226,18 @@ pub fn read_volume(vol: &[u8]) -> Result<XfsVolume> {
             .map(|f| f.2.to_string())
             .collect(),
         entries: Vec::new(),
-        problems,
+        problems: superblock_problems(vol, &geo, incompat, blocks)?,
         geo,
     };
-    check_ag_headers(vol, &geo, sector, &mut out.problems);
+    check_ag_headers(vol, &geo, &mut out.problems);
     Walk::new(vol, geo).run(&mut out)?;
     Ok(out)
 }
 
 /// The magic and CRC of each AG's AGF, AGI and AGFL (the walk itself needs none of
 /// them, but a damaged one is worth reporting); AGs past the input are skipped.
-fn check_ag_headers(vol: &[u8], g: &Geo, sector: u64, problems: &mut Vec<String>) {
+fn check_ag_headers(vol: &[u8], g: &Geo, problems: &mut Vec<String>) {
+    let sector = g.sector;
     let headers: [(&[u8; 4], usize, &str); 3] = [
         (AGF_MAGIC, AGF_CRC, "AGF"),
         (AGI_MAGIC, AGI_CRC, "AGI"),
