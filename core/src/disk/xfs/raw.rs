@@ -38,14 +38,9 @@ pub const SB_LOGSECTSIZE: usize = 194;
 pub const SB_LOGSUNIT: usize = 196;
 pub const SB_FEATURES2: usize = 200;
 pub const SB_BAD_FEATURES2: usize = 204;
-pub const SB_FEATURES_COMPAT: usize = 208;
 pub const SB_FEATURES_RO_COMPAT: usize = 212;
 pub const SB_FEATURES_INCOMPAT: usize = 216;
-pub const SB_FEATURES_LOG_INCOMPAT: usize = 220;
 pub const SB_CRC: usize = 224;
-pub const SB_META_UUID: usize = 248;
-/// Bytes of the v5 superblock structure; the rest of its sector is zero.
-pub const SB_LEN: usize = 264;
 
 /// versionnum: v5 with the NLINK, ALIGN, LOGV2, EXTFLG, DIRV2 and MOREBITS bits.
 pub const VERSION_V5: u16 = 0xB4A5;
@@ -186,9 +181,7 @@ pub const DI_CRTIME: usize = 144;
 pub const DI_INO: usize = 152;
 pub const DI_UUID: usize = 160;
 pub const DI_CORE_V3: usize = 176;
-pub const DI_CORE_V2: usize = 100;
 
-pub const FMT_DEV: u8 = 0;
 pub const FMT_LOCAL: u8 = 1;
 pub const FMT_EXTENTS: u8 = 2;
 pub const FMT_BTREE: u8 = 3;

@@ -647,3 +647,99 @@ impl Writer<'_> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::disk::xfs::read_volume;
+
+    const MIB: u64 = 1 << 20;
+
+    fn opts() -> XfsOptions {
+        XfsOptions {
+            size: 64 * MIB,
+            ..Default::default()
+        }
+    }
+
+    fn err(o: &XfsOptions, items: Vec<XfsItem<'static>>) -> String {
+        format(o, items).unwrap_err().to_string()
+    }
+
+    fn link(path: &str, target: &str) -> XfsItem<'static> {
+        XfsItem {
+            path: path.into(),
+            mode: None,
+            kind: ItemKind::Symlink(target.into()),
+        }
+    }
+
+    #[test]
+    fn refusals_are_clear() {
+        let o = opts();
+        let f = |p: &str| XfsItem::file(p.to_string(), &b"x"[..]);
+        assert!(err(&o, vec![f("a/b"), f("a/b")]).contains("twice"));
+        assert!(err(&o, vec![f("a"), f("a/b")]).contains("a file and a directory"));
+        assert!(err(&o, vec![f("a/../b")]).contains("'..'"));
+        assert!(err(&o, vec![f(&"n".repeat(256))]).contains("255"));
+        assert!(err(&o, vec![link("l", "")]).contains("1..=1024"));
+        assert!(err(&o, vec![link("l", &"t".repeat(1025))]).contains("1..=1024"));
+        let big = vec![XfsItem::file("big", vec![0u8; 65 << 20])];
+        assert!(format(&o, big).unwrap_err().to_string().contains("full"));
+        let label = XfsOptions {
+            label: "thirteen char".into(),
+            ..opts()
+        };
+        assert!(err(&label, vec![]).contains("12 bytes"));
+        let old = XfsOptions {
+            timestamp: i64::MIN,
+            ..opts()
+        };
+        assert!(err(&old, vec![]).contains("range"));
+        let small = XfsOptions {
+            size: 32 * MIB,
+            ..opts()
+        };
+        assert!(err(&small, vec![]).contains("too small"));
+    }
+
+    #[test]
+    fn modes_and_implied_directories() {
+        let items = vec![
+            XfsItem {
+                path: "/".into(),
+                mode: Some(0o700),
+                kind: ItemKind::Directory,
+            },
+            XfsItem::file("grub/grub.cfg", &b"cfg"[..]),
+            XfsItem {
+                path: "grub".into(),
+                mode: Some(0o700),
+                kind: ItemKind::Directory,
+            },
+            XfsItem {
+                path: "grub/grub.cfg2".into(),
+                mode: Some(0o600),
+                kind: ItemKind::File(Cow::Owned(b"owned".to_vec())),
+            },
+        ];
+        let plan = format(&opts(), items).unwrap();
+        let mut img = DiskImage::new(plan.size);
+        plan.place(&mut img, 0).unwrap();
+        let bytes = img.to_vec();
+        let v = read_volume(&bytes).unwrap();
+        let mode = |p: &str| v.find(p).unwrap().mode;
+        assert_eq!(
+            (mode("grub"), mode("grub/grub.cfg"), mode("grub/grub.cfg2")),
+            (0o700, 0o644, 0o600)
+        );
+        let cfg2 = v.find("grub/grub.cfg2").unwrap();
+        assert_eq!(v.file_bytes(&bytes, cfg2).unwrap().as_ref(), b"owned");
+        // The root's own mode is in its inode (the reader lists no entry for it).
+        let root = (v.root_ino * 512) as usize;
+        assert_eq!(
+            u16::from_be_bytes([bytes[root + 2], bytes[root + 3]]),
+            S_IFDIR | 0o700
+        );
+    }
+}
