@@ -15,8 +15,8 @@ use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use ukitool_core::disk::guid::Guid;
 use ukitool_core::disk::xfs::{self, ItemKind, XfsItem, XfsOptions};
+use ukitool_core::guid::Guid;
 use ukitool_tests::{fixture_bytes, run, tmpdir};
 
 const MIB: u64 = 1 << 20;

@@ -8,8 +8,8 @@ use super::inode::LITERAL;
 use super::raw::*;
 use super::write::Buf;
 use super::Extent;
-use crate::disk::guid::Guid;
 use crate::error::{Error, Result};
+use crate::guid::Guid;
 
 const BLK: usize = BLOCK_BYTES;
 /// Free space records {start, length} per leaf.

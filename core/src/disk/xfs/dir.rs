@@ -11,7 +11,7 @@ use super::inode::LITERAL;
 use super::name_hash;
 use super::raw::*;
 use super::write::Buf;
-use crate::disk::guid::Guid;
+use crate::guid::Guid;
 
 /// Directory blocks are filesystem blocks (dirblklog 0).
 const DBLK: usize = BLOCK_BYTES;

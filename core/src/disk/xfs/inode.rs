@@ -3,7 +3,7 @@
 use super::raw::*;
 use super::write::Buf;
 use super::Extent;
-use crate::disk::guid::Guid;
+use crate::guid::Guid;
 
 /// Bytes of the data fork in a 512-byte v3 inode with no attribute fork.
 pub const LITERAL: usize = 512 - DI_CORE_V3;

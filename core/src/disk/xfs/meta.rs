@@ -4,7 +4,7 @@ use super::btree::ChunkRec;
 use super::geometry::{AgBlock, Geometry, BLOCK_LOG, INODE, INODE_ALIGN, INODE_LOG, INOPBLOG};
 use super::raw::*;
 use super::write::{Buf, XfsOptions};
-use crate::disk::guid::Guid;
+use crate::guid::Guid;
 
 /// The volume-wide counters of the superblock.
 pub struct Counts {

@@ -11,8 +11,8 @@ use std::collections::BTreeSet;
 use super::raw::*;
 use super::{block_crc, unix_time, Extent};
 use crate::bytes::{self, u8_at};
-use crate::disk::guid::Guid;
 use crate::error::{Error, Result};
+use crate::guid::Guid;
 
 /// More entries than any boot volume has; a hostile volume stops here.
 const MAX_ENTRIES: usize = 500_000;

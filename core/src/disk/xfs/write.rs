@@ -18,9 +18,9 @@ use super::raw::*;
 use super::tree::{NodeKind, Tree};
 use super::{bigtime, block_crc, Extent};
 use crate::disk::fat::write::{push_zeros, ZEROS};
-use crate::disk::guid::Guid;
 use crate::disk::DiskImage;
 use crate::error::{Error, Result};
+use crate::guid::Guid;
 
 /// Options of a freshly formatted volume; everything that varies between runs of
 /// mkfs.xfs (UUID, time) is an explicit input here.
