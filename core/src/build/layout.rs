@@ -3,17 +3,19 @@
 //! The output buffer is allocated once at its final size; each payload byte is copied
 //! exactly once, in file order. Header fields are patched at the end.
 
+use object::pod;
+use object::LittleEndian as LE;
+
 use crate::bytes::{align_up, slice, span_end};
 use crate::error::{Error, Result};
 use crate::pe::raw::{
-    COFF_HEADER_SIZE, SCN_CNT_CODE, SCN_CNT_INITIALIZED_DATA, SECTION_HEADER_SIZE,
+    ImageFileHeader, ImageSectionHeader, COFF_HEADER_SIZE, DIR_DEBUG, OPT_DLL_CHARACTERISTICS,
+    OPT_SECTION_ALIGNMENT, OPT_SIZE_OF_CODE, OPT_SIZE_OF_HEADERS, OPT_SIZE_OF_IMAGE,
+    OPT_SIZE_OF_INITIALIZED_DATA, SCN_CNT_CODE, SCN_CNT_INITIALIZED_DATA, SECTION_HEADER_SIZE,
 };
-use crate::pe::PeFile;
+use crate::pe::{self, PeFile};
 
 use super::{PlannedSection, MAX_IMAGE_SIZE};
-
-/// Index of the debug data directory, whose entries hold file offsets.
-const DIR_DEBUG: usize = 6;
 
 pub(super) struct Layout<'p, 'a> {
     pub stub: &'p PeFile<'a>,
@@ -28,8 +30,8 @@ pub(super) struct Layout<'p, 'a> {
 
 /// One row of the output section table.
 struct Row {
-    /// The 40-byte header to start from (the stub's, or zeros).
-    base: [u8; 40],
+    /// The header to start from (the stub's, or zeros).
+    base: ImageSectionHeader,
     name: [u8; 8],
     virtual_size: u32,
     virtual_address: u32,
@@ -119,7 +121,7 @@ pub(super) fn write_image(l: &Layout<'_, '_>) -> Result<Vec<u8>> {
     let mut out: Vec<u8> = Vec::with_capacity(cap);
     out.extend_from_slice(slice(data, 0, l.stub.section_table_offset, "stub headers")?);
     for r in &t.rows {
-        out.extend_from_slice(&r.header());
+        out.extend_from_slice(pod::bytes_of(&r.header()));
     }
     out.resize(to_usize(room.size_of_headers)?, 0);
     let stub_end = stub_body_end.min(data.len() as u64);
@@ -166,7 +168,7 @@ impl Stub {
         let opt_at = stub.optional_header_offset;
         if !fa.is_power_of_two() || !sa.is_power_of_two() {
             return Err(Error::malformed(
-                opt_at.saturating_add(32),
+                opt_at.saturating_add(OPT_SECTION_ALIGNMENT),
                 format!("SectionAlignment {sa:#x} and FileAlignment {fa:#x} must be powers of two"),
             ));
         }
@@ -175,7 +177,7 @@ impl Stub {
         let len = stub.data.len() as u64;
         if table_end > soh || soh > len {
             return Err(Error::malformed(
-                opt_at.saturating_add(60),
+                opt_at.saturating_add(OPT_SIZE_OF_HEADERS),
                 format!("SizeOfHeaders {soh:#x} must cover the section table (ends {table_end:#x}) and lie within the stub ({len:#x} bytes)"),
             ));
         }
@@ -264,7 +266,7 @@ impl<'t> Table<'t> {
                 continue;
             }
             let mut row = Row {
-                base: crate::bytes::array(data, s.header_offset, "section header")?,
+                base: *pe::view(data, s.header_offset, "section header")?,
                 name: s.raw_name,
                 virtual_size: s.virtual_size,
                 virtual_address: s.virtual_address,
@@ -383,7 +385,7 @@ impl<'t> Table<'t> {
                 })?
                 .copy_from_slice(nb);
             self.rows.push(Row {
-                base: [0; 40],
+                base: ImageSectionHeader::default(),
                 name,
                 virtual_size: to_u32(len, &s.name)?,
                 virtual_address: to_u32(va, "image")?,
@@ -439,15 +441,15 @@ impl<'t> Table<'t> {
 }
 
 impl Row {
-    /// The 40-byte section header.
-    fn header(&self) -> [u8; 40] {
+    /// The section header: the base's, with this row's fields.
+    fn header(&self) -> ImageSectionHeader {
         let mut h = self.base;
-        h[..8].copy_from_slice(&self.name);
-        h[8..12].copy_from_slice(&self.virtual_size.to_le_bytes());
-        h[12..16].copy_from_slice(&self.virtual_address.to_le_bytes());
-        h[16..20].copy_from_slice(&self.size_of_raw_data.to_le_bytes());
-        h[20..24].copy_from_slice(&self.pointer_to_raw_data.to_le_bytes());
-        h[36..40].copy_from_slice(&self.characteristics.to_le_bytes());
+        h.name = self.name;
+        h.virtual_size.set(LE, self.virtual_size);
+        h.virtual_address.set(LE, self.virtual_address);
+        h.size_of_raw_data.set(LE, self.size_of_raw_data);
+        h.pointer_to_raw_data.set(LE, self.pointer_to_raw_data);
+        h.characteristics.set(LE, self.characteristics);
         h
     }
 }
@@ -463,11 +465,17 @@ struct Sizes {
 fn patch_headers(out: &mut [u8], l: &Layout<'_, '_>, sizes: &Sizes, room: &Room) -> Result<()> {
     let stub = l.stub;
     let c = span_end(stub.e_lfanew, 4);
-    put(out, c, 2, &room.number_of_sections.to_le_bytes())?;
-    put(out, c, 4, &l.timestamp.to_le_bytes())?;
+    let coff: &mut ImageFileHeader = usize::try_from(c)
+        .ok()
+        .and_then(|at| out.get_mut(at..))
+        .and_then(|b| pod::from_bytes_mut(b).ok())
+        .map(|(h, _)| h)
+        .ok_or_else(|| internal(&format!("COFF header at {c:#x} outside the image")))?;
+    coff.number_of_sections.set(LE, room.number_of_sections);
+    coff.time_date_stamp.set(LE, l.timestamp);
     // The trailing COFF symbol table is not copied: clear the pointer to it.
-    put(out, c, 8, &0u32.to_le_bytes())?;
-    put(out, c, 12, &0u32.to_le_bytes())?;
+    coff.pointer_to_symbol_table.set(LE, 0);
+    coff.number_of_symbols.set(LE, 0);
     let opt_at = stub.optional_header_offset;
     if c.checked_add(COFF_HEADER_SIZE) != Some(opt_at) {
         return Err(Error::malformed(
@@ -475,12 +483,14 @@ fn patch_headers(out: &mut [u8], l: &Layout<'_, '_>, sizes: &Sizes, room: &Room)
             "optional header does not follow the COFF header",
         ));
     }
-    put(out, opt_at, 4, &sizes.code.to_le_bytes())?;
-    put(out, opt_at, 8, &sizes.initialized_data.to_le_bytes())?;
-    put(out, opt_at, 56, &sizes.image.to_le_bytes())?;
+    put(out, opt_at, OPT_SIZE_OF_CODE, &sizes.code.to_le_bytes())?;
+    let init = sizes.initialized_data.to_le_bytes();
+    put(out, opt_at, OPT_SIZE_OF_INITIALIZED_DATA, &init)?;
+    put(out, opt_at, OPT_SIZE_OF_IMAGE, &sizes.image.to_le_bytes())?;
     let soh = to_u32(room.size_of_headers, "SizeOfHeaders")?;
-    put(out, opt_at, 60, &soh.to_le_bytes())?;
-    put(out, opt_at, 70, &l.dll_characteristics.to_le_bytes())?;
+    put(out, opt_at, OPT_SIZE_OF_HEADERS, &soh.to_le_bytes())?;
+    let dll = l.dll_characteristics.to_le_bytes();
+    put(out, opt_at, OPT_DLL_CHARACTERISTICS, &dll)?;
     let sum = pe_checksum(out, stub.checksum_offset);
     put(out, stub.checksum_offset, 0, &sum.to_le_bytes())
 }
