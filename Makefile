@@ -4,7 +4,7 @@
 #   make run       the main job: build, inspect a sample UKI made from Debian's packages,
 #                  build the browser tool and serve it on http://127.0.0.1:8000/
 #   make test      every test: cargo's, then the browser tests
-#   make lint      rustfmt --check and clippy -D warnings
+#   make lint      rustfmt --check, clippy -D warnings, no function over 120 lines
 
 # Every Debian package the project (build, fixtures, tests, benchmarks) uses.
 APT_PACKAGES := \
@@ -94,6 +94,7 @@ test: deps fixtures
 
 lint:
 	cargo fmt --all -- --check
+	python3 tools/fn-length.py
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo clippy -p ukitool-web --lib --target wasm32-unknown-unknown -- -D warnings
 

@@ -286,123 +286,38 @@ fn truncated(what: &str, listed: usize, more: u64) -> Lint {
 /// Inspect a parsed PE, reading payloads through `src`. Never fails: sections
 /// that cannot be read or decoded become lints.
 pub fn inspect_pe(pe: &PeFile<'_>, src: &dyn ByteSource, opts: &InspectOptions) -> Report {
-    let mut lints = Lints::default();
     let file_len = src.len();
     let secs = &pe.sections;
     let blocks = uki::blocks(secs);
     let listed = secs.len().min(MAX_LISTED_SECTIONS);
-
-    let mut rd = Reader {
-        src,
-        secs,
-        file_len,
-        budget: file_len,
-        missing: Lints::default(),
-    };
     let base = |name: &str| blocks.lookup(secs, name, None);
+    let mut d = Decoding {
+        rd: Reader {
+            src,
+            secs,
+            file_len,
+            budget: file_len,
+            missing: Lints::default(),
+        },
+        lints: Lints::default(),
+        cut: Lints::default(),
+        meta: Metadata::default(),
+    };
 
-    let sdmagic = base(".sdmagic").and_then(|i| rd.text(i));
+    let sdmagic = base(".sdmagic").and_then(|i| d.rd.text(i));
     let has_hdrs = src
         .read(kernel::HDRS_OFFSET, 4)
         .is_some_and(|m| m == kernel::HDRS_MAGIC);
     let kind = uki::classify(secs, has_hdrs, sdmagic.as_deref());
-
-    let mut undecodable = |name: &str, e: crate::Error| {
-        lints.push(Lint::new(
-            "undecodable-section",
-            Severity::Warning,
-            format!("{name}: {e}"),
-        ));
-    };
-    let mut cut = Lints::default();
-
-    let os_release = base(".osrel").and_then(|i| rd.text(i)).map(|t| {
-        let (o, more) = uki::osrel::parse(&t);
-        if more > 0 {
-            cut.push(truncated(".osrel keys", o.0.len(), more));
-        }
-        o
-    });
-    let cmdline = base(".cmdline")
-        .and_then(|i| rd.text(i))
-        .map(|t| t.trim_end().to_string());
-    let uname = base(".uname")
-        .and_then(|i| rd.text(i))
-        .map(|t| t.trim().to_string());
-    let sbat = base(".sbat").and_then(|i| rd.text(i)).map(|t| {
-        let (e, more) = uki::sbat::parse(&t);
-        rd.charge(e.len(), std::mem::size_of::<SbatEntry>());
-        if more > 0 {
-            cut.push(truncated(".sbat entries", e.len(), more));
-        }
-        e
-    });
-    let splash = base(".splash").and_then(|i| rd.get(i)).and_then(|d| {
-        uki::bmp::parse(d)
-            .map_err(|e| undecodable(".splash", e))
-            .ok()
-    });
-    let pcrpkey = base(".pcrpkey").and_then(|i| rd.get(i)).and_then(|d| {
-        crate::pcrsig::public_key(d)
-            .map_err(|e| undecodable(".pcrpkey", e))
-            .ok()
-    });
-    let pcrsig =
-        base(".pcrsig")
-            .and_then(|i| rd.get(i))
-            .and_then(|d| match crate::pcrsig::summarise(d) {
-                Ok((sig, more)) => {
-                    if more > 0 {
-                        cut.push(truncated(
-                            ".pcrsig banks, PCRs and key fingerprints",
-                            sig.banks
-                                .len()
-                                .saturating_add(sig.pcrs.len())
-                                .saturating_add(sig.pkfp.len()),
-                            more,
-                        ));
-                    }
-                    Some(sig)
-                }
-                Err(e) => {
-                    undecodable(".pcrsig", e);
-                    None
-                }
-            });
-    let hwids = base(".hwids")
-        .and_then(|i| rd.get(i))
-        .and_then(|d| match uki::hwids::parse(d) {
-            Ok((h, more)) => {
-                if more > 0 {
-                    cut.push(truncated(".hwids entries", h.len(), more));
-                }
-                Some(h)
-            }
-            Err(e) => {
-                undecodable(".hwids", e);
-                None
-            }
-        });
-    let mut efifw = Vec::new();
-    let mut more_efifw = 0u64;
-    for (i, s) in secs.iter().enumerate().filter(|(_, s)| s.name == ".efifw") {
-        if efifw.len() >= MAX_FIRMWARE {
-            more_efifw = more_efifw.saturating_add(1);
-            continue;
-        }
-        if let Some(d) = rd.get(i) {
-            match uki::efifw::parse(d, u64::from(s.payload_len())) {
-                Ok(f) => efifw.push(f),
-                Err(e) => undecodable(".efifw", e),
-            }
+    for (name, decode) in METADATA {
+        if let Some(i) = base(name) {
+            decode(&mut d, i);
         }
     }
-    if more_efifw > 0 {
-        cut.push(truncated(".efifw sections", efifw.len(), more_efifw));
-    }
+    d.firmware();
     let kernel = base(".linux")
-        .and_then(|i| Some((rd.get(i)?, secs.get(i)?)))
-        .map(|(d, s)| kernel::inspect(d, u64::from(s.payload_len())))
+        .and_then(|i| Some((d.rd.get(i)?, secs.get(i)?)))
+        .map(|(data, s)| kernel::inspect(data, u64::from(s.payload_len())))
         .or_else(|| {
             // A bare EFI-stub kernel describes itself.
             (kind == Kind::EfiStubKernel).then(|| {
@@ -412,63 +327,18 @@ pub fn inspect_pe(pe: &PeFile<'_>, src: &dyn ByteSource, opts: &InspectOptions) 
                 kernel::inspect(prefix, file_len)
             })
         });
-
-    if let (Some(key), Some(sig)) = (&pcrpkey, &pcrsig) {
+    if let (Some(key), Some(sig)) = (&d.meta.pcrpkey, &d.meta.pcrsig) {
         if sig.pkfp.iter().any(|fp| *fp != key.fingerprint) {
-            lints.push(Lint::new(
+            d.lints.push(Lint::new(
                 "pcrsig-pkfp-mismatch",
                 Severity::Warning,
                 ".pcrsig names a key fingerprint that is not .pcrpkey's; those policies cannot unlock",
             ));
         }
     }
-
-    let listed_profiles = blocks
-        .profiles
-        .iter()
-        .take_while(|r| r.start < listed)
-        .count();
-    let mut profiles = Vec::with_capacity(listed_profiles);
-    for (range, index) in blocks.profiles.iter().take(listed_profiles).zip(0u32..) {
-        let (fields, more) = rd
-            .text(range.start)
-            .map(|t| uki::osrel::parse(&t))
-            .unwrap_or_default();
-        rd.charge(fields.0.len(), std::mem::size_of::<(String, String)>());
-        if more > 0 {
-            cut.push(truncated(
-                &format!(".profile @{index} keys"),
-                fields.0.len(),
-                more,
-            ));
-        }
-        let cmdline = range
-            .clone()
-            .find(|&i| secs.get(i).is_some_and(|s| s.name == ".cmdline"))
-            .and_then(|i| rd.text(i))
-            .map(|t| t.trim_end().to_string());
-        profiles.push(ProfileInfo {
-            index,
-            id: fields.get("ID").map(str::to_string),
-            title: fields.get("TITLE").map(str::to_string),
-            sections: names(secs, range, listed),
-            cmdline,
-            fields,
-        });
-    }
-    if blocks.profiles.len() > uki::MAX_PROFILES {
-        lints.push(Lint::new(
-            "too-many-profiles",
-            Severity::Error,
-            format!(
-                "{} profiles; systemd-stub accepts at most {}",
-                blocks.profiles.len(),
-                uki::MAX_PROFILES
-            ),
-        ));
-    }
+    let profiles = d.profiles(&blocks, listed);
     if secs.len() > listed {
-        cut.push(truncated(
+        d.cut.push(truncated(
             &format!(
                 "{} sections (sections, base_sections and profiles; the lints cover all)",
                 secs.len()
@@ -477,24 +347,14 @@ pub fn inspect_pe(pe: &PeFile<'_>, src: &dyn ByteSource, opts: &InspectOptions) 
             u64::try_from(secs.len().saturating_sub(listed)).unwrap_or(u64::MAX),
         ));
     }
+    let sections = section_infos(secs, &blocks, src, opts.hash, listed);
 
-    // Like the decode budget: hashing more than the file's size means sections
-    // overlap, and a hostile table must not make us hash one payload 65535 times.
-    let mut hash_budget = file_len;
-    let mut sections = Vec::with_capacity(listed);
-    for (s, i) in secs.iter().zip(0u32..).take(listed) {
-        let len = u64::from(s.payload_len());
-        let hash = opts.hash
-            && match hash_budget.checked_sub(len) {
-                Some(rest) => {
-                    hash_budget = rest;
-                    true
-                }
-                None => false,
-            };
-        sections.push(section_info(i, s, &blocks, src, hash));
-    }
-
+    let Decoding {
+        rd,
+        mut lints,
+        cut,
+        meta,
+    } = d;
     uki::lints::check(
         &uki::lints::Facts {
             pe,
@@ -526,21 +386,209 @@ pub fn inspect_pe(pe: &PeFile<'_>, src: &dyn ByteSource, opts: &InspectOptions) 
         pe: headers(pe),
         sections,
         stub: sdmagic.map(|m| uki::stub_identity(m.as_bytes())),
-        os_release,
-        cmdline,
-        uname,
-        sbat,
-        splash,
-        pcrpkey,
-        pcrsig,
-        hwids,
-        efifw,
+        os_release: meta.os_release,
+        cmdline: meta.cmdline,
+        uname: meta.uname,
+        sbat: meta.sbat,
+        splash: meta.splash,
+        pcrpkey: meta.pcrpkey,
+        pcrsig: meta.pcrsig,
+        hwids: meta.hwids,
+        efifw: meta.efifw,
         base_sections: names(secs, &blocks.base, listed),
         profiles,
         kernel,
         signatures,
         lints: lints.into_vec(),
     }
+}
+
+/// What the report decodes from the base's metadata sections.
+#[derive(Default)]
+struct Metadata {
+    os_release: Option<OsRelease>,
+    cmdline: Option<String>,
+    uname: Option<String>,
+    sbat: Option<Vec<SbatEntry>>,
+    splash: Option<Splash>,
+    pcrpkey: Option<PublicKey>,
+    pcrsig: Option<PcrsigSummary>,
+    hwids: Option<Vec<Hwid>>,
+    efifw: Vec<Firmware>,
+}
+
+/// The decoding of the metadata sections: the reader with its budget, the lints made
+/// so far, and the notes of what was cut short.
+struct Decoding<'s, 'p> {
+    rd: Reader<'s, 'p>,
+    lints: Lints,
+    cut: Lints,
+    meta: Metadata,
+}
+
+/// How each metadata section of the base lands in the report, in the order they are
+/// read (the decode budget, and so what a hostile file leaves undecoded, follows it).
+type Decode = fn(&mut Decoding<'_, '_>, usize);
+
+const METADATA: [(&str, Decode); 8] = [
+    (".osrel", |d, i| {
+        d.meta.os_release = d.rd.text(i).map(|t| {
+            let (o, more) = uki::osrel::parse(&t);
+            d.note_cut(".osrel keys", o.0.len(), more);
+            o
+        });
+    }),
+    (".cmdline", |d, i| {
+        d.meta.cmdline = d.rd.text(i).map(|t| t.trim_end().to_string());
+    }),
+    (".uname", |d, i| {
+        d.meta.uname = d.rd.text(i).map(|t| t.trim().to_string());
+    }),
+    (".sbat", |d, i| {
+        d.meta.sbat = d.rd.text(i).map(|t| {
+            let (e, more) = uki::sbat::parse(&t);
+            d.rd.charge(e.len(), std::mem::size_of::<SbatEntry>());
+            d.note_cut(".sbat entries", e.len(), more);
+            e
+        });
+    }),
+    (".splash", |d, i| {
+        d.meta.splash = d.decode(i, uki::bmp::parse)
+    }),
+    (".pcrpkey", |d, i| {
+        d.meta.pcrpkey = d.decode(i, crate::pcrsig::public_key);
+    }),
+    (".pcrsig", |d, i| {
+        d.meta.pcrsig = d.decode(i, crate::pcrsig::summarise).map(|(sig, more)| {
+            let listed = sig
+                .banks
+                .len()
+                .saturating_add(sig.pcrs.len())
+                .saturating_add(sig.pkfp.len());
+            d.note_cut(".pcrsig banks, PCRs and key fingerprints", listed, more);
+            sig
+        });
+    }),
+    (".hwids", |d, i| {
+        d.meta.hwids = d.decode(i, uki::hwids::parse).map(|(h, more)| {
+            d.note_cut(".hwids entries", h.len(), more);
+            h
+        });
+    }),
+];
+
+impl Decoding<'_, '_> {
+    /// Section `i` decoded by `parse`; a failure is an `undecodable-section` lint.
+    fn decode<T>(&mut self, i: usize, parse: impl FnOnce(&[u8]) -> Result<T>) -> Option<T> {
+        let data = self.rd.get(i)?;
+        parse(data).map_err(|e| self.undecodable(i, e)).ok()
+    }
+
+    fn undecodable(&mut self, i: usize, e: crate::Error) {
+        let name = self.rd.secs.get(i).map_or("", |s| s.name.as_str());
+        self.lints.push(Lint::new(
+            "undecodable-section",
+            Severity::Warning,
+            format!("{name}: {e}"),
+        ));
+    }
+
+    /// Note that a decoded list stopped at `listed` entries with `more` left.
+    fn note_cut(&mut self, what: &str, listed: usize, more: u64) {
+        if more > 0 {
+            self.cut.push(truncated(what, listed, more));
+        }
+    }
+
+    /// Every `.efifw` section (they repeat), up to [`MAX_FIRMWARE`].
+    fn firmware(&mut self) {
+        let secs = self.rd.secs;
+        let mut more = 0u64;
+        for (i, s) in secs.iter().enumerate().filter(|(_, s)| s.name == ".efifw") {
+            if self.meta.efifw.len() >= MAX_FIRMWARE {
+                more = more.saturating_add(1);
+                continue;
+            }
+            if let Some(f) = self.decode(i, |d| uki::efifw::parse(d, u64::from(s.payload_len()))) {
+                self.meta.efifw.push(f);
+            }
+        }
+        let listed = self.meta.efifw.len();
+        self.note_cut(".efifw sections", listed, more);
+    }
+
+    /// The profiles that start among the listed sections, with their fields.
+    fn profiles(&mut self, blocks: &Blocks, listed: usize) -> Vec<ProfileInfo> {
+        let secs = self.rd.secs;
+        let listed_profiles = blocks
+            .profiles
+            .iter()
+            .take_while(|r| r.start < listed)
+            .count();
+        let mut profiles = Vec::with_capacity(listed_profiles);
+        for (range, index) in blocks.profiles.iter().take(listed_profiles).zip(0u32..) {
+            let (fields, more) = self
+                .rd
+                .text(range.start)
+                .map(|t| uki::osrel::parse(&t))
+                .unwrap_or_default();
+            self.rd
+                .charge(fields.0.len(), std::mem::size_of::<(String, String)>());
+            self.note_cut(&format!(".profile @{index} keys"), fields.0.len(), more);
+            let cmdline = range
+                .clone()
+                .find(|&i| secs.get(i).is_some_and(|s| s.name == ".cmdline"))
+                .and_then(|i| self.rd.text(i))
+                .map(|t| t.trim_end().to_string());
+            profiles.push(ProfileInfo {
+                index,
+                id: fields.get("ID").map(str::to_string),
+                title: fields.get("TITLE").map(str::to_string),
+                sections: names(secs, range, listed),
+                cmdline,
+                fields,
+            });
+        }
+        if blocks.profiles.len() > uki::MAX_PROFILES {
+            self.lints.push(Lint::new(
+                "too-many-profiles",
+                Severity::Error,
+                format!(
+                    "{} profiles; systemd-stub accepts at most {}",
+                    blocks.profiles.len(),
+                    uki::MAX_PROFILES
+                ),
+            ));
+        }
+        profiles
+    }
+}
+
+/// The listed sections, hashed when `hash` is set. Like the decode budget: hashing
+/// more than the file's size means sections overlap, and a hostile table must not
+/// make us hash one payload 65535 times.
+fn section_infos(
+    secs: &[Section],
+    blocks: &Blocks,
+    src: &dyn ByteSource,
+    hash: bool,
+    listed: usize,
+) -> Vec<SectionInfo> {
+    let mut hash_budget = src.len();
+    let mut sections = Vec::with_capacity(listed);
+    for (s, i) in secs.iter().zip(0u32..).take(listed) {
+        let len = u64::from(s.payload_len());
+        let hash = hash
+            && match hash_budget.checked_sub(len) {
+                Some(rest) => {
+                    hash_budget = rest;
+                    true
+                }
+                None => false,
+            };
+        sections.push(section_info(i, s, blocks, src, hash));
+    }
+    sections
 }
 
 /// Reads the capped payload of the sections the report decodes.

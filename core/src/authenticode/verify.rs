@@ -534,6 +534,9 @@ fn check_one(
     (s, needs_ec)
 }
 
+/// A signature's verdict and the reason for it.
+type Outcome = (Verdict, String);
+
 fn evaluate(
     sd: &SignedData<'_>,
     s: &mut SignatureSummary,
@@ -541,7 +544,26 @@ fn evaluate(
     digests: &mut Digests<'_, '_>,
     trust: &TrustStore,
     hash_revoked: bool,
-) -> (Verdict, String) {
+) -> Outcome {
+    let signer = describe(sd, s);
+    let checks = match check(sd, signer, s, digests) {
+        Ok(c) => c,
+        Err(outcome) => return outcome,
+    };
+    // 4. The chain, from the signer to an anchor through embedded intermediates.
+    let chain = build_chain(checks.signer, &sd.certificates, &trust.anchors);
+    *needs_ec = checks.signer.is_ec_key()
+        || chain
+            .path
+            .iter()
+            .any(|c| cert::is_ecdsa_signature(&c.signature_algorithm));
+    record_chain(s, &chain);
+    outcome(sd, s, &checks, &chain, trust, hash_revoked)
+}
+
+/// Fill in what the signature says about itself, and find its signer among the
+/// embedded certificates.
+fn describe<'c>(sd: &'c SignedData<'_>, s: &mut SignatureSummary) -> Option<&'c Certificate> {
     let si = &sd.signer;
     s.certificates = sd.certificates.iter().map(Certificate::info).collect();
     s.digest_algorithm = Some(sd.digest_algorithm);
@@ -569,17 +591,32 @@ fn evaluate(
         });
     s.signer = signer.map(Certificate::info);
     s.signer_key = signer.map(Certificate::key_kind);
+    signer
+}
 
+/// The results of a signature's three checks, made with its signer's certificate.
+struct Checks<'c> {
+    signer: &'c Certificate,
+    digest_ok: bool,
+    message_digest_ok: bool,
+    signature: Result<()>,
+}
+
+/// The checks 1 to 3, recorded in `s`; an outcome when one cannot be made.
+fn check<'c>(
+    sd: &SignedData<'_>,
+    signer: Option<&'c Certificate>,
+    s: &mut SignatureSummary,
+    digests: &mut Digests<'_, '_>,
+) -> std::result::Result<Checks<'c>, Outcome> {
+    let si = &sd.signer;
     // 1. The image digest.
-    let image = match digests.get(sd.digest_algorithm) {
-        Ok(d) => d,
-        Err(e) => {
-            return (
-                Verdict::Malformed,
-                format!("cannot compute the image hash: {e}"),
-            )
-        }
-    };
+    let image = digests.get(sd.digest_algorithm).map_err(|e| {
+        (
+            Verdict::Malformed,
+            format!("cannot compute the image hash: {e}"),
+        )
+    })?;
     s.image_digest = Some(hex(&image));
     let digest_ok = image.as_slice() == sd.digest;
     s.digest_matches = Some(digest_ok);
@@ -596,25 +633,25 @@ fn evaluate(
     // content digest itself).
     let Some(signer) = signer else {
         s.signature_valid = Some(false);
-        return (
+        return Err((
             Verdict::BadSignature,
             if si.subject_key_id.is_some() {
                 "signer identified by subject key id; no embedded certificate matches".into()
             } else {
                 "the signer's certificate is not embedded in the signature".into()
             },
-        );
+        ));
     };
-    let sig_check = match &si.signed_attrs {
+    let signature = match &si.signed_attrs {
         Some(attrs) => {
             let Some(alg) =
                 cert::signature_digest(&si.signature_algorithm, Some(si.digest_algorithm))
             else {
                 s.signature_valid = Some(false);
-                return (
+                return Err((
                     Verdict::BadSignature,
                     format!("unsupported signature algorithm {}", si.signature_algorithm),
-                );
+                ));
             };
             cert::verify_digest(signer.spki(), alg, &alg.digest(attrs), si.signature)
         }
@@ -625,18 +662,18 @@ fn evaluate(
             si.signature,
         ),
     };
-    let sig_ok = sig_check.is_ok() && md_ok;
-    s.signature_valid = Some(sig_ok);
+    s.signature_valid = Some(signature.is_ok() && md_ok);
+    Ok(Checks {
+        signer,
+        digest_ok,
+        message_digest_ok: md_ok,
+        signature,
+    })
+}
 
-    // 4. The chain, from the signer to an anchor through embedded intermediates.
-    let chain = build_chain(signer, &sd.certificates, &trust.anchors);
-    *needs_ec = signer.is_ec_key()
-        || chain
-            .path
-            .iter()
-            .any(|c| cert::is_ecdsa_signature(&c.signature_algorithm));
-    // A certificate without a CN (the snakeoil one) is named by its whole subject,
-    // so the chain never silently skips a link.
+/// The chain's names in `s`. A certificate without a CN (the snakeoil one) is named
+/// by its whole subject, so the chain never silently skips a link.
+fn record_chain(s: &mut SignatureSummary, chain: &Chain<'_>) {
     s.chain = chain
         .path
         .iter()
@@ -657,8 +694,18 @@ fn evaluate(
     } else {
         s.chain_ends_at = chain.path.last().and_then(|c| c.issuer_cn());
     }
+}
 
-    if !digest_ok {
+/// The verdict: the first failed check, then revocation, then trust.
+fn outcome(
+    sd: &SignedData<'_>,
+    s: &SignatureSummary,
+    checks: &Checks<'_>,
+    chain: &Chain<'_>,
+    trust: &TrustStore,
+    hash_revoked: bool,
+) -> Outcome {
+    if !checks.digest_ok {
         return (
             Verdict::HashMismatch,
             format!(
@@ -667,13 +714,13 @@ fn evaluate(
             ),
         );
     }
-    if !md_ok {
+    if !checks.message_digest_ok {
         return (
             Verdict::BadSignature,
             "messageDigest attribute does not match the SpcIndirectDataContent".into(),
         );
     }
-    if let Err(e) = sig_check {
+    if let Err(e) = &checks.signature {
         return (
             Verdict::BadSignature,
             format!("signer's signature over the signed attributes: {e}"),

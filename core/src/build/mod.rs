@@ -259,7 +259,53 @@ pub fn check_section_name(name: &str) -> Result<()> {
 /// Resolve `spec` into a plan: validate every input, merge SBAT, read the uname,
 /// decide header flags. No payload is copied.
 pub fn plan<'a>(spec: &BuildSpec<'a>) -> Result<Plan<'a>> {
-    let stub = PeFile::parse(spec.stub).map_err(|e| Error::invalid(format!("stub: {e}")))?;
+    let stub = checked_stub(spec.stub)?;
+    let base = base_sections(spec, &stub)?;
+    let profiles = profile_blocks(&spec.profiles, &stub)?;
+    // SBAT: ukify merges the stub's and the kernel's for a UKI; an addon gets only
+    // the given text (ukify: "Addons don't use the stub").
+    let mut sources: Vec<&[u8]> = Vec::new();
+    if let Some(k) = spec.linux {
+        if let Some(s) = stub.section_payload(".sbat") {
+            sources.push(s?);
+        }
+        if let Ok(kpe) = PeFile::parse(k) {
+            if let Some(Ok(s)) = kpe.section_payload(".sbat") {
+                sources.push(s);
+            }
+        }
+    }
+    let default: &[u8] = if spec.linux.is_some() {
+        SBAT_DEFAULT_UKI.as_bytes()
+    } else {
+        SBAT_DEFAULT_ADDON.as_bytes()
+    };
+    let sbat = merge_sbat(&sources, &spec.sbat, default)?;
+    let sbat_placement = place_sbat(&stub, sbat.len() as u64);
+
+    // NX_COMPAT: the UKI must not claim it when the kernel does not support it
+    // (systemd #38545); a kernel that is not a PE cannot claim it either.
+    let mut dll_characteristics = stub.opt.dll_characteristics;
+    if let Some(k) = spec.linux {
+        let kernel_nx = PeFile::parse(k).map(|p| p.nx_compat()).unwrap_or(false);
+        if !kernel_nx {
+            dll_characteristics &= !crate::pe::raw::DLLCHAR_NX_COMPAT;
+        }
+    }
+    Ok(Plan {
+        timestamp: spec.timestamp.unwrap_or(stub.coff.time_date_stamp),
+        stub,
+        base,
+        sbat: Some(sbat),
+        sbat_placement,
+        profiles,
+        dll_characteristics,
+    })
+}
+
+/// The stub, if sections can be added to it: unsigned, and with no long `/N` names.
+fn checked_stub(data: &[u8]) -> Result<PeFile<'_>> {
+    let stub = PeFile::parse(data).map_err(|e| Error::invalid(format!("stub: {e}")))?;
     if stub.certificate_table().is_some() {
         return Err(Error::invalid(
             "stub is signed: adding sections would invalidate its signature; use the unsigned stub (e.g. linuxx64.efi.stub) and sign the result",
@@ -278,7 +324,12 @@ pub fn plan<'a>(spec: &BuildSpec<'a>) -> Result<Plan<'a>> {
             ),
         });
     }
+    Ok(stub)
+}
 
+/// The base sections in ukify's order, then the `--section` extras; an addon must
+/// have one of the parts an addon can carry.
+fn base_sections<'a>(spec: &BuildSpec<'a>, stub: &PeFile<'_>) -> Result<Vec<PlannedSection<'a>>> {
     let mut base: Vec<PlannedSection<'a>> = Vec::new();
     fn add<'a>(base: &mut Vec<PlannedSection<'a>>, name: &str, data: Option<&'a [u8]>) {
         if let Some(d) = data.filter(|d| !d.is_empty()) {
@@ -326,7 +377,7 @@ pub fn plan<'a>(spec: &BuildSpec<'a>) -> Result<Plan<'a>> {
         }
         base.push(data_section(p.name, vec![Cow::Borrowed(p.data)]));
     }
-    check_block("base", &base, &stub)?;
+    check_block("base", &base, stub)?;
 
     let addon_payload = |s: &PlannedSection<'_>| uki::ADDON_PAYLOADS.contains(&s.name.as_str());
     if spec.linux.is_none() && !base.iter().any(addon_payload) {
@@ -334,14 +385,22 @@ pub fn plan<'a>(spec: &BuildSpec<'a>) -> Result<Plan<'a>> {
             "no --linux: an addon is built, and it needs at least one of .cmdline .dtb .dtbauto .ucode .initrd",
         ));
     }
+    Ok(base)
+}
 
-    let mut profiles = Vec::with_capacity(spec.profiles.len());
-    if spec.profiles.len() > 256 {
+/// Each profile's block: its `.profile` section, then its own sections in ukify's
+/// order.
+fn profile_blocks<'a>(
+    specs: &[ProfileSpec<'a>],
+    stub: &PeFile<'_>,
+) -> Result<Vec<Vec<PlannedSection<'a>>>> {
+    let mut profiles = Vec::with_capacity(specs.len());
+    if specs.len() > 256 {
         return Err(Error::invalid(
             "at most 256 profiles (systemd-stub's limit)",
         ));
     }
-    for (i, p) in spec.profiles.iter().enumerate() {
+    for (i, p) in specs.iter().enumerate() {
         if p.text.is_empty() {
             return Err(Error::invalid(format!(
                 "profile @{i}: its .profile text is empty"
@@ -372,50 +431,11 @@ pub fn plan<'a>(spec: &BuildSpec<'a>) -> Result<Plan<'a>> {
                 .position(|n| *n == s.name)
                 .unwrap_or(UKIFY_ORDER.len())
         });
-        check_block(&format!("profile @{i}"), &own, &stub)?;
+        check_block(&format!("profile @{i}"), &own, stub)?;
         block.extend(own);
         profiles.push(block);
     }
-
-    // SBAT: ukify merges the stub's and the kernel's for a UKI; an addon gets only
-    // the given text (ukify: "Addons don't use the stub").
-    let mut sources: Vec<&[u8]> = Vec::new();
-    if let Some(k) = spec.linux {
-        if let Some(s) = stub.section_payload(".sbat") {
-            sources.push(s?);
-        }
-        if let Ok(kpe) = PeFile::parse(k) {
-            if let Some(Ok(s)) = kpe.section_payload(".sbat") {
-                sources.push(s);
-            }
-        }
-    }
-    let default: &[u8] = if spec.linux.is_some() {
-        SBAT_DEFAULT_UKI.as_bytes()
-    } else {
-        SBAT_DEFAULT_ADDON.as_bytes()
-    };
-    let sbat = merge_sbat(&sources, &spec.sbat, default)?;
-    let sbat_placement = place_sbat(&stub, sbat.len() as u64);
-
-    // NX_COMPAT: the UKI must not claim it when the kernel does not support it
-    // (systemd #38545); a kernel that is not a PE cannot claim it either.
-    let mut dll_characteristics = stub.opt.dll_characteristics;
-    if let Some(k) = spec.linux {
-        let kernel_nx = PeFile::parse(k).map(|p| p.nx_compat()).unwrap_or(false);
-        if !kernel_nx {
-            dll_characteristics &= !crate::pe::raw::DLLCHAR_NX_COMPAT;
-        }
-    }
-    Ok(Plan {
-        timestamp: spec.timestamp.unwrap_or(stub.coff.time_date_stamp),
-        stub,
-        base,
-        sbat: Some(sbat),
-        sbat_placement,
-        profiles,
-        dll_characteristics,
-    })
+    Ok(profiles)
 }
 
 /// Names in one block: valid, unique except the repeatable ones, and not already in

@@ -407,8 +407,30 @@ fn read_gpt(data: &[u8], sector: u64) -> Result<PartitionTable> {
             format!("GPT entry size {esize} does not fit in memory"),
         )
     })?;
+    let partitions = gpt_partitions(array, entry_len, sector, &mut problems)?;
+    Ok(PartitionTable {
+        scheme: "gpt",
+        sector_size: sector,
+        disk_guid: Some(disk_guid),
+        first_usable_lba: Some(first_usable),
+        last_usable_lba: Some(last_usable),
+        header_crc_ok: Some(header_crc_ok),
+        array_crc_ok: Some(array_crc_ok),
+        backup_ok,
+        partitions,
+        problems,
+    })
+}
+
+/// The used entries of a GPT entry array of `entry_len`-byte entries.
+fn gpt_partitions(
+    array: &[u8],
+    entry_len: usize,
+    sector: u64,
+    problems: &mut Vec<String>,
+) -> Result<Vec<PartitionEntry>> {
     let mut partitions = Vec::new();
-    // Numbered from 1; there are at most `count` (a u32) entries.
+    // Numbered from 1; the header counts entries in a u32.
     for (index, e) in (1..=u32::MAX).zip(array.chunks_exact(entry_len)) {
         let t = Guid::from_bytes_le(bytes::array(e, raw::E_TYPE, "GPT entry")?);
         if t.is_zero() {
@@ -453,18 +475,7 @@ fn read_gpt(data: &[u8], sector: u64) -> Result<PartitionTable> {
             legacy_bios_bootable: attributes & ATTR_LEGACY_BIOS_BOOTABLE != 0,
         });
     }
-    Ok(PartitionTable {
-        scheme: "gpt",
-        sector_size: sector,
-        disk_guid: Some(disk_guid),
-        first_usable_lba: Some(first_usable),
-        last_usable_lba: Some(last_usable),
-        header_crc_ok: Some(header_crc_ok),
-        array_crc_ok: Some(array_crc_ok),
-        backup_ok,
-        partitions,
-        problems,
-    })
+    Ok(partitions)
 }
 
 fn read_mbr(data: &[u8]) -> Result<PartitionTable> {

@@ -3,7 +3,13 @@
 
 pub mod raw;
 
-use crate::bytes::{self, slice, u16_le, u32_le, u64_le};
+use std::mem::size_of;
+
+use object::pod::{self, Pod};
+use object::read::pe::ImageOptionalHeader;
+use object::LittleEndian as LE;
+
+use crate::bytes::{self, slice, u16_le, u32_le};
 use crate::error::{Error, Result};
 use raw::*;
 
@@ -143,8 +149,108 @@ pub fn looks_like_pe(data: &[u8]) -> bool {
     let Ok(lfanew) = u32_le(data, E_LFANEW_OFFSET, "e_lfanew") else {
         return false;
     };
-    data.starts_with(DOS_MAGIC)
+    data.starts_with(&DOS_MAGIC)
         && slice(data, u64::from(lfanew), 4, "PE signature").is_ok_and(|s| s == PE_SIGNATURE)
+}
+
+/// `e_lfanew`, once "MZ" and the "PE\0\0" signature it points at are checked.
+fn nt_headers_offset(data: &[u8]) -> Result<u32> {
+    let dos = slice(data, 0, 2, "DOS header")?;
+    if dos != DOS_MAGIC {
+        return Err(Error::malformed(0, "missing \"MZ\" DOS signature"));
+    }
+    let e_lfanew = u32_le(data, E_LFANEW_OFFSET, "e_lfanew")?;
+    let pe_off = u64::from(e_lfanew);
+    if slice(data, pe_off, 4, "PE signature")? != PE_SIGNATURE {
+        return Err(Error::malformed(
+            pe_off,
+            "missing \"PE\\0\\0\" signature at e_lfanew",
+        ));
+    }
+    Ok(e_lfanew)
+}
+
+/// `object`'s structure `T` in place at `offset` of `data`, or `Truncated`.
+pub(crate) fn view<'d, T: Pod>(data: &'d [u8], offset: u64, what: &'static str) -> Result<&'d T> {
+    let bytes = slice(data, offset, size_of::<T>() as u64, what)?;
+    // object's `unaligned` feature makes every field a byte array: any address will do.
+    pod::from_bytes(bytes)
+        .map(|(t, _)| t)
+        .map_err(|()| Error::malformed(offset, format!("{what} is not aligned")))
+}
+
+impl CoffHeader {
+    fn of(h: &ImageFileHeader) -> CoffHeader {
+        CoffHeader {
+            machine: h.machine.get(LE),
+            number_of_sections: h.number_of_sections.get(LE),
+            time_date_stamp: h.time_date_stamp.get(LE),
+            pointer_to_symbol_table: h.pointer_to_symbol_table.get(LE),
+            number_of_symbols: h.number_of_symbols.get(LE),
+            size_of_optional_header: h.size_of_optional_header.get(LE),
+            characteristics: h.characteristics.get(LE),
+        }
+    }
+}
+
+impl OptionalHeader {
+    /// The optional header in `ob` (at file offset `o`, after the COFF header at `c`),
+    /// and where its data directories start.
+    fn read(ob: &[u8], o: u64, c: u64) -> Result<(OptionalHeader, u64)> {
+        let magic = u16_le(ob, 0, "optional header magic")
+            .map_err(|_| Error::malformed(o, "optional header too small for its magic"))?;
+        let (format, dirs_at) = match magic {
+            OPT_MAGIC_PE32 => (Format::Pe32, OPT_DATA_DIRS_PE32),
+            OPT_MAGIC_PE32_PLUS => (Format::Pe32Plus, OPT_DATA_DIRS_PE32_PLUS),
+            m => {
+                return Err(Error::malformed(
+                    o,
+                    format!(
+                        "optional header magic {m:#x} is neither PE32 (0x10b) nor PE32+ (0x20b)"
+                    ),
+                ))
+            }
+        };
+        if (ob.len() as u64) < dirs_at {
+            return Err(Error::malformed(
+                c.saturating_add(16),
+                format!(
+                    "SizeOfOptionalHeader {} is smaller than the fixed part ({dirs_at})",
+                    ob.len()
+                ),
+            ));
+        }
+        let opt = match format {
+            Format::Pe32 => Self::of::<ImageOptionalHeader32>(ob, format)?,
+            Format::Pe32Plus => Self::of::<ImageOptionalHeader64>(ob, format)?,
+        };
+        Ok((opt, dirs_at))
+    }
+
+    fn of<H: ImageOptionalHeader>(ob: &[u8], format: Format) -> Result<OptionalHeader> {
+        let h: &H = view(ob, 0, "optional header")?;
+        Ok(OptionalHeader {
+            format,
+            major_linker_version: h.major_linker_version(),
+            minor_linker_version: h.minor_linker_version(),
+            size_of_code: h.size_of_code(),
+            size_of_initialized_data: h.size_of_initialized_data(),
+            size_of_uninitialized_data: h.size_of_uninitialized_data(),
+            address_of_entry_point: h.address_of_entry_point(),
+            base_of_code: h.base_of_code(),
+            image_base: h.image_base(),
+            section_alignment: h.section_alignment(),
+            file_alignment: h.file_alignment(),
+            major_subsystem_version: h.major_subsystem_version(),
+            minor_subsystem_version: h.minor_subsystem_version(),
+            size_of_image: h.size_of_image(),
+            size_of_headers: h.size_of_headers(),
+            checksum: h.check_sum(),
+            subsystem: h.subsystem(),
+            dll_characteristics: h.dll_characteristics(),
+            number_of_rva_and_sizes: h.number_of_rva_and_sizes(),
+        })
+    }
 }
 
 impl<'a> PeFile<'a> {
@@ -156,106 +262,39 @@ impl<'a> PeFile<'a> {
     /// Parse the headers from a prefix of a file whose full length is `file_len`
     /// (the browser reads only the first bytes of a large file through Blob.slice).
     pub fn parse_prefix(data: &'a [u8], file_len: u64) -> Result<Self> {
-        let dos = slice(data, 0, 2, "DOS header")?;
-        if dos != DOS_MAGIC {
-            return Err(Error::malformed(0, "missing \"MZ\" DOS signature"));
-        }
-        let e_lfanew = u32_le(data, E_LFANEW_OFFSET, "e_lfanew")?;
-        let pe_off = u64::from(e_lfanew);
-        if slice(data, pe_off, 4, "PE signature")? != PE_SIGNATURE {
-            return Err(Error::malformed(
-                pe_off,
-                "missing \"PE\\0\\0\" signature at e_lfanew",
-            ));
-        }
-        let c = bytes::add(pe_off, 4, E_LFANEW_OFFSET, "COFF header offset")?;
-        let ch = slice(data, c, COFF_HEADER_SIZE, "COFF header")?;
-        let what = "COFF header";
-        let coff = CoffHeader {
-            machine: u16_le(ch, 0, what)?,
-            number_of_sections: u16_le(ch, 2, what)?,
-            time_date_stamp: u32_le(ch, 4, what)?,
-            pointer_to_symbol_table: u32_le(ch, 8, what)?,
-            number_of_symbols: u32_le(ch, 12, what)?,
-            size_of_optional_header: u16_le(ch, 16, what)?,
-            characteristics: u16_le(ch, 18, what)?,
-        };
+        let e_lfanew = nt_headers_offset(data)?;
+        let c = bytes::add(
+            u64::from(e_lfanew),
+            4,
+            E_LFANEW_OFFSET,
+            "COFF header offset",
+        )?;
+        let coff = CoffHeader::of(view(data, c, "COFF header")?);
         let o = bytes::add(c, COFF_HEADER_SIZE, c, "optional header offset")?;
         let opt_size = u64::from(coff.size_of_optional_header);
         let opt_bytes = slice(data, o, opt_size, "optional header")?;
-        let magic = u16_le(opt_bytes, 0, "optional header magic")
-            .map_err(|_| Error::malformed(o, "optional header too small for its magic"))?;
-        let (format, rva_count_at, dirs_at) = match magic {
-            OPT_MAGIC_PE32 => (Format::Pe32, OPT_NUMBER_OF_RVA_PE32, OPT_DATA_DIRS_PE32),
-            OPT_MAGIC_PE32_PLUS => (
-                Format::Pe32Plus,
-                OPT_NUMBER_OF_RVA_PE32_PLUS,
-                OPT_DATA_DIRS_PE32_PLUS,
-            ),
-            m => {
-                return Err(Error::malformed(
-                    o,
-                    format!(
-                        "optional header magic {m:#x} is neither PE32 (0x10b) nor PE32+ (0x20b)"
-                    ),
-                ))
-            }
-        };
-        let Some(dir_bytes) = usize::try_from(dirs_at)
-            .ok()
-            .and_then(|at| opt_bytes.get(at..))
-        else {
-            return Err(Error::malformed(
-                c.saturating_add(16),
-                format!(
-                    "SizeOfOptionalHeader {opt_size} is smaller than the fixed part ({dirs_at})"
-                ),
-            ));
-        };
-        let ob = opt_bytes;
-        let what = "optional header";
-        let plus = format == Format::Pe32Plus;
-        let image_base = if plus {
-            u64_le(ob, 24, what)?
-        } else {
-            u64::from(u32_le(ob, 28, what)?)
-        };
-        let base_of_code = u32_le(ob, 20, what)?;
-        let number_of_rva_and_sizes = u32_le(ob, rva_count_at, what)?;
-        let opt = OptionalHeader {
-            format,
-            major_linker_version: bytes::u8_at(ob, 2, what)?,
-            minor_linker_version: bytes::u8_at(ob, 3, what)?,
-            size_of_code: u32_le(ob, 4, what)?,
-            size_of_initialized_data: u32_le(ob, 8, what)?,
-            size_of_uninitialized_data: u32_le(ob, 12, what)?,
-            address_of_entry_point: u32_le(ob, 16, what)?,
-            base_of_code,
-            image_base,
-            section_alignment: u32_le(ob, 32, what)?,
-            file_alignment: u32_le(ob, 36, what)?,
-            major_subsystem_version: u16_le(ob, 48, what)?,
-            minor_subsystem_version: u16_le(ob, 50, what)?,
-            size_of_image: u32_le(ob, 56, what)?,
-            size_of_headers: u32_le(ob, 60, what)?,
-            checksum: u32_le(ob, 64, what)?,
-            subsystem: u16_le(ob, 68, what)?,
-            dll_characteristics: u16_le(ob, 70, what)?,
-            number_of_rva_and_sizes,
-        };
+        let (opt, dirs_at) = OptionalHeader::read(opt_bytes, o, c)?;
         // The directory count is bounded by the header size actually present, so a
         // huge NumberOfRvaAndSizes cannot make us allocate.
-        let data_directories: Vec<DataDirectory> = dir_bytes
-            .chunks_exact(DATA_DIRECTORY_LEN)
-            .take(DATA_DIRECTORY_NAMES.len())
-            .take(usize::try_from(number_of_rva_and_sizes).unwrap_or(usize::MAX))
-            .map(|d| {
-                Ok(DataDirectory {
-                    virtual_address: u32_le(d, 0, "data directory")?,
-                    size: u32_le(d, 4, "data directory")?,
-                })
+        let dir_bytes = usize::try_from(dirs_at)
+            .ok()
+            .and_then(|at| opt_bytes.get(at..))
+            .unwrap_or_default();
+        let count = dir_bytes
+            .len()
+            .checked_div(size_of::<ImageDataDirectory>())
+            .unwrap_or(0)
+            .min(DATA_DIRECTORY_NAMES.len())
+            .min(usize::try_from(opt.number_of_rva_and_sizes).unwrap_or(usize::MAX));
+        let data_directories: Vec<DataDirectory> = pod::slice_from_bytes(dir_bytes, count)
+            .map_err(|()| Error::malformed(o, "data directories"))?
+            .0
+            .iter()
+            .map(|d: &ImageDataDirectory| DataDirectory {
+                virtual_address: d.virtual_address.get(LE),
+                size: d.size.get(LE),
             })
-            .collect::<Result<_>>()?;
+            .collect();
         let security_dir_offset = if data_directories.len() > DIR_SECURITY {
             let dirs = bytes::add(o, dirs_at, o, "data directories offset")?;
             Some(bytes::add(
@@ -279,25 +318,31 @@ impl<'a> PeFile<'a> {
             coff,
             opt,
             data_directories,
-            sections: Vec::with_capacity(usize::from(coff.number_of_sections)),
+            sections: Vec::new(),
             optional_header_offset: o,
             checksum_offset: bytes::add(o, OPT_CHECKSUM, o, "CheckSum offset")?,
             security_dir_offset,
             section_table_offset,
         };
-        let mut header_offset = section_table_offset;
-        for h in table.chunks_exact(SECTION_HEADER_LEN) {
-            let what = "section header";
-            let raw_name: [u8; 8] = bytes::array(h, 0, what)?;
-            let name = pe.resolve_name(&raw_name, header_offset)?;
-            pe.sections.push(Section {
-                name,
-                raw_name,
-                virtual_size: u32_le(h, 8, what)?,
-                virtual_address: u32_le(h, 12, what)?,
-                size_of_raw_data: u32_le(h, 16, what)?,
-                pointer_to_raw_data: u32_le(h, 20, what)?,
-                characteristics: u32_le(h, 36, what)?,
+        pe.sections = pe.read_sections(table)?;
+        Ok(pe)
+    }
+
+    /// The section table's headers, their names resolved.
+    fn read_sections(&self, table: &[u8]) -> Result<Vec<Section>> {
+        let headers: &[ImageSectionHeader] = pod::slice_from_all_bytes(table)
+            .map_err(|()| Error::malformed(self.section_table_offset, "section table"))?;
+        let mut sections = Vec::with_capacity(headers.len());
+        let mut header_offset = self.section_table_offset;
+        for h in headers {
+            sections.push(Section {
+                name: self.resolve_name(&h.name, header_offset)?,
+                raw_name: h.name,
+                virtual_size: h.virtual_size.get(LE),
+                virtual_address: h.virtual_address.get(LE),
+                size_of_raw_data: h.size_of_raw_data.get(LE),
+                pointer_to_raw_data: h.pointer_to_raw_data.get(LE),
+                characteristics: h.characteristics.get(LE),
                 header_offset,
             });
             header_offset = bytes::add(
@@ -307,7 +352,7 @@ impl<'a> PeFile<'a> {
                 "section header offset",
             )?;
         }
-        Ok(pe)
+        Ok(sections)
     }
 
     /// A section name: 8 bytes, NUL-padded, or `/N` naming offset N of the COFF

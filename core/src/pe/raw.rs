@@ -1,26 +1,53 @@
-//! PE/COFF on-disk layout: offsets and constants only (Microsoft PE/COFF spec).
+//! PE/COFF on-disk layout (Microsoft PE/COFF spec). The structures are the `object`
+//! crate's (`object::pe`, viewed in place with `object::pod`); the sizes and offsets
+//! below come from them. Then the tables that name flags and values in reports.
 
-pub const DOS_MAGIC: &[u8; 2] = b"MZ";
-pub const E_LFANEW_OFFSET: u64 = 0x3c;
-pub const PE_SIGNATURE: &[u8; 4] = b"PE\0\0";
-pub const COFF_HEADER_SIZE: u64 = 20;
-pub const SECTION_HEADER_LEN: usize = 40;
-pub const SECTION_HEADER_SIZE: u64 = SECTION_HEADER_LEN as u64;
-pub const SYMBOL_SIZE: u64 = 18;
+use std::mem::{offset_of, size_of};
 
-pub const OPT_MAGIC_PE32: u16 = 0x10b;
-pub const OPT_MAGIC_PE32_PLUS: u16 = 0x20b;
-/// CheckSum's offset inside the optional header, the same for PE32 and PE32+.
-pub const OPT_CHECKSUM: u64 = 64;
-/// Where the data directories start inside the optional header.
-pub const OPT_DATA_DIRS_PE32: u64 = 96;
-pub const OPT_DATA_DIRS_PE32_PLUS: u64 = 112;
-/// NumberOfRvaAndSizes, the field just before the data directories.
-pub const OPT_NUMBER_OF_RVA_PE32: u64 = OPT_DATA_DIRS_PE32 - 4;
-pub const OPT_NUMBER_OF_RVA_PE32_PLUS: u64 = OPT_DATA_DIRS_PE32_PLUS - 4;
-pub const DATA_DIRECTORY_LEN: usize = 8;
-pub const DATA_DIRECTORY_SIZE: u64 = DATA_DIRECTORY_LEN as u64;
-pub const DIR_SECURITY: usize = 4;
+use object::pe;
+pub use object::pe::{
+    ImageDataDirectory, ImageDosHeader, ImageFileHeader, ImageOptionalHeader32,
+    ImageOptionalHeader64, ImageSectionHeader,
+};
+
+pub const DOS_MAGIC: [u8; 2] = pe::IMAGE_DOS_SIGNATURE.to_le_bytes();
+pub const E_LFANEW_OFFSET: u64 = offset_of!(ImageDosHeader, e_lfanew) as u64;
+pub const PE_SIGNATURE: [u8; 4] = pe::IMAGE_NT_SIGNATURE.to_le_bytes();
+pub const COFF_HEADER_SIZE: u64 = size_of::<ImageFileHeader>() as u64;
+pub const SECTION_HEADER_SIZE: u64 = size_of::<ImageSectionHeader>() as u64;
+pub const SYMBOL_SIZE: u64 = pe::IMAGE_SIZEOF_SYMBOL as u64;
+
+pub const OPT_MAGIC_PE32: u16 = pe::IMAGE_NT_OPTIONAL_HDR32_MAGIC;
+pub const OPT_MAGIC_PE32_PLUS: u16 = pe::IMAGE_NT_OPTIONAL_HDR64_MAGIC;
+/// Where the data directories start inside the optional header: after its fixed part.
+pub const OPT_DATA_DIRS_PE32: u64 = size_of::<ImageOptionalHeader32>() as u64;
+pub const OPT_DATA_DIRS_PE32_PLUS: u64 = size_of::<ImageOptionalHeader64>() as u64;
+
+/// Offsets of optional header fields that the builder patches and the image hash
+/// skips. PE32 and PE32+ differ only in ImageBase (and BaseOfData) before these and in
+/// the stack and heap sizes after them, so one offset serves both.
+macro_rules! opt_field {
+    ($($name:ident = $field:ident),* $(,)?) => {$(
+        pub const $name: u64 = offset_of!(ImageOptionalHeader64, $field) as u64;
+        const _: () = assert!(
+            offset_of!(ImageOptionalHeader32, $field) == offset_of!(ImageOptionalHeader64, $field)
+        );
+    )*};
+}
+opt_field!(
+    OPT_SIZE_OF_CODE = size_of_code,
+    OPT_SIZE_OF_INITIALIZED_DATA = size_of_initialized_data,
+    OPT_SECTION_ALIGNMENT = section_alignment,
+    OPT_SIZE_OF_IMAGE = size_of_image,
+    OPT_SIZE_OF_HEADERS = size_of_headers,
+    OPT_CHECKSUM = check_sum,
+    OPT_DLL_CHARACTERISTICS = dll_characteristics,
+);
+
+pub const DATA_DIRECTORY_SIZE: u64 = size_of::<ImageDataDirectory>() as u64;
+pub const DIR_SECURITY: usize = pe::IMAGE_DIRECTORY_ENTRY_SECURITY;
+/// The debug directory, whose entries hold file offsets.
+pub const DIR_DEBUG: usize = pe::IMAGE_DIRECTORY_ENTRY_DEBUG;
 /// Offset of the security entry from the start of the data directories.
 pub const SECURITY_DIR_ENTRY: u64 = DIR_SECURITY as u64 * DATA_DIRECTORY_SIZE;
 

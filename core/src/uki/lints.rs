@@ -23,14 +23,36 @@ pub struct Facts<'p, 'a> {
 
 /// Add the layout and UKI lints of `f` to `out`.
 pub fn check(f: &Facts<'_, '_>, out: &mut Lints) {
-    let secs = &f.pe.sections;
-    let uki_like = matches!(f.kind, Kind::Uki | Kind::Addon);
+    for check in CHECKS {
+        check(f, out);
+    }
+}
 
-    for s in secs {
+/// Every check, in the order its lints are reported.
+const CHECKS: [fn(&Facts<'_, '_>, &mut Lints); 9] = [
+    section_extents,
+    overlaps,
+    ascending,
+    alignment,
+    size_of_image,
+    nx_compat,
+    image_size,
+    uki_parts,
+    trailing,
+];
+
+/// A UKI or an addon: the stub reads its sections as payloads.
+fn uki_like(f: &Facts<'_, '_>) -> bool {
+    matches!(f.kind, Kind::Uki | Kind::Addon)
+}
+
+/// Each section's data: present in the file, and no zero fill read as payload.
+fn section_extents(f: &Facts<'_, '_>, out: &mut Lints) {
+    for s in &f.pe.sections {
         if s.virtual_size > s.size_of_raw_data {
             // Normal for .bss-like data in compiled binaries (zero fill), wrong for a
             // UKI payload: the stub would read zeros past the data (systemd #35851).
-            let payload = uki_like && super::is_known(&s.name);
+            let payload = uki_like(f) && super::is_known(&s.name);
             out.push(Lint::new(
                 "virtual-size-exceeds-raw",
                 if payload {
@@ -62,11 +84,11 @@ pub fn check(f: &Facts<'_, '_>, out: &mut Lints) {
             ));
         }
     }
+}
 
-    overlaps(secs, out);
-
-    // Table order must follow memory order (the loader and builders assume it).
-    if let Some((a, b)) = secs.windows(2).find_map(|w| match w {
+/// Table order must follow memory order (the loader and builders assume it).
+fn ascending(f: &Facts<'_, '_>, out: &mut Lints) {
+    if let Some((a, b)) = f.pe.sections.windows(2).find_map(|w| match w {
         [a, b] if b.virtual_address < a.virtual_address => Some((a, b)),
         _ => None,
     }) {
@@ -79,10 +101,12 @@ pub fn check(f: &Facts<'_, '_>, out: &mut Lints) {
             ),
         ));
     }
+}
 
+fn alignment(f: &Facts<'_, '_>, out: &mut Lints) {
     let sa = u64::from(f.pe.opt.section_alignment);
     let fa = u64::from(f.pe.opt.file_alignment);
-    for s in secs {
+    for s in &f.pe.sections {
         let off = |v: u32, align: u64| align > 1 && u64::from(v).checked_rem(align) != Some(0);
         let va_bad = off(s.virtual_address, sa);
         let raw_bad = s.size_of_raw_data > 0 && off(s.pointer_to_raw_data, fa);
@@ -109,12 +133,15 @@ pub fn check(f: &Facts<'_, '_>, out: &mut Lints) {
             ));
         }
     }
+}
 
-    // SizeOfImage must cover the last section as mapped: VirtualSize bytes
-    // (SizeOfRawData when VirtualSize is 0). Linkers differ on whether raw padding
-    // counts (BFD counts it for systemd's stub), so anything from the VirtualSize
-    // end to the raw end, rounded to SectionAlignment, is accepted.
-    let ends = secs.iter().map(|s| {
+/// SizeOfImage must cover the last section as mapped: VirtualSize bytes
+/// (SizeOfRawData when VirtualSize is 0). Linkers differ on whether raw padding
+/// counts (BFD counts it for systemd's stub), so anything from the VirtualSize end
+/// to the raw end, rounded to SectionAlignment, is accepted.
+fn size_of_image(f: &Facts<'_, '_>, out: &mut Lints) {
+    let sa = u64::from(f.pe.opt.section_alignment);
+    let ends = f.pe.sections.iter().map(|s| {
         let va = u64::from(s.virtual_address);
         let v = if s.virtual_size == 0 {
             s.size_of_raw_data
@@ -127,23 +154,29 @@ pub fn check(f: &Facts<'_, '_>, out: &mut Lints) {
             va.saturating_add(u64::from(v.max(s.size_of_raw_data))),
         )
     });
-    if let Some((lo, hi)) = ends.reduce(|a, b| (a.0.max(b.0), a.1.max(b.1))) {
-        let (lo, hi) = (align_up(lo, sa.max(1)), align_up(hi, sa.max(1)));
-        let soi = u64::from(f.pe.opt.size_of_image);
-        if lo.is_none_or(|lo| soi < lo) || hi.is_none_or(|hi| soi > hi) {
-            let show =
-                |v: Option<u64>| v.map_or_else(|| "overflow".to_string(), |w| format!("{w:#x}"));
-            out.push(Lint::new(
-                "size-of-image-mismatch",
-                if lo.is_none_or(|lo| soi < lo) { Severity::Error } else { Severity::Warning },
-                format!(
-                    "SizeOfImage {soi:#x} does not match the last section's end rounded to SectionAlignment ({})",
-                    show(lo)
-                ),
-            ));
-        }
+    let Some((lo, hi)) = ends.reduce(|a, b| (a.0.max(b.0), a.1.max(b.1))) else {
+        return;
+    };
+    let (lo, hi) = (align_up(lo, sa.max(1)), align_up(hi, sa.max(1)));
+    let soi = u64::from(f.pe.opt.size_of_image);
+    if lo.is_none_or(|lo| soi < lo) || hi.is_none_or(|hi| soi > hi) {
+        let show = |v: Option<u64>| v.map_or_else(|| "overflow".to_string(), |w| format!("{w:#x}"));
+        out.push(Lint::new(
+            "size-of-image-mismatch",
+            if lo.is_none_or(|lo| soi < lo) {
+                Severity::Error
+            } else {
+                Severity::Warning
+            },
+            format!(
+                "SizeOfImage {soi:#x} does not match the last section's end rounded to SectionAlignment ({})",
+                show(lo)
+            ),
+        ));
     }
+}
 
+fn nx_compat(f: &Facts<'_, '_>, out: &mut Lints) {
     if f.kind == Kind::Uki && f.pe.nx_compat() && f.kernel.is_some_and(|k| k.is_pe && !k.nx_compat)
     {
         out.push(Lint::new(
@@ -152,7 +185,9 @@ pub fn check(f: &Facts<'_, '_>, out: &mut Lints) {
             "the UKI claims NX_COMPAT but its kernel does not; firmware enforcing NX may fail to boot it (systemd #38545)",
         ));
     }
+}
 
+fn image_size(f: &Facts<'_, '_>, out: &mut Lints) {
     let image = u64::from(f.pe.opt.size_of_image).max(f.file_len);
     if image > super::MAX_IMAGE_SIZE {
         out.push(Lint::new(
@@ -161,40 +196,45 @@ pub fn check(f: &Facts<'_, '_>, out: &mut Lints) {
             format!("the image is {image} bytes; images over 2 GiB fail to load on real firmware (systemd #31452)"),
         ));
     }
+}
 
-    if uki_like {
-        duplicates(secs, f.blocks, out);
-        let has = |n: &str| secs.iter().any(|s| s.name == n);
-        if !has(".sbat") {
-            out.push(Lint::new(
-                "missing-sbat",
-                Severity::Warning,
-                "no .sbat section; shim refuses binaries without SBAT under Secure Boot",
-            ));
-        }
-        match (has(".pcrsig"), has(".pcrpkey")) {
-            (true, false) => out.push(Lint::new(
-                "pcrsig-without-pcrpkey",
-                Severity::Warning,
-                ".pcrsig is present without .pcrpkey; the signed policies cannot be used to unlock",
-            )),
-            (false, true) => out.push(Lint::new(
-                "pcrpkey-without-pcrsig",
-                Severity::Info,
-                ".pcrpkey is present without .pcrsig; no signed PCR policy is shipped",
-            )),
-            _ => {}
-        }
+/// What a UKI or an addon should carry: one copy of each section a block reads once,
+/// .sbat for shim, and .pcrsig with the .pcrpkey that checks it.
+fn uki_parts(f: &Facts<'_, '_>, out: &mut Lints) {
+    if !uki_like(f) {
+        return;
     }
-
-    trailing(f, out);
+    let secs = &f.pe.sections;
+    duplicates(secs, f.blocks, out);
+    let has = |n: &str| secs.iter().any(|s| s.name == n);
+    if !has(".sbat") {
+        out.push(Lint::new(
+            "missing-sbat",
+            Severity::Warning,
+            "no .sbat section; shim refuses binaries without SBAT under Secure Boot",
+        ));
+    }
+    match (has(".pcrsig"), has(".pcrpkey")) {
+        (true, false) => out.push(Lint::new(
+            "pcrsig-without-pcrpkey",
+            Severity::Warning,
+            ".pcrsig is present without .pcrpkey; the signed policies cannot be used to unlock",
+        )),
+        (false, true) => out.push(Lint::new(
+            "pcrpkey-without-pcrsig",
+            Severity::Info,
+            ".pcrpkey is present without .pcrsig; no signed PCR policy is shipped",
+        )),
+        _ => {}
+    }
 }
 
 /// Overlaps in memory (VA ranges) and in the file (raw ranges), one sort each:
 /// after sorting by start, a range overlaps an earlier one exactly when it starts
 /// before the furthest end seen so far. Sorts section indices (4 bytes each), not
 /// copies of the ranges, so a table of 65535 sections costs 256 KiB here.
-fn overlaps(secs: &[Section], out: &mut Lints) {
+fn overlaps(f: &Facts<'_, '_>, out: &mut Lints) {
+    let secs = &f.pe.sections;
     let mut report = |what: &str, range: fn(&Section) -> Option<(u64, u64)>| {
         let mut order: Vec<u32> = (0..u32::try_from(secs.len()).unwrap_or(u32::MAX))
             .filter(|&i| sec(secs, i).and_then(range).is_some())

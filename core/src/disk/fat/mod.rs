@@ -11,10 +11,12 @@
 //! its memory does not depend on the volume size. The core's tests read the result
 //! back with fatfs, and the integration tests with fsck.fat and mtools.
 
+pub mod boot;
 pub mod raw;
 pub mod read;
 pub mod write;
 
+pub use boot::BootSector;
 pub use read::{read_volume, FatEntry, FatVolume};
 pub use write::{format, FatOptions, FatPlan};
 
@@ -113,6 +115,20 @@ fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
 pub fn short_name_checksum(name: &[u8; 11]) -> u8 {
     name.iter()
         .fold(0u8, |sum, &c| sum.rotate_right(1).wrapping_add(c))
+}
+
+// Field stores for the fixed-size buffers the writer fills (32-byte entries, 512-byte
+// boot and FSInfo sectors), at raw.rs offsets that lie inside them.
+fn put16(b: &mut [u8], at: usize, v: u16) {
+    if let Some(d) = b.get_mut(at..).and_then(<[u8]>::first_chunk_mut) {
+        *d = v.to_le_bytes();
+    }
+}
+
+fn put32(b: &mut [u8], at: usize, v: u32) {
+    if let Some(d) = b.get_mut(at..).and_then(<[u8]>::first_chunk_mut) {
+        *d = v.to_le_bytes();
+    }
 }
 
 #[cfg(test)]

@@ -22,22 +22,53 @@ pub const BPB_EXT_FLAGS: usize = 40;
 pub const BPB_ROOT_CLUS: usize = 44;
 pub const BPB_FS_INFO: usize = 48;
 pub const BPB_BK_BOOT_SEC: usize = 50;
-/// Offset of the drive number / signature / id / label block: 36 on FAT12/16, 64 on FAT32.
-pub const EXT16: usize = 36;
-pub const EXT32: usize = 64;
-// Within that block.
-pub const X_DRV_NUM: usize = 0;
-pub const X_BOOT_SIG: usize = 2;
-pub const X_VOL_ID: usize = 3;
-pub const X_VOL_LAB: usize = 7;
-pub const X_FIL_SYS_TYPE: usize = 18;
-/// Length of that block; the boot code follows it.
-pub const EXT_LEN: usize = 26;
+/// Where the extended block's fields lie (drive number, signature, volume id and
+/// label, type); the boot code follows it.
+pub struct ExtBlock {
+    pub drv_num: usize,
+    pub boot_sig: usize,
+    pub vol_id: usize,
+    pub vol_lab: usize,
+    pub fil_sys_type: usize,
+    pub boot_code: usize,
+}
+/// The extended block at 36 on FAT12/16 ...
+pub const EXT16: ExtBlock = ExtBlock {
+    drv_num: 36,
+    boot_sig: 38,
+    vol_id: 39,
+    vol_lab: 43,
+    fil_sys_type: 54,
+    boot_code: 62,
+};
+/// ... and at 64 on FAT32.
+pub const EXT32: ExtBlock = ExtBlock {
+    drv_num: 64,
+    boot_sig: 66,
+    vol_id: 67,
+    vol_lab: 71,
+    fil_sys_type: 82,
+    boot_code: 90,
+};
 pub const SIGNATURE_AT: usize = 510;
 
 pub const MEDIA_FIXED: u8 = 0xf8;
 pub const NUM_FATS: u8 = 2;
 pub const EXT_BOOT_SIG: u8 = 0x29;
+pub const BOOT_SIGNATURE: [u8; 2] = [0x55, 0xaa];
+/// What the writer puts in the fields firmware ignores but other tools expect.
+pub const OEM_NAME: &[u8; 8] = b"MSWIN4.1";
+pub const DRIVE_FIXED: u8 = 0x80;
+pub const SECTORS_PER_TRACK: u16 = 63;
+pub const HEADS: u16 = 255;
+pub const FS_TYPE_FAT16: &[u8; 8] = b"FAT16   ";
+pub const FS_TYPE_FAT32: &[u8; 8] = b"FAT32   ";
+pub const NO_LABEL: &[u8; 11] = b"NO NAME    ";
+/// The jump over the BPB to the boot code, which follows the extended block.
+pub const JMP_FAT16: [u8; 3] = [0xeb, 0x3c, 0x90];
+pub const JMP_FAT32: [u8; 3] = [0xeb, 0x58, 0x90];
+/// Boot code that halts forever if a BIOS ever jumps here (cli; hlt; jmp $-1).
+pub const HALT: [u8; 4] = [0xfa, 0xf4, 0xeb, 0xfd];
 
 // FSInfo sector (FAT32).
 pub const FSI_LEAD_SIG: u32 = 0x4161_5252;

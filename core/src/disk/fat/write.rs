@@ -8,8 +8,9 @@
 use std::borrow::Cow;
 use std::num::NonZeroU64;
 
+use super::boot::{fits, BootSector, Counts, VolumeId};
 use super::raw::*;
-use super::{dos_date_time, short_name_checksum, FatType};
+use super::{dos_date_time, put16, put32, short_name_checksum, FatType};
 use crate::bytes;
 use crate::error::{Error, Result};
 
@@ -66,56 +67,85 @@ pub struct FatPlan<'a> {
     pub files: Vec<PlacedFile>,
 }
 
-/// A volume's geometry in sectors, and the byte offsets derived from it (all checked
-/// once in [`layout`], so the writer only adds within them).
-#[derive(Debug, Clone, Copy)]
-struct Geometry {
-    fat_type: FatType,
-    total: u64,
-    spc: u64,
-    reserved: u64,
-    fat: u64,
-    root_entries: u64,
-    clusters: u64,
-    cluster_size: u64,
-    /// Byte offset and length of each FAT copy.
-    fat_offsets: [u64; NUM_FATS as usize],
-    fat_len: u64,
-    /// Byte offset and length of the fixed root directory (zero length on FAT32).
-    root_offset: u64,
-    root_len: u64,
-    /// Byte offset of cluster 2.
-    data_offset: u64,
-}
-
-impl Geometry {
-    /// Byte offset of cluster `c`, or None for the clusters below 2.
-    fn cluster_offset(&self, c: u64) -> Option<u64> {
-        c.checked_sub(2)?
-            .checked_mul(self.cluster_size)?
-            .checked_add(self.data_offset)
+/// Format a `size`-byte volume holding `files` (paths with `/` or `\`, created with
+/// their parent directories). Fails if a path is invalid or duplicated, or if the
+/// files do not fit.
+pub fn format<'a>(
+    size: u64,
+    opts: &FatOptions,
+    files: Vec<(String, Cow<'a, [u8]>)>,
+) -> Result<FatPlan<'a>> {
+    let (sector, label) = check_options(opts)?;
+    let mut tree = Tree::build(files)?;
+    tree.assign_short_names()?;
+    let root_needed = entries_of(0, own(&tree.dirs, 0)?, &label);
+    let sector_entries = sector.get() / DIR_ENTRY_BYTES;
+    let root_entries = root_needed.max(512).next_multiple_of(sector_entries);
+    if root_entries.saturating_add(sector_entries) > u64::from(u16::MAX) {
+        return Err(Error::invalid(
+            "too many entries in the ESP's root directory",
+        ));
     }
+    let mut boot = geometry(size, sector, root_entries)?;
+    let next = tree.allocate(&boot, &label, size)?;
+    if boot.fat_type == FatType::Fat32 {
+        boot.root_cluster = fits(own(&tree.dirs, 0)?.first_cluster, "root cluster")?;
+    }
+    boot.hidden_sectors = u32::try_from(opts.hidden_sectors).unwrap_or(u32::MAX);
+    boot.volume_id = Some(VolumeId {
+        serial: opts.volume_id,
+        label: if label.is_empty() {
+            *NO_LABEL
+        } else {
+            padded::<11>(label.as_bytes())
+        },
+    });
+    let (date, time) = dos_date_time(opts.timestamp);
+    let names = Names {
+        label: &label,
+        stamp: Stamp { date, time },
+    };
+    tree.emit(&boot, next, &names)
 }
 
+/// The sector size, and the label upper-cased and checked.
+fn check_options(opts: &FatOptions) -> Result<(NonZeroU64, String)> {
+    let Some(sector) = NonZeroU64::new(opts.sector_size).filter(|s| matches!(s.get(), 512 | 4096))
+    else {
+        return Err(Error::invalid(format!(
+            "sector size {}: use 512 or 4096",
+            opts.sector_size
+        )));
+    };
+    let label = opts.label.to_ascii_uppercase();
+    if label.len() > 11 || !label.bytes().all(|b| b == b' ' || short_char_ok(b)) {
+        return Err(Error::invalid(format!(
+            "volume label {:?}: up to 11 characters from A-Z 0-9 and {}",
+            opts.label,
+            String::from_utf8_lossy(SHORT_NAME_EXTRA)
+        )));
+    }
+    Ok((sector, label.trim_end().to_string()))
+}
+
+/// The boot sector of a FAT `fat_type` volume of `total` sectors with `spc`-sector
+/// clusters, if that layout fits.
 fn layout(
     fat_type: FatType,
     total: u64,
     sector: NonZeroU64,
     spc: NonZeroU64,
     root_entries: u64,
-) -> Option<Geometry> {
-    let entry_bytes = if fat_type == FatType::Fat32 { 4 } else { 2 };
+) -> Option<BootSector> {
+    let fat32 = fat_type == FatType::Fat32;
+    let entry_bytes = if fat32 { 4 } else { 2 };
     // FAT32 keeps the FSInfo sector at 1 and backup boot sectors at 6 and 7.
     let min_reserved: u64 = match (fat_type, sector.get()) {
         (FatType::Fat32, 512) => 32,
         (FatType::Fat32, _) => 8,
         _ => 1,
     };
-    let root_entries = if fat_type == FatType::Fat32 {
-        0
-    } else {
-        root_entries
-    };
+    let root_entries = if fat32 { 0 } else { root_entries };
     let root_sectors = root_entries
         .checked_mul(DIR_ENTRY_BYTES)?
         .div_ceil(sector.get());
@@ -132,31 +162,23 @@ fn layout(
     let unaligned = min_reserved.checked_add(fats)?.checked_add(root_sectors)?;
     let data_start = bytes::align_up(unaligned, spc.get())?;
     let reserved = min_reserved.checked_add(data_start.checked_sub(unaligned)?)?;
-    let clusters = total.checked_sub(data_start)? / spc;
-    let at = |sectors: u64| sectors.checked_mul(sector.get());
-    let first_fat = at(reserved)?;
-    let fat_len = at(fat)?;
-    Some(Geometry {
-        fat_type,
-        total,
-        spc: spc.get(),
-        reserved,
-        fat,
+    BootSector::new(Counts {
+        fat32,
+        sector_size: sector,
+        sectors_per_cluster: spc,
+        reserved_sectors: reserved,
+        fats: u64::from(NUM_FATS),
         root_entries,
-        clusters,
-        cluster_size: at(spc.get())?,
-        fat_offsets: [first_fat, first_fat.checked_add(fat_len)?],
-        fat_len,
-        root_offset: at(reserved.checked_add(fats)?)?,
-        root_len: at(root_sectors)?,
-        data_offset: at(data_start)?,
+        total_sectors: total,
+        fat_sectors: fat,
     })
+    .ok()
 }
 
 /// Cluster sizes FAT allows with 512..4096-byte sectors, largest first.
 const CLUSTER_SIZES: [u64; 7] = [32768, 16384, 8192, 4096, 2048, 1024, 512];
 
-fn geometry(size: u64, sector: NonZeroU64, root_entries: u64) -> Result<Geometry> {
+fn geometry(size: u64, sector: NonZeroU64, root_entries: u64) -> Result<BootSector> {
     let total = size / sector;
     if total > u64::from(u32::MAX) {
         return Err(Error::invalid(format!(
@@ -232,12 +254,355 @@ struct Child {
     kind: Kind,
 }
 
+impl Child {
+    fn new(long: &str, kind: Kind) -> Child {
+        Child {
+            long: long.to_string(),
+            short: [b' '; 11],
+            lfn: false,
+            kind,
+        }
+    }
+}
+
 #[derive(Debug, Default)]
 struct DirNode {
     parent: usize,
     children: Vec<Child>,
     first_cluster: u64,
     clusters: u64,
+}
+
+/// The file set as a tree: directories by index (0 is the root), files by index into
+/// `data`, `paths` and, once allocated, `file_clusters`.
+struct Tree<'a> {
+    dirs: Vec<DirNode>,
+    data: Vec<Cow<'a, [u8]>>,
+    paths: Vec<String>,
+    /// First cluster of each file (0 for an empty one).
+    file_clusters: Vec<u64>,
+}
+
+/// What every directory entry of the volume shares: the label and the timestamp.
+struct Names<'l> {
+    label: &'l str,
+    stamp: Stamp,
+}
+
+/// The names of `.` and `..`, which no child may take.
+const DOT_NAMES: [[u8; 11]; 2] = [*b".          ", *b"..         "];
+
+impl<'a> Tree<'a> {
+    /// The tree of `files`, with every parent directory created.
+    fn build(files: Vec<(String, Cow<'a, [u8]>)>) -> Result<Tree<'a>> {
+        let mut tree = Tree {
+            dirs: vec![DirNode::default()],
+            data: Vec::new(),
+            paths: Vec::new(),
+            file_clusters: Vec::new(),
+        };
+        for (path, bytes) in files {
+            let comps: Vec<&str> = path.split(['/', '\\']).filter(|c| !c.is_empty()).collect();
+            let Some((leaf, parents)) = comps.split_last() else {
+                return Err(Error::invalid(format!("ESP path {path:?} names no file")));
+            };
+            let mut at = 0usize;
+            for c in parents {
+                validate_component(c, &path)?;
+                at = tree.subdir(at, c, &path)?;
+            }
+            validate_component(leaf, &path)?;
+            let parent = own_mut(&mut tree.dirs, at)?;
+            if parent
+                .children
+                .iter()
+                .any(|ch| ch.long.to_lowercase() == leaf.to_lowercase())
+            {
+                return Err(Error::invalid(format!(
+                    "ESP path {path:?} is given twice (FAT names ignore case)"
+                )));
+            }
+            if bytes.len() as u64 > u64::from(u32::MAX) {
+                return Err(Error::invalid(format!(
+                    "ESP file {path:?} is 4 GiB or larger; FAT cannot hold it"
+                )));
+            }
+            parent
+                .children
+                .push(Child::new(leaf, Kind::File(tree.data.len())));
+            tree.data.push(bytes);
+            tree.paths.push(comps.join("/"));
+        }
+        Ok(tree)
+    }
+
+    /// The directory `name` in directory `at`, created if it is new.
+    fn subdir(&mut self, at: usize, name: &str, path: &str) -> Result<usize> {
+        let found = own(&self.dirs, at)?
+            .children
+            .iter()
+            .find(|ch| ch.long.to_lowercase() == name.to_lowercase());
+        match found.map(|ch| &ch.kind) {
+            Some(Kind::Dir(i)) => Ok(*i),
+            Some(Kind::File(_)) => Err(Error::invalid(format!(
+                "ESP path {path:?}: {name:?} is a file, not a directory"
+            ))),
+            None => {
+                let idx = self.dirs.len();
+                own_mut(&mut self.dirs, at)?
+                    .children
+                    .push(Child::new(name, Kind::Dir(idx)));
+                self.dirs.push(DirNode {
+                    parent: at,
+                    ..Default::default()
+                });
+                Ok(idx)
+            }
+        }
+    }
+
+    fn assign_short_names(&mut self) -> Result<()> {
+        for d in self.dirs.iter_mut() {
+            assign_short_names(&mut d.children, &DOT_NAMES)?;
+        }
+        Ok(())
+    }
+
+    /// Give clusters to directories first (the FAT32 root is cluster 2), then to each
+    /// file in one contiguous run; returns the first cluster left free. The sums
+    /// saturate: a count past u64 is far more than the volume's clusters, refused here.
+    fn allocate(&mut self, g: &BootSector, label: &str, size: u64) -> Result<u64> {
+        let cs = g.cluster_size;
+        let mut next = 2u64;
+        for (i, d) in self.dirs.iter_mut().enumerate() {
+            if i == 0 && g.fat_type != FatType::Fat32 {
+                continue;
+            }
+            let n = entries_of(i, d, label);
+            d.clusters = n.saturating_mul(DIR_ENTRY_BYTES).div_ceil(cs).max(1);
+            d.first_cluster = next;
+            next = next.saturating_add(d.clusters);
+        }
+        for b in &self.data {
+            let n = (b.len() as u64).div_ceil(cs);
+            self.file_clusters.push(if n == 0 { 0 } else { next });
+            next = next.saturating_add(n);
+        }
+        let used = next.saturating_sub(2);
+        if used > g.clusters {
+            let need = used.saturating_mul(cs);
+            return Err(Error::invalid(format!(
+                "the ESP is too small: its files and directories need {need} bytes ({} MiB) in {cs}-byte clusters, a {size}-byte {} volume holds {} bytes; use a larger ESP",
+                need.div_ceil(1 << 20),
+                g.fat_type.name(),
+                g.clusters.saturating_mul(cs)
+            )));
+        }
+        Ok(next)
+    }
+
+    /// The volume as extents: reserved area, FATs, root directory, directory clusters,
+    /// then the files' own bytes.
+    fn emit(self, g: &BootSector, next: u64, names: &Names<'_>) -> Result<FatPlan<'a>> {
+        let used = next.saturating_sub(2);
+        let mut extents: Vec<(u64, Cow<'a, [u8]>)> = vec![(0, Cow::Owned(reserved_area(g, next)?))];
+        let fat = self.fat_bytes(g, next)?;
+        let fat_used = fat.len() as u64;
+        let fat_zeros = g.fat_len.checked_sub(fat_used).ok_or_else(|| {
+            Error::invalid(format!(
+                "FAT writer: {fat_used} bytes of FAT in {}",
+                g.fat_len
+            ))
+        })?;
+        for at in g.fat_offsets() {
+            extents.push((at, Cow::Owned(fat.clone())));
+            push_zeros(&mut extents, at.saturating_add(fat_used), fat_zeros);
+        }
+        if g.fat_type != FatType::Fat32 {
+            let root = self.dir_bytes(0, names, g.root_len)?;
+            extents.push((g.root_offset, Cow::Owned(root)));
+        }
+        let mut cluster_area = Vec::new();
+        for (i, d) in self.dirs.iter().enumerate() {
+            if d.clusters == 0 {
+                continue;
+            }
+            let len = d.clusters.checked_mul(g.cluster_size).ok_or_else(|| {
+                Error::invalid(format!("FAT writer: directory of {} clusters", d.clusters))
+            })?;
+            cluster_area.extend_from_slice(&self.dir_bytes(i, names, len)?);
+        }
+        if !cluster_area.is_empty() {
+            extents.push((g.data_offset, Cow::Owned(cluster_area)));
+        }
+        let mut placed = Vec::with_capacity(self.data.len());
+        let files = self.data.into_iter().zip(&self.file_clusters);
+        for ((b, &first), path) in files.zip(self.paths) {
+            // Empty files have no cluster, and offset 0.
+            let offset = g.cluster_offset(first).unwrap_or(0);
+            placed.push(PlacedFile {
+                path,
+                offset,
+                len: b.len() as u64,
+            });
+            if !b.is_empty() {
+                extents.push((offset, b));
+            }
+        }
+        Ok(FatPlan {
+            fat_type: g.fat_type,
+            cluster_size: g.cluster_size,
+            clusters: g.clusters,
+            used_clusters: used,
+            reserved_sectors: g.reserved_sectors,
+            fat_sectors: g.fat_sectors,
+            data_offset: g.data_offset,
+            extents,
+            files: placed,
+        })
+    }
+
+    /// The used part of one FAT, padded to a whole sector: a chain per directory and
+    /// file, before the first free cluster `next`.
+    fn fat_bytes(&self, g: &BootSector, next: u64) -> Result<Vec<u8>> {
+        let fat32 = g.fat_type == FatType::Fat32;
+        let eoc = if fat32 { FAT32_EOC } else { FAT16_EOC };
+        let mut fat: Vec<u32> = vec![0; fits(next, "FAT entry count")?];
+        let media = if fat32 {
+            0x0fff_ff00 | u32::from(MEDIA_FIXED)
+        } else {
+            0xff00 | u32::from(MEDIA_FIXED)
+        };
+        // Entry 1: end-of-chain with the "clean" and "no I/O error" bits set.
+        if let [e0, e1, ..] = fat.as_mut_slice() {
+            *e0 = media;
+            *e1 = eoc;
+        }
+        let cs = g.cluster_size;
+        let dir_runs = self.dirs.iter().map(|d| (d.first_cluster, d.clusters));
+        let file_runs = self
+            .data
+            .iter()
+            .zip(&self.file_clusters)
+            .map(|(b, &first)| (first, (b.len() as u64).div_ceil(cs)));
+        for (first, n) in dir_runs.chain(file_runs) {
+            link(&mut fat, first, n, eoc).ok_or_else(|| {
+                Error::invalid(format!("FAT writer: chain at cluster {first} out of range"))
+            })?;
+        }
+        let entry_bytes = if fat32 { 4 } else { 2 };
+        let mut out: Vec<u8> = Vec::with_capacity(fat.len().saturating_mul(entry_bytes));
+        for v in &fat {
+            let le = v.to_le_bytes();
+            // FAT16 entries are the low 16 bits (every FAT16 value is below 0x10000).
+            out.extend_from_slice(if fat32 { &le } else { &le[..2] });
+        }
+        out.resize(
+            out.len()
+                .next_multiple_of(fits(g.sector_size, "sector size")?),
+            0,
+        );
+        Ok(out)
+    }
+
+    /// The entries of directory `i`, padded to `len` bytes.
+    fn dir_bytes(&self, i: usize, names: &Names<'_>, len: u64) -> Result<Vec<u8>> {
+        let d = own(&self.dirs, i)?;
+        let t = &names.stamp;
+        let mut out = Vec::with_capacity(fits(len, "directory size")?);
+        if i == 0 {
+            if !names.label.is_empty() {
+                let name = padded::<11>(names.label.as_bytes());
+                out.extend_from_slice(&short_entry(&name, ATTR_VOLUME_ID, 0, 0, t));
+            }
+        } else {
+            let [dot, dotdot] = &DOT_NAMES;
+            out.extend_from_slice(&short_entry(dot, ATTR_DIRECTORY, d.first_cluster, 0, t));
+            // ".." of a directory in the root points at cluster 0, even on FAT32
+            // where the root has a cluster (the rule fatfs#117 broke).
+            let parent = if d.parent == 0 {
+                0
+            } else {
+                own(&self.dirs, d.parent)?.first_cluster
+            };
+            out.extend_from_slice(&short_entry(dotdot, ATTR_DIRECTORY, parent, 0, t));
+        }
+        for c in &d.children {
+            if c.lfn {
+                for e in long_entries(c) {
+                    out.extend_from_slice(&e);
+                }
+            }
+            let e = match c.kind {
+                Kind::Dir(j) => {
+                    let first = own(&self.dirs, j)?.first_cluster;
+                    short_entry(&c.short, ATTR_DIRECTORY, first, 0, t)
+                }
+                Kind::File(j) => {
+                    let first = *own(&self.file_clusters, j)?;
+                    let size = fits(own(&self.data, j)?.len() as u64, "file size")?;
+                    short_entry(&c.short, ATTR_ARCHIVE, first, size, t)
+                }
+            };
+            out.extend_from_slice(&e);
+        }
+        out.resize(fits(len, "directory size")?, 0);
+        Ok(out)
+    }
+}
+
+/// The reserved sectors: the boot sector, and on FAT32 the FSInfo sector and the
+/// backups of both; every field lies in the first 512 bytes of its sector.
+fn reserved_area(g: &BootSector, next: u64) -> Result<Vec<u8>> {
+    let ss: usize = fits(g.sector_size, "sector size")?;
+    let mut reserved = vec![
+        0u8;
+        fits(
+            g.reserved_sectors.saturating_mul(g.sector_size),
+            "reserved area"
+        )?
+    ];
+    let mut put_sector = |n: u16, src: &[u8; 512]| -> Result<()> {
+        let dst = reserved
+            .chunks_exact_mut(ss)
+            .nth(usize::from(n))
+            .ok_or_else(|| Error::invalid(format!("FAT writer: no reserved sector {n}")))?;
+        dst.iter_mut().zip(src).for_each(|(d, &s)| *d = s);
+        Ok(())
+    };
+    let boot = g.emit()?;
+    put_sector(0, &boot)?;
+    if g.fat_type == FatType::Fat32 {
+        let info = fs_info(g, next)?;
+        put_sector(FSINFO_SECTOR, &info)?;
+        put_sector(BACKUP_BOOT_SECTOR, &boot)?;
+        put_sector(BACKUP_BOOT_SECTOR + 1, &info)?;
+    }
+    Ok(reserved)
+}
+
+/// The FAT32 FSInfo sector: the free cluster count and the first free cluster.
+fn fs_info(g: &BootSector, next: u64) -> Result<[u8; 512]> {
+    let used = next.saturating_sub(2);
+    let mut info = [0u8; 512];
+    put32(&mut info, 0, FSI_LEAD_SIG);
+    put32(&mut info, FSI_STRUC_AT, FSI_STRUC_SIG);
+    put32(
+        &mut info,
+        FSI_FREE_COUNT,
+        fits(g.clusters.saturating_sub(used), "free clusters")?,
+    );
+    put32(
+        &mut info,
+        FSI_NXT_FREE,
+        if used < g.clusters {
+            fits(next, "next free cluster")?
+        } else {
+            u32::MAX
+        },
+    );
+    put32(&mut info, FSI_TRAIL_AT, FSI_TRAIL_SIG);
+    Ok(info)
 }
 
 /// An index into one of the writer's own tables that is out of range: a bug in this
@@ -252,12 +617,6 @@ fn own_mut<T>(table: &mut [T], i: usize) -> Result<&mut T> {
     table
         .get_mut(i)
         .ok_or_else(|| Error::invalid(format!("FAT writer: table index {i} out of range")))
-}
-
-/// A count or offset of the layout as a narrower on-disk field or a buffer length;
-/// the geometry keeps every one in range, so a failure is a bug, not a large input.
-fn fits<T: TryFrom<u64>>(v: u64, what: &str) -> Result<T> {
-    T::try_from(v).map_err(|_| Error::invalid(format!("FAT writer: {what} {v} does not fit")))
 }
 
 fn validate_component(c: &str, path: &str) -> Result<()> {
@@ -402,19 +761,6 @@ struct Stamp {
     time: u16,
 }
 
-// Field stores for the fixed-size buffers the writer fills (32-byte entries, 512-byte
-// boot and FSInfo sectors), at raw.rs offsets that lie inside them.
-fn put16(b: &mut [u8], at: usize, v: u16) {
-    if let Some(d) = b.get_mut(at..).and_then(<[u8]>::first_chunk_mut) {
-        *d = v.to_le_bytes();
-    }
-}
-fn put32(b: &mut [u8], at: usize, v: u32) {
-    if let Some(d) = b.get_mut(at..).and_then(<[u8]>::first_chunk_mut) {
-        *d = v.to_le_bytes();
-    }
-}
-
 fn short_entry(name: &[u8; 11], attr: u8, cluster: u64, size: u32, t: &Stamp) -> [u8; 32] {
     let mut e = [0u8; 32];
     e[D_NAME..D_NAME + 11].copy_from_slice(name);
@@ -460,402 +806,6 @@ fn long_entries(c: &Child) -> Vec<[u8; 32]> {
         out.push(e);
     }
     out
-}
-
-/// Format a `size`-byte volume holding `files` (paths with `/` or `\`, created with
-/// their parent directories). Fails if a path is invalid or duplicated, or if the
-/// files do not fit.
-pub fn format<'a>(
-    size: u64,
-    opts: &FatOptions,
-    files: Vec<(String, Cow<'a, [u8]>)>,
-) -> Result<FatPlan<'a>> {
-    let Some(sector_nz) =
-        NonZeroU64::new(opts.sector_size).filter(|s| matches!(s.get(), 512 | 4096))
-    else {
-        return Err(Error::invalid(format!(
-            "sector size {}: use 512 or 4096",
-            opts.sector_size
-        )));
-    };
-    let sector = sector_nz.get();
-    let ss: usize = fits(sector, "sector size")?;
-    let label = opts.label.to_ascii_uppercase();
-    if label.len() > 11 || !label.bytes().all(|b| b == b' ' || short_char_ok(b)) {
-        return Err(Error::invalid(format!(
-            "volume label {:?}: up to 11 characters from A-Z 0-9 and {}",
-            opts.label,
-            String::from_utf8_lossy(SHORT_NAME_EXTRA)
-        )));
-    }
-    let label = label.trim_end().to_string();
-    let stamp = {
-        let (date, time) = dos_date_time(opts.timestamp);
-        Stamp { date, time }
-    };
-
-    // Build the tree.
-    let mut dirs = vec![DirNode::default()];
-    let mut data: Vec<Cow<'a, [u8]>> = Vec::new();
-    let mut paths: Vec<String> = Vec::new();
-    for (path, bytes) in files {
-        let comps: Vec<&str> = path.split(['/', '\\']).filter(|c| !c.is_empty()).collect();
-        let Some((leaf, parents)) = comps.split_last() else {
-            return Err(Error::invalid(format!("ESP path {path:?} names no file")));
-        };
-        let mut at = 0usize;
-        for c in parents {
-            validate_component(c, &path)?;
-            let found = own(&dirs, at)?
-                .children
-                .iter()
-                .find(|ch| ch.long.to_lowercase() == c.to_lowercase());
-            at = match found.map(|ch| &ch.kind) {
-                Some(Kind::Dir(i)) => *i,
-                Some(Kind::File(_)) => {
-                    return Err(Error::invalid(format!(
-                        "ESP path {path:?}: {c:?} is a file, not a directory"
-                    )))
-                }
-                None => {
-                    let idx = dirs.len();
-                    own_mut(&mut dirs, at)?.children.push(Child {
-                        long: (*c).to_string(),
-                        short: [b' '; 11],
-                        lfn: false,
-                        kind: Kind::Dir(idx),
-                    });
-                    dirs.push(DirNode {
-                        parent: at,
-                        ..Default::default()
-                    });
-                    idx
-                }
-            };
-        }
-        validate_component(leaf, &path)?;
-        let parent = own_mut(&mut dirs, at)?;
-        if parent
-            .children
-            .iter()
-            .any(|ch| ch.long.to_lowercase() == leaf.to_lowercase())
-        {
-            return Err(Error::invalid(format!(
-                "ESP path {path:?} is given twice (FAT names ignore case)"
-            )));
-        }
-        if bytes.len() as u64 > u64::from(u32::MAX) {
-            return Err(Error::invalid(format!(
-                "ESP file {path:?} is 4 GiB or larger; FAT cannot hold it"
-            )));
-        }
-        parent.children.push(Child {
-            long: (*leaf).to_string(),
-            short: [b' '; 11],
-            lfn: false,
-            kind: Kind::File(data.len()),
-        });
-        data.push(bytes);
-        paths.push(comps.join("/"));
-    }
-    let reserved_names: [[u8; 11]; 2] = [*b".          ", *b"..         "];
-    for d in dirs.iter_mut() {
-        assign_short_names(&mut d.children, &reserved_names)?;
-    }
-    let root_needed = entries_of(0, own(&dirs, 0)?, &label);
-    let sector_entries = sector / DIR_ENTRY_BYTES;
-    let root_entries = root_needed.max(512).next_multiple_of(sector_entries);
-    if root_entries.saturating_add(sector_entries) > u64::from(u16::MAX) {
-        return Err(Error::invalid(
-            "too many entries in the ESP's root directory",
-        ));
-    }
-    let g = geometry(size, sector_nz, root_entries)?;
-    let cs = g.cluster_size;
-
-    // Allocate: directories first (the FAT32 root is cluster 2), then files. The sums
-    // saturate: a count past u64 is far more than the volume's clusters, refused below.
-    let mut next = 2u64;
-    for (i, d) in dirs.iter_mut().enumerate() {
-        if i == 0 && g.fat_type != FatType::Fat32 {
-            continue;
-        }
-        let n = entries_of(i, d, &label);
-        d.clusters = n.saturating_mul(DIR_ENTRY_BYTES).div_ceil(cs).max(1);
-        d.first_cluster = next;
-        next = next.saturating_add(d.clusters);
-    }
-    let mut file_clusters = Vec::with_capacity(data.len());
-    for b in &data {
-        let n = (b.len() as u64).div_ceil(cs);
-        file_clusters.push(if n == 0 { 0 } else { next });
-        next = next.saturating_add(n);
-    }
-    let used = next.saturating_sub(2);
-    if used > g.clusters {
-        let need = used.saturating_mul(cs);
-        return Err(Error::invalid(format!(
-            "the ESP is too small: its files and directories need {need} bytes ({} MiB) in {cs}-byte clusters, a {size}-byte {} volume holds {} bytes; use a larger ESP",
-            need.div_ceil(1 << 20),
-            g.fat_type.name(),
-            g.clusters.saturating_mul(cs)
-        )));
-    }
-
-    // The FAT: a chain per directory and file.
-    let fat32 = g.fat_type == FatType::Fat32;
-    let eoc = if fat32 { FAT32_EOC } else { FAT16_EOC };
-    let mut fat: Vec<u32> = vec![0; fits(next, "FAT entry count")?];
-    let media = if fat32 {
-        0x0fff_ff00 | u32::from(MEDIA_FIXED)
-    } else {
-        0xff00 | u32::from(MEDIA_FIXED)
-    };
-    // Entry 1: end-of-chain with the "clean" and "no I/O error" bits set.
-    if let [e0, e1, ..] = fat.as_mut_slice() {
-        *e0 = media;
-        *e1 = eoc;
-    }
-    let dir_runs = dirs.iter().map(|d| (d.first_cluster, d.clusters));
-    let file_runs = data
-        .iter()
-        .zip(&file_clusters)
-        .map(|(b, &first)| (first, (b.len() as u64).div_ceil(cs)));
-    for (first, n) in dir_runs.chain(file_runs) {
-        link(&mut fat, first, n, eoc).ok_or_else(|| {
-            Error::invalid(format!("FAT writer: chain at cluster {first} out of range"))
-        })?;
-    }
-    let entry_bytes = if fat32 { 4 } else { 2 };
-    let mut fat_bytes: Vec<u8> = Vec::with_capacity(fat.len().saturating_mul(entry_bytes));
-    for v in &fat {
-        let le = v.to_le_bytes();
-        // FAT16 entries are the low 16 bits (every FAT16 value is below 0x10000).
-        fat_bytes.extend_from_slice(if fat32 { &le } else { &le[..2] });
-    }
-    fat_bytes.resize(fat_bytes.len().next_multiple_of(ss), 0);
-
-    // Directory contents, padded to `len` bytes.
-    let dir_bytes = |i: usize, d: &DirNode, len: u64| -> Result<Vec<u8>> {
-        let mut out = Vec::with_capacity(fits(len, "directory size")?);
-        if i == 0 {
-            if !label.is_empty() {
-                let name = padded::<11>(label.as_bytes());
-                out.extend_from_slice(&short_entry(&name, ATTR_VOLUME_ID, 0, 0, &stamp));
-            }
-        } else {
-            out.extend_from_slice(&short_entry(
-                &reserved_names[0],
-                ATTR_DIRECTORY,
-                d.first_cluster,
-                0,
-                &stamp,
-            ));
-            // ".." of a directory in the root points at cluster 0, even on FAT32
-            // where the root has a cluster (the rule fatfs#117 broke).
-            let parent = if d.parent == 0 {
-                0
-            } else {
-                own(&dirs, d.parent)?.first_cluster
-            };
-            out.extend_from_slice(&short_entry(
-                &reserved_names[1],
-                ATTR_DIRECTORY,
-                parent,
-                0,
-                &stamp,
-            ));
-        }
-        for c in &d.children {
-            if c.lfn {
-                for e in long_entries(c) {
-                    out.extend_from_slice(&e);
-                }
-            }
-            let e = match c.kind {
-                Kind::Dir(j) => short_entry(
-                    &c.short,
-                    ATTR_DIRECTORY,
-                    own(&dirs, j)?.first_cluster,
-                    0,
-                    &stamp,
-                ),
-                Kind::File(j) => short_entry(
-                    &c.short,
-                    ATTR_ARCHIVE,
-                    *own(&file_clusters, j)?,
-                    fits(own(&data, j)?.len() as u64, "file size")?,
-                    &stamp,
-                ),
-            };
-            out.extend_from_slice(&e);
-        }
-        out.resize(fits(len, "directory size")?, 0);
-        Ok(out)
-    };
-    let mut cluster_area = Vec::new();
-    for (i, d) in dirs.iter().enumerate() {
-        if d.clusters == 0 {
-            continue;
-        }
-        let len = d.clusters.checked_mul(cs).ok_or_else(|| {
-            Error::invalid(format!("FAT writer: directory of {} clusters", d.clusters))
-        })?;
-        cluster_area.extend_from_slice(&dir_bytes(i, d, len)?);
-    }
-
-    // Boot sector, FSInfo and their backups: every field lies in the first 512 bytes
-    // of their sectors, the rest of which is zero.
-    let mut boot = [0u8; 512];
-    boot[BS_OEM..BS_OEM + 8].copy_from_slice(b"MSWIN4.1");
-    put16(&mut boot, BPB_BYTES_PER_SEC, fits(sector, "sector size")?);
-    boot[BPB_SEC_PER_CLUS] = fits(g.spc, "sectors per cluster")?;
-    put16(
-        &mut boot,
-        BPB_RSVD_SEC_CNT,
-        fits(g.reserved, "reserved sectors")?,
-    );
-    boot[BPB_NUM_FATS] = NUM_FATS;
-    put16(
-        &mut boot,
-        BPB_ROOT_ENT_CNT,
-        fits(g.root_entries, "root entries")?,
-    );
-    if !fat32 && g.total < 0x1_0000 {
-        put16(&mut boot, BPB_TOT_SEC16, fits(g.total, "total sectors")?);
-    } else {
-        put32(&mut boot, BPB_TOT_SEC32, fits(g.total, "total sectors")?);
-    }
-    boot[BPB_MEDIA] = MEDIA_FIXED;
-    if !fat32 {
-        put16(&mut boot, BPB_FAT_SZ16, fits(g.fat, "FAT sectors")?);
-    }
-    put16(&mut boot, BPB_SEC_PER_TRK, 63);
-    put16(&mut boot, BPB_NUM_HEADS, 255);
-    put32(
-        &mut boot,
-        BPB_HIDD_SEC,
-        u32::try_from(opts.hidden_sectors).unwrap_or(u32::MAX),
-    );
-    // The extended block (drive, signature, id, label, type), at 36 or 64.
-    let mut ext = [0u8; EXT_LEN];
-    ext[X_DRV_NUM] = 0x80;
-    ext[X_BOOT_SIG] = EXT_BOOT_SIG;
-    put32(&mut ext, X_VOL_ID, opts.volume_id);
-    let lab = if label.is_empty() {
-        *b"NO NAME    "
-    } else {
-        padded::<11>(label.as_bytes())
-    };
-    ext[X_VOL_LAB..X_VOL_LAB + 11].copy_from_slice(&lab);
-    ext[X_FIL_SYS_TYPE..X_FIL_SYS_TYPE + 8].copy_from_slice(if fat32 {
-        b"FAT32   "
-    } else {
-        b"FAT16   "
-    });
-    // Boot code right after the extended block, where the jump lands: halt forever if
-    // a BIOS ever jumps here (cli; hlt; jmp $-1).
-    const HALT: [u8; 4] = [0xfa, 0xf4, 0xeb, 0xfd];
-    if fat32 {
-        boot[BS_JMP..BS_JMP + 3].copy_from_slice(&[0xeb, 0x58, 0x90]);
-        put32(&mut boot, BPB_FAT_SZ32, fits(g.fat, "FAT sectors")?);
-        put16(&mut boot, BPB_EXT_FLAGS, 0);
-        put32(
-            &mut boot,
-            BPB_ROOT_CLUS,
-            fits(own(&dirs, 0)?.first_cluster, "root cluster")?,
-        );
-        put16(&mut boot, BPB_FS_INFO, FSINFO_SECTOR);
-        put16(&mut boot, BPB_BK_BOOT_SEC, BACKUP_BOOT_SECTOR);
-        boot[EXT32..EXT32 + EXT_LEN].copy_from_slice(&ext);
-        boot[EXT32 + EXT_LEN..EXT32 + EXT_LEN + 4].copy_from_slice(&HALT);
-    } else {
-        boot[BS_JMP..BS_JMP + 3].copy_from_slice(&[0xeb, 0x3c, 0x90]);
-        boot[EXT16..EXT16 + EXT_LEN].copy_from_slice(&ext);
-        boot[EXT16 + EXT_LEN..EXT16 + EXT_LEN + 4].copy_from_slice(&HALT);
-    }
-    boot[SIGNATURE_AT] = 0x55;
-    boot[SIGNATURE_AT + 1] = 0xaa;
-
-    let mut reserved = vec![0u8; fits(g.reserved.saturating_mul(sector), "reserved area")?];
-    let mut put_sector = |n: u16, src: &[u8; 512]| -> Result<()> {
-        let dst = reserved
-            .chunks_exact_mut(ss)
-            .nth(usize::from(n))
-            .ok_or_else(|| Error::invalid(format!("FAT writer: no reserved sector {n}")))?;
-        dst.iter_mut().zip(src).for_each(|(d, &s)| *d = s);
-        Ok(())
-    };
-    put_sector(0, &boot)?;
-    if fat32 {
-        let mut info = [0u8; 512];
-        put32(&mut info, 0, FSI_LEAD_SIG);
-        put32(&mut info, FSI_STRUC_AT, FSI_STRUC_SIG);
-        put32(
-            &mut info,
-            FSI_FREE_COUNT,
-            fits(g.clusters.saturating_sub(used), "free clusters")?,
-        );
-        put32(
-            &mut info,
-            FSI_NXT_FREE,
-            if used < g.clusters {
-                fits(next, "next free cluster")?
-            } else {
-                u32::MAX
-            },
-        );
-        put32(&mut info, FSI_TRAIL_AT, FSI_TRAIL_SIG);
-        put_sector(FSINFO_SECTOR, &info)?;
-        put_sector(BACKUP_BOOT_SECTOR, &boot)?;
-        put_sector(BACKUP_BOOT_SECTOR + 1, &info)?;
-    }
-
-    let mut extents: Vec<(u64, Cow<'a, [u8]>)> = vec![(0, Cow::Owned(reserved))];
-    let fat_used = fat_bytes.len() as u64;
-    let fat_zeros = g.fat_len.checked_sub(fat_used).ok_or_else(|| {
-        Error::invalid(format!(
-            "FAT writer: {fat_used} bytes of FAT in {}",
-            g.fat_len
-        ))
-    })?;
-    for at in g.fat_offsets {
-        extents.push((at, Cow::Owned(fat_bytes.clone())));
-        push_zeros(&mut extents, at.saturating_add(fat_used), fat_zeros);
-    }
-    if !fat32 {
-        extents.push((
-            g.root_offset,
-            Cow::Owned(dir_bytes(0, own(&dirs, 0)?, g.root_len)?),
-        ));
-    }
-    if !cluster_area.is_empty() {
-        extents.push((g.data_offset, Cow::Owned(cluster_area)));
-    }
-    let mut placed = Vec::with_capacity(data.len());
-    for ((b, &first), path) in data.into_iter().zip(&file_clusters).zip(paths) {
-        // Empty files have no cluster, and offset 0.
-        let offset = g.cluster_offset(first).unwrap_or(0);
-        placed.push(PlacedFile {
-            path,
-            offset,
-            len: b.len() as u64,
-        });
-        if !b.is_empty() {
-            extents.push((offset, b));
-        }
-    }
-    Ok(FatPlan {
-        fat_type: g.fat_type,
-        cluster_size: cs,
-        clusters: g.clusters,
-        used_clusters: used,
-        reserved_sectors: g.reserved,
-        fat_sectors: g.fat,
-        data_offset: g.data_offset,
-        extents,
-        files: placed,
-    })
 }
 
 /// Link clusters `first..first + n` of `fat` into one chain: each entry points at the
