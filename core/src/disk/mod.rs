@@ -15,3 +15,4 @@ pub mod gpt;
 pub mod guid;
 pub mod inspect;
 pub mod layout;
+pub mod talos;
