@@ -153,6 +153,16 @@ pub fn core_img<'f>(
     let total_module_size =
         total_module_size.ok_or_else(|| Error::invalid("the GRUB modules pass 4 GiB"))?;
     let kernel = load_kernel(need("kernel.img")?)?;
+    if kernel
+        .end
+        .checked_add(raw::LINK_ADDR)
+        .is_none_or(|e| e > raw::KERNEL_END)
+    {
+        return Err(Error::invalid(format!(
+            "kernel.img with its bss ends past {:#x}: it does not fit below GRUB's stack",
+            raw::KERNEL_END
+        )));
+    }
     let kernel_size = u32::try_from(kernel.image.len())
         .map_err(|_| Error::invalid("kernel.img loads past 4 GiB"))?;
     let mut payload = kernel.image;
@@ -173,16 +183,6 @@ pub fn core_img<'f>(
         &compressed,
         payload.len(),
     )?;
-    if kernel
-        .end
-        .checked_add(raw::LINK_ADDR)
-        .is_none_or(|e| e > raw::KERNEL_END)
-    {
-        return Err(Error::invalid(format!(
-            "kernel.img with its bss ends past {:#x}: it does not fit below GRUB's stack",
-            raw::KERNEL_END
-        )));
-    }
     Ok(CoreImage {
         bytes,
         modules: resolved,
