@@ -315,6 +315,15 @@ pub fn boot_disk_with(image: &Path, firmware: Firmware, opts: &BootOptions) -> B
     run_qemu(&args, opts)
 }
 
+/// Boot a raw disk from legacy BIOS: QEMU's default firmware, SeaBIOS, with the disk on
+/// IDE. `-vga none` makes SeaBIOS copy the BIOS text console to the serial port, so what
+/// GRUB i386-pc prints on its `console` terminal reaches the log.
+pub fn boot_bios_disk_with(image: &Path, opts: &BootOptions) -> BootLog {
+    let mut disk = OsString::from("if=ide,format=raw,snapshot=on,file=");
+    disk.push(qemu_escape(image));
+    run_qemu(&["-vga".into(), "none".into(), "-drive".into(), disk], opts)
+}
+
 /// QEMU's -drive splits on commas; a literal comma is written twice.
 fn qemu_escape(p: &Path) -> OsString {
     p.as_os_str().to_string_lossy().replace(',', ",,").into()

@@ -151,6 +151,16 @@ fn entry_bytes(p: &GptPartition) -> Vec<u8> {
     e
 }
 
+/// What a GPT may carry beyond the partitions; the defaults are the smallest table.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GptOptions<'b> {
+    /// FirstUsableLBA; at least what the entry array needs (34 at 512 B). Talos's
+    /// writer rounds it up to 1 MiB (2048 at 512 B, 256 at 4 KiB).
+    pub first_usable_lba: Option<u64>,
+    /// The MBR's boot code (bytes 0-445), e.g. GRUB's boot.img; zeros without it.
+    pub boot_code: Option<&'b [u8; raw::MBR_BOOT_CODE]>,
+}
+
 /// Write the protective MBR, primary and backup GPT into `img` (whose size must be a
 /// multiple of `sector`). Partitions must lie within the usable LBAs and not overlap.
 pub fn write(
@@ -158,6 +168,17 @@ pub fn write(
     sector: u64,
     disk_guid: Guid,
     parts: &[GptPartition],
+) -> Result<()> {
+    write_with(img, sector, disk_guid, parts, &GptOptions::default())
+}
+
+/// [`write`] with [`GptOptions`].
+pub fn write_with(
+    img: &mut DiskImage<'_>,
+    sector: u64,
+    disk_guid: Guid,
+    parts: &[GptPartition],
+    opts: &GptOptions<'_>,
 ) -> Result<()> {
     let per_sector = sector_size(sector)?;
     let sector_len = usize::try_from(sector)
@@ -175,7 +196,13 @@ pub fn write(
         )));
     }
     let total = img.size / per_sector;
-    let (first_usable, tail) = reserved_sectors(per_sector);
+    let (least_first_usable, tail) = reserved_sectors(per_sector);
+    let first_usable = opts.first_usable_lba.unwrap_or(least_first_usable);
+    if first_usable < least_first_usable {
+        return Err(Error::invalid(format!(
+            "first usable LBA {first_usable} overlaps the GPT (at least {least_first_usable})"
+        )));
+    }
     let too_small = || Error::invalid(format!("a {}-byte disk is too small for a GPT", img.size));
     let last_lba = total.checked_sub(1).ok_or_else(too_small)?;
     // The backup array and, in the last LBA, the backup header fill the last `tail`.
@@ -245,7 +272,9 @@ pub fn write(
     // LBA 0: protective MBR, one 0xEE entry covering the disk (capped at 2^32-1).
     let covered = u32::try_from(last_lba).unwrap_or(u32::MAX);
     let mut head = [
-        &[0; raw::MBR_BOOT_CODE][..],
+        opts.boot_code
+            .unwrap_or(&[0; raw::MBR_BOOT_CODE])
+            .as_slice(),
         &[0x00, 0x00, 0x02, 0x00], // not bootable; CHS of LBA 1
         &[raw::MBR_TYPE_PROTECTIVE, 0xff, 0xff, 0xff],
         &1u32.to_le_bytes(),

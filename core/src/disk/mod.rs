@@ -15,4 +15,5 @@ pub mod gpt;
 pub mod guid;
 pub mod inspect;
 pub mod layout;
+pub mod talos;
 pub mod xfs;
