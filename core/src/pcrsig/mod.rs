@@ -357,26 +357,83 @@ fn check_pe_inner(pe: &crate::pe::PeFile<'_>, sig: Result<&[u8]>) -> Result<Pcrs
     check(sig, key, Some(&expected))
 }
 
+/// Signed policies by bank name, banks in systemd's order (sha1 < sha256 < ...):
+/// what a .pcrsig holds.
+pub type SignedPolicies = BTreeMap<&'static str, Vec<Policy>>;
+
 /// Sign PCR 11 policies with an RSA key, as `systemd-measure sign` does: for each
 /// prediction, `pol` = PolicyPCR digest, `sig` = RSASSA-PKCS1-v1_5 over SHA-256(pol),
 /// `pkfp` = SHA-256 of the DER SubjectPublicKeyInfo. Returns the JSON text (one
 /// array per bank, banks in systemd's order).
 pub fn sign(predictions: &[Prediction], key: &SigningKey) -> Result<String> {
+    let mut signed = SignedPolicies::new();
+    sign_into(&mut signed, predictions, key)?;
+    to_json(&signed)
+}
+
+/// [`sign`]'s policies appended to `signed`, as `systemd-measure sign --append`
+/// merges a second key's: each bank's list grows, and a policy already there (the
+/// same key signing the same phase) is not added again.
+pub fn sign_into(
+    signed: &mut SignedPolicies,
+    predictions: &[Prediction],
+    key: &SigningKey,
+) -> Result<()> {
     let pkfp = hex(&DigestAlgorithm::Sha256.digest(&key.public_key_der()?));
-    // A BTreeMap keeps banks in systemd's order (sha1 < sha256 < ...); the struct
-    // keeps the fields in its order.
-    let mut map: BTreeMap<&'static str, Vec<Policy>> = BTreeMap::new();
     for p in predictions {
         let pol = measure::policy_pcr_digest(p.bank, &[(p.pcr, &p.hash)])?;
         let sig = key.sign_pkcs1v15_sha256(&pol)?;
-        map.entry(p.bank.name()).or_default().push(Policy {
+        let policy = Policy {
             pcrs: vec![p.pcr],
             pkfp: Some(pkfp.clone()),
             pol: Some(hex(&pol)),
             sig: Some(base64::engine::general_purpose::STANDARD.encode(sig)),
+        };
+        let list = signed.entry(p.bank.name()).or_default();
+        if !list.contains(&policy) {
+            list.push(policy);
+        }
+    }
+    Ok(())
+}
+
+/// The .pcrsig JSON text of `signed`, compact, as systemd-measure writes it.
+pub fn to_json(signed: &SignedPolicies) -> Result<String> {
+    serde_json::to_string(signed).map_err(|e| Error::invalid(e.to_string()))
+}
+
+/// One unsigned policy of `systemd-measure policy-digest`: `tbs` is what an
+/// offline signer signs (without a policy reference, `pol` itself).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PolicyDigest {
+    pub pcrs: Vec<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pkfp: Option<String>,
+    pub pol: String,
+    pub tbs: String,
+}
+
+/// The policy digests of `predictions`, by bank, as `systemd-measure policy-digest`
+/// prints them; `public_key` (PEM or DER SubjectPublicKeyInfo) adds its `pkfp`.
+pub fn policy_digests(
+    predictions: &[Prediction],
+    public_key: Option<&[u8]>,
+) -> Result<BTreeMap<&'static str, Vec<PolicyDigest>>> {
+    let pkfp = public_key
+        .map(|k| crate::pem::public_key(k, "public key"))
+        .transpose()?
+        .map(|der| hex(&DigestAlgorithm::Sha256.digest(&der)));
+    let mut out: BTreeMap<&'static str, Vec<PolicyDigest>> = BTreeMap::new();
+    for p in predictions {
+        let pol = hex(&measure::policy_pcr_digest(p.bank, &[(p.pcr, &p.hash)])?);
+        out.entry(p.bank.name()).or_default().push(PolicyDigest {
+            pcrs: vec![p.pcr],
+            pkfp: pkfp.clone(),
+            tbs: pol.clone(),
+            pol,
         });
     }
-    serde_json::to_string(&map).map_err(|e| Error::invalid(e.to_string()))
+    Ok(out)
 }
 
 #[cfg(test)]
