@@ -91,7 +91,9 @@ pub fn parse_banks(s: &str) -> Result<Vec<String>> {
     }
     let list = split_list(s);
     if list.iter().any(String::is_empty) {
-        return Err(Error::invalid(format!("empty entry in PCR bank list {s:?}")));
+        return Err(Error::invalid(format!(
+            "empty entry in PCR bank list {s:?}"
+        )));
     }
     Ok(list)
 }
@@ -168,10 +170,14 @@ fn ini_entries(text: &str) -> Result<Vec<(String, String, String)>> {
                 "config line {lineno}: a setting before any [section]"
             )));
         };
-        let (key, value) = t.split_once('=').ok_or_else(|| {
-            Error::invalid(format!("config line {lineno}: expected KEY = VALUE"))
-        })?;
-        out.push((sec.clone(), key.trim().to_string(), value.trim().to_string()));
+        let (key, value) = t
+            .split_once('=')
+            .ok_or_else(|| Error::invalid(format!("config line {lineno}: expected KEY = VALUE")))?;
+        out.push((
+            sec.clone(),
+            key.trim().to_string(),
+            value.trim().to_string(),
+        ));
         open = Some(out.len().saturating_sub(1));
     }
     Ok(out)
@@ -204,7 +210,8 @@ pub fn parse(text: &str) -> Result<Config> {
         } else if section == "UKI" {
             uki_key(&mut c, &key, value)?;
         } else {
-            c.ignored.push(format!("unknown config setting [{section}] {key}="));
+            c.ignored
+                .push(format!("unknown config setting [{section}] {key}="));
         }
     }
     Ok(c)
@@ -212,11 +219,14 @@ pub fn parse(text: &str) -> Result<Config> {
 
 fn uki_key(c: &mut Config, key: &str, value: String) -> Result<()> {
     if IGNORED_KEYS.contains(&key) {
-        c.ignored.push(format!("[UKI] {key}= has no effect on ukitool"));
+        c.ignored
+            .push(format!("[UKI] {key}= has no effect on ukitool"));
         return Ok(());
     }
     let Some((_, option)) = UKI_KEYS.iter().find(|(k, _)| *k == key) else {
-        c.ignored.push(format!("unknown or unsupported config setting [UKI] {key}="));
+        c.ignored.push(format!(
+            "unknown or unsupported config setting [UKI] {key}="
+        ));
         return Ok(());
     };
     let items = match key {
@@ -286,7 +296,10 @@ mod tests {
         assert_eq!(c.list("--sbat"), ["x#y"]);
         assert_eq!(c.list("--pcr-bank"), ["sha1", "sha256"]);
         assert_eq!(c.pcr_keys.len(), 2);
-        assert_eq!(c.pcr_keys[0].phases.as_deref(), Some(&["enter-initrd".to_string()][..]));
+        assert_eq!(
+            c.pcr_keys[0].phases.as_deref(),
+            Some(&["enter-initrd".to_string()][..])
+        );
         assert_eq!(c.pcr_keys[1].public_key.as_deref(), Some("p2.pem"));
         assert_eq!(c.pcr_keys[1].phases.as_ref().unwrap().len(), 3);
         assert_eq!(c.ignored.len(), 2, "{:?}", c.ignored);

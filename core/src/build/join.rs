@@ -11,8 +11,8 @@ use crate::pe::PeFile;
 /// stub's own sections (.text, .sdmagic, ...) are left behind. `.sbat` is not taken:
 /// the image has one merged `.sbat`, before the profiles.
 pub const PROFILE_SECTIONS: [&str; 10] = [
-    ".profile", ".linux", ".osrel", ".cmdline", ".initrd", ".efifw", ".ucode", ".splash",
-    ".dtb", ".uname",
+    ".profile", ".linux", ".osrel", ".cmdline", ".initrd", ".efifw", ".ucode", ".splash", ".dtb",
+    ".uname",
 ];
 
 /// The profile in `pe` (built with `--profile` and no `--join-profile`): its
@@ -150,7 +150,8 @@ mod tests {
 
     #[test]
     fn signatures_match_by_tbs_then_by_pol_and_ref() {
-        let digest = br#"{"sha256":[{"pcrs":[11],"pol":"aa","tbs":"aa"},{"pcrs":[11],"pol":"bb"}]}   "#;
+        let digest =
+            br#"{"sha256":[{"pcrs":[11],"pol":"aa","tbs":"aa"},{"pcrs":[11],"pol":"bb"}]}   "#;
         let signed = br#"{"sha256":[{"pcrs":[11],"pol":"aa","tbs":"aa","sig":"S1"},{"pcrs":[11],"pol":"bb","sig":"S2"}],"sha1":[]}"#;
         assert_eq!(
             apply_signatures(digest, signed).unwrap(),

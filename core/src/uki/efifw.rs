@@ -48,7 +48,9 @@ pub fn parse(data: &[u8], section_len: u64) -> Result<Firmware> {
 /// the header, `fwid` (the directory's name) with its NUL, then the blob.
 pub fn encode(fwid: &str, payload: &[u8]) -> Result<Vec<u8>> {
     if payload.is_empty() {
-        return Err(Error::invalid(format!("firmware {fwid}: the blob is empty")));
+        return Err(Error::invalid(format!(
+            "firmware {fwid}: the blob is empty"
+        )));
     }
     let too_big = || Error::invalid(format!("firmware {fwid}: over 4 GiB"));
     let fwid_len = u32::try_from(fwid.len().saturating_add(1)).map_err(|_| too_big())?;

@@ -121,7 +121,10 @@ fn parse_chid(text: &str, file: &str) -> Result<crate::guid::Guid> {
 }
 
 /// One device of a description file: (type, name, compatible or fwid) and its CHIDs.
-type Device = ((u32, String, String), std::collections::BTreeSet<crate::guid::Guid>);
+type Device = (
+    (u32, String, String),
+    std::collections::BTreeSet<crate::guid::Guid>,
+);
 
 fn read_device(f: &HwidsFile<'_>) -> Result<Device> {
     let file = f.path;
@@ -152,7 +155,9 @@ fn read_device(f: &HwidsFile<'_>) -> Result<Device> {
         (Some(_), Some(_)) => return Err(bad("has both compatible and fwid".into())),
     };
     if key != devtype {
-        return Err(bad(format!("has the wrong attribute for device type {devtype}")));
+        return Err(bad(format!(
+            "has the wrong attribute for device type {devtype}"
+        )));
     }
     let name = text("name")?.unwrap_or_default();
     let list = v
@@ -161,7 +166,9 @@ fn read_device(f: &HwidsFile<'_>) -> Result<Device> {
         .ok_or_else(|| bad("has \"hwids\" that is not a list".into()))?;
     let mut chids = std::collections::BTreeSet::new();
     for h in list {
-        let s = h.as_str().ok_or_else(|| bad("lists a hardware id that is not a string".into()))?;
+        let s = h
+            .as_str()
+            .ok_or_else(|| bad("lists a hardware id that is not a string".into()))?;
         chids.insert(parse_chid(s, file)?);
     }
     Ok(((devtype, name, value), chids))
@@ -187,7 +194,11 @@ pub fn encode(files: &[HwidsFile<'_>]) -> Result<Vec<u8>> {
         .iter()
         .flat_map(|((_, n, c), _)| [n.as_str(), c.as_str()])
         .collect();
-    let entries = devices.iter().map(|(_, c)| c.len()).sum::<usize>().saturating_add(1);
+    let entries = devices
+        .iter()
+        .map(|(_, c)| c.len())
+        .sum::<usize>()
+        .saturating_add(1);
     let too_big = || Error::invalid(".hwids: the table exceeds 4 GiB");
     let base = entries.checked_mul(28).ok_or_else(too_big)?;
     let mut offsets: std::collections::BTreeMap<&str, u32> = Default::default();
@@ -244,27 +255,54 @@ mod tests {
             "hwids":["{00112233-4455-6677-8899-aabbccddeeff}","0000000000000000000000000000000a"]}"#;
         let b = br#"{"type":"uefi-fw","name":"Board A","fwid":"fw-a","hwids":["urn:uuid:10000000-0000-0000-0000-000000000000"]}"#;
         let files = [
-            HwidsFile { path: "x/b.json", json: b },
-            HwidsFile { path: "a.json", json: a },
+            HwidsFile {
+                path: "x/b.json",
+                json: b,
+            },
+            HwidsFile {
+                path: "a.json",
+                json: a,
+            },
         ];
         let d = encode(&files).unwrap();
         let (h, more) = parse(&d).unwrap();
         assert_eq!(more, 0);
         let got: Vec<(u32, &str, &str, &str)> = h
             .iter()
-            .map(|h| (h.device_type, h.chid.as_str(), h.name.as_str(), h.compatible.as_str()))
+            .map(|h| {
+                (
+                    h.device_type,
+                    h.chid.as_str(),
+                    h.name.as_str(),
+                    h.compatible.as_str(),
+                )
+            })
             .collect();
         assert_eq!(
             got,
             [
-                (1, "00000000-0000-0000-0000-00000000000a", "Board B", "vendor,b"),
-                (1, "00112233-4455-6677-8899-aabbccddeeff", "Board B", "vendor,b"),
+                (
+                    1,
+                    "00000000-0000-0000-0000-00000000000a",
+                    "Board B",
+                    "vendor,b"
+                ),
+                (
+                    1,
+                    "00112233-4455-6677-8899-aabbccddeeff",
+                    "Board B",
+                    "vendor,b"
+                ),
                 (2, "10000000-0000-0000-0000-000000000000", "Board A", "fw-a"),
             ]
         );
         assert_eq!(d.len(), 4 * 28 + "Board A\0Board B\0fw-a\0vendor,b\0".len());
         let wrong = br#"{"type":"uefi-fw","name":"n","compatible":"c","hwids":[]}"#;
-        let e = encode(&[HwidsFile { path: "w.json", json: wrong }]).unwrap_err();
+        let e = encode(&[HwidsFile {
+            path: "w.json",
+            json: wrong,
+        }])
+        .unwrap_err();
         assert!(e.to_string().contains("wrong attribute"), "{e}");
     }
 
