@@ -533,3 +533,65 @@ fn join_profile_adds_the_profile_pes_as_the_same_options_would() {
     );
     assert_eq!(fs::read(&joined).unwrap(), fs::read(&by_options).unwrap());
 }
+
+#[test]
+fn inspect_sections_carry_ukifys_inspect_fields() {
+    let Some(p) = peers() else { return };
+    for uki in [fixture("uki-signed.efi"), fixture("profiles.efi")] {
+        let theirs = run_ok(
+            Command::new("/usr/bin/python3")
+                .arg(&p.ukify)
+                .arg("inspect")
+                .arg(&uki)
+                .args(["--json=pretty", "--all"]),
+        );
+        let theirs: Value = serde_json::from_str(&theirs).unwrap();
+        let ours: Value = serde_json::from_str(&run_ok(
+            ukitool_tests::ukitool()
+                .args(["inspect", "--json"])
+                .arg(&uki),
+        ))
+        .unwrap();
+        // ukify keys the base's sections by name and each profile's under _profiles.
+        let mut blocks = vec![(Value::Null, theirs.clone())];
+        for (i, b) in theirs["_profiles"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
+            blocks.push((i.into(), b.clone()));
+        }
+        let mut compared = 0;
+        for (profile, block) in blocks {
+            for (name, desc) in block.as_object().unwrap() {
+                if name == "_profiles" {
+                    continue;
+                }
+                let mine: Vec<&Value> = ours["sections"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|s| s["name"] == name.as_str() && s["profile"] == profile)
+                    .collect();
+                let descs = desc
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_else(|| vec![desc.clone()]);
+                assert_eq!(mine.len(), descs.len(), "{name}");
+                for (m, d) in mine.iter().zip(&descs) {
+                    for field in ["size", "sha256", "text"] {
+                        assert_eq!(
+                            m.get(field),
+                            d.get(field),
+                            "{} {name} {field}",
+                            uki.display()
+                        );
+                    }
+                    compared += 1;
+                }
+            }
+        }
+        assert!(compared >= 10, "{compared}");
+    }
+}
