@@ -205,20 +205,22 @@ fn pcrsig_of_two_key_pairs_is_what_systemd_measure_writes() {
     let (k1, p1) = rsa_pair(&dir, "all");
     let (k2, p2) = rsa_pair(&dir, "initrd");
     let phases1 = "enter-initrd,enter-initrd:leave-initrd enter-initrd:leave-initrd:sysinit";
+    // The same two key pairs, as ukify and ukitool take them.
+    let key_args: Vec<String> = [(&k1, &p1, phases1), (&k2, &p2, "enter-initrd")]
+        .iter()
+        .flat_map(|(k, p, phases)| {
+            [
+                format!("--pcr-private-key={}", k.display()),
+                format!("--pcr-public-key={}", p.display()),
+                format!("--phases={phases}"),
+            ]
+        })
+        .collect();
     let uki = dir.join("uki.efi");
     run_ok(
         build_command(&["linux", "initrd", "cmdline", "os-release"])
             .args(["--pcr-bank", "sha1", "--pcr-bank", "sha256"])
-            .arg("--pcr-private-key")
-            .arg(&k1)
-            .arg("--pcr-public-key")
-            .arg(&p1)
-            .args(["--phases", phases1])
-            .arg("--pcr-private-key")
-            .arg(&k2)
-            .arg("--pcr-public-key")
-            .arg(&p2)
-            .args(["--phases", "enter-initrd"])
+            .args(&key_args)
             .arg("-o")
             .arg(&uki),
     );
@@ -267,16 +269,7 @@ fn pcrsig_of_two_key_pairs_is_what_systemd_measure_writes() {
             .arg(format!("--cmdline=@{}", fixture("cmdline").display()))
             .arg(format!("--os-release=@{}", fixture("os-release").display()))
             .args(["--pcr-banks", "sha1,sha256"])
-            .arg("--pcr-private-key")
-            .arg(&k1)
-            .arg("--pcr-public-key")
-            .arg(&p1)
-            .args(["--phases", phases1])
-            .arg("--pcr-private-key")
-            .arg(&k2)
-            .arg("--pcr-public-key")
-            .arg(&p2)
-            .args(["--phases", "enter-initrd"])
+            .args(&key_args)
             .arg("--output")
             .arg(&theirs),
     );
