@@ -10,24 +10,31 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use clap::ArgMatches;
-use ukitool_core::build::{BuildSpec, NamedPart, ProfileSpec};
+use ukitool_core::build::config::{self, parse_phase_paths, Config};
+use ukitool_core::build::{join, BuildSpec, NamedPart, ProfileSpec};
 use ukitool_core::command::{
     self,
-    build::{BuildOptions, PcrSigning, Signer, DEFAULT_PCR_BANK},
-    measure::{MeasureInput, MeasureOptions},
+    build::{BuildOptions, PcrKey, PcrSigning, Signer, DEFAULT_PCR_BANK},
+    measure::{MeasureInput, MeasureOptions, Measurement},
 };
 use ukitool_core::measure::{self, Part, Prediction};
 use ukitool_core::pe::PeFile;
 use ukitool_core::sign::{self, SignOptions, SigningKey};
+use ukitool_core::uki::efifw;
+use ukitool_core::uki::hwids::{self, HwidsFile};
 
 use crate::input::Input;
 
 #[derive(clap::Args, Debug)]
 pub struct BuildArgs {
+    /// ukify's configuration file ([UKI] and [PCRSignature:NAME] sections); options
+    /// given here win, lists add to the file's
+    #[arg(long, short = 'c', value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// The UEFI stub (e.g. /usr/lib/systemd/boot/efi/linuxx64.efi.stub); an addon stub
     /// when --linux is absent
     #[arg(long, value_name = "FILE")]
-    pub stub: PathBuf,
+    pub stub: Option<PathBuf>,
     /// The kernel (.linux); without it an addon is built
     #[arg(long, value_name = "FILE")]
     pub linux: Option<PathBuf>,
@@ -55,11 +62,13 @@ pub struct BuildArgs {
     /// Device tree matched against the hardware (.dtbauto); repeatable
     #[arg(long, value_name = "DTB")]
     pub devicetree_auto: Vec<PathBuf>,
-    /// Hardware id table (.hwids)
-    #[arg(long, value_name = "FILE")]
+    /// Hardware ids (.hwids): a directory of ukify's JSON description files, or a
+    /// built section
+    #[arg(long, value_name = "DIR|FILE")]
     pub hwids: Option<PathBuf>,
-    /// Firmware blob (.efifw); repeatable
-    #[arg(long, value_name = "FILE")]
+    /// Firmware (.efifw): a directory holding one blob (its name is the firmware id),
+    /// or a built section; repeatable
+    #[arg(long, value_name = "DIR|FILE")]
     pub efifw: Vec<PathBuf>,
     /// Public key for PCR signatures (.pcrpkey), PEM
     #[arg(long, value_name = "PEM")]
@@ -74,14 +83,25 @@ pub struct BuildArgs {
     /// it are that profile's; repeatable
     #[arg(long, value_name = "TEXT|@FILE")]
     pub profile: Vec<String>,
+    /// Add the profile of a PE built with --profile (and no --join-profile) as the
+    /// next profile; without --profile the base profile is `ID=main`; repeatable
+    #[arg(long, value_name = "PE")]
+    pub join_profile: Vec<PathBuf>,
+    /// Fill the signatures of --pcrsig into this UKI's .pcrsig (built with ukify
+    /// --policy-digest); no other input may be given
+    #[arg(long, value_name = "UKI", requires = "pcrsig")]
+    pub join_pcrsig: Option<PathBuf>,
+    /// The offline-signed policies (.pcrsig JSON) for --join-pcrsig
+    #[arg(long, value_name = "TEXT|@FILE", requires = "join_pcrsig")]
+    pub pcrsig: Option<String>,
     /// COFF TimeDateStamp (seconds); default SOURCE_DATE_EPOCH, else the stub's
     #[arg(long, value_name = "SECONDS")]
     pub timestamp: Option<u32>,
     /// Sign the result (Authenticode) with this private key (PEM)
-    #[arg(long, value_name = "KEY.pem", requires = "cert")]
+    #[arg(long, value_name = "KEY.pem")]
     pub key: Option<PathBuf>,
     /// Signer certificate (PEM) for --key
-    #[arg(long, value_name = "CERT.pem", requires = "key")]
+    #[arg(long, value_name = "CERT.pem")]
     pub cert: Option<PathBuf>,
     /// Extra certificates to include with the signature; repeatable
     #[arg(long, value_name = "CERT.pem")]
@@ -90,12 +110,24 @@ pub struct BuildArgs {
     #[arg(long, value_name = "FILE")]
     pub key_password_file: Option<PathBuf>,
     /// Sign PCR 11 policies with this RSA key and embed them as .pcrsig (+ .pcrpkey)
-    #[arg(long, value_name = "KEY.pem")]
+    #[arg(long, value_name = "KEY.pem", conflicts_with = "pcr_private_key")]
     pub pcr_key: Option<PathBuf>,
+    /// A PCR signing key (RSA, PEM), as ukify's; repeatable, each with its
+    /// --pcr-public-key and --phases in the same order
+    #[arg(long, value_name = "KEY.pem")]
+    pub pcr_private_key: Vec<PathBuf>,
+    /// The public half of each --pcr-private-key (checked against it; with one key
+    /// it becomes .pcrpkey as given); repeatable
+    #[arg(long, value_name = "PUB.pem")]
+    pub pcr_public_key: Vec<PathBuf>,
+    /// The phase paths each --pcr-private-key signs, comma-separated; repeatable
+    #[arg(long, value_name = "PHASE-PATH,...")]
+    pub phases: Vec<String>,
     /// PCR banks to sign with --pcr-key; repeatable
     #[arg(long, value_name = "BANK", default_value = DEFAULT_PCR_BANK)]
     pub pcr_bank: Vec<String>,
-    /// Boot phase paths to sign with --pcr-key; repeatable (default: systemd's four)
+    /// Boot phase paths to sign with --pcr-key (and the keys without --phases);
+    /// repeatable (default: systemd's four)
     #[arg(long, value_name = "PHASE")]
     pub phase: Vec<String>,
     /// Output file (written to a temporary file, then renamed)
@@ -131,7 +163,42 @@ pub struct SignArgs {
 }
 
 #[derive(clap::Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct MeasureArgs {
+    #[command(subcommand)]
+    pub verb: Option<MeasureVerb>,
+    #[command(flatten)]
+    pub input: MeasureInputArgs,
+    /// Print JSON in systemd-measure's shape
+    #[arg(long)]
+    pub json: bool,
+    /// Sign the policies with this RSA key and print the .pcrsig JSON
+    #[arg(long, value_name = "KEY.pem")]
+    pub sign: Option<PathBuf>,
+    /// File holding the password of an encrypted --sign key
+    #[arg(long, value_name = "FILE")]
+    pub key_password_file: Option<PathBuf>,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum MeasureVerb {
+    /// Print the TPM2 policy digests to sign offline, as `systemd-measure
+    /// policy-digest` does (JSON: per bank, pcrs, pkfp, pol, tbs)
+    PolicyDigest(PolicyDigestArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct PolicyDigestArgs {
+    #[command(flatten)]
+    pub input: MeasureInputArgs,
+    /// The public key the policies will be signed for (PEM): adds its fingerprint
+    #[arg(long, value_name = "PUB.pem")]
+    pub public_key: Option<PathBuf>,
+}
+
+/// What `measure` measures: a UKI, or its parts, and for which banks and phases.
+#[derive(clap::Args, Debug)]
+pub struct MeasureInputArgs {
     /// A UKI to measure; or give its parts with --linux, --osrel, ...
     pub file: Option<PathBuf>,
     #[arg(long, value_name = "FILE", conflicts_with = "file")]
@@ -171,15 +238,6 @@ pub struct MeasureArgs {
     /// Boot phase paths, e.g. enter-initrd:leave-initrd; repeatable
     #[arg(long, value_name = "PHASE")]
     pub phase: Vec<String>,
-    /// Print JSON in systemd-measure's shape
-    #[arg(long)]
-    pub json: bool,
-    /// Sign the policies with this RSA key and print the .pcrsig JSON
-    #[arg(long, value_name = "KEY.pem")]
-    pub sign: Option<PathBuf>,
-    /// File holding the password of an encrypted --sign key
-    #[arg(long, value_name = "FILE")]
-    pub key_password_file: Option<PathBuf>,
 }
 
 /// `TEXT|@FILE`: literal text, or a file's bytes.
@@ -312,7 +370,11 @@ impl BuildInputs {
                 .map(|s| text_or_file(s))
                 .collect::<Result<Vec<_>>>()
         };
-        let stub = open(&a.stub)?;
+        let stub = open(
+            a.stub
+                .as_deref()
+                .context("--stub is required (or Stub= in --config)")?,
+        )?;
         let linux = a.linux.as_deref().map(open).transpose()?;
         let initrds = a
             .initrd
@@ -325,10 +387,18 @@ impl BuildInputs {
         let splash = a.splash.as_deref().map(read).transpose()?;
         let dtb = a.devicetree.as_deref().map(read).transpose()?;
         let dtbauto = all(&a.devicetree_auto)?;
-        let hwids = a.hwids.as_deref().map(read).transpose()?;
-        let efifw = all(&a.efifw)?;
+        let hwids = a.hwids.as_deref().map(hwids_section).transpose()?;
+        let efifw = a
+            .efifw
+            .iter()
+            .map(|p| efifw_section(p))
+            .collect::<Result<Vec<_>>>()?;
         let sbat = texts(&a.sbat)?;
-        let profiles = texts(&a.profile)?;
+        let mut profiles = texts(&a.profile)?;
+        if !a.join_profile.is_empty() && profiles.is_empty() {
+            // ukify: joined profiles need a base profile; "ID=main" when none is given.
+            profiles.push(b"ID=main".to_vec());
+        }
         let pcrpkey = a.pcrpkey.as_deref().map(read).transpose()?;
         let mut sections = Vec::new();
         for s in &a.section {
@@ -401,26 +471,222 @@ impl BuildInputs {
     }
 }
 
-pub fn run_build(a: BuildArgs, matches: Option<&ArgMatches>) -> Result<ExitCode> {
+/// `--hwids`: a directory of ukify's JSON description files (all `*.json` below
+/// it), encoded; or a built section, read as it is.
+fn hwids_section(path: &Path) -> Result<Vec<u8>> {
+    if !path.is_dir() {
+        return read(path);
+    }
+    fn walk(dir: &Path, rel: &str, out: &mut Vec<(String, Vec<u8>)>) -> Result<()> {
+        for entry in fs::read_dir(dir).with_context(|| dir.display().to_string())? {
+            let entry = entry.with_context(|| dir.display().to_string())?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let rel = if rel.is_empty() {
+                name.clone()
+            } else {
+                format!("{rel}/{name}")
+            };
+            let path = entry.path();
+            if entry.file_type()?.is_dir() {
+                walk(&path, &rel, out)?;
+            } else if name.ends_with(".json") {
+                out.push((rel, read(&path)?));
+            }
+        }
+        Ok(())
+    }
+    let mut files = Vec::new();
+    walk(path, "", &mut files)?;
+    let list: Vec<HwidsFile<'_>> = files
+        .iter()
+        .map(|(path, json)| HwidsFile { path, json })
+        .collect();
+    hwids::encode(&list).with_context(|| path.display().to_string())
+}
+
+/// `--efifw`: a directory holding exactly one firmware blob, named for the firmware
+/// id by the directory, encoded; or a built section, read as it is.
+fn efifw_section(path: &Path) -> Result<Vec<u8>> {
+    if !path.is_dir() {
+        return read(path);
+    }
+    let entries = fs::read_dir(path)
+        .and_then(|d| d.collect::<io::Result<Vec<_>>>())
+        .with_context(|| path.display().to_string())?;
+    let [blob] = entries.as_slice() else {
+        bail!(
+            "{}: must contain exactly one firmware image file",
+            path.display()
+        );
+    };
+    let fwid = path
+        .file_name()
+        .with_context(|| {
+            format!(
+                "{}: no directory name to use as the firmware id",
+                path.display()
+            )
+        })?
+        .to_string_lossy();
+    efifw::encode(&fwid, &read(&blob.path())?).with_context(|| path.display().to_string())
+}
+
+/// Apply `--config`: the file's value where the command line gave none, its lists
+/// before the command line's, its key pairs after.
+fn apply_config(a: &mut BuildArgs, c: &Config, matches: Option<&ArgMatches>) {
+    let path = |o: &str| c.value(o).map(PathBuf::from);
+    let text = |o: &str| c.value(o).map(str::to_string);
+    a.stub = a.stub.take().or_else(|| path("--stub"));
+    a.linux = a.linux.take().or_else(|| path("--linux"));
+    a.ucode = a.ucode.take().or_else(|| path("--ucode"));
+    a.splash = a.splash.take().or_else(|| path("--splash"));
+    a.devicetree = a.devicetree.take().or_else(|| path("--devicetree"));
+    a.hwids = a.hwids.take().or_else(|| path("--hwids"));
+    a.pcrpkey = a.pcrpkey.take().or_else(|| path("--pcrpkey"));
+    a.key = a.key.take().or_else(|| path("--key"));
+    a.cert = a.cert.take().or_else(|| path("--cert"));
+    a.cmdline = a.cmdline.take().or_else(|| text("--cmdline"));
+    a.os_release = a.os_release.take().or_else(|| text("--os-release"));
+    a.uname = a.uname.take().or_else(|| text("--uname"));
+    a.pcrsig = a.pcrsig.take().or_else(|| text("--pcrsig"));
+    if a.profile.is_empty() {
+        a.profile.extend(text("--profile"));
+    }
+    let prepend = |list: &mut Vec<PathBuf>, o: &str| {
+        let mut v: Vec<PathBuf> = c.list(o).iter().map(PathBuf::from).collect();
+        v.append(list);
+        *list = v;
+    };
+    prepend(&mut a.initrd, "--initrd");
+    prepend(&mut a.efifw, "--efifw");
+    prepend(&mut a.devicetree_auto, "--devicetree-auto");
+    let mut sbat = c.list("--sbat").to_vec();
+    sbat.append(&mut a.sbat);
+    a.sbat = sbat;
+    let banks_given = matches
+        .and_then(|m| m.value_source("pcr_bank"))
+        .is_some_and(|s| s != clap::parser::ValueSource::DefaultValue);
+    if !banks_given && !c.list("--pcr-bank").is_empty() {
+        a.pcr_bank = c.list("--pcr-bank").to_vec();
+    }
+}
+
+/// A PCR signing key pair as named: private key, public key, phase paths.
+type KeyPaths = (PathBuf, Option<PathBuf>, Vec<String>);
+
+/// The PCR signing key pairs: `--pcr-key` with `--phase`, or the
+/// `--pcr-private-key`s with their `--pcr-public-key`s and `--phases` (counts must
+/// match, as in ukify), then the config file's `[PCRSignature:NAME]` sections.
+fn pcr_key_specs(a: &BuildArgs, c: &Config) -> Result<Vec<KeyPaths>> {
+    if let Some(k) = &a.pcr_key {
+        return Ok(vec![(k.clone(), None, a.phase.clone())]);
+    }
+    let n = a.pcr_private_key.len();
+    if !a.pcr_public_key.is_empty() && a.pcr_public_key.len() != n {
+        bail!("--pcr-public-key must be given once per --pcr-private-key");
+    }
+    if !a.phases.is_empty() && a.phases.len() != n {
+        bail!("--phases must be given once per --pcr-private-key");
+    }
+    let mut keys = Vec::new();
+    for (i, k) in a.pcr_private_key.iter().enumerate() {
+        let phases = match a.phases.get(i) {
+            Some(p) => parse_phase_paths(p)?,
+            None => a.phase.clone(),
+        };
+        keys.push((k.clone(), a.pcr_public_key.get(i).cloned(), phases));
+    }
+    for k in &c.pcr_keys {
+        let private = k
+            .private_key
+            .as_deref()
+            .with_context(|| format!("[PCRSignature:{}] has no PCRPrivateKey=", k.name))?;
+        let phases = k.phases.clone().unwrap_or_else(|| a.phase.clone());
+        keys.push((
+            private.into(),
+            k.public_key.as_deref().map(PathBuf::from),
+            phases,
+        ));
+    }
+    Ok(keys)
+}
+
+/// `--join-pcrsig UKI --pcrsig JSON`: only those two, and the output.
+fn run_join_pcrsig(a: &BuildArgs, uki: &Path) -> Result<ExitCode> {
+    let others = a.stub.is_some()
+        || a.linux.is_some()
+        || !a.initrd.is_empty()
+        || a.cmdline.is_some()
+        || a.os_release.is_some()
+        || !a.profile.is_empty()
+        || !a.join_profile.is_empty()
+        || a.pcr_key.is_some()
+        || !a.pcr_private_key.is_empty();
+    if others {
+        bail!("--join-pcrsig and --pcrsig cannot be used with other sections");
+    }
+    let pcrsig = text_or_file(a.pcrsig.as_deref().unwrap_or_default())?;
+    let joined = ukitool_core::build::join::join_pcrsig(&open(uki)?, &pcrsig)
+        .with_context(|| uki.display().to_string())?;
+    write_atomic(&a.output, &joined)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn run_build(mut a: BuildArgs, matches: Option<&ArgMatches>) -> Result<ExitCode> {
+    let config = match &a.config {
+        Some(p) => config::parse(&fs::read_to_string(p).with_context(|| p.display().to_string())?)
+            .with_context(|| p.display().to_string())?,
+        None => Config::default(),
+    };
+    for line in &config.ignored {
+        eprintln!("ukitool: warning: {line}");
+    }
+    apply_config(&mut a, &config, matches);
+    if let Some(uki) = a.join_pcrsig.clone() {
+        return run_join_pcrsig(&a, &uki);
+    }
     let inputs = BuildInputs::read(&a)?;
     let owners = section_owners(&a, matches);
     let timestamp = command::build::timestamp(a.timestamp, source_date_epoch().as_deref())?;
     let pw = password(a.key_password_file.as_deref())?;
-    let pcr_key = a
-        .pcr_key
-        .as_deref()
-        .map(|p| load_key(p, pw.as_deref()))
-        .transpose()?;
+    let mut pcr_keys = Vec::new();
+    for (private, public, phases) in pcr_key_specs(&a, &config)? {
+        let key = load_key(&private, pw.as_deref())?;
+        let public = public.as_deref().map(read).transpose()?;
+        pcr_keys.push((key, public, phases));
+    }
     let signer = match (&a.key, &a.cert) {
         (Some(k), Some(c)) => Some((load_key(k, pw.as_deref())?, signer_certs(c, &a.chain)?)),
-        _ => None,
+        (None, None) => None,
+        _ => bail!("--key and --cert go together"),
     };
+    let joined: Vec<Input> = a
+        .join_profile
+        .iter()
+        .map(|p| open(p))
+        .collect::<Result<_>>()?;
+    let joined_pes: Vec<PeFile<'_>> = joined
+        .iter()
+        .zip(&a.join_profile)
+        .map(|(d, p)| PeFile::parse(d).with_context(|| p.display().to_string()))
+        .collect::<Result<_>>()?;
+    let mut spec = inputs.spec(a.uname.as_deref(), &owners, timestamp);
+    for (pe, p) in joined_pes.iter().zip(&a.join_profile) {
+        spec.profiles
+            .push(join::profile_from_pe(pe).with_context(|| p.display().to_string())?);
+    }
     let opts = BuildOptions {
-        spec: inputs.spec(a.uname.as_deref(), &owners, timestamp),
-        pcr_signing: pcr_key.as_ref().map(|key| PcrSigning {
-            key,
+        spec,
+        pcr_signing: (!pcr_keys.is_empty()).then(|| PcrSigning {
+            keys: pcr_keys
+                .iter()
+                .map(|(key, public_key, phases)| PcrKey {
+                    key,
+                    public_key: public_key.as_deref(),
+                    phases,
+                })
+                .collect(),
             banks: &a.pcr_bank,
-            phases: &a.phase,
         }),
         signer: signer.as_ref().map(|(key, (cert, chain))| Signer {
             key,
@@ -467,7 +733,7 @@ pub fn run_sign(a: SignArgs) -> Result<ExitCode> {
 }
 
 /// The parts named by `measure --linux ... --osrel ...`, read, in systemd's names.
-fn measure_parts(a: &MeasureArgs) -> Result<Vec<(&'static str, Input)>> {
+fn measure_parts(a: &MeasureInputArgs) -> Result<Vec<(&'static str, Input)>> {
     let named: [(&str, &Option<PathBuf>); 14] = [
         (".linux", &a.linux),
         (".osrel", &a.osrel),
@@ -496,7 +762,8 @@ fn measure_parts(a: &MeasureArgs) -> Result<Vec<(&'static str, Input)>> {
     Ok(loaded)
 }
 
-pub fn run_measure(a: MeasureArgs) -> Result<ExitCode> {
+/// The predictions for `measure`'s input.
+fn measurement(a: &MeasureInputArgs) -> Result<Measurement> {
     let opts = MeasureOptions {
         banks: a
             .bank
@@ -505,25 +772,35 @@ pub fn run_measure(a: MeasureArgs) -> Result<ExitCode> {
             .collect::<ukitool_core::Result<Vec<_>>>()?,
         phases: a.phase.clone(),
     };
-    let measurement = if let Some(file) = &a.file {
+    if let Some(file) = &a.file {
         let data = open(file)?;
         let pe = PeFile::parse(&data).with_context(|| file.display().to_string())?;
         let input = MeasureInput::Uki {
             pe: &pe,
             profile: a.profile,
         };
-        command::measure(&input, &opts)?
-    } else {
-        let loaded = measure_parts(&a)?;
-        let parts = loaded
-            .iter()
-            .map(|(name, d)| Part {
-                name,
-                chunks: vec![&**d],
-            })
-            .collect();
-        command::measure(&MeasureInput::Parts(parts), &opts)?
-    };
+        return Ok(command::measure(&input, &opts)?);
+    }
+    let loaded = measure_parts(a)?;
+    let parts = loaded
+        .iter()
+        .map(|(name, d)| Part {
+            name,
+            chunks: vec![&**d],
+        })
+        .collect();
+    Ok(command::measure(&MeasureInput::Parts(parts), &opts)?)
+}
+
+pub fn run_measure(a: MeasureArgs) -> Result<ExitCode> {
+    if let Some(MeasureVerb::PolicyDigest(p)) = &a.verb {
+        let public_key = p.public_key.as_deref().map(read).transpose()?;
+        let digests = measurement(&p.input)?.policy_digest(public_key.as_deref())?;
+        let mut out = io::stdout().lock();
+        writeln!(out, "{digests}")?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let measurement = measurement(&a.input)?;
     let mut out = io::stdout().lock();
     if let Some(k) = &a.sign {
         let pw = password(a.key_password_file.as_deref())?;

@@ -95,7 +95,7 @@ pub fn run_inspect(a: InspectArgs) -> Result<ExitCode> {
 /// The core's two passes over a PE (section hashes, and the Authenticode digest behind
 /// the signatures summary) on two threads: about one pass of wall time instead of two
 /// (bench/, issue 8).
-struct Threads;
+pub(crate) struct Threads;
 
 impl Join for Threads {
     fn join<A: Send, B: Send>(

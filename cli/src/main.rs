@@ -2,6 +2,7 @@
 //! each command's module; the work is done by the core; printers write to a writer.
 
 mod build;
+mod diff;
 mod image;
 mod input;
 mod inspect;
@@ -37,6 +38,8 @@ enum Command {
     Sign(build::SignArgs),
     /// Predict PCR 11 as systemd-stub measures it; optionally sign a .pcrsig
     Measure(build::MeasureArgs),
+    /// Show what changed between two PEs or UKIs (exit 0 identical, 1 different)
+    Diff(diff::DiffArgs),
     /// Make a bootable raw GPT disk image from a UKI
     Image(image::ImageArgs),
     /// Write an image or a UKI to a block device, safely and verified
@@ -80,6 +83,7 @@ fn main() -> ExitCode {
         Command::Build(a) => build::run_build(a, matches.subcommand_matches("build")),
         Command::Sign(a) => build::run_sign(a),
         Command::Measure(a) => build::run_measure(a),
+        Command::Diff(a) => diff::run(a),
         Command::Image(a) => image::run(a),
         Command::Write(a) => write::run_write(a),
         Command::Disks(a) => write::run_disks(a),

@@ -194,6 +194,33 @@ pub struct SectionInfo {
     pub sha256: Option<String>,
     /// The profile owning this section; null for the base.
     pub profile: Option<u32>,
+    /// ukify's `size` (`ukify inspect --json`): min(VirtualSize, SizeOfRawData).
+    pub size: u32,
+    /// ukify's `text`, for the sections ukify shows as text ([`UKIFY_TEXT_SECTIONS`]):
+    /// the first `size` bytes without trailing NULs, inner NULs as `\0`, or
+    /// `(not valid UTF-8)`. Absent for other sections, as in ukify.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+}
+
+/// The sections `ukify inspect` shows as text (its DEFAULT_SECTIONS_TO_SHOW).
+pub const UKIFY_TEXT_SECTIONS: [&str; 7] = [
+    ".cmdline", ".osrel", ".uname", ".pcrpkey", ".pcrsig", ".sbat", ".profile",
+];
+
+/// ukify's `text` of a section (see [`SectionInfo::text`]), charged to `budget`
+/// (text of at most the file's size in all: sections may overlap).
+fn ukify_text(s: &Section, src: &dyn ByteSource, budget: &mut u64) -> Option<String> {
+    if !UKIFY_TEXT_SECTIONS.contains(&s.name.as_str()) {
+        return None;
+    }
+    let size = u64::from(s.virtual_size.min(s.size_of_raw_data));
+    *budget = budget.checked_sub(size).filter(|_| size <= METADATA_CAP)?;
+    let data = bytes::trim_nul(src.read(u64::from(s.pointer_to_raw_data), size)?);
+    Some(match std::str::from_utf8(data) {
+        Ok(t) => t.replace('\0', "\\0"),
+        Err(_) => "(not valid UTF-8)".to_string(),
+    })
 }
 
 /// A section's Characteristics, serialised as the names of its set bits (unknown
@@ -575,6 +602,8 @@ fn section_infos(
     listed: usize,
 ) -> Vec<SectionInfo> {
     let mut hash_budget = src.len();
+    // Like the decode budget: ukify's text fields never cost more than the file.
+    let mut text_budget = src.len();
     let mut sections = Vec::with_capacity(listed);
     for (s, i) in secs.iter().zip(0u32..).take(listed) {
         let len = u64::from(s.payload_len());
@@ -586,7 +615,9 @@ fn section_infos(
                 }
                 None => false,
             };
-        sections.push(section_info(i, s, blocks, src, hash));
+        let mut info = section_info(i, s, blocks, src, hash);
+        info.text = ukify_text(s, src, &mut text_budget);
+        sections.push(info);
     }
     sections
 }
@@ -706,6 +737,8 @@ fn section_info(
         profile: usize::try_from(index)
             .ok()
             .and_then(|i| blocks.profile_of(i)),
+        size: s.virtual_size.min(s.size_of_raw_data),
+        text: None,
     }
 }
 

@@ -537,7 +537,16 @@ fn pcr_key_and_firmware_sections_are_decoded() {
         let pem_path = dir.join("key.pem");
         std::fs::write(&pem_path, &pem).unwrap();
         let der = openssl(&["pkey", "-pubin", "-outform", "DER"], Some(&pem_path));
-        let fp = ukitool_tests::sha256_hex(&der);
+        // systemd's pkfp hashes i2d_PublicKey: the SubjectPublicKeyInfo's key bits
+        // (RSA: the RSAPublicKey DER; EC: the point), which end the DER.
+        let key_bits = match key_type {
+            "rsa" => openssl(
+                &["rsa", "-pubin", "-RSAPublicKey_out", "-outform", "DER"],
+                Some(&pem_path),
+            ),
+            _ => der[der.len() - 97..].to_vec(),
+        };
+        let fp = ukitool_tests::sha256_hex(&key_bits);
         let text = String::from_utf8(openssl(
             &["pkey", "-pubin", "-noout", "-text"],
             Some(&pem_path),

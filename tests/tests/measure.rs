@@ -266,11 +266,12 @@ fn pcrsig_policies_and_signatures_check_out() {
             .arg(fixture("snakeoil.key")),
     ))
     .unwrap();
-    // pkfp: sha256 of the DER public key, computed by openssl.
+    // pkfp: sha256 of the PKCS#1 RSAPublicKey DER (systemd's i2d_PublicKey),
+    // computed by openssl.
     let der = dir.join("pub.der");
     run_ok(
         Command::new("openssl")
-            .args(["pkey", "-pubout", "-outform", "DER", "-in"])
+            .args(["rsa", "-RSAPublicKey_out", "-outform", "DER", "-in"])
             .arg(fixture("snakeoil.key"))
             .arg("-out")
             .arg(&der),

@@ -11,6 +11,8 @@
 //! SectionAlignment in memory and FileAlignment on disk, VirtualSize is the exact payload
 //! length, and the headers (sizes, CheckSum, NX_COMPAT, symbol table) are fixed up.
 
+pub mod config;
+pub mod join;
 mod layout;
 
 use std::borrow::Cow;

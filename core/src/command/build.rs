@@ -5,19 +5,46 @@ use crate::authenticode::DigestAlgorithm;
 use crate::build::{self as assemble, BuildSpec, Plan};
 use crate::error::{Error, Result};
 use crate::measure::{self, Part};
+use crate::pcrsig;
 use crate::sign::{self, SignOptions, SigningKey};
 
 /// The PCR bank `.pcrsig` policies are signed for when none is named.
 pub const DEFAULT_PCR_BANK: &str = "sha256";
 
-/// Sign PCR 11 policies into `.pcrsig` (one per profile) with an RSA key.
-#[derive(Debug, Clone, Copy)]
+/// Sign PCR 11 policies into `.pcrsig` (one per profile) with one or more RSA keys.
+#[derive(Debug, Clone, Default)]
 pub struct PcrSigning<'a> {
-    pub key: &'a SigningKey,
+    /// Each key signs its own boot phases; their policies are merged as
+    /// `systemd-measure sign --append` merges them.
+    pub keys: Vec<PcrKey<'a>>,
     /// Bank names (sha1, sha256, ...); empty: [`DEFAULT_PCR_BANK`].
     pub banks: &'a [String],
+}
+
+/// One PCR signing key pair (ukify's `--pcr-private-key`, `--pcr-public-key`,
+/// `--phases`).
+#[derive(Debug, Clone, Copy)]
+pub struct PcrKey<'a> {
+    pub key: &'a SigningKey,
+    /// The public half as given (PEM); it must match `key`. None: derived.
+    pub public_key: Option<&'a [u8]>,
     /// Boot phase paths; empty: systemd's four.
     pub phases: &'a [String],
+}
+
+impl PcrKey<'_> {
+    /// The public key PEM for `.pcrpkey`: the given file's bytes, else derived.
+    fn public_pem(&self) -> Result<Vec<u8>> {
+        let Some(given) = self.public_key else {
+            return Ok(self.key.public_key_pem()?.into_bytes());
+        };
+        if crate::pem::public_key(given, "PCR public key")? != self.key.public_key_der()? {
+            return Err(Error::invalid(
+                "the PCR public key does not match its private key",
+            ));
+        }
+        Ok(given.to_vec())
+    }
 }
 
 /// Who signs the built image (Authenticode): a key and its certificate (DER), plus
@@ -33,8 +60,8 @@ pub struct Signer<'a> {
 #[derive(Debug, Clone, Default)]
 pub struct BuildOptions<'a> {
     pub spec: BuildSpec<'a>,
-    /// Embed signed PCR 11 policies; the spec's `.pcrpkey` defaults to this key's
-    /// public half.
+    /// Embed signed PCR 11 policies; with one key, the spec's `.pcrpkey` defaults
+    /// to its public half (ukify writes none for several keys).
     pub pcr_signing: Option<PcrSigning<'a>>,
     pub signer: Option<Signer<'a>>,
 }
@@ -43,14 +70,18 @@ pub struct BuildOptions<'a> {
 pub fn build(o: &BuildOptions<'_>) -> Result<Vec<u8>> {
     let pcrpkey;
     let mut spec = o.spec.clone();
-    if let (None, Some(p)) = (spec.pcrpkey, &o.pcr_signing) {
-        pcrpkey = p.key.public_key_pem()?;
-        spec.pcrpkey = Some(pcrpkey.as_bytes());
+    let keys = o.pcr_signing.as_ref().map_or(&[][..], |p| &p.keys);
+    for k in keys {
+        k.public_pem()?;
+    }
+    if let (None, [k]) = (spec.pcrpkey, keys) {
+        pcrpkey = k.public_pem()?;
+        spec.pcrpkey = Some(&pcrpkey);
     }
     let plan = assemble::plan(&spec)?;
     let pcrsigs = match &o.pcr_signing {
-        Some(p) => pcrsigs(&plan, p)?,
-        None => Vec::new(),
+        Some(p) if !p.keys.is_empty() => pcrsigs(&plan, p)?,
+        _ => Vec::new(),
     };
     let image = plan.write(&pcrsigs)?;
     // The plan borrows the inputs; only the image is needed from here on.
@@ -94,8 +125,12 @@ fn pcrsigs(plan: &Plan<'_>, p: &PcrSigning<'_>) -> Result<Vec<Vec<u8>>> {
                 chunks: chunks.clone(),
             })
             .collect();
-        let predictions = measure::predict(&parts, &banks, p.phases)?;
-        out.push(crate::pcrsig::sign(&predictions, p.key)?.into_bytes());
+        let mut signed = pcrsig::SignedPolicies::new();
+        for k in &p.keys {
+            let predictions = measure::predict(&parts, &banks, k.phases)?;
+            pcrsig::sign_into(&mut signed, &predictions, k.key)?;
+        }
+        out.push(pcrsig::to_json(&signed)?.into_bytes());
     }
     Ok(out)
 }

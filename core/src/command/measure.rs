@@ -48,6 +48,13 @@ impl Measurement {
     pub fn sign(&self, key: &SigningKey) -> Result<String> {
         crate::pcrsig::sign(&self.predictions, key)
     }
+
+    /// The unsigned policies, for signing offline, as `systemd-measure
+    /// policy-digest` prints them (compact JSON); `public_key` (PEM) adds `pkfp`.
+    pub fn policy_digest(&self, public_key: Option<&[u8]>) -> Result<String> {
+        let digests = crate::pcrsig::policy_digests(&self.predictions, public_key)?;
+        serde_json::to_string(&digests).map_err(|e| crate::Error::invalid(e.to_string()))
+    }
 }
 
 /// `ukitool measure`: predict PCR 11 for `input`.

@@ -10,18 +10,21 @@
 //! | `build`   | [`build()`]          | the UKI: built, `.pcrsig` per profile, signed  |
 //! | `measure` | [`measure()`]        | [`measure::Measurement`] (systemd's JSON)      |
 //! | `image`   | [`image()`]          | the disk as extents, and its summary           |
+//! | `diff`    | [`diff()`]           | [`diff::Diff`]: what changed between two PEs    |
 //!
 //! What the core may not do itself comes in as a parameter: the environment's
 //! `SOURCE_DATE_EPOCH` as text, and a [`inspect::Join`] that the CLI backs with
 //! two threads.
 
 pub mod build;
+pub mod diff;
 pub mod image;
 pub mod inspect;
 pub mod measure;
 pub mod verify;
 
 pub use build::build;
+pub use diff::diff;
 pub use image::image;
 pub use inspect::inspect;
 pub use measure::measure;

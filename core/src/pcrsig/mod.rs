@@ -6,7 +6,8 @@
 //! systemd-measure writes `{"<bank>":[{"pcrs":[11],"pkfp":"<hex>","pol":"<hex>",
 //! "sig":"<base64>"}, ...], ...}`: per bank and boot phase, the TPM2 PolicyPCR
 //! digest (`pol`) signed with the key whose public half is in .pcrpkey. `pkfp` is
-//! the SHA-256 of that key's DER SubjectPublicKeyInfo; the signature is PKCS#1 v1.5
+//! the SHA-256 of that key as OpenSSL's `i2d_PublicKey` writes it ([`key_fingerprint`]);
+//! the signature is PKCS#1 v1.5
 //! (or ECDSA) over SHA-256(pol). Recomputing `pol` from predicted PCR values is the
 //! measure module's work; it plugs in through [`ExpectedPolicies`].
 
@@ -56,8 +57,23 @@ pub struct PublicKey {
     /// "rsa", "ec-p256", "ec-p384", "ec-p521", or the algorithm OID.
     pub key_type: String,
     pub bits: Option<u32>,
-    /// sha256 of the DER SubjectPublicKeyInfo: what .pcrsig's `pkfp` names.
+    /// What .pcrsig's `pkfp` names ([`key_fingerprint`]).
     pub fingerprint: String,
+}
+
+/// A public key's fingerprint as systemd writes it in `pkfp` (`pubkey_fingerprint`
+/// in src/shared/openssl-util.c): SHA-256 of OpenSSL's `i2d_PublicKey`, which is the
+/// SubjectPublicKeyInfo's subjectPublicKey bits (RSA: the PKCS#1 RSAPublicKey DER;
+/// EC: the point), not of the whole SubjectPublicKeyInfo.
+pub fn key_fingerprint(spki_der: &[u8]) -> Result<Vec<u8>> {
+    use spki::der::Decode;
+    let spki = spki::SubjectPublicKeyInfoRef::from_der(spki_der)
+        .map_err(|e| Error::malformed(0, format!("not a SubjectPublicKeyInfo ({e})")))?;
+    let bits = spki
+        .subject_public_key
+        .as_bytes()
+        .ok_or_else(|| Error::malformed(0, "the public key's BIT STRING is not whole bytes"))?;
+    Ok(DigestAlgorithm::Sha256.digest(bits))
 }
 
 /// Summarise a .pcrpkey: a PEM (or DER) SubjectPublicKeyInfo.
@@ -77,7 +93,7 @@ pub fn public_key(pcrpkey: &[u8]) -> Result<PublicKey> {
     Ok(PublicKey {
         key_type,
         bits,
-        fingerprint: hex(&DigestAlgorithm::Sha256.digest(&der)),
+        fingerprint: hex(&key_fingerprint(&der)?),
     })
 }
 
@@ -239,7 +255,7 @@ pub fn check(
     }
     let banks = json::read::<Listed>(pcrsig_json)?;
     let spki = crate::pem::public_key(pcrpkey, ".pcrpkey")?;
-    let fp = DigestAlgorithm::Sha256.digest(&spki);
+    let fp = key_fingerprint(&spki)?;
     let too_many = || Error::malformed(0, format!(".pcrsig has more than {MAX_ENTRIES} entries"));
     let mut entries = Vec::new();
     for (bank, list) in banks.list {
@@ -357,26 +373,84 @@ fn check_pe_inner(pe: &crate::pe::PeFile<'_>, sig: Result<&[u8]>) -> Result<Pcrs
     check(sig, key, Some(&expected))
 }
 
+/// Signed policies by bank name, banks in systemd's order (sha1 < sha256 < ...):
+/// what a .pcrsig holds.
+pub type SignedPolicies = BTreeMap<&'static str, Vec<Policy>>;
+
 /// Sign PCR 11 policies with an RSA key, as `systemd-measure sign` does: for each
 /// prediction, `pol` = PolicyPCR digest, `sig` = RSASSA-PKCS1-v1_5 over SHA-256(pol),
 /// `pkfp` = SHA-256 of the DER SubjectPublicKeyInfo. Returns the JSON text (one
 /// array per bank, banks in systemd's order).
 pub fn sign(predictions: &[Prediction], key: &SigningKey) -> Result<String> {
-    let pkfp = hex(&DigestAlgorithm::Sha256.digest(&key.public_key_der()?));
-    // A BTreeMap keeps banks in systemd's order (sha1 < sha256 < ...); the struct
-    // keeps the fields in its order.
-    let mut map: BTreeMap<&'static str, Vec<Policy>> = BTreeMap::new();
+    let mut signed = SignedPolicies::new();
+    sign_into(&mut signed, predictions, key)?;
+    to_json(&signed)
+}
+
+/// [`sign`]'s policies appended to `signed`, as `systemd-measure sign --append`
+/// merges a second key's: each bank's list grows, and a policy already there (the
+/// same key signing the same phase) is not added again.
+pub fn sign_into(
+    signed: &mut SignedPolicies,
+    predictions: &[Prediction],
+    key: &SigningKey,
+) -> Result<()> {
+    let pkfp = hex(&key_fingerprint(&key.public_key_der()?)?);
     for p in predictions {
         let pol = measure::policy_pcr_digest(p.bank, &[(p.pcr, &p.hash)])?;
         let sig = key.sign_pkcs1v15_sha256(&pol)?;
-        map.entry(p.bank.name()).or_default().push(Policy {
+        let policy = Policy {
             pcrs: vec![p.pcr],
             pkfp: Some(pkfp.clone()),
             pol: Some(hex(&pol)),
             sig: Some(base64::engine::general_purpose::STANDARD.encode(sig)),
+        };
+        let list = signed.entry(p.bank.name()).or_default();
+        if !list.contains(&policy) {
+            list.push(policy);
+        }
+    }
+    Ok(())
+}
+
+/// The .pcrsig JSON text of `signed`, compact, as systemd-measure writes it.
+pub fn to_json(signed: &SignedPolicies) -> Result<String> {
+    serde_json::to_string(signed).map_err(|e| Error::invalid(e.to_string()))
+}
+
+/// One unsigned policy of `systemd-measure policy-digest`: `tbs` is what an
+/// offline signer signs (without a policy reference, `pol` itself).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PolicyDigest {
+    pub pcrs: Vec<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pkfp: Option<String>,
+    pub pol: String,
+    pub tbs: String,
+}
+
+/// The policy digests of `predictions`, by bank, as `systemd-measure policy-digest`
+/// prints them; `public_key` (PEM or DER SubjectPublicKeyInfo) adds its `pkfp`.
+pub fn policy_digests(
+    predictions: &[Prediction],
+    public_key: Option<&[u8]>,
+) -> Result<BTreeMap<&'static str, Vec<PolicyDigest>>> {
+    let pkfp = public_key
+        .map(|k| crate::pem::public_key(k, "public key"))
+        .transpose()?
+        .map(|der| key_fingerprint(&der).map(|fp| hex(&fp)))
+        .transpose()?;
+    let mut out: BTreeMap<&'static str, Vec<PolicyDigest>> = BTreeMap::new();
+    for p in predictions {
+        let pol = hex(&measure::policy_pcr_digest(p.bank, &[(p.pcr, &p.hash)])?);
+        out.entry(p.bank.name()).or_default().push(PolicyDigest {
+            pcrs: vec![p.pcr],
+            pkfp: pkfp.clone(),
+            tbs: pol.clone(),
+            pol,
         });
     }
-    serde_json::to_string(&map).map_err(|e| Error::invalid(e.to_string()))
+    Ok(out)
 }
 
 #[cfg(test)]

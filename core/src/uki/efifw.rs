@@ -43,3 +43,27 @@ pub fn parse(data: &[u8], section_len: u64) -> Result<Firmware> {
         payload_size: payload_len,
     })
 }
+
+/// The `.efifw` section ukify builds from a firmware directory (`parse_efifw_dir`):
+/// the header, `fwid` (the directory's name) with its NUL, then the blob.
+pub fn encode(fwid: &str, payload: &[u8]) -> Result<Vec<u8>> {
+    if payload.is_empty() {
+        return Err(Error::invalid(format!(
+            "firmware {fwid}: the blob is empty"
+        )));
+    }
+    let too_big = || Error::invalid(format!("firmware {fwid}: over 4 GiB"));
+    let fwid_len = u32::try_from(fwid.len().saturating_add(1)).map_err(|_| too_big())?;
+    let payload_len = u32::try_from(payload.len()).map_err(|_| too_big())?;
+    let mut out = Vec::with_capacity(payload.len().saturating_add(fwid.len()).saturating_add(17));
+    for v in [MAGIC, HEADER_LEN, fwid_len, payload_len] {
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+    out.extend_from_slice(fwid.as_bytes());
+    out.push(0);
+    out.extend_from_slice(payload);
+    Ok(out)
+}
+
+/// The header length ukify writes (`EFIFW_HEADER_SIZE`).
+pub const HEADER_LEN: u32 = 16;

@@ -91,6 +91,140 @@ pub fn parse(data: &[u8]) -> Result<(Vec<Hwid>, u64)> {
     }
 }
 
+/// Device types of the descriptor's top four bits (ukify's `DEVICE_TYPE_*`).
+pub const DEVICE_TYPE_DEVICETREE: u32 = 1;
+pub const DEVICE_TYPE_UEFI_FW: u32 = 2;
+
+/// One hwids description file of a `--hwids DIR`: its path below the directory
+/// (`/`-separated) and its JSON text, `{"type": "devicetree"|"uefi-fw", "name":
+/// ..., "compatible"|"fwid": ..., "hwids": [CHID, ...]}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HwidsFile<'a> {
+    pub path: &'a str,
+    pub json: &'a [u8],
+}
+
+/// A CHID as Python's `uuid.UUID` reads it: 32 hex digits, hyphens anywhere, in
+/// braces or after `urn:uuid:`.
+fn parse_chid(text: &str, file: &str) -> Result<crate::guid::Guid> {
+    let t = text.strip_prefix("urn:").unwrap_or(text);
+    let t = t.strip_prefix("uuid:").unwrap_or(t);
+    let t: String = t
+        .trim_matches(|c| c == '{' || c == '}')
+        .chars()
+        .filter(|c| *c != '-')
+        .collect();
+    crate::bytes::unhex(&t)
+        .and_then(|b| <[u8; 16]>::try_from(b).ok())
+        .map(crate::guid::Guid)
+        .ok_or_else(|| Error::invalid(format!("{file}: {text:?} is not a hardware id (UUID)")))
+}
+
+/// One device of a description file: (type, name, compatible or fwid) and its CHIDs.
+type Device = (
+    (u32, String, String),
+    std::collections::BTreeSet<crate::guid::Guid>,
+);
+
+fn read_device(f: &HwidsFile<'_>) -> Result<Device> {
+    let file = f.path;
+    let bad = |what: String| Error::invalid(format!("hwid description file \"{file}\" {what}"));
+    let v: serde_json::Value =
+        serde_json::from_slice(f.json).map_err(|e| bad(format!("is not JSON ({e})")))?;
+    for k in ["type", "name", "hwids"] {
+        if v.get(k).is_none() {
+            return Err(bad(format!("does not contain \"{k}\"")));
+        }
+    }
+    let text = |k: &str| -> Result<Option<String>> {
+        match v.get(k) {
+            None => Ok(None),
+            Some(serde_json::Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(bad(format!("has a \"{k}\" that is not a string"))),
+        }
+    };
+    let devtype = match text("type")?.as_deref() {
+        Some("devicetree") => DEVICE_TYPE_DEVICETREE,
+        Some("uefi-fw") => DEVICE_TYPE_UEFI_FW,
+        other => return Err(bad(format!("has an unknown type {other:?}"))),
+    };
+    let (key, value) = match (text("compatible")?, text("fwid")?) {
+        (Some(c), None) => (DEVICE_TYPE_DEVICETREE, c),
+        (None, Some(f)) => (DEVICE_TYPE_UEFI_FW, f),
+        (None, None) => return Err(bad("must contain one of compatible,fwid".into())),
+        (Some(_), Some(_)) => return Err(bad("has both compatible and fwid".into())),
+    };
+    if key != devtype {
+        return Err(bad(format!(
+            "has the wrong attribute for device type {devtype}"
+        )));
+    }
+    let name = text("name")?.unwrap_or_default();
+    let list = v
+        .get("hwids")
+        .and_then(|h| h.as_array())
+        .ok_or_else(|| bad("has \"hwids\" that is not a list".into()))?;
+    let mut chids = std::collections::BTreeSet::new();
+    for h in list {
+        let s = h
+            .as_str()
+            .ok_or_else(|| bad("lists a hardware id that is not a string".into()))?;
+        chids.insert(parse_chid(s, file)?);
+    }
+    Ok(((devtype, name, value), chids))
+}
+
+/// The `.hwids` section ukify builds from a directory of description files
+/// (`parse_hwid_dir`): files in path order (component by component), one device per
+/// (type, name, compatible/fwid) in order of first appearance, each with its CHIDs
+/// sorted; an entry per CHID, the all-zero entry, then the sorted, NUL-terminated
+/// strings the entries point at.
+pub fn encode(files: &[HwidsFile<'_>]) -> Result<Vec<u8>> {
+    let mut sorted: Vec<&HwidsFile<'_>> = files.iter().collect();
+    sorted.sort_by(|a, b| a.path.split('/').cmp(b.path.split('/')));
+    let mut devices: Vec<Device> = Vec::new();
+    for f in sorted {
+        let (key, chids) = read_device(f)?;
+        match devices.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, set)) => set.extend(chids),
+            None => devices.push((key, chids)),
+        }
+    }
+    let strings: std::collections::BTreeSet<&str> = devices
+        .iter()
+        .flat_map(|((_, n, c), _)| [n.as_str(), c.as_str()])
+        .collect();
+    let entries = devices
+        .iter()
+        .map(|(_, c)| c.len())
+        .sum::<usize>()
+        .saturating_add(1);
+    let too_big = || Error::invalid(".hwids: the table exceeds 4 GiB");
+    let base = entries.checked_mul(28).ok_or_else(too_big)?;
+    let mut offsets: std::collections::BTreeMap<&str, u32> = Default::default();
+    let mut blob = Vec::new();
+    for s in &strings {
+        let at = base.checked_add(blob.len()).ok_or_else(too_big)?;
+        offsets.insert(s, u32::try_from(at).map_err(|_| too_big())?);
+        blob.extend_from_slice(s.as_bytes());
+        blob.push(0);
+    }
+    let mut out = Vec::with_capacity(base.saturating_add(blob.len()));
+    for ((devtype, name, compat), chids) in &devices {
+        for chid in chids {
+            out.extend_from_slice(&((devtype << 28) | 28).to_le_bytes());
+            out.extend_from_slice(&chid.to_bytes_le());
+            for s in [name, compat] {
+                let off = offsets.get(s.as_str()).copied().ok_or_else(too_big)?;
+                out.extend_from_slice(&off.to_le_bytes());
+            }
+        }
+    }
+    out.extend_from_slice(&[0u8; 28]);
+    out.extend_from_slice(&blob);
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -113,6 +247,63 @@ mod tests {
         assert_eq!(h[0].name, "name");
         assert_eq!(h[0].compatible, "comp");
         assert!(parse(&d[..30]).is_err());
+    }
+
+    #[test]
+    fn encodes_what_it_decodes() {
+        let a = br#"{"type":"devicetree","name":"Board B","compatible":"vendor,b",
+            "hwids":["{00112233-4455-6677-8899-aabbccddeeff}","0000000000000000000000000000000a"]}"#;
+        let b = br#"{"type":"uefi-fw","name":"Board A","fwid":"fw-a","hwids":["urn:uuid:10000000-0000-0000-0000-000000000000"]}"#;
+        let files = [
+            HwidsFile {
+                path: "x/b.json",
+                json: b,
+            },
+            HwidsFile {
+                path: "a.json",
+                json: a,
+            },
+        ];
+        let d = encode(&files).unwrap();
+        let (h, more) = parse(&d).unwrap();
+        assert_eq!(more, 0);
+        let got: Vec<(u32, &str, &str, &str)> = h
+            .iter()
+            .map(|h| {
+                (
+                    h.device_type,
+                    h.chid.as_str(),
+                    h.name.as_str(),
+                    h.compatible.as_str(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (
+                    1,
+                    "00000000-0000-0000-0000-00000000000a",
+                    "Board B",
+                    "vendor,b"
+                ),
+                (
+                    1,
+                    "00112233-4455-6677-8899-aabbccddeeff",
+                    "Board B",
+                    "vendor,b"
+                ),
+                (2, "10000000-0000-0000-0000-000000000000", "Board A", "fw-a"),
+            ]
+        );
+        assert_eq!(d.len(), 4 * 28 + "Board A\0Board B\0fw-a\0vendor,b\0".len());
+        let wrong = br#"{"type":"uefi-fw","name":"n","compatible":"c","hwids":[]}"#;
+        let e = encode(&[HwidsFile {
+            path: "w.json",
+            json: wrong,
+        }])
+        .unwrap_err();
+        assert!(e.to_string().contains("wrong attribute"), "{e}");
     }
 
     #[test]
