@@ -2,6 +2,7 @@
 //! each command's module; the work is done by the core; printers write to a writer.
 
 mod build;
+mod completions;
 mod image;
 mod input;
 mod inspect;
@@ -10,12 +11,13 @@ mod write;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 #[derive(Parser)]
 #[command(
     name = "ukitool",
     version,
+    long_version = completions::LONG_VERSION,
     about = "Inspect, verify, extract, build, sign and measure Unified Kernel Images; make and write bootable disks"
 )]
 struct Cli {
@@ -43,6 +45,11 @@ enum Command {
     Write(write::WriteArgs),
     /// List block devices and whether they are safe targets
     Disks(write::DisksArgs),
+    /// Print a shell completion script (bash, zsh, fish, ...)
+    Completions(completions::CompletionsArgs),
+    /// Write the man pages into a directory (for packagers)
+    #[command(hide = true)]
+    ManPages(completions::ManPagesArgs),
 }
 
 /// Exit codes: 0 success; 1 a negative verdict (unsigned, untrusted, mismatch, ...);
@@ -77,6 +84,8 @@ fn main() -> ExitCode {
         Command::Image(a) => image::run(a),
         Command::Write(a) => write::run_write(a),
         Command::Disks(a) => write::run_disks(a),
+        Command::Completions(a) => completions::run_completions(a, Cli::command()),
+        Command::ManPages(a) => completions::run_man_pages(a, Cli::command()),
     };
     match result {
         Ok(code) => code,
