@@ -58,13 +58,14 @@ function workerFromBlob(workerSource) {
     setup(build) {
       build.onLoad({ filter: /[/\\]web[/\\]app[/\\]app\.js$/ }, (args) => {
         const src = readFileSync(args.path, "utf8");
-        const started = replaceOnce(src, WORKER_START, "new Worker(workerUrl())", "web/app/app.js");
+        // The added names are distinct from app.js's (esbuild fails on a clash).
+        const started = replaceOnce(src, WORKER_START, "new Worker(bundledWorkerUrl())", "web/app/app.js");
         const contents = `${started}
 // Added by web/bundle.mjs: one blob: URL for every (re)start of the classic Worker.
-let blobUrl = null;
-function workerUrl() {
-  blobUrl ??= URL.createObjectURL(new Blob([${JSON.stringify(workerSource)}], { type: "text/javascript" }));
-  return blobUrl;
+let bundledWorker = null;
+function bundledWorkerUrl() {
+  bundledWorker ??= URL.createObjectURL(new Blob([${JSON.stringify(workerSource)}], { type: "text/javascript" }));
+  return bundledWorker;
 }
 `;
         return { contents, loader: "js" };

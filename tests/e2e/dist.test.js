@@ -103,6 +103,8 @@ describe("ukitool.html from file://", () => {
   });
 
   test("makes no request and logs no error", () => {
+    // The recorder sees file:// and blob: loads (the page, the Worker): proof it listens.
+    assert.ok(requests.includes(url), `the page's own load is recorded: ${requests}`);
     const foreign = requests.filter((u) => u !== url && !u.startsWith("blob:") && !u.startsWith("data:"));
     assert.deepEqual(foreign, [], "requests other than the page itself");
     assert.deepEqual(consoleErrors, []);
