@@ -148,7 +148,8 @@ dist: dist-deps web
 
 # Two `make dist` runs, the ukitool crates recompiled in between (dependencies are kept:
 # rebuilding them too would cost CI minutes and they are not ours), must give the same
-# SHA256SUMS; then the artifacts' own tests (tests/tests/dist.rs, the ignored ones).
+# SHA256SUMS; then the artifacts' own tests (tests/tests/dist.rs, the ignored ones, and
+# the page test on the shipped ukitool.html).
 dist-check:
 	$(MAKE) dist
 	cp $(DIST)/SHA256SUMS target/SHA256SUMS.first
@@ -157,3 +158,4 @@ dist-check:
 	$(MAKE) dist
 	diff target/SHA256SUMS.first $(DIST)/SHA256SUMS && echo "dist-check: two builds, identical SHA256SUMS"
 	UKITOOL_DIST=$(CURDIR)/$(DIST) cargo test -p ukitool-tests --test dist -- --ignored $(CARGO_TEST_ARGS)
+	UKITOOL_HTML=$(CURDIR)/$(DIST)/ukitool.html node --test tests/e2e/dist.test.js

@@ -21,7 +21,7 @@ trap 'rm -rf "$work"' EXIT
 root=$work/debian/ukitool
 man1=$root/usr/share/man/man1
 doc=$root/usr/share/doc/ukitool
-mkdir -p "$root/usr/bin" "$man1" "$doc" \
+mkdir -p "$root/DEBIAN" "$root/usr/bin" "$man1" "$doc" \
     "$root/usr/share/bash-completion/completions" \
     "$root/usr/share/zsh/vendor-completions" \
     "$root/usr/share/fish/vendor_completions.d"
