@@ -141,9 +141,9 @@ dist: dist-deps web
 	SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) bash pkg/deb.sh target/$(GNU_TARGET)/release/ukitool $(DIST)
 	cp target/$(MUSL_TARGET)/release/ukitool $(DIST)/ukitool-$(VERSION)-x86_64-linux-musl
 	node web/bundle.mjs $(DIST)/ukitool.html
-	touch -d @$(SOURCE_DATE_EPOCH) $(DIST)/*
 	cd $(DIST) && sha256sum ukitool_$(VERSION)_amd64.deb ukitool-$(VERSION)-x86_64-linux-musl \
 		ukitool.html >SHA256SUMS
+	touch -d @$(SOURCE_DATE_EPOCH) $(DIST)/*
 	@cat $(DIST)/SHA256SUMS
 
 # Two `make dist` runs, the ukitool crates recompiled in between (dependencies are kept:
