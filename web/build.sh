@@ -16,6 +16,10 @@ root=$(pwd)
 target_dir=${CARGO_TARGET_DIR:-$root/target}
 case "$target_dir" in /*) ;; *) target_dir=$root/$target_dir ;; esac
 
+# Panic locations name source files: with the checkout and cargo's home remapped, the
+# wasm (and so dist/ukitool.html) does not depend on where they are (docs/ship.md).
+export RUSTFLAGS="${RUSTFLAGS:+$RUSTFLAGS }--remap-path-prefix=$root=/build/ukitool --remap-path-prefix=${CARGO_HOME:-$HOME/.cargo}=/cargo"
+
 if [ "${UKITOOL_WEB_DEBUG:-}" = 1 ]; then
     profile=debug
     cargo build -p ukitool-web --target wasm32-unknown-unknown

@@ -2,6 +2,7 @@
 //! each command's module; the work is done by the core; printers write to a writer.
 
 mod build;
+mod completions;
 mod diff;
 mod image;
 mod input;
@@ -17,6 +18,7 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 #[command(
     name = "ukitool",
     version,
+    long_version = completions::LONG_VERSION,
     about = "Inspect, verify, extract, build, sign and measure Unified Kernel Images; make and write bootable disks"
 )]
 struct Cli {
@@ -46,6 +48,11 @@ enum Command {
     Write(write::WriteArgs),
     /// List block devices and whether they are safe targets
     Disks(write::DisksArgs),
+    /// Print a shell completion script (bash, zsh, fish, ...)
+    Completions(completions::CompletionsArgs),
+    /// Write the man pages into a directory (for packagers)
+    #[command(hide = true)]
+    ManPages(completions::ManPagesArgs),
 }
 
 /// Exit codes: 0 success; 1 a negative verdict (unsigned, untrusted, mismatch, ...);
@@ -87,6 +94,8 @@ fn main() -> ExitCode {
         Command::Image(a) => image::run(a),
         Command::Write(a) => write::run_write(a),
         Command::Disks(a) => write::run_disks(a),
+        Command::Completions(a) => completions::run_completions(a, Cli::command()),
+        Command::ManPages(a) => completions::run_man_pages(a, Cli::command()),
     };
     match result {
         Ok(code) => code,
