@@ -374,7 +374,7 @@ pub fn inspect_pe(pe: &PeFile<'_>, src: &dyn ByteSource, opts: &InspectOptions) 
             u64::try_from(secs.len().saturating_sub(listed)).unwrap_or(u64::MAX),
         ));
     }
-    let sections = section_infos(secs, &blocks, src, opts.hash, listed);
+    let sections = section_infos(secs, &blocks, src, opts.hash, listed, &mut d.rd.budget);
 
     let Decoding {
         rd,
@@ -593,17 +593,18 @@ impl Decoding<'_, '_> {
 
 /// The listed sections, hashed when `hash` is set. Like the decode budget: hashing
 /// more than the file's size means sections overlap, and a hostile table must not
-/// make us hash one payload 65535 times.
+/// make us hash one payload 65535 times. ukify's text fields are charged to
+/// `text_budget`, the metadata decode budget, so that text and decoded metadata
+/// together never cost more than the file.
 fn section_infos(
     secs: &[Section],
     blocks: &Blocks,
     src: &dyn ByteSource,
     hash: bool,
     listed: usize,
+    text_budget: &mut u64,
 ) -> Vec<SectionInfo> {
     let mut hash_budget = src.len();
-    // Like the decode budget: ukify's text fields never cost more than the file.
-    let mut text_budget = src.len();
     let mut sections = Vec::with_capacity(listed);
     for (s, i) in secs.iter().zip(0u32..).take(listed) {
         let len = u64::from(s.payload_len());
@@ -616,7 +617,7 @@ fn section_infos(
                 None => false,
             };
         let mut info = section_info(i, s, blocks, src, hash);
-        info.text = ukify_text(s, src, &mut text_budget);
+        info.text = ukify_text(s, src, text_budget);
         sections.push(info);
     }
     sections
