@@ -427,18 +427,7 @@ fn write_volume(w: &mut dyn fmt::Write, fs: &Filesystem) -> fmt::Result {
             }
         })
         .collect();
-    if rows.is_empty() {
-        writeln!(w, "  (empty)")?;
-    } else {
-        columns(w, "  ", &rows, &[false, true])?;
-    }
-    for pr in &v.problems {
-        writeln!(w, "  problem: {}", printable(pr))?;
-    }
-    for b in &fs.efi_binaries {
-        write_binary(w, b)?;
-    }
-    Ok(())
+    write_files(w, &rows, &v.problems, &fs.efi_binaries)
 }
 
 fn write_xfs_volume(w: &mut dyn fmt::Write, fs: &XfsFilesystem) -> fmt::Result {
@@ -473,15 +462,25 @@ fn write_xfs_volume(w: &mut dyn fmt::Write, fs: &XfsFilesystem) -> fmt::Result {
             }
         })
         .collect();
+    write_files(w, &rows, &v.problems, &fs.efi_binaries)
+}
+
+/// A volume's file rows (path, size), its problems and its EFI binaries.
+fn write_files(
+    w: &mut dyn fmt::Write,
+    rows: &[Vec<String>],
+    problems: &[String],
+    binaries: &[EfiBinary],
+) -> fmt::Result {
     if rows.is_empty() {
         writeln!(w, "  (empty)")?;
     } else {
-        columns(w, "  ", &rows, &[false, true])?;
+        columns(w, "  ", rows, &[false, true])?;
     }
-    for pr in &v.problems {
+    for pr in problems {
         writeln!(w, "  problem: {}", printable(pr))?;
     }
-    for b in &fs.efi_binaries {
+    for b in binaries {
         write_binary(w, b)?;
     }
     Ok(())
