@@ -66,9 +66,14 @@ pub struct ImageOptionArgs {
     /// Add a file to the ESP (repeatable)
     #[arg(long, value_name = "SRC:ESP_PATH")]
     pub add_file: Vec<String>,
-    /// Add an unformatted partition; TYPE is esp, bios, linux (default), xbootldr or a GUID
-    #[arg(long, value_name = "NAME:SIZE[:TYPE]")]
+    /// Add a partition; TYPE is esp, bios, linux (default), xbootldr or a GUID; FS is
+    /// xfs or fat (default: unformatted)
+    #[arg(long, value_name = "NAME:SIZE[:TYPE[:FS]]")]
     pub add_partition: Vec<String>,
+    /// Add a file, or a directory recursively, to the filesystem of an added partition
+    /// (repeatable)
+    #[arg(long, value_name = "NAME:SRC:PATH")]
+    pub add_file_to: Vec<String>,
     /// Disk GUID (default: derived from --label)
     #[arg(long, value_name = "GUID")]
     pub disk_guid: Option<String>,
@@ -104,6 +109,8 @@ pub struct ImageInputs {
     grub: Option<Input>,
     shim: Option<Input>,
     extra: Vec<(String, Input)>,
+    /// (partition name, path, bytes) from --add-file-to.
+    part_files: Vec<(String, String, Input)>,
     keys: Vec<(String, Vec<u8>)>,
 }
 
@@ -131,6 +138,11 @@ impl ImageInputs {
                 .extra
                 .iter()
                 .map(|(p, d)| (p.clone(), &d[..]))
+                .collect(),
+            partition_files: self
+                .part_files
+                .iter()
+                .map(|(n, p, d)| (n.clone(), p.clone(), &d[..]))
                 .collect(),
         }
     }
@@ -172,6 +184,7 @@ impl ImageOptionArgs {
     pub fn is_default(&self) -> bool {
         self.settings() == ImageSettings::default()
             && self.add_file.is_empty()
+            && self.add_file_to.is_empty()
             && self.systemd_boot.is_none()
             && self.grub.is_none()
             && self.shim.is_none()
@@ -199,6 +212,18 @@ impl ImageOptionArgs {
                 Input::open(Path::new(src)).with_context(|| format!("--add-file {spec:?}"))?;
             extra.push((dst.to_string(), data));
         }
+        let mut part_files = Vec::new();
+        for spec in &self.add_file_to {
+            let mut it = spec.splitn(3, ':');
+            let (Some(part), Some(src), Some(dst)) = (it.next(), it.next(), it.next()) else {
+                bail!("--add-file-to {spec:?}: expected NAME:SRC:PATH");
+            };
+            for (path, data) in
+                read_tree(Path::new(src), dst).with_context(|| format!("--add-file-to {spec:?}"))?
+            {
+                part_files.push((part.to_string(), path, data));
+            }
+        }
         let mut keys: Vec<(String, Vec<u8>)> = Vec::new();
         if let Some(dir) = &self.enroll_keys {
             for name in ["PK.auth", "KEK.auth", "db.auth", "dbx.auth"] {
@@ -221,6 +246,7 @@ impl ImageOptionArgs {
             grub,
             shim,
             extra,
+            part_files,
             keys,
         })
     }
@@ -239,6 +265,26 @@ impl ImageOptionArgs {
         o.size = size;
         Ok(o)
     }
+}
+
+/// The file `src` as `dst`, or the files under the directory `src` (recursively, in
+/// name order so that images are reproducible) under `dst`.
+fn read_tree(src: &Path, dst: &str) -> Result<Vec<(String, Input)>> {
+    if !src.is_dir() {
+        return Ok(vec![(dst.to_string(), Input::open(src)?)]);
+    }
+    let mut names: Vec<_> = std::fs::read_dir(src)
+        .with_context(|| format!("reading {}", src.display()))?
+        .map(|e| e.map(|e| e.file_name()))
+        .collect::<std::io::Result<_>>()
+        .with_context(|| format!("reading {}", src.display()))?;
+    names.sort();
+    let mut out = Vec::new();
+    for name in names {
+        let sub = format!("{}/{}", dst.trim_end_matches('/'), name.to_string_lossy());
+        out.extend(read_tree(&src.join(&name), &sub)?);
+    }
+    Ok(out)
 }
 
 pub fn run(a: ImageArgs) -> Result<ExitCode> {

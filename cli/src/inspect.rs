@@ -33,13 +33,15 @@ pub struct InspectArgs {
 pub struct ExtractArgs {
     /// The UKI or PE to read; `-` reads stdin
     pub file: PathBuf,
-    /// Section name (.linux or linux); omit with --all
+    /// Section name (.linux or linux); from a disk image, PART:/path (PART: a
+    /// partition's name or number); omit with --all
     #[arg(required_unless_present = "all", conflicts_with = "all")]
     pub section: Option<String>,
     /// Output file, `-` for stdout (the default); with --all, the output directory
     #[arg(short, long)]
     pub output: Option<PathBuf>,
-    /// Extract every section under its conventional name into the -o directory
+    /// Extract every section under its conventional name into the -o directory; from a
+    /// disk image, every file of its FAT and XFS partitions as DIR/<part>/<path>
     #[arg(long, requires = "output")]
     pub all: bool,
     /// Take sections from profile N (falling back to the base)
@@ -483,6 +485,9 @@ pub fn run_extract(a: ExtractArgs) -> Result<ExitCode> {
         Input::Owned(_) => None,
     };
     let source = source.as_ref().map(|f| (f, &data[..]));
+    if ukitool_core::disk::inspect::looks_like_disk(&data) {
+        return extract_from_disk(&a, &data, source);
+    }
     if a.all {
         let dir = a.output.context("--all needs -o DIR")?;
         let parts = extract::all(&data, a.profile).with_context(|| a.file.display().to_string())?;
@@ -505,6 +510,61 @@ pub fn run_extract(a: ExtractArgs) -> Result<ExitCode> {
         None => write_stdout(bytes)?,
         Some(p) if p == Path::new("-") => write_stdout(bytes)?,
         Some(p) => write_file(p, bytes, a.force, source)?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `extract DISK PART:/path` and `extract DISK --all -o DIR` (`DIR/<part>/<path>`):
+/// files from the disk's FAT and XFS partitions.
+fn extract_from_disk(
+    a: &ExtractArgs,
+    data: &[u8],
+    source: Option<(&fs::File, &[u8])>,
+) -> Result<ExitCode> {
+    use ukitool_core::disk::files;
+    let what = || a.file.display().to_string();
+    let parts = files::partitions(data).with_context(what)?;
+    if a.all {
+        let dir = a.output.as_deref().context("--all needs -o DIR")?;
+        let mut outs = Vec::new();
+        for p in &parts {
+            for path in p.files() {
+                let safe = files::safe_path(path)
+                    .with_context(|| format!("partition {}: unsafe file name {path:?}", p.index))?;
+                let mut out = dir.join(p.dir_name());
+                out.extend(safe);
+                outs.push((p, path, out));
+            }
+        }
+        // Refuse before writing anything, so a refused run leaves no partial set.
+        if !a.force {
+            if let Some((_, _, out)) = outs.iter().find(|(_, _, out)| out.exists()) {
+                bail!("{} exists; use --force to overwrite", out.display());
+            }
+        }
+        for (p, path, out) in &outs {
+            let bytes = p.read(path).with_context(what)?;
+            if let Some(d) = out.parent() {
+                fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+            }
+            write_file(out, &bytes, a.force, source)?;
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let spec = a
+        .section
+        .as_deref()
+        .context("name PART:/path, or use --all")?;
+    let (part, path) = spec.split_once(':').with_context(|| {
+        format!("{spec:?}: from a disk, name PART:/path (PART: a partition's name or number)")
+    })?;
+    let bytes = files::find(&parts, part)
+        .and_then(|p| p.read(path))
+        .with_context(what)?;
+    match a.output.as_deref() {
+        None => write_stdout(&bytes)?,
+        Some(p) if p == Path::new("-") => write_stdout(&bytes)?,
+        Some(p) => write_file(p, &bytes, a.force, source)?,
     }
     Ok(ExitCode::SUCCESS)
 }

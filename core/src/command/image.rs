@@ -37,7 +37,8 @@ pub struct ImageSettings {
     pub entry_name: Option<String>,
     /// Boot menu timeout in seconds (systemd-boot, GRUB).
     pub timeout: u32,
-    /// Unformatted partitions after the ESP, each `NAME:SIZE[:TYPE]`.
+    /// Partitions after the ESP, each `NAME:SIZE[:TYPE[:FS]]` (FS: xfs or fat;
+    /// none: unformatted).
     pub add_partition: Vec<String>,
 }
 
@@ -70,6 +71,9 @@ pub struct ImageFiles<'a> {
     pub enroll_keys: Vec<(String, &'a [u8])>,
     /// (ESP path, bytes) added to the ESP.
     pub extra_files: Vec<(String, &'a [u8])>,
+    /// (partition name, path, bytes) added to the filesystem of a partition from
+    /// `add_partition`.
+    pub partition_files: Vec<(String, String, &'a [u8])>,
 }
 
 impl<'a> ImageFiles<'a> {
@@ -124,6 +128,11 @@ impl ImageSettings {
             .iter()
             .map(|s| PartitionSpec::parse(s))
             .collect::<Result<_>>()?;
+        o.partition_files = files
+            .partition_files
+            .into_iter()
+            .map(|(part, path, data)| (part, path, Cow::Borrowed(data)))
+            .collect();
         Ok(o)
     }
 }

@@ -2,10 +2,12 @@
 //! partition table, the files on each FAT volume, and a full inspect report of every
 //! EFI binary found there.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use crate::disk::fat::read::{looks_like_fat, read_volume, FatVolume};
 use crate::disk::gpt::{self, PartitionTable};
+use crate::disk::xfs::{self, FileType, XfsVolume};
 use crate::error::{Error, Result};
 use crate::inspect::{self, InspectOptions, Report};
 use crate::lint::Severity;
@@ -29,7 +31,21 @@ pub struct DiskReport {
     /// None when the image is a bare FAT volume with no partition table.
     pub partition_table: Option<PartitionTable>,
     pub filesystems: Vec<Filesystem>,
+    /// Absent from the JSON when there are none, as before XFS was read.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub xfs_volumes: Vec<XfsFilesystem>,
     pub problems: Vec<String>,
+}
+
+/// An XFS volume found in a partition.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct XfsFilesystem {
+    /// Partition index (from 1).
+    pub partition: u32,
+    /// Byte offset of the volume in the image.
+    pub offset: u64,
+    pub xfs: XfsVolume,
+    pub efi_binaries: Vec<EfiBinary>,
 }
 
 /// A FAT volume found in a partition (or spanning the whole image).
@@ -66,6 +82,7 @@ pub fn inspect_disk_with(data: &[u8], opts: &InspectOptions) -> Result<DiskRepor
         size: data.len() as u64,
         partition_table: None,
         filesystems: Vec::new(),
+        xfs_volumes: Vec::new(),
         problems: Vec::new(),
     };
     let mut budget = MAX_EFI_BINARIES;
@@ -101,9 +118,13 @@ pub fn inspect_disk_with(data: &[u8], opts: &InspectOptions) -> Result<DiskRepor
         let Ok(vol) = crate::bytes::slice(data, p.offset, avail, "partition") else {
             continue;
         };
-        if !looks_like_fat(vol) {
+        let kind = if looks_like_fat(vol) {
+            "FAT"
+        } else if xfs::looks_like_xfs(vol) {
+            "XFS"
+        } else {
             continue;
-        }
+        };
         let vol_end = p.offset.saturating_add(avail);
         if walked
             .range(..vol_end)
@@ -111,17 +132,23 @@ pub fn inspect_disk_with(data: &[u8], opts: &InspectOptions) -> Result<DiskRepor
             .is_some_and(|(_, &e)| e > p.offset)
         {
             report.problems.push(format!(
-                "partition {} overlaps a FAT volume already listed: not walked again",
+                "partition {} overlaps a {kind} volume already listed: not walked again",
                 p.index
             ));
             continue;
         }
         walked.insert(p.offset, vol_end);
-        match filesystem(vol, Some(p.index), p.offset, opts, &mut budget) {
-            Ok(fs) => report.filesystems.push(fs),
-            Err(e) => report
+        let found = if kind == "FAT" {
+            filesystem(vol, Some(p.index), p.offset, opts, &mut budget)
+                .map(|fs| report.filesystems.push(fs))
+        } else {
+            xfs_filesystem(vol, p.index, p.offset, opts, &mut budget)
+                .map(|fs| report.xfs_volumes.push(fs))
+        };
+        if let Err(e) = found {
+            report
                 .problems
-                .push(format!("partition {}: FAT volume: {e}", p.index)),
+                .push(format!("partition {}: {kind} volume: {e}", p.index));
         }
     }
     report.partition_table = Some(table);
@@ -149,21 +176,8 @@ fn filesystem(
             [(o, _)] => offset.checked_add(*o),
             _ => None,
         };
-        let (report, error) = match fat.file_bytes(vol, e) {
-            Err(err) => (None, Some(err.to_string())),
-            Ok(bytes) if !pe::looks_like_pe(&bytes) => (None, Some("not a PE image".to_string())),
-            Ok(bytes) => match inspect::inspect(&bytes, opts) {
-                Ok(r) => (Some(r), None),
-                Err(err) => (None, Some(err.to_string())),
-            },
-        };
-        efi_binaries.push(EfiBinary {
-            path: e.path.clone(),
-            size: e.size,
-            disk_offset,
-            report,
-            error,
-        });
+        let bytes = fat.file_bytes(vol, e);
+        efi_binaries.push(efi_binary(&e.path, e.size, disk_offset, bytes, opts));
     }
     Ok(Filesystem {
         partition,
@@ -171,6 +185,66 @@ fn filesystem(
         fat,
         efi_binaries,
     })
+}
+
+fn xfs_filesystem(
+    vol: &[u8],
+    partition: u32,
+    offset: u64,
+    opts: &InspectOptions,
+    budget: &mut usize,
+) -> Result<XfsFilesystem> {
+    let xfs = xfs::read_volume(vol)?;
+    let mut efi_binaries = Vec::new();
+    for e in xfs.entries.iter().filter(|e| e.kind == FileType::File) {
+        if !e.path.to_ascii_lowercase().ends_with(".efi") {
+            continue;
+        }
+        let Some(left) = budget.checked_sub(1) else {
+            break;
+        };
+        *budget = left;
+        let bytes = xfs.file_bytes(vol, e);
+        // Borrowed bytes are one contiguous run of the volume: their place in it.
+        let disk_offset = match &bytes {
+            Ok(Cow::Borrowed(b)) => (b.as_ptr() as usize)
+                .checked_sub(vol.as_ptr() as usize)
+                .and_then(|o| offset.checked_add(o as u64)),
+            _ => None,
+        };
+        efi_binaries.push(efi_binary(&e.path, e.size, disk_offset, bytes, opts));
+    }
+    Ok(XfsFilesystem {
+        partition,
+        offset,
+        xfs,
+        efi_binaries,
+    })
+}
+
+/// The report of an EFI binary at `path`, or why there is none.
+fn efi_binary(
+    path: &str,
+    size: u64,
+    disk_offset: Option<u64>,
+    bytes: Result<Cow<'_, [u8]>>,
+    opts: &InspectOptions,
+) -> EfiBinary {
+    let (report, error) = match bytes {
+        Err(err) => (None, Some(err.to_string())),
+        Ok(bytes) if !pe::looks_like_pe(&bytes) => (None, Some("not a PE image".to_string())),
+        Ok(bytes) => match inspect::inspect(&bytes, opts) {
+            Ok(r) => (Some(r), None),
+            Err(err) => (None, Some(err.to_string())),
+        },
+    };
+    EfiBinary {
+        path: path.to_string(),
+        size,
+        disk_offset,
+        report,
+        error,
+    }
 }
 
 impl DiskReport {
@@ -204,6 +278,9 @@ impl fmt::Display for Listing<'_> {
         }
         for fs in &r.filesystems {
             write_volume(f, fs)?;
+        }
+        for fs in &r.xfs_volumes {
+            write_xfs_volume(f, fs)?;
         }
         if !r.problems.is_empty() {
             writeln!(f)?;
@@ -350,15 +427,60 @@ fn write_volume(w: &mut dyn fmt::Write, fs: &Filesystem) -> fmt::Result {
             }
         })
         .collect();
+    write_files(w, &rows, &v.problems, &fs.efi_binaries)
+}
+
+fn write_xfs_volume(w: &mut dyn fmt::Write, fs: &XfsFilesystem) -> fmt::Result {
+    let v = &fs.xfs;
+    writeln!(w)?;
+    writeln!(
+        w,
+        "Partition {}: XFS label {:?} uuid {}, {}-byte blocks, {}-byte sectors, {} AGs of {} blocks, {} blocks, at {:#x}",
+        fs.partition,
+        printable(&v.label),
+        printable(&v.uuid),
+        v.block_size,
+        v.sector_size,
+        v.ag_count,
+        v.ag_blocks,
+        v.blocks,
+        fs.offset
+    )?;
+    writeln!(w, "  features: {}", printable(&v.features.join(" ")))?;
+    let rows: Vec<Vec<String>> = v
+        .entries
+        .iter()
+        .filter(|e| !e.path.is_empty())
+        .map(|e| {
+            let p = printable(&e.path);
+            match (e.kind, &e.target) {
+                (FileType::Directory, _) => vec![format!("/{p}/"), String::new()],
+                (FileType::Symlink, Some(t)) => {
+                    vec![format!("/{p} -> {}", printable(t)), String::new()]
+                }
+                _ => vec![format!("/{p}"), e.size.to_string()],
+            }
+        })
+        .collect();
+    write_files(w, &rows, &v.problems, &fs.efi_binaries)
+}
+
+/// A volume's file rows (path, size), its problems and its EFI binaries.
+fn write_files(
+    w: &mut dyn fmt::Write,
+    rows: &[Vec<String>],
+    problems: &[String],
+    binaries: &[EfiBinary],
+) -> fmt::Result {
     if rows.is_empty() {
         writeln!(w, "  (empty)")?;
     } else {
-        columns(w, "  ", &rows, &[false, true])?;
+        columns(w, "  ", rows, &[false, true])?;
     }
-    for pr in &v.problems {
+    for pr in problems {
         writeln!(w, "  problem: {}", printable(pr))?;
     }
-    for b in &fs.efi_binaries {
+    for b in binaries {
         write_binary(w, b)?;
     }
     Ok(())
@@ -468,7 +590,7 @@ pub fn not_a_disk() -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::disk::layout::{build_image, ImageOptions, Layout};
+    use crate::disk::layout::{build_image, ImageOptions, Layout, PartitionSpec};
 
     #[test]
     fn finds_partitions_files_and_the_uki() {
@@ -496,6 +618,39 @@ mod tests {
         let text = r.listing("d.img").to_string();
         assert!(text.starts_with("File:             d.img ("), "{text}");
         assert!(text.contains("\n  /EFI/BOOT/BOOTX64.EFI ("), "{text}");
+    }
+
+    #[test]
+    fn lists_xfs_volumes_and_their_uki() {
+        let uki = crate::disk::layout::test_pe(0x8664, &[(".text", b"code")]);
+        let mut o = ImageOptions::new(Layout::Uefi, &uki);
+        o.extra_partitions = vec![PartitionSpec::parse("BOOT:300M:linux:xfs").unwrap()];
+        o.partition_files = vec![
+            (
+                "BOOT".into(),
+                "/EFI/Linux/a.efi".into(),
+                Cow::Borrowed(&uki[..]),
+            ),
+            ("BOOT".into(), "/notes".into(), Cow::Borrowed(&b"hi"[..])),
+        ];
+        let (img, s) = build_image(&o).unwrap();
+        let data = img.to_vec();
+        let r = inspect_disk_with(&data, &InspectOptions::NO_HASH).unwrap();
+        assert_eq!(r.filesystems.len(), 1);
+        let x = &r.xfs_volumes[0];
+        assert_eq!((x.partition, x.offset), (2, s.partitions[1].offset));
+        assert_eq!(x.xfs.label, "BOOT");
+        let b = &x.efi_binaries[0];
+        assert!(b.report.is_some(), "{:?}", b.error);
+        let at = b.disk_offset.unwrap() as usize;
+        assert_eq!(&data[at..at + uki.len()], &uki[..]);
+        let text = r.listing("d.img").to_string();
+        assert!(
+            text.contains("\nPartition 2: XFS label \"BOOT\" uuid "),
+            "{text}"
+        );
+        assert!(text.contains("\n  /notes               2\n"), "{text}");
+        assert!(text.contains("\n  /EFI/Linux/a.efi ("), "{text}");
     }
 
     #[test]

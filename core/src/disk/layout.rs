@@ -10,6 +10,7 @@ use crate::disk::fat::{self, FatOptions, FatType};
 use crate::disk::gpt::{self, GptPartition, ATTR_LEGACY_BIOS_BOOTABLE};
 use crate::disk::guid;
 use crate::disk::sparse::DiskImage;
+use crate::disk::xfs::{self, XfsItem, XfsOptions};
 use crate::error::{Error, Result};
 use crate::guid::Guid;
 use crate::pe::PeFile;
@@ -56,7 +57,15 @@ impl Layout {
     }
 }
 
-/// An extra partition (`--add-partition NAME:SIZE[:TYPE]`), left unformatted.
+/// The filesystem an extra partition is formatted with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PartitionFs {
+    Xfs,
+    Fat,
+}
+
+/// An extra partition (`--add-partition NAME:SIZE[:TYPE[:FS]]`), unformatted unless
+/// it names a filesystem.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartitionSpec {
     pub name: String,
@@ -65,15 +74,17 @@ pub struct PartitionSpec {
     pub attributes: u64,
     /// Overrides the GUID derived from the disk GUID and the name.
     pub unique_guid: Option<Guid>,
+    pub fs: Option<PartitionFs>,
 }
 
 impl PartitionSpec {
-    /// Parse `NAME:SIZE[:TYPE]` (TYPE: esp, bios, linux, xbootldr or a GUID; default linux).
+    /// Parse `NAME:SIZE[:TYPE[:FS]]` (TYPE: esp, bios, linux, xbootldr or a GUID;
+    /// default linux. FS: xfs or fat; default none).
     pub fn parse(s: &str) -> Result<PartitionSpec> {
-        let mut it = s.splitn(3, ':');
+        let mut it = s.splitn(4, ':');
         let (Some(name), Some(size)) = (it.next(), it.next()) else {
             return Err(Error::invalid(format!(
-                "partition {s:?}: expected NAME:SIZE[:TYPE]"
+                "partition {s:?}: expected NAME:SIZE[:TYPE[:FS]]"
             )));
         };
         if name.is_empty() {
@@ -85,6 +96,16 @@ impl PartitionSpec {
             type_guid: gpt::parse_type(it.next().unwrap_or("linux"))?,
             attributes: 0,
             unique_guid: None,
+            fs: match it.next() {
+                None => None,
+                Some("xfs") => Some(PartitionFs::Xfs),
+                Some("fat") => Some(PartitionFs::Fat),
+                Some(fs) => {
+                    return Err(Error::invalid(format!(
+                        "partition {s:?}: unknown filesystem {fs:?}: use xfs or fat"
+                    )))
+                }
+            },
         })
     }
 }
@@ -147,6 +168,8 @@ pub struct ImageOptions<'a> {
     /// (ESP path, bytes) added to the ESP.
     pub extra_files: Vec<(String, Cow<'a, [u8]>)>,
     pub extra_partitions: Vec<PartitionSpec>,
+    /// (partition name, path, bytes) added to an extra partition's filesystem.
+    pub partition_files: Vec<(String, String, Cow<'a, [u8]>)>,
 }
 
 impl<'a> ImageOptions<'a> {
@@ -169,6 +192,7 @@ impl<'a> ImageOptions<'a> {
             enroll_keys: Vec::new(),
             extra_files: Vec::new(),
             extra_partitions: Vec::new(),
+            partition_files: Vec::new(),
         }
     }
 }
@@ -420,7 +444,12 @@ pub fn build_image<'a>(o: &ImageOptions<'a>) -> Result<(DiskImage<'a>, ImageSumm
     let mut img = DiskImage::new(placed.size);
     gpt::write(&mut img, per_sector.get(), disk_guid, &placed.parts)?;
     let esp = write_esp(&mut img, o, per_sector, &placed, esp_size, volume_id, files)?;
-    zero_partition_heads(&mut img, placed.spans.get(1..).unwrap_or_default())?;
+    let formatted = format_partitions(&mut img, o, per_sector, &placed)?;
+    let unformatted: Vec<(u64, u64)> = (1..placed.spans.len())
+        .filter(|i| !formatted.contains(i))
+        .filter_map(|i| placed.spans.get(i).copied())
+        .collect();
+    zero_partition_heads(&mut img, &unformatted)?;
     let summary = ImageSummary {
         layout: o.layout,
         size: placed.size,
@@ -638,6 +667,86 @@ fn write_esp<'a>(
         img.put(esp_off.checked_add(off).ok_or_else(overflow)?, data)?;
     }
     Ok(summary)
+}
+
+/// Format the extra partitions that name a filesystem, with their files from
+/// `o.partition_files`; returns their indexes in `placed.spans`.
+fn format_partitions<'a>(
+    img: &mut DiskImage<'a>,
+    o: &ImageOptions<'a>,
+    per_sector: NonZeroU64,
+    placed: &Placement,
+) -> Result<Vec<usize>> {
+    for (name, path, _) in &o.partition_files {
+        if !o
+            .extra_partitions
+            .iter()
+            .any(|p| &p.name == name && p.fs.is_some())
+        {
+            return Err(Error::invalid(format!(
+                "file {path:?} for partition {name:?}: no --add-partition of that name with a filesystem (NAME:SIZE:TYPE:FS)"
+            )));
+        }
+    }
+    // The extra partitions come last.
+    let first = placed
+        .spans
+        .len()
+        .checked_sub(o.extra_partitions.len())
+        .ok_or_else(overflow)?;
+    let mut formatted = Vec::new();
+    for (p, index) in o.extra_partitions.iter().zip(first..) {
+        let (Some(fs), Some(&(at, size)), Some(gp)) =
+            (p.fs, placed.spans.get(index), placed.parts.get(index))
+        else {
+            continue;
+        };
+        let files = o
+            .partition_files
+            .iter()
+            .filter(|(name, _, _)| *name == p.name)
+            .map(|(_, path, data)| (path.clone(), data.clone()));
+        let extents = match fs {
+            PartitionFs::Xfs => {
+                let opts = XfsOptions {
+                    size,
+                    sector_size: per_sector.get(),
+                    // As Talos does: the name as label, the partition GUID as UUID.
+                    label: truncate_utf8(&p.name, 12).into(),
+                    uuid: gp.unique_guid,
+                    timestamp: o.timestamp,
+                    ag_count: None,
+                };
+                let items = files.map(|(path, d)| XfsItem::file(path, d)).collect();
+                xfs::format(&opts, items)?.extents
+            }
+            PartitionFs::Fat => {
+                let g = gp.unique_guid.0;
+                let fopts = FatOptions {
+                    label: truncate_utf8(&p.name, 11).into(),
+                    volume_id: u32::from_be_bytes([g[0], g[1], g[2], g[3]]),
+                    timestamp: o.timestamp,
+                    sector_size: per_sector.get(),
+                    hidden_sectors: at / per_sector,
+                };
+                fat::format(size, &fopts, files.collect())?.extents
+            }
+        };
+        for (off, data) in extents {
+            img.put(at.checked_add(off).ok_or_else(overflow)?, data)?;
+        }
+        formatted.push(index);
+    }
+    Ok(formatted)
+}
+
+/// The longest prefix of `s` of at most `max` bytes that ends on a character boundary.
+fn truncate_utf8(s: &str, max: usize) -> &str {
+    let end = (0..=max.min(s.len()))
+        .rev()
+        .find(|&i| s.is_char_boundary(i))
+        .unwrap_or(0);
+    s.get(..end).unwrap_or_default()
 }
 
 /// Partitions other than the ESP start zeroed (their first MiB), so a stale
@@ -867,6 +976,50 @@ mod tests {
         assert_eq!(p.type_guid.to_string(), gpt::types::XBOOTLDR);
         assert!(PartitionSpec::parse("x").is_err());
         assert!(PartitionSpec::parse("x:1M:nonsense").is_err());
+        assert_eq!(p.fs, None);
+        let p = PartitionSpec::parse("BOOT:1000M:linux:xfs").unwrap();
+        assert_eq!(p.fs, Some(PartitionFs::Xfs));
+        assert_eq!(
+            PartitionSpec::parse("d:1M:linux:fat").unwrap().fs,
+            Some(PartitionFs::Fat)
+        );
+        assert!(PartitionSpec::parse("d:1M:linux:ext4").is_err());
+    }
+
+    #[test]
+    fn extra_partitions_get_their_filesystem_and_files() {
+        let u = uki(0x8664);
+        let mut o = ImageOptions::new(Layout::Uefi, &u);
+        o.extra_partitions = vec![
+            PartitionSpec::parse("A-LONG-BOOT-NAME:300M:linux:xfs").unwrap(),
+            PartitionSpec::parse("DATA:40M:linux:fat").unwrap(),
+        ];
+        o.partition_files = vec![
+            (
+                "A-LONG-BOOT-NAME".into(),
+                "/k/vmlinuz".into(),
+                Cow::Borrowed(&b"kernel"[..]),
+            ),
+            ("DATA".into(), "/X.TXT".into(), Cow::Borrowed(&b"x"[..])),
+        ];
+        let (img, s) = build_image(&o).unwrap();
+        let disk = img.to_vec();
+        let part = |i: usize| {
+            let p = &s.partitions[i];
+            &disk[p.offset as usize..(p.offset + p.size) as usize]
+        };
+        let vol = xfs::read_volume(part(1)).unwrap();
+        assert_eq!(vol.label, "A-LONG-BOOT-");
+        assert_eq!(
+            vol.uuid,
+            s.partitions[1].unique_guid.to_string().to_lowercase()
+        );
+        let e = vol.find("/k/vmlinuz").unwrap();
+        assert_eq!(&*vol.file_bytes(part(1), e).unwrap(), b"kernel");
+        let fat = read_volume(part(2)).unwrap();
+        assert_eq!(file(part(2), &fat, "X.TXT"), b"x");
+        o.partition_files[1].0 = "EFI".into();
+        assert!(build_image(&o).is_err());
     }
 
     #[test]

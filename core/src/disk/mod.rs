@@ -11,6 +11,7 @@ pub mod sparse;
 pub use sparse::{DiskImage, Extent, ExtentData};
 
 pub mod fat;
+pub mod files;
 pub mod gpt;
 pub mod guid;
 pub mod inspect;

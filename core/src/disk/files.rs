@@ -1,0 +1,155 @@
+//! The files on a disk image's FAT and XFS partitions, for `ukitool extract DISK`.
+
+use std::borrow::Cow;
+
+use crate::bytes;
+use crate::disk::fat::read::{looks_like_fat, read_volume, FatVolume};
+use crate::disk::gpt;
+use crate::disk::xfs::{self, FileType, XfsVolume};
+use crate::error::{Error, Result};
+
+/// A partition's filesystem, as read.
+#[derive(Debug, Clone)]
+pub enum Volume {
+    Fat(FatVolume),
+    Xfs(XfsVolume),
+}
+
+/// A partition that holds a FAT or XFS volume.
+#[derive(Debug, Clone)]
+pub struct PartitionFiles<'a> {
+    /// GPT index, from 1.
+    pub index: u32,
+    pub name: String,
+    data: &'a [u8],
+    pub volume: Volume,
+}
+
+/// Every partition of `disk` with a FAT or XFS volume, in table order. A volume that
+/// does not read is an error: `extract` must not quietly skip files.
+pub fn partitions(disk: &[u8]) -> Result<Vec<PartitionFiles<'_>>> {
+    let table = gpt::read(disk)?;
+    let mut out = Vec::new();
+    for p in &table.partitions {
+        if p.mbr_type == Some(gpt::raw::MBR_TYPE_PROTECTIVE) {
+            continue;
+        }
+        let Ok(data) = bytes::slice(disk, p.offset, p.size, "partition") else {
+            continue;
+        };
+        let volume = if looks_like_fat(data) {
+            Volume::Fat(read_volume(data)?)
+        } else if xfs::looks_like_xfs(data) {
+            Volume::Xfs(xfs::read_volume(data)?)
+        } else {
+            continue;
+        };
+        out.push(PartitionFiles {
+            index: p.index,
+            name: p.name.clone(),
+            data,
+            volume,
+        });
+    }
+    Ok(out)
+}
+
+/// The partition named `part`, by GPT name or by number.
+pub fn find<'p, 'a>(parts: &'p [PartitionFiles<'a>], part: &str) -> Result<&'p PartitionFiles<'a>> {
+    parts
+        .iter()
+        .find(|p| p.name == part)
+        .or_else(|| parts.iter().find(|p| p.index.to_string() == part))
+        .ok_or_else(|| {
+            Error::invalid(format!(
+                "no FAT or XFS partition named or numbered {part:?}"
+            ))
+        })
+}
+
+impl<'a> PartitionFiles<'a> {
+    /// The paths of its regular files, `/`-separated from the root, without a leading `/`.
+    pub fn files(&self) -> Vec<&str> {
+        match &self.volume {
+            Volume::Fat(v) => v
+                .entries
+                .iter()
+                .filter(|e| !e.is_dir)
+                .map(|e| e.path.as_str())
+                .collect(),
+            Volume::Xfs(v) => v
+                .entries
+                .iter()
+                .filter(|e| e.kind == FileType::File)
+                .map(|e| e.path.as_str())
+                .collect(),
+        }
+    }
+
+    /// The bytes of the file at `path` (FAT names match without regard to case).
+    pub fn read(&self, path: &str) -> Result<Cow<'a, [u8]>> {
+        let p = path.trim_matches('/');
+        let missing = || Error::invalid(format!("partition {}: no file {path:?}", self.index));
+        match &self.volume {
+            Volume::Fat(v) => {
+                let e = v
+                    .entries
+                    .iter()
+                    .find(|e| !e.is_dir && e.path.eq_ignore_ascii_case(p))
+                    .ok_or_else(missing)?;
+                v.file_bytes(self.data, e)
+            }
+            Volume::Xfs(v) => v.file_bytes(self.data, v.find(p).ok_or_else(missing)?),
+        }
+    }
+
+    /// The directory `extract --all` writes its files under: the partition's name
+    /// when it is one safe path component, else its number.
+    pub fn dir_name(&self) -> String {
+        if safe_component(&self.name) {
+            self.name.clone()
+        } else {
+            self.index.to_string()
+        }
+    }
+}
+
+/// A path from a disk, as components that cannot leave the output directory (no
+/// `..`, `.`, empty or control-character names), or None.
+pub fn safe_path(path: &str) -> Option<Vec<&str>> {
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    parts.iter().all(|c| safe_component(c)).then_some(parts)
+}
+
+fn safe_component(c: &str) -> bool {
+    !c.is_empty()
+        && c != "."
+        && c != ".."
+        && !c.contains(['/', '\\'])
+        && !c.chars().any(char::is_control)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::disk::layout::{build_image, test_pe, ImageOptions, Layout, PartitionSpec};
+
+    #[test]
+    fn reads_files_from_fat_and_xfs_partitions() {
+        let uki = test_pe(0x8664, &[(".text", b"code")]);
+        let mut o = ImageOptions::new(Layout::Uefi, &uki);
+        o.extra_partitions = vec![PartitionSpec::parse("BOOT:300M:linux:xfs").unwrap()];
+        o.partition_files = vec![("BOOT".into(), "/a/b".into(), Cow::Borrowed(&b"hi"[..]))];
+        let disk = build_image(&o).unwrap().0.to_vec();
+        let parts = partitions(&disk).unwrap();
+        assert_eq!(parts.len(), 2);
+        assert_eq!(&*find(&parts, "BOOT").unwrap().read("/a/b").unwrap(), b"hi");
+        assert_eq!(find(&parts, "2").unwrap().files(), ["a/b"]);
+        let esp = find(&parts, "1").unwrap();
+        assert_eq!(&*esp.read("/efi/boot/bootx64.efi").unwrap(), &uki[..]);
+        assert!(esp.read("/nope").is_err());
+        assert!(find(&parts, "3").is_err());
+        assert_eq!(safe_path("/a/b"), Some(vec!["a", "b"]));
+        assert_eq!(safe_path("a/../b"), None);
+    }
+}

@@ -1,0 +1,187 @@
+//! `ukitool image --add-partition NAME:SIZE:TYPE:xfs --add-file-to ...` against outside
+//! referees (sgdisk -v, xfs_repair -n, the kernel's XFS), then `ukitool inspect` and
+//! `ukitool extract` on the image. The mount needs root and loop devices; without them
+//! it is skipped (and says so), the rest still runs.
+
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+
+use ukitool_tests::blockdev::{can_use_loop_devices, have, Loop, Mounted};
+use ukitool_tests::{fixture, path_str, run, run_ok, sha256_file, text, tmpdir, ukitool};
+
+/// The files put on BOOT: (path under the partition, source).
+fn tree(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let src = dir.join("src");
+    fs::create_dir_all(src.join("grub/fonts")).unwrap();
+    fs::copy(fixture("vmlinuz"), src.join("vmlinuz")).unwrap();
+    fs::copy(fixture("initrd.cpio.gz"), src.join("initramfs.xz")).unwrap();
+    fs::write(src.join("grub/grub.cfg"), b"set timeout=0\n").unwrap();
+    fs::write(src.join("grub/fonts/empty"), b"").unwrap();
+    let mut want = Vec::new();
+    for p in [
+        "vmlinuz",
+        "initramfs.xz",
+        "grub/grub.cfg",
+        "grub/fonts/empty",
+    ] {
+        want.push((format!("A/{p}"), fs::read(src.join(p)).unwrap()));
+    }
+    want.push((
+        "EFI/Linux/uki.efi".into(),
+        fs::read(fixture("uki.efi")).unwrap(),
+    ));
+    want
+}
+
+/// `ukitool image` with a 1000 MiB XFS BOOT partition; returns the JSON summary.
+fn make_image(dir: &Path, out: &Path) -> serde_json::Value {
+    let src = dir.join("src");
+    let json = run_ok(
+        ukitool()
+            .args([
+                "image",
+                "--uki",
+                path_str(&fixture("uki.efi")),
+                "--json",
+                "-q",
+            ])
+            .args([
+                "--timestamp",
+                "1700000000",
+                "--add-partition",
+                "BOOT:1000M:linux:xfs",
+            ])
+            .arg("--add-file-to")
+            .arg(format!("BOOT:{}:/A", path_str(&src)))
+            .arg("--add-file-to")
+            .arg(format!(
+                "BOOT:{}:/EFI/Linux/uki.efi",
+                path_str(&fixture("uki.efi"))
+            ))
+            .arg("-o")
+            .arg(out),
+    );
+    serde_json::from_str(&json).unwrap()
+}
+
+#[test]
+fn xfs_partition_is_valid_readable_and_reproducible() {
+    let dir = tmpdir();
+    let want = tree(&dir);
+    let img = dir.join("disk.img");
+    let summary = make_image(&dir, &img);
+    let again = dir.join("again.img");
+    make_image(&dir, &again);
+    assert_eq!(
+        sha256_file(&img),
+        sha256_file(&again),
+        "same inputs, same bytes"
+    );
+    fs::remove_file(&again).unwrap();
+
+    let boot = &summary["partitions"][1];
+    assert_eq!(boot["name"], "BOOT");
+    let (off, size) = (
+        boot["offset"].as_u64().unwrap(),
+        boot["size"].as_u64().unwrap(),
+    );
+
+    if have("sgdisk") {
+        let out = run(Command::new("sgdisk").arg("-v").arg(&img));
+        assert!(text(&out).contains("No problems found"), "{}", text(&out));
+    }
+    if have("xfs_repair") {
+        let part = dir.join("boot.xfs");
+        run_ok(Command::new("dd").args([
+            format!("if={}", path_str(&img)),
+            format!("of={}", path_str(&part)),
+            "bs=1M".into(),
+            format!("skip={}", off >> 20),
+            format!("count={}", size >> 20),
+            "conv=sparse".into(),
+            "status=none".into(),
+        ]));
+        let out = run(Command::new("xfs_repair").args(["-n", "-f"]).arg(&part));
+        assert!(
+            out.status.success() && !text(&out).contains("would"),
+            "xfs_repair -n: {}",
+            text(&out)
+        );
+        fs::remove_file(&part).unwrap();
+    }
+
+    let listing = run_ok(ukitool().arg("inspect").arg(&img));
+    assert!(
+        listing.contains("\nPartition 2: XFS label \"BOOT\" uuid "),
+        "{listing}"
+    );
+    assert!(
+        listing.contains(&boot["unique_guid"].as_str().unwrap().to_lowercase()),
+        "{listing}"
+    );
+    for (p, data) in &want {
+        let row = format!("\n  /{p} ");
+        assert!(listing.contains(&row), "{row:?} missing:\n{listing}");
+        let got = dir.join("got");
+        let _ = fs::remove_file(&got);
+        run_ok(
+            ukitool()
+                .arg("extract")
+                .arg(&img)
+                .arg(format!("BOOT:/{p}"))
+                .arg("-o")
+                .arg(&got),
+        );
+        assert!(fs::read(&got).unwrap() == *data, "extract BOOT:/{p}");
+    }
+    assert!(
+        listing.contains("\n  /EFI/Linux/uki.efi ("),
+        "the UKI is inspected:\n{listing}"
+    );
+
+    let all = dir.join("all");
+    run_ok(
+        ukitool()
+            .arg("extract")
+            .arg(&img)
+            .arg("--all")
+            .arg("-o")
+            .arg(&all),
+    );
+    for (p, data) in &want {
+        assert!(
+            fs::read(all.join("BOOT").join(p)).unwrap() == *data,
+            "--all: {p}"
+        );
+    }
+    assert!(all.join("EFI/EFI/BOOT/BOOTX64.EFI").is_file());
+
+    if !can_use_loop_devices(&["mount"]) {
+        return;
+    }
+    let lo = Loop::attach(
+        &img,
+        &[
+            "-r",
+            "--offset",
+            &off.to_string(),
+            "--sizelimit",
+            &size.to_string(),
+        ],
+    );
+    let at = dir.join("mnt");
+    fs::create_dir_all(&at).unwrap();
+    let out = run(Command::new("mount")
+        .args(["-t", "xfs", "-o", "ro", &lo.dev])
+        .arg(&at));
+    assert!(out.status.success(), "mount: {}", text(&out));
+    let mounted = Mounted(at.clone());
+    for (p, data) in &want {
+        assert!(
+            fs::read(at.join(p)).unwrap() == *data,
+            "the kernel reads {p}"
+        );
+    }
+    drop(mounted);
+}
