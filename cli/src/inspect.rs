@@ -302,6 +302,49 @@ fn print_metadata(w: &mut dyn Write, r: &Report) -> io::Result<()> {
     Ok(())
 }
 
+/// The kernel's facts on one line: version, format and architecture, size, EFI stub.
+fn kernel_line(k: &ukitool_core::uki::kernel::Kernel) -> String {
+    use ukitool_core::uki::kernel::Format;
+    let format = match k.format {
+        Some(Format::Bzimage) => "bzImage",
+        Some(Format::Image) => "Image",
+        Some(Format::Zboot) => "EFI zboot",
+        None => "unknown format",
+    };
+    let mut parts = vec![
+        k.version
+            .clone()
+            .unwrap_or_else(|| "version unknown".to_string()),
+        format!("{format} {}", k.architecture.unwrap_or("-")),
+    ];
+    if let Some(p) = &k.boot_protocol {
+        parts.push(format!("boot protocol {p}"));
+    }
+    if let Some(size) = k.image_size {
+        parts.push(format!(
+            "image size {}",
+            ukitool_core::units::human_size(size)
+        ));
+    }
+    if let Some(z) = &k.zboot {
+        parts.push(format!(
+            "{} payload of {}",
+            z.compression,
+            ukitool_core::units::human_size(z.payload_size)
+        ));
+    }
+    parts.push(if k.signed { "signed" } else { "unsigned" }.to_string());
+    parts.push(
+        if k.nx_compat {
+            "NX_COMPAT"
+        } else {
+            "no NX_COMPAT"
+        }
+        .to_string(),
+    );
+    parts.join("; ")
+}
+
 fn metadata_lines(r: &Report) -> Vec<(&'static str, String)> {
     let mut lines = Vec::new();
     if let Some(c) = &r.cmdline {
@@ -311,20 +354,7 @@ fn metadata_lines(r: &Report) -> Vec<(&'static str, String)> {
         lines.push(("Uname:", u.clone()));
     }
     if let Some(k) = &r.kernel {
-        lines.push((
-            "Kernel:",
-            format!(
-                "{}; boot protocol {}; {}; {}",
-                k.version.as_deref().unwrap_or("version unknown"),
-                k.boot_protocol.as_deref().unwrap_or("-"),
-                if k.signed { "signed" } else { "unsigned" },
-                if k.nx_compat {
-                    "NX_COMPAT"
-                } else {
-                    "no NX_COMPAT"
-                }
-            ),
-        ));
+        lines.push(("Kernel:", kernel_line(k)));
     }
     if let Some(s) = &r.splash {
         lines.push((

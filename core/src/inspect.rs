@@ -332,28 +332,18 @@ pub fn inspect_pe(pe: &PeFile<'_>, src: &dyn ByteSource, opts: &InspectOptions) 
     };
 
     let sdmagic = base(".sdmagic").and_then(|i| d.rd.text(i));
-    let has_hdrs = src
-        .read(kernel::HDRS_OFFSET, 4)
-        .is_some_and(|m| m == kernel::HDRS_MAGIC);
-    let kind = uki::classify(secs, has_hdrs, sdmagic.as_deref());
+    let is_kernel = src
+        .read(0, file_len.min(kernel::PREFIX_LEN))
+        .and_then(kernel::format)
+        .is_some();
+    let kind = uki::classify(secs, is_kernel, sdmagic.as_deref());
     for (name, decode) in METADATA {
         if let Some(i) = base(name) {
             decode(&mut d, i);
         }
     }
     d.firmware();
-    let kernel = base(".linux")
-        .and_then(|i| Some((d.rd.get(i)?, secs.get(i)?)))
-        .map(|(data, s)| kernel::inspect(data, u64::from(s.payload_len())))
-        .or_else(|| {
-            // A bare EFI-stub kernel describes itself.
-            (kind == Kind::EfiStubKernel).then(|| {
-                let prefix = src
-                    .read(0, file_len.min(kernel::PREFIX_LEN))
-                    .unwrap_or(pe.data);
-                kernel::inspect(prefix, file_len)
-            })
-        });
+    let kernel = kernel_facts(&mut d.rd, base(".linux"), kind, pe);
     if let (Some(key), Some(sig)) = (&d.meta.pcrpkey, &d.meta.pcrsig) {
         if sig.pkfp.iter().any(|fp| *fp != key.fingerprint) {
             d.lints.push(Lint::new(
@@ -427,6 +417,46 @@ pub fn inspect_pe(pe: &PeFile<'_>, src: &dyn ByteSource, opts: &InspectOptions) 
         kernel,
         signatures,
         lints: lints.into_vec(),
+    }
+}
+
+/// The kernel in .linux (index `linux`), or the file itself when it is a bare kernel.
+fn kernel_facts(
+    rd: &mut Reader<'_, '_>,
+    linux: Option<usize>,
+    kind: Kind,
+    pe: &PeFile<'_>,
+) -> Option<Kernel> {
+    let (src, secs, file_len) = (rd.src, rd.secs, rd.file_len);
+    linux
+        .and_then(|i| Some((rd.get(i)?, secs.get(i)?)))
+        .map(|(prefix, s)| {
+            let len = u64::from(s.payload_len());
+            kernel::inspect(
+                whole_kernel(src, prefix, u64::from(s.pointer_to_raw_data), len),
+                len,
+            )
+        })
+        .or_else(|| {
+            // A bare kernel describes itself.
+            (kind == Kind::EfiStubKernel).then(|| {
+                let prefix = src
+                    .read(0, file_len.min(kernel::PREFIX_LEN))
+                    .unwrap_or(pe.data);
+                kernel::inspect(whole_kernel(src, prefix, 0, file_len), file_len)
+            })
+        })
+}
+
+/// The bytes the kernel facts read: an `Image` or zboot kernel's version needs the
+/// whole kernel (a scan, or the zboot payload), when `src` holds it (a partial
+/// source may hold only `prefix`); an x86 kernel's facts are all in `prefix`.
+fn whole_kernel<'s>(src: &'s dyn ByteSource, prefix: &'s [u8], offset: u64, len: u64) -> &'s [u8] {
+    match kernel::format(prefix) {
+        Some(kernel::Format::Image | kernel::Format::Zboot) => {
+            src.read(offset, len).unwrap_or(prefix)
+        }
+        _ => prefix,
     }
 }
 

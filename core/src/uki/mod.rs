@@ -22,7 +22,8 @@ pub enum Kind {
     Uki,
     /// No .linux, but addon payloads (or an addon stub's .sdmagic).
     Addon,
-    /// A bare Linux kernel with an EFI stub ("HdrS" at 0x202, no .linux).
+    /// A bare Linux kernel, no .linux: an x86 bzImage with an EFI stub ("HdrS" at
+    /// 0x202), an arm64/riscv64/loongarch64 `Image`, or an EFI zboot image.
     EfiStubKernel,
     /// Any other EFI (or PE) binary: shim, GRUB, systemd-boot, a stub.
     Pe,
@@ -85,15 +86,15 @@ pub const MAX_IMAGE_SIZE: u64 = 2 << 30;
 /// systemd-stub accepts at most 256 profiles (uki.h, MAX_PROFILES).
 pub const MAX_PROFILES: usize = 256;
 
-/// Decide the kind. `has_hdrs` says whether "HdrS" is at 0x202; `sdmagic` is the
-/// .sdmagic text if present.
-pub fn classify(sections: &[Section], has_hdrs: bool, sdmagic: Option<&str>) -> Kind {
+/// Decide the kind. `is_kernel` says whether the file is a Linux boot image
+/// ([`kernel::format`]); `sdmagic` is the .sdmagic text if present.
+pub fn classify(sections: &[Section], is_kernel: bool, sdmagic: Option<&str>) -> Kind {
     let has = |n: &str| sections.iter().any(|s| s.name == n);
     if has(".linux") {
         Kind::Uki
     } else if sdmagic.is_some_and(|m| m.contains("systemd-addon")) {
         Kind::Addon
-    } else if has_hdrs {
+    } else if is_kernel {
         Kind::EfiStubKernel
     } else if ADDON_PAYLOADS.iter().any(|n| has(n)) {
         // A stub PE carrying addon payloads but no kernel: the stub treats it as an
