@@ -96,6 +96,48 @@ pub fn text_ref(data: &[u8]) -> std::borrow::Cow<'_, str> {
     String::from_utf8_lossy(trim_nul(data))
 }
 
+/// A text section as a person reads it: UTF-16LE when [`is_utf16le`] says so (EFI
+/// Boot Guard's `.cmdline`), else [`text_ref`]'s UTF-8. Either way lossy, without
+/// trailing NULs, and at most 1.5 times `data`'s length.
+pub fn section_text(data: &[u8]) -> std::borrow::Cow<'_, str> {
+    if !is_utf16le(data) {
+        return text_ref(data);
+    }
+    let body = data.strip_prefix(&[0xff, 0xfe]).unwrap_or(data);
+    let units = body
+        .chunks_exact(2)
+        .map(|c| {
+            u16::from_le_bytes([
+                c.first().copied().unwrap_or(0),
+                c.get(1).copied().unwrap_or(0),
+            ])
+        })
+        .take_while(|&u| u != 0);
+    std::borrow::Cow::Owned(
+        char::decode_utf16(units)
+            .map(|c| c.unwrap_or(char::REPLACEMENT_CHARACTER))
+            .collect(),
+    )
+}
+
+/// Is `data` UTF-16LE text? It starts with the byte-order mark FF FE, or, up to a
+/// NUL terminator (two zero bytes), it is at least two ASCII characters each
+/// followed by a zero byte: UTF-8 text never has NULs inside, so the pattern tells.
+pub fn is_utf16le(data: &[u8]) -> bool {
+    if data.starts_with(&[0xff, 0xfe]) {
+        return true;
+    }
+    let mut chars = 0usize;
+    for c in data.chunks(2) {
+        match c {
+            [0, 0] => break,
+            [lo, 0] if *lo != 0 && lo.is_ascii() => chars = chars.saturating_add(1),
+            _ => return false,
+        }
+    }
+    chars >= 2
+}
+
 /// `data` without its trailing NUL bytes.
 pub fn trim_nul(data: &[u8]) -> &[u8] {
     let mut t = data;
@@ -138,6 +180,32 @@ pub fn unhex(text: &str) -> Option<Vec<u8>> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn utf16le_text_by_bom_or_by_its_nuls() {
+        let u16le = |t: &str| {
+            t.encode_utf16()
+                .flat_map(u16::to_le_bytes)
+                .collect::<Vec<u8>>()
+        };
+        let mut cmdline = u16le("console=ttyS0 x=1");
+        cmdline.resize(64, 0);
+        assert!(is_utf16le(&cmdline));
+        assert_eq!(section_text(&cmdline), "console=ttyS0 x=1");
+        let bom = [&[0xff, 0xfe][..], &u16le("é ok")].concat();
+        assert_eq!(section_text(&bom), "é ok");
+        for utf8 in [
+            &b"console=ttyS0\0\0"[..],
+            b"a\0",
+            b"",
+            b"\0\0",
+            "é".as_bytes(),
+        ] {
+            assert!(!is_utf16le(utf8), "{utf8:?}");
+        }
+        assert_eq!(section_text(b"quiet\0\0"), "quiet");
+    }
+
     use super::*;
 
     #[test]

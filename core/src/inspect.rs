@@ -104,7 +104,7 @@ fn wanted(name: &str) -> Option<u64> {
         | ".sdmagic" | ".hwids" => Some(METADATA_CAP),
         ".splash" => Some(32),
         ".efifw" => Some(4096),
-        ".linux" => Some(kernel::PREFIX_LEN),
+        ".linux" | uki::EFIBOOTGUARD_KERNEL => Some(kernel::PREFIX_LEN),
         _ => None,
     }
 }
@@ -343,7 +343,11 @@ pub fn inspect_pe(pe: &PeFile<'_>, src: &dyn ByteSource, opts: &InspectOptions) 
         }
     }
     d.firmware();
-    let kernel = kernel_facts(&mut d.rd, base(".linux"), kind, pe);
+    let linux = match kind {
+        Kind::EfibootguardUnified => base(uki::EFIBOOTGUARD_KERNEL),
+        _ => base(".linux"),
+    };
+    let kernel = kernel_facts(&mut d.rd, linux, kind, pe);
     if let (Some(key), Some(sig)) = (&d.meta.pcrpkey, &d.meta.pcrsig) {
         if sig.pkfp.iter().any(|fp| *fp != key.fingerprint) {
             d.lints.push(Lint::new(
@@ -420,7 +424,7 @@ pub fn inspect_pe(pe: &PeFile<'_>, src: &dyn ByteSource, opts: &InspectOptions) 
     }
 }
 
-/// The kernel in .linux (index `linux`), or the file itself when it is a bare kernel.
+/// The kernel in .linux or EFI Boot Guard's .kernel (index `linux`), or the file itself when it is a bare kernel.
 fn kernel_facts(
     rd: &mut Reader<'_, '_>,
     linux: Option<usize>,
@@ -690,12 +694,18 @@ impl<'s> Reader<'s, '_> {
     /// The payload as text (see [`text`]); what lossy decoding adds is charged too.
     fn text(&mut self, i: usize) -> Option<Cow<'s, str>> {
         let d = self.get(i)?;
-        let grown = text_len(d).saturating_sub(d.len());
+        let utf16 = bytes::is_utf16le(d);
+        // UTF-16 text is at most 1.5 times its bytes: charged before it is made.
+        let grown = if utf16 {
+            d.len() / 2
+        } else {
+            text_len(d).saturating_sub(d.len())
+        };
         if !self.take(u64::try_from(grown).unwrap_or(u64::MAX)) {
             self.over(&self.secs.get(i)?.name);
             return None;
         }
-        Some(bytes::text_ref(d))
+        Some(bytes::section_text(d))
     }
 
     /// Charge `n` decoded entries of `size` bytes each; later sections go

@@ -252,6 +252,7 @@ const KIND_LABEL = {
   uki: "Unified Kernel Image",
   addon: "UKI addon",
   "efi-stub-kernel": "Linux kernel (EFI stub)",
+  "efibootguard-unified": "EFI Boot Guard unified image",
   pe: "EFI / PE binary",
 };
 

@@ -57,7 +57,22 @@ impl Measurement {
     }
 }
 
-/// `ukitool measure`: predict PCR 11 for `input`.
+/// Why a prediction without `.linux` is refused. systemd-stub boots only a UKI, and
+/// systemd-measure refuses the same ("Either --linux= or --current must be
+/// specified"): a shim, a bare stub, an addon or a plain kernel has no PCR 11 to predict.
+fn no_linux(input: &MeasureInput<'_>) -> crate::Error {
+    crate::Error::invalid(match input {
+        MeasureInput::Uki { .. } => {
+            "the file has no .linux section, so it is not a UKI and systemd-stub measures nothing into PCR 11 for it (systemd-measure refuses it too)"
+        }
+        MeasureInput::Parts(_) => {
+            "--linux is required: systemd-stub measures PCR 11 only for a UKI (systemd-measure: \"Either --linux= or --current must be specified\")"
+        }
+    })
+}
+
+/// `ukitool measure`: predict PCR 11 for `input`; a file or a set of parts without
+/// `.linux` is refused.
 pub fn measure(input: &MeasureInput<'_>, opts: &MeasureOptions) -> Result<Measurement> {
     let mut banks = if opts.banks.is_empty() {
         DigestAlgorithm::ALL.to_vec()
@@ -75,6 +90,9 @@ pub fn measure(input: &MeasureInput<'_>, opts: &MeasureOptions) -> Result<Measur
         }
         MeasureInput::Parts(parts) => parts,
     };
+    if !parts.iter().any(|p| p.name == ".linux") {
+        return Err(no_linux(input));
+    }
     Ok(Measurement {
         predictions: pcr::predict(parts, &banks, &opts.phases)?,
     })

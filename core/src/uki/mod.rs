@@ -25,6 +25,10 @@ pub enum Kind {
     /// A bare Linux kernel, no .linux: an x86 bzImage with an EFI stub ("HdrS" at
     /// 0x202), an arm64/riscv64/loongarch64 `Image`, or an EFI zboot image.
     EfiStubKernel,
+    /// EFI Boot Guard's unified image (its kernel-stub with `.cmdline` in UTF-16LE,
+    /// `.kernel`, `.initrd` and `.dtb-N`, made by bg_gen_unified_kernel): no `.linux`,
+    /// a `.kernel` section.
+    EfibootguardUnified,
     /// Any other EFI (or PE) binary: shim, GRUB, systemd-boot, a stub.
     Pe,
 }
@@ -35,6 +39,7 @@ impl Kind {
             Kind::Uki => "uki",
             Kind::Addon => "addon",
             Kind::EfiStubKernel => "efi-stub-kernel",
+            Kind::EfibootguardUnified => "efibootguard-unified",
             Kind::Pe => "pe",
         }
     }
@@ -42,6 +47,10 @@ impl Kind {
 
 /// Sections that make a stub-based PE an addon when there is no .linux (systemd-stub(7)).
 pub const ADDON_PAYLOADS: &[&str] = &[".cmdline", ".dtb", ".dtbauto", ".ucode", ".initrd"];
+
+/// The kernel's section in an EFI Boot Guard unified image (its kernel-stub's
+/// main.c; systemd-stub's is `.linux`).
+pub const EFIBOOTGUARD_KERNEL: &str = ".kernel";
 
 /// The sections systemd-stub interprets, and whether a block may hold several of them.
 pub const KNOWN_SECTIONS: &[(&str, bool)] = &[
@@ -96,6 +105,8 @@ pub fn classify(sections: &[Section], is_kernel: bool, sdmagic: Option<&str>) ->
         Kind::Addon
     } else if is_kernel {
         Kind::EfiStubKernel
+    } else if has(EFIBOOTGUARD_KERNEL) {
+        Kind::EfibootguardUnified
     } else if ADDON_PAYLOADS.iter().any(|n| has(n)) {
         // A stub PE carrying addon payloads but no kernel: the stub treats it as an
         // addon, whatever its .sdmagic says (older stubs had no separate addon stub).
@@ -215,6 +226,13 @@ mod tests {
         assert_eq!(classify(&s[1..2], false, None), Kind::Addon);
         assert_eq!(classify(&[], true, None), Kind::EfiStubKernel);
         assert_eq!(classify(&[sec(".text")], false, None), Kind::Pe);
+        let ebg = [
+            sec(".text"),
+            sec(".cmdline"),
+            sec(".kernel"),
+            sec(".initrd"),
+        ];
+        assert_eq!(classify(&ebg, false, None), Kind::EfibootguardUnified);
         assert_eq!(
             classify(&[sec(".text")], false, Some("systemd-addon 257")),
             Kind::Addon
