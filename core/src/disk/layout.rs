@@ -13,7 +13,8 @@ use crate::disk::sparse::DiskImage;
 use crate::disk::xfs::{self, XfsItem, XfsOptions};
 use crate::error::{Error, Result};
 use crate::guid::Guid;
-use crate::pe::PeFile;
+use crate::pe::{raw, PeFile};
+use crate::uki;
 
 const MIB: u64 = 1 << 20;
 /// The ESP's partition name.
@@ -304,6 +305,18 @@ fn grub_escape(cmdline: &str) -> String {
         .join(" ")
 }
 
+/// Where the grub layout puts the UKI's `.dtb`: next to the kernel.
+pub const GRUB_DTB: &str = "A/devicetree.dtb";
+
+/// Does GRUB for `machine` have the `devicetree` command? It lives in GRUB's
+/// loader/efi/fdt.c, built only for the EFI platforms that boot with a device tree
+/// (arm, arm64, riscv, loongarch64); on x86 the command does not exist, so the
+/// `.dtb` is copied but grub.cfg does not load it (x86 kernels take no device tree
+/// from the loader).
+fn grub_has_devicetree(machine: u16) -> bool {
+    matches!(machine, 0xaa64 | 0x01c2 | 0x01c4 | 0x5064 | 0x5032 | 0x6264)
+}
+
 struct PlannedPartition {
     name: String,
     type_guid: Guid,
@@ -349,11 +362,18 @@ fn esp_files<'a>(
             .transpose()?
             .map(bytes::text)
             .unwrap_or_default();
+        let dtb = pe.section_payload(".dtb").transpose()?;
+        let devicetree = match dtb {
+            Some(_) if grub_has_devicetree(pe.coff.machine) => {
+                format!("    devicetree /{GRUB_DTB}\n")
+            }
+            _ => String::new(),
+        };
         let cfg = format!(
             "# Written by ukitool: boots the kernel and initrd extracted from the UKI.\n\
              set default=0\nset timeout={}\n\
              search --no-floppy --fs-uuid --set=root {:04x}-{:04x}\n\
-             menuentry \"{}\" {{\n    linux /A/vmlinuz {}\n    initrd /A/initramfs\n}}\n",
+             menuentry \"{}\" {{\n    linux /A/vmlinuz {}\n    initrd /A/initramfs\n{devicetree}}}\n",
             o.timeout,
             volume_id >> 16,
             volume_id & 0xffff,
@@ -385,6 +405,9 @@ fn esp_files<'a>(
         }
         files.push(("A/vmlinuz".into(), Cow::Borrowed(kernel)));
         files.push(("A/initramfs".into(), Cow::Borrowed(initrd)));
+        if let Some(dtb) = dtb {
+            files.push((GRUB_DTB.into(), Cow::Borrowed(dtb)));
+        }
     } else if use_sdboot {
         let sdboot = o.systemd_boot.ok_or_else(|| {
             Error::invalid("missing bootloader file: the systemd-boot layout needs systemd-boot's EFI binary (--systemd-boot FILE)")
@@ -399,6 +422,7 @@ fn esp_files<'a>(
             files.push((format!("loader/keys/auto/{name}"), Cow::Borrowed(*data)));
         }
     } else {
+        check_bootable(pe, &boot)?;
         files.push((boot, Cow::Borrowed(o.uki)));
     }
     if !use_sdboot && !o.enroll_keys.is_empty() {
@@ -408,6 +432,52 @@ fn esp_files<'a>(
     }
     files.extend(o.extra_files.iter().cloned());
     Ok(files)
+}
+
+/// Can firmware start `pe` as the removable-media file `boot`? Only an EFI
+/// application (subsystem 10) runs from there (UEFI 2.10 §3.5.1.1): a driver is
+/// refused ("Unsupported"). An addon, or a systemd-stub without .linux, is an
+/// application, but has nothing to boot: the stub finds no kernel and fails. Any
+/// other application (a shell, memtest86+, iPXE, a bare EFI-stub kernel) may boot.
+fn check_bootable(pe: &PeFile<'_>, boot: &str) -> Result<()> {
+    let refuse = |what: String, why: &str| {
+        Err(Error::invalid(format!(
+            "the file is {what}; it cannot boot as {boot}: {why}"
+        )))
+    };
+    let subsystem = pe.opt.subsystem;
+    if subsystem != raw::SUBSYSTEM_EFI_APPLICATION {
+        let name = crate::pe::raw::SUBSYSTEMS
+            .iter()
+            .find(|(n, _)| *n == subsystem)
+            .map_or("unknown", |(_, name)| *name);
+        return refuse(
+            format!("not an EFI application (subsystem {subsystem}, {name})"),
+            "firmware starts only EFI applications (subsystem 10) from there and refuses drivers",
+        );
+    }
+    let sdmagic = pe
+        .section_payload(".sdmagic")
+        .and_then(|r| r.ok())
+        .map(crate::uki::stub_identity);
+    let has_linux = pe.section(".linux").is_some();
+    match uki::classify(&pe.sections, false, sdmagic.as_deref()) {
+        uki::Kind::Addon => refuse(
+            "a UKI addon".into(),
+            "systemd-stub loads addons from the UKI's .extra.d directory; firmware cannot boot one",
+        ),
+        _ if !has_linux
+            && sdmagic
+                .as_deref()
+                .is_some_and(|m| m.starts_with("systemd-stub")) =>
+        {
+            refuse(
+                "a systemd-stub without .linux".into(),
+                "the stub has no kernel to start; build a UKI from it first (ukitool build)",
+            )
+        }
+        _ => Ok(()),
+    }
 }
 
 fn check_loader(bin: &[u8], machine: u16, what: &str) -> Result<()> {
@@ -876,6 +946,29 @@ mod tests {
             "{cfg}"
         );
         assert_eq!(file(&v, &vol, "EFI/BOOT/BOOTX64.EFI"), g);
+    }
+
+    #[test]
+    fn grub_layout_puts_the_dtb_next_to_the_kernel() {
+        for (machine, loads) in [(0xaa64, true), (0x8664, false)] {
+            let u = test_pe(
+                machine,
+                &[
+                    (".linux", &[0x4d; 500]),
+                    (".initrd", &[7; 300]),
+                    (".dtb", b"\xd0\x0d\xfe\xed dtb"),
+                ],
+            );
+            let g = test_pe(machine, &[(".text", b"grub")]);
+            let mut o = ImageOptions::new(Layout::Grub, &u);
+            o.grub = Some(&g);
+            let (img, s) = build_image(&o).unwrap();
+            let (v, vol) = esp(&img, &s);
+            assert_eq!(file(&v, &vol, GRUB_DTB), b"\xd0\x0d\xfe\xed dtb");
+            let cfg = String::from_utf8(file(&v, &vol, "EFI/BOOT/grub.cfg")).unwrap();
+            let line = format!("    devicetree /{GRUB_DTB}\n}}");
+            assert_eq!(cfg.contains(&line), loads, "{cfg}");
+        }
     }
 
     #[test]

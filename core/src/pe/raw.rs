@@ -84,6 +84,9 @@ pub const MACHINES: &[(u16, &str)] = &[
     (0x0ebc, "ebc"),
 ];
 
+/// IMAGE_SUBSYSTEM_EFI_APPLICATION: what firmware boots.
+pub const SUBSYSTEM_EFI_APPLICATION: u16 = 10;
+
 pub const SUBSYSTEMS: &[(u16, &str)] = &[
     (1, "native"),
     (2, "windows_gui"),
