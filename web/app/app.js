@@ -18,6 +18,8 @@ const LINT_HELP = {
   "image-over-2gib": "Many firmwares fail to load PE images larger than 2 GiB.",
   "trailing-data":
     "Data after the last section is hashed by Authenticode; signing tools warn about it.",
+  "coff-symbol-table":
+    "A COFF symbol table is debugging data: hashed by Authenticode, loaded by nothing.",
 };
 
 let worker = null;

@@ -308,60 +308,80 @@ fn duplicates(secs: &[Section], blocks: &Blocks, out: &mut Lints) {
     }
 }
 
-/// Bytes after the last section other than the certificate table and the up-to-7
-/// bytes of padding signers put before it: usually a COFF symbol table that a
-/// correct UKI builder drops (sbverify warns about it, and it is hashed).
+/// The COFF symbol table the file header points to, with the string table after it
+/// (its own size field, at least its 4 bytes), as a file range clamped to the file;
+/// None without one, or when it does not lie after the section data.
+fn symbol_tables(f: &Facts<'_, '_>, sections_end: u64) -> Option<(u64, u64)> {
+    let start = u64::from(f.pe.coff.pointer_to_symbol_table);
+    let strings = f.pe.string_table_offset()?;
+    if start < sections_end || start >= f.file_len {
+        return None;
+    }
+    let end = strings.saturating_add(f.string_table_size.unwrap_or(0).max(4));
+    Some((start, end.min(f.file_len)))
+}
+
+/// The rule, the same in every file (docs/json.md): after the last section's raw
+/// data (or the headers) the file may hold the COFF symbol table and string table
+/// that the file header points to, and the certificate table with up to 7 bytes of
+/// the signer's padding before it. The symbol and string tables are reported as
+/// `coff-symbol-table` (debugging data: a warning in a UKI or addon, whose builder
+/// should drop them, and information elsewhere: gnu-efi binaries such as shim and
+/// efitools keep them); any other byte there is `trailing-data`.
 fn trailing(f: &Facts<'_, '_>, out: &mut Lints) {
-    let end =
+    let sections_end =
         f.pe.end_of_section_data()
             .max(u64::from(f.pe.opt.size_of_headers));
+    let symbols = symbol_tables(f, sections_end);
+    let cert = f.pe.certificate_table().map(|c| {
+        let start = u64::from(c.virtual_address);
+        let end = start.saturating_add(u64::from(c.size));
+        (start, align_up(end, 8).unwrap_or(end))
+    });
+    // Walk the known regions in file order, counting the bytes between them.
+    let mut regions: Vec<(u64, u64, bool)> = symbols
+        .map(|(a, b)| (a, b, false))
+        .into_iter()
+        .chain(cert.map(|(a, b)| (a, b, true)))
+        .filter(|&(a, _, _)| a >= sections_end)
+        .collect();
+    regions.sort_unstable();
     let mut extra: u64 = 0;
-    // Long section names live in the COFF string table after the symbols: that
-    // table is part of the format, not stray data (longnames, shim's /4 names).
-    let coff = &f.pe.coff;
-    let long_names =
-        f.pe.sections
-            .iter()
-            .any(|s| s.raw_name.first() == Some(&b'/'));
-    let names_table = match (long_names, f.pe.string_table_offset()) {
-        (true, Some(at)) => Some((
-            u64::from(coff.pointer_to_symbol_table),
-            at.saturating_add(f.string_table_size.unwrap_or(0)),
-        )),
-        _ => None,
-    };
-    // The names table, when it follows the sections, extends the covered data.
-    let end = match names_table {
-        Some((start, stop)) if start >= end => stop.max(end),
-        _ => end,
-    };
-    match f.pe.certificate_table() {
-        Some(c) => {
-            let start = u64::from(c.virtual_address);
-            let cend = start.saturating_add(u64::from(c.size));
-            // Up to 7 bytes of padding before the table are the signer's alignment.
-            if let Some(gap) = start.checked_sub(end).filter(|&g| g >= 8) {
-                extra = extra.saturating_add(gap);
-            }
-            let padded = align_up(cend, 8).unwrap_or(cend);
-            extra = extra.saturating_add(f.file_len.saturating_sub(padded.max(end)));
+    let mut covered = sections_end;
+    for (start, end, is_cert) in regions {
+        let gap = start.saturating_sub(covered);
+        // Up to 7 bytes of padding before the certificate table are the signer's alignment.
+        if !(is_cert && gap < 8) {
+            extra = extra.saturating_add(gap);
         }
-        None => extra = extra.saturating_add(f.file_len.saturating_sub(end)),
+        covered = covered.max(end);
+    }
+    extra = extra.saturating_add(f.file_len.saturating_sub(covered));
+    if let Some((start, end)) = symbols {
+        let long_names =
+            f.pe.sections
+                .iter()
+                .any(|s| s.raw_name.first() == Some(&b'/'));
+        out.push(Lint::new(
+            "coff-symbol-table",
+            if uki_like(f) {
+                Severity::Warning
+            } else {
+                Severity::Info
+            },
+            format!(
+                "a COFF symbol table of {} symbols and its string table at {start:#x}..{end:#x} ({} bytes) after the last section{}; covered by the signature but loaded by nothing",
+                f.pe.coff.number_of_symbols,
+                end.saturating_sub(start),
+                if long_names { " (long section names are resolved through it)" } else { "" }
+            ),
+        ));
     }
     if extra > 0 {
-        let sym = f.pe.coff.pointer_to_symbol_table;
-        let what = if sym != 0 && u64::from(sym) >= end {
-            format!(
-                " (a COFF symbol table of {} symbols at {sym:#x})",
-                f.pe.coff.number_of_symbols
-            )
-        } else {
-            String::new()
-        };
         out.push(Lint::new(
             "trailing-data",
             Severity::Warning,
-            format!("{extra} bytes after the last section{what}; it is covered by the signature but loaded by nothing"),
+            format!("{extra} bytes after the last section that no header accounts for; covered by the signature but loaded by nothing"),
         ));
     }
 }
