@@ -12,7 +12,7 @@ APT_PACKAGES := \
 	make gcc libc6-dev ca-certificates python3 nodejs util-linux \
 	systemd-boot-efi linux-image-amd64 shim-signed grub-efi-amd64-signed \
 	ovmf qemu-system-x86 sbsigntool osslsigncode pesign python3-pefile \
-	binutils busybox-static cpio gzip zstd openssl \
+	binutils busybox-static cpio gzip zstd openssl file \
 	mtools dosfstools gdisk fdisk e2fsprogs bmap-tools xfsprogs grub-common grub-pc-bin \
 	chromium binaryen hyperfine time
 # Debian's npm, only when `npm` is missing: NodeSource's nodejs bundles npm and conflicts with it.

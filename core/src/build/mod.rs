@@ -480,12 +480,25 @@ fn check_bmp(data: &[u8]) -> Result<()> {
     Ok(())
 }
 
-/// `uname -r` of an x86 kernel: the first word of the version string that the setup
+/// `uname -r` of an arm64/riscv64/loongarch64 `Image`: the release in its
+/// `Linux version <release> (` banner, as ukify's `Uname.scrape_generic` finds it.
+/// An EFI zboot image is left alone, as ukify leaves it (its banner is compressed).
+fn image_release(kernel: &[u8]) -> Option<String> {
+    use crate::uki::kernel::{self, Format};
+    if kernel::format(kernel) != Some(Format::Image) {
+        return None;
+    }
+    let (banner, _) = kernel::banner(kernel)?;
+    let (release, rest) = banner.split_once(' ')?;
+    rest.starts_with('(').then(|| release.to_string())
+}
+
+/// `uname -r` of an x86 kernel (or an `Image`, [`image_release`]): the first word of the version string that the setup
 /// header's kernel_version field points to (Linux boot protocol; ukify's
 /// `Uname.scrape_x86`). `None` when the kernel has no such header.
 pub fn kernel_release(kernel: &[u8]) -> Option<String> {
     if slice(kernel, 0x202, 4, "setup header magic").ok()? != b"HdrS" {
-        return None;
+        return image_release(kernel);
     }
     let ptr = u16_le(kernel, 0x20e, "kernel_version").ok()?;
     if ptr == 0 {
