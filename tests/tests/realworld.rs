@@ -1,7 +1,8 @@
 //! Issue 14's real-world EFI binaries, from Debian's archive (tests/fixtures/realworld.sh):
 //! arm64, riscv64 and loongarch64 (EFI zboot) kernels, EFI Boot Guard's unified image,
 //! `measure` and `image` refusals, the COFF symbol table rule, and the grub layout's
-//! device tree. The referees are pefile, file(1), zstd, the packages' own release names,
+//! device tree. The referees are ukify and systemd-measure 262 (tests/fixtures/sid.sh),
+//! pefile, file(1), zstd, the packages' own release names,
 //! bg_gen_unified_kernel's input and mtools. Skips with a message only when the
 //! archive is unreachable.
 
@@ -44,6 +45,48 @@ fn realworld_dir() -> Option<&'static PathBuf> {
         Some(out)
     })
     .as_ref()
+}
+
+/// systemd 262's ukify and systemd-measure from sid (tests/fixtures/sid.sh, into
+/// realworld/sid): (ukify, systemd-measure, LD_LIBRARY_PATH).
+fn peers() -> Option<&'static (PathBuf, PathBuf, String)> {
+    static PEERS: OnceLock<Option<(PathBuf, PathBuf, String)>> = OnceLock::new();
+    PEERS
+        .get_or_init(|| {
+            let out = realworld_dir()?.join("sid");
+            let _lock = FileLock::acquire(&fixtures_dir().join(".realworld-sid.lock"));
+            let o = run(Command::new("bash")
+                .arg(repo_root().join("tests/fixtures/sid.sh"))
+                .arg(&out));
+            if o.status.code() == Some(3) {
+                eprintln!(
+                    "SKIP realworld peers: Debian's archive is unreachable: {}",
+                    text(&o)
+                );
+                return None;
+            }
+            assert!(o.status.success(), "tests/fixtures/sid.sh: {}", text(&o));
+            let env = fs::read_to_string(out.join("env")).unwrap();
+            let get = |k: &str| {
+                env.lines()
+                    .find_map(|l| l.strip_prefix(&format!("{k}=")))
+                    .unwrap_or_else(|| panic!("{k} missing from sid/env"))
+                    .to_string()
+            };
+            Some((
+                get("UKIFY").into(),
+                get("MEASURE").into(),
+                get("LD_LIBRARY_PATH"),
+            ))
+        })
+        .as_ref()
+}
+
+/// The payload of section `name` of `pe`, by `ukitool extract`.
+fn section(pe: &Path, name: &str) -> Vec<u8> {
+    let o = run(ukitool().args(["extract", path_str(pe), name, "-o", "-"]));
+    assert!(o.status.success(), "extract {name}: {}", text(&o));
+    o.stdout
 }
 
 fn real(name: &str) -> Option<PathBuf> {
@@ -145,6 +188,24 @@ fn a_uki_from_an_arm64_image_shows_its_version() {
     assert!(version.starts_with(&format!("{rel} (")), "{version}");
     // .uname is found in the Image as ukify finds it (Uname.scrape_generic).
     assert_eq!(v["uname"], rel.as_str());
+    let Some((ukify, _, ld)) = peers() else {
+        return;
+    };
+    let theirs = dir.join("ukify.efi");
+    run_ok(
+        Command::new("/usr/bin/python3")
+            .arg(ukify)
+            .env("LD_LIBRARY_PATH", ld)
+            .args([
+                "build",
+                "--linux",
+                path_str(&kernel),
+                "--stub",
+                path_str(&stub),
+            ])
+            .args(["--output", path_str(&theirs)]),
+    );
+    assert_eq!(section(&theirs, ".uname"), section(&uki, ".uname"));
 }
 
 #[test]
@@ -203,8 +264,23 @@ fn measure_refuses_files_without_linux() {
         let line = assert_one_line_error(&o, &f.display().to_string());
         assert!(line.contains("no .linux section"), "{line}");
     }
-    let o = run(ukitool().args(["measure", "--cmdline", path_str(&fixture("cmdline"))]));
+    let cmdline = fixture("cmdline");
+    let o = run(ukitool().args(["measure", "--cmdline", path_str(&cmdline)]));
     assert!(assert_one_line_error(&o, "parts without --linux").contains("--linux is required"));
+    // systemd-measure refuses the same.
+    let Some((_, measure, ld)) = peers() else {
+        return;
+    };
+    let o = run(Command::new(measure)
+        .env("LD_LIBRARY_PATH", ld)
+        .arg("calculate")
+        .arg(format!("--cmdline={}", path_str(&cmdline))));
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains("Either --linux= or --current must be specified"),
+        "{}",
+        text(&o)
+    );
 }
 
 #[test]
