@@ -199,7 +199,9 @@ pub struct PolicyDigestArgs {
 /// What `measure` measures: a UKI, or its parts, and for which banks and phases.
 #[derive(clap::Args, Debug)]
 pub struct MeasureInputArgs {
-    /// A UKI to measure; or give its parts with --linux, --osrel, ...
+    /// A UKI to measure; or give its parts with --linux, --osrel, ... A file
+    /// without .linux (shim, a bare stub, an addon, a plain kernel), or parts without
+    /// --linux, is refused (exit 2), as systemd-measure refuses them.
     pub file: Option<PathBuf>,
     #[arg(long, value_name = "FILE", conflicts_with = "file")]
     pub linux: Option<PathBuf>,

@@ -51,7 +51,9 @@ pub struct ImageArgs {
 /// and `ukitool write` (with a UKI source) take the same options.
 #[derive(clap::Args)]
 pub struct ImageOptionArgs {
-    /// uefi (the UKI as \EFI\BOOT\BOOT<arch>.EFI), systemd-boot, grub or talos
+    /// uefi (the UKI, or any EFI application, as \EFI\BOOT\BOOT<arch>.EFI; drivers,
+    /// addons and a systemd-stub without .linux are refused), systemd-boot, grub or
+    /// talos
     #[arg(long, default_value = DEFAULT_LAYOUT)]
     pub layout: String,
     /// ESP size; default: the layout's, or what the files need (at least 100M)

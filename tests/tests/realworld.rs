@@ -433,3 +433,43 @@ fn grub_layout_loads_the_dtb_next_to_the_kernel() {
     let cfg = String::from_utf8(mtype("/EFI/BOOT/grub.cfg")).unwrap();
     assert!(cfg.contains("    devicetree /A/devicetree.dtb\n"), "{cfg}");
 }
+
+#[test]
+fn hostile_zboot_headers_give_facts_not_panics() {
+    let Some(path) = real("vmlinuz-loong64") else {
+        return;
+    };
+    let good = fs::read(&path).unwrap();
+    let dir = tmpdir();
+    let f = dir.join("zboot.efi");
+    let cases: [(&str, fn(&mut Vec<u8>)); 4] = [
+        ("payload past the end", |d| {
+            d[12..16].copy_from_slice(&u32::MAX.to_le_bytes())
+        }),
+        ("a method ukitool does not decompress", |d| {
+            d[0x18..0x1c].copy_from_slice(b"xz\0\0")
+        }),
+        ("a corrupt stream", |d| {
+            let off = u32::from_le_bytes(d[8..12].try_into().unwrap()) as usize;
+            for b in &mut d[off + 64..off + 4096] {
+                *b = !*b;
+            }
+        }),
+        ("the file cut in the payload", |d| d.truncate(d.len() / 2)),
+    ];
+    for (what, mutate) in cases {
+        let mut d = good.clone();
+        mutate(&mut d);
+        fs::write(&f, &d).unwrap();
+        let o = run(ukitool().args(["inspect", "--json", "--no-hash", path_str(&f)]));
+        assert!(
+            matches!(o.status.code(), Some(0..=2)),
+            "{what}: {}",
+            text(&o)
+        );
+        let v: Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{what}: {e}"));
+        let k = &v["kernel"];
+        assert_eq!(k["format"], "zboot", "{what}");
+        assert!(k["version"].is_null(), "{what}: {k}");
+    }
+}
