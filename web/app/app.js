@@ -396,8 +396,12 @@ function renderUki(r) {
   if (r.uname) facts.push(["uname", el("code", { id: "uname" }, r.uname)]);
   if (r.kernel) {
     const k = r.kernel;
+    const FORMAT = { bzimage: "bzImage", image: "Image", zboot: "EFI zboot" };
     facts.push(["Kernel version", k.version]);
+    facts.push(["Kernel format", k.format ? `${FORMAT[k.format] || k.format} ${k.architecture || ""}`.trim() : null]);
     facts.push(["Boot protocol", k.boot_protocol]);
+    if (k.image_size) facts.push(["Kernel image size", size(k.image_size)]);
+    if (k.zboot) facts.push(["Compressed payload", `${k.zboot.compression}, ${size(k.zboot.payload_size)}`]);
     facts.push(["Kernel is a PE", k.is_pe ? "yes (EFI stub)" : "no"]);
     facts.push(["Kernel signed", k.signed ? "yes" : "no"]);
     facts.push(["Kernel NX_COMPAT", k.nx_compat ? "yes" : "no"]);
