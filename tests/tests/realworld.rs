@@ -442,7 +442,8 @@ fn hostile_zboot_headers_give_facts_not_panics() {
     let good = fs::read(&path).unwrap();
     let dir = tmpdir();
     let f = dir.join("zboot.efi");
-    let cases: [(&str, fn(&mut Vec<u8>)); 4] = [
+    type Mutation = fn(&mut Vec<u8>);
+    let cases: [(&str, Mutation); 4] = [
         ("payload past the end", |d| {
             d[12..16].copy_from_slice(&u32::MAX.to_le_bytes())
         }),

@@ -94,7 +94,26 @@ pub fn mtools_disk(dir: &Path) -> Vec<u8> {
     fs::read(disk).unwrap()
 }
 
-/// A disk made by `ukitool image` (FAT32 ESP holding the signed stub as BOOTX64.EFI).
+/// systemd-boot signed by sbsign (snakeoil), as `dir/boot-signed.efi`: a small signed
+/// EFI application that `ukitool image` takes as BOOTX64.EFI (it refuses a bare stub,
+/// which has no kernel to boot).
+pub fn signed_systemd_boot(dir: &Path) -> std::path::PathBuf {
+    let out = dir.join("boot-signed.efi");
+    run_ok(
+        Command::new("sbsign")
+            .arg("--key")
+            .arg(fixture("snakeoil.key"))
+            .arg("--cert")
+            .arg(fixture("snakeoil.pem"))
+            .arg("--output")
+            .arg(&out)
+            .arg(fixture("systemd-bootx64.efi")),
+    );
+    out
+}
+
+/// A disk made by `ukitool image` (FAT32 ESP holding `uki`, a signed EFI application
+/// such as [`signed_systemd_boot`], as BOOTX64.EFI).
 pub fn ukitool_disk(dir: &Path, uki: &Path) -> Vec<u8> {
     let out = dir.join("ukitool.img");
     run_ok(

@@ -5,7 +5,7 @@ use std::fs;
 use std::process::Command;
 
 use ukitool_tests::hostile::bytes::{crc32, get, set};
-use ukitool_tests::hostile::inputs::{mtools_disk, signed_stubs, ukitool_disk};
+use ukitool_tests::hostile::inputs::{mtools_disk, signed_systemd_boot, ukitool_disk};
 use ukitool_tests::hostile::worst::{assert_mem_bound, report, time_disk, timed_rows};
 use ukitool_tests::{run_ok, tmpdir};
 
@@ -43,9 +43,7 @@ fn fat32_geo(d: &[u8]) -> Geo {
 #[test]
 fn fat_cycles_stay_linear() {
     let dir = tmpdir();
-    let (signed, _) = signed_stubs(&dir);
-    let _ = signed;
-    let img = ukitool_disk(&dir, &dir.join("stub-signed.efi"));
+    let img = ukitool_disk(&dir, &signed_systemd_boot(&dir));
     let g = fat32_geo(&img);
     assert_eq!(get(&img, g.vol + 82, 8), u64::from_le_bytes(*b"FAT32   "));
     let esp_end = g.vol + (get(&img, g.vol + 32, 4) as usize) * 512;

@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::time::{Duration, Instant};
 
-use ukitool_tests::hostile::inputs::{mtools_disk, signed_stubs, snakeoil_trust, ukitool_disk};
+use ukitool_tests::hostile::inputs::{
+    mtools_disk, signed_stubs, signed_systemd_boot, snakeoil_trust, ukitool_disk,
+};
 use ukitool_tests::hostile::mutate::{
     disk_target, mutate, pe_target, run_disk, run_pe, Case, Kind, Rng, Stats, Target,
 };
@@ -15,7 +17,7 @@ fn targets() -> Vec<(Target, u64, bool)> {
     let dir = tmpdir();
     let (signed, nested) = signed_stubs(&dir);
     let small_disk = mtools_disk(&dir);
-    let img = ukitool_disk(&dir, &dir.join("stub-signed.efi"));
+    let img = ukitool_disk(&dir, &signed_systemd_boot(&dir));
     // (input, cases, heavy): the 9 MiB UKI gets fewer cases and no section hashing.
     vec![
         (pe_target("stub-sbsign", signed), 3600, false),
