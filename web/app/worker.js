@@ -129,7 +129,9 @@ async function open(file, j) {
   }
   const { insp, prefix } = await openInspection(file, j);
   try {
-    // The small ranges the report decodes: metadata sections, a .linux prefix, the
+    // The small ranges the report decodes: metadata sections, a .linux prefix (then
+    // the whole kernel when the prefix shows an arm64/riscv64 Image or EFI zboot: its
+    // version is a banner deep inside), the
     // COFF string table (its size first, then its bytes, then the sections its long
     // names reveal: a few rounds at most).
     const chunks = [];

@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 use crate::inspect::{self as report, ByteSource, Chunks, InspectOptions, Report};
 use crate::lint::Lint;
 use crate::pe::PeFile;
+use crate::uki::kernel;
 
 /// What `inspect --json` prints: a PE's report, or a raw disk's.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -152,6 +153,7 @@ impl PartialInspection {
         let pe = self.pe()?;
         let mut ranges = report::needed_ranges(&pe);
         ranges.extend(self.string_table_range(&pe));
+        ranges.extend(self.kernel_range(&pe));
         ranges.retain(|&(off, len)| len > 0 && self.src.read(off, len).is_none());
         Ok(ranges)
     }
@@ -215,6 +217,25 @@ impl PartialInspection {
             .map_or(&[][..], |(_, d)| d.as_slice())
     }
 
+    /// The whole kernel (.linux, EFI Boot Guard's .kernel, or the file itself), once
+    /// its first bytes show an `Image` or EFI zboot kernel: their version needs all of
+    /// it, where an x86 kernel's facts are all in the prefix already read.
+    fn kernel_range(&self, pe: &PeFile<'_>) -> Option<(u64, u64)> {
+        let (offset, len) = match pe
+            .section(".linux")
+            .or_else(|| pe.section(crate::uki::EFIBOOTGUARD_KERNEL))
+        {
+            Some(s) => (u64::from(s.pointer_to_raw_data), u64::from(s.payload_len())),
+            None => (0, self.src.file_len),
+        };
+        let prefix = self.src.read(offset, len.min(kernel::PREFIX_LEN))?;
+        matches!(
+            kernel::format(prefix),
+            Some(kernel::Format::Image | kernel::Format::Zboot)
+        )
+        .then_some((offset, len))
+    }
+
     /// The string table's offset and length (from its size field), clamped to the
     /// file, once the size field has been read.
     fn string_table_range(&self, pe: &PeFile<'_>) -> Option<(u64, u64)> {
@@ -238,13 +259,22 @@ mod tests {
 
     #[test]
     fn partial_inspection_fed_everything_equals_the_whole_file_report() {
-        let data = test_pe(0x8664, &[(".osrel", b"ID=x\n"), (".linux", &[1; 3000])]);
+        // An arm64 Image in .linux: its banner is past the prefix, so a second round
+        // asks for the whole kernel, as the page's worker reads it.
+        let mut image = vec![0u8; 100_000];
+        image[0x38..0x3c].copy_from_slice(b"ARMd");
+        image.extend_from_slice(b"Linux version 6.12.1-arm64 (x@y) #1 SMP\n");
+        let data = test_pe(0x8664, &[(".osrel", b"ID=x\n"), (".linux", &image)]);
         let mut p = PartialInspection::new(data[..0x400].to_vec(), data.len() as u64).unwrap();
-        for (off, len) in p.needed_ranges().unwrap() {
-            let (off, len) = (off as usize, len as usize);
-            p.add_chunk(off as u64, data[off..off + len].to_vec());
+        for _round in 0..2 {
+            for (off, len) in p.needed_ranges().unwrap() {
+                let (off, len) = (off as usize, len as usize);
+                p.add_chunk(off as u64, data[off..off + len].to_vec());
+            }
         }
         assert!(p.needed_ranges().unwrap().is_empty());
+        let version = p.report().unwrap().kernel.unwrap().version;
+        assert_eq!(version.as_deref(), Some("6.12.1-arm64 (x@y) #1 SMP"));
         for (i, (off, len)) in p.payload_ranges().unwrap().into_iter().enumerate() {
             let (off, len) = (off as usize, len.unwrap() as usize);
             let sha = DigestAlgorithm::Sha256.digest(&data[off..off + len]);
