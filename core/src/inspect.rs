@@ -424,7 +424,8 @@ pub fn inspect_pe(pe: &PeFile<'_>, src: &dyn ByteSource, opts: &InspectOptions) 
     }
 }
 
-/// The kernel in .linux or EFI Boot Guard's .kernel (index `linux`), or the file itself when it is a bare kernel.
+/// The kernel in .linux or EFI Boot Guard's .kernel (index `linux`), or the file
+/// itself when it is a bare kernel.
 fn kernel_facts(
     rd: &mut Reader<'_, '_>,
     linux: Option<usize>,
