@@ -163,49 +163,64 @@ fn arm64_and_riscv64_image_kernels_are_recognised() {
 }
 
 #[test]
-fn a_uki_from_an_arm64_image_shows_its_version() {
-    let (Some(kernel), Some(stub)) = (real("vmlinuz-arm64"), real("linuxaa64.efi.stub")) else {
-        return;
-    };
-    let dir = tmpdir();
-    let uki = dir.join("arm64.efi");
-    run_ok(ukitool().args([
-        "build",
-        "--stub",
-        path_str(&stub),
-        "--linux",
-        path_str(&kernel),
-        "--cmdline",
-        "console=ttyAMA0",
-        "-o",
-        path_str(&uki),
-    ]));
-    let v = inspect(&uki);
-    assert_eq!(v["kind"], "uki");
-    assert_eq!(v["pe"]["machine_name"], "arm64");
-    let version = v["kernel"]["version"].as_str().unwrap();
-    let rel = release("arm64");
-    assert!(version.starts_with(&format!("{rel} (")), "{version}");
-    // .uname is found in the Image as ukify finds it (Uname.scrape_generic).
-    assert_eq!(v["uname"], rel.as_str());
-    let Some((ukify, _, ld)) = peers() else {
-        return;
-    };
-    let theirs = dir.join("ukify.efi");
-    run_ok(
-        Command::new("/usr/bin/python3")
-            .arg(ukify)
-            .env("LD_LIBRARY_PATH", ld)
-            .args([
-                "build",
-                "--linux",
-                path_str(&kernel),
-                "--stub",
-                path_str(&stub),
-            ])
-            .args(["--output", path_str(&theirs)]),
-    );
-    assert_eq!(section(&theirs, ".uname"), section(&uki, ".uname"));
+fn a_uki_from_an_arm64_or_riscv64_image_shows_its_version() {
+    for (arch, kernel, stub, machine) in [
+        ("arm64", "vmlinuz-arm64", "linuxaa64.efi.stub", "arm64"),
+        (
+            "riscv64",
+            "vmlinux-riscv64",
+            "linuxriscv64.efi.stub",
+            "riscv64",
+        ),
+    ] {
+        let (Some(kernel), Some(stub)) = (real(kernel), real(stub)) else {
+            return;
+        };
+        let dir = tmpdir();
+        let uki = dir.join("uki.efi");
+        run_ok(ukitool().args([
+            "build",
+            "--stub",
+            path_str(&stub),
+            "--linux",
+            path_str(&kernel),
+            "--cmdline",
+            "console=ttyAMA0",
+            "-o",
+            path_str(&uki),
+        ]));
+        let v = inspect(&uki);
+        assert_eq!(v["kind"], "uki", "{arch}");
+        assert_eq!(v["pe"]["machine_name"], machine);
+        assert_eq!(v["kernel"]["architecture"], arch);
+        let version = v["kernel"]["version"].as_str().unwrap();
+        let rel = release(arch);
+        assert!(version.starts_with(&format!("{rel} (")), "{version}");
+        // .uname is found in the Image as ukify finds it (Uname.scrape_generic).
+        assert_eq!(v["uname"], rel.as_str());
+        let Some((ukify, _, ld)) = peers() else {
+            return;
+        };
+        let theirs = dir.join("ukify.efi");
+        run_ok(
+            Command::new("/usr/bin/python3")
+                .arg(ukify)
+                .env("LD_LIBRARY_PATH", ld)
+                .args([
+                    "build",
+                    "--linux",
+                    path_str(&kernel),
+                    "--stub",
+                    path_str(&stub),
+                ])
+                .args(["--output", path_str(&theirs)]),
+        );
+        assert_eq!(
+            section(&theirs, ".uname"),
+            section(&uki, ".uname"),
+            "{arch}"
+        );
+    }
 }
 
 #[test]
