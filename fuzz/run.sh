@@ -18,7 +18,7 @@ root=$(dirname "$here")
 fx="${UKITOOL_FIXTURES:-$root/tests/fixtures/out}"
 secs="${FUZZ_SECONDS:-300}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target/fuzz}"
-all_targets=(inspect extract verify verify_anchors siglist measure build_uki gpt fat disk)
+all_targets=(inspect extract verify verify_anchors siglist measure build_uki gpt fat disk kernel)
 targets=("$@")
 [[ ${#targets[@]} -gt 0 ]] || targets=("${all_targets[@]}")
 
@@ -122,6 +122,27 @@ PY
     dd if="$w/tiny-fat.img" of="$w/tiny-disk.img" bs=512 seek=3 conv=notrunc status=none
     cp "$w/tiny-disk.img" "$c/tiny-disk/esp.img"
     cp "$w/tiny-disk.img" "$c/tiny-gpt/esp.img"
+    # Kernels: the x86 setup header, a small arm64 Image with its banner, and that
+    # Image as the gzip and the zstd payload of an EFI zboot header.
+    mkdir -p "$c/kernel"
+    head -c 4096 "$fx/vmlinuz" >"$c/kernel/x86"
+    python3 - "$c/kernel" <<'PY'
+import gzip, struct, subprocess, sys
+out = sys.argv[1]
+image = bytearray(b"MZ" + bytes(62))
+image[0x10:0x18] = struct.pack("<Q", 0x20000)
+image[0x38:0x3c] = b"ARMd"
+image += bytes(range(256)) * 8 + b"Linux version 6.12.0-fuzz (f@z) #1 SMP\n" + bytes(64)
+open(out + "/image", "wb").write(image)
+for name, payload in [("gzip", gzip.compress(bytes(image), mtime=0)),
+                      ("zstd", subprocess.run(["zstd", "-q", "-c", "-19"], input=bytes(image),
+                                              capture_output=True, check=True).stdout)]:
+    head = bytearray(b"MZ\0\0zimg" + bytes(0x38))
+    struct.pack_into("<II", head, 8, 0x40, len(payload))
+    head[0x18:0x18 + len(name)] = name.encode()
+    head[0x38:0x3c] = bytes([0xcd, 0x23, 0x82, 0x81])
+    open(out + "/zboot-" + name, "wb").write(bytes(head[:0x40]) + payload)
+PY
     # Build inputs are raw bytes cut into fields by the target.
     cp "$w/cmdline" "$w/linux" "$c/build/"
     head -c 512 "$fx/os-release" >"$c/build/osrel"
@@ -143,6 +164,7 @@ corpus_of() {
         gpt | fat | disk) echo "$tiny$1" ;;
         siglist) echo siglist ;;
         build_uki) echo build ;;
+        kernel) echo kernel ;;
     esac
 }
 max_len_of() {

@@ -253,6 +253,38 @@ mod tests {
     }
 
     #[test]
+    fn zboot_with_a_gzip_payload() {
+        use std::io::Write;
+        let mut image = vec![0u8; 64];
+        image[..2].copy_from_slice(b"MZ");
+        image[0x10..0x18].copy_from_slice(&0x20000u64.to_le_bytes());
+        image[0x38..0x3c].copy_from_slice(b"RSC\x05");
+        image.extend_from_slice(b"Linux version 6.12.0-z (a@b) #1\n");
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&image).unwrap();
+        let payload = gz.finish().unwrap();
+        let mut z = vec![0u8; 0x40];
+        z[..2].copy_from_slice(b"MZ");
+        z[4..8].copy_from_slice(b"zimg");
+        z[8..12].copy_from_slice(&0x40u32.to_le_bytes());
+        z[12..16].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+        z[0x18..0x1c].copy_from_slice(b"gzip");
+        z[0x38..0x3c].copy_from_slice(raw::LINUX_PE_MAGIC);
+        z.extend_from_slice(&payload);
+        let k = inspect(&z, z.len() as u64);
+        assert_eq!(k.format, Some(Format::Zboot));
+        assert_eq!(k.architecture, Some("riscv64"));
+        assert_eq!(k.image_size, Some(0x20000));
+        assert_eq!(k.version.as_deref(), Some("6.12.0-z (a@b) #1"));
+        let zb = k.zboot.unwrap();
+        assert_eq!((zb.compression.as_str(), zb.payload_offset), ("gzip", 0x40));
+        assert_eq!(zb.decompressed, Some(image.len() as u64));
+        // Only the header: the facts of the header, nothing decompressed.
+        let k = inspect(&z[..0x40], z.len() as u64);
+        assert_eq!((k.version, k.zboot.unwrap().decompressed), (None, None));
+    }
+
+    #[test]
     fn formats_by_magic() {
         let mut h = vec![0u8; 0x240];
         h[..2].copy_from_slice(b"MZ");
