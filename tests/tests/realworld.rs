@@ -311,6 +311,31 @@ fn efibootguard_unified_image_is_its_own_kind() {
     let base = inspect(&fixture("vmlinuz"));
     assert_eq!(v["kernel"]["version"], base["kernel"]["version"]);
     assert!(v["kernel"]["version"].as_str().is_some());
+    // diff shows the command line as text too.
+    let mut changed = fs::read(&path).unwrap();
+    let needle: Vec<u8> = "ebg.test=1"
+        .encode_utf16()
+        .flat_map(u16::to_le_bytes)
+        .collect();
+    let at = changed
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .unwrap();
+    changed[at + needle.len() - 2] = b'2';
+    let dir = tmpdir();
+    let other = dir.join("changed.efi");
+    fs::write(&other, changed).unwrap();
+    let o = run(ukitool().args(["diff", path_str(&path), path_str(&other)]));
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let out = String::from_utf8(o.stdout).unwrap();
+    assert!(
+        out.contains("-console=ttyS0 panic=-1 ebg.test=1\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("+console=ttyS0 panic=-1 ebg.test=2\n"),
+        "{out}"
+    );
 }
 
 #[test]

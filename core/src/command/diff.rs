@@ -330,8 +330,8 @@ fn sections(a: &Side<'_>, b: &Side<'_>) -> Vec<SectionChange> {
     out
 }
 
-/// The text of the section at `key` (empty when the file has none there); None when
-/// it is too long or cannot be read.
+/// The text of the section at `key` (UTF-16LE decoded, as inspect reads it; empty
+/// when the file has none there); None when it is too long or cannot be read.
 fn section_text(side: &Side<'_>, key: &Key) -> Option<String> {
     let (profile, name, copy) = key;
     let found = keyed(&side.report)
@@ -342,7 +342,7 @@ fn section_text(side: &Side<'_>, key: &Key) -> Option<String> {
     };
     let s = side.pe.sections.get(usize::try_from(info.index).ok()?)?;
     let data = s.payload(side.data).ok()?;
-    (data.len() <= MAX_TEXT_LEN).then(|| bytes::text(data))
+    (data.len() <= MAX_TEXT_LEN).then(|| bytes::section_text(data).into_owned())
 }
 
 /// PCR 11 in the sha256 bank for each default phase of each profile either file
