@@ -1,5 +1,5 @@
-//! The QEMU harness: boot a kernel directly or a disk under OVMF, and read what the
-//! fixtures' `/init` printed. docs/testing.md describes it.
+//! The QEMU harness: boot a kernel directly or a disk under OVMF (x86-64) or AAVMF
+//! (arm64), and read what the fixtures' `/init` printed. docs/testing.md describes it.
 
 use std::ffi::OsString;
 use std::fs::{self, File};
@@ -336,8 +336,9 @@ pub fn boot_kernel_with(kernel: &Path, initrd: &Path, append: &str, opts: &BootO
     run_qemu(Arch::X86_64, &args, opts)
 }
 
-/// Boot a raw disk image under OVMF. The image is attached with `snapshot=on` (never
-/// modified) and the firmware gets a private copy of its variable store.
+/// Boot a raw disk image under OVMF or AAVMF (`firmware` picks the machine). The image
+/// is attached with `snapshot=on` (never modified) and the firmware gets a private copy
+/// of its variable store.
 pub fn boot_disk(image: &Path, firmware: Firmware) -> BootLog {
     boot_disk_with(image, firmware, &BootOptions::default())
 }
