@@ -13,8 +13,8 @@ use std::sync::OnceLock;
 
 use serde_json::Value;
 use ukitool_tests::{
-    boot_disk, fixture, fixtures_dir, path_str, repo_root, run, run_ok, sha256_file, text, tmpdir,
-    ukitool, BootLog, Firmware, TmpDir,
+    assert_one_line_error, boot_disk, fixture, fixtures_dir, path_str, repo_root, run, run_ok,
+    sha256_file, text, tmpdir, ukitool, BootLog, Firmware, TmpDir,
 };
 
 const OBJDUMP: &str = "aarch64-linux-gnu-objdump";
@@ -437,7 +437,34 @@ fn image_layouts_put_the_arm64_boot_files_in_place() {
             let (_, sum) = got.iter().find(|(p, _)| p == path).unwrap();
             assert_eq!(*sum, sha256_file(&src), "{} {path}", case.layout);
         }
+        // ukitool inspect of the disk finds each EFI binary on the ESP, all arm64.
+        let r = inspect_json(&img);
+        let efis: Vec<(&str, &Value)> = r["filesystems"][0]["efi_binaries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| (b["path"].as_str().unwrap(), &b["report"]["pe"]["machine"]))
+            .collect();
+        let want_efis: Vec<&str> = want
+            .iter()
+            .copied()
+            .filter(|p| p.to_ascii_lowercase().ends_with(".efi"))
+            .collect();
+        let mut got_efis: Vec<&str> = efis.iter().map(|(p, _)| *p).collect();
+        got_efis.sort();
+        assert_eq!(got_efis, want_efis, "{} inspect", case.layout);
+        assert!(efis.iter().all(|(_, m)| **m == ARM64), "{efis:?}");
     }
+    // A loader for another machine than the UKI's is refused.
+    let o = run(ukitool()
+        .args(["image", "--layout", "systemd-boot", "--uki"])
+        .arg(&uki)
+        .arg("--systemd-boot")
+        .arg(fixture("systemd-bootx64.efi"))
+        .arg("-o")
+        .arg(dir.join("foreign.img")));
+    let err = assert_one_line_error(&o, "x86-64 systemd-boot for an arm64 UKI");
+    assert!(err.contains("0x8664") && err.contains("0xaa64"), "{err}");
 }
 
 /// Build the UKI, make `layout`'s image and boot it on AAVMF (`firmware`), optionally
