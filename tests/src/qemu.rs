@@ -24,6 +24,46 @@ pub enum Firmware {
     /// arm64: AAVMF_CODE.snakeoil.fd with AAVMF_VARS.snakeoil.fd: Secure Boot on, the
     /// snakeoil certificate enrolled as in [`Firmware::SecureBoot`].
     AavmfSecureBoot,
+    /// arm64: [`Firmware::Aavmf`] on `virt,acpi=off`, so the firmware hands the kernel
+    /// QEMU's device tree instead of ACPI tables. systemd-stub 252 installs a UKI's `.dtb`
+    /// only in place of a firmware device tree, so this is how a `.dtb` gets used
+    /// ([`dump_virt_dtb`] gives the machine's own tree to start from).
+    AavmfDeviceTree,
+}
+
+/// QEMU's arm64 machine and CPU for AAVMF boots: `-machine virt` (with `acpi=off` for
+/// [`Firmware::AavmfDeviceTree`]) and `-cpu max`. The IMPDEF pointer-authentication
+/// algorithm is much cheaper to emulate than QARMA (QEMU's docs/system/arm/cpu-features).
+fn virt_machine(device_tree: bool) -> [String; 4] {
+    let machine = if device_tree { "virt,acpi=off" } else { "virt" };
+    [
+        "-machine".into(),
+        machine.into(),
+        "-cpu".into(),
+        "max,pauth-impdef=on".into(),
+    ]
+}
+
+/// Write the device tree QEMU gives a [`Firmware::AavmfDeviceTree`] guest with `opts`'s
+/// memory to `out` (`-machine virt,dumpdtb=`): the base for a UKI's `.dtb`.
+pub fn dump_virt_dtb(out: &Path, opts: &BootOptions) {
+    let [m, machine, c, cpu] = virt_machine(true);
+    let o = Command::new(Arch::Aarch64.qemu())
+        .arg(m)
+        .arg(format!(
+            "{machine},dumpdtb={}",
+            qemu_escape(out).to_string_lossy()
+        ))
+        .args([c, cpu, "-m".into(), opts.memory_mib.to_string()])
+        .arg("-nographic")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e}", Arch::Aarch64.qemu()));
+    assert!(
+        o.status.success() && out.is_file(),
+        "dumpdtb: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 }
 
 /// The QEMU system emulator a firmware runs on.
@@ -344,37 +384,27 @@ pub fn boot_disk(image: &Path, firmware: Firmware) -> BootLog {
 }
 
 pub fn boot_disk_with(image: &Path, firmware: Firmware, opts: &BootOptions) -> BootLog {
-    let (arch, dir, code, vars, machine) = match firmware {
+    let (arch, dir, code, vars) = match firmware {
         Firmware::Plain => (
             Arch::X86_64,
             ovmf_dir(),
             "OVMF_CODE_4M.fd",
             "OVMF_VARS_4M.fd",
-            "q35",
         ),
-        // The secboot build keeps its variables behind SMM: q35 with smm=on and a secure
-        // pflash, or it refuses to start.
         Firmware::SecureBoot => (
             Arch::X86_64,
             ovmf_dir(),
             "OVMF_CODE_4M.secboot.fd",
             "OVMF_VARS_4M.snakeoil.fd",
-            "q35,smm=on",
         ),
-        Firmware::Aavmf => (
-            Arch::Aarch64,
-            aavmf_dir(),
-            "AAVMF_CODE.fd",
-            "AAVMF_VARS.fd",
-            "virt",
-        ),
-        // arm64 has no SMM: AAVMF's snakeoil build runs on the plain virt machine.
+        Firmware::Aavmf | Firmware::AavmfDeviceTree => {
+            (Arch::Aarch64, aavmf_dir(), "AAVMF_CODE.fd", "AAVMF_VARS.fd")
+        }
         Firmware::AavmfSecureBoot => (
             Arch::Aarch64,
             aavmf_dir(),
             "AAVMF_CODE.snakeoil.fd",
             "AAVMF_VARS.snakeoil.fd",
-            "virt",
         ),
     };
     let vars_dir = tmpdir();
@@ -385,12 +415,19 @@ pub fn boot_disk_with(image: &Path, firmware: Firmware, opts: &BootOptions) -> B
             dir.join(vars).display()
         )
     });
-    let mut args: Vec<OsString> = vec!["-machine".into(), machine.into()];
-    if arch == Arch::Aarch64 {
-        // `max` has every feature the kernel may want; the IMPDEF pointer-authentication
-        // algorithm is much cheaper to emulate than QARMA (QEMU's docs/system/arm/cpu-features).
-        args.extend(["-cpu".into(), "max,pauth-impdef=on".into()]);
-    }
+    let mut args: Vec<OsString> = match firmware {
+        Firmware::Plain => vec!["-machine".into(), "q35".into()],
+        // The secboot build keeps its variables behind SMM: q35 with smm=on and a secure
+        // pflash, or it refuses to start.
+        Firmware::SecureBoot => vec!["-machine".into(), "q35,smm=on".into()],
+        // arm64 has no SMM: AAVMF's snakeoil build runs on the plain virt machine.
+        Firmware::Aavmf | Firmware::AavmfSecureBoot | Firmware::AavmfDeviceTree => {
+            virt_machine(firmware == Firmware::AavmfDeviceTree)
+                .into_iter()
+                .map(OsString::from)
+                .collect()
+        }
+    };
     if firmware == Firmware::SecureBoot {
         args.extend([
             "-global".into(),

@@ -6,15 +6,17 @@
 //! TCG, where each layout boots to the initrd's marker. Skips with a message only when
 //! Debian's archive is unreachable.
 
+use std::ffi::OsString;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
 use serde_json::Value;
+use ukitool_tests::qemu::dump_virt_dtb;
 use ukitool_tests::{
     assert_one_line_error, boot_disk, fixture, fixtures_dir, path_str, repo_root, run, run_ok,
-    sha256_file, text, tmpdir, ukitool, BootLog, Firmware, TmpDir,
+    sha256_file, text, tmpdir, ukitool, BootLog, BootOptions, Firmware, TmpDir,
 };
 
 const OBJDUMP: &str = "aarch64-linux-gnu-objdump";
@@ -55,10 +57,15 @@ macro_rules! arm64_or_skip {
 /// `ukitool build` of the arm64 UKI into `dir`: Debian's arm64 stub and kernel, the arm64
 /// initrd and cmdline, the shared os-release.
 fn build_uki(a: &Path, dir: &TmpDir) -> PathBuf {
+    build_uki_with(a, dir, &[])
+}
+
+/// [`build_uki`] with more `ukitool build` arguments.
+fn build_uki_with(a: &Path, dir: &TmpDir, extra: &[OsString]) -> PathBuf {
     let uki = dir.join("uki.efi");
-    let mut cmdline = std::ffi::OsString::from("--cmdline=@");
+    let mut cmdline = OsString::from("--cmdline=@");
     cmdline.push(a.join("cmdline"));
-    let mut osrel = std::ffi::OsString::from("--os-release=@");
+    let mut osrel = OsString::from("--os-release=@");
     osrel.push(fixture("os-release"));
     run_ok(
         ukitool()
@@ -71,6 +78,7 @@ fn build_uki(a: &Path, dir: &TmpDir) -> PathBuf {
             .arg(a.join("initrd.cpio.gz"))
             .arg(cmdline)
             .arg(osrel)
+            .args(extra)
             .arg("-o")
             .arg(&uki),
     );
@@ -533,4 +541,43 @@ fn qemu_boot_signed_under_secure_boot_and_unsigned_is_refused() {
     let (log, _d) = boot("uefi", Firmware::AavmfSecureBoot, false);
     assert!(log.marker().is_none(), "an unsigned UKI booted: {log}");
     assert!(log.firmware_refused(), "no refusal seen: {log}");
+}
+
+/// QEMU virt's own device tree with its model and compatible renamed (same length, so
+/// the FDT stays valid), written to `dir`: a `.dtb` whose use the kernel's log shows.
+fn renamed_virt_dtb(dir: &TmpDir) -> PathBuf {
+    let virt = dir.join("virt.dtb");
+    dump_virt_dtb(&virt, &BootOptions::default());
+    let dtb = fs::read(&virt).unwrap();
+    let (from, to) = (b"linux,dummy-virt", b"ukitool,test-dtb");
+    let at = dtb.windows(from.len()).position(|w| w == from);
+    assert!(at.is_some(), "QEMU's virt device tree has no {from:?}");
+    let mut out = Vec::with_capacity(dtb.len());
+    let mut rest = &dtb[..];
+    while let Some(i) = rest.windows(from.len()).position(|w| w == from) {
+        out.extend_from_slice(&rest[..i]);
+        out.extend_from_slice(to);
+        rest = &rest[i + from.len()..];
+    }
+    out.extend_from_slice(rest);
+    let path = dir.join("test.dtb");
+    fs::write(&path, out).unwrap();
+    path
+}
+
+#[test]
+fn qemu_boot_with_the_ukis_devicetree() {
+    // systemd-stub installs .dtb in place of the firmware's device tree (AAVMF with
+    // ACPI off); the arm64 kernel prints the model of the tree it booted on.
+    let a = arm64_or_skip!();
+    let dir = tmpdir();
+    let dtb = renamed_virt_dtb(&dir);
+    let uki = build_uki_with(a, &dir, &["--devicetree".into(), dtb.into()]);
+    let (img, _) = image(a, &dir, &uki, layout_case("uefi"));
+    let log = boot_disk(&img, Firmware::AavmfDeviceTree);
+    assert_booted_with_the_cmdline(&log);
+    assert!(
+        log.serial.contains("Machine model: ukitool,test-dtb"),
+        "the kernel did not boot on the UKI's .dtb: {log}"
+    );
 }
