@@ -257,6 +257,18 @@ fn build_places_every_part_where_objdump_finds_it() {
             uname.as_bytes()
         );
     }
+    // An x86-64 kernel under the arm64 stub can never boot: refused.
+    let o = run(ukitool()
+        .arg("build")
+        .arg("--stub")
+        .arg(a.join("linuxaa64.efi.stub"))
+        .arg("--linux")
+        .arg(fixture("vmlinuz"))
+        .arg("-o")
+        .arg(dir.join("mixed.efi")));
+    let err = assert_one_line_error(&o, "arm64 stub with an x86-64 kernel");
+    assert!(err.contains("0x8664") && err.contains("0xaa64"), "{err}");
+    assert!(!dir.join("mixed.efi").exists());
 }
 
 #[test]
