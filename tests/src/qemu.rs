@@ -24,6 +24,10 @@ pub enum Firmware {
     /// arm64: AAVMF_CODE.snakeoil.fd with AAVMF_VARS.snakeoil.fd: Secure Boot on, the
     /// snakeoil certificate enrolled as in [`Firmware::SecureBoot`].
     AavmfSecureBoot,
+    /// arm64: AAVMF_CODE.ms.fd with AAVMF_VARS.ms.fd: Secure Boot on with Microsoft's
+    /// keys enrolled (db holds the Microsoft UEFI CA that signs shim), as on a PC bought
+    /// in a shop: the distribution's signed shim, GRUB and kernel boot, nothing else.
+    AavmfMicrosoftKeys,
     /// arm64: [`Firmware::Aavmf`] on `virt,acpi=off`, so the firmware hands the kernel
     /// QEMU's device tree instead of ACPI tables. systemd-stub 252 installs a UKI's `.dtb`
     /// only in place of a firmware device tree, so this is how a `.dtb` gets used
@@ -406,6 +410,12 @@ pub fn boot_disk_with(image: &Path, firmware: Firmware, opts: &BootOptions) -> B
             "AAVMF_CODE.snakeoil.fd",
             "AAVMF_VARS.snakeoil.fd",
         ),
+        Firmware::AavmfMicrosoftKeys => (
+            Arch::Aarch64,
+            aavmf_dir(),
+            "AAVMF_CODE.ms.fd",
+            "AAVMF_VARS.ms.fd",
+        ),
     };
     let vars_dir = tmpdir();
     let vars_copy = vars_dir.join("vars.fd");
@@ -421,12 +431,13 @@ pub fn boot_disk_with(image: &Path, firmware: Firmware, opts: &BootOptions) -> B
         // pflash, or it refuses to start.
         Firmware::SecureBoot => vec!["-machine".into(), "q35,smm=on".into()],
         // arm64 has no SMM: AAVMF's snakeoil build runs on the plain virt machine.
-        Firmware::Aavmf | Firmware::AavmfSecureBoot | Firmware::AavmfDeviceTree => {
-            virt_machine(firmware == Firmware::AavmfDeviceTree)
-                .into_iter()
-                .map(OsString::from)
-                .collect()
-        }
+        Firmware::Aavmf
+        | Firmware::AavmfSecureBoot
+        | Firmware::AavmfMicrosoftKeys
+        | Firmware::AavmfDeviceTree => virt_machine(firmware == Firmware::AavmfDeviceTree)
+            .into_iter()
+            .map(OsString::from)
+            .collect(),
     };
     if firmware == Firmware::SecureBoot {
         args.extend([

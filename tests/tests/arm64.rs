@@ -545,6 +545,16 @@ fn qemu_boot_grub_behind_shim() {
 }
 
 #[test]
+fn qemu_boot_grub_behind_shim_under_secure_boot_with_microsofts_keys() {
+    // The ESP keeps the signed chain intact: AAVMF trusts shim (Microsoft UEFI CA), shim
+    // trusts GRUB and GRUB (through shim) the kernel, both signed by Debian.
+    arm64_or_skip!();
+    let (log, _d) = boot("grub", Firmware::AavmfMicrosoftKeys, false);
+    assert_booted_with_the_cmdline(&log);
+    assert_eq!(log.secure_boot(), Some(true), "{log}");
+}
+
+#[test]
 fn qemu_boot_signed_under_secure_boot_and_unsigned_is_refused() {
     arm64_or_skip!();
     let (log, _d) = boot("uefi", Firmware::AavmfSecureBoot, true);
