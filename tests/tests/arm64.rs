@@ -13,10 +13,9 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use serde_json::Value;
-use ukitool_tests::qemu::dump_virt_dtb;
 use ukitool_tests::{
-    assert_one_line_error, boot_disk, fixture, fixtures_dir, path_str, repo_root, run, run_ok,
-    sha256_file, text, tmpdir, ukitool, BootLog, BootOptions, Firmware, TmpDir,
+    assert_one_line_error, boot_disk, dump_virt_dtb, fixture, fixtures_dir, path_str, repo_root,
+    run, run_ok, sha256_file, text, tmpdir, ukitool, BootLog, BootOptions, Firmware, TmpDir,
 };
 
 const OBJDUMP: &str = "aarch64-linux-gnu-objdump";
@@ -128,7 +127,8 @@ fn inspect_json(file: &Path) -> Value {
     serde_json::from_slice(&o.stdout).unwrap()
 }
 
-/// (name, vaddr, virtual size, file offset) of every section `inspect --json` reports.
+/// (name, virtual size, vaddr, file offset) of every section `inspect --json` reports,
+/// in the order of [`objdump_sections`].
 fn inspect_sections(report: &Value) -> Vec<(String, u64, u64, u64)> {
     report["sections"]
         .as_array()
