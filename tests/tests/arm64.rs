@@ -127,21 +127,29 @@ fn inspect_json(file: &Path) -> Value {
     serde_json::from_slice(&o.stdout).unwrap()
 }
 
-/// (name, virtual size, vaddr, file offset) of every section `inspect --json` reports,
-/// in the order of [`objdump_sections`].
-fn inspect_sections(report: &Value) -> Vec<(String, u64, u64, u64)> {
+/// One row of `inspect --json`'s section table.
+struct Row {
+    name: String,
+    virtual_size: u64,
+    raw_size: u64,
+    virtual_address: u64,
+    file_offset: u64,
+}
+
+fn inspect_sections(report: &Value) -> Vec<Row> {
     report["sections"]
         .as_array()
         .unwrap()
         .iter()
         .map(|s| {
             let n = |k: &str| s[k].as_u64().unwrap_or_else(|| panic!("{k} in {s}"));
-            (
-                s["name"].as_str().unwrap().to_string(),
-                n("virtual_size"),
-                n("virtual_address"),
-                n("file_offset"),
-            )
+            Row {
+                name: s["name"].as_str().unwrap().to_string(),
+                virtual_size: n("virtual_size"),
+                raw_size: n("raw_size"),
+                virtual_address: n("virtual_address"),
+                file_offset: n("file_offset"),
+            }
         })
         .collect()
 }
@@ -171,20 +179,16 @@ fn inspect_reads_debians_arm64_binaries_as_objdump_does() {
         // order, names, addresses and file offsets, and each size against either.
         let ours = inspect_sections(&r);
         let theirs = objdump_sections(&f);
-        assert_eq!(ours.len(), theirs.len(), "{name}: {ours:?} vs {theirs:?}");
-        for ((n, vsize, va, off), (tn, tsize, tva, toff)) in ours.iter().zip(&theirs) {
-            assert_eq!((n, va, off), (tn, tva, toff), "{name}");
-            let raw = r["sections"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|s| s["name"] == n.as_str())
-                .unwrap()["raw_size"]
-                .as_u64()
-                .unwrap();
+        assert_eq!(ours.len(), theirs.len(), "{name}: {theirs:?}");
+        for (o, (tn, tsize, tva, toff)) in ours.iter().zip(&theirs) {
+            assert_eq!(
+                (&o.name, o.virtual_address, o.file_offset),
+                (tn, *tva, *toff),
+                "{name}"
+            );
             assert!(
-                *tsize == *vsize || *tsize == raw,
-                "{name} {n}: size {tsize:#x}"
+                *tsize == o.virtual_size || *tsize == o.raw_size,
+                "{name} {tn}: objdump size {tsize:#x}"
             );
         }
     }
