@@ -242,6 +242,17 @@ fn build_places_every_part_where_objdump_finds_it() {
             "stub {name}"
         );
     }
+    // ukitool extract returns the same bytes objcopy does.
+    let out = dir.join("extracted");
+    run_ok(
+        ukitool()
+            .arg("extract")
+            .arg(&uki)
+            .arg(".linux")
+            .arg("-o")
+            .arg(&out),
+    );
+    assert_eq!(sha256_file(&out), sha256_file(&a.join("vmlinuz")));
     let r = inspect_json(&uki);
     assert_eq!(r["kind"], "uki");
     assert_eq!(r["pe"]["machine"], ARM64);
