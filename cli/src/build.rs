@@ -31,11 +31,12 @@ pub struct BuildArgs {
     /// given here win, lists add to the file's
     #[arg(long, short = 'c', value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// The UEFI stub (e.g. /usr/lib/systemd/boot/efi/linuxx64.efi.stub); an addon stub
-    /// when --linux is absent
+    /// The UEFI stub for the kernel's architecture (e.g.
+    /// /usr/lib/systemd/boot/efi/linuxx64.efi.stub, linuxaa64.efi.stub on arm64); an
+    /// addon stub when --linux is absent
     #[arg(long, value_name = "FILE")]
     pub stub: Option<PathBuf>,
-    /// The kernel (.linux); without it an addon is built
+    /// The kernel (.linux), for the stub's machine; without it an addon is built
     #[arg(long, value_name = "FILE")]
     pub linux: Option<PathBuf>,
     /// Initrd (.initrd); repeatable, concatenated in order

@@ -22,7 +22,8 @@
 //! Environment knobs: `UKITOOL_FIXTURES` (fixture directory), `UKITOOL_BIN` (CLI binary),
 //! `UKITOOL_QEMU_ACCEL` (`tcg` by default: KVM cannot run OVMF's SMM build on the CI hosts),
 //! `UKITOOL_BOOT_TIMEOUT` (seconds per boot, default 120), `UKITOOL_QEMU_JOBS` (concurrent
-//! VMs across all test processes, default 1), `UKITOOL_KEEP_TMP` (keep temporary dirs).
+//! VMs across all test processes, default 1), `UKITOOL_OVMF_DIR` and `UKITOOL_AAVMF_DIR`
+//! (firmware images), `UKITOOL_KEEP_TMP` (keep temporary dirs).
 
 use std::ffi::OsStr;
 use std::fs::{self, File, OpenOptions};
@@ -44,8 +45,8 @@ pub mod synthetic;
 pub mod tools;
 
 pub use qemu::{
-    boot_disk, boot_disk_with, boot_kernel, boot_kernel_with, esp_disk, BootEnd, BootLog,
-    BootOptions, Firmware, MARKER,
+    boot_disk, boot_disk_with, boot_kernel, boot_kernel_with, dump_virt_dtb, esp_disk, BootEnd,
+    BootLog, BootOptions, Firmware, MARKER,
 };
 
 /// The workspace root (the parent of this crate).

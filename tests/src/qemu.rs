@@ -1,10 +1,10 @@
-//! The QEMU harness: boot a kernel directly or a disk under OVMF, and read what the
-//! fixtures' `/init` printed. docs/testing.md describes it.
+//! The QEMU harness: boot a kernel directly or a disk under OVMF (x86-64) or AAVMF
+//! (arm64), and read what the fixtures' `/init` printed. docs/testing.md describes it.
 
 use std::ffi::OsString;
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
@@ -18,6 +18,94 @@ pub enum Firmware {
     /// OVMF_CODE_4M.secboot.fd (needs q35 with SMM) with OVMF_VARS_4M.snakeoil.fd: Secure
     /// Boot on, the Debian snakeoil certificate (fixtures' snakeoil.pem) in PK, KEK and db.
     SecureBoot,
+    /// arm64: AAVMF_CODE.fd with a copy of AAVMF_VARS.fd (no Secure Boot), on
+    /// qemu-system-aarch64 `-machine virt -cpu max` (package qemu-efi-aarch64).
+    Aavmf,
+    /// arm64: AAVMF_CODE.snakeoil.fd with AAVMF_VARS.snakeoil.fd: Secure Boot on, the
+    /// snakeoil certificate enrolled as in [`Firmware::SecureBoot`].
+    AavmfSecureBoot,
+    /// arm64: AAVMF_CODE.ms.fd with AAVMF_VARS.ms.fd: Secure Boot on with Microsoft's
+    /// keys enrolled (db holds the Microsoft UEFI CA that signs shim), as on a PC bought
+    /// in a shop: the distribution's signed shim, GRUB and kernel boot, nothing else.
+    AavmfMicrosoftKeys,
+    /// arm64: [`Firmware::Aavmf`] on `virt,acpi=off`, so the firmware hands the kernel
+    /// QEMU's device tree instead of ACPI tables. systemd-stub 252 installs a UKI's `.dtb`
+    /// only in place of a firmware device tree, so this is how a `.dtb` gets used
+    /// ([`dump_virt_dtb`] gives the machine's own tree to start from).
+    AavmfDeviceTree,
+}
+
+/// QEMU's arm64 machine and CPU for AAVMF boots: `-machine virt` (with `acpi=off` for
+/// [`Firmware::AavmfDeviceTree`]) and `-cpu max`. The IMPDEF pointer-authentication
+/// algorithm is much cheaper to emulate than QARMA (QEMU's docs/system/arm/cpu-features).
+fn virt_machine(device_tree: bool) -> [String; 4] {
+    let machine = if device_tree { "virt,acpi=off" } else { "virt" };
+    [
+        "-machine".into(),
+        machine.into(),
+        "-cpu".into(),
+        "max,pauth-impdef=on".into(),
+    ]
+}
+
+/// Write the device tree QEMU gives a [`Firmware::AavmfDeviceTree`] guest with `opts`'s
+/// memory to `out` (`-machine virt,dumpdtb=`): the base for a UKI's `.dtb`.
+pub fn dump_virt_dtb(out: &Path, opts: &BootOptions) {
+    let [m, machine, c, cpu] = virt_machine(true);
+    let o = Command::new(Arch::Aarch64.qemu())
+        .arg(m)
+        .arg(format!(
+            "{machine},dumpdtb={}",
+            qemu_escape(out).to_string_lossy()
+        ))
+        .args([c, cpu, "-m".into(), opts.memory_mib.to_string()])
+        .arg("-nographic")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e}", Arch::Aarch64.qemu()));
+    assert!(
+        o.status.success() && out.is_file(),
+        "dumpdtb: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// The QEMU system emulator a firmware runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Arch {
+    X86_64,
+    Aarch64,
+}
+
+impl Arch {
+    fn qemu(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "qemu-system-x86_64",
+            Arch::Aarch64 => "qemu-system-aarch64",
+        }
+    }
+
+    /// What to install when the emulator is missing.
+    fn package(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "qemu-system-x86",
+            Arch::Aarch64 => "qemu-system-arm",
+        }
+    }
+
+    /// `-accel`: `UKITOOL_QEMU_ACCEL` where the guest is the host's architecture; TCG
+    /// otherwise (KVM cannot run an arm64 guest on an x86-64 host).
+    fn accel(self) -> String {
+        let native = match self {
+            Arch::X86_64 => cfg!(target_arch = "x86_64"),
+            Arch::Aarch64 => cfg!(target_arch = "aarch64"),
+        };
+        if native {
+            accel()
+        } else {
+            "tcg".into()
+        }
+    }
 }
 
 /// How long and with what a VM runs.
@@ -139,6 +227,12 @@ fn ovmf_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("/usr/share/OVMF"))
 }
 
+fn aavmf_dir() -> PathBuf {
+    std::env::var_os("UKITOOL_AAVMF_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/share/AAVMF"))
+}
+
 /// One of `UKITOOL_QEMU_JOBS` machine-wide VM slots: TCG is CPU-bound, and boots that
 /// starve each other hit their timeouts. The slots' lock files live next to the
 /// generator's lock in the fixture directory, which every test process shares and which
@@ -166,29 +260,48 @@ const TIMER_PANIC: &str = "timer doesn't work";
 
 /// Run QEMU (see [`run_qemu_once`]); boot again, at most twice, if the guest died of
 /// [`TIMER_PANIC`] before the marker.
-fn run_qemu(args: &[OsString], opts: &BootOptions) -> BootLog {
-    let mut log = run_qemu_once(args, opts);
+fn run_qemu(arch: Arch, args: &[OsString], opts: &BootOptions) -> BootLog {
+    let mut log = run_qemu_once(arch, args, opts);
     for _ in 0..2 {
         if log.marker().is_some() || !log.serial.contains(TIMER_PANIC) {
             break;
         }
         eprintln!("ukitool-tests: guest hit the TCG timer-check panic; booting again");
-        log = run_qemu_once(args, opts);
+        log = run_qemu_once(arch, args, opts);
     }
     log
 }
 
+/// A running QEMU, killed and reaped when dropped: a test that panics (or returns early)
+/// leaves no VM behind.
+struct Vm(Child);
+
+impl Vm {
+    fn stop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Drop for Vm {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            self.stop();
+        }
+    }
+}
+
 /// Run QEMU with `args` plus the harness's serial/monitor/display options; watch the serial
 /// log, stop early when the outcome is settled.
-fn run_qemu_once(args: &[OsString], opts: &BootOptions) -> BootLog {
+fn run_qemu_once(arch: Arch, args: &[OsString], opts: &BootOptions) -> BootLog {
     // flock locks belong to an open file description, and each attempt opens the slot file
     // afresh, so the slots also serialize threads of one test binary.
     let _slot = vm_slot();
     let dir = tmpdir();
     let serial_path = dir.join("serial.log");
     let stderr_path = dir.join("qemu.stderr");
-    let mut cmd = Command::new("qemu-system-x86_64");
-    cmd.args(["-accel", &accel(), "-m"])
+    let mut cmd = Command::new(arch.qemu());
+    cmd.args(["-accel", &arch.accel(), "-m"])
         .arg(opts.memory_mib.to_string())
         .args([
             "-nographic",
@@ -205,12 +318,16 @@ fn run_qemu_once(args: &[OsString], opts: &BootOptions) -> BootLog {
         .stdout(Stdio::null())
         .stderr(File::create(&stderr_path).expect("create qemu stderr log"));
     let start = Instant::now();
-    let mut child = cmd
-        .spawn()
-        .expect("spawn qemu-system-x86_64 (apt-get install qemu-system-x86)");
+    let mut vm = Vm(cmd.spawn().unwrap_or_else(|e| {
+        panic!(
+            "spawn {} (apt-get install {}): {e}",
+            arch.qemu(),
+            arch.package()
+        )
+    }));
     let mut marker_seen: Option<Instant> = None;
     let (end, exit_code) = loop {
-        if let Ok(Some(st)) = child.try_wait() {
+        if let Ok(Some(st)) = vm.0.try_wait() {
             break (BootEnd::Exited, st.code());
         }
         let serial =
@@ -219,20 +336,17 @@ fn run_qemu_once(args: &[OsString], opts: &BootOptions) -> BootLog {
             // /init powers off right after the marker; give it a moment to do so.
             let t = *marker_seen.get_or_insert_with(Instant::now);
             if t.elapsed() > Duration::from_secs(15) {
-                let _ = child.kill();
-                let _ = child.wait();
+                vm.stop();
                 break (BootEnd::Exited, None);
             }
         } else if serial.contains("No bootable option or device was found")
             || serial.contains("Shell> ")
         {
-            let _ = child.kill();
-            let _ = child.wait();
+            vm.stop();
             break (BootEnd::NoBootableOption, None);
         }
         if start.elapsed() > opts.timeout {
-            let _ = child.kill();
-            let _ = child.wait();
+            vm.stop();
             break (BootEnd::TimedOut, None);
         }
         sleep(Duration::from_millis(200));
@@ -263,36 +377,68 @@ pub fn boot_kernel_with(kernel: &Path, initrd: &Path, append: &str, opts: &BootO
         "-append".into(),
         append.into(),
     ];
-    run_qemu(&args, opts)
+    run_qemu(Arch::X86_64, &args, opts)
 }
 
-/// Boot a raw disk image under OVMF. The image is attached with `snapshot=on` (never
-/// modified) and the firmware gets a private copy of its variable store.
+/// Boot a raw disk image under OVMF or AAVMF (`firmware` picks the machine). The image
+/// is attached with `snapshot=on` (never modified) and the firmware gets a private copy
+/// of its variable store.
 pub fn boot_disk(image: &Path, firmware: Firmware) -> BootLog {
     boot_disk_with(image, firmware, &BootOptions::default())
 }
 
 pub fn boot_disk_with(image: &Path, firmware: Firmware, opts: &BootOptions) -> BootLog {
-    let ovmf = ovmf_dir();
-    let (code, vars, machine) = match firmware {
-        Firmware::Plain => ("OVMF_CODE_4M.fd", "OVMF_VARS_4M.fd", "q35"),
-        // The secboot build keeps its variables behind SMM: q35 with smm=on and a secure
-        // pflash, or it refuses to start.
+    let (arch, dir, code, vars) = match firmware {
+        Firmware::Plain => (
+            Arch::X86_64,
+            ovmf_dir(),
+            "OVMF_CODE_4M.fd",
+            "OVMF_VARS_4M.fd",
+        ),
         Firmware::SecureBoot => (
+            Arch::X86_64,
+            ovmf_dir(),
             "OVMF_CODE_4M.secboot.fd",
             "OVMF_VARS_4M.snakeoil.fd",
-            "q35,smm=on",
+        ),
+        Firmware::Aavmf | Firmware::AavmfDeviceTree => {
+            (Arch::Aarch64, aavmf_dir(), "AAVMF_CODE.fd", "AAVMF_VARS.fd")
+        }
+        Firmware::AavmfSecureBoot => (
+            Arch::Aarch64,
+            aavmf_dir(),
+            "AAVMF_CODE.snakeoil.fd",
+            "AAVMF_VARS.snakeoil.fd",
+        ),
+        Firmware::AavmfMicrosoftKeys => (
+            Arch::Aarch64,
+            aavmf_dir(),
+            "AAVMF_CODE.ms.fd",
+            "AAVMF_VARS.ms.fd",
         ),
     };
     let vars_dir = tmpdir();
     let vars_copy = vars_dir.join("vars.fd");
-    fs::copy(ovmf.join(vars), &vars_copy).unwrap_or_else(|e| {
+    fs::copy(dir.join(vars), &vars_copy).unwrap_or_else(|e| {
         panic!(
-            "copy {} (apt-get install ovmf): {e}",
-            ovmf.join(vars).display()
+            "copy {} (apt-get install ovmf qemu-efi-aarch64): {e}",
+            dir.join(vars).display()
         )
     });
-    let mut args: Vec<OsString> = vec!["-machine".into(), machine.into()];
+    let mut args: Vec<OsString> = match firmware {
+        Firmware::Plain => vec!["-machine".into(), "q35".into()],
+        // The secboot build keeps its variables behind SMM: q35 with smm=on and a secure
+        // pflash, or it refuses to start.
+        Firmware::SecureBoot => vec!["-machine".into(), "q35,smm=on".into()],
+        // arm64 has no SMM: AAVMF's snakeoil build runs on the plain virt machine.
+        Firmware::Aavmf
+        | Firmware::AavmfSecureBoot
+        | Firmware::AavmfMicrosoftKeys
+        | Firmware::AavmfDeviceTree => virt_machine(firmware == Firmware::AavmfDeviceTree)
+            .into_iter()
+            .map(OsString::from)
+            .collect(),
+    };
     if firmware == Firmware::SecureBoot {
         args.extend([
             "-global".into(),
@@ -307,12 +453,12 @@ pub fn boot_disk_with(image: &Path, firmware: Firmware, opts: &BootOptions) -> B
         s.push(qemu_escape(file));
         s
     };
-    args.extend(["-drive".into(), pflash(0, true, &ovmf.join(code))]);
+    args.extend(["-drive".into(), pflash(0, true, &dir.join(code))]);
     args.extend(["-drive".into(), pflash(1, false, &vars_copy)]);
     let mut disk = OsString::from("if=virtio,format=raw,snapshot=on,file=");
     disk.push(qemu_escape(image));
     args.extend(["-drive".into(), disk]);
-    run_qemu(&args, opts)
+    run_qemu(arch, &args, opts)
 }
 
 /// Boot a raw disk from legacy BIOS: QEMU's default firmware, SeaBIOS, with the disk on
@@ -321,7 +467,11 @@ pub fn boot_disk_with(image: &Path, firmware: Firmware, opts: &BootOptions) -> B
 pub fn boot_bios_disk_with(image: &Path, opts: &BootOptions) -> BootLog {
     let mut disk = OsString::from("if=ide,format=raw,snapshot=on,file=");
     disk.push(qemu_escape(image));
-    run_qemu(&["-vga".into(), "none".into(), "-drive".into(), disk], opts)
+    run_qemu(
+        Arch::X86_64,
+        &["-vga".into(), "none".into(), "-drive".into(), disk],
+        opts,
+    )
 }
 
 /// QEMU's -drive splits on commas; a literal comma is written twice.

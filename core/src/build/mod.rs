@@ -262,6 +262,9 @@ pub fn check_section_name(name: &str) -> Result<()> {
 /// decide header flags. No payload is copied.
 pub fn plan<'a>(spec: &BuildSpec<'a>) -> Result<Plan<'a>> {
     let stub = checked_stub(spec.stub)?;
+    if let Some(k) = spec.linux {
+        check_kernel_machine(&stub, k)?;
+    }
     let base = base_sections(spec, &stub)?;
     let profiles = profile_blocks(&spec.profiles, &stub)?;
     // SBAT: ukify merges the stub's and the kernel's for a UKI; an addon gets only
@@ -303,6 +306,29 @@ pub fn plan<'a>(spec: &BuildSpec<'a>) -> Result<Plan<'a>> {
         profiles,
         dll_characteristics,
     })
+}
+
+/// An EFI-stub kernel (a PE: x86 bzImage, arm64 `Image` or zboot) must be for the
+/// stub's machine: the stub runs the kernel's own EFI entry point, so an arm64 stub
+/// with an x86-64 kernel makes a UKI that can never boot. A kernel that is not a PE
+/// is left to the stub.
+fn check_kernel_machine(stub: &PeFile<'_>, kernel: &[u8]) -> Result<()> {
+    let Ok(k) = PeFile::parse(kernel) else {
+        return Ok(());
+    };
+    if k.coff.machine == stub.coff.machine {
+        return Ok(());
+    }
+    let name = |pe: &PeFile<'_>| {
+        let m = pe.coff.machine;
+        pe.machine_name()
+            .map_or_else(|| format!("{m:#06x}"), |n| format!("{m:#06x} ({n})"))
+    };
+    Err(Error::invalid(format!(
+        "the kernel (--linux) is for machine {}, the stub for {}: use the stub of the kernel's architecture",
+        name(&k),
+        name(stub)
+    )))
 }
 
 /// The stub, if sections can be added to it: unsigned, and with no long `/N` names.

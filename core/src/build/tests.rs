@@ -271,3 +271,19 @@ fn an_empty_section_inside_a_moved_sbat_points_where_it_was_cut() {
     assert_eq!(u64::from(empty.pointer_to_raw_data), text.raw_end());
     assert_eq!(pe.section_payload(".text").unwrap().unwrap(), b"hello");
 }
+
+#[test]
+fn a_kernel_for_another_machine_than_the_stubs_is_refused() {
+    let stub = tiny_stub();
+    // A PE "kernel" for arm64 (0xaa64) under the x86-64 stub.
+    let mut kernel = tiny_stub();
+    kernel[0x84..0x86].copy_from_slice(&0xaa64u16.to_le_bytes());
+    let err = build(&spec(&stub, &kernel)).unwrap_err().to_string();
+    assert!(
+        err.contains("0xaa64 (arm64)") && err.contains("0x8664 (x86_64)"),
+        "{err}"
+    );
+    // The same machine, or a kernel that is not a PE, builds.
+    assert!(build(&spec(&stub, &tiny_stub())).is_ok());
+    assert!(build(&spec(&stub, b"KERNEL")).is_ok());
+}

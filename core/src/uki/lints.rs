@@ -139,6 +139,13 @@ fn alignment(f: &Facts<'_, '_>, out: &mut Lints) {
 /// (SizeOfRawData when VirtualSize is 0). Linkers differ on whether raw padding
 /// counts (BFD counts it for systemd's stub), so anything from the VirtualSize end
 /// to the raw end, rounded to SectionAlignment, is accepted.
+///
+/// Too small is an error only when a section ends past SizeOfImage: EDK2's loader
+/// refuses a section it cannot place inside the image (PeCoffLoaderImageAddress), but
+/// loads an image whose SizeOfImage covers every section and is merely not rounded up
+/// (the PE format's "multiple of SectionAlignment" rule). Debian's arm64 systemd-stub
+/// 252 is such a file (0x10e00 for a last section ending at 0x10e00 with 4 KiB
+/// alignment), and AAVMF starts it.
 fn size_of_image(f: &Facts<'_, '_>, out: &mut Lints) {
     let sa = u64::from(f.pe.opt.section_alignment);
     let ends = f.pe.sections.iter().map(|s| {
@@ -154,16 +161,16 @@ fn size_of_image(f: &Facts<'_, '_>, out: &mut Lints) {
             va.saturating_add(u64::from(v.max(s.size_of_raw_data))),
         )
     });
-    let Some((lo, hi)) = ends.reduce(|a, b| (a.0.max(b.0), a.1.max(b.1))) else {
+    let Some((end, hi)) = ends.reduce(|a, b| (a.0.max(b.0), a.1.max(b.1))) else {
         return;
     };
-    let (lo, hi) = (align_up(lo, sa.max(1)), align_up(hi, sa.max(1)));
+    let (lo, hi) = (align_up(end, sa.max(1)), align_up(hi, sa.max(1)));
     let soi = u64::from(f.pe.opt.size_of_image);
     if lo.is_none_or(|lo| soi < lo) || hi.is_none_or(|hi| soi > hi) {
         let show = |v: Option<u64>| v.map_or_else(|| "overflow".to_string(), |w| format!("{w:#x}"));
         out.push(Lint::new(
             "size-of-image-mismatch",
-            if lo.is_none_or(|lo| soi < lo) {
+            if soi < end {
                 Severity::Error
             } else {
                 Severity::Warning
@@ -383,5 +390,34 @@ fn trailing(f: &Facts<'_, '_>, out: &mut Lints) {
             Severity::Warning,
             format!("{extra} bytes after the last section that no header accounts for; covered by the signature but loaded by nothing"),
         ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::disk::layout::test_pe;
+    use crate::inspect::{inspect, InspectOptions};
+    use crate::lint::Severity;
+
+    /// The severity of `size-of-image-mismatch` for a two-section image (last section
+    /// at 0x2000, 0x10 bytes) whose SizeOfImage is `soi`.
+    fn severity(soi: u32) -> Option<Severity> {
+        let mut pe = test_pe(0xaa64, &[(".text", b"code"), (".data", &[7u8; 0x10])]);
+        // SizeOfImage: optional header (0x98) + 56.
+        pe[0xd0..0xd4].copy_from_slice(&soi.to_le_bytes());
+        let r = inspect(&pe, &InspectOptions::NO_HASH).unwrap();
+        r.lints
+            .iter()
+            .find(|l| l.id == "size-of-image-mismatch")
+            .map(|l| l.severity)
+    }
+
+    #[test]
+    fn size_of_image_is_an_error_only_when_a_section_ends_past_it() {
+        assert_eq!(severity(0x3000), None);
+        // Covers the section, not rounded up (Debian's arm64 systemd-stub 252).
+        assert_eq!(severity(0x2010), Some(Severity::Warning));
+        assert_eq!(severity(0x4000), Some(Severity::Warning));
+        assert_eq!(severity(0x200f), Some(Severity::Error));
     }
 }
