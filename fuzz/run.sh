@@ -18,7 +18,7 @@ root=$(dirname "$here")
 fx="${UKITOOL_FIXTURES:-$root/tests/fixtures/out}"
 secs="${FUZZ_SECONDS:-300}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target/fuzz}"
-all_targets=(inspect extract verify verify_anchors siglist measure build_uki gpt fat disk)
+all_targets=(inspect extract verify verify_anchors siglist measure build_uki gpt fat disk xfs)
 targets=("$@")
 [[ ${#targets[@]} -gt 0 ]] || targets=("${all_targets[@]}")
 
@@ -31,7 +31,7 @@ seeds() {
     local w c="$here/corpus"
     w=$(mktemp -d)
     trap 'rm -rf "$w"' RETURN
-    mkdir -p "$c"/{pe,signed,siglist,gpt,fat,disk,build}
+    mkdir -p "$c"/{pe,signed,siglist,gpt,fat,disk,build,xfs}
     # A tiny UKI (4 KiB of the real kernel's setup header, a small initrd, a profile and
     # a .pcrsig), unsigned and signed; the stub signed by sbsign and twice (a nested
     # signature, osslsigncode -nest).
@@ -140,7 +140,7 @@ corpus_of() {
     case "$1" in
         inspect | extract | measure) echo "${tiny}pe" ;;
         verify | verify_anchors) echo "${tiny}signed" ;;
-        gpt | fat | disk) echo "$tiny$1" ;;
+        gpt | fat | disk | xfs) echo "$tiny$1" ;;
         siglist) echo siglist ;;
         build_uki) echo build ;;
     esac
@@ -150,7 +150,7 @@ max_len_of() {
         echo 1100000
     else
         case "$1" in
-            gpt | fat | disk) echo 131072 ;;
+            gpt | fat | disk | xfs) echo 131072 ;;
             *) echo 32768 ;;
         esac
     fi
