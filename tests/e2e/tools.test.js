@@ -183,6 +183,94 @@ describe("disk image builder", () => {
   });
 });
 
+describe("partitions with filesystems", () => {
+  // `--add-partition` and `--add-file-to` in the page: an XFS BOOT holding Debian's
+  // kernel and initrd under /A and a FAT DATA partition, at both sector sizes.
+  const cliArgs = (uki, out, sector) => [
+    "image", "--uki", uki, "-o", out, "--esp-size", "40M", "--sector-size", sector,
+    "--timestamp", "315532800", "--quiet",
+    "--add-partition", "BOOT:100M:linux:xfs", "--add-partition", "DATA:40M:linux:fat",
+    "--add-file-to", `BOOT:${fixture("initrd.cpio.gz")}:/A/initrd.cpio.gz`,
+    "--add-file-to", `BOOT:${fixture("vmlinuz")}:/A/vmlinuz`,
+    "--add-file-to", `DATA:${fixture("os-release")}:/etc/os-release`,
+  ];
+
+  async function addPartition(page, n, { name, size, fs, files, under }) {
+    await page.locator("#i-part-add").click();
+    const row = page.locator(`.part-row[data-part-row="${n}"]`);
+    await row.locator(".p-name").fill(name);
+    await row.locator(".p-size").fill(size);
+    await row.locator(".p-fs").selectOption(fs);
+    await row.locator(".p-files").setInputFiles(files);
+    await row.locator(".p-path").fill(under);
+  }
+
+  for (const sector of ["512", "4096"]) {
+    test(`XFS and FAT partitions with files, ${sector}-byte sectors: byte-identical to ukitool image`, async () => {
+      const uki = fixture("uki.efi");
+      const out = join(tmp, `cli-parts-${sector}.img`);
+      ukitool(...cliArgs(uki, out, sector));
+      const want = readFileSync(out);
+      const { page } = await openPage(env.browser.context, env.server.url);
+      await openFixture(page, uki);
+      await page.fill("#i-esp-size", "40M");
+      await page.selectOption("#i-sector", sector);
+      await addPartition(page, 1, { name: "BOOT", size: "100M", fs: "xfs", files: [fixture("vmlinuz"), fixture("initrd.cpio.gz")], under: "/A" });
+      await addPartition(page, 2, { name: "DATA", size: "40M", fs: "fat", files: [fixture("os-release")], under: "/etc/" });
+      const got = await downloadVia(page, page.locator("#disk-download"));
+      assert.equal(got.bytes.length, want.length, "image size");
+      assert.ok(got.bytes.equals(want), "image bytes");
+      await page.waitForSelector("#image-partitions tbody tr");
+      if (sector === "512") await page.locator("#p-image").screenshot({ path: artifact("disk-builder-partitions.png") });
+      rmSync(out);
+      await page.close();
+    });
+  }
+
+  test("a dropped disk lists its XFS volume; any file opens or downloads as ukitool extract gives it", async () => {
+    const uki = fixture("uki.efi");
+    const img = join(tmp, "parts.img");
+    ukitool(...cliArgs(uki, img, "512"));
+    const cli = JSON.parse(ukitool("inspect", "--json", img).toString());
+    const { page } = await openPage(env.browser.context, env.server.url);
+    await pickFile(page, img);
+    await waitIdle(page);
+    assert.equal(await page.getAttribute("#kind", "data-kind"), "disk");
+    const got = await downloadVia(page, page.locator("#export"));
+    assert.equal(got.bytes.toString(), ukitool("inspect", "--json", img).toString());
+    const x = cli.xfs_volumes[0];
+    assert.equal(x.xfs.label, "BOOT");
+    const text = await page.textContent("#disk");
+    assert.ok(text.includes(`XFS volume “BOOT” (partition ${x.partition})`), text);
+    assert.ok(text.includes(x.xfs.uuid), "the XFS UUID is shown");
+    await page.evaluate(() => document.querySelectorAll("#disk details").forEach((d) => (d.open = true)));
+    await page.screenshot({ path: artifact("disk-xfs.png"), fullPage: true });
+    // Every file of every partition downloads as `ukitool extract DISK N:/PATH`.
+    const rows = await page.$$eval("#disk tr[data-file]", (r) => r.map((x) => x.dataset.file));
+    const want = [
+      ...cli.filesystems.flatMap((f) => f.fat.entries.filter((e) => !e.is_dir).map((e) => `${f.partition}:/${e.path}`)),
+      ...cli.xfs_volumes.flatMap((f) => f.xfs.entries.filter((e) => e.kind === "file").map((e) => `${f.partition}:/${e.path}`)),
+    ];
+    assert.deepEqual(rows.sort(), want.sort());
+    for (const spec of rows) {
+      const dl = await downloadVia(page, page.locator(`tr[data-file="${spec}"] button[data-action="download"]`));
+      const expect = ukitool("extract", img, spec, "-o", "-");
+      assert.equal(dl.name, spec.split("/").pop());
+      assert.ok(dl.bytes.equals(expect), `${spec}: the page's bytes differ from ukitool extract`);
+    }
+    // Open: the kernel on XFS shows in the PE views, as `ukitool inspect` sees it.
+    const kernel = join(tmp, "vmlinuz.from-xfs");
+    ukitool("extract", img, "BOOT:/A/vmlinuz", "-o", kernel);
+    await page.locator(`tr[data-file="${x.partition}:/A/vmlinuz"] button[data-action="open"]`).click();
+    await page.waitForFunction(() => document.getElementById("kind")?.dataset.kind !== "disk", null, { timeout: 60000 });
+    await waitIdle(page);
+    const report = await downloadVia(page, page.locator("#export"));
+    assert.equal(report.bytes.toString(), ukitool("inspect", "--json", kernel).toString());
+    rmSync(img);
+    await page.close();
+  });
+});
+
 describe("UKI builder", () => {
   test("unsigned and signed builds are byte-identical to ukitool build", async () => {
     const stub = fixture("linuxx64.efi.stub");
