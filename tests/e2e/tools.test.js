@@ -4,7 +4,7 @@
 // Run: node --test tests/e2e/   (after `make web`; fixtures are generated on demand)
 
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
@@ -185,37 +185,48 @@ describe("disk image builder", () => {
 
 describe("partitions with filesystems", () => {
   // `--add-partition` and `--add-file-to` in the page: an XFS BOOT holding Debian's
-  // kernel and initrd under /A and a FAT DATA partition, at both sector sizes.
-  const cliArgs = (uki, out, sector) => [
+  // kernel and initrd under /A (picked as files, or as a folder that also holds
+  // grub/grub.cfg) and a FAT DATA partition, at both sector sizes.
+  const bootDir = join(tmp, "boot-src");
+  mkdirSync(join(bootDir, "grub"), { recursive: true });
+  copyFileSync(fixture("vmlinuz"), join(bootDir, "vmlinuz"));
+  copyFileSync(fixture("initrd.cpio.gz"), join(bootDir, "initrd.cpio.gz"));
+  writeFileSync(join(bootDir, "grub", "grub.cfg"), "set timeout=0\n");
+  const cliArgs = (uki, out, sector, folder) => [
     "image", "--uki", uki, "-o", out, "--esp-size", "40M", "--sector-size", sector,
     "--timestamp", "315532800", "--quiet",
     "--add-partition", "BOOT:100M:linux:xfs", "--add-partition", "DATA:40M:linux:fat",
-    "--add-file-to", `BOOT:${fixture("initrd.cpio.gz")}:/A/initrd.cpio.gz`,
-    "--add-file-to", `BOOT:${fixture("vmlinuz")}:/A/vmlinuz`,
+    ...(folder
+      ? ["--add-file-to", `BOOT:${bootDir}:/A`]
+      : ["--add-file-to", `BOOT:${fixture("initrd.cpio.gz")}:/A/initrd.cpio.gz`,
+        "--add-file-to", `BOOT:${fixture("vmlinuz")}:/A/vmlinuz`]),
     "--add-file-to", `DATA:${fixture("os-release")}:/etc/os-release`,
   ];
 
-  async function addPartition(page, n, { name, size, fs, files, under }) {
+  async function addPartition(page, n, { name, size, fs, files, folder, under }) {
     await page.locator("#i-part-add").click();
     const row = page.locator(`.part-row[data-part-row="${n}"]`);
     await row.locator(".p-name").fill(name);
     await row.locator(".p-size").fill(size);
     await row.locator(".p-fs").selectOption(fs);
-    await row.locator(".p-files").setInputFiles(files);
+    if (files) await row.locator(".p-files").setInputFiles(files);
+    if (folder) await row.locator(".p-dir").setInputFiles(folder);
     await row.locator(".p-path").fill(under);
   }
 
-  for (const sector of ["512", "4096"]) {
-    test(`XFS and FAT partitions with files, ${sector}-byte sectors: byte-identical to ukitool image`, async () => {
+  for (const [sector, folder] of [["512", false], ["4096", true]]) {
+    const how = folder ? "a folder" : "files";
+    test(`XFS (${how}) and FAT partitions, ${sector}-byte sectors: byte-identical to ukitool image`, async () => {
       const uki = fixture("uki.efi");
       const out = join(tmp, `cli-parts-${sector}.img`);
-      ukitool(...cliArgs(uki, out, sector));
+      ukitool(...cliArgs(uki, out, sector, folder));
       const want = readFileSync(out);
       const { page } = await openPage(env.browser.context, env.server.url);
       await openFixture(page, uki);
       await page.fill("#i-esp-size", "40M");
       await page.selectOption("#i-sector", sector);
-      await addPartition(page, 1, { name: "BOOT", size: "100M", fs: "xfs", files: [fixture("vmlinuz"), fixture("initrd.cpio.gz")], under: "/A" });
+      const boot = folder ? { folder: bootDir } : { files: [fixture("vmlinuz"), fixture("initrd.cpio.gz")] };
+      await addPartition(page, 1, { name: "BOOT", size: "100M", fs: "xfs", under: "/A", ...boot });
       await addPartition(page, 2, { name: "DATA", size: "40M", fs: "fat", files: [fixture("os-release")], under: "/etc/" });
       const got = await downloadVia(page, page.locator("#disk-download"));
       assert.equal(got.bytes.length, want.length, "image size");
@@ -230,7 +241,7 @@ describe("partitions with filesystems", () => {
   test("a dropped disk lists its XFS volume; any file opens or downloads as ukitool extract gives it", async () => {
     const uki = fixture("uki.efi");
     const img = join(tmp, "parts.img");
-    ukitool(...cliArgs(uki, img, "512"));
+    ukitool(...cliArgs(uki, img, "512", true));
     const cli = JSON.parse(ukitool("inspect", "--json", img).toString());
     const { page } = await openPage(env.browser.context, env.server.url);
     await pickFile(page, img);
