@@ -169,12 +169,22 @@ fn fields(vol: &[u8], blocks: &[CrcBlock]) -> Vec<Field> {
 /// A mutation target: a GPT disk whose partition `vol` (a byte range) holds an XFS
 /// volume. The fields and blocks are those of the volume, placed on the disk.
 pub fn xfs_target(name: &'static str, data: Vec<u8>, vol: (usize, usize)) -> Target {
+    // The unmutated volume reads cleanly: every problem a case shows is the mutation's.
+    let clean = read_volume(&data[vol.0..vol.1]).unwrap();
+    assert_eq!(clean.problems, Vec::<String>::new(), "{name}");
     let mut blocks = catalog(&data[vol.0..vol.1]);
     assert!(
         blocks.iter().filter(|b| b.crc_at == DI_CRC).count() > 3,
         "{name}: no inodes found"
     );
     let mut fields = fields(&data[vol.0..vol.1], &blocks);
+    eprintln!(
+        "{name}: {} metadata blocks ({} inodes), {} fields, {} entries",
+        blocks.len(),
+        blocks.iter().filter(|b| b.crc_at == DI_CRC).count(),
+        fields.len(),
+        clean.entries.len()
+    );
     for b in &mut blocks {
         b.at += vol.0;
     }
