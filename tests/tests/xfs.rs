@@ -292,8 +292,10 @@ impl Mount {
     fn new(img: &Path, sector: u64, at: &Path) -> Mount {
         let dev = Loop::attach(img, sector);
         fs::create_dir_all(at).unwrap();
+        // nouuid: the writer's volumes share one UUID, and tests run in parallel;
+        // XFS refuses a second mount of a UUID already mounted.
         let out = run(Command::new("mount")
-            .args(["-t", "xfs", "-o", "ro", &dev.0])
+            .args(["-t", "xfs", "-o", "ro,nouuid", &dev.0])
             .arg(at));
         assert!(
             out.status.success(),
@@ -310,7 +312,20 @@ impl Mount {
 
 impl Drop for Mount {
     fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.dir).status();
+        // umount can fail for a moment (EBUSY) while something else on this shared
+        // machine looks into the directory: retry, then detach it lazily rather than
+        // leave a mount behind.
+        for _ in 0..10 {
+            let quiet = Command::new("umount")
+                .arg(&self.dir)
+                .stderr(Stdio::null())
+                .status();
+            if quiet.is_ok_and(|s| s.success()) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(300));
+        }
+        let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
     }
 }
 
