@@ -34,8 +34,9 @@ fn tree(dir: &Path) -> Vec<(String, Vec<u8>)> {
     want
 }
 
-/// `ukitool image` with a 1000 MiB XFS BOOT partition; returns the JSON summary.
-fn make_image(dir: &Path, out: &Path) -> serde_json::Value {
+/// `ukitool image` with a 1000 MiB XFS BOOT partition and `sector`-byte sectors;
+/// returns the JSON summary.
+fn make_image(dir: &Path, out: &Path, sector: u64) -> serde_json::Value {
     let src = dir.join("src");
     let json = run_ok(
         ukitool()
@@ -51,6 +52,8 @@ fn make_image(dir: &Path, out: &Path) -> serde_json::Value {
                 "1700000000",
                 "--add-partition",
                 "BOOT:1000M:linux:xfs",
+                "--sector-size",
+                &sector.to_string(),
             ])
             .arg("--add-file-to")
             .arg(format!("BOOT:{}:/A", path_str(&src)))
@@ -67,12 +70,19 @@ fn make_image(dir: &Path, out: &Path) -> serde_json::Value {
 
 #[test]
 fn xfs_partition_is_valid_readable_and_reproducible() {
+    for sector in [512, 4096] {
+        check_image(sector);
+    }
+}
+
+fn check_image(sector: u64) {
     let dir = tmpdir();
     let want = tree(&dir);
     let img = dir.join("disk.img");
-    let summary = make_image(&dir, &img);
+    let summary = make_image(&dir, &img, sector);
+    assert_eq!(summary["sector_size"], sector);
     let again = dir.join("again.img");
-    make_image(&dir, &again);
+    make_image(&dir, &again, sector);
     assert_eq!(
         sha256_file(&img),
         sha256_file(&again),
@@ -87,10 +97,15 @@ fn xfs_partition_is_valid_readable_and_reproducible() {
         boot["size"].as_u64().unwrap(),
     );
 
-    if have("sgdisk") {
-        let out = run(Command::new("sgdisk").arg("-v").arg(&img));
+    // sgdisk reads a 4096-byte-sector table only through a device of that sector size.
+    let lo4k = (sector == 4096 && can_use_loop_devices(&[]))
+        .then(|| Loop::attach(&img, &["-r", "-b", "4096"]));
+    if have("sgdisk") && (sector == 512 || lo4k.is_some()) {
+        let dev = lo4k.as_ref().map_or(img.clone(), |l| l.dev.clone().into());
+        let out = run(Command::new("sgdisk").arg("-v").arg(&dev));
         assert!(text(&out).contains("No problems found"), "{}", text(&out));
     }
+    drop(lo4k);
     if have("xfs_repair") {
         let part = dir.join("boot.xfs");
         run_ok(Command::new("dd").args([
@@ -164,6 +179,8 @@ fn xfs_partition_is_valid_readable_and_reproducible() {
         &img,
         &[
             "-r",
+            "-b",
+            &sector.to_string(),
             "--offset",
             &off.to_string(),
             "--sizelimit",
