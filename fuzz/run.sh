@@ -156,6 +156,15 @@ PY
     dd if="$w/xfs-disk.img" of="$c/xfs/ukitool.xfs" bs=64K iflag=skip_bytes skip="$boot" \
         count=16 status=none
     head -c 128K "$c/xfs/ukitool.xfs" >"$c/tiny-xfs/ukitool.xfs"
+    # For the disk target: a GPT disk whose partition 1 holds the first 90 KiB of that
+    # volume (superblock, AG 0 headers, the root inode chunk), 124 KiB in all.
+    rm -f "$w/xfs-tiny-disk.img"
+    truncate -s $(((34 + 180 + 33) * 512)) "$w/xfs-tiny-disk.img"
+    sgdisk -a 1 --new=1:34:213 --typecode=1:8300 --change-name=1:BOOT \
+        "$w/xfs-tiny-disk.img" >/dev/null
+    dd if="$c/xfs/ukitool.xfs" of="$w/xfs-tiny-disk.img" bs=512 seek=34 count=180 \
+        conv=notrunc status=none
+    cp "$w/xfs-tiny-disk.img" "$c/tiny-disk/xfs.img"
 }
 
 echo "fuzz: seeds"
