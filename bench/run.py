@@ -13,7 +13,7 @@ from one extra run. Results go to bench/results.json; docs/benchmarks.md is rege
 keeping everything after its `<!-- notes -->` marker (the hand-written analysis).
 
     bench/run.sh [--quick] [--only ROW]...     ROW: inspect verify extract build sign
-                                               measure image write
+                                               measure image xfs write
     bench/run.sh --doc-only                    docs/benchmarks.md from bench/results.json
 
 --quick and --only write $TMPDIR/ukitool-bench-partial.json and leave the published figures alone.
@@ -45,7 +45,7 @@ PY = "/usr/bin/python3"  # Debian's, which has python3-pefile
 LIEF_PY = os.environ.get("UKITOOL_BENCH_LIEF_PYTHON", "")
 RESULTS = BENCH / "results.json"
 DOC = ROOT / "docs" / "benchmarks.md"
-ROWS = ("inspect", "verify", "extract", "build", "sign", "measure", "image", "write")
+ROWS = ("inspect", "verify", "extract", "build", "sign", "measure", "image", "xfs", "write")
 
 
 def run(cmd, check=True, **kw):
@@ -521,6 +521,9 @@ def main():
             for p in (o1, o2, o3):
                 run(["rm", "-f", p])
 
+    if want("xfs"):
+        bench_xfs(b, U, small, work, rounds)
+
     if want("write"):
         if os.geteuid() != 0 or not shutil.which("losetup"):
             b.rows.append({"id": "write", "title": "write to a loop device", "error": "needs root and losetup"})
@@ -548,6 +551,61 @@ def main():
     for g in goals:
         print(f"   goal {'MET   ' if g['met'] else 'MISSED' if g['met'] is False else '  ?   '} {g['goal']}: {g['figure']}")
     return 1 if b.failed else 0
+
+
+def bench_xfs(b, U, uki, work, rounds):
+    """An XFS BOOT volume of 2000 MiB holding 110 MiB of files (Debian's kernel and initrd
+    and a 101 MiB initramfs): `ukitool image --add-partition ... --add-file-to` against
+    `mkfs.xfs -p PROTOFILE` on a file. ukitool's image also holds the ESP (the 9 MiB
+    uki.efi) and the GPT; mkfs.xfs writes the volume alone."""
+    src = work / "xfs-src"
+    src.mkdir(exist_ok=True)
+    shutil.copy(FIX / "vmlinuz", src / "vmlinuz")
+    shutil.copy(FIX / "initrd.cpio.gz", src / "initrd.cpio.gz")
+    import random
+    (src / "initramfs.xz").write_bytes(random.Random(110).randbytes(101 << 20))
+    names = sorted(p.name for p in src.iterdir())
+    proto = work / "xfs.proto"
+    proto.write_text("/dev/null\n0 0\nd--755 0 0\nA d--755 0 0\n" +
+                     "".join(f"{n} ---644 0 0 {src / n}\n" for n in names) + "$\n$\n")
+    o1, o2, part = work / "x-ours.img", work / "x-mkfs.img", work / "x-part.xfs"
+
+    def volume_ok(vol):
+        r = run(["xfs_repair", "-n", "-f", vol], check=False)
+        text = (r.stdout + r.stderr).decode(errors="replace")
+        expect(r.returncode == 0 and "would" not in text, f"xfs_repair -n: {text.strip()[-200:]}")
+        for n in names:
+            c = run(["grub-fstest", vol, "cmp", f"/A/{n}", src / n], check=False)
+            expect(c.returncode == 0 and not c.stdout, f"grub-fstest cmp /A/{n}: {c.stdout[-200:]}")
+        return f"xfs_repair -n clean; grub-fstest reads the {len(names)} files back byte-identical"
+
+    def ours_ok(cmd):
+        run(["rm", "-f", o1])
+        run(cmd)
+        off, size = gpt_partition(o1, 1)
+        run(["dd", f"if={o1}", f"of={part}", "bs=1M", f"skip={off >> 20}", f"count={size >> 20}",
+             "conv=sparse", "status=none"])
+        try:
+            return volume_ok(part)
+        finally:
+            run(["rm", "-f", part])
+
+    def mkfs_ok(cmd):
+        run(cmd)
+        return volume_ok(o2)
+
+    ours = (f"{U} image -q --uki {uki} -o {o1} --timestamp 1 --add-partition BOOT:2000M:linux:xfs "
+            f"--add-file-to BOOT:{src}:/A")
+    theirs = f"bash {BENCH}/xfs_mkfs.sh {proto} {o2} 2000M"
+    copy = f"cp -r {src} {work}/xfs-copy"
+    b.row("xfs", "XFS BOOT volume, 2000 MiB, 110 MiB of files", [
+        Cmd("ukitool image (ESP + XFS BOOT)", ours, lambda: ours_ok(ours), "ukitool"),
+        Cmd("truncate + mkfs.xfs -p protofile", theirs, lambda: mkfs_ok(theirs)),
+        Cmd("cp the files once (limit)", copy, lambda: "byte-identical (cp)", "reference"),
+    ], prepare=f"rm -rf {o1} {o2} {work}/xfs-copy", rounds=max(3, rounds // 2))
+    for p in (o1, o2):
+        run(["rm", "-f", p])
+    shutil.rmtree(work / "xfs-copy", ignore_errors=True)
 
 
 def bench_write(b, U, big, work, rounds):

@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PEERS=(python3 python3-pefile python3-venv sbsigntool osslsigncode pesign binutils openssl
-    mtools dosfstools gdisk fdisk util-linux bmap-tools hyperfine time systemd)
+    mtools dosfstools gdisk fdisk util-linux bmap-tools hyperfine time systemd xfsprogs grub-common)
 missing=()
 for p in "${PEERS[@]}"; do
     dpkg-query -W -f='${db:Status-Status}\n' "$p" 2>/dev/null | grep -qx installed || missing+=("$p")

@@ -18,7 +18,7 @@ root=$(dirname "$here")
 fx="${UKITOOL_FIXTURES:-$root/tests/fixtures/out}"
 secs="${FUZZ_SECONDS:-300}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target/fuzz}"
-all_targets=(inspect extract verify verify_anchors siglist measure build_uki gpt fat disk kernel)
+all_targets=(inspect extract verify verify_anchors siglist measure build_uki gpt fat disk kernel xfs)
 targets=("$@")
 [[ ${#targets[@]} -gt 0 ]] || targets=("${all_targets[@]}")
 
@@ -31,7 +31,7 @@ seeds() {
     local w c="$here/corpus"
     w=$(mktemp -d)
     trap 'rm -rf "$w"' RETURN
-    mkdir -p "$c"/{pe,signed,siglist,gpt,fat,disk,build}
+    mkdir -p "$c"/{pe,signed,siglist,gpt,fat,disk,build,xfs}
     # A tiny UKI (4 KiB of the real kernel's setup header, a small initrd, a profile and
     # a .pcrsig), unsigned and signed; the stub signed by sbsign and twice (a nested
     # signature, osslsigncode -nest).
@@ -146,6 +146,46 @@ PY
     # Build inputs are raw bytes cut into fields by the target.
     cp "$w/cmdline" "$w/linux" "$c/build/"
     head -c 512 "$fx/os-release" >"$c/build/osrel"
+    # XFS volumes (the xfs target reads a bare volume), cut to their first 1 MiB (or
+    # 128 KiB, tiny): the AG 0 headers, the root inode chunk, directory blocks and small
+    # files; what lies past the cut reads as a listed problem. One from mkfs.xfs with
+    # its defaults, filled from a protofile (TEST_DIR, TEST_DEV and QA_CHECK_FS, as
+    # under fstests, let it make a volume under 300 MB), with a shortform and a
+    # 40-entry block directory and a symlink; one from ukitool (an image's BOOT).
+    mkdir -p "$c"/{xfs,tiny-xfs} "$w/xsrc/EFI/BOOT" "$w/xsrc/grub"
+    cp "$w/linux" "$w/xsrc/EFI/BOOT/BOOTX64.EFI"
+    {
+        printf '/dev/null\n0 0\nd--755 0 0\n'
+        printf 'EFI d--755 0 0\nBOOT d--755 0 0\nBOOTX64.EFI ---644 0 0 %s\n$\n$\n' "$w/linux"
+        printf 'grub d--755 0 0\n'
+        for i in $(seq 10 49); do
+            printf 'entry-%s.cfg ---644 0 0 %s\n' "$i" "$w/cmdline"
+            cp "$w/cmdline" "$w/xsrc/grub/entry-$i.cfg"
+        done
+        printf '$\ncurrent l--777 0 0 EFI/BOOT/BOOTX64.EFI\n$\n'
+    } >"$w/xfs.proto"
+    truncate -s 32M "$w/mkfs.xfs"
+    TEST_DIR="$w" TEST_DEV="$w/mkfs.xfs" QA_CHECK_FS=1 \
+        mkfs.xfs -q -f -L SEED -p "$w/xfs.proto" "$w/mkfs.xfs"
+    head -c 1M "$w/mkfs.xfs" >"$c/xfs/mkfs.xfs"
+    head -c 128K "$w/mkfs.xfs" >"$c/tiny-xfs/mkfs.xfs"
+    "$ukitool" image -q --uki "$c/tiny-pe/uki.efi" --timestamp 1 --esp-size 34M \
+        --add-partition BOOT:64M:linux:xfs --add-file-to BOOT:"$w/xsrc":/ -o "$w/xfs-disk.img" >/dev/null
+    local boot
+    boot=$("$ukitool" inspect --json "$w/xfs-disk.img" |
+        python3 -c 'import json,sys; print(json.load(sys.stdin)["xfs_volumes"][0]["offset"])')
+    dd if="$w/xfs-disk.img" of="$c/xfs/ukitool.xfs" bs=64K iflag=skip_bytes skip="$boot" \
+        count=16 status=none
+    head -c 128K "$c/xfs/ukitool.xfs" >"$c/tiny-xfs/ukitool.xfs"
+    # For the disk target: a GPT disk whose partition 1 holds the first 90 KiB of that
+    # volume (superblock, AG 0 headers, the root inode chunk), 124 KiB in all.
+    rm -f "$w/xfs-tiny-disk.img"
+    truncate -s $(((34 + 180 + 33) * 512)) "$w/xfs-tiny-disk.img"
+    sgdisk -a 1 --new=1:34:213 --typecode=1:8300 --change-name=1:BOOT \
+        "$w/xfs-tiny-disk.img" >/dev/null
+    dd if="$c/xfs/ukitool.xfs" of="$w/xfs-tiny-disk.img" bs=512 seek=34 count=180 \
+        conv=notrunc status=none
+    cp "$w/xfs-tiny-disk.img" "$c/tiny-disk/xfs.img"
 }
 
 echo "fuzz: seeds"
@@ -161,7 +201,7 @@ corpus_of() {
     case "$1" in
         inspect | extract | measure) echo "${tiny}pe" ;;
         verify | verify_anchors) echo "${tiny}signed" ;;
-        gpt | fat | disk) echo "$tiny$1" ;;
+        gpt | fat | disk | xfs) echo "$tiny$1" ;;
         siglist) echo siglist ;;
         build_uki) echo build ;;
         kernel) echo kernel ;;
@@ -172,7 +212,7 @@ max_len_of() {
         echo 1100000
     else
         case "$1" in
-            gpt | fat | disk) echo 131072 ;;
+            gpt | fat | disk | xfs) echo 131072 ;;
             *) echo 32768 ;;
         esac
     fi

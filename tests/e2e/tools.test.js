@@ -4,7 +4,7 @@
 // Run: node --test tests/e2e/   (after `make web`; fixtures are generated on demand)
 
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
@@ -179,6 +179,105 @@ describe("disk image builder", () => {
     await page.fill("#i-size", "1M");
     await page.locator("#disk-download").click();
     await page.waitForFunction(() => /Could not build/.test(document.getElementById("image-status").textContent));
+    await page.close();
+  });
+});
+
+describe("partitions with filesystems", () => {
+  // `--add-partition` and `--add-file-to` in the page: an XFS BOOT holding Debian's
+  // kernel and initrd under /A (picked as files, or as a folder that also holds
+  // grub/grub.cfg) and a FAT DATA partition, at both sector sizes.
+  const bootDir = join(tmp, "boot-src");
+  mkdirSync(join(bootDir, "grub"), { recursive: true });
+  copyFileSync(fixture("vmlinuz"), join(bootDir, "vmlinuz"));
+  copyFileSync(fixture("initrd.cpio.gz"), join(bootDir, "initrd.cpio.gz"));
+  writeFileSync(join(bootDir, "grub", "grub.cfg"), "set timeout=0\n");
+  const cliArgs = (uki, out, sector, folder) => [
+    "image", "--uki", uki, "-o", out, "--esp-size", "40M", "--sector-size", sector,
+    "--timestamp", "315532800", "--quiet",
+    "--add-partition", "BOOT:100M:linux:xfs", "--add-partition", "DATA:40M:linux:fat",
+    ...(folder
+      ? ["--add-file-to", `BOOT:${bootDir}:/A`]
+      : ["--add-file-to", `BOOT:${fixture("initrd.cpio.gz")}:/A/initrd.cpio.gz`,
+        "--add-file-to", `BOOT:${fixture("vmlinuz")}:/A/vmlinuz`]),
+    "--add-file-to", `DATA:${fixture("os-release")}:/etc/os-release`,
+  ];
+
+  async function addPartition(page, n, { name, size, fs, files, folder, under }) {
+    await page.locator("#i-part-add").click();
+    const row = page.locator(`.part-row[data-part-row="${n}"]`);
+    await row.locator(".p-name").fill(name);
+    await row.locator(".p-size").fill(size);
+    await row.locator(".p-fs").selectOption(fs);
+    if (files) await row.locator(".p-files").setInputFiles(files);
+    if (folder) await row.locator(".p-dir").setInputFiles(folder);
+    await row.locator(".p-path").fill(under);
+  }
+
+  for (const [sector, folder] of [["512", false], ["4096", true]]) {
+    const how = folder ? "a folder" : "files";
+    test(`XFS (${how}) and FAT partitions, ${sector}-byte sectors: byte-identical to ukitool image`, async () => {
+      const uki = fixture("uki.efi");
+      const out = join(tmp, `cli-parts-${sector}.img`);
+      ukitool(...cliArgs(uki, out, sector, folder));
+      const want = readFileSync(out);
+      const { page } = await openPage(env.browser.context, env.server.url);
+      await openFixture(page, uki);
+      await page.fill("#i-esp-size", "40M");
+      await page.selectOption("#i-sector", sector);
+      const boot = folder ? { folder: bootDir } : { files: [fixture("vmlinuz"), fixture("initrd.cpio.gz")] };
+      await addPartition(page, 1, { name: "BOOT", size: "100M", fs: "xfs", under: "/A", ...boot });
+      await addPartition(page, 2, { name: "DATA", size: "40M", fs: "fat", files: [fixture("os-release")], under: "/etc/" });
+      const got = await downloadVia(page, page.locator("#disk-download"));
+      assert.equal(got.bytes.length, want.length, "image size");
+      assert.ok(got.bytes.equals(want), "image bytes");
+      await page.waitForSelector("#image-partitions tbody tr");
+      if (sector === "512") await page.locator("#p-image").screenshot({ path: artifact("disk-builder-partitions.png") });
+      rmSync(out);
+      await page.close();
+    });
+  }
+
+  test("a dropped disk lists its XFS volume; any file opens or downloads as ukitool extract gives it", async () => {
+    const uki = fixture("uki.efi");
+    const img = join(tmp, "parts.img");
+    ukitool(...cliArgs(uki, img, "512", true));
+    const cli = JSON.parse(ukitool("inspect", "--json", img).toString());
+    const { page } = await openPage(env.browser.context, env.server.url);
+    await pickFile(page, img);
+    await waitIdle(page);
+    assert.equal(await page.getAttribute("#kind", "data-kind"), "disk");
+    const got = await downloadVia(page, page.locator("#export"));
+    assert.equal(got.bytes.toString(), ukitool("inspect", "--json", img).toString());
+    const x = cli.xfs_volumes[0];
+    assert.equal(x.xfs.label, "BOOT");
+    const text = await page.textContent("#disk");
+    assert.ok(text.includes(`XFS volume “BOOT” (partition ${x.partition})`), text);
+    assert.ok(text.includes(x.xfs.uuid), "the XFS UUID is shown");
+    await page.evaluate(() => document.querySelectorAll("#disk details").forEach((d) => (d.open = true)));
+    await page.screenshot({ path: artifact("disk-xfs.png"), fullPage: true });
+    // Every file of every partition downloads as `ukitool extract DISK N:/PATH`.
+    const rows = await page.$$eval("#disk tr[data-file]", (r) => r.map((x) => x.dataset.file));
+    const want = [
+      ...cli.filesystems.flatMap((f) => f.fat.entries.filter((e) => !e.is_dir).map((e) => `${f.partition}:/${e.path}`)),
+      ...cli.xfs_volumes.flatMap((f) => f.xfs.entries.filter((e) => e.kind === "file").map((e) => `${f.partition}:/${e.path}`)),
+    ];
+    assert.deepEqual(rows.sort(), want.sort());
+    for (const spec of rows) {
+      const dl = await downloadVia(page, page.locator(`tr[data-file="${spec}"] button[data-action="download"]`));
+      const expect = ukitool("extract", img, spec, "-o", "-");
+      assert.equal(dl.name, spec.split("/").pop());
+      assert.ok(dl.bytes.equals(expect), `${spec}: the page's bytes differ from ukitool extract`);
+    }
+    // Open: the kernel on XFS shows in the PE views, as `ukitool inspect` sees it.
+    const kernel = join(tmp, "vmlinuz.from-xfs");
+    ukitool("extract", img, "BOOT:/A/vmlinuz", "-o", kernel);
+    await page.locator(`tr[data-file="${x.partition}:/A/vmlinuz"] button[data-action="open"]`).click();
+    await page.waitForFunction(() => document.getElementById("kind")?.dataset.kind !== "disk", null, { timeout: 60000 });
+    await waitIdle(page);
+    const report = await downloadVia(page, page.locator("#export"));
+    assert.equal(report.bytes.toString(), ukitool("inspect", "--json", kernel).toString());
+    rmSync(img);
     await page.close();
   });
 });

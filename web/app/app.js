@@ -7,6 +7,7 @@ import { el, clear, hexNum, size, copyButton, factList, table, emptyState } from
 
 const $ = (id) => document.getElementById(id);
 const MAX_ROWS = 256; // table rows rendered per list
+const MAX_FILE_ROWS = 2000; // files listed per volume
 
 // Plain-language notes for lint ids; the core's one-line message is always shown.
 const LINT_HELP = {
@@ -216,12 +217,13 @@ function showDisk(json) {
   $("report").hidden = false;
   $("export").disabled = false;
   showPanels(false);
-  const esp = d.filesystems.reduce((n, f) => n + f.efi_binaries.length, 0);
+  const esp = [...d.filesystems, ...(d.xfs_volumes || [])].reduce((n, f) => n + f.efi_binaries.length, 0);
   const pt = d.partition_table;
   factList($("summary"), [
     ["Kind", el("span", { id: "kind", class: "badge", "data-kind": "disk" }, "Raw disk image")],
     ["Partition table", pt ? `${pt.scheme.toUpperCase()}, ${pt.partitions.length} partition${pt.partitions.length === 1 ? "" : "s"}, ${pt.sector_size}-byte sectors` : "none (bare volume)"],
     ["FAT volumes", String(d.filesystems.length)],
+    ["XFS volumes", String((d.xfs_volumes || []).length)],
     ["EFI binaries", String(esp)],
     ["Problems", String(d.problems.length + (pt ? pt.problems.length : 0))],
     ["File", `${file ? file.name : ""} · ${size(d.size)} (${d.size.toLocaleString("en")} bytes)`],
@@ -701,27 +703,70 @@ function renderDiskPanel(d) {
     );
     box.append(el("div", { class: "table-wrap" }, table(el("table", { class: "grid", id: "partitions" }), ["#", "Name", "Type", "LBAs", "Size"], rows)));
   }
+  box.append(el("p", { id: "disk-file-status", class: "muted", role: "status" }));
   for (const fs of d.filesystems) {
     const where = fs.partition === null ? "whole image" : `partition ${fs.partition}`;
     box.append(el("h3", {}, `${fs.fat.fat_type} volume “${fs.fat.label.trim() || "no label"}” (${where})`));
     const files = fs.fat.entries.filter((e) => !e.is_dir);
     box.append(el("p", { class: "muted" }, `${files.length} files · cluster ${size(fs.fat.cluster_size)} · ${fs.fat.clusters.toLocaleString("en")} clusters`));
-    if (fs.efi_binaries.length) {
-      const rows = fs.efi_binaries.map((b) => {
-        const r = b.report;
-        const what = r ? (r.kind === "uki" && r.os_release && r.os_release.PRETTY_NAME ? `UKI: ${r.os_release.PRETTY_NAME}` : KIND_LABEL[r.kind] || r.kind) : b.error || "";
-        const open = b.disk_offset !== null && b.disk_offset !== undefined
-          ? el("button", { type: "button", class: "small", onclick: () => openEmbedded(b) }, "Open")
-          : el("span", { class: "muted" }, "fragmented");
-        return el("tr", { "data-efi": b.path }, el("td", {}, el("code", {}, b.path)), el("td", { class: "num" }, size(b.size)), el("td", {}, what), el("td", {}, r && r.signatures.length ? `${r.signatures.length} signature(s)` : r ? "unsigned" : ""), el("td", {}, open));
-      });
-      box.append(el("div", { class: "table-wrap" }, table(el("table", { class: "grid" }), ["EFI binary", "Size", "What", "Signed", ""], rows)));
-    }
-    const listing = files.slice(0, 200).map((e) => el("tr", {}, el("td", {}, el("code", {}, e.path)), el("td", { class: "num" }, size(e.size))));
-    if (listing.length) {
-      const det = el("details", {}, el("summary", {}, `All files (${files.length})`), el("div", { class: "table-wrap" }, table(el("table", { class: "grid" }), ["Path", "Size"], listing)));
-      box.append(det);
-    }
+    renderEfiBinaries(box, fs.efi_binaries);
+    renderFileList(box, fs.partition, files);
+  }
+  for (const xv of d.xfs_volumes || []) {
+    const x = xv.xfs;
+    box.append(el("h3", {}, `XFS volume “${x.label || "no label"}” (partition ${xv.partition})`));
+    const files = x.entries.filter((e) => e.kind === "file");
+    const features = x.features.length ? x.features.join(", ") : "none beyond v5";
+    box.append(el("p", { class: "muted" }, `UUID `, el("code", {}, x.uuid), ` · ${files.length} files · ${size(x.block_size)} blocks, ${x.sector_size}-byte sectors · ${x.ag_count} AGs · features: ${features}`));
+    if (x.problems.length) box.append(el("ul", { class: "plain problems" }, ...x.problems.map((p) => el("li", {}, p))));
+    renderEfiBinaries(box, xv.efi_binaries);
+    renderFileList(box, xv.partition, files);
+  }
+}
+
+function renderEfiBinaries(box, bins) {
+  if (!bins.length) return;
+  const rows = bins.map((b) => {
+    const r = b.report;
+    const what = r ? (r.kind === "uki" && r.os_release && r.os_release.PRETTY_NAME ? `UKI: ${r.os_release.PRETTY_NAME}` : KIND_LABEL[r.kind] || r.kind) : b.error || "";
+    const open = b.disk_offset !== null && b.disk_offset !== undefined
+      ? el("button", { type: "button", class: "small", onclick: () => openEmbedded(b) }, "Open")
+      : el("span", { class: "muted" }, "fragmented");
+    return el("tr", { "data-efi": b.path }, el("td", {}, el("code", {}, b.path)), el("td", { class: "num" }, size(b.size)), el("td", {}, what), el("td", {}, r && r.signatures.length ? `${r.signatures.length} signature(s)` : r ? "unsigned" : ""), el("td", {}, open));
+  });
+  box.append(el("div", { class: "table-wrap" }, table(el("table", { class: "grid" }), ["EFI binary", "Size", "What", "Signed", ""], rows)));
+}
+
+// Every file of a partition's filesystem, each with Open (in these views) and
+// Download (= `ukitool extract DISK PART:/PATH`). A bare volume (no partition
+// table) lists its files only.
+function renderFileList(box, partition, files) {
+  const listing = files.slice(0, MAX_FILE_ROWS).map((e) => {
+    const actions = partition === null ? "" : el("span", { class: "file-actions" },
+      el("button", { type: "button", class: "small", "data-action": "open", onclick: () => partitionFile(partition, e.path, true) }, "Open"),
+      el("button", { type: "button", class: "small", "data-action": "download", onclick: () => partitionFile(partition, e.path, false) }, "Download"),
+    );
+    return el("tr", { "data-file": `${partition}:/${e.path}` }, el("td", {}, el("code", {}, "/" + e.path)), el("td", { class: "num" }, size(e.size)), el("td", {}, actions));
+  });
+  if (!listing.length) return;
+  const more = files.length > listing.length ? ` (the first ${listing.length} shown)` : "";
+  const det = el("details", {}, el("summary", {}, `All files (${files.length})${more}`), el("div", { class: "table-wrap" }, table(el("table", { class: "grid" }), ["Path", "Size", ""], listing)));
+  box.append(det);
+}
+
+// A file from a partition of the disk shown: opened in these views, or downloaded.
+async function partitionFile(partition, path, open) {
+  const status = $("disk-file-status");
+  status.textContent = `Reading /${path}…`;
+  status.classList.remove("tone-err");
+  try {
+    const r = await runTask({ type: "disk-file", job, partition: String(partition), path });
+    status.textContent = "";
+    if (open) openFile(new File([r.blob], r.name));
+    else download(r.blob, r.name);
+  } catch (e) {
+    status.textContent = `Could not read /${path}: ${e.message}`;
+    status.classList.add("tone-err");
   }
 }
 
@@ -756,7 +801,62 @@ function diskOptions() {
     label: $("i-label").value,
     timestamp: timestamp === "" ? null : Number(timestamp),
     entry_name: entry || null,
+    add_partition: partitionRows().map((r) => r.spec),
   };
+}
+
+// ---- partitions added to a disk image ----------------------------------------
+
+let partRows = 0;
+
+// A row of `--add-partition NAME:SIZE:TYPE:FS` fields, with files for its filesystem.
+function addPartitionRow() {
+  partRows += 1;
+  const n = partRows;
+  const text = (cls, value, label) => el("label", {}, label, el("input", { type: "text", class: cls, value, spellcheck: "false" }));
+  const fs = el("select", { class: "p-fs" }, el("option", { value: "xfs" }, "XFS"), el("option", { value: "fat" }, "FAT"), el("option", { value: "" }, "none (unformatted)"));
+  const row = el("div", { class: "part-row", "data-part-row": String(n) },
+    text("p-name", n === 1 ? "BOOT" : `PART${n}`, "Name"),
+    text("p-size", "1000M", "Size"),
+    text("p-type", "linux", "Type"),
+    el("label", {}, "Filesystem", fs),
+    el("label", {}, "Files", el("input", { type: "file", class: "p-files", multiple: true })),
+    el("label", {}, "or a folder's contents", el("input", { type: "file", class: "p-dir", webkitdirectory: true, multiple: true })),
+    text("p-path", "/", "Put them under"),
+  );
+  row.append(el("button", { type: "button", class: "small", onclick: () => row.remove() }, "Remove"));
+  $("i-part-list").append(row);
+  return row;
+}
+
+// Compare paths component by component, as the CLI sorts a directory's names.
+function byComponents(a, b) {
+  const x = a.split("/");
+  const y = b.split("/");
+  for (let i = 0; i < Math.min(x.length, y.length); i++) {
+    if (x[i] !== y[i]) return x[i] < y[i] ? -1 : 1;
+  }
+  return x.length - y.length;
+}
+
+// Each row as its --add-partition spec and its --add-file-to files, in the order
+// the CLI reads `--add-file-to NAME:FILE:PATH/FILE ...` then `NAME:DIR:PATH`.
+function partitionRows() {
+  return Array.from(document.querySelectorAll("#i-part-list .part-row")).map((row) => {
+    const v = (cls) => row.querySelector(cls).value.trim();
+    const name = v(".p-name");
+    const spec = [name, v(".p-size"), v(".p-type") || "linux"];
+    if (v(".p-fs")) spec.push(v(".p-fs"));
+    const under = (v(".p-path") || "/").replace(/\/+$/, "");
+    const files = Array.from(row.querySelector(".p-files").files)
+      .sort((a, b) => byComponents(a.name, b.name))
+      .map((file) => ({ part: name, path: `${under}/${file.name}`, file }));
+    const inDir = Array.from(row.querySelector(".p-dir").files)
+      .map((file) => ({ rel: (file.webkitRelativePath || file.name).split("/").slice(1).join("/") || file.name, file }))
+      .sort((a, b) => byComponents(a.rel, b.rel))
+      .map(({ rel, file }) => ({ part: name, path: `${under}/${rel}`, file }));
+    return { spec: spec.join(":"), files: [...files, ...inDir] };
+  });
 }
 
 // Build the image in the Worker; `save` writes it through the File System Access
@@ -771,7 +871,8 @@ async function buildDisk(save) {
     let handle = null;
     const name = `${baseName()}.img`;
     if (save) handle = await window.showSaveFilePicker({ suggestedName: name });
-    const r = await runTask({ type: "disk-image", job, options: diskOptions(), loader });
+    const partFiles = partitionRows().flatMap((r) => r.files);
+    const r = await runTask({ type: "disk-image", job, options: diskOptions(), loader, partFiles });
     const summary = JSON.parse(r.summary);
     if (handle) {
       const w = await handle.createWritable();
@@ -853,6 +954,7 @@ function setupTools() {
     $("disk-save").hidden = false;
     $("disk-save").addEventListener("click", () => buildDisk(true));
   }
+  $("i-part-add").addEventListener("click", () => addPartitionRow());
   $("i-layout").addEventListener("change", () => {
     const l = $("i-layout").value;
     $("i-loader-label").hidden = l === "uefi";

@@ -4,7 +4,10 @@
 //   page -> worker  {type: "open", job, file}
 //                   {type: "anchor", job, name, file}   add a trust anchor, re-verify
 //                   {type: "clear-anchors", job}
-//                   {type: "disk-image", task, job, options, loader}
+//                   {type: "disk-image", task, job, options, loader, partFiles}
+//                     partFiles: [{part, path, file}], as --add-file-to
+//                   {type: "disk-file", task, job, partition, path}
+//                     a file from a partition of the disk shown (= extract P:/PATH)
 //                   {type: "build-uki", task, stub, linux, initrds, cmdline,
 //                    osRelease, timestamp, key, cert}
 //   worker -> page  {type: "ready", version, speeds}          once, after start-up
@@ -17,6 +20,7 @@
 //                   {type: "finished", job}                   nothing more for this job
 //                   {type: "anchor-error", job, message}
 //                   {type: "task-done", task, blob, name, summary}
+//                     (disk-file: blob and name only)
 //                   {type: "task-error", task, message}
 //                   {type: "error", job, message, kind, offset}
 //                   {type: "crash", job, message}             wasm trapped: restart me
@@ -123,8 +127,12 @@ async function open(file, j) {
   const head = await read(file, 0, Math.min(file.size, 4096));
   check(j);
   if (wasm.looksLikeDisk(head)) {
-    // A raw disk: the core walks GPT and FAT over the whole image in memory.
-    postMessage({ type: "disk", job: j, json: await inspectWhole(file, j, wasm.inspectDisk) });
+    // A raw disk: the core walks GPT, FAT and XFS over the whole image in memory,
+    // kept there so that files can be taken out of its partitions.
+    const buf = await ensureWhole(j);
+    check(j);
+    postMessage({ type: "progress", job: j, done: 0, total: 0, what: "inspecting" });
+    postMessage({ type: "disk", job: j, json: wasm.inspectDisk(buf) });
     return;
   }
   const { insp, prefix } = await openInspection(file, j);
@@ -341,25 +349,6 @@ function progress(j, total, what) {
   };
 }
 
-// The whole file into wasm memory, chunk by chunk, then the core's full inspect.
-async function inspectWhole(file, j, inspect = wasm.inspect) {
-  const buf = new wasm.FileBuf(file.size);
-  try {
-    const onBytes = progress(j, file.size, "reading the whole file");
-    for (let at = 0; at < file.size; at += CHUNK) {
-      const n = Math.min(CHUNK, file.size - at);
-      const chunk = await read(file, at, n);
-      check(j);
-      buf.write(at, chunk);
-      onBytes(n);
-    }
-    postMessage({ type: "progress", job: j, done: 0, total: 0, what: "inspecting" });
-    return inspect(buf);
-  } finally {
-    buf.free();
-  }
-}
-
 function errorMessage(e) {
   return {
     message: e && e.message ? e.message : String(e),
@@ -388,8 +377,18 @@ async function diskImage(msg) {
   if (state.job !== j || !state.file) throw new Error("open a UKI first");
   const uki = await ensureWhole(j);
   const loader = msg.loader ? await bytesOf(msg.loader) : undefined;
-  const built = wasm.buildDiskImage(uki, loader, JSON.stringify(msg.options));
-  const inputs = [state.file, msg.loader];
+  const partFiles = msg.partFiles || [];
+  const partData = [];
+  for (const p of partFiles) partData.push(await bytesOf(p.file));
+  const built = wasm.buildDiskImage(
+    uki,
+    loader,
+    JSON.stringify(msg.options),
+    partFiles.map((p) => p.part),
+    partFiles.map((p) => p.path),
+    partData,
+  );
+  const inputs = [state.file, msg.loader, ...partFiles.map((p) => p.file)];
   const zero = new Blob([new ArrayBuffer(ZERO_CHUNK)]);
   const parts = [];
   const zeros = (n) => {
@@ -407,6 +406,20 @@ async function diskImage(msg) {
   zeros(built.size - pos);
   const blob = new Blob(parts, { type: "application/octet-stream" });
   return { blob, summary: built.summary };
+}
+
+// One file from a partition of the disk shown: a slice of the dropped file when it
+// is stored contiguously, else the bytes the core gathered.
+async function diskFile(msg) {
+  const j = msg.job;
+  if (state.job !== j || !state.file) throw new Error("open a disk image first");
+  const disk = await ensureWhole(j);
+  const r = wasm.diskFile(disk, msg.partition, msg.path);
+  const blob =
+    r.bytes === undefined
+      ? state.file.slice(r.offset, r.offset + r.length, "application/octet-stream")
+      : new Blob([r.bytes], { type: "application/octet-stream" });
+  return { blob, name: msg.path.split("/").pop() || "file" };
 }
 
 async function buildUki(msg) {
@@ -458,6 +471,7 @@ onmessage = async (ev) => {
   const msg = ev.data;
   if (msg.type === "disk-image") return task(msg, diskImage);
   if (msg.type === "build-uki") return task(msg, buildUki);
+  if (msg.type === "disk-file") return task(msg, diskFile);
   if (msg.type === "anchor" || msg.type === "clear-anchors") return anchor(msg);
   if (msg.type !== "open") return;
   current = msg.job;

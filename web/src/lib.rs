@@ -484,20 +484,31 @@ fn offset_in(hay: &[u8], needle: &[u8]) -> Option<usize> {
 
 /// Build a disk image as `ukitool image --uki UKI` does with the same options
 /// (JSON [`ImageSettings`]: `{layout, size, esp_size, sector_size, label, timestamp,
-/// entry_name, timeout, ...}`, missing fields taking `ukitool image`'s defaults),
-/// `loader` being the systemd-boot or GRUB binary the layout needs. Returns
-/// `{summary, size, extents, owned}`: `summary` is the `--json` text, `extents` a
-/// flat `[offset, length, input, input_offset, ...]` list where input 0 is the UKI,
-/// 1 the loader, and -1 means `owned[input_offset]` (metadata built in wasm). Gaps
-/// read as zero. The page slices the dropped files for input extents, so the UKI is
-/// never copied into the download.
+/// entry_name, timeout, add_partition, ...}`, missing fields taking `ukitool image`'s
+/// defaults), `loader` being the systemd-boot or GRUB binary the layout needs, and
+/// `part_names[i]`, `part_paths[i]`, `part_data[i]` the files put in the filesystems
+/// of `add_partition`'s partitions (as `--add-file-to NAME:SRC:PATH`, in the order the
+/// CLI reads them). Returns `{summary, size, extents, owned}`: `summary` is the
+/// `--json` text, `extents` a flat `[offset, length, input, input_offset, ...]` list
+/// where input 0 is the UKI, 1 the loader, 2 + i partition file i, and -1 means
+/// `owned[input_offset]` (metadata built in wasm). Gaps read as zero. The page slices
+/// the dropped files for input extents, so no input is copied into the download.
 #[wasm_bindgen(js_name = buildDiskImage)]
 pub fn build_disk_image(
     uki: &FileBuf,
     loader: Option<Vec<u8>>,
     options: &str,
+    part_names: Vec<String>,
+    part_paths: Vec<String>,
+    part_data: Vec<js_sys::Uint8Array>,
 ) -> Result<js_sys::Object, JsValue> {
     let settings: ImageSettings = serde_json::from_str(options).map_err(js_text)?;
+    if part_names.len() != part_paths.len() || part_names.len() != part_data.len() {
+        return Err(js_text(
+            "partition files: names, paths and data differ in count",
+        ));
+    }
+    let part_bytes: Vec<Vec<u8>> = part_data.iter().map(js_sys::Uint8Array::to_vec).collect();
     let mut files = ImageFiles {
         uki: &uki.data,
         ..ImageFiles::default()
@@ -506,15 +517,24 @@ pub fn build_disk_image(
     if loader.is_some() {
         files.set_loader(settings.layout().map_err(js_error)?, loader_data);
     }
+    files.partition_files = part_names
+        .into_iter()
+        .zip(part_paths)
+        .zip(&part_bytes)
+        .map(|((n, p), d)| (n, p, d.as_slice()))
+        .collect();
     // The page has no environment: no SOURCE_DATE_EPOCH.
     let (img, summary) = command::image(&settings, files, None).map_err(js_error)?;
+    let mut inputs: Vec<&[u8]> = vec![&uki.data, loader_data];
+    inputs.extend(part_bytes.iter().map(Vec::as_slice));
     let mut flat: Vec<f64> = Vec::new();
     let owned = js_sys::Array::new();
     for e in img.extents() {
         let src = match &e.data {
-            Cow::Borrowed(b) => offset_in(&uki.data, b)
-                .map(|off| (0.0, off as f64))
-                .or_else(|| offset_in(loader_data, b).map(|off| (1.0, off as f64))),
+            Cow::Borrowed(b) => inputs
+                .iter()
+                .enumerate()
+                .find_map(|(i, hay)| offset_in(hay, b).map(|off| (i as f64, off as f64))),
             Cow::Owned(_) => None,
         };
         let (input, at) = match src {
@@ -533,6 +553,33 @@ pub fn build_disk_image(
     set("size", &JsValue::from_f64(img.size as f64))?;
     set("extents", &js_sys::Float64Array::from(&flat[..]).into())?;
     set("owned", &owned.into())?;
+    Ok(out)
+}
+
+/// One file from the FAT or XFS filesystem of a partition of a disk image, as
+/// `ukitool extract DISK PART:/PATH` writes it (`partition`: the partition's GPT name
+/// or number). Returns `{offset, length}` when the file is one contiguous run of the
+/// disk (the page slices the dropped file), else `{bytes}` (gathered in wasm).
+#[wasm_bindgen(js_name = diskFile)]
+pub fn disk_file(disk: &FileBuf, partition: &str, path: &str) -> Result<js_sys::Object, JsValue> {
+    let parts = disk::files::partitions(&disk.data).map_err(js_error)?;
+    let part = disk::files::find(&parts, partition).map_err(js_error)?;
+    let bytes = part.read(path).map_err(js_error)?;
+    let out = js_sys::Object::new();
+    let set = |k: &str, v: &JsValue| js_sys::Reflect::set(&out, &k.into(), v);
+    let borrowed = match &bytes {
+        Cow::Borrowed(b) => offset_in(&disk.data, b),
+        Cow::Owned(_) => None,
+    };
+    match borrowed {
+        Some(off) => {
+            set("offset", &JsValue::from_f64(off as f64))?;
+            set("length", &JsValue::from_f64(bytes.len() as f64))?;
+        }
+        None => {
+            set("bytes", &js_sys::Uint8Array::from(&bytes[..]).into())?;
+        }
+    }
     Ok(out)
 }
 

@@ -7,3 +7,4 @@ pub mod bytes;
 pub mod inputs;
 pub mod mutate;
 pub mod worst;
+pub mod xfs;

@@ -68,6 +68,8 @@ pub struct DerLen {
 pub enum Kind {
     Pe,
     Disk,
+    /// A GPT disk with an XFS partition (`hostile::xfs`).
+    Xfs,
 }
 
 pub struct Target {
@@ -80,10 +82,12 @@ pub struct Target {
     pub der: Vec<DerLen>,
     /// FAT fields (disk): BPB, FAT entries, root directory entries.
     pub fat: Vec<Field>,
-    /// Disk: the ESP's byte range.
+    /// Disk: the ESP's byte range; XFS: the volume's.
     pub esp: Option<(usize, usize)>,
     /// Bytes worth random flips: headers (PE), first sectors (disk).
     pub hot: (usize, usize),
+    /// XFS: the checksummed metadata blocks, to fix CRCs after a change.
+    pub crc_blocks: Vec<super::xfs::CrcBlock>,
 }
 
 pub fn f(v: &mut Vec<Field>, at: usize, width: usize, name: impl Into<String>) {
@@ -180,6 +184,7 @@ pub fn pe_target(name: &'static str, data: Vec<u8>) -> Target {
         fat: Vec::new(),
         esp: None,
         hot,
+        crc_blocks: Vec::new(),
     }
 }
 
@@ -313,6 +318,7 @@ pub fn disk_target(name: &'static str, data: Vec<u8>) -> Target {
         der: Vec::new(),
         fat,
         esp: Some((start, end)),
+        crc_blocks: Vec::new(),
     }
 }
 
@@ -376,6 +382,15 @@ pub fn mutate(rng: &mut Rng, t: &mut Target) -> Case {
         desc: String::new(),
     };
     let n = 1 + rng.below(3) * rng.below(2); // mostly one, sometimes 2 or 3
+    if t.kind == Kind::Xfs {
+        for _ in 0..n {
+            super::xfs::mutate_xfs(rng, t, &mut c, file_len);
+        }
+        if rng.chance(1, 2) {
+            super::xfs::fix_crcs(t, &mut c);
+        }
+        return c;
+    }
     for _ in 0..n {
         let r = rng.below(100);
         let d = &mut t.data;

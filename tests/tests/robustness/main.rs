@@ -2,11 +2,15 @@
 //!
 //! - `mutation_corpus`: a deterministic, structure-aware mutation test (fixed-seed PRNG,
 //!   10,000+ cases) over the real signed UKI, shim, an sbsign'ed stub, a doubly signed
-//!   (nested) stub and two disks (ukitool-made FAT32, mtools-made FAT16). Mutations hit
+//!   (nested) stub and four disks (ukitool-made FAT32, mtools-made FAT16, and GPT disks
+//!   holding a ukitool-core XFS volume and a mkfs.xfs one filled from a protofile, with
+//!   block, leaf and node directories and remote symlinks). Mutations hit
 //!   the fields that matter: section count, sizes, offsets, VirtualSize vs raw size, data
 //!   directories, WIN_CERTIFICATE lengths, DER lengths inside the PKCS#7, GPT header fields
 //!   and CRCs (recomputed half the time, so the parser gets past the CRC check), FAT BPB
-//!   fields, FAT chains and directory entries. Every call must return a value or a typed
+//!   fields, FAT chains and directory entries, the XFS superblock, every inode's fork
+//!   fields and first records, directory and block-map headers (the XFS CRCs
+//!   recomputed half the time, `hostile::xfs`). Every call must return a value or a typed
 //!   error: a panic fails the test, a hang trips the watchdog. Outcomes are counted by
 //!   `Error::kind()` (or verify verdict) and printed with the slowest case.
 //! - Memory: a counting global allocator (per thread) checks that inspect and verify never

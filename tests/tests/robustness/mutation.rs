@@ -5,12 +5,14 @@ use std::fs;
 use std::time::{Duration, Instant};
 
 use ukitool_tests::hostile::inputs::{
-    mtools_disk, signed_stubs, signed_systemd_boot, snakeoil_trust, ukitool_disk,
+    mkfs_xfs_volume, mtools_disk, signed_stubs, signed_systemd_boot, snakeoil_trust, ukitool_disk,
+    ukitool_xfs_volume, xfs_disk,
 };
 use ukitool_tests::hostile::mutate::{
     disk_target, mutate, pe_target, run_disk, run_pe, Case, Kind, Rng, Stats, Target,
 };
 use ukitool_tests::hostile::worst::with_watchdog;
+use ukitool_tests::hostile::xfs::{run_xfs, xfs_target};
 use ukitool_tests::{fixture_bytes, tmpdir, ukitool};
 
 fn targets() -> Vec<(Target, u64, bool)> {
@@ -18,6 +20,8 @@ fn targets() -> Vec<(Target, u64, bool)> {
     let (signed, nested) = signed_stubs(&dir);
     let small_disk = mtools_disk(&dir);
     let img = ukitool_disk(&dir, &signed_systemd_boot(&dir));
+    let (xfs_own, own_at) = xfs_disk(&dir, &ukitool_xfs_volume());
+    let (xfs_mkfs, mkfs_at) = xfs_disk(&dir, &mkfs_xfs_volume(&dir));
     // (input, cases, heavy): the 9 MiB UKI gets fewer cases and no section hashing.
     vec![
         (pe_target("stub-sbsign", signed), 3600, false),
@@ -34,6 +38,8 @@ fn targets() -> Vec<(Target, u64, bool)> {
         ),
         (disk_target("disk-mtools-fat16", small_disk), 1500, false),
         (disk_target("disk-ukitool-fat32", img), 1500, false),
+        (xfs_target("disk-ukitool-xfs", xfs_own, own_at), 1500, false),
+        (xfs_target("disk-mkfs-xfs", xfs_mkfs, mkfs_at), 1500, false),
     ]
 }
 
@@ -65,6 +71,7 @@ fn mutation_corpus() {
                 match t.kind {
                     Kind::Pe => run_pe(&mut st, &desc, d, &trust, *heavy),
                     Kind::Disk => run_disk(&mut st, &desc, d, t.esp.unwrap()),
+                    Kind::Xfs => run_xfs(&mut st, &desc, d, t.esp.unwrap()),
                 }
                 let took = start.elapsed();
                 if took > st.slowest.0 {
@@ -111,22 +118,25 @@ fn mutation_corpus() {
 fn cli_on_mutated_inputs() {
     let dir = tmpdir();
     let (signed, nested) = signed_stubs(&dir);
+    let (xfs, at) = xfs_disk(&dir, &ukitool_xfs_volume());
     let mut inputs = [
         pe_target("stub-sbsign", signed),
         pe_target("stub-nested", nested),
         disk_target("disk-mtools-fat16", mtools_disk(&dir)),
+        xfs_target("disk-ukitool-xfs", xfs, at),
     ];
     let mut rng = Rng(0x0063_6c69); // "cli"
     let path = dir.join("case.bin");
     let mut codes: BTreeMap<(String, i32), u32> = BTreeMap::new();
     let mut bad = Vec::new();
     for i in 0..240 {
-        let t = &mut inputs[i % 3];
+        let t = &mut inputs[i % 4];
         let c = mutate(&mut rng, t);
         fs::write(&path, &t.data[..c.len]).unwrap();
         let cmds: &[&[&str]] = match t.kind {
             Kind::Pe => &[&["inspect"], &["verify"], &["extract", "--all"]],
             Kind::Disk => &[&["inspect"]],
+            Kind::Xfs => &[&["inspect"], &["extract", "--all"]],
         };
         for args in cmds {
             let mut cmd = ukitool();
