@@ -7,6 +7,7 @@ use std::fmt;
 
 use crate::disk::fat::read::{looks_like_fat, read_volume, FatVolume};
 use crate::disk::gpt::{self, PartitionTable};
+use crate::disk::talos::{self, detect, detect::TalosDisk, meta, meta::MetaReport};
 use crate::disk::xfs::{self, FileType, XfsVolume};
 use crate::error::{Error, Result};
 use crate::inspect::{self, InspectOptions, Report};
@@ -34,7 +35,22 @@ pub struct DiskReport {
     /// Absent from the JSON when there are none, as before XFS was read.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub xfs_volumes: Vec<XfsFilesystem>,
+    /// A Talos META partition (named META, 1 MiB), decoded; absent without one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub meta: Option<MetaPartition>,
+    /// A Talos disk's bootloader, version, UKI and grub.cfg; absent on other disks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub talos: Option<TalosDisk>,
     pub problems: Vec<String>,
+}
+
+/// META, found by Talos's rule (GPT name META, exactly 1 MiB).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct MetaPartition {
+    /// Partition index (from 1).
+    pub partition: u32,
+    #[serde(flatten)]
+    pub report: MetaReport,
 }
 
 /// An XFS volume found in a partition.
@@ -83,6 +99,8 @@ pub fn inspect_disk_with(data: &[u8], opts: &InspectOptions) -> Result<DiskRepor
         partition_table: None,
         filesystems: Vec::new(),
         xfs_volumes: Vec::new(),
+        meta: None,
+        talos: None,
         problems: Vec::new(),
     };
     let mut budget = MAX_EFI_BINARIES;
@@ -151,8 +169,48 @@ pub fn inspect_disk_with(data: &[u8], opts: &InspectOptions) -> Result<DiskRepor
                 .push(format!("partition {}: {kind} volume: {e}", p.index));
         }
     }
+    report.meta = table
+        .partitions
+        .iter()
+        .find(|p| p.name == "META" && p.size == meta::PARTITION_SIZE)
+        .and_then(|p| {
+            let v = crate::bytes::slice(data, p.offset, p.size, "META").ok()?;
+            Some(MetaPartition {
+                partition: p.index,
+                report: meta::decode(v),
+            })
+        });
+    report.talos = talos_disk(data, &table, &report);
     report.partition_table = Some(table);
     Ok(report)
+}
+
+/// Talos's probe over what was read: the EFI partition's `EFI/Linux/Talos-*.efi`,
+/// BOOT's XFS `grub/grub.cfg` (at most 1 MiB read), and a BIOS partition.
+fn talos_disk(data: &[u8], table: &PartitionTable, report: &DiskReport) -> Option<TalosDisk> {
+    let named = |n: &str| table.partitions.iter().find(|p| p.name == n);
+    let uki = named(talos::ESP_LABEL).and_then(|p| {
+        let fs = report
+            .filesystems
+            .iter()
+            .find(|f| f.partition == Some(p.index))?;
+        fs.fat
+            .entries
+            .iter()
+            .find(|e| !e.is_dir && detect::is_talos_uki(&e.path))
+            .map(|e| e.path.clone())
+    });
+    let cfg = named(talos::BOOT_LABEL).and_then(|p| {
+        let x = report.xfs_volumes.iter().find(|x| x.partition == p.index)?;
+        let e = x.xfs.find(talos::config::GRUB_CFG_PATH)?;
+        if e.size > 1 << 20 {
+            return None;
+        }
+        let avail = p.size.min((data.len() as u64).saturating_sub(x.offset));
+        let vol = crate::bytes::slice(data, x.offset, avail, "BOOT").ok()?;
+        x.xfs.file_bytes(vol, e).ok().map(Cow::into_owned)
+    });
+    detect::recognise(uki, cfg.as_deref(), named("BIOS").is_some())
 }
 
 fn filesystem(
@@ -282,6 +340,12 @@ impl fmt::Display for Listing<'_> {
         for fs in &r.xfs_volumes {
             write_xfs_volume(f, fs)?;
         }
+        if let Some(t) = &r.talos {
+            write_talos(f, t)?;
+        }
+        if let Some(m) = &r.meta {
+            write_meta(f, m)?;
+        }
         if !r.problems.is_empty() {
             writeln!(f)?;
             writeln!(f, "Problems:")?;
@@ -291,6 +355,69 @@ impl fmt::Display for Listing<'_> {
         }
         Ok(())
     }
+}
+
+fn write_talos(w: &mut dyn fmt::Write, t: &TalosDisk) -> fmt::Result {
+    writeln!(w)?;
+    let version = t.version.as_deref().map(printable).unwrap_or("?".into());
+    kv(
+        w,
+        "Talos:",
+        &format!("{} image, version {version}", t.bootloader.name()),
+    )?;
+    if let Some(u) = &t.uki {
+        kv(w, "  UKI:", &printable(u))?;
+    }
+    if let Some(d) = &t.grub_default {
+        kv(w, "  grub.cfg:", &format!("default \"{}\"", printable(d)))?;
+    }
+    for e in &t.grub_entries {
+        writeln!(w, "    {}", printable(&e.name))?;
+        for (k, v) in [("linux", &e.linux), ("initrd", &e.initrd)] {
+            if let Some(v) = v {
+                writeln!(w, "      {k} {}", printable(v))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn write_meta(w: &mut dyn fmt::Write, m: &MetaPartition) -> fmt::Result {
+    writeln!(w)?;
+    let copies: Vec<String> = m
+        .report
+        .copies
+        .iter()
+        .map(|c| match &c.problem {
+            None => format!("copy at {:#x} valid", c.offset),
+            Some(p) => format!("copy at {:#x} invalid ({})", c.offset, printable(p)),
+        })
+        .collect();
+    kv(
+        w,
+        "META:",
+        &format!("partition {}, {}", m.partition, copies.join(", ")),
+    )?;
+    if m.report.records.is_empty() {
+        writeln!(w, "  no records (empty)")?;
+    }
+    for (what, records) in [("", &m.report.records), ("syslinux ", &m.report.legacy)] {
+        for r in records {
+            let value = match &r.value {
+                meta::MetaValue::Text(t) => t.clone(),
+                meta::MetaValue::Json(j) => j.to_string(),
+                meta::MetaValue::Hex(h) => format!("hex {h}"),
+            };
+            writeln!(
+                w,
+                "  {what}{:#04x} {}: {}",
+                r.tag,
+                r.name.unwrap_or("(unknown tag)"),
+                printable(value.trim_end())
+            )?;
+        }
+    }
+    Ok(())
 }
 
 /// One fact per line, labels aligned.

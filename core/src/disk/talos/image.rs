@@ -175,7 +175,11 @@ fn write_gpt_and_bios(
             Error::NotFound("boot.img in GRUB's i386-pc directory (--grub-bios)".into())
         })?;
         let (at, len) = span(p, "BIOS")?;
-        let placed = bios::place(&core.bytes, boot_img, at / p.sector_size.max(1))?;
+        let placed = bios::place(
+            &core.bytes,
+            boot_img,
+            at.checked_div(p.sector_size).ok_or_else(overflow)?,
+        )?;
         let n = placed.core_img.len() as u64;
         if n > len {
             return Err(Error::invalid(format!(
