@@ -37,10 +37,10 @@ pub struct DiskReport {
     pub xfs_volumes: Vec<XfsFilesystem>,
     /// A Talos META partition (named META, 1 MiB), decoded; absent without one.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub meta: Option<MetaPartition>,
+    pub meta: Option<Box<MetaPartition>>,
     /// A Talos disk's bootloader, version, UKI and grub.cfg; absent on other disks.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub talos: Option<TalosDisk>,
+    pub talos: Option<Box<TalosDisk>>,
     pub problems: Vec<String>,
 }
 
@@ -175,12 +175,12 @@ pub fn inspect_disk_with(data: &[u8], opts: &InspectOptions) -> Result<DiskRepor
         .find(|p| p.name == "META" && p.size == meta::PARTITION_SIZE)
         .and_then(|p| {
             let v = crate::bytes::slice(data, p.offset, p.size, "META").ok()?;
-            Some(MetaPartition {
+            Some(Box::new(MetaPartition {
                 partition: p.index,
                 report: meta::decode(v),
-            })
+            }))
         });
-    report.talos = talos_disk(data, &table, &report);
+    report.talos = talos_disk(data, &table, &report).map(Box::new);
     report.partition_table = Some(table);
     Ok(report)
 }
