@@ -741,22 +741,52 @@ function runTask(msg) {
 function diskOptions() {
   const entry = file && file.name ? file.name.replace(/\.[^.]*$/, "") : "";
   const timestamp = $("i-timestamp").value.trim();
+  const layout = $("i-layout").value;
   return {
-    layout: $("i-layout").value,
+    layout,
     size: $("i-size").value.trim() || null,
     esp_size: $("i-esp-size").value.trim() || null,
     sector_size: Number($("i-sector").value),
     label: $("i-label").value,
     timestamp: timestamp === "" ? null : Number(timestamp),
-    entry_name: entry || null,
+    entry_name: (layout !== "talos" && entry) || null,
+    ...(layout === "talos" ? talosOptions() : {}),
   };
+}
+
+// The talos layout's options: --talos-bootloader, --talos-version, --meta.
+function talosOptions() {
+  const meta = $("i-meta")
+    .value.split("\n")
+    .map((l) => l.trim())
+    .filter((l) => l !== "");
+  return {
+    talos_bootloader: $("i-talos-bootloader").value || null,
+    talos_version: $("i-talos-version").value.trim() || null,
+    meta,
+  };
+}
+
+// The talos layout's files, as [{role, name, file}] for the Worker: its loaders and
+// GRUB's i386-pc files (from the folder picker, else the files picked).
+function talosInputs() {
+  if ($("i-layout").value !== "talos") return [];
+  const out = [];
+  for (const [id, role] of [["i-systemd-boot", "systemd-boot"], ["i-grub", "grub"], ["i-shim", "shim"]]) {
+    const f = $(id).files[0];
+    if (f) out.push({ role, name: f.name, file: f });
+  }
+  const dir = Array.from($("i-grub-bios-dir").files);
+  for (const f of dir.length ? dir : Array.from($("i-grub-bios").files)) out.push({ role: "grub-bios", name: f.name, file: f });
+  return out;
 }
 
 // Build the image in the Worker; `save` writes it through the File System Access
 // API (streamed to disk), else it is downloaded as a Blob of shared parts.
 async function buildDisk(save) {
   const status = $("image-status");
-  const loader = $("i-loader").files[0];
+  const talos = $("i-layout").value === "talos";
+  const loader = talos ? undefined : $("i-loader").files[0];
   status.textContent = "Building…";
   status.classList.remove("tone-err");
   $("disk-download").disabled = true;
@@ -764,7 +794,7 @@ async function buildDisk(save) {
     let handle = null;
     const name = `${baseName()}.img`;
     if (save) handle = await window.showSaveFilePicker({ suggestedName: name });
-    const r = await runTask({ type: "disk-image", job, options: diskOptions(), loader });
+    const r = await runTask({ type: "disk-image", job, options: diskOptions(), loader, inputs: talosInputs() });
     const summary = JSON.parse(r.summary);
     if (handle) {
       const w = await handle.createWritable();
@@ -793,6 +823,12 @@ function renderImageSummary(s) {
   const files = s.esp.files.map((f) => el("li", {}, el("code", {}, "/" + f.path), ` (${size(f.size)})`));
   box.append(el("p", { class: "muted" }, `ESP: ${s.esp.fat_type} “${s.esp.label}”, id ${s.esp.volume_id}, ${size(s.esp.cluster_size)} clusters`));
   box.append(el("ul", { class: "plain files" }, ...files));
+  const t = s.talos;
+  if (t) {
+    const meta = t.meta_tags.length ? t.meta_tags.map((x) => "0x" + x.toString(16).padStart(2, "0")).join(", ") : "empty";
+    const boot = t.boot_files.length ? `; BOOT (XFS): ${t.boot_files.map((f) => "/" + f).join(", ")}` : "";
+    box.append(el("p", { class: "muted", id: "image-talos" }, `Talos ${t.bootloader} image, size table ${t.table}, version ${t.version}${boot}; META: ${meta}`));
+  }
 }
 
 let builtUki = null;
@@ -848,7 +884,8 @@ function setupTools() {
   }
   $("i-layout").addEventListener("change", () => {
     const l = $("i-layout").value;
-    $("i-loader-label").hidden = l === "uefi";
+    $("i-loader-label").hidden = l === "uefi" || l === "talos";
+    $("i-talos").hidden = l !== "talos";
   });
   $("build-toggle").addEventListener("click", () => {
     const p = $("p-build");

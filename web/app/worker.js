@@ -4,7 +4,7 @@
 //   page -> worker  {type: "open", job, file}
 //                   {type: "anchor", job, name, file}   add a trust anchor, re-verify
 //                   {type: "clear-anchors", job}
-//                   {type: "disk-image", task, job, options, loader}
+//                   {type: "disk-image", task, job, options, loader, inputs}
 //                   {type: "build-uki", task, stub, linux, initrds, cmdline,
 //                    osRelease, timestamp, key, cert}
 //   worker -> page  {type: "ready", version, speeds}          once, after start-up
@@ -386,8 +386,11 @@ async function diskImage(msg) {
   if (state.job !== j || !state.file) throw new Error("open a UKI first");
   const uki = await ensureWhole(j);
   const loader = msg.loader ? await bytesOf(msg.loader) : undefined;
-  const built = wasm.buildDiskImage(uki, loader, JSON.stringify(msg.options));
-  const inputs = [state.file, msg.loader];
+  const extra = msg.inputs || [];
+  const named = [];
+  for (const x of extra) named.push([x.role, x.name, await bytesOf(x.file)]);
+  const built = wasm.buildDiskImage(uki, loader, JSON.stringify(msg.options), named);
+  const inputs = [state.file, msg.loader, ...extra.map((x) => x.file)];
   const zero = new Blob([new ArrayBuffer(ZERO_CHUNK)]);
   const parts = [];
   const zeros = (n) => {

@@ -484,20 +484,37 @@ fn offset_in(hay: &[u8], needle: &[u8]) -> Option<usize> {
 
 /// Build a disk image as `ukitool image --uki UKI` does with the same options
 /// (JSON [`ImageSettings`]: `{layout, size, esp_size, sector_size, label, timestamp,
-/// entry_name, timeout, ...}`, missing fields taking `ukitool image`'s defaults),
-/// `loader` being the systemd-boot or GRUB binary the layout needs. Returns
-/// `{summary, size, extents, owned}`: `summary` is the `--json` text, `extents` a
-/// flat `[offset, length, input, input_offset, ...]` list where input 0 is the UKI,
-/// 1 the loader, and -1 means `owned[input_offset]` (metadata built in wasm). Gaps
-/// read as zero. The page slices the dropped files for input extents, so the UKI is
-/// never copied into the download.
+/// entry_name, timeout, talos_bootloader, talos_version, meta, ...}`, missing fields
+/// taking `ukitool image`'s defaults), `loader` being the systemd-boot or GRUB binary
+/// the systemd-boot and grub layouts need, and `inputs` the other files, each
+/// `[role, name, bytes]`: role `systemd-boot`, `grub`, `shim` (the talos layout's
+/// loaders, the CLI's `--systemd-boot`, `--grub`, `--shim`), `grub-bios` (a file of
+/// GRUB's i386-pc directory, by its name: `--grub-bios DIR`) or `meta` (the file
+/// `name` of a `--meta TAG=@name`). Returns `{summary, size, extents, owned}`:
+/// `summary` is the `--json` text, `extents` a flat `[offset, length, input,
+/// input_offset, ...]` list where input 0 is the UKI, 1 the loader, 2.. the entries
+/// of `inputs` in order, and -1 means `owned[input_offset]` (metadata built in wasm).
+/// Gaps read as zero. The page slices the dropped files for input extents, so the
+/// UKI is never copied into the download.
 #[wasm_bindgen(js_name = buildDiskImage)]
 pub fn build_disk_image(
     uki: &FileBuf,
     loader: Option<Vec<u8>>,
     options: &str,
+    inputs: Option<js_sys::Array>,
 ) -> Result<js_sys::Object, JsValue> {
     let settings: ImageSettings = serde_json::from_str(options).map_err(js_text)?;
+    let mut extra: Vec<(String, String, Vec<u8>)> = Vec::new();
+    for item in inputs.iter().flat_map(|a| a.iter()) {
+        let a = js_sys::Array::from(&item);
+        let text = |i: u32| {
+            a.get(i)
+                .as_string()
+                .ok_or_else(|| js_text("input: [role, name, bytes]"))
+        };
+        let data = js_sys::Uint8Array::new(&a.get(2)).to_vec();
+        extra.push((text(0)?, text(1)?, data));
+    }
     let mut files = ImageFiles {
         uki: &uki.data,
         ..ImageFiles::default()
@@ -506,15 +523,30 @@ pub fn build_disk_image(
     if loader.is_some() {
         files.set_loader(settings.layout().map_err(js_error)?, loader_data);
     }
+    for (role, name, data) in &extra {
+        match role.as_str() {
+            "systemd-boot" => files.systemd_boot = Some(data),
+            "grub" => files.grub = Some(data),
+            "shim" => files.shim = Some(data),
+            "grub-bios" => files.grub_bios.push((name.clone(), data)),
+            "meta" => files.meta_files.push((name.clone(), data)),
+            other => return Err(js_text(format!("unknown input role {other:?}"))),
+        }
+    }
     // The page has no environment: no SOURCE_DATE_EPOCH.
     let (img, summary) = command::image(&settings, files, None).map_err(js_error)?;
+    let sources: Vec<&[u8]> = [&uki.data[..], loader_data]
+        .into_iter()
+        .chain(extra.iter().map(|(_, _, d)| d.as_slice()))
+        .collect();
     let mut flat: Vec<f64> = Vec::new();
     let owned = js_sys::Array::new();
     for e in img.extents() {
         let src = match &e.data {
-            Cow::Borrowed(b) => offset_in(&uki.data, b)
-                .map(|off| (0.0, off as f64))
-                .or_else(|| offset_in(loader_data, b).map(|off| (1.0, off as f64))),
+            Cow::Borrowed(b) => sources
+                .iter()
+                .enumerate()
+                .find_map(|(i, s)| offset_in(s, b).map(|off| (i as f64, off as f64))),
             Cow::Owned(_) => None,
         };
         let (input, at) = match src {
