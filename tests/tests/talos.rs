@@ -545,7 +545,8 @@ fn sd_boot_image_boots_under_secure_boot() {
     assert_eq!(log.secure_boot(), Some(true), "{}", log.tail(20));
 }
 
-/// The grub image: GRUB for BIOS from the BIOS partition, BOOT on XFS.
+/// The grub image: GRUB i386-pc from the BIOS partition, and GRUB EFI from the ESP,
+/// both reading BOOT's XFS.
 #[test]
 fn grub_image_boots_from_bios() {
     let dir = tmpdir();
@@ -573,6 +574,10 @@ fn grub_image_boots_from_bios() {
     );
     let log = boot_bios_disk_with(&img, &long_boot());
     assert_marker("grub, SeaBIOS -> GRUB i386-pc", &log);
+    // UEFI: Debian's signed GRUB reads the ESP's grub.cfg in its built-in prefix
+    // (/EFI/debian), which finds BOOT by its UUID and reads BOOT's grub.cfg.
+    let log = boot_disk_with(&img, Firmware::Plain, &long_boot());
+    assert_marker("grub, OVMF -> GRUB EFI -> XFS BOOT", &log);
 }
 
 /// `metal-4k`: the sd-boot image on 4096-byte sectors, booted by OVMF from a
