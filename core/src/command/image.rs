@@ -245,6 +245,30 @@ mod tests {
     }
 
     #[test]
+    fn talos_settings_read_meta_files_and_names() {
+        let s: ImageSettings = serde_json::from_str(
+            r#"{"layout":"talos","talos_bootloader":"grub","talos_version":"1.10",
+                "meta":["0x0c=hi","metal-network-platform-config=@net.yaml"]}"#,
+        )
+        .unwrap();
+        let t = s
+            .talos_options(Vec::new(), &[("net.yaml".into(), &b"a: 1"[..])])
+            .unwrap();
+        assert_eq!(t.bootloader, Some(Bootloader::Grub));
+        assert_eq!(t.version, TalosVersion::parse("1.10").unwrap());
+        assert_eq!(t.name, None);
+        let meta: Vec<(u8, &[u8])> = t.meta.iter().map(|(k, v)| (*k, &v[..])).collect();
+        assert_eq!(meta, [(0x0c, &b"hi"[..]), (0x0a, &b"a: 1"[..])]);
+        let err = s.talos_options(Vec::new(), &[]).unwrap_err().to_string();
+        assert!(err.contains("net.yaml"), "{err}");
+        let bad = ImageSettings {
+            talos_bootloader: Some("lilo".into()),
+            ..ImageSettings::default()
+        };
+        assert!(bad.talos_options(Vec::new(), &[]).is_err());
+    }
+
+    #[test]
     fn the_loader_goes_where_the_layout_boots_it() {
         let mut f = ImageFiles::default();
         f.set_loader(Layout::Talos, b"t");
