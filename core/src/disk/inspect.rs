@@ -203,10 +203,12 @@ fn talos_disk(data: &[u8], table: &PartitionTable, report: &DiskReport) -> Optio
     let cfg = named(talos::BOOT_LABEL).and_then(|p| {
         let x = report.xfs_volumes.iter().find(|x| x.partition == p.index)?;
         let e = x.xfs.find(talos::config::GRUB_CFG_PATH)?;
-        if e.size > 1 << 20 {
+        let avail = p.size.min((data.len() as u64).saturating_sub(x.offset));
+        // A grub.cfg larger than 1 MiB, or than the volume's bytes here, is not read:
+        // the report stays bounded by the input.
+        if e.size > (1 << 20) || e.size > avail {
             return None;
         }
-        let avail = p.size.min((data.len() as u64).saturating_sub(x.offset));
         let vol = crate::bytes::slice(data, x.offset, avail, "BOOT").ok()?;
         x.xfs.file_bytes(vol, e).ok().map(Cow::into_owned)
     });
