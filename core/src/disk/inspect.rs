@@ -722,6 +722,43 @@ mod tests {
     use crate::disk::layout::{build_image, ImageOptions, Layout, PartitionSpec};
 
     #[test]
+    fn talos_disks_and_meta_copies() {
+        use crate::disk::talos::Bootloader;
+        let u = crate::disk::layout::test_pe(
+            0x8664,
+            &[
+                (".osrel", b"VERSION_ID=v1.11.0\n"),
+                (".linux", &[0x4d; 5000]),
+                (".initrd", &[0x07; 3000]),
+            ],
+        );
+        let sd = crate::disk::layout::test_pe(0x8664, &[(".text", b"sd-boot")]);
+        let mut o = ImageOptions::new(Layout::Talos, &u);
+        o.systemd_boot = Some(&sd);
+        o.talos.bootloader = Some(Bootloader::SdBoot);
+        o.talos.meta = vec![(0x0c, Cow::Borrowed(&b"x"[..]))];
+        let (img, s) = build_image(&o).unwrap();
+        let mut disk = img.to_vec();
+        let r = inspect_disk(&disk).unwrap();
+        let t = r.talos.as_ref().unwrap();
+        assert_eq!(t.bootloader, Bootloader::SdBoot);
+        assert_eq!(t.version.as_deref(), Some("v1.11.0"));
+        assert_eq!(t.uki.as_deref(), Some("EFI/Linux/Talos-v1.11.0.efi"));
+        let m = r.meta.as_ref().unwrap();
+        assert_eq!((m.partition, m.report.records.len()), (2, 1));
+        // Copy 1 broken: Talos reads copy 2, and the report says why copy 1 is not used.
+        let at = s.partitions[1].offset as usize;
+        disk[at + 9] ^= 0xff;
+        let r = inspect_disk(&disk).unwrap();
+        let m = r.meta.as_ref().unwrap();
+        assert!(!m.report.copies[0].valid && m.report.copies[1].valid);
+        assert_eq!(m.report.records[0].tag, 0x0c);
+        let text = r.listing("t.img").to_string();
+        assert!(text.contains("user-reserved-1: x"), "{text}");
+        assert!(text.contains("sd-boot image, version v1.11.0"), "{text}");
+    }
+
+    #[test]
     fn finds_partitions_files_and_the_uki() {
         let uki = crate::disk::layout::test_pe(0x8664, &[(".text", b"code")]);
         let o = ImageOptions::new(Layout::Uefi, &uki);
