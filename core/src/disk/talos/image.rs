@@ -472,6 +472,39 @@ mod tests {
     }
 
     #[test]
+    fn keys_make_a_secure_boot_sd_boot_image() {
+        let u = uki(0x8664);
+        let sd = test_pe(0x8664, &[(".text", b"sd-boot")]);
+        let mut o = ImageOptions::new(Layout::Talos, &u);
+        o.systemd_boot = Some(&sd);
+        o.enroll_keys = vec![
+            ("PK.auth".into(), &b"pk"[..]),
+            ("db.auth".into(), &b"db"[..]),
+        ];
+        let (img, s) = build_image(&o).unwrap();
+        assert_eq!(s.talos.as_ref().unwrap().bootloader, Bootloader::SdBoot);
+        let disk = img.to_vec();
+        let p = &s.partitions[0];
+        let esp = &disk[p.offset as usize..(p.offset + p.size) as usize];
+        let vol = crate::disk::fat::read_volume(esp).unwrap();
+        let read = |path: &str| {
+            let e = vol.entries.iter().find(|e| e.path == path).unwrap();
+            vol.file_bytes(esp, e).unwrap().into_owned()
+        };
+        assert_eq!(
+            read("loader/loader.conf"),
+            b"# systemd-boot configuration\n\ntimeout 10\n\nsecure-boot-enroll if-safe\n"
+        );
+        assert_eq!(read("loader/keys/auto/db.auth"), b"db");
+        assert_eq!(read("EFI/Linux/Talos-v1.11.0.efi"), u);
+        o.talos.bootloader = Some(Bootloader::DualBoot);
+        assert!(build_image(&o)
+            .unwrap_err()
+            .to_string()
+            .contains("Secure Boot"));
+    }
+
+    #[test]
     fn refusals_name_the_missing_input() {
         let u = uki(0x8664);
         let err = |o: &ImageOptions<'_>| build_image(o).unwrap_err().to_string();
