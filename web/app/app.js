@@ -716,6 +716,33 @@ function renderDiskPanel(d) {
       box.append(det);
     }
   }
+  renderTalos(box, d);
+}
+
+// A Talos disk (bootloader, version, UKI, grub.cfg) and META, as `ukitool inspect`
+// reports them.
+function renderTalos(box, d) {
+  const t = d.talos;
+  if (t) {
+    box.append(el("h3", {}, "Talos"));
+    const facts = [`${t.bootloader} image`, `version ${t.version || "?"}`];
+    if (t.uki) facts.push(`UKI ${t.uki}`);
+    box.append(el("p", { id: "disk-talos" }, facts.join(" · ")));
+    if (t.grub_entries.length) {
+      const rows = t.grub_entries.map((e) => el("tr", {}, el("td", {}, e.name + (e.name === t.grub_default ? " (default)" : "")), el("td", {}, el("code", {}, e.linux || "")), el("td", {}, el("code", {}, e.initrd || ""))));
+      box.append(el("div", { class: "table-wrap" }, table(el("table", { class: "grid" }), ["grub.cfg entry", "linux", "initrd"], rows)));
+    }
+  }
+  const m = d.meta;
+  if (m) {
+    box.append(el("h3", {}, `META (partition ${m.partition})`));
+    const copies = m.copies.map((c) => `copy at ${hexNum(c.offset)} ${c.valid ? "valid" : "invalid: " + c.problem}`);
+    box.append(el("p", { class: "muted" }, copies.join(" · ")));
+    const value = (v) => (v.form === "json" ? JSON.stringify(v.value) : v.form === "hex" ? "hex " + v.value : v.value);
+    const rows = [...m.records, ...m.legacy].map((r) => el("tr", { "data-meta-tag": String(r.tag) }, el("td", { class: "num" }, "0x" + r.tag.toString(16).padStart(2, "0")), el("td", {}, r.name || "(unknown tag)"), el("td", {}, el("code", {}, value(r.value)))));
+    if (rows.length) box.append(el("div", { class: "table-wrap" }, table(el("table", { class: "grid", id: "meta-records" }), ["Tag", "Name", "Value"], rows)));
+    else box.append(emptyState("No records: META is empty."));
+  }
 }
 
 // An EFI binary stored contiguously on the image opens in the same views, sliced
