@@ -410,13 +410,17 @@ fn write_meta(w: &mut dyn fmt::Write, m: &MetaPartition) -> fmt::Result {
                 meta::MetaValue::Json(j) => j.to_string(),
                 meta::MetaValue::Hex(h) => format!("hex {h}"),
             };
-            writeln!(
-                w,
-                "  {what}{:#04x} {}: {}",
-                r.tag,
-                r.name.unwrap_or("(unknown tag)"),
-                printable(value.trim_end())
-            )?;
+            let name = r.name.unwrap_or("(unknown tag)");
+            let value = value.trim_end();
+            // A multi-line value (the network config YAML of 0x0a) keeps its lines.
+            if value.contains('\n') {
+                writeln!(w, "  {what}{:#04x} {name}: ({} bytes)", r.tag, r.size)?;
+                for line in value.lines() {
+                    writeln!(w, "    | {}", printable(line))?;
+                }
+            } else {
+                writeln!(w, "  {what}{:#04x} {name}: {}", r.tag, printable(value))?;
+            }
         }
     }
     Ok(())
@@ -736,7 +740,10 @@ mod tests {
         let mut o = ImageOptions::new(Layout::Talos, &u);
         o.systemd_boot = Some(&sd);
         o.talos.bootloader = Some(Bootloader::SdBoot);
-        o.talos.meta = vec![(0x0c, Cow::Borrowed(&b"x"[..]))];
+        o.talos.meta = vec![
+            (0x0c, Cow::Borrowed(&b"x"[..])),
+            (0x0a, Cow::Borrowed(&b"a: 1\nb: [2]\n"[..])),
+        ];
         let (img, s) = build_image(&o).unwrap();
         let mut disk = img.to_vec();
         let r = inspect_disk(&disk).unwrap();
@@ -745,16 +752,20 @@ mod tests {
         assert_eq!(t.version.as_deref(), Some("v1.11.0"));
         assert_eq!(t.uki.as_deref(), Some("EFI/Linux/Talos-v1.11.0.efi"));
         let m = r.meta.as_ref().unwrap();
-        assert_eq!((m.partition, m.report.records.len()), (2, 1));
+        assert_eq!((m.partition, m.report.records.len()), (2, 2));
         // Copy 1 broken: Talos reads copy 2, and the report says why copy 1 is not used.
         let at = s.partitions[1].offset as usize;
         disk[at + 9] ^= 0xff;
         let r = inspect_disk(&disk).unwrap();
         let m = r.meta.as_ref().unwrap();
         assert!(!m.report.copies[0].valid && m.report.copies[1].valid);
-        assert_eq!(m.report.records[0].tag, 0x0c);
+        assert_eq!(m.report.records[1].tag, 0x0c);
         let text = r.listing("t.img").to_string();
         assert!(text.contains("user-reserved-1: x"), "{text}");
+        assert!(
+            text.contains("metal-network-platform-config: (12 bytes)\n    | a: 1\n    | b: [2]\n"),
+            "{text}"
+        );
         assert!(text.contains("sd-boot image, version v1.11.0"), "{text}");
     }
 
