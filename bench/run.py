@@ -13,7 +13,7 @@ from one extra run. Results go to bench/results.json; docs/benchmarks.md is rege
 keeping everything after its `<!-- notes -->` marker (the hand-written analysis).
 
     bench/run.sh [--quick] [--only ROW]...     ROW: inspect verify extract build sign
-                                               measure image xfs write
+                                               measure image xfs talos write
     bench/run.sh --doc-only                    docs/benchmarks.md from bench/results.json
 
 --quick and --only write $TMPDIR/ukitool-bench-partial.json and leave the published figures alone.
@@ -45,7 +45,7 @@ PY = "/usr/bin/python3"  # Debian's, which has python3-pefile
 LIEF_PY = os.environ.get("UKITOOL_BENCH_LIEF_PYTHON", "")
 RESULTS = BENCH / "results.json"
 DOC = ROOT / "docs" / "benchmarks.md"
-ROWS = ("inspect", "verify", "extract", "build", "sign", "measure", "image", "xfs", "write")
+ROWS = ("inspect", "verify", "extract", "build", "sign", "measure", "image", "xfs", "talos", "write")
 
 
 def run(cmd, check=True, **kw):
@@ -254,8 +254,11 @@ def main():
     print("bench: cargo build --release (ukitool, sha2sum)", flush=True)
     subprocess.run(["cargo", "build", "--release", "-p", "ukitool", "-p", "ukitool-tests", "--bins"],
                    cwd=ROOT, check=True)
-    print("bench: fixtures (tests/fixtures/generate.sh big)", flush=True)
-    subprocess.run(["bash", str(ROOT / "tests/fixtures/generate.sh"), "big"], check=True)
+    # The talos row uses the standard fixtures only.
+    big_needed = not a.only or set(a.only) - {"talos"}
+    print(f"bench: fixtures (tests/fixtures/generate.sh{' big' if big_needed else ''})", flush=True)
+    subprocess.run(["bash", str(ROOT / "tests/fixtures/generate.sh")] + (["big"] if big_needed else []),
+                   check=True)
 
     small, big, bigs = FIX / "uki.efi", FIX / "uki-big.efi", FIX / "uki-big-signed.efi"
     smalls, shim = FIX / "uki-signed.efi", FIX / "shimx64.efi.signed"
@@ -524,6 +527,9 @@ def main():
     if want("xfs"):
         bench_xfs(b, U, small, work, rounds)
 
+    if want("talos"):
+        bench_talos(b, U, small, work, rounds)
+
     if want("write"):
         if os.geteuid() != 0 or not shutil.which("losetup"):
             b.rows.append({"id": "write", "title": "write to a loop device", "error": "needs root and losetup"})
@@ -606,6 +612,44 @@ def bench_xfs(b, U, uki, work, rounds):
     for p in (o1, o2):
         run(["rm", "-f", p])
     shutil.rmtree(work / "xfs-copy", ignore_errors=True)
+
+
+def bench_talos(b, U, uki, work, rounds):
+    """Talos's dual-boot metal image (4247 MiB) from the fixture UKI: ukitool against the
+    classic chain Talos 1.13+ runs on a file (bench/classic_talos.sh)."""
+    sdboot, grub_dir = FIX / "systemd-bootx64.efi", "/usr/lib/grub/i386-pc"
+    o1, o2 = work / "t-ours.img", work / "t-classic.img"
+    esp_uki = work / "talos-uki.efi"
+    boot = work / "t-boot.xfs"
+
+    def talos_ok(img, cmd):
+        run(["rm", "-f", img])
+        run(cmd)
+        expect(os.path.getsize(img) == 4247 << 20, "not the 4247 MiB dual-boot size")
+        v = out(["sgdisk", "-v", img])
+        expect("No problems found" in v, f"sgdisk -v: {v.strip()[-200:]}")
+        esp_is_clean(img)
+        esp_file(img, "/EFI/Linux/Talos-1.0.efi", esp_uki)
+        expect(same_file(esp_uki, uki), "EFI/Linux/Talos-1.0.efi read back by mtools differs from the UKI")
+        off, size = gpt_partition(img, 2)
+        run(["dd", f"if={img}", f"of={boot}", "bs=1M", f"skip={off >> 20}", f"count={size >> 20}",
+             "conv=sparse", "status=none"])
+        r = run(["xfs_repair", "-n", "-f", boot], check=False)
+        run(["rm", "-f", boot])
+        expect(r.returncode == 0, f"xfs_repair -n on BOOT: {r.stderr.decode(errors='replace')[-200:]}")
+        return "4247 MiB; sgdisk -v, fsck.fat -n, xfs_repair -n clean; mtools reads the UKI back byte-identical"
+
+    ours = (f"{U} image --uki {uki} -o {o1} --layout talos --systemd-boot {sdboot} "
+            f"--grub-bios {grub_dir} -q")
+    classic = f"bash {BENCH}/classic_talos.sh {uki} {sdboot} {grub_dir} {o2}"
+    cmds = [Cmd("ukitool image --layout talos", ours, lambda: talos_ok(o1, ours), "ukitool"),
+            Cmd("truncate+sgdisk+mkfs.vfat+mkfs.xfs -p+mcopy+grub-mkimage+dd", classic,
+                lambda: talos_ok(o2, classic))]
+    b.row("talos", "Talos dual-boot metal image (4247 MiB), 9 MiB UKI", cmds,
+          prepare=f"rm -f {o1} {o2}", rounds=max(3, rounds // 2),
+          note="the classic chain writes no META (no command-line writer); ukitool's image has it")
+    for p in (o1, o2):
+        run(["rm", "-f", p])
 
 
 def bench_write(b, U, big, work, rounds):

@@ -97,9 +97,26 @@ pub struct ImageOptionArgs {
     /// Directory with PK.auth, KEK.auth, db.auth (and dbx.auth) for \loader\keys\auto\
     #[arg(long, value_name = "DIR")]
     pub enroll_keys: Option<PathBuf>,
-    /// Name of the UKI under \EFI\Linux\ and of the boot entry (default: the UKI's file stem)
+    /// Name of the UKI under \EFI\Linux\ and of the boot entry (default: the UKI's file
+    /// stem; talos: the version in Talos-<VERSION>.efi, default the UKI's .osrel VERSION_ID)
     #[arg(long)]
     pub entry_name: Option<String>,
+    /// talos: dual-boot (systemd-boot for UEFI, GRUB for BIOS), sd-boot or grub; default
+    /// what Talos picks: dual-boot on amd64, sd-boot on arm64 and with --enroll-keys
+    #[arg(long, value_name = "LOADER", value_parser = ["dual-boot", "sd-boot", "grub"])]
+    pub talos_bootloader: Option<String>,
+    /// talos: the Talos release whose partition sizes to follow (BOOT 1000 MiB on 1.10,
+    /// 2000 MiB from 1.11); default the newest
+    #[arg(long, value_name = "X.Y")]
+    pub talos_version: Option<String>,
+    /// talos: GRUB's i386-pc directory (Debian: /usr/lib/grub/i386-pc, grub-pc-bin), from
+    /// which ukitool assembles core.img for BIOS boot (dual-boot and grub)
+    #[arg(long, value_name = "DIR")]
+    pub grub_bios: Option<PathBuf>,
+    /// talos: a META record, TAG=VALUE or TAG=@FILE; TAG is a number (0x0a) or a name
+    /// (metal-network-platform-config) (repeatable)
+    #[arg(long, value_name = "TAG=VALUE")]
+    pub meta: Vec<String>,
     /// Boot menu timeout in seconds (systemd-boot, GRUB)
     #[arg(long, default_value_t = DEFAULT_TIMEOUT)]
     pub timeout: u32,
@@ -114,6 +131,10 @@ pub struct ImageInputs {
     /// (partition name, path, bytes) from --add-file-to.
     part_files: Vec<(String, String, Input)>,
     keys: Vec<(String, Vec<u8>)>,
+    /// GRUB's i386-pc files that core.img needs, by name (--grub-bios).
+    grub_bios: Vec<(String, Vec<u8>)>,
+    /// (FILE, bytes) of each --meta TAG=@FILE.
+    meta_files: Vec<(String, Vec<u8>)>,
 }
 
 pub fn size_arg(s: &Option<String>) -> Result<Option<u64>> {
@@ -121,6 +142,36 @@ pub fn size_arg(s: &Option<String>) -> Result<Option<u64>> {
         .map(layout::parse_size)
         .transpose()
         .map_err(Into::into)
+}
+
+fn pairs(v: &[(String, Vec<u8>)]) -> Vec<(String, &[u8])> {
+    v.iter().map(|(n, d)| (n.clone(), d.as_slice())).collect()
+}
+
+/// The files of GRUB's i386-pc directory `dir` that core.img needs: moddep.lst, then
+/// the images and the modules it resolves to.
+fn read_grub_bios(dir: &Path) -> Result<Vec<(String, Vec<u8>)>> {
+    let moddep_path = dir.join("moddep.lst");
+    let moddep = std::fs::read(&moddep_path).with_context(|| {
+        format!(
+            "--grub-bios {}: reading {} (GRUB's i386-pc directory; Debian: grub-pc-bin)",
+            dir.display(),
+            moddep_path.display()
+        )
+    })?;
+    let names = ukitool_core::disk::talos::bios::needed_files(
+        &moddep,
+        ukitool_core::disk::talos::bios::MODULES,
+    )?;
+    names
+        .into_iter()
+        .map(|n| {
+            let p = dir.join(&n);
+            let d = std::fs::read(&p)
+                .with_context(|| format!("--grub-bios: reading {}", p.display()))?;
+            Ok((n, d))
+        })
+        .collect()
 }
 
 impl ImageInputs {
@@ -146,6 +197,8 @@ impl ImageInputs {
                 .iter()
                 .map(|(n, p, d)| (n.clone(), p.clone(), &d[..]))
                 .collect(),
+            grub_bios: pairs(&self.grub_bios),
+            meta_files: pairs(&self.meta_files),
         }
     }
 }
@@ -165,6 +218,9 @@ impl ImageOptionArgs {
             entry_name: self.entry_name.clone(),
             timeout: self.timeout,
             add_partition: self.add_partition.clone(),
+            talos_bootloader: self.talos_bootloader.clone(),
+            talos_version: self.talos_version.clone(),
+            meta: self.meta.clone(),
         }
     }
 
@@ -177,7 +233,10 @@ impl ImageOptionArgs {
             .filter(|s| !s.is_empty() && s != "-");
         let mut s = self.settings();
         s.size = size;
-        s.entry_name = s.entry_name.or(stem);
+        // Talos names the UKI after its version, not its file.
+        if s.layout != "talos" {
+            s.entry_name = s.entry_name.or(stem);
+        }
         s
     }
 
@@ -191,6 +250,7 @@ impl ImageOptionArgs {
             && self.grub.is_none()
             && self.shim.is_none()
             && self.enroll_keys.is_none()
+            && self.grub_bios.is_none()
     }
 
     /// Read every file the options name.
@@ -243,7 +303,21 @@ impl ImageOptionArgs {
                 );
             }
         }
+        let grub_bios = match &self.grub_bios {
+            Some(dir) => read_grub_bios(dir)?,
+            None => Vec::new(),
+        };
+        let mut meta_files = Vec::new();
+        for arg in &self.meta {
+            use ukitool_core::disk::talos::meta::{parse_arg, MetaSource};
+            if let MetaSource::File(file) = parse_arg(arg)?.source {
+                let d = std::fs::read(&file).with_context(|| format!("--meta {arg:?}"))?;
+                meta_files.push((file, d));
+            }
+        }
         Ok(ImageInputs {
+            grub_bios,
+            meta_files,
             sdboot,
             grub,
             shim,
@@ -522,6 +596,34 @@ pub fn print_summary(w: &mut dyn Write, s: &ImageSummary, out: &Path) -> Result<
     )?;
     for f in &s.esp.files {
         writeln!(w, "    /{} ({} bytes)", f.path, f.size)?;
+    }
+    if let Some(t) = &s.talos {
+        writeln!(
+            w,
+            "  Talos {} image, size table {}, version {}",
+            t.bootloader.name(),
+            t.table,
+            t.version
+        )?;
+        if !t.boot_files.is_empty() {
+            writeln!(w, "  BOOT (XFS): /{}", t.boot_files.join(", /"))?;
+        }
+        if let Some(n) = t.core_img_size {
+            writeln!(
+                w,
+                "  BIOS: GRUB i386-pc core.img ({n} bytes), boot.img in the MBR"
+            )?;
+        }
+        let tags: Vec<String> = t.meta_tags.iter().map(|t| format!("{t:#04x}")).collect();
+        writeln!(
+            w,
+            "  META: {}",
+            if tags.is_empty() {
+                "empty".into()
+            } else {
+                tags.join(", ")
+            }
+        )?;
     }
     Ok(())
 }

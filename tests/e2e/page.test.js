@@ -197,6 +197,24 @@ describe("a disk image made by `ukitool image`", () => {
   });
 });
 
+describe("a Talos disk made by `ukitool image --layout talos`", () => {
+  test("shows its Talos facts and META, exports the CLI's JSON", async () => {
+    const img = artifact("talos-sd-boot.img");
+    rmSync(img, { force: true });
+    ukitool("image", "--uki", fixture("uki.efi"), "-o", img, "--layout", "talos", "--talos-bootloader", "sd-boot", "--talos-version", "1.10", "--systemd-boot", fixture("systemd-bootx64.efi"), "--meta", "0x0c=hello", "--quiet");
+    const { page } = await openPage(env.browser.context, env.server.url);
+    await pickFile(page, img);
+    await waitDone(page);
+    assert.equal(await page.getAttribute("#kind", "data-kind"), "disk");
+    assert.match(await page.textContent("#disk-talos"), /sd-boot image · version 1\.0 · UKI EFI\/Linux\/Talos-1\.0\.efi/);
+    assert.match(await page.textContent('#meta-records tr[data-meta-tag="12"]'), /user-reserved-1\s*hello/);
+    const got = await downloadVia(page, page.locator("#export"));
+    assert.equal(got.bytes.toString(), ukitool("inspect", "--json", img).toString());
+    await page.close();
+    rmSync(img, { force: true });
+  });
+});
+
 describe("a 110 MiB UKI", () => {
   // Long tasks are recorded as evidence (tests/artifacts/*.longtasks.json), not
   // asserted: timing assertions are flaky on a shared machine.

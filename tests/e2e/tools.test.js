@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
+import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import {
@@ -278,6 +279,37 @@ describe("partitions with filesystems", () => {
     const report = await downloadVia(page, page.locator("#export"));
     assert.equal(report.bytes.toString(), ukitool("inspect", "--json", kernel).toString());
     rmSync(img);
+    await page.close();
+  });
+});
+
+describe("disk image builder, talos layout", () => {
+  // Talos's dual-boot image on the 1.10 size table (2247 MiB): systemd-boot, GRUB's
+  // i386-pc folder through the directory picker, a META record. Compared with cmp(1)
+  // on disk rather than in memory.
+  test("dual-boot with systemd-boot and the GRUB i386-pc folder: byte-identical to ukitool image", async () => {
+    const uki = fixture("uki.efi");
+    const sdboot = fixture("systemd-bootx64.efi");
+    const grubDir = "/usr/lib/grub/i386-pc";
+    const out = join(tmp, "cli-talos.img");
+    ukitool("image", "--uki", uki, "-o", out, "--layout", "talos", "--talos-version", "1.10", "--systemd-boot", sdboot, "--grub-bios", grubDir, "--meta", "0x0c=hello", "--timestamp", "315532800", "--quiet");
+    const { page } = await openPage(env.browser.context, env.server.url);
+    await openFixture(page, uki);
+    await page.selectOption("#i-layout", "talos");
+    assert.ok(await page.isVisible("#i-talos"), "the talos inputs are shown");
+    assert.ok(await page.isHidden("#i-loader-label"), "no single loader for talos");
+    await page.fill("#i-talos-version", "1.10");
+    await page.setInputFiles("#i-systemd-boot", sdboot);
+    await page.setInputFiles("#i-grub-bios-dir", grubDir);
+    await page.fill("#i-meta", "0x0c=hello");
+    const [dl] = await Promise.all([page.waitForEvent("download", { timeout: 300000 }), page.locator("#disk-download").click()]);
+    const got = await dl.path();
+    const cmp = spawnSync("cmp", [got, out]);
+    assert.equal(cmp.status, 0, `cmp: ${cmp.stdout}${cmp.stderr}`);
+    await page.waitForSelector("#image-talos");
+    assert.match(await page.textContent("#image-talos"), /Talos dual-boot image, size table 1\.10, version 1\.0/);
+    await page.locator("#p-image").screenshot({ path: artifact("disk-builder-talos.png") });
+    await dl.delete();
     await page.close();
   });
 });

@@ -114,6 +114,8 @@ pub struct BootOptions {
     /// Hard limit from QEMU's start (waiting for a VM slot is not counted).
     pub timeout: Duration,
     pub memory_mib: u32,
+    /// The virtio disk's logical (and physical) block size under OVMF; `None`: 512.
+    pub logical_block_size: Option<u32>,
 }
 
 impl Default for BootOptions {
@@ -125,6 +127,7 @@ impl Default for BootOptions {
         BootOptions {
             timeout: Duration::from_secs(secs),
             memory_mib: 1024,
+            logical_block_size: None,
         }
     }
 }
@@ -455,9 +458,27 @@ pub fn boot_disk_with(image: &Path, firmware: Firmware, opts: &BootOptions) -> B
     };
     args.extend(["-drive".into(), pflash(0, true, &dir.join(code))]);
     args.extend(["-drive".into(), pflash(1, false, &vars_copy)]);
-    let mut disk = OsString::from("if=virtio,format=raw,snapshot=on,file=");
-    disk.push(qemu_escape(image));
-    args.extend(["-drive".into(), disk]);
+    match opts.logical_block_size {
+        None => {
+            let mut disk = OsString::from("if=virtio,format=raw,snapshot=on,file=");
+            disk.push(qemu_escape(image));
+            args.extend(["-drive".into(), disk]);
+        }
+        // A 4096-byte-sector disk: the drive on its own virtio-blk device, which tells
+        // the firmware and the kernel its block size.
+        Some(bs) => {
+            let mut disk = OsString::from("if=none,id=disk0,format=raw,snapshot=on,file=");
+            disk.push(qemu_escape(image));
+            args.extend(["-drive".into(), disk]);
+            args.extend([
+                "-device".into(),
+                format!(
+                    "virtio-blk-pci,drive=disk0,logical_block_size={bs},physical_block_size={bs}"
+                )
+                .into(),
+            ]);
+        }
+    }
     run_qemu(arch, &args, opts)
 }
 

@@ -32,8 +32,7 @@ fn image<S: AsRef<OsStr>>(dir: &TmpDir, name: &str, args: &[S]) -> (PathBuf, Val
 }
 
 /// `--uki uki.efi` and the options of one layout, its bootloaders from the fixtures:
-/// `uefi`, `systemd-boot`, `grub` (behind shim), `talos` (systemd-boot-less, with
-/// META) or `talos-grub`; then `extra`.
+/// `uefi`, `systemd-boot` or `grub` (behind shim); then `extra`.
 fn layout_args(layout: &str, extra: &[&str]) -> Vec<String> {
     let f = |name: &str| fixture(name).display().to_string();
     let mut args = vec!["--uki".to_string(), f("uki.efi")];
@@ -52,15 +51,6 @@ fn layout_args(layout: &str, extra: &[&str]) -> Vec<String> {
             f("grubx64.efi.signed"),
             "--shim".into(),
             f("shimx64.efi.signed"),
-        ],
-        "talos" => vec!["--layout".into(), "talos".into()],
-        "talos-grub" => vec![
-            "--layout".into(),
-            "talos".into(),
-            "--grub".into(),
-            f("grubx64.efi.signed"),
-            "--grub-prefix".into(),
-            "/EFI/BOOT".into(),
         ],
         other => panic!("no layout {other}"),
     };
@@ -309,61 +299,7 @@ fn grub_layout_behind_shim_both_sector_sizes() {
     }
 }
 
-#[test]
-fn talos_layouts_have_talos_partitions() {
-    let dir = tmpdir();
-    let (img, sum) = image(&dir, "talos-grub.img", &layout_args("talos-grub", &[]));
-    let parts: Vec<(String, u64, String)> = sum["partitions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| {
-            (
-                p["name"].as_str().unwrap().into(),
-                p["size"].as_u64().unwrap() >> 20,
-                p["type_name"].as_str().unwrap().into(),
-            )
-        })
-        .collect();
-    let want = [
-        ("EFI", 100, "efi-system"),
-        ("BIOS", 1, "bios-boot"),
-        ("BOOT", 1000, "linux-data"),
-        ("META", 1, "linux-data"),
-    ];
-    assert_eq!(
-        parts,
-        want.map(|(a, b, c)| (a.to_string(), b, c.to_string()))
-    );
-    assert_eq!(
-        sum["partitions"][1]["attributes"], 4,
-        "BIOS partition is legacy-BIOS-bootable"
-    );
-    sgdisk_verify(&img, 512);
-    let o = run(Command::new("sgdisk").arg("-i").arg("2").arg(&img));
-    assert!(
-        text(&o).contains("legacy BIOS bootable") || text(&o).contains("0000000000000004"),
-        "{}",
-        text(&o)
-    );
-    let (off, size) = esp_of(&sum);
-    fsck_esp(&dir, &img, off, size);
-
-    let (img, sum) = image(
-        &dir,
-        "talos-sd.img",
-        &layout_args("talos", &["--sector-size", "4096"]),
-    );
-    let names: Vec<&str> = sum["partitions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["name"].as_str().unwrap())
-        .collect();
-    assert_eq!(names, ["EFI", "META"]);
-    assert_eq!(sum["partitions"][0]["size"], 1100u64 << 20);
-    check_uki_on_esp(&dir, &img, &sum, 4096);
-}
+// The talos layout has its own referees and boots: tests/tests/talos.rs.
 
 #[test]
 fn extra_partitions_guids_and_sizes() {

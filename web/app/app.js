@@ -768,6 +768,33 @@ async function partitionFile(partition, path, open) {
     status.textContent = `Could not read /${path}: ${e.message}`;
     status.classList.add("tone-err");
   }
+  renderTalos(box, d);
+}
+
+// A Talos disk (bootloader, version, UKI, grub.cfg) and META, as `ukitool inspect`
+// reports them.
+function renderTalos(box, d) {
+  const t = d.talos;
+  if (t) {
+    box.append(el("h3", {}, "Talos"));
+    const facts = [`${t.bootloader} image`, `version ${t.version || "?"}`];
+    if (t.uki) facts.push(`UKI ${t.uki}`);
+    box.append(el("p", { id: "disk-talos" }, facts.join(" · ")));
+    if (t.grub_entries.length) {
+      const rows = t.grub_entries.map((e) => el("tr", {}, el("td", {}, e.name + (e.name === t.grub_default ? " (default)" : "")), el("td", {}, el("code", {}, e.linux || "")), el("td", {}, el("code", {}, e.initrd || ""))));
+      box.append(el("div", { class: "table-wrap" }, table(el("table", { class: "grid" }), ["grub.cfg entry", "linux", "initrd"], rows)));
+    }
+  }
+  const m = d.meta;
+  if (m) {
+    box.append(el("h3", {}, `META (partition ${m.partition})`));
+    const copies = m.copies.map((c) => `copy at ${hexNum(c.offset)} ${c.valid ? "valid" : "invalid: " + c.problem}`);
+    box.append(el("p", { class: "muted" }, copies.join(" · ")));
+    const value = (v) => (v.form === "json" ? JSON.stringify(v.value) : v.form === "hex" ? "hex " + v.value : v.value);
+    const rows = [...m.records, ...m.legacy].map((r) => el("tr", { "data-meta-tag": String(r.tag) }, el("td", { class: "num" }, "0x" + r.tag.toString(16).padStart(2, "0")), el("td", {}, r.name || "(unknown tag)"), el("td", {}, el("code", {}, value(r.value)))));
+    if (rows.length) box.append(el("div", { class: "table-wrap" }, table(el("table", { class: "grid", id: "meta-records" }), ["Tag", "Name", "Value"], rows)));
+    else box.append(emptyState("No records: META is empty."));
+  }
 }
 
 // An EFI binary stored contiguously on the image opens in the same views, sliced
@@ -793,14 +820,16 @@ function runTask(msg) {
 function diskOptions() {
   const entry = file && file.name ? file.name.replace(/\.[^.]*$/, "") : "";
   const timestamp = $("i-timestamp").value.trim();
+  const layout = $("i-layout").value;
   return {
-    layout: $("i-layout").value,
+    layout,
     size: $("i-size").value.trim() || null,
     esp_size: $("i-esp-size").value.trim() || null,
     sector_size: Number($("i-sector").value),
     label: $("i-label").value,
     timestamp: timestamp === "" ? null : Number(timestamp),
-    entry_name: entry || null,
+    entry_name: (layout !== "talos" && entry) || null,
+    ...(layout === "talos" ? talosOptions() : {}),
     add_partition: partitionRows().map((r) => r.spec),
   };
 }
@@ -857,13 +886,41 @@ function partitionRows() {
       .map(({ rel, file }) => ({ part: name, path: `${under}/${rel}`, file }));
     return { spec: spec.join(":"), files: [...files, ...inDir] };
   });
+
+
+// The talos layout's options: --talos-bootloader, --talos-version, --meta.
+function talosOptions() {
+  const meta = $("i-meta")
+    .value.split("\n")
+    .map((l) => l.trim())
+    .filter((l) => l !== "");
+  return {
+    talos_bootloader: $("i-talos-bootloader").value || null,
+    talos_version: $("i-talos-version").value.trim() || null,
+    meta,
+  };
+}
+
+// The talos layout's files, as [{role, name, file}] for the Worker: its loaders and
+// GRUB's i386-pc files (from the folder picker, else the files picked).
+function talosInputs() {
+  if ($("i-layout").value !== "talos") return [];
+  const out = [];
+  for (const [id, role] of [["i-systemd-boot", "systemd-boot"], ["i-grub", "grub"], ["i-shim", "shim"]]) {
+    const f = $(id).files[0];
+    if (f) out.push({ role, name: f.name, file: f });
+  }
+  const dir = Array.from($("i-grub-bios-dir").files);
+  for (const f of dir.length ? dir : Array.from($("i-grub-bios").files)) out.push({ role: "grub-bios", name: f.name, file: f });
+  return out;
 }
 
 // Build the image in the Worker; `save` writes it through the File System Access
 // API (streamed to disk), else it is downloaded as a Blob of shared parts.
 async function buildDisk(save) {
   const status = $("image-status");
-  const loader = $("i-loader").files[0];
+  const talos = $("i-layout").value === "talos";
+  const loader = talos ? undefined : $("i-loader").files[0];
   status.textContent = "Building…";
   status.classList.remove("tone-err");
   $("disk-download").disabled = true;
@@ -871,8 +928,8 @@ async function buildDisk(save) {
     let handle = null;
     const name = `${baseName()}.img`;
     if (save) handle = await window.showSaveFilePicker({ suggestedName: name });
-    const partFiles = partitionRows().flatMap((r) => r.files);
-    const r = await runTask({ type: "disk-image", job, options: diskOptions(), loader, partFiles });
+    const partFiles = partitionRows().flatMap((r) => r.files).map((p) => ({ role: "partition-file", name: p.part, path: p.path, file: p.file }));
+    const r = await runTask({ type: "disk-image", job, options: diskOptions(), loader, inputs: [...talosInputs(), ...partFiles] });
     const summary = JSON.parse(r.summary);
     if (handle) {
       const w = await handle.createWritable();
@@ -901,6 +958,12 @@ function renderImageSummary(s) {
   const files = s.esp.files.map((f) => el("li", {}, el("code", {}, "/" + f.path), ` (${size(f.size)})`));
   box.append(el("p", { class: "muted" }, `ESP: ${s.esp.fat_type} “${s.esp.label}”, id ${s.esp.volume_id}, ${size(s.esp.cluster_size)} clusters`));
   box.append(el("ul", { class: "plain files" }, ...files));
+  const t = s.talos;
+  if (t) {
+    const meta = t.meta_tags.length ? t.meta_tags.map((x) => "0x" + x.toString(16).padStart(2, "0")).join(", ") : "empty";
+    const boot = t.boot_files.length ? `; BOOT (XFS): ${t.boot_files.map((f) => "/" + f).join(", ")}` : "";
+    box.append(el("p", { class: "muted", id: "image-talos" }, `Talos ${t.bootloader} image, size table ${t.table}, version ${t.version}${boot}; META: ${meta}`));
+  }
 }
 
 let builtUki = null;
@@ -957,7 +1020,8 @@ function setupTools() {
   $("i-part-add").addEventListener("click", () => addPartitionRow());
   $("i-layout").addEventListener("change", () => {
     const l = $("i-layout").value;
-    $("i-loader-label").hidden = l === "uefi";
+    $("i-loader-label").hidden = l === "uefi" || l === "talos";
+    $("i-talos").hidden = l !== "talos";
   });
   $("build-toggle").addEventListener("click", () => {
     const p = $("p-build");

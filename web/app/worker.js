@@ -4,8 +4,10 @@
 //   page -> worker  {type: "open", job, file}
 //                   {type: "anchor", job, name, file}   add a trust anchor, re-verify
 //                   {type: "clear-anchors", job}
-//                   {type: "disk-image", task, job, options, loader, partFiles}
-//                     partFiles: [{part, path, file}], as --add-file-to
+//                   {type: "disk-image", task, job, options, loader, inputs}
+//                     inputs: [{role, name, file, path?}]: the talos layout's loaders and
+//                     GRUB i386-pc files, and role "partition-file" (name = partition,
+//                     path = where, as --add-file-to NAME:SRC:PATH)
 //                   {type: "disk-file", task, job, partition, path}
 //                     a file from a partition of the disk shown (= extract P:/PATH)
 //                   {type: "build-uki", task, stub, linux, initrds, cmdline,
@@ -377,18 +379,11 @@ async function diskImage(msg) {
   if (state.job !== j || !state.file) throw new Error("open a UKI first");
   const uki = await ensureWhole(j);
   const loader = msg.loader ? await bytesOf(msg.loader) : undefined;
-  const partFiles = msg.partFiles || [];
-  const partData = [];
-  for (const p of partFiles) partData.push(await bytesOf(p.file));
-  const built = wasm.buildDiskImage(
-    uki,
-    loader,
-    JSON.stringify(msg.options),
-    partFiles.map((p) => p.part),
-    partFiles.map((p) => p.path),
-    partData,
-  );
-  const inputs = [state.file, msg.loader, ...partFiles.map((p) => p.file)];
+  const extra = msg.inputs || [];
+  const named = [];
+  for (const x of extra) named.push([x.role, x.name, await bytesOf(x.file), x.path || ""]);
+  const built = wasm.buildDiskImage(uki, loader, JSON.stringify(msg.options), named);
+  const inputs = [state.file, msg.loader, ...extra.map((x) => x.file)];
   const zero = new Blob([new ArrayBuffer(ZERO_CHUNK)]);
   const parts = [];
   const zeros = (n) => {

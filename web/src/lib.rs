@@ -484,31 +484,40 @@ fn offset_in(hay: &[u8], needle: &[u8]) -> Option<usize> {
 
 /// Build a disk image as `ukitool image --uki UKI` does with the same options
 /// (JSON [`ImageSettings`]: `{layout, size, esp_size, sector_size, label, timestamp,
-/// entry_name, timeout, add_partition, ...}`, missing fields taking `ukitool image`'s
-/// defaults), `loader` being the systemd-boot or GRUB binary the layout needs, and
-/// `part_names[i]`, `part_paths[i]`, `part_data[i]` the files put in the filesystems
-/// of `add_partition`'s partitions (as `--add-file-to NAME:SRC:PATH`, in the order the
-/// CLI reads them). Returns `{summary, size, extents, owned}`: `summary` is the
-/// `--json` text, `extents` a flat `[offset, length, input, input_offset, ...]` list
-/// where input 0 is the UKI, 1 the loader, 2 + i partition file i, and -1 means
-/// `owned[input_offset]` (metadata built in wasm). Gaps read as zero. The page slices
-/// the dropped files for input extents, so no input is copied into the download.
+/// entry_name, timeout, talos_bootloader, talos_version, meta, ...}`, missing fields
+/// taking `ukitool image`'s defaults), `loader` being the systemd-boot or GRUB binary
+/// the systemd-boot and grub layouts need, and `inputs` the other files, each
+/// `[role, name, bytes]`: role `systemd-boot`, `grub`, `shim` (the talos layout's
+/// loaders, the CLI's `--systemd-boot`, `--grub`, `--shim`), `grub-bios` (a file of
+/// GRUB's i386-pc directory, by its name: `--grub-bios DIR`) or `meta` (the file
+/// `name` of a `--meta TAG=@name`); or `["partition-file", NAME, bytes, PATH]`, a file
+/// put in the filesystem of `add_partition`'s partition NAME at PATH (as
+/// `--add-file-to NAME:SRC:PATH`, in the order the CLI reads them). Returns `{summary, size, extents, owned}`:
+/// `summary` is the `--json` text, `extents` a flat `[offset, length, input,
+/// input_offset, ...]` list where input 0 is the UKI, 1 the loader, 2.. the entries
+/// of `inputs` in order, and -1 means `owned[input_offset]` (metadata built in wasm).
+/// Gaps read as zero. The page slices the dropped files for input extents, so the
+/// UKI is never copied into the download.
 #[wasm_bindgen(js_name = buildDiskImage)]
 pub fn build_disk_image(
     uki: &FileBuf,
     loader: Option<Vec<u8>>,
     options: &str,
-    part_names: Vec<String>,
-    part_paths: Vec<String>,
-    part_data: Vec<js_sys::Uint8Array>,
+    inputs: Option<js_sys::Array>,
 ) -> Result<js_sys::Object, JsValue> {
     let settings: ImageSettings = serde_json::from_str(options).map_err(js_text)?;
-    if part_names.len() != part_paths.len() || part_names.len() != part_data.len() {
-        return Err(js_text(
-            "partition files: names, paths and data differ in count",
-        ));
+    let mut extra: Vec<(String, String, Vec<u8>, String)> = Vec::new();
+    for item in inputs.iter().flat_map(|a| a.iter()) {
+        let a = js_sys::Array::from(&item);
+        let text = |i: u32| {
+            a.get(i)
+                .as_string()
+                .ok_or_else(|| js_text("input: [role, name, bytes, path]"))
+        };
+        let data = js_sys::Uint8Array::new(&a.get(2)).to_vec();
+        let path = a.get(3).as_string().unwrap_or_default();
+        extra.push((text(0)?, text(1)?, data, path));
     }
-    let part_bytes: Vec<Vec<u8>> = part_data.iter().map(js_sys::Uint8Array::to_vec).collect();
     let mut files = ImageFiles {
         uki: &uki.data,
         ..ImageFiles::default()
@@ -517,24 +526,33 @@ pub fn build_disk_image(
     if loader.is_some() {
         files.set_loader(settings.layout().map_err(js_error)?, loader_data);
     }
-    files.partition_files = part_names
-        .into_iter()
-        .zip(part_paths)
-        .zip(&part_bytes)
-        .map(|((n, p), d)| (n, p, d.as_slice()))
-        .collect();
+    for (role, name, data, path) in &extra {
+        match role.as_str() {
+            "systemd-boot" => files.systemd_boot = Some(data),
+            "grub" => files.grub = Some(data),
+            "shim" => files.shim = Some(data),
+            "grub-bios" => files.grub_bios.push((name.clone(), data)),
+            "meta" => files.meta_files.push((name.clone(), data)),
+            "partition-file" => files
+                .partition_files
+                .push((name.clone(), path.clone(), data)),
+            other => return Err(js_text(format!("unknown input role {other:?}"))),
+        }
+    }
     // The page has no environment: no SOURCE_DATE_EPOCH.
     let (img, summary) = command::image(&settings, files, None).map_err(js_error)?;
-    let mut inputs: Vec<&[u8]> = vec![&uki.data, loader_data];
-    inputs.extend(part_bytes.iter().map(Vec::as_slice));
+    let sources: Vec<&[u8]> = [&uki.data[..], loader_data]
+        .into_iter()
+        .chain(extra.iter().map(|(_, _, d, _)| d.as_slice()))
+        .collect();
     let mut flat: Vec<f64> = Vec::new();
     let owned = js_sys::Array::new();
     for e in img.extents() {
         let src = match &e.data {
-            Cow::Borrowed(b) => inputs
+            Cow::Borrowed(b) => sources
                 .iter()
                 .enumerate()
-                .find_map(|(i, hay)| offset_in(hay, b).map(|off| (i as f64, off as f64))),
+                .find_map(|(i, s)| offset_in(s, b).map(|off| (i as f64, off as f64))),
             Cow::Owned(_) => None,
         };
         let (input, at) = match src {

@@ -8,6 +8,7 @@ pub use crate::disk::layout::{
     DEFAULT_ENTRY_NAME, DEFAULT_LABEL, DEFAULT_LAYOUT, DEFAULT_SECTOR_SIZE, DEFAULT_TIMEOUT,
     DEFAULT_TIMESTAMP,
 };
+use crate::disk::talos::{self, image::TalosOptions, meta::MetaSource, Bootloader, TalosVersion};
 use crate::disk::DiskImage;
 use crate::error::{Error, Result};
 use crate::guid::Guid;
@@ -40,6 +41,15 @@ pub struct ImageSettings {
     /// Partitions after the ESP, each `NAME:SIZE[:TYPE[:FS]]` (FS: xfs or fat;
     /// none: unformatted).
     pub add_partition: Vec<String>,
+    /// talos: dual-boot, sd-boot or grub; `None`: what Talos picks (dual-boot on
+    /// amd64, sd-boot on arm64 and with Secure Boot keys).
+    pub talos_bootloader: Option<String>,
+    /// talos: the release whose size table the image follows (`X.Y`); `None`: the
+    /// newest.
+    pub talos_version: Option<String>,
+    /// talos: META records, each `TAG=VALUE` or `TAG=@FILE` (the file's bytes come
+    /// in [`ImageFiles::meta_files`]).
+    pub meta: Vec<String>,
 }
 
 impl Default for ImageSettings {
@@ -56,6 +66,9 @@ impl Default for ImageSettings {
             entry_name: None,
             timeout: DEFAULT_TIMEOUT,
             add_partition: Vec::new(),
+            talos_bootloader: None,
+            talos_version: None,
+            meta: Vec::new(),
         }
     }
 }
@@ -74,16 +87,21 @@ pub struct ImageFiles<'a> {
     /// (partition name, path, bytes) added to the filesystem of a partition from
     /// `add_partition`.
     pub partition_files: Vec<(String, String, &'a [u8])>,
+    /// GRUB's i386-pc directory (talos's BIOS boot), by file name.
+    pub grub_bios: Vec<(String, &'a [u8])>,
+    /// (FILE, bytes) for each `--meta TAG=@FILE`.
+    pub meta_files: Vec<(String, &'a [u8])>,
 }
 
 impl<'a> ImageFiles<'a> {
     /// Give `loader` to the slot `layout` boots through: systemd-boot for
-    /// systemd-boot, GRUB for grub and talos. The uefi layout boots the UKI itself.
+    /// systemd-boot, GRUB for grub. The uefi layout boots the UKI itself; talos takes
+    /// its loaders by name (the page passes each in its own slot).
     pub fn set_loader(&mut self, layout: Layout, loader: &'a [u8]) {
         match layout {
             Layout::SystemdBoot => self.systemd_boot = Some(loader),
-            Layout::Grub | Layout::Talos => self.grub = Some(loader),
-            Layout::Uefi => {}
+            Layout::Grub => self.grub = Some(loader),
+            Layout::Uefi | Layout::Talos => {}
         }
     }
 }
@@ -133,7 +151,48 @@ impl ImageSettings {
             .into_iter()
             .map(|(part, path, data)| (part, path, Cow::Borrowed(data)))
             .collect();
+        o.talos = self.talos_options(files.grub_bios, &files.meta_files)?;
         Ok(o)
+    }
+}
+
+impl ImageSettings {
+    /// The talos layout's options: its bootloader, size table, the UKI's name
+    /// (`entry_name`), GRUB's i386-pc files and META's records.
+    pub fn talos_options<'a>(
+        &self,
+        grub_bios: Vec<(String, &'a [u8])>,
+        meta_files: &[(String, &'a [u8])],
+    ) -> Result<TalosOptions<'a>> {
+        let mut meta = Vec::new();
+        for arg in &self.meta {
+            let m = talos::meta::parse_arg(arg)?;
+            let value: Cow<'a, [u8]> = match m.source {
+                MetaSource::Text(t) => Cow::Owned(t.into_bytes()),
+                MetaSource::File(f) => meta_files
+                    .iter()
+                    .find(|(name, _)| *name == f)
+                    .map(|(_, d)| Cow::Borrowed(*d))
+                    .ok_or_else(|| Error::NotFound(format!("the file {f:?} of --meta {arg:?}")))?,
+            };
+            meta.push((m.tag, value));
+        }
+        Ok(TalosOptions {
+            bootloader: self
+                .talos_bootloader
+                .as_deref()
+                .map(Bootloader::parse)
+                .transpose()?,
+            version: self
+                .talos_version
+                .as_deref()
+                .map(TalosVersion::parse)
+                .transpose()?
+                .unwrap_or_default(),
+            name: self.entry_name.clone(),
+            grub_bios,
+            meta,
+        })
     }
 }
 
@@ -186,11 +245,37 @@ mod tests {
     }
 
     #[test]
+    fn talos_settings_read_meta_files_and_names() {
+        let s: ImageSettings = serde_json::from_str(
+            r#"{"layout":"talos","talos_bootloader":"grub","talos_version":"1.10",
+                "meta":["0x0c=hi","metal-network-platform-config=@net.yaml"]}"#,
+        )
+        .unwrap();
+        let t = s
+            .talos_options(Vec::new(), &[("net.yaml".into(), &b"a: 1"[..])])
+            .unwrap();
+        assert_eq!(t.bootloader, Some(Bootloader::Grub));
+        assert_eq!(t.version, TalosVersion::parse("1.10").unwrap());
+        assert_eq!(t.name, None);
+        let meta: Vec<(u8, &[u8])> = t.meta.iter().map(|(k, v)| (*k, &v[..])).collect();
+        assert_eq!(meta, [(0x0c, &b"hi"[..]), (0x0a, &b"a: 1"[..])]);
+        let err = s.talos_options(Vec::new(), &[]).unwrap_err().to_string();
+        assert!(err.contains("net.yaml"), "{err}");
+        let bad = ImageSettings {
+            talos_bootloader: Some("lilo".into()),
+            ..ImageSettings::default()
+        };
+        assert!(bad.talos_options(Vec::new(), &[]).is_err());
+    }
+
+    #[test]
     fn the_loader_goes_where_the_layout_boots_it() {
         let mut f = ImageFiles::default();
-        f.set_loader(Layout::Talos, b"g");
+        f.set_loader(Layout::Talos, b"t");
         f.set_loader(Layout::Uefi, b"u");
-        assert_eq!((f.grub, f.systemd_boot), (Some(&b"g"[..]), None));
+        assert_eq!((f.grub, f.systemd_boot), (None, None));
+        f.set_loader(Layout::Grub, b"g");
+        assert_eq!(f.grub, Some(&b"g"[..]));
         f.set_loader(Layout::SystemdBoot, b"s");
         assert_eq!(f.systemd_boot, Some(&b"s"[..]));
     }

@@ -17,7 +17,7 @@ use crate::uki::kernel;
 #[serde(untagged)]
 pub enum FileReport {
     Pe(Box<Report>),
-    Disk(DiskReport),
+    Disk(Box<DiskReport>),
 }
 
 /// Runs two independent passes over a file and returns both results. The core has
@@ -51,7 +51,7 @@ impl Join for InOrder {
 /// digest (behind the signatures summary) are two full passes, run through `join`.
 pub fn inspect(data: &[u8], opts: &InspectOptions, join: &impl Join) -> Result<FileReport> {
     if looks_like_disk(data) {
-        return inspect_disk_with(data, opts).map(FileReport::Disk);
+        return inspect_disk_with(data, opts).map(|r| FileReport::Disk(Box::new(r)));
     }
     if !(opts.hash && opts.signatures) {
         return report::inspect(data, opts).map(|r| FileReport::Pe(Box::new(r)));

@@ -7,6 +7,7 @@ use std::fmt;
 
 use crate::disk::fat::read::{looks_like_fat, read_volume, FatVolume};
 use crate::disk::gpt::{self, PartitionTable};
+use crate::disk::talos::{self, detect, detect::TalosDisk, meta, meta::MetaReport};
 use crate::disk::xfs::{self, FileType, XfsVolume};
 use crate::error::{Error, Result};
 use crate::inspect::{self, InspectOptions, Report};
@@ -34,7 +35,22 @@ pub struct DiskReport {
     /// Absent from the JSON when there are none, as before XFS was read.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub xfs_volumes: Vec<XfsFilesystem>,
+    /// A Talos META partition (named META, 1 MiB), decoded; absent without one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub meta: Option<Box<MetaPartition>>,
+    /// A Talos disk's bootloader, version, UKI and grub.cfg; absent on other disks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub talos: Option<Box<TalosDisk>>,
     pub problems: Vec<String>,
+}
+
+/// META, found by Talos's rule (GPT name META, exactly 1 MiB).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct MetaPartition {
+    /// Partition index (from 1).
+    pub partition: u32,
+    #[serde(flatten)]
+    pub report: MetaReport,
 }
 
 /// An XFS volume found in a partition.
@@ -83,6 +99,8 @@ pub fn inspect_disk_with(data: &[u8], opts: &InspectOptions) -> Result<DiskRepor
         partition_table: None,
         filesystems: Vec::new(),
         xfs_volumes: Vec::new(),
+        meta: None,
+        talos: None,
         problems: Vec::new(),
     };
     let mut budget = MAX_EFI_BINARIES;
@@ -151,8 +169,50 @@ pub fn inspect_disk_with(data: &[u8], opts: &InspectOptions) -> Result<DiskRepor
                 .push(format!("partition {}: {kind} volume: {e}", p.index));
         }
     }
+    report.meta = table
+        .partitions
+        .iter()
+        .find(|p| p.name == "META" && p.size == meta::PARTITION_SIZE)
+        .and_then(|p| {
+            let v = crate::bytes::slice(data, p.offset, p.size, "META").ok()?;
+            Some(Box::new(MetaPartition {
+                partition: p.index,
+                report: meta::decode(v),
+            }))
+        });
+    report.talos = talos_disk(data, &table, &report).map(Box::new);
     report.partition_table = Some(table);
     Ok(report)
+}
+
+/// Talos's probe over what was read: the EFI partition's `EFI/Linux/Talos-*.efi`,
+/// BOOT's XFS `grub/grub.cfg` (at most 1 MiB read), and a BIOS partition.
+fn talos_disk(data: &[u8], table: &PartitionTable, report: &DiskReport) -> Option<TalosDisk> {
+    let named = |n: &str| table.partitions.iter().find(|p| p.name == n);
+    let uki = named(talos::ESP_LABEL).and_then(|p| {
+        let fs = report
+            .filesystems
+            .iter()
+            .find(|f| f.partition == Some(p.index))?;
+        fs.fat
+            .entries
+            .iter()
+            .find(|e| !e.is_dir && detect::is_talos_uki(&e.path))
+            .map(|e| e.path.clone())
+    });
+    let cfg = named(talos::BOOT_LABEL).and_then(|p| {
+        let x = report.xfs_volumes.iter().find(|x| x.partition == p.index)?;
+        let e = x.xfs.find(talos::config::GRUB_CFG_PATH)?;
+        let avail = p.size.min((data.len() as u64).saturating_sub(x.offset));
+        // A grub.cfg larger than 1 MiB, or than the volume's bytes here, is not read:
+        // the report stays bounded by the input.
+        if e.size > (1 << 20) || e.size > avail {
+            return None;
+        }
+        let vol = crate::bytes::slice(data, x.offset, avail, "BOOT").ok()?;
+        x.xfs.file_bytes(vol, e).ok().map(Cow::into_owned)
+    });
+    detect::recognise(uki, cfg.as_deref(), named("BIOS").is_some())
 }
 
 fn filesystem(
@@ -282,6 +342,12 @@ impl fmt::Display for Listing<'_> {
         for fs in &r.xfs_volumes {
             write_xfs_volume(f, fs)?;
         }
+        if let Some(t) = &r.talos {
+            write_talos(f, t)?;
+        }
+        if let Some(m) = &r.meta {
+            write_meta(f, m)?;
+        }
         if !r.problems.is_empty() {
             writeln!(f)?;
             writeln!(f, "Problems:")?;
@@ -291,6 +357,73 @@ impl fmt::Display for Listing<'_> {
         }
         Ok(())
     }
+}
+
+fn write_talos(w: &mut dyn fmt::Write, t: &TalosDisk) -> fmt::Result {
+    writeln!(w)?;
+    let version = t.version.as_deref().map(printable).unwrap_or("?".into());
+    kv(
+        w,
+        "Talos:",
+        &format!("{} image, version {version}", t.bootloader.name()),
+    )?;
+    if let Some(u) = &t.uki {
+        kv(w, "  UKI:", &printable(u))?;
+    }
+    if let Some(d) = &t.grub_default {
+        kv(w, "  grub.cfg:", &format!("default \"{}\"", printable(d)))?;
+    }
+    for e in &t.grub_entries {
+        writeln!(w, "    {}", printable(&e.name))?;
+        for (k, v) in [("linux", &e.linux), ("initrd", &e.initrd)] {
+            if let Some(v) = v {
+                writeln!(w, "      {k} {}", printable(v))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn write_meta(w: &mut dyn fmt::Write, m: &MetaPartition) -> fmt::Result {
+    writeln!(w)?;
+    let copies: Vec<String> = m
+        .report
+        .copies
+        .iter()
+        .map(|c| match &c.problem {
+            None => format!("copy at {:#x} valid", c.offset),
+            Some(p) => format!("copy at {:#x} invalid ({})", c.offset, printable(p)),
+        })
+        .collect();
+    kv(
+        w,
+        "META:",
+        &format!("partition {}, {}", m.partition, copies.join(", ")),
+    )?;
+    if m.report.records.is_empty() {
+        writeln!(w, "  no records (empty)")?;
+    }
+    for (what, records) in [("", &m.report.records), ("syslinux ", &m.report.legacy)] {
+        for r in records {
+            let value = match &r.value {
+                meta::MetaValue::Text(t) => t.clone(),
+                meta::MetaValue::Json(j) => j.to_string(),
+                meta::MetaValue::Hex(h) => format!("hex {h}"),
+            };
+            let name = r.name.unwrap_or("(unknown tag)");
+            let value = value.trim_end();
+            // A multi-line value (the network config YAML of 0x0a) keeps its lines.
+            if value.contains('\n') {
+                writeln!(w, "  {what}{:#04x} {name}: ({} bytes)", r.tag, r.size)?;
+                for line in value.lines() {
+                    writeln!(w, "    | {}", printable(line))?;
+                }
+            } else {
+                writeln!(w, "  {what}{:#04x} {name}: {}", r.tag, printable(value))?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// One fact per line, labels aligned.
@@ -591,6 +724,50 @@ pub fn not_a_disk() -> Error {
 mod tests {
     use super::*;
     use crate::disk::layout::{build_image, ImageOptions, Layout, PartitionSpec};
+
+    #[test]
+    fn talos_disks_and_meta_copies() {
+        use crate::disk::talos::Bootloader;
+        let u = crate::disk::layout::test_pe(
+            0x8664,
+            &[
+                (".osrel", b"VERSION_ID=v1.11.0\n"),
+                (".linux", &[0x4d; 5000]),
+                (".initrd", &[0x07; 3000]),
+            ],
+        );
+        let sd = crate::disk::layout::test_pe(0x8664, &[(".text", b"sd-boot")]);
+        let mut o = ImageOptions::new(Layout::Talos, &u);
+        o.systemd_boot = Some(&sd);
+        o.talos.bootloader = Some(Bootloader::SdBoot);
+        o.talos.meta = vec![
+            (0x0c, Cow::Borrowed(&b"x"[..])),
+            (0x0a, Cow::Borrowed(&b"a: 1\nb: [2]\n"[..])),
+        ];
+        let (img, s) = build_image(&o).unwrap();
+        let mut disk = img.to_vec();
+        let r = inspect_disk(&disk).unwrap();
+        let t = r.talos.as_ref().unwrap();
+        assert_eq!(t.bootloader, Bootloader::SdBoot);
+        assert_eq!(t.version.as_deref(), Some("v1.11.0"));
+        assert_eq!(t.uki.as_deref(), Some("EFI/Linux/Talos-v1.11.0.efi"));
+        let m = r.meta.as_ref().unwrap();
+        assert_eq!((m.partition, m.report.records.len()), (2, 2));
+        // Copy 1 broken: Talos reads copy 2, and the report says why copy 1 is not used.
+        let at = s.partitions[1].offset as usize;
+        disk[at + 9] ^= 0xff;
+        let r = inspect_disk(&disk).unwrap();
+        let m = r.meta.as_ref().unwrap();
+        assert!(!m.report.copies[0].valid && m.report.copies[1].valid);
+        assert_eq!(m.report.records[1].tag, 0x0c);
+        let text = r.listing("t.img").to_string();
+        assert!(text.contains("user-reserved-1: x"), "{text}");
+        assert!(
+            text.contains("metal-network-platform-config: (12 bytes)\n    | a: 1\n    | b: [2]\n"),
+            "{text}"
+        );
+        assert!(text.contains("sd-boot image, version v1.11.0"), "{text}");
+    }
 
     #[test]
     fn finds_partitions_files_and_the_uki() {

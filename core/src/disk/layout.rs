@@ -7,9 +7,10 @@ use std::num::NonZeroU64;
 
 use crate::bytes;
 use crate::disk::fat::{self, FatOptions, FatType};
-use crate::disk::gpt::{self, GptPartition, ATTR_LEGACY_BIOS_BOOTABLE};
+use crate::disk::gpt::{self, GptPartition};
 use crate::disk::guid;
 use crate::disk::sparse::DiskImage;
+use crate::disk::talos::{self, image::TalosOptions, image::TalosSummary};
 use crate::disk::xfs::{self, XfsItem, XfsOptions};
 use crate::error::{Error, Result};
 use crate::guid::Guid;
@@ -171,6 +172,8 @@ pub struct ImageOptions<'a> {
     pub extra_partitions: Vec<PartitionSpec>,
     /// (partition name, path, bytes) added to an extra partition's filesystem.
     pub partition_files: Vec<(String, String, Cow<'a, [u8]>)>,
+    /// The talos layout's own options.
+    pub talos: TalosOptions<'a>,
 }
 
 impl<'a> ImageOptions<'a> {
@@ -194,6 +197,7 @@ impl<'a> ImageOptions<'a> {
             extra_files: Vec::new(),
             extra_partitions: Vec::new(),
             partition_files: Vec::new(),
+            talos: TalosOptions::default(),
         }
     }
 }
@@ -209,6 +213,9 @@ pub struct ImageSummary {
     pub esp: EspSummary,
     /// Bytes of data extents (what a sparse writer writes).
     pub data_bytes: u64,
+    /// What the talos layout made (absent for the other layouts).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub talos: Option<TalosSummary>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -338,9 +345,8 @@ fn esp_files<'a>(
     })?;
     let boot = format!("EFI/BOOT/{boot_name}");
     let mut files: Vec<(String, Cow<'a, [u8]>)> = Vec::new();
-    let use_grub = o.layout == Layout::Grub || (o.layout == Layout::Talos && o.grub.is_some());
-    let use_sdboot =
-        o.layout == Layout::SystemdBoot || (o.layout == Layout::Talos && o.systemd_boot.is_some());
+    let use_grub = o.layout == Layout::Grub;
+    let use_sdboot = o.layout == Layout::SystemdBoot;
     if use_grub {
         let grub = o.grub.ok_or_else(|| {
             Error::invalid(
@@ -480,7 +486,7 @@ fn check_bootable(pe: &PeFile<'_>, boot: &str) -> Result<()> {
     }
 }
 
-fn check_loader(bin: &[u8], machine: u16, what: &str) -> Result<()> {
+pub(crate) fn check_loader(bin: &[u8], machine: u16, what: &str) -> Result<()> {
     let pe = PeFile::parse(bin)
         .map_err(|e| Error::invalid(format!("the {what} binary is not a PE image: {e}")))?;
     if pe.coff.machine != machine {
@@ -495,6 +501,9 @@ fn check_loader(bin: &[u8], machine: u16, what: &str) -> Result<()> {
 /// Build the disk image described by `o`. The image borrows the UKI and the other
 /// inputs; nothing the size of the disk is allocated.
 pub fn build_image<'a>(o: &ImageOptions<'a>) -> Result<(DiskImage<'a>, ImageSummary)> {
+    if o.layout == Layout::Talos {
+        return talos::image::build(o);
+    }
     let per_sector = gpt::sector_size(o.sector_size)?;
     let pe = PeFile::parse(o.uki)
         .map_err(|e| Error::invalid(format!("the UKI is not a PE image: {e}")))?;
@@ -543,6 +552,7 @@ pub fn build_image<'a>(o: &ImageOptions<'a>) -> Result<(DiskImage<'a>, ImageSumm
             .collect(),
         esp,
         data_bytes: img.data_len(),
+        talos: None,
     };
     Ok((img, summary))
 }
@@ -555,32 +565,6 @@ fn overflow() -> Error {
 /// the extra ones.
 fn partitions_after_esp(o: &ImageOptions<'_>) -> Result<Vec<PlannedPartition>> {
     let mut planned = Vec::new();
-    let linux = Guid::parse(gpt::types::LINUX_DATA)?;
-    if o.layout == Layout::Talos {
-        if o.grub.is_some() {
-            planned.push(PlannedPartition {
-                name: "BIOS".into(),
-                type_guid: Guid::parse(gpt::types::BIOS_BOOT)?,
-                size: MIB,
-                attributes: ATTR_LEGACY_BIOS_BOOTABLE,
-                unique_guid: None,
-            });
-            planned.push(PlannedPartition {
-                name: "BOOT".into(),
-                type_guid: linux,
-                size: 1000 * MIB,
-                attributes: 0,
-                unique_guid: None,
-            });
-        }
-        planned.push(PlannedPartition {
-            name: "META".into(),
-            type_guid: linux,
-            size: MIB,
-            attributes: 0,
-            unique_guid: None,
-        });
-    }
     for p in &o.extra_partitions {
         if p.size == 0 {
             return Err(Error::invalid(format!("partition {:?} has size 0", p.name)));
@@ -604,8 +588,6 @@ fn esp_partition(
     let file_bytes: u64 = files.iter().map(|(_, d)| d.len() as u64).sum();
     let size = match o.esp_size {
         Some(s) => s,
-        None if o.layout == Layout::Talos && o.grub.is_some() => 100 * MIB,
-        None if o.layout == Layout::Talos => 1100 * MIB,
         // Room for the files, their FAT and directories, and 5% slack. A sum that
         // saturates fails placement.
         None => file_bytes
@@ -972,7 +954,7 @@ mod tests {
     }
 
     #[test]
-    fn systemd_boot_and_talos_layouts() {
+    fn systemd_boot_layout() {
         let u = uki(0x8664);
         let sd = test_pe(0x8664, &[(".text", b"sd-boot")]);
         let mut o = ImageOptions::new(Layout::SystemdBoot, &u);
@@ -987,24 +969,6 @@ mod tests {
             b"timeout 0\ndefault talos.efi\n"
         );
         assert_eq!(file(&v, &vol, "loader/keys/auto/db.auth"), b"db");
-
-        let g = test_pe(0x8664, &[(".text", b"grub")]);
-        let mut t = ImageOptions::new(Layout::Talos, &u);
-        t.grub = Some(&g);
-        let (_, s) = build_image(&t).unwrap();
-        let names: Vec<(&str, u64)> = s
-            .partitions
-            .iter()
-            .map(|p| (p.name.as_str(), p.size / MIB))
-            .collect();
-        assert_eq!(
-            names,
-            [("EFI", 100), ("BIOS", 1), ("BOOT", 1000), ("META", 1)]
-        );
-        assert_eq!(s.partitions[1].attributes, ATTR_LEGACY_BIOS_BOOTABLE);
-        let (_, s) = build_image(&ImageOptions::new(Layout::Talos, &u)).unwrap();
-        let names: Vec<&str> = s.partitions.iter().map(|p| p.name.as_str()).collect();
-        assert_eq!(names, ["EFI", "META"]);
     }
 
     #[test]

@@ -9,6 +9,8 @@
 
 pub mod bios;
 pub mod config;
+pub mod detect;
+pub mod image;
 pub mod meta;
 pub mod plan;
 
