@@ -32,6 +32,7 @@
 )]
 
 pub mod authenticode;
+pub mod authvar;
 pub mod build;
 pub mod bytes;
 pub mod command;
@@ -40,6 +41,7 @@ pub mod error;
 pub mod extract;
 pub mod guid;
 pub mod inspect;
+pub mod keys;
 pub mod lint;
 pub mod measure;
 pub mod pcrsig;

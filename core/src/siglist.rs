@@ -126,6 +126,23 @@ pub fn parse(data: &[u8]) -> Result<SignatureDatabase> {
     }
 }
 
+/// The signature lists of a db/dbx file in any of its three wrappings, as bytes
+/// (checked to parse), for copying into a new variable.
+pub fn list_bytes(data: &[u8]) -> Result<&[u8]> {
+    let db = parse(data)?;
+    let start = match db.container {
+        Container::Auth => auth_payload_offset(data).unwrap_or(0),
+        Container::Efivarfs => 4,
+        Container::SignatureList => 0,
+    };
+    bytes::slice(
+        data,
+        start,
+        (data.len() as u64).saturating_sub(start),
+        "signature lists",
+    )
+}
+
 /// If `data` starts with EFI_VARIABLE_AUTHENTICATION_2 (EFI_TIME, then a
 /// WIN_CERTIFICATE_UEFI_GUID with the PKCS#7 cert type), where the lists begin.
 fn auth_payload_offset(data: &[u8]) -> Option<u64> {

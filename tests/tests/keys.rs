@@ -1,0 +1,316 @@
+//! Issue 18: `ukitool keys create` and `keys export`, with outside referees.
+//!
+//! - openssl parses the keys and certificates and verifies the chain PK → KEK → db;
+//! - efitools' `cert-to-efi-sig-list` and `sign-efi-sig-list`, given the same
+//!   certificates, keys and timestamp, write the same `.esl` and `.auth` bytes, and
+//!   `sig-list-to-certs` reads ours back;
+//! - `openssl cms -verify` accepts each `.auth` signature over the bytes UEFI says it
+//!   covers (name ‖ vendor GUID ‖ attributes ‖ timestamp ‖ lists), with the signer's
+//!   issuer as the only anchor;
+//! - `ukitool verify --db` trusts what db signed, through the `.auth` and the `.esl`.
+//!
+//! The firmware test (enrolment by systemd-boot under OVMF) is `keys_enrol_in_firmware`.
+
+use std::path::Path;
+use std::process::Command;
+
+use ukitool_tests::der::tlv;
+use ukitool_tests::tools::sign_command;
+use ukitool_tests::{assert_one_line_error, fixture, run, run_ok, tmpdir, ukitool};
+
+/// 2025-01-02 03:04:05 UTC, as `sign-efi-sig-list -t` takes it.
+const EXPORT_TIME: u64 = 1_735_787_045;
+const EXPORT_TIME_TEXT: &str = "2025-01-02 03:04:05";
+const CREATE_TIME: u64 = 1_700_000_000;
+
+fn create(dir: &Path, extra: &[&str]) {
+    run_ok(
+        ukitool()
+            .args(["keys", "create", "--timestamp", &CREATE_TIME.to_string()])
+            .args(extra)
+            .arg(dir),
+    );
+}
+
+fn export(keys: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
+    run(ukitool()
+        .args(["keys", "export"])
+        .arg(keys)
+        .arg("-o")
+        .arg(out)
+        .args(["--timestamp", &EXPORT_TIME.to_string()])
+        .args(extra))
+}
+
+fn openssl(args: &[&str]) -> String {
+    run_ok(Command::new("openssl").args(args))
+}
+
+/// The `.auth` file's timestamp, PKCS#7 SignedData (bare, as efitools writes it) and
+/// signature lists.
+fn split_auth(auth: &[u8]) -> (&[u8], &[u8], &[u8]) {
+    let len = u32::from_le_bytes(auth[16..20].try_into().unwrap()) as usize;
+    (&auth[..16], &auth[40..16 + len], &auth[16 + len..])
+}
+
+/// Check `auth` with `openssl cms -verify`: the SignedData wrapped in a ContentInfo,
+/// the content rebuilt as UEFI defines it, `anchor` the only trusted certificate.
+fn cms_verify(dir: &Path, name: &str, auth: &[u8], anchor: &Path) {
+    let (time, sd, lists) = split_auth(auth);
+    let signed_data_oid = [
+        0x06, 0x09, 0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x07, 0x02,
+    ];
+    let ci = tlv(0x30, &[&signed_data_oid[..], &tlv(0xa0, sd)].concat());
+    let guid: &[u8] = if name == "PK" || name == "KEK" {
+        &[
+            0x61, 0xdf, 0xe4, 0x8b, 0xca, 0x93, 0xd2, 0x11, 0xaa, 0x0d, 0x00, 0xe0, 0x98, 0x03,
+            0x2b, 0x8c,
+        ]
+    } else {
+        &[
+            0xcb, 0xb2, 0x19, 0xd7, 0x3a, 0x3d, 0x96, 0x45, 0xa3, 0xbc, 0xda, 0xd0, 0x0e, 0x67,
+            0x65, 0x6f,
+        ]
+    };
+    let mut content: Vec<u8> = name.encode_utf16().flat_map(u16::to_le_bytes).collect();
+    content.extend_from_slice(guid);
+    content.extend_from_slice(&0x27u32.to_le_bytes());
+    content.extend_from_slice(time);
+    content.extend_from_slice(lists);
+    let p7 = dir.join(format!("{name}.p7"));
+    let data = dir.join(format!("{name}.signed"));
+    std::fs::write(&p7, ci).unwrap();
+    std::fs::write(&data, content).unwrap();
+    let p = |p: &Path| p.to_str().unwrap().to_string();
+    let out = run(Command::new("openssl").args([
+        "cms",
+        "-verify",
+        "-binary",
+        "-inform",
+        "DER",
+        "-in",
+        &p(&p7),
+        "-content",
+        &p(&data),
+        "-CAfile",
+        &p(anchor),
+        "-purpose",
+        "any",
+        "-out",
+        "/dev/null",
+    ]));
+    assert!(
+        out.status.success(),
+        "{name}.auth: openssl cms -verify: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn keys_are_what_openssl_and_efitools_make_and_read() {
+    let dir = tmpdir();
+    let keys = dir.join("keys");
+    create(
+        &keys,
+        &[
+            "--name",
+            "Test Org",
+            "--owner-guid",
+            "11111111-2222-3333-4444-555555555555",
+        ],
+    );
+    let f = |n: &str| keys.join(n).to_str().unwrap().to_string();
+    for k in ["PK.key", "KEK.key", "db.key"] {
+        assert!(openssl(&["pkey", "-in", &f(k), "-noout", "-text"]).contains("2048 bit"));
+        let mode = std::fs::metadata(keys.join(k)).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(mode.permissions().mode() & 0o777, 0o600, "{k}");
+    }
+    let chain = openssl(&[
+        "verify",
+        "-CAfile",
+        &f("PK.crt"),
+        "-untrusted",
+        &f("KEK.crt"),
+        &f("db.crt"),
+    ]);
+    assert!(chain.contains(": OK"), "{chain}");
+    let kek = openssl(&["x509", "-in", &f("KEK.crt"), "-noout", "-text"]);
+    assert!(
+        kek.contains("CA:TRUE") && kek.contains("CN = Test Org Key Exchange Key"),
+        "{kek}"
+    );
+    assert!(
+        kek.contains("Not Before: Nov 14 22:13:20 2023 GMT"),
+        "{kek}"
+    );
+    let db = openssl(&["x509", "-in", &f("db.crt"), "-noout", "-text"]);
+    assert!(
+        db.contains("CA:FALSE")
+            && db.contains("Issuer: O = Test Org, CN = Test Org Key Exchange Key"),
+        "{db}"
+    );
+
+    let out = dir.join("out");
+    let o = export(
+        &keys,
+        &out,
+        &["--append-db", fixture("snakeoil.pem").to_str().unwrap()],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let guid = "11111111-2222-3333-4444-555555555555";
+    for (name, signer) in [("PK", "PK"), ("KEK", "PK"), ("db", "KEK")] {
+        let esl = std::fs::read(out.join(format!("{name}.esl"))).unwrap();
+        // efitools makes the same list from the same certificate (db: its own first).
+        let theirs = dir.join(format!("{name}.ref.esl"));
+        run_ok(
+            Command::new("cert-to-efi-sig-list")
+                .args(["-g", guid, &f(&format!("{name}.crt"))])
+                .arg(&theirs),
+        );
+        let theirs = std::fs::read(&theirs).unwrap();
+        assert_eq!(&esl[..theirs.len()], theirs.as_slice(), "{name}.esl");
+        // and reads ours back: one DER certificate per entry.
+        let prefix = dir.join(format!("{name}-back"));
+        run_ok(
+            Command::new("sig-list-to-certs")
+                .arg(out.join(format!("{name}.esl")))
+                .arg(&prefix),
+        );
+        let back = std::fs::read(format!("{}-0.der", prefix.display())).unwrap();
+        let pem = std::fs::read(keys.join(format!("{name}.crt"))).unwrap();
+        let ours = openssl(&[
+            "x509",
+            "-in",
+            &f(&format!("{name}.crt")),
+            "-outform",
+            "DER",
+            "-out",
+            &format!("{}.der", prefix.display()),
+        ]);
+        assert!(ours.is_empty() && !pem.is_empty());
+        assert_eq!(
+            back,
+            std::fs::read(format!("{}.der", prefix.display())).unwrap(),
+            "{name}"
+        );
+        // sign-efi-sig-list signs the same list into the same bytes.
+        let auth = std::fs::read(out.join(format!("{name}.auth"))).unwrap();
+        let theirs = dir.join(format!("{name}.ref.auth"));
+        run_ok(
+            Command::new("sign-efi-sig-list")
+                .args([
+                    "-t",
+                    EXPORT_TIME_TEXT,
+                    "-k",
+                    &f(&format!("{signer}.key")),
+                    "-c",
+                    &f(&format!("{signer}.crt")),
+                    name,
+                ])
+                .arg(out.join(format!("{name}.esl")))
+                .arg(&theirs),
+        );
+        assert!(
+            std::fs::read(&theirs).unwrap() == auth,
+            "{name}.auth differs from sign-efi-sig-list's"
+        );
+        cms_verify(&dir, name, &auth, &keys.join("PK.crt"));
+    }
+    // db holds our db certificate and the appended snakeoil one.
+    run_ok(
+        Command::new("sig-list-to-certs")
+            .arg(out.join("db.esl"))
+            .arg(dir.join("db-all")),
+    );
+    assert!(dir.join("db-all-1.der").exists() && !dir.join("db-all-2.der").exists());
+
+    // Same keys, same timestamp: the same bytes.
+    let again = dir.join("again");
+    let o = export(
+        &keys,
+        &again,
+        &["--append-db", fixture("snakeoil.pem").to_str().unwrap()],
+    );
+    assert!(o.status.success());
+    for n in ["PK.auth", "KEK.auth", "db.auth", "db.esl"] {
+        assert_eq!(
+            std::fs::read(out.join(n)).unwrap(),
+            std::fs::read(again.join(n)).unwrap(),
+            "{n}"
+        );
+    }
+
+    // verify --db trusts what the db key signed, through the .auth and the .esl, and
+    // what the appended snakeoil certificate signed; not an image signed by another key.
+    let uki = fixture("uki.efi");
+    let signed = dir.join("signed.efi");
+    run_ok(&mut sign_command(
+        &uki,
+        &keys.join("db.key"),
+        &keys.join("db.crt"),
+        &signed,
+    ));
+    for db in ["db.auth", "db.esl"] {
+        for (efi, want) in [
+            (signed.clone(), 0),
+            (fixture("uki-signed.efi"), 0),
+            (fixture("uki-other-signed.efi"), 1),
+        ] {
+            let v = run(ukitool()
+                .arg("verify")
+                .arg("--db")
+                .arg(out.join(db))
+                .arg(&efi));
+            assert_eq!(
+                v.status.code(),
+                Some(want),
+                "{db} {}: {}",
+                efi.display(),
+                String::from_utf8_lossy(&v.stdout)
+            );
+        }
+    }
+}
+
+#[test]
+fn an_expired_or_non_ca_signer_is_refused_and_nothing_is_written() {
+    let dir = tmpdir();
+    let keys = dir.join("keys");
+    create(&keys, &["--valid-days", "1"]);
+    let out = dir.join("out");
+    // Two days after the keys were made: expired.
+    let o = run(ukitool()
+        .args(["keys", "export"])
+        .arg(&keys)
+        .arg("-o")
+        .arg(&out)
+        .args(["--timestamp", &(CREATE_TIME + 2 * 86_400).to_string()]));
+    let e = assert_one_line_error(&o, "expired");
+    assert!(e.contains("PK.crt expired"), "{e}");
+    assert!(!out.exists());
+    // A KEK that is not a CA (the db leaf in its place).
+    let leaf = dir.join("leaf");
+    std::fs::create_dir(&leaf).unwrap();
+    for (from, to) in [("PK", "PK"), ("db", "KEK"), ("db", "db")] {
+        for ext in ["key", "crt"] {
+            std::fs::copy(
+                keys.join(format!("{from}.{ext}")),
+                leaf.join(format!("{to}.{ext}")),
+            )
+            .unwrap();
+        }
+    }
+    let o = run(ukitool()
+        .args(["keys", "export"])
+        .arg(&leaf)
+        .arg("-o")
+        .arg(&out)
+        .args(["--timestamp", &(CREATE_TIME + 60).to_string()]));
+    let e = assert_one_line_error(&o, "non-CA");
+    assert!(e.contains("KEK.crt is not a CA certificate"), "{e}");
+    assert!(!out.exists());
+    // create refuses to replace keys.
+    let o = run(ukitool().args(["keys", "create"]).arg(&keys));
+    assert!(assert_one_line_error(&o, "replace").contains("refusing to replace a key"));
+}
