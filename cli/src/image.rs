@@ -6,6 +6,7 @@
 //! write`, which synthesises the same image and streams it to a device.
 
 use std::borrow::Cow;
+use std::cell::OnceCell;
 use std::fs::{File, OpenOptions};
 use std::io::{IsTerminal, Write};
 use std::os::unix::fs::FileExt;
@@ -22,6 +23,8 @@ use ukitool_core::command::{
 };
 use ukitool_core::disk::layout::{self, ImageOptions, ImageSummary};
 use ukitool_core::disk::DiskImage;
+use ukitool_core::keys::KeySet;
+use ukitool_core::secureboot::SecureBootFiles;
 
 use crate::build::source_date_epoch;
 use crate::input::Input;
@@ -95,6 +98,15 @@ pub struct ImageOptionArgs {
     /// Directory with PK.auth, KEK.auth, db.auth (and dbx.auth) for \loader\keys\auto\
     #[arg(long, value_name = "DIR")]
     pub enroll_keys: Option<PathBuf>,
+    /// A key directory (`ukitool keys create`): sign systemd-boot and the UKI with db
+    /// (unless db signed them already) and put PK, KEK and db .auth files in
+    /// \loader\keys\auto\ for systemd-boot to enrol
+    #[arg(long, value_name = "DIR", conflicts_with = "enroll_keys")]
+    pub secure_boot_keys: Option<PathBuf>,
+    /// loader.conf's secure-boot-enroll: off, manual, if-safe or force (default with
+    /// --secure-boot-keys: if-safe, or manual for systemd-boot 252, which lacks it)
+    #[arg(long, value_name = "MODE")]
+    pub secure_boot_enroll: Option<String>,
     /// Name of the UKI under \EFI\Linux\ and of the boot entry (default: the UKI's file stem)
     #[arg(long)]
     pub entry_name: Option<String>,
@@ -112,6 +124,9 @@ pub struct ImageInputs {
     /// (partition name, path, bytes) from --add-file-to.
     part_files: Vec<(String, String, Input)>,
     keys: Vec<(String, Vec<u8>)>,
+    /// The key set of --secure-boot-keys, and what it changes (made on first use).
+    key_set: Option<KeySet>,
+    secure_boot: OnceCell<SecureBootFiles>,
 }
 
 pub fn size_arg(s: &Option<String>) -> Result<Option<u64>> {
@@ -122,9 +137,33 @@ pub fn size_arg(s: &Option<String>) -> Result<Option<u64>> {
 }
 
 impl ImageInputs {
-    /// The core's view of the files, with the UKI `uki`.
-    fn files<'a>(&'a self, uki: &'a [u8]) -> ImageFiles<'a> {
+    /// The core's view of the files, with the UKI `uki`; with --secure-boot-keys, the
+    /// signed binaries and `.auth` files (made once, then reused).
+    fn files<'a>(&'a self, uki: &'a [u8], settings: &ImageSettings) -> Result<ImageFiles<'a>> {
+        let mut files = self.plain_files(uki);
+        if let Some(keys) = &self.key_set {
+            if self.secure_boot.get().is_none() {
+                let sb = command::image::secure_boot(
+                    settings,
+                    &files,
+                    keys,
+                    source_date_epoch().as_deref(),
+                )?;
+                let _ = self.secure_boot.set(sb);
+            }
+            files.secure_boot = self.secure_boot.get();
+        }
+        Ok(files)
+    }
+
+    /// What --secure-boot-keys did, one line each.
+    pub fn secure_boot_notes(&self) -> &[String] {
+        self.secure_boot.get().map_or(&[], |s| &s.notes)
+    }
+
+    fn plain_files<'a>(&'a self, uki: &'a [u8]) -> ImageFiles<'a> {
         ImageFiles {
+            secure_boot: None,
             uki,
             systemd_boot: self.sdboot.as_deref(),
             grub: self.grub.as_deref(),
@@ -163,6 +202,7 @@ impl ImageOptionArgs {
             entry_name: self.entry_name.clone(),
             timeout: self.timeout,
             add_partition: self.add_partition.clone(),
+            secure_boot_enroll: self.secure_boot_enroll.clone(),
         }
     }
 
@@ -189,6 +229,7 @@ impl ImageOptionArgs {
             && self.grub.is_none()
             && self.shim.is_none()
             && self.enroll_keys.is_none()
+            && self.secure_boot_keys.is_none()
     }
 
     /// Read every file the options name.
@@ -241,7 +282,15 @@ impl ImageOptionArgs {
                 );
             }
         }
+        let key_set = self
+            .secure_boot_keys
+            .as_deref()
+            .map(crate::keys::load_key_set)
+            .transpose()
+            .context("--secure-boot-keys")?;
         Ok(ImageInputs {
+            key_set,
+            secure_boot: OnceCell::new(),
             sdboot,
             grub,
             shim,
@@ -261,7 +310,10 @@ impl ImageOptionArgs {
         size: Option<u64>,
     ) -> Result<ImageOptions<'a>> {
         let settings = self.settings_for(uki_path, None);
-        let mut o = settings.options(inputs.files(uki), source_date_epoch().as_deref())?;
+        let mut o = settings.options(
+            inputs.files(uki, &settings)?,
+            source_date_epoch().as_deref(),
+        )?;
         o.size = size;
         Ok(o)
     }
@@ -301,7 +353,7 @@ pub fn run(a: ImageArgs) -> Result<ExitCode> {
     }
     let (img, summary) = command::image(
         &settings,
-        inputs.files(&uki),
+        inputs.files(&uki, &settings)?,
         source_date_epoch().as_deref(),
     )?;
     let progress = !a.quiet && std::io::stderr().is_terminal();
@@ -336,6 +388,9 @@ pub fn run(a: ImageArgs) -> Result<ExitCode> {
         writeln!(w)?;
     } else {
         print_summary(&mut w, &summary, &a.output)?;
+        for n in inputs.secure_boot_notes() {
+            writeln!(w, "  Secure Boot: {n}")?;
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

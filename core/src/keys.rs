@@ -324,6 +324,16 @@ impl KeyPair {
     }
 }
 
+/// A certificate's notBefore, Unix seconds.
+pub fn not_before(cert: &[u8]) -> Result<u64> {
+    let c = x509_cert::Certificate::from_der(cert).map_err(|e| crypto("certificate", e))?;
+    Ok(c.tbs_certificate
+        .validity
+        .not_before
+        .to_unix_duration()
+        .as_secs())
+}
+
 /// The owner GUID of a key directory without a `GUID` file: derived from the PK
 /// certificate, so that exports stay reproducible.
 pub fn owner_from_certificate(pk_cert: &[u8]) -> Guid {

@@ -26,6 +26,9 @@ pub struct BootOptions {
     /// Hard limit from QEMU's start (waiting for a VM slot is not counted).
     pub timeout: Duration,
     pub memory_mib: u32,
+    /// Serial text that settles the outcome (e.g. systemd-boot's "Access Denied", after
+    /// which it waits in its menu): the VM is stopped as [`BootEnd::Settled`].
+    pub settled_by: Vec<&'static str>,
 }
 
 impl Default for BootOptions {
@@ -37,6 +40,7 @@ impl Default for BootOptions {
         BootOptions {
             timeout: Duration::from_secs(secs),
             memory_mib: 1024,
+            settled_by: Vec::new(),
         }
     }
 }
@@ -51,6 +55,8 @@ pub enum BootEnd {
     NoBootableOption,
     /// The hard timeout hit.
     TimedOut,
+    /// The serial log showed one of [`BootOptions::settled_by`].
+    Settled,
 }
 
 /// What a VM printed on its serial port, and how it ended.
@@ -229,6 +235,10 @@ fn run_qemu_once(args: &[OsString], opts: &BootOptions) -> BootLog {
             let _ = child.kill();
             let _ = child.wait();
             break (BootEnd::NoBootableOption, None);
+        } else if opts.settled_by.iter().any(|t| serial.contains(t)) {
+            let _ = child.kill();
+            let _ = child.wait();
+            break (BootEnd::Settled, None);
         }
         if start.elapsed() > opts.timeout {
             let _ = child.kill();
@@ -274,15 +284,9 @@ pub fn boot_disk(image: &Path, firmware: Firmware) -> BootLog {
 
 pub fn boot_disk_with(image: &Path, firmware: Firmware, opts: &BootOptions) -> BootLog {
     let ovmf = ovmf_dir();
-    let (code, vars, machine) = match firmware {
-        Firmware::Plain => ("OVMF_CODE_4M.fd", "OVMF_VARS_4M.fd", "q35"),
-        // The secboot build keeps its variables behind SMM: q35 with smm=on and a secure
-        // pflash, or it refuses to start.
-        Firmware::SecureBoot => (
-            "OVMF_CODE_4M.secboot.fd",
-            "OVMF_VARS_4M.snakeoil.fd",
-            "q35,smm=on",
-        ),
+    let (code, vars, secure) = match firmware {
+        Firmware::Plain => ("OVMF_CODE_4M.fd", "OVMF_VARS_4M.fd", false),
+        Firmware::SecureBoot => ("OVMF_CODE_4M.secboot.fd", "OVMF_VARS_4M.snakeoil.fd", true),
     };
     let vars_dir = tmpdir();
     let vars_copy = vars_dir.join("vars.fd");
@@ -292,8 +296,37 @@ pub fn boot_disk_with(image: &Path, firmware: Firmware, opts: &BootOptions) -> B
             ovmf.join(vars).display()
         )
     });
+    run_qemu(&ovmf_args(image, code, &vars_copy, secure), opts)
+}
+
+/// Boot under OVMF's Secure Boot build (`OVMF_CODE_4M.secboot.fd`) with the variable
+/// store `vars` used in place: what the firmware writes there (keys systemd-boot
+/// enrolled) is there at the next boot. A copy of `OVMF_VARS_4M.fd` starts in setup
+/// mode, with no keys.
+pub fn boot_disk_secure_vars(image: &Path, vars: &Path, opts: &BootOptions) -> BootLog {
+    run_qemu(
+        &ovmf_args(image, "OVMF_CODE_4M.secboot.fd", vars, true),
+        opts,
+    )
+}
+
+/// A fresh copy of OVMF's empty variable store (`OVMF_VARS_4M.fd`: setup mode, no
+/// keys) at `dir/vars.fd`, for [`boot_disk_secure_vars`].
+pub fn setup_mode_vars(dir: &Path) -> PathBuf {
+    let vars = dir.join("vars.fd");
+    fs::copy(ovmf_dir().join("OVMF_VARS_4M.fd"), &vars)
+        .expect("copy OVMF_VARS_4M.fd (apt-get install ovmf)");
+    vars
+}
+
+/// QEMU's arguments for OVMF `code` with the variable store `vars` and `image` as a
+/// virtio disk.
+fn ovmf_args(image: &Path, code: &str, vars: &Path, secure: bool) -> Vec<OsString> {
+    // The secboot build keeps its variables behind SMM: q35 with smm=on and a secure
+    // pflash, or it refuses to start.
+    let machine = if secure { "q35,smm=on" } else { "q35" };
     let mut args: Vec<OsString> = vec!["-machine".into(), machine.into()];
-    if firmware == Firmware::SecureBoot {
+    if secure {
         args.extend([
             "-global".into(),
             "driver=cfi.pflash01,property=secure,value=on".into(),
@@ -307,12 +340,12 @@ pub fn boot_disk_with(image: &Path, firmware: Firmware, opts: &BootOptions) -> B
         s.push(qemu_escape(file));
         s
     };
-    args.extend(["-drive".into(), pflash(0, true, &ovmf.join(code))]);
-    args.extend(["-drive".into(), pflash(1, false, &vars_copy)]);
+    args.extend(["-drive".into(), pflash(0, true, &ovmf_dir().join(code))]);
+    args.extend(["-drive".into(), pflash(1, false, vars)]);
     let mut disk = OsString::from("if=virtio,format=raw,snapshot=on,file=");
     disk.push(qemu_escape(image));
     args.extend(["-drive".into(), disk]);
-    run_qemu(&args, opts)
+    args
 }
 
 /// Boot a raw disk from legacy BIOS: QEMU's default firmware, SeaBIOS, with the disk on

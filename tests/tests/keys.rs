@@ -11,12 +11,15 @@
 //!
 //! The firmware test (enrolment by systemd-boot under OVMF) is `keys_enrol_in_firmware`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use ukitool_tests::der::tlv;
-use ukitool_tests::tools::sign_command;
-use ukitool_tests::{assert_one_line_error, fixture, run, run_ok, tmpdir, ukitool};
+use ukitool_tests::tools::{objdump_sections, sign_command};
+use ukitool_tests::{
+    assert_one_line_error, boot_disk_secure_vars, fixture, run, run_ok, setup_mode_vars, tmpdir,
+    ukitool, BootEnd, BootOptions,
+};
 
 /// 2025-01-02 03:04:05 UTC, as `sign-efi-sig-list -t` takes it.
 const EXPORT_TIME: u64 = 1_735_787_045;
@@ -313,4 +316,117 @@ fn an_expired_or_non_ca_signer_is_refused_and_nothing_is_written() {
     // create refuses to replace keys.
     let o = run(ukitool().args(["keys", "create"]).arg(&keys));
     assert!(assert_one_line_error(&o, "replace").contains("refusing to replace a key"));
+}
+
+/// `ukitool image --layout systemd-boot` of `uki` with `sdboot`, and `extra` options.
+fn sd_image(dir: &Path, name: &str, uki: &Path, sdboot: &Path, extra: &[&str]) -> PathBuf {
+    let img = dir.join(name);
+    let out = run_ok(
+        ukitool()
+            .args(["image", "--layout", "systemd-boot", "--entry-name", "linux"])
+            .arg("--uki")
+            .arg(uki)
+            .arg("--systemd-boot")
+            .arg(sdboot)
+            .args(extra)
+            .arg("-o")
+            .arg(&img),
+    );
+    eprintln!("{out}");
+    img
+}
+
+/// Issue 18's acceptance: OVMF's Secure Boot build with empty variables (setup mode)
+/// boots an image made with `--secure-boot-keys` and `force`; systemd-boot 252 enrols
+/// db, KEK and PK and resets. With the same variables the firmware is then in user mode:
+/// the UKI boots with Secure Boot on, and systemd-boot refuses a UKI db did not sign
+/// and a tampered one. Four TCG boots (about a minute).
+#[test]
+fn keys_enrol_in_firmware() {
+    let dir = tmpdir();
+    let keys = dir.join("keys");
+    create(&keys, &[]);
+    let sdboot = fixture("systemd-bootx64.efi");
+    let uki = fixture("uki.efi");
+    let img = sd_image(
+        &dir,
+        "enrol.img",
+        &uki,
+        &sdboot,
+        &[
+            "--secure-boot-keys",
+            keys.to_str().unwrap(),
+            "--secure-boot-enroll",
+            "force",
+        ],
+    );
+    // The ESP holds what systemd-boot reads: the .auth files and the mode.
+    let conf = dir.join("loader.conf");
+    let esp = format!("{}@@1048576", img.display());
+    run_ok(
+        Command::new("mcopy")
+            .args(["-n", "-i", &esp, "::/loader/loader.conf"])
+            .arg(&conf),
+    );
+    let conf = std::fs::read_to_string(&conf).unwrap();
+    assert!(conf.contains("secure-boot-enroll force\n"), "{conf}");
+    let listing = run_ok(Command::new("mdir").args(["-b", "-i", &esp, "::/loader/keys/auto"]));
+    for f in ["PK.auth", "KEK.auth", "db.auth"] {
+        assert!(listing.contains(f), "{listing}");
+    }
+
+    let vars = setup_mode_vars(&dir);
+    let opts = BootOptions::default();
+    let enrol = boot_disk_secure_vars(&img, &vars, &opts);
+    assert!(
+        enrol.serial.contains("Enrolling secure boot keys") && enrol.marker().is_none(),
+        "first boot (setup mode) should enrol and reset: {enrol}"
+    );
+    assert_eq!(enrol.end, BootEnd::Exited, "{enrol}");
+
+    let boot = boot_disk_secure_vars(&img, &vars, &opts);
+    assert_eq!(
+        boot.secure_boot(),
+        Some(true),
+        "second boot (user mode): {boot}"
+    );
+
+    // systemd-boot signed by db, with a UKI db did not sign, then with a tampered one.
+    let sd_signed = dir.join("sd-signed.efi");
+    run_ok(&mut sign_command(
+        &sdboot,
+        &keys.join("db.key"),
+        &keys.join("db.crt"),
+        &sd_signed,
+    ));
+    let signed = dir.join("uki-db.efi");
+    run_ok(&mut sign_command(
+        &uki,
+        &keys.join("db.key"),
+        &keys.join("db.crt"),
+        &signed,
+    ));
+    let mut bytes = std::fs::read(&signed).unwrap();
+    let (_, size, _, off) = objdump_sections(&signed)
+        .into_iter()
+        .find(|s| s.0 == ".cmdline")
+        .unwrap();
+    bytes[(off + size - 1) as usize] ^= 0x01;
+    let tampered = dir.join("uki-tampered.efi");
+    std::fs::write(&tampered, bytes).unwrap();
+    let refuse = BootOptions {
+        settled_by: vec!["Access Denied"],
+        ..BootOptions::default()
+    };
+    for (what, efi) in [
+        ("other-signed", fixture("uki-other-signed.efi")),
+        ("tampered", tampered),
+    ] {
+        let img = sd_image(&dir, &format!("{what}.img"), &efi, &sd_signed, &[]);
+        let log = boot_disk_secure_vars(&img, &vars, &refuse);
+        assert!(
+            log.marker().is_none() && log.serial.contains("Access Denied"),
+            "{what}: systemd-boot should refuse it: {log}"
+        );
+    }
 }

@@ -11,6 +11,9 @@ pub use crate::disk::layout::{
 use crate::disk::DiskImage;
 use crate::error::{Error, Result};
 use crate::guid::Guid;
+use crate::keys::KeySet;
+pub use crate::secureboot::DEFAULT_ENROLL;
+use crate::secureboot::{enroll_mode, EnrollMode, SecureBootFiles};
 
 /// Everything that shapes an image besides its input files, named as `ukitool
 /// image`'s options. Missing JSON fields take their defaults.
@@ -40,6 +43,9 @@ pub struct ImageSettings {
     /// Partitions after the ESP, each `NAME:SIZE[:TYPE[:FS]]` (FS: xfs or fat;
     /// none: unformatted).
     pub add_partition: Vec<String>,
+    /// `secure-boot-enroll` for systemd-boot: off, manual, if-safe or force; `None`:
+    /// no line, or [`DEFAULT_ENROLL`] when the image enrols a key set.
+    pub secure_boot_enroll: Option<String>,
 }
 
 impl Default for ImageSettings {
@@ -56,6 +62,7 @@ impl Default for ImageSettings {
             entry_name: None,
             timeout: DEFAULT_TIMEOUT,
             add_partition: Vec::new(),
+            secure_boot_enroll: None,
         }
     }
 }
@@ -74,6 +81,9 @@ pub struct ImageFiles<'a> {
     /// (partition name, path, bytes) added to the filesystem of a partition from
     /// `add_partition`.
     pub partition_files: Vec<(String, String, &'a [u8])>,
+    /// The key set's changes (from [`secure_boot`]): they replace the UKI, systemd-boot
+    /// and the enrolment files above.
+    pub secure_boot: Option<&'a SecureBootFiles>,
 }
 
 impl<'a> ImageFiles<'a> {
@@ -101,7 +111,30 @@ impl ImageSettings {
         source_date_epoch: Option<&str>,
     ) -> Result<ImageOptions<'a>> {
         let size = |s: &Option<String>| s.as_deref().map(parse_size).transpose();
+        let mut files = files;
+        let requested = self
+            .secure_boot_enroll
+            .as_deref()
+            .map(EnrollMode::parse)
+            .transpose()?;
+        let mut enroll = requested;
+        if let Some(sb) = files.secure_boot {
+            if let Some(u) = &sb.uki {
+                files.uki = u;
+            }
+            if let Some(s) = &sb.systemd_boot {
+                files.systemd_boot = Some(s);
+            }
+            files.enroll_keys = sb
+                .enroll_keys
+                .iter()
+                .map(|(n, d)| (n.clone(), d.as_slice()))
+                .collect();
+            let sdboot = files.systemd_boot.unwrap_or_default();
+            enroll = Some(enroll_mode(requested, sdboot)?.0);
+        }
         let mut o = ImageOptions::new(self.layout()?, files.uki);
+        o.secure_boot_enroll = enroll;
         o.size = size(&self.size)?;
         o.esp_size = size(&self.esp_size)?;
         o.sector_size = self.sector_size;
@@ -148,6 +181,45 @@ pub fn fat_timestamp(given: Option<i64>, source_date_epoch: Option<&str>) -> Res
             .map_err(|e| Error::invalid(format!("SOURCE_DATE_EPOCH={v:?} is not a number: {e}"))),
         (None, None) => Ok(DEFAULT_TIMESTAMP),
     }
+}
+
+/// What `--secure-boot-keys` changes in an image of `files` (see
+/// [`crate::secureboot::prepare`]); its notes say what was signed, and the enrolment
+/// mode. The `.auth` timestamp is `settings.timestamp`, else `SOURCE_DATE_EPOCH`,
+/// else the PK certificate's notBefore: reproducible without a clock.
+pub fn secure_boot(
+    settings: &ImageSettings,
+    files: &ImageFiles<'_>,
+    keys: &KeySet,
+    source_date_epoch: Option<&str>,
+) -> Result<SecureBootFiles> {
+    let layout = settings.layout()?;
+    if !matches!(layout, Layout::SystemdBoot | Layout::Talos) || files.systemd_boot.is_none() {
+        return Err(Error::invalid(
+            "--secure-boot-keys needs systemd-boot, which enrols them: use --layout systemd-boot (or talos) with --systemd-boot FILE",
+        ));
+    }
+    let given = settings
+        .timestamp
+        .map(|t| u64::try_from(t).map_err(|_| Error::invalid("the timestamp is before 1970")))
+        .transpose()?;
+    let not_before = crate::keys::not_before(&keys.pk.cert)?;
+    let time = crate::command::keys::timestamp(given, source_date_epoch, not_before)?;
+    let mut sb = crate::secureboot::prepare(files.uki, files.systemd_boot, keys, time)?;
+    let requested = settings
+        .secure_boot_enroll
+        .as_deref()
+        .map(EnrollMode::parse)
+        .transpose()?;
+    let sdboot = sb
+        .systemd_boot
+        .as_deref()
+        .or(files.systemd_boot)
+        .unwrap_or_default();
+    let (mode, note) = enroll_mode(requested, sdboot)?;
+    sb.notes.push(format!("secure-boot-enroll {}", mode.name()));
+    sb.notes.extend(note);
+    Ok(sb)
 }
 
 /// `ukitool image`: the disk as extents (it borrows `files`) and its summary.
