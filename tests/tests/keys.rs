@@ -228,6 +228,42 @@ fn keys_are_what_openssl_and_efitools_make_and_read() {
     );
     assert!(dir.join("db-all-1.der").exists() && !dir.join("db-all-2.der").exists());
 
+    // inspect decodes them: entries, owners, certificates; the .auth signer, the
+    // timestamp, and the variable the signature covers.
+    let json = |path: &Path| -> serde_json::Value {
+        serde_json::from_str(&run_ok(ukitool().args(["inspect", "--json"]).arg(path))).unwrap()
+    };
+    let db = json(&out.join("db.auth"));
+    assert_eq!(db["container"], "auth");
+    assert_eq!(db["auth"]["timestamp"], "2025-01-02T03:04:05Z");
+    assert_eq!(db["auth"]["signed_for"], "db");
+    assert_eq!(
+        db["auth"]["signer"]["subject_cn"],
+        "Test Org Key Exchange Key"
+    );
+    assert_eq!(db["entries"][0]["owner"], guid);
+    assert_eq!(
+        db["entries"][0]["certificate"]["subject_cn"],
+        "Test Org Signature Database Key"
+    );
+    assert!(db["entries"][1]["certificate"]["subject"]
+        .as_str()
+        .unwrap()
+        .contains("O=SnakeOil"));
+    let kek = json(&out.join("KEK.esl"));
+    assert_eq!(kek["container"], "signature-list");
+    assert_eq!(kek["entries"][0]["type"], "x509");
+    // efitools' PK.auth for our KEK list, and a flipped payload byte.
+    let mut bad = std::fs::read(out.join("KEK.auth")).unwrap();
+    *bad.last_mut().unwrap() ^= 1;
+    std::fs::write(dir.join("bad.auth"), &bad).unwrap();
+    let human = run_ok(ukitool().arg("inspect").arg(dir.join("bad.auth")));
+    assert!(human.contains("NOT VERIFIED"), "{human}");
+    assert!(
+        run_ok(ukitool().arg("inspect").arg(dir.join("KEK.ref.auth")))
+            .contains("as an update of KEK by Test Org Platform Key")
+    );
+
     // Same keys, same timestamp: the same bytes.
     let again = dir.join("again");
     let o = export(
@@ -274,6 +310,66 @@ fn keys_are_what_openssl_and_efitools_make_and_read() {
             );
         }
     }
+}
+
+/// `--secure-boot-keys` without `--secure-boot-enroll`: the default if-safe, which
+/// Debian 12's systemd-boot 252 rejects, becomes manual (and the summary says why);
+/// if-safe asked for explicitly is refused with one line.
+#[test]
+fn the_enrol_mode_fits_the_systemd_boot_version() {
+    let dir = tmpdir();
+    let keys = dir.join("keys");
+    create(&keys, &[]);
+    let k = keys.to_str().unwrap();
+    let sdboot = fixture("systemd-bootx64.efi");
+    let img = dir.join("d.img");
+    let args = |extra: &[&str]| {
+        let mut c = ukitool();
+        c.args(["image", "--layout", "systemd-boot", "--secure-boot-keys", k])
+            .arg("--uki")
+            .arg(fixture("uki-signed.efi"))
+            .arg("--systemd-boot")
+            .arg(&sdboot)
+            .args(extra)
+            .arg("-o")
+            .arg(&img);
+        c
+    };
+    let out = run_ok(&mut args(&[]));
+    assert!(
+        out.contains("secure-boot-enroll manual")
+            && out.contains("systemd-boot 252 has no if-safe"),
+        "{out}"
+    );
+    // The UKI was signed by snakeoil: db's signature is added after it.
+    assert!(out.contains("UKI: db signature added to its own"), "{out}");
+    let conf = dir.join("loader.conf");
+    let esp = format!("{}@@1048576", img.display());
+    run_ok(
+        Command::new("mcopy")
+            .args(["-n", "-i", &esp, "::/loader/loader.conf"])
+            .arg(&conf),
+    );
+    assert!(std::fs::read_to_string(&conf)
+        .unwrap()
+        .ends_with("secure-boot-enroll manual\n"));
+    std::fs::remove_file(&img).unwrap();
+    let o = run(&mut args(&["--secure-boot-enroll", "if-safe"]));
+    let e = assert_one_line_error(&o, "if-safe on 252");
+    assert!(
+        e.contains("systemd-boot 252 does not accept secure-boot-enroll if-safe"),
+        "{e}"
+    );
+    assert!(!img.exists());
+    // Without systemd-boot nothing would enrol the keys.
+    let o = run(ukitool()
+        .args(["image", "--secure-boot-keys", k, "--uki"])
+        .arg(fixture("uki.efi"))
+        .arg("-o")
+        .arg(&img));
+    assert!(
+        assert_one_line_error(&o, "uefi layout").contains("--secure-boot-keys needs systemd-boot")
+    );
 }
 
 #[test]

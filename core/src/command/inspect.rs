@@ -17,6 +17,8 @@ use crate::pe::PeFile;
 pub enum FileReport {
     Pe(Box<Report>),
     Disk(DiskReport),
+    /// An `.esl`, `.auth` or efivarfs signature database.
+    SignatureList(crate::siglist::SignatureListReport),
 }
 
 /// Runs two independent passes over a file and returns both results. The core has
@@ -51,6 +53,9 @@ impl Join for InOrder {
 pub fn inspect(data: &[u8], opts: &InspectOptions, join: &impl Join) -> Result<FileReport> {
     if looks_like_disk(data) {
         return inspect_disk_with(data, opts).map(FileReport::Disk);
+    }
+    if crate::siglist::looks_like_siglist(data) {
+        return crate::siglist::inspect(data).map(FileReport::SignatureList);
     }
     if !(opts.hash && opts.signatures) {
         return report::inspect(data, opts).map(|r| FileReport::Pe(Box::new(r)));
