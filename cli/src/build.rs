@@ -140,11 +140,26 @@ pub struct SignArgs {
     /// The PE image to sign
     pub file: PathBuf,
     /// Private key, PEM (PKCS#1, PKCS#8, encrypted PKCS#8, SEC1 P-256)
-    #[arg(long, value_name = "KEY.pem")]
-    pub key: PathBuf,
+    #[arg(
+        long,
+        value_name = "KEY.pem",
+        required_unless_present_any = ["export_signed_attributes", "attach"],
+        conflicts_with_all = ["export_signed_attributes", "attach"]
+    )]
+    pub key: Option<PathBuf>,
     /// Signer certificate, PEM
     #[arg(long, value_name = "CERT.pem")]
     pub cert: PathBuf,
+    /// Two-step signing, step 1: write the DER signed attributes the key must sign
+    /// (SHA-256; e.g. `openssl dgst -sha256 -binary F | openssl pkeyutl -sign -inkey K
+    /// -pkeyopt digest:sha256`) to OUT, and sign nothing
+    #[arg(long, value_name = "OUT", conflicts_with = "attach")]
+    pub export_signed_attributes: Option<PathBuf>,
+    /// Two-step signing, step 2: complete the signature with SIG, the raw signature
+    /// over step 1's attributes (same image, --cert and --signing-time); it is checked
+    /// against the certificate's key first
+    #[arg(long, value_name = "SIG")]
+    pub attach: Option<PathBuf>,
     /// Extra certificates to include; repeatable
     #[arg(long, value_name = "CERT.pem")]
     pub chain: Vec<PathBuf>,
@@ -158,8 +173,13 @@ pub struct SignArgs {
     #[arg(long, value_name = "SECONDS|now")]
     pub signing_time: Option<String>,
     /// Output file (written to a temporary file, then renamed)
-    #[arg(short, long, value_name = "OUT")]
-    pub output: PathBuf,
+    #[arg(
+        short,
+        long,
+        value_name = "OUT",
+        required_unless_present = "export_signed_attributes"
+    )]
+    pub output: Option<PathBuf>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -701,35 +721,55 @@ pub fn run_build(mut a: BuildArgs, matches: Option<&ArgMatches>) -> Result<ExitC
 
 pub fn run_sign(a: SignArgs) -> Result<ExitCode> {
     let image = open(&a.file)?;
-    let pw = password(a.key_password_file.as_deref())?;
-    let key = load_key(&a.key, pw.as_deref())?;
-    let signing_time =
-        match a.signing_time.as_deref() {
-            None => None,
-            Some("now") => Some(
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .context("clock before 1970")?
-                    .as_secs(),
-            ),
-            Some(s) => Some(s.parse().with_context(|| {
-                format!("--signing-time {s:?}: seconds since the epoch, or now")
-            })?),
-        };
-    let signed = signer_certs(&a.cert, &a.chain)
-        .and_then(|(cert, chain)| {
-            let opts = SignOptions {
-                key: &key,
-                cert: &cert,
-                chain: chain.iter().map(Vec::as_slice).collect(),
-                append: a.append,
-                signing_time,
-            };
-            Ok(sign::sign(&image, &opts)?)
-        })
-        .with_context(|| a.file.display().to_string())?;
-    write_atomic(&a.output, &signed)?;
+    let signing_time = signing_time(a.signing_time.as_deref())?;
+    let name = a.file.display().to_string();
+    if let Some(out) = &a.export_signed_attributes {
+        let attrs = sign::signed_attributes_for(&image, a.append, signing_time)
+            .with_context(|| name.clone())?;
+        write_atomic(out, &attrs)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let (cert, chain) = signer_certs(&a.cert, &a.chain)?;
+    let signer: Box<dyn sign::AttributeSigner> = match (&a.key, &a.attach) {
+        (_, Some(sig)) => Box::new(
+            sign::DetachedSignature::new(&cert, read(sig)?)
+                .with_context(|| a.cert.display().to_string())?,
+        ),
+        (Some(key), None) => {
+            let pw = password(a.key_password_file.as_deref())?;
+            Box::new(load_key(key, pw.as_deref())?)
+        }
+        (None, None) => bail!("--key or --attach is needed"),
+    };
+    let opts = SignOptions {
+        key: signer.as_ref(),
+        cert: &cert,
+        chain: chain.iter().map(Vec::as_slice).collect(),
+        append: a.append,
+        signing_time,
+    };
+    let signed = sign::sign(&image, &opts).with_context(|| name.clone())?;
+    let out = a.output.as_deref().context("-o OUT is needed")?;
+    write_atomic(out, &signed)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--signing-time`: seconds since the epoch, or `now`.
+fn signing_time(arg: Option<&str>) -> Result<Option<u64>> {
+    Ok(match arg {
+        None => None,
+        Some("now") => Some(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .context("clock before 1970")?
+                .as_secs(),
+        ),
+        Some(s) => {
+            Some(s.parse().with_context(|| {
+                format!("--signing-time {s:?}: seconds since the epoch, or now")
+            })?)
+        }
+    })
 }
 
 /// The parts named by `measure --linux ... --osrel ...`, read, in systemd's names.

@@ -526,3 +526,78 @@ fn keys_enrol_in_firmware() {
         );
     }
 }
+
+/// The two-step flow: `sign --export-signed-attributes` writes what the key must sign,
+/// openssl (the outside signer) signs it, `sign --attach` completes the signature.
+/// sbverify accepts the result, which is the one-step `sign --key` output byte for byte.
+/// A signature by another key is refused with one line and no output file.
+#[test]
+fn two_step_signing_with_openssl_as_the_outside_signer() {
+    let dir = tmpdir();
+    let keys = dir.join("keys");
+    create(&keys, &[]);
+    let uki = fixture("uki.efi");
+    let (db_key, db_crt) = (keys.join("db.key"), keys.join("db.crt"));
+    let attrs = dir.join("attrs.der");
+    run_ok(
+        ukitool()
+            .arg("sign")
+            .arg(&uki)
+            .arg("--cert")
+            .arg(&db_crt)
+            .arg("--export-signed-attributes")
+            .arg(&attrs),
+    );
+    // The attributes are a DER SET OF (tag 0x31), as the signature covers them.
+    assert_eq!(std::fs::read(&attrs).unwrap()[0], 0x31);
+    let sign_with = |key: &Path, sig: &Path| {
+        let digest = dir.join("attrs.sha256");
+        run_ok(
+            Command::new("openssl")
+                .args(["dgst", "-sha256", "-binary", "-out"])
+                .arg(&digest)
+                .arg(&attrs),
+        );
+        run_ok(
+            Command::new("openssl")
+                .args(["pkeyutl", "-sign", "-pkeyopt", "digest:sha256", "-inkey"])
+                .arg(key)
+                .arg("-in")
+                .arg(&digest)
+                .arg("-out")
+                .arg(sig),
+        );
+    };
+    let sig = dir.join("sig.bin");
+    sign_with(&db_key, &sig);
+    let two = dir.join("two.efi");
+    let attach = |sig: &Path, out: &Path| {
+        run(ukitool()
+            .arg("sign")
+            .arg(&uki)
+            .arg("--cert")
+            .arg(&db_crt)
+            .arg("--attach")
+            .arg(sig)
+            .arg("-o")
+            .arg(out))
+    };
+    assert!(attach(&sig, &two).status.success());
+    let v = run_ok(
+        Command::new("sbverify")
+            .arg("--cert")
+            .arg(&db_crt)
+            .arg(&two),
+    );
+    assert!(v.contains("Signature verification OK"), "{v}");
+    let one = dir.join("one.efi");
+    run_ok(&mut sign_command(&uki, &db_key, &db_crt, &one));
+    assert!(std::fs::read(&one).unwrap() == std::fs::read(&two).unwrap());
+
+    let other = dir.join("other.sig");
+    sign_with(&keys.join("KEK.key"), &other);
+    let bad = dir.join("bad.efi");
+    let e = assert_one_line_error(&attach(&other, &bad), "mismatched signature");
+    assert!(e.contains("the signature does not verify"), "{e}");
+    assert!(!bad.exists());
+}
