@@ -139,10 +139,12 @@ pub struct BuildArgs {
 pub struct SignArgs {
     /// The PE image to sign
     pub file: PathBuf,
-    /// Private key, PEM (PKCS#1, PKCS#8, encrypted PKCS#8, SEC1 P-256)
+    /// Private key, PEM (PKCS#1, PKCS#8, encrypted PKCS#8, SEC1 P-256), or a key in a
+    /// PKCS#11 token: an RFC 7512 URI, `pkcs11:token=T;object=LABEL?pin-value=PIN`
+    /// (or pin-source=FILE)
     #[arg(
         long,
-        value_name = "KEY.pem",
+        value_name = "KEY.pem|pkcs11:URI",
         required_unless_present_any = ["export_signed_attributes", "attach"],
         conflicts_with_all = ["export_signed_attributes", "attach"]
     )]
@@ -150,6 +152,10 @@ pub struct SignArgs {
     /// Signer certificate, PEM
     #[arg(long, value_name = "CERT.pem")]
     pub cert: PathBuf,
+    /// The PKCS#11 module for a pkcs11: --key (default: the URI's module-path, else
+    /// p11-kit's proxy)
+    #[arg(long, value_name = "PATH")]
+    pub pkcs11_module: Option<PathBuf>,
     /// Two-step signing, step 1: write the DER signed attributes the key must sign
     /// (SHA-256; e.g. `openssl dgst -sha256 -binary F | openssl pkeyutl -sign -inkey K
     /// -pkeyopt digest:sha256`) to OUT, and sign nothing
@@ -735,6 +741,13 @@ pub fn run_sign(a: SignArgs) -> Result<ExitCode> {
             sign::DetachedSignature::new(&cert, read(sig)?)
                 .with_context(|| a.cert.display().to_string())?,
         ),
+        (Some(key), None) if crate::pkcs11::is_uri(key) => {
+            Box::new(crate::pkcs11::Pkcs11Signer::open(
+                &key.to_string_lossy(),
+                a.pkcs11_module.as_deref(),
+                &cert,
+            )?)
+        }
         (Some(key), None) => {
             let pw = password(a.key_password_file.as_deref())?;
             Box::new(load_key(key, pw.as_deref())?)

@@ -16,7 +16,8 @@ use cms::signed_data::{
 use const_oid::ObjectIdentifier;
 use der::asn1::{Any, OctetString, SetOfVec};
 use der::{Decode, Encode};
-use spki::{AlgorithmIdentifierOwned, EncodePublicKey};
+pub use spki::AlgorithmIdentifierOwned;
+use spki::EncodePublicKey;
 use x509_cert::attr::Attribute;
 use x509_cert::Certificate;
 
@@ -238,6 +239,21 @@ pub fn certificates_from_pem(pem: &[u8]) -> Result<Vec<Vec<u8>>> {
         Certificate::from_der(c).map_err(|e| crypto("certificate")(e.to_string()))?;
     }
     Ok(certs)
+}
+
+/// An ECDSA signature as PKCS#11 returns it (r ‖ s, each the curve's size) in the DER
+/// form CMS carries (RFC 5753 §7.2: ECDSA-Sig-Value).
+pub fn ecdsa_raw_to_der(raw: &[u8]) -> Result<Vec<u8>> {
+    let bad = |e: String| Error::Crypto(format!("ECDSA signature from the token: {e}"));
+    match raw.len() {
+        64 => p256::ecdsa::Signature::from_slice(raw)
+            .map(|s| s.to_der().as_bytes().to_vec())
+            .map_err(|e| bad(e.to_string())),
+        96 => p384::ecdsa::Signature::from_slice(raw)
+            .map(|s| s.to_der().as_bytes().to_vec())
+            .map_err(|e| bad(e.to_string())),
+        n => Err(bad(format!("{n} bytes: expected 64 (P-256) or 96 (P-384)"))),
+    }
 }
 
 /// A signature over the signed attributes made outside ukitool (`sign --attach`):

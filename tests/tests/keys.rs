@@ -601,3 +601,153 @@ fn two_step_signing_with_openssl_as_the_outside_signer() {
     assert!(e.contains("the signature does not verify"), "{e}");
     assert!(!bad.exists());
 }
+
+/// A SoftHSM2 token in `dir` holding `keys` as (PKCS#8 PEM file, label, id); the
+/// returned SOFTHSM2_CONF is set on each command that uses it.
+fn softhsm(dir: &Path, keys: &[(&Path, &str, &str)]) -> PathBuf {
+    let tokens = dir.join("tokens");
+    std::fs::create_dir_all(&tokens).unwrap();
+    let conf = dir.join("softhsm2.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
+            tokens.display()
+        ),
+    )
+    .unwrap();
+    let hsm = |args: &[&str]| {
+        run_ok(
+            Command::new("softhsm2-util")
+                .env("SOFTHSM2_CONF", &conf)
+                .args(args),
+        );
+    };
+    hsm(&[
+        "--init-token",
+        "--free",
+        "--label",
+        "ukitool",
+        "--pin",
+        "1234",
+        "--so-pin",
+        "5678",
+    ]);
+    for (key, label, id) in keys {
+        hsm(&[
+            "--import",
+            key.to_str().unwrap(),
+            "--token",
+            "ukitool",
+            "--label",
+            label,
+            "--id",
+            id,
+            "--pin",
+            "1234",
+        ]);
+    }
+    conf
+}
+
+const SOFTHSM: &str = "/usr/lib/softhsm/libsofthsm2.so";
+
+/// `sign --key pkcs11:...` through SoftHSM2 (the tests initialise the token): RSA (the
+/// db key) and ECDSA P-256. sbverify accepts both; the RSA result is the key-file
+/// signature byte for byte. A wrong PIN, a missing token and a key the certificate does
+/// not certify each give one line, exit 2 and no output file.
+#[test]
+fn pkcs11_signing_through_softhsm2() {
+    let dir = tmpdir();
+    let keys = dir.join("keys");
+    create(&keys, &[]);
+    let ec_key = dir.join("ec.key");
+    let ec_crt = dir.join("ec.crt");
+    run_ok(
+        Command::new("openssl")
+            .args([
+                "req",
+                "-x509",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-subj",
+                "/CN=ukitool ECDSA test/",
+                "-days",
+                "30",
+                "-keyout",
+            ])
+            .arg(&ec_key)
+            .arg("-out")
+            .arg(&ec_crt),
+    );
+    let conf = softhsm(
+        &dir,
+        &[(&keys.join("db.key"), "db", "01"), (&ec_key, "ec", "02")],
+    );
+    let uki = fixture("uki.efi");
+    let sign = |uri: &str, cert: &Path, out: &Path| {
+        run(ukitool()
+            .env("SOFTHSM2_CONF", &conf)
+            .arg("sign")
+            .arg(&uki)
+            .args(["--key", uri, "--pkcs11-module", SOFTHSM, "--cert"])
+            .arg(cert)
+            .arg("-o")
+            .arg(out))
+    };
+    for (uri, cert) in [
+        (
+            "pkcs11:token=ukitool;object=db?pin-value=1234",
+            keys.join("db.crt"),
+        ),
+        ("pkcs11:token=ukitool;id=%02?pin-value=1234", ec_crt.clone()),
+    ] {
+        let out = dir.join("hsm.efi");
+        let o = sign(uri, &cert, &out);
+        assert!(
+            o.status.success(),
+            "{uri}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let v = run_ok(Command::new("sbverify").arg("--cert").arg(&cert).arg(&out));
+        assert!(v.contains("Signature verification OK"), "{uri}: {v}");
+        if cert.ends_with("db.crt") {
+            let file = dir.join("file.efi");
+            run_ok(&mut sign_command(&uki, &keys.join("db.key"), &cert, &file));
+            assert!(
+                std::fs::read(&file).unwrap() == std::fs::read(&out).unwrap(),
+                "{uri}"
+            );
+        }
+        std::fs::remove_file(&out).unwrap();
+    }
+    let bad = dir.join("bad.efi");
+    let db_crt = keys.join("db.crt");
+    for (uri, cert, what, says) in [
+        (
+            "pkcs11:token=ukitool;object=db?pin-value=0000",
+            &db_crt,
+            "wrong PIN",
+            "the PIN is incorrect",
+        ),
+        (
+            "pkcs11:token=absent;object=db?pin-value=1234",
+            &db_crt,
+            "missing token",
+            "no PKCS#11 token matches token=absent",
+        ),
+        (
+            "pkcs11:token=ukitool;object=db?pin-value=1234",
+            &ec_crt,
+            "other key",
+            "is not the one the certificate certifies",
+        ),
+    ] {
+        let e = assert_one_line_error(&sign(uri, cert, &bad), what);
+        assert!(e.contains(says), "{what}: {e}");
+        assert!(!bad.exists(), "{what}");
+    }
+}
