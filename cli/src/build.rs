@@ -97,9 +97,14 @@ pub struct BuildArgs {
     /// COFF TimeDateStamp (seconds); default SOURCE_DATE_EPOCH, else the stub's
     #[arg(long, value_name = "SECONDS")]
     pub timestamp: Option<u32>,
-    /// Sign the result (Authenticode) with this private key (PEM)
-    #[arg(long, value_name = "KEY.pem")]
+    /// Sign the result (Authenticode) with this private key (PEM), or a key in a
+    /// PKCS#11 token (`pkcs11:token=T;object=LABEL?pin-value=PIN`, RFC 7512)
+    #[arg(long, value_name = "KEY.pem|pkcs11:URI")]
     pub key: Option<PathBuf>,
+    /// The PKCS#11 module for a pkcs11: --key (default: the URI's module-path, else
+    /// p11-kit's proxy)
+    #[arg(long, value_name = "PATH")]
+    pub pkcs11_module: Option<PathBuf>,
     /// Signer certificate (PEM) for --key
     #[arg(long, value_name = "CERT.pem")]
     pub cert: Option<PathBuf>,
@@ -682,7 +687,11 @@ pub fn run_build(mut a: BuildArgs, matches: Option<&ArgMatches>) -> Result<ExitC
         pcr_keys.push((key, public, phases));
     }
     let signer = match (&a.key, &a.cert) {
-        (Some(k), Some(c)) => Some((load_key(k, pw.as_deref())?, signer_certs(c, &a.chain)?)),
+        (Some(k), Some(c)) => {
+            let (cert, chain) = signer_certs(c, &a.chain)?;
+            let key = authenticode_signer(k, a.pkcs11_module.as_deref(), pw.as_deref(), &cert)?;
+            Some((key, (cert, chain)))
+        }
         (None, None) => None,
         _ => bail!("--key and --cert go together"),
     };
@@ -715,7 +724,7 @@ pub fn run_build(mut a: BuildArgs, matches: Option<&ArgMatches>) -> Result<ExitC
             banks: &a.pcr_bank,
         }),
         signer: signer.as_ref().map(|(key, (cert, chain))| Signer {
-            key,
+            key: key.as_ref(),
             cert,
             chain: chain.iter().map(Vec::as_slice).collect(),
         }),
@@ -765,6 +774,24 @@ pub fn run_sign(a: SignArgs) -> Result<ExitCode> {
     let out = a.output.as_deref().context("-o OUT is needed")?;
     write_atomic(out, &signed)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// What signs with `--key`: a PEM key file, or a key in a PKCS#11 token (a `pkcs11:`
+/// URI) checked against `cert`.
+fn authenticode_signer(
+    key: &Path,
+    module: Option<&Path>,
+    pw: Option<&[u8]>,
+    cert: &[u8],
+) -> Result<Box<dyn sign::AttributeSigner>> {
+    if crate::pkcs11::is_uri(key) {
+        return Ok(Box::new(crate::pkcs11::Pkcs11Signer::open(
+            &key.to_string_lossy(),
+            module,
+            cert,
+        )?));
+    }
+    Ok(Box::new(load_key(key, pw)?))
 }
 
 /// `--signing-time`: seconds since the epoch, or `now`.

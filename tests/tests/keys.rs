@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use ukitool_tests::der::tlv;
-use ukitool_tests::tools::{objdump_sections, sign_command};
+use ukitool_tests::tools::{build_command, objdump_sections, sign_command};
 use ukitool_tests::{
     assert_one_line_error, boot_disk_secure_vars, fixture, run, run_ok, setup_mode_vars, tmpdir,
     ukitool, BootEnd, BootOptions,
@@ -724,6 +724,30 @@ fn pkcs11_signing_through_softhsm2() {
         }
         std::fs::remove_file(&out).unwrap();
     }
+    // build --key takes the same URI: the built UKI is signed by the token's key.
+    let built = dir.join("built.efi");
+    run_ok(
+        build_command(&["linux", "initrd", "cmdline", "os-release"])
+            .env("SOFTHSM2_CONF", &conf)
+            .args([
+                "--key",
+                "pkcs11:token=ukitool;object=db?pin-value=1234",
+                "--pkcs11-module",
+                SOFTHSM,
+                "--cert",
+            ])
+            .arg(keys.join("db.crt"))
+            .arg("-o")
+            .arg(&built),
+    );
+    let v = run_ok(
+        Command::new("sbverify")
+            .arg("--cert")
+            .arg(keys.join("db.crt"))
+            .arg(&built),
+    );
+    assert!(v.contains("Signature verification OK"), "build: {v}");
+
     let bad = dir.join("bad.efi");
     let db_crt = keys.join("db.crt");
     for (uri, cert, what, says) in [

@@ -52,7 +52,7 @@ impl PcrKey<'_> {
 /// and adds no signing time, so its output is reproducible.
 #[derive(Debug, Clone)]
 pub struct Signer<'a> {
-    pub key: &'a SigningKey,
+    pub key: &'a dyn sign::AttributeSigner,
     pub cert: &'a [u8],
     pub chain: Vec<&'a [u8]>,
 }
