@@ -131,15 +131,15 @@ impl std::fmt::Display for EfiTime {
     }
 }
 
-/// What the signature of `variable`'s update covers.
-pub fn signed_bytes(variable: &str, time: EfiTime, payload: &[u8]) -> Result<Vec<u8>> {
+/// What the signature of `variable`'s update covers; `time` is the EFI_TIME as stored.
+pub fn signed_bytes(variable: &str, time: &[u8; 16], payload: &[u8]) -> Result<Vec<u8>> {
     let mut v = Vec::with_capacity(payload.len().saturating_add(64));
     for u in variable.encode_utf16() {
         v.extend_from_slice(&u.to_le_bytes());
     }
     v.extend_from_slice(&vendor_guid(variable)?.to_bytes_le());
     v.extend_from_slice(&ATTRIBUTES.to_le_bytes());
-    v.extend_from_slice(&time.to_bytes());
+    v.extend_from_slice(time);
     v.extend_from_slice(payload);
     Ok(v)
 }
@@ -159,7 +159,8 @@ pub fn sign(
 ) -> Result<Vec<u8>> {
     let signer = x509_cert::Certificate::from_der(cert)
         .map_err(|e| Error::Crypto(format!("signer certificate: {e}")))?;
-    let signature = key.sign_pkcs1v15_sha256(&signed_bytes(variable, time, payload)?)?;
+    let signature =
+        key.sign_pkcs1v15_sha256(&signed_bytes(variable, &time.to_bytes(), payload)?)?;
     let sha256 = AlgorithmIdentifierOwned {
         oid: oid::SHA256,
         parameters: Some(Any::null()),
@@ -212,6 +213,8 @@ pub fn sign(
 #[derive(Debug, Clone)]
 pub struct AuthVariable<'a> {
     pub time: EfiTime,
+    /// The EFI_TIME bytes as stored (what the signature covers).
+    pub time_bytes: [u8; 16],
     /// The DER SignedData and its file offset.
     pub pkcs7: &'a [u8],
     pub pkcs7_offset: u64,
@@ -224,7 +227,8 @@ pub struct AuthVariable<'a> {
 /// EFI_VARIABLE_AUTHENTICATION_2.
 pub fn parse(data: &[u8]) -> Result<AuthVariable<'_>> {
     let what = "WIN_CERTIFICATE_UEFI_GUID";
-    let time = EfiTime::from_bytes(bytes::array(data, 0, "EFI_TIME")?);
+    let time_bytes = bytes::array(data, 0, "EFI_TIME")?;
+    let time = EfiTime::from_bytes(time_bytes);
     let len = u64::from(u32_le(data, EFI_TIME_SIZE, what)?);
     let rev = u16_le(data, EFI_TIME_SIZE + 4, what)?;
     let ty = u16_le(data, EFI_TIME_SIZE + 6, what)?;
@@ -258,6 +262,7 @@ pub fn parse(data: &[u8]) -> Result<AuthVariable<'_>> {
     )?;
     Ok(AuthVariable {
         time,
+        time_bytes,
         pkcs7,
         pkcs7_offset,
         payload,
@@ -339,7 +344,7 @@ fn check_signature(a: &AuthVariable<'_>, s: &mut AuthSummary) -> Result<()> {
         .map(|a| a.to_der().map_err(der_err))
         .transpose()?;
     for variable in VARIABLES {
-        let content = signed_bytes(variable, a.time, a.payload)?;
+        let content = signed_bytes(variable, &a.time_bytes, a.payload)?;
         let digest = sha2::Sha256::digest(&content).to_vec();
         // With signed attributes the signature covers them, and their messageDigest
         // the content (RFC 5652 §5.4); without, it covers the content itself.
@@ -415,8 +420,19 @@ mod tests {
         let s = summarize(&parse(&bad).unwrap());
         assert_eq!(s.signed_for, None);
         assert!(s.problem.is_some());
-        for n in 0..auth.len().min(2000) {
-            let _ = parse(&auth[..n]).map(|a| summarize(&a));
+        // Hostile copies: every prefix, and every byte flipped, through inspect's
+        // report. Errors, never panics; a flip in the signed bytes (the timestamp, the
+        // lists) never verifies.
+        let signed_from = auth.len() - list.len();
+        for n in 0..auth.len() {
+            let _ = crate::siglist::inspect(&auth[..n]);
+            let mut m = auth.clone();
+            m[n] ^= 0x5a;
+            if let Ok(r) = crate::siglist::inspect(&m) {
+                if n < 16 || n >= signed_from {
+                    assert_eq!(r.auth.and_then(|a| a.signed_for), None, "flip at {n}");
+                }
+            }
         }
     }
 }
