@@ -117,7 +117,8 @@ pub struct BuildArgs {
     /// Sign PCR 11 policies with this RSA key and embed them as .pcrsig (+ .pcrpkey)
     #[arg(long, value_name = "KEY.pem", conflicts_with = "pcr_private_key")]
     pub pcr_key: Option<PathBuf>,
-    /// A PCR signing key (RSA, PEM), as ukify's; repeatable, each with its
+    /// A PCR signing key (RSA, PEM, or a pkcs11: URI with its --pcr-public-key), as
+    /// ukify's; repeatable, each with its
     /// --pcr-public-key and --phases in the same order
     #[arg(long, value_name = "KEY.pem")]
     pub pcr_private_key: Vec<PathBuf>,
@@ -204,8 +205,15 @@ pub struct MeasureArgs {
     #[arg(long)]
     pub json: bool,
     /// Sign the policies with this RSA key and print the .pcrsig JSON
-    #[arg(long, value_name = "KEY.pem")]
+    #[arg(long, value_name = "KEY.pem|pkcs11:URI")]
     pub sign: Option<PathBuf>,
+    /// With --sign pkcs11:URI: the public key (PEM) the token's key must match
+    #[arg(long, value_name = "PUB.pem", requires = "sign")]
+    pub public_key: Option<PathBuf>,
+    /// The PKCS#11 module for --sign pkcs11:URI (default: the URI's module-path, else
+    /// p11-kit's proxy)
+    #[arg(long, value_name = "PATH", requires = "sign")]
+    pub pkcs11_module: Option<PathBuf>,
     /// File holding the password of an encrypted --sign key
     #[arg(long, value_name = "FILE")]
     pub key_password_file: Option<PathBuf>,
@@ -682,8 +690,13 @@ pub fn run_build(mut a: BuildArgs, matches: Option<&ArgMatches>) -> Result<ExitC
     let pw = password(a.key_password_file.as_deref())?;
     let mut pcr_keys = Vec::new();
     for (private, public, phases) in pcr_key_specs(&a, &config)? {
-        let key = load_key(&private, pw.as_deref())?;
         let public = public.as_deref().map(read).transpose()?;
+        let key = crate::pkcs11::pcr_signer(
+            &private,
+            public.as_deref(),
+            a.pkcs11_module.as_deref(),
+            pw.as_deref(),
+        )?;
         pcr_keys.push((key, public, phases));
     }
     let signer = match (&a.key, &a.cert) {
@@ -716,7 +729,7 @@ pub fn run_build(mut a: BuildArgs, matches: Option<&ArgMatches>) -> Result<ExitC
             keys: pcr_keys
                 .iter()
                 .map(|(key, public_key, phases)| PcrKey {
-                    key,
+                    key: key.as_ref(),
                     public_key: public_key.as_deref(),
                     phases,
                 })
@@ -884,8 +897,14 @@ pub fn run_measure(a: MeasureArgs) -> Result<ExitCode> {
     let mut out = io::stdout().lock();
     if let Some(k) = &a.sign {
         let pw = password(a.key_password_file.as_deref())?;
-        let key = load_key(k, pw.as_deref())?;
-        writeln!(out, "{}", measurement.sign(&key)?)?;
+        let public = a.public_key.as_deref().map(read).transpose()?;
+        let key = crate::pkcs11::pcr_signer(
+            k,
+            public.as_deref(),
+            a.pkcs11_module.as_deref(),
+            pw.as_deref(),
+        )?;
+        writeln!(out, "{}", measurement.sign(key.as_ref())?)?;
     } else if a.json {
         serde_json::to_writer(&mut out, &measurement)?;
         writeln!(out)?;

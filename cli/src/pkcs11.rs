@@ -23,6 +23,31 @@ use ukitool_core::sign::{self, AttributeSigner};
 /// p11-kit's proxy module (Debian's p11-kit-modules): every module p11-kit is set up for.
 pub const P11_KIT_PROXY: &str = "/usr/lib/x86_64-linux-gnu/p11-kit-proxy.so";
 
+/// A signer for `.pcrsig` policies: a PEM key file, or a token key (a `pkcs11:` URI)
+/// checked against `public` (the PEM public key, needed with a URI).
+pub fn pcr_signer(
+    key: &Path,
+    public: Option<&[u8]>,
+    module: Option<&Path>,
+    pw: Option<&[u8]>,
+) -> Result<Box<dyn AttributeSigner>> {
+    if !is_uri(key) {
+        let pem = std::fs::read_to_string(key).with_context(|| key.display().to_string())?;
+        let k = ukitool_core::sign::SigningKey::from_pem(&pem, pw)
+            .with_context(|| key.display().to_string())?;
+        return Ok(Box::new(k));
+    }
+    let public = public.context(
+        "a pkcs11: PCR key needs its public key (--pcr-public-key, or --public-key for measure)",
+    )?;
+    let spki = ukitool_core::pem::public_key(public, "PCR public key")?;
+    Ok(Box::new(Pkcs11Signer::open_for_key(
+        &key.to_string_lossy(),
+        module,
+        spki,
+    )?))
+}
+
 /// Is this `--key` a PKCS#11 URI?
 pub fn is_uri(key: &Path) -> bool {
     key.to_str().is_some_and(|s| s.starts_with("pkcs11:"))
@@ -147,6 +172,15 @@ impl Pkcs11Signer {
     /// p11-kit's proxy), log in and find the private key. `cert` is the signer's DER
     /// certificate.
     pub fn open(uri: &str, module: Option<&Path>, cert: &[u8]) -> Result<Self> {
+        let spki = ukitool_core::authenticode::Certificate::parse(cert, 0)?
+            .spki()
+            .to_vec();
+        Self::open_for_key(uri, module, spki)
+    }
+
+    /// As [`Self::open`], the key checked against `spki` (a DER SubjectPublicKeyInfo:
+    /// the PCR public key, for `.pcrsig`).
+    pub fn open_for_key(uri: &str, module: Option<&Path>, spki: Vec<u8>) -> Result<Self> {
         let u = Uri::parse(uri)?;
         let module: PathBuf = module
             .map(Path::to_path_buf)
@@ -222,9 +256,6 @@ impl Pkcs11Signer {
         if key_type != KeyType::RSA && key_type != KeyType::EC {
             bail!("the token's key is {key_type}: RSA or ECDSA keys are supported");
         }
-        let spki = ukitool_core::authenticode::Certificate::parse(cert, 0)?
-            .spki()
-            .to_vec();
         Ok(Pkcs11Signer {
             session,
             key,
@@ -259,7 +290,7 @@ impl AttributeSigner for Pkcs11Signer {
         };
         verify_digest(&self.spki, DigestAlgorithm::Sha256, &digest, &sig).map_err(|_| {
             crypto(format!(
-                "the token's key {} is not the one the certificate certifies",
+                "the token's key {} is not the one the certificate (or public key) names",
                 self.what
             ))
         })?;

@@ -748,6 +748,62 @@ fn pkcs11_signing_through_softhsm2() {
     );
     assert!(v.contains("Signature verification OK"), "build: {v}");
 
+    // .pcrsig policies signed in the token: measure --sign and build
+    // --pcr-private-key give what the key file gives (RSA PKCS#1 v1.5 is deterministic).
+    let db_pub = dir.join("db.pub");
+    run_ok(
+        Command::new("openssl")
+            .args(["pkey", "-pubout", "-in"])
+            .arg(keys.join("db.key"))
+            .arg("-out")
+            .arg(&db_pub),
+    );
+    let uri = "pkcs11:token=ukitool;object=db?pin-value=1234";
+    let measure = |key: &str, extra: &[&str]| {
+        run_ok(
+            ukitool()
+                .env("SOFTHSM2_CONF", &conf)
+                .arg("measure")
+                .arg(fixture("uki.efi"))
+                .args(["--sign", key])
+                .args(extra),
+        )
+    };
+    let db_key = keys.join("db.key");
+    assert_eq!(
+        measure(
+            uri,
+            &[
+                "--public-key",
+                db_pub.to_str().unwrap(),
+                "--pkcs11-module",
+                SOFTHSM
+            ]
+        ),
+        measure(db_key.to_str().unwrap(), &[])
+    );
+    let pcr_build = |key: &str, out: &Path| {
+        run_ok(
+            build_command(&["linux", "initrd", "cmdline", "os-release"])
+                .env("SOFTHSM2_CONF", &conf)
+                .args([
+                    "--pcr-private-key",
+                    key,
+                    "--pcr-public-key",
+                    db_pub.to_str().unwrap(),
+                    "--pkcs11-module",
+                    SOFTHSM,
+                    "-o",
+                ])
+                .arg(out),
+        );
+        std::fs::read(out).unwrap()
+    };
+    assert!(
+        pcr_build(uri, &dir.join("pcr-hsm.efi"))
+            == pcr_build(db_key.to_str().unwrap(), &dir.join("pcr-file.efi"))
+    );
+
     let bad = dir.join("bad.efi");
     let db_crt = keys.join("db.crt");
     for (uri, cert, what, says) in [
@@ -767,7 +823,7 @@ fn pkcs11_signing_through_softhsm2() {
             "pkcs11:token=ukitool;object=db?pin-value=1234",
             &ec_crt,
             "other key",
-            "is not the one the certificate certifies",
+            "is not the one the certificate (or public key) names",
         ),
     ] {
         let e = assert_one_line_error(&sign(uri, cert, &bad), what);
