@@ -111,7 +111,7 @@ const EXIT_CODES: &[(&str, &str)] = &[
 const EXIT_NOTES: &[(&str, &str)] = &[
     ("inspect", "inspect prints the whole report and exits 2 when a lint of severity error fires (e.g. overlapping sections)."),
     ("verify", "verify exits 0 when every check passed (and a signature is trusted when anchors were given); 1 for unsigned, untrusted, revoked, hash-mismatch or bad-signature, or a .pcrsig that fails; 2 for malformed input."),
-    ("keys", "keys exits 2, before writing anything, when create would replace a key, or when export finds a signer (PK for PK and KEK, KEK for db and dbx) that is not a CA certificate or is not valid at the timestamp."),
+    ("keys", "keys exits 2, before writing anything, when create would replace a key, or when export finds a signer (PK for PK and KEK, KEK for db and dbx) that is not a CA certificate or has expired at the timestamp."),
     ("write", "write exits 1 when the confirmation was not given or the read-back differs, 2 for every refusal (system disk, mounted, read-only, too small), before anything is written, and 130 when interrupted."),
 ];
 

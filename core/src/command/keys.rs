@@ -115,28 +115,22 @@ fn lists_of(name: &str, data: &[u8], owner: crate::guid::Guid) -> Result<Vec<u8>
     siglist::build_list(EFI_CERT_X509_GUID, owner, &[data])
 }
 
-/// Refuse a signer that is not a CA or is outside its validity at `at`.
+/// Refuse a signer that is not a CA or has expired at `at`.
 pub fn check_signer(p: &KeyPair, at: u64) -> Result<()> {
     let file = p.role.cert_file();
     let cert = x509_cert::Certificate::from_der(&p.cert)
         .map_err(|e| Error::Crypto(format!("{file}: {e}")))?;
     let v = &cert.tbs_certificate.validity;
-    let (from, to) = (
-        v.not_before.to_unix_duration().as_secs(),
-        v.not_after.to_unix_duration().as_secs(),
-    );
+    // An update timestamped before notBefore is not refused: firmware has no trusted
+    // clock and uses the timestamp only to order updates, and a SOURCE_DATE_EPOCH
+    // older than the keys is common in reproducible builds.
+    let to = v.not_after.to_unix_duration().as_secs();
     let when = EfiTime::from_unix(at)?;
     if at > to {
         return Err(Error::Crypto(format!(
             "{file} expired on {} (the timestamp is {when}); it cannot sign the {} update",
             v.not_after,
             signs(p.role)
-        )));
-    }
-    if at < from {
-        return Err(Error::Crypto(format!(
-            "{file} is not valid before {} (the timestamp is {when})",
-            v.not_before
         )));
     }
     let ca = cert
