@@ -310,6 +310,49 @@ fn keys_are_what_openssl_and_efitools_make_and_read() {
             );
         }
     }
+
+    // dbx: signed by KEK as sign-efi-sig-list signs it; it revokes what it lists.
+    let with_dbx = dir.join("dbx");
+    let snakeoil = fixture("snakeoil.pem");
+    let sn = snakeoil.to_str().unwrap();
+    assert!(export(&keys, &with_dbx, &["--append-db", sn, "--dbx", sn])
+        .status
+        .success());
+    let dbx = json(&with_dbx.join("dbx.auth"));
+    assert_eq!(dbx["auth"]["signed_for"], "dbx");
+    assert_eq!(
+        dbx["auth"]["signer"]["subject_cn"],
+        "Test Org Key Exchange Key"
+    );
+    let theirs = dir.join("dbx.ref.auth");
+    run_ok(
+        Command::new("sign-efi-sig-list")
+            .args([
+                "-t",
+                EXPORT_TIME_TEXT,
+                "-k",
+                &f("KEK.key"),
+                "-c",
+                &f("KEK.crt"),
+                "dbx",
+            ])
+            .arg(with_dbx.join("dbx.esl"))
+            .arg(&theirs),
+    );
+    assert!(std::fs::read(&theirs).unwrap() == std::fs::read(with_dbx.join("dbx.auth")).unwrap());
+    let v = run(ukitool()
+        .arg("verify")
+        .arg("--db")
+        .arg(with_dbx.join("db.auth"))
+        .arg("--dbx")
+        .arg(with_dbx.join("dbx.auth"))
+        .arg(fixture("uki-signed.efi")));
+    assert_eq!(
+        v.status.code(),
+        Some(1),
+        "revoked: {}",
+        String::from_utf8_lossy(&v.stdout)
+    );
 }
 
 /// `--secure-boot-keys` without `--secure-boot-enroll`: the default if-safe, which
@@ -353,6 +396,11 @@ fn the_enrol_mode_fits_the_systemd_boot_version() {
     assert!(std::fs::read_to_string(&conf)
         .unwrap()
         .ends_with("secure-boot-enroll manual\n"));
+    // The same keys and inputs: the same image, byte for byte.
+    let first = std::fs::read(&img).unwrap();
+    std::fs::remove_file(&img).unwrap();
+    run_ok(&mut args(&[]));
+    assert!(std::fs::read(&img).unwrap() == first, "not reproducible");
     std::fs::remove_file(&img).unwrap();
     let o = run(&mut args(&["--secure-boot-enroll", "if-safe"]));
     let e = assert_one_line_error(&o, "if-safe on 252");
