@@ -264,6 +264,28 @@ fn keys_are_what_openssl_and_efitools_make_and_read() {
             .contains("as an update of KEK by Test Org Platform Key")
     );
 
+    // Hostile copies through the CLI: a report (exit 0) or one line (exit 2), never a
+    // crash.
+    let auth = std::fs::read(out.join("db.auth")).unwrap();
+    for (i, n) in [0, 15, 17, 40, 41, 100, 1000, auth.len() - 1]
+        .into_iter()
+        .enumerate()
+    {
+        let cut = dir.join(format!("cut{i}.auth"));
+        std::fs::write(&cut, &auth[..n]).unwrap();
+        let o = run(ukitool().arg("inspect").arg(&cut));
+        if o.status.code() != Some(0) {
+            assert_one_line_error(&o, &format!("{n}-byte prefix"));
+        }
+        let mut m = auth.clone();
+        m[n] = !m[n];
+        std::fs::write(&cut, &m).unwrap();
+        let o = run(ukitool().arg("inspect").arg(&cut));
+        if o.status.code() != Some(0) {
+            assert_one_line_error(&o, &format!("byte {n} flipped"));
+        }
+    }
+
     // Same keys, same timestamp: the same bytes.
     let again = dir.join("again");
     let o = export(
