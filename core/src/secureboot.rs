@@ -1,18 +1,15 @@
 //! An image that enrols its own Secure Boot keys (`image --secure-boot-keys`):
-//! systemd-boot and the UKI signed with db, `loader/keys/auto/{PK,KEK,db}.auth`, and
-//! the `secure-boot-enroll` line of `loader.conf`.
+//! systemd-boot and the UKI signed with db, `loader/keys/auto/{PK,KEK,db}.auth`
+//! ([`SecureBootFiles`], made by `command::image::secure_boot`), and the
+//! `secure-boot-enroll` line of `loader.conf` ([`EnrollMode`], by systemd-boot version).
 //!
 //! systemd-boot, started in setup mode, finds the `.auth` files and enrols db, KEK
 //! and PK (PK last, which ends setup mode), then resets. From then on the firmware
 //! runs only what db signed, so systemd-boot and the UKI must already carry a db
 //! signature.
 
-use crate::authenticode::{verify, TrustStore, Verdict};
-use crate::command::keys::{export, ExportOptions};
 use crate::error::{Error, Result};
-use crate::keys::KeySet;
 use crate::pe::PeFile;
-use crate::sign::{sign, SignOptions};
 
 /// `--secure-boot-enroll`'s default, as Talos sets it.
 pub const DEFAULT_ENROLL: &str = "if-safe";
@@ -107,66 +104,6 @@ pub struct SecureBootFiles {
     pub enroll_keys: Vec<(String, Vec<u8>)>,
     /// What was done, one line each, for the summary.
     pub notes: Vec<String>,
-}
-
-/// `pe` signed with db, unless a signature in it is already trusted by db. A
-/// signature by another key stays, and db's is added after it.
-fn signed_with_db(pe_bytes: &[u8], keys: &KeySet, what: &str) -> Result<(Option<Vec<u8>>, String)> {
-    let pe = PeFile::parse(pe_bytes)
-        .map_err(|e| Error::invalid(format!("the {what} is not a PE image: {e}")))?;
-    let mut trust = TrustStore::default();
-    trust.add_cert_file(&keys.db.cert)?;
-    let report = verify(&pe, &trust);
-    if report.verdict == Verdict::ValidTrusted {
-        return Ok((None, format!("{what}: already signed by db")));
-    }
-    let append = pe.certificate_table().is_some();
-    let opts = SignOptions {
-        key: &keys.db.key,
-        cert: &keys.db.cert,
-        chain: Vec::new(),
-        append,
-        signing_time: None,
-    };
-    let signed = sign(pe_bytes, &opts)
-        .map_err(|e| Error::invalid(format!("signing the {what} with db: {e}")))?;
-    let how = if append {
-        "db signature added to its own"
-    } else {
-        "signed by db"
-    };
-    Ok((Some(signed), format!("{what}: {how}")))
-}
-
-/// Sign `uki` and `systemd_boot` with db as needed, and export PK, KEK and db as
-/// `.auth` files timestamped `timestamp` (the `.esl` files are not needed on the ESP).
-pub fn prepare(
-    uki: &[u8],
-    systemd_boot: Option<&[u8]>,
-    keys: &KeySet,
-    timestamp: u64,
-) -> Result<SecureBootFiles> {
-    let mut out = SecureBootFiles::default();
-    let (u, note) = signed_with_db(uki, keys, "UKI")?;
-    out.uki = u;
-    out.notes.push(note);
-    if let Some(sd) = systemd_boot {
-        let (s, note) = signed_with_db(sd, keys, "systemd-boot")?;
-        out.systemd_boot = s;
-        out.notes.push(note);
-    }
-    let (files, _) = export(
-        keys,
-        &ExportOptions {
-            timestamp,
-            ..Default::default()
-        },
-    )?;
-    out.enroll_keys = files
-        .into_iter()
-        .filter(|(n, _)| n.ends_with(".auth"))
-        .collect();
-    Ok(out)
 }
 
 #[cfg(test)]

@@ -3,6 +3,8 @@
 
 use std::borrow::Cow;
 
+use crate::authenticode::{verify, TrustStore, Verdict};
+use crate::command::keys::{export, ExportOptions};
 use crate::disk::layout::{self, parse_size, ImageOptions, ImageSummary, Layout, PartitionSpec};
 pub use crate::disk::layout::{
     DEFAULT_ENTRY_NAME, DEFAULT_LABEL, DEFAULT_LAYOUT, DEFAULT_SECTOR_SIZE, DEFAULT_TIMEOUT,
@@ -12,8 +14,10 @@ use crate::disk::DiskImage;
 use crate::error::{Error, Result};
 use crate::guid::Guid;
 use crate::keys::KeySet;
+use crate::pe::PeFile;
 pub use crate::secureboot::DEFAULT_ENROLL;
 use crate::secureboot::{enroll_mode, EnrollMode, SecureBootFiles};
+use crate::sign::{sign, SignOptions};
 
 /// Everything that shapes an image besides its input files, named as `ukitool
 /// image`'s options. Missing JSON fields take their defaults.
@@ -205,7 +209,7 @@ pub fn secure_boot(
         .transpose()?;
     let not_before = crate::keys::not_before(&keys.pk.cert)?;
     let time = crate::command::keys::timestamp(given, source_date_epoch, not_before)?;
-    let mut sb = crate::secureboot::prepare(files.uki, files.systemd_boot, keys, time)?;
+    let mut sb = prepare(files.uki, files.systemd_boot, keys, time)?;
     let requested = settings
         .secure_boot_enroll
         .as_deref()
@@ -220,6 +224,66 @@ pub fn secure_boot(
     sb.notes.push(format!("secure-boot-enroll {}", mode.name()));
     sb.notes.extend(note);
     Ok(sb)
+}
+
+/// `pe` signed with db, unless a signature in it is already trusted by db. A
+/// signature by another key stays, and db's is added after it.
+fn signed_with_db(pe_bytes: &[u8], keys: &KeySet, what: &str) -> Result<(Option<Vec<u8>>, String)> {
+    let pe = PeFile::parse(pe_bytes)
+        .map_err(|e| Error::invalid(format!("the {what} is not a PE image: {e}")))?;
+    let mut trust = TrustStore::default();
+    trust.add_cert_file(&keys.db.cert)?;
+    let report = verify(&pe, &trust);
+    if report.verdict == Verdict::ValidTrusted {
+        return Ok((None, format!("{what}: already signed by db")));
+    }
+    let append = pe.certificate_table().is_some();
+    let opts = SignOptions {
+        key: &keys.db.key,
+        cert: &keys.db.cert,
+        chain: Vec::new(),
+        append,
+        signing_time: None,
+    };
+    let signed = sign(pe_bytes, &opts)
+        .map_err(|e| Error::invalid(format!("signing the {what} with db: {e}")))?;
+    let how = if append {
+        "db signature added to its own"
+    } else {
+        "signed by db"
+    };
+    Ok((Some(signed), format!("{what}: {how}")))
+}
+
+/// Sign `uki` and `systemd_boot` with db as needed, and export PK, KEK and db as
+/// `.auth` files timestamped `timestamp` (the `.esl` files are not needed on the ESP).
+fn prepare(
+    uki: &[u8],
+    systemd_boot: Option<&[u8]>,
+    keys: &KeySet,
+    timestamp: u64,
+) -> Result<SecureBootFiles> {
+    let mut out = SecureBootFiles::default();
+    let (u, note) = signed_with_db(uki, keys, "UKI")?;
+    out.uki = u;
+    out.notes.push(note);
+    if let Some(sd) = systemd_boot {
+        let (s, note) = signed_with_db(sd, keys, "systemd-boot")?;
+        out.systemd_boot = s;
+        out.notes.push(note);
+    }
+    let (files, _) = export(
+        keys,
+        &ExportOptions {
+            timestamp,
+            ..Default::default()
+        },
+    )?;
+    out.enroll_keys = files
+        .into_iter()
+        .filter(|(n, _)| n.ends_with(".auth"))
+        .collect();
+    Ok(out)
 }
 
 /// `ukitool image`: the disk as extents (it borrows `files`) and its summary.
