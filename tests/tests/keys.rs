@@ -901,3 +901,24 @@ fn pkcs11_signing_through_softhsm2() {
         assert!(!bad.exists(), "{what}");
     }
 }
+
+/// Without `--secure-boot-enroll`, Debian 12's systemd-boot 252 gets `manual` (it has no
+/// if-safe): in setup mode it offers the keys in its menu but does not enrol them, and
+/// the UKI boots with Secure Boot off. One TCG boot.
+#[test]
+fn default_mode_on_systemd_boot_252_does_not_enrol() {
+    let dir = tmpdir();
+    let keys = dir.join("keys");
+    create(&keys, &[]);
+    let img = sd_image(
+        &dir,
+        "manual.img",
+        &fixture("uki.efi"),
+        &fixture("systemd-bootx64.efi"),
+        &["--secure-boot-keys", keys.to_str().unwrap()],
+    );
+    let vars = setup_mode_vars(&dir);
+    let log = boot_disk_secure_vars(&img, &vars, &BootOptions::default());
+    assert_eq!(log.secure_boot(), Some(false), "{log}");
+    assert!(!log.serial.contains("Enrolling secure boot keys"), "{log}");
+}
