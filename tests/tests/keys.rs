@@ -424,6 +424,29 @@ fn the_enrol_mode_fits_the_systemd_boot_version() {
     run_ok(&mut args(&[]));
     assert!(std::fs::read(&img).unwrap() == first, "not reproducible");
     std::fs::remove_file(&img).unwrap();
+    // write takes the same options with a UKI source: the same bytes as image.
+    run_ok(&mut args(&[]));
+    let written = dir.join("written.img");
+    let w = run(ukitool()
+        .arg("write")
+        .arg(fixture("uki-signed.efi"))
+        .arg(&written)
+        .args([
+            "--yes",
+            "--to-file",
+            "--layout",
+            "systemd-boot",
+            "--secure-boot-keys",
+            k,
+        ])
+        .arg("--systemd-boot")
+        .arg(&sdboot));
+    assert!(w.status.success(), "{}", String::from_utf8_lossy(&w.stderr));
+    assert!(
+        std::fs::read(&written).unwrap() == std::fs::read(&img).unwrap(),
+        "write differs from image"
+    );
+    std::fs::remove_file(&img).unwrap();
     let o = run(&mut args(&["--secure-boot-enroll", "if-safe"]));
     let e = assert_one_line_error(&o, "if-safe on 252");
     assert!(
