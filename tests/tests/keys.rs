@@ -333,6 +333,27 @@ fn keys_are_what_openssl_and_efitools_make_and_read() {
         }
     }
 
+    // A CA appended as DER (Debian's, from shim): Debian's signed GRUB, which chains to
+    // it, is trusted through the exported db; without it, it is not.
+    let debian = dir.join("debian");
+    let ca = fixture("debian-ca.der");
+    assert!(
+        export(&keys, &debian, &["--append-db", ca.to_str().unwrap()])
+            .status
+            .success()
+    );
+    let grub = fixture("grubx64.efi.signed");
+    for (db, want) in [(debian.join("db.auth"), 0), (out.join("db.auth"), 1)] {
+        let v = run(ukitool().arg("verify").arg("--db").arg(&db).arg(&grub));
+        assert_eq!(
+            v.status.code(),
+            Some(want),
+            "{}: {}",
+            db.display(),
+            String::from_utf8_lossy(&v.stdout)
+        );
+    }
+
     // dbx: signed by KEK as sign-efi-sig-list signs it; it revokes what it lists.
     let with_dbx = dir.join("dbx");
     let snakeoil = fixture("snakeoil.pem");
