@@ -11,7 +11,7 @@
 APT_PACKAGES := \
 	make gcc libc6-dev ca-certificates python3 nodejs util-linux \
 	systemd-boot-efi linux-image-amd64 shim-signed grub-efi-amd64-signed \
-	ovmf qemu-system-x86 sbsigntool osslsigncode pesign python3-pefile efitools softhsm2 opensc \
+	ovmf qemu-system-x86 sbsigntool osslsigncode pesign python3-pefile efitools softhsm2 opensc p11-kit-modules \
 	binutils busybox-static cpio gzip zstd openssl \
 	mtools dosfstools gdisk fdisk e2fsprogs bmap-tools xfsprogs grub-common grub-pc-bin \
 	chromium binaryen hyperfine time

@@ -838,6 +838,31 @@ fn pkcs11_signing_through_softhsm2() {
         }
         std::fs::remove_file(&out).unwrap();
     }
+    // Without --pkcs11-module: p11-kit's proxy, which reaches SoftHSM2 through the
+    // module file Debian's softhsm2 installs for p11-kit.
+    let proxied = dir.join("proxied.efi");
+    run_ok(
+        ukitool()
+            .env("SOFTHSM2_CONF", &conf)
+            .arg("sign")
+            .arg(&uki)
+            .args([
+                "--key",
+                "pkcs11:token=ukitool;object=db?pin-value=1234",
+                "--cert",
+            ])
+            .arg(keys.join("db.crt"))
+            .arg("-o")
+            .arg(&proxied),
+    );
+    let v = run_ok(
+        Command::new("sbverify")
+            .arg("--cert")
+            .arg(keys.join("db.crt"))
+            .arg(&proxied),
+    );
+    assert!(v.contains("Signature verification OK"), "p11-kit: {v}");
+
     // build --key takes the same URI: the built UKI is signed by the token's key.
     let built = dir.join("built.efi");
     run_ok(
