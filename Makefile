@@ -13,6 +13,7 @@ APT_PACKAGES := \
 	systemd-boot-efi linux-image-amd64 shim-signed grub-efi-amd64-signed \
 	ovmf qemu-system-x86 qemu-system-arm qemu-efi-aarch64 binutils-aarch64-linux-gnu \
 	sbsigntool osslsigncode pesign python3-pefile \
+	efitools softhsm2 opensc p11-kit-modules \
 	binutils busybox-static cpio gzip zstd openssl file \
 	mtools dosfstools gdisk fdisk e2fsprogs bmap-tools xfsprogs grub-common grub-pc-bin \
 	chromium binaryen hyperfine time

@@ -98,9 +98,14 @@ pub struct BuildArgs {
     /// COFF TimeDateStamp (seconds); default SOURCE_DATE_EPOCH, else the stub's
     #[arg(long, value_name = "SECONDS")]
     pub timestamp: Option<u32>,
-    /// Sign the result (Authenticode) with this private key (PEM)
-    #[arg(long, value_name = "KEY.pem")]
+    /// Sign the result (Authenticode) with this private key (PEM), or a key in a
+    /// PKCS#11 token (`pkcs11:token=T;object=LABEL?pin-value=PIN`, RFC 7512)
+    #[arg(long, value_name = "KEY.pem|pkcs11:URI")]
     pub key: Option<PathBuf>,
+    /// The PKCS#11 module for a pkcs11: --key (default: the URI's module-path, else
+    /// p11-kit's proxy)
+    #[arg(long, value_name = "PATH")]
+    pub pkcs11_module: Option<PathBuf>,
     /// Signer certificate (PEM) for --key
     #[arg(long, value_name = "CERT.pem")]
     pub cert: Option<PathBuf>,
@@ -113,7 +118,8 @@ pub struct BuildArgs {
     /// Sign PCR 11 policies with this RSA key and embed them as .pcrsig (+ .pcrpkey)
     #[arg(long, value_name = "KEY.pem", conflicts_with = "pcr_private_key")]
     pub pcr_key: Option<PathBuf>,
-    /// A PCR signing key (RSA, PEM), as ukify's; repeatable, each with its
+    /// A PCR signing key (RSA, PEM, or a pkcs11: URI with its --pcr-public-key), as
+    /// ukify's; repeatable, each with its
     /// --pcr-public-key and --phases in the same order
     #[arg(long, value_name = "KEY.pem")]
     pub pcr_private_key: Vec<PathBuf>,
@@ -140,12 +146,33 @@ pub struct BuildArgs {
 pub struct SignArgs {
     /// The PE image to sign
     pub file: PathBuf,
-    /// Private key, PEM (PKCS#1, PKCS#8, encrypted PKCS#8, SEC1 P-256)
-    #[arg(long, value_name = "KEY.pem")]
-    pub key: PathBuf,
+    /// Private key, PEM (PKCS#1, PKCS#8, encrypted PKCS#8, SEC1 P-256), or a key in a
+    /// PKCS#11 token: an RFC 7512 URI, `pkcs11:token=T;object=LABEL?pin-value=PIN`
+    /// (or pin-source=FILE)
+    #[arg(
+        long,
+        value_name = "KEY.pem|pkcs11:URI",
+        required_unless_present_any = ["export_signed_attributes", "attach"],
+        conflicts_with_all = ["export_signed_attributes", "attach"]
+    )]
+    pub key: Option<PathBuf>,
     /// Signer certificate, PEM
     #[arg(long, value_name = "CERT.pem")]
     pub cert: PathBuf,
+    /// The PKCS#11 module for a pkcs11: --key (default: the URI's module-path, else
+    /// p11-kit's proxy)
+    #[arg(long, value_name = "PATH")]
+    pub pkcs11_module: Option<PathBuf>,
+    /// Two-step signing, step 1: write the DER signed attributes the key must sign
+    /// (SHA-256; e.g. `openssl dgst -sha256 -binary F | openssl pkeyutl -sign -inkey K
+    /// -pkeyopt digest:sha256`) to OUT, and sign nothing
+    #[arg(long, value_name = "OUT", conflicts_with = "attach")]
+    pub export_signed_attributes: Option<PathBuf>,
+    /// Two-step signing, step 2: complete the signature with SIG, the raw signature
+    /// over step 1's attributes (same image, --cert and --signing-time); it is checked
+    /// against the certificate's key first
+    #[arg(long, value_name = "SIG")]
+    pub attach: Option<PathBuf>,
     /// Extra certificates to include; repeatable
     #[arg(long, value_name = "CERT.pem")]
     pub chain: Vec<PathBuf>,
@@ -159,8 +186,13 @@ pub struct SignArgs {
     #[arg(long, value_name = "SECONDS|now")]
     pub signing_time: Option<String>,
     /// Output file (written to a temporary file, then renamed)
-    #[arg(short, long, value_name = "OUT")]
-    pub output: PathBuf,
+    #[arg(
+        short,
+        long,
+        value_name = "OUT",
+        required_unless_present = "export_signed_attributes"
+    )]
+    pub output: Option<PathBuf>,
 }
 
 #[derive(clap::Args, Debug)]
@@ -174,8 +206,15 @@ pub struct MeasureArgs {
     #[arg(long)]
     pub json: bool,
     /// Sign the policies with this RSA key and print the .pcrsig JSON
-    #[arg(long, value_name = "KEY.pem")]
+    #[arg(long, value_name = "KEY.pem|pkcs11:URI")]
     pub sign: Option<PathBuf>,
+    /// With --sign pkcs11:URI: the public key (PEM) the token's key must match
+    #[arg(long, value_name = "PUB.pem", requires = "sign")]
+    pub public_key: Option<PathBuf>,
+    /// The PKCS#11 module for --sign pkcs11:URI (default: the URI's module-path, else
+    /// p11-kit's proxy)
+    #[arg(long, value_name = "PATH", requires = "sign")]
+    pub pkcs11_module: Option<PathBuf>,
     /// File holding the password of an encrypted --sign key
     #[arg(long, value_name = "FILE")]
     pub key_password_file: Option<PathBuf>,
@@ -654,12 +693,21 @@ pub fn run_build(mut a: BuildArgs, matches: Option<&ArgMatches>) -> Result<ExitC
     let pw = password(a.key_password_file.as_deref())?;
     let mut pcr_keys = Vec::new();
     for (private, public, phases) in pcr_key_specs(&a, &config)? {
-        let key = load_key(&private, pw.as_deref())?;
         let public = public.as_deref().map(read).transpose()?;
+        let key = crate::pkcs11::pcr_signer(
+            &private,
+            public.as_deref(),
+            a.pkcs11_module.as_deref(),
+            pw.as_deref(),
+        )?;
         pcr_keys.push((key, public, phases));
     }
     let signer = match (&a.key, &a.cert) {
-        (Some(k), Some(c)) => Some((load_key(k, pw.as_deref())?, signer_certs(c, &a.chain)?)),
+        (Some(k), Some(c)) => {
+            let (cert, chain) = signer_certs(c, &a.chain)?;
+            let key = authenticode_signer(k, a.pkcs11_module.as_deref(), pw.as_deref(), &cert)?;
+            Some((key, (cert, chain)))
+        }
         (None, None) => None,
         _ => bail!("--key and --cert go together"),
     };
@@ -684,7 +732,7 @@ pub fn run_build(mut a: BuildArgs, matches: Option<&ArgMatches>) -> Result<ExitC
             keys: pcr_keys
                 .iter()
                 .map(|(key, public_key, phases)| PcrKey {
-                    key,
+                    key: key.as_ref(),
                     public_key: public_key.as_deref(),
                     phases,
                 })
@@ -692,7 +740,7 @@ pub fn run_build(mut a: BuildArgs, matches: Option<&ArgMatches>) -> Result<ExitC
             banks: &a.pcr_bank,
         }),
         signer: signer.as_ref().map(|(key, (cert, chain))| Signer {
-            key,
+            key: key.as_ref(),
             cert,
             chain: chain.iter().map(Vec::as_slice).collect(),
         }),
@@ -704,35 +752,80 @@ pub fn run_build(mut a: BuildArgs, matches: Option<&ArgMatches>) -> Result<ExitC
 
 pub fn run_sign(a: SignArgs) -> Result<ExitCode> {
     let image = open(&a.file)?;
-    let pw = password(a.key_password_file.as_deref())?;
-    let key = load_key(&a.key, pw.as_deref())?;
-    let signing_time =
-        match a.signing_time.as_deref() {
-            None => None,
-            Some("now") => Some(
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .context("clock before 1970")?
-                    .as_secs(),
-            ),
-            Some(s) => Some(s.parse().with_context(|| {
-                format!("--signing-time {s:?}: seconds since the epoch, or now")
-            })?),
-        };
-    let signed = signer_certs(&a.cert, &a.chain)
-        .and_then(|(cert, chain)| {
-            let opts = SignOptions {
-                key: &key,
-                cert: &cert,
-                chain: chain.iter().map(Vec::as_slice).collect(),
-                append: a.append,
-                signing_time,
-            };
-            Ok(sign::sign(&image, &opts)?)
-        })
-        .with_context(|| a.file.display().to_string())?;
-    write_atomic(&a.output, &signed)?;
+    let signing_time = signing_time(a.signing_time.as_deref())?;
+    let name = a.file.display().to_string();
+    if let Some(out) = &a.export_signed_attributes {
+        let attrs = sign::signed_attributes_for(&image, a.append, signing_time)
+            .with_context(|| name.clone())?;
+        write_atomic(out, &attrs)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let (cert, chain) = signer_certs(&a.cert, &a.chain)?;
+    let signer: Box<dyn sign::AttributeSigner> = match (&a.key, &a.attach) {
+        (_, Some(sig)) => Box::new(
+            sign::DetachedSignature::new(&cert, read(sig)?)
+                .with_context(|| a.cert.display().to_string())?,
+        ),
+        (Some(key), None) if crate::pkcs11::is_uri(key) => {
+            Box::new(crate::pkcs11::Pkcs11Signer::open(
+                &key.to_string_lossy(),
+                a.pkcs11_module.as_deref(),
+                &cert,
+            )?)
+        }
+        (Some(key), None) => {
+            let pw = password(a.key_password_file.as_deref())?;
+            Box::new(load_key(key, pw.as_deref())?)
+        }
+        (None, None) => bail!("--key or --attach is needed"),
+    };
+    let opts = SignOptions {
+        key: signer.as_ref(),
+        cert: &cert,
+        chain: chain.iter().map(Vec::as_slice).collect(),
+        append: a.append,
+        signing_time,
+    };
+    let signed = sign::sign(&image, &opts).with_context(|| name.clone())?;
+    let out = a.output.as_deref().context("-o OUT is needed")?;
+    write_atomic(out, &signed)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// What signs with `--key`: a PEM key file, or a key in a PKCS#11 token (a `pkcs11:`
+/// URI) checked against `cert`.
+fn authenticode_signer(
+    key: &Path,
+    module: Option<&Path>,
+    pw: Option<&[u8]>,
+    cert: &[u8],
+) -> Result<Box<dyn sign::AttributeSigner>> {
+    if crate::pkcs11::is_uri(key) {
+        return Ok(Box::new(crate::pkcs11::Pkcs11Signer::open(
+            &key.to_string_lossy(),
+            module,
+            cert,
+        )?));
+    }
+    Ok(Box::new(load_key(key, pw)?))
+}
+
+/// `--signing-time`: seconds since the epoch, or `now`.
+fn signing_time(arg: Option<&str>) -> Result<Option<u64>> {
+    Ok(match arg {
+        None => None,
+        Some("now") => Some(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .context("clock before 1970")?
+                .as_secs(),
+        ),
+        Some(s) => {
+            Some(s.parse().with_context(|| {
+                format!("--signing-time {s:?}: seconds since the epoch, or now")
+            })?)
+        }
+    })
 }
 
 /// The parts named by `measure --linux ... --osrel ...`, read, in systemd's names.
@@ -807,8 +900,14 @@ pub fn run_measure(a: MeasureArgs) -> Result<ExitCode> {
     let mut out = io::stdout().lock();
     if let Some(k) = &a.sign {
         let pw = password(a.key_password_file.as_deref())?;
-        let key = load_key(k, pw.as_deref())?;
-        writeln!(out, "{}", measurement.sign(&key)?)?;
+        let public = a.public_key.as_deref().map(read).transpose()?;
+        let key = crate::pkcs11::pcr_signer(
+            k,
+            public.as_deref(),
+            a.pkcs11_module.as_deref(),
+            pw.as_deref(),
+        )?;
+        writeln!(out, "{}", measurement.sign(key.as_ref())?)?;
     } else if a.json {
         serde_json::to_writer(&mut out, &measurement)?;
         writeln!(out)?;

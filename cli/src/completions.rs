@@ -111,6 +111,7 @@ const EXIT_CODES: &[(&str, &str)] = &[
 const EXIT_NOTES: &[(&str, &str)] = &[
     ("inspect", "inspect prints the whole report and exits 2 when a lint of severity error fires (e.g. overlapping sections)."),
     ("verify", "verify exits 0 when every check passed (and a signature is trusted when anchors were given); 1 for unsigned, untrusted, revoked, hash-mismatch or bad-signature, or a .pcrsig that fails; 2 for malformed input."),
+    ("keys", "keys exits 2, before writing anything, when create would replace a key, or when export finds a signer (PK for PK and KEK, KEK for db and dbx) that is not a CA certificate or has expired at the timestamp."),
     ("write", "write exits 1 when the confirmation was not given or the read-back differs, 2 for every refusal (system disk, mounted, read-only, too small), before anything is written, and 130 when interrupted."),
 ];
 
@@ -155,6 +156,10 @@ pub(crate) const EXAMPLES: &[(&str, &str, &str)] = &[
     ("diff", "ukitool diff --json a.efi b.efi", "The same as JSON; exit 0 when the two are identical."),
     ("image", "ukitool image --uki uki.efi -o disk.img", "A GPT disk whose ESP boots the UKI as the removable-media path."),
     ("image", "ukitool image --uki uki.efi --layout systemd-boot --systemd-boot /usr/lib/systemd/boot/efi/systemd-bootx64.efi --size 2G -o disk.img", "A 2 GiB disk with systemd-boot and the UKI as a Type #2 entry."),
+    ("image", "ukitool image --uki uki.efi --layout systemd-boot --systemd-boot systemd-bootx64.efi --secure-boot-keys keys --secure-boot-enroll force -o disk.img", "A disk that enrols the key set in keys on its first boot in setup mode, with systemd-boot and the UKI signed by its db key."),
+    ("keys", "ukitool keys create keys", "Make PK (self-signed), KEK (certified by PK) and db (certified by KEK) keys and certificates in the directory keys."),
+    ("keys", "ukitool keys export keys -o enrol --append-db MicCorUEFCA2011_2011-06-27.crt", "PK, KEK and db as .esl and signed .auth files, db also trusting Microsoft's UEFI CA."),
+    ("inspect", "ukitool inspect enrol/db.auth", "The entries of an .auth file, its signer, timestamp and the variable it updates."),
     ("write", "ukitool write disk.img /dev/sdb", "Write an image to a USB stick, asking first, then read it back."),
     ("write", "ukitool write --layout uefi uki.efi /dev/sdb", "Make the disk image on the fly from a UKI and write it."),
     ("disks", "ukitool disks", "Block devices, and whether each is a safe target."),

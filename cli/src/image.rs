@@ -6,6 +6,7 @@
 //! write`, which synthesises the same image and streams it to a device.
 
 use std::borrow::Cow;
+use std::cell::OnceCell;
 use std::fs::{File, OpenOptions};
 use std::io::{IsTerminal, Write};
 use std::os::unix::fs::FileExt;
@@ -22,6 +23,8 @@ use ukitool_core::command::{
 };
 use ukitool_core::disk::layout::{self, ImageOptions, ImageSummary};
 use ukitool_core::disk::DiskImage;
+use ukitool_core::keys::KeySet;
+use ukitool_core::secureboot::SecureBootFiles;
 
 use crate::build::source_date_epoch;
 use crate::input::Input;
@@ -97,6 +100,15 @@ pub struct ImageOptionArgs {
     /// Directory with PK.auth, KEK.auth, db.auth (and dbx.auth) for \loader\keys\auto\
     #[arg(long, value_name = "DIR")]
     pub enroll_keys: Option<PathBuf>,
+    /// A key directory (`ukitool keys create`): sign systemd-boot and the UKI with db
+    /// (unless db signed them already) and put PK, KEK and db .auth files in
+    /// \loader\keys\auto\ for systemd-boot to enrol
+    #[arg(long, value_name = "DIR", conflicts_with = "enroll_keys")]
+    pub secure_boot_keys: Option<PathBuf>,
+    /// loader.conf's secure-boot-enroll: off, manual, if-safe or force (default with
+    /// --secure-boot-keys: if-safe, or manual for systemd-boot 252, which lacks it)
+    #[arg(long, value_name = "MODE")]
+    pub secure_boot_enroll: Option<String>,
     /// Name of the UKI under \EFI\Linux\ and of the boot entry (default: the UKI's file
     /// stem; talos: the version in Talos-<VERSION>.efi, default the UKI's .osrel VERSION_ID)
     #[arg(long)]
@@ -135,6 +147,9 @@ pub struct ImageInputs {
     grub_bios: Vec<(String, Vec<u8>)>,
     /// (FILE, bytes) of each --meta TAG=@FILE.
     meta_files: Vec<(String, Vec<u8>)>,
+    /// The key set of --secure-boot-keys, and what it changes (made on first use).
+    key_set: Option<KeySet>,
+    secure_boot: OnceCell<SecureBootFiles>,
 }
 
 pub fn size_arg(s: &Option<String>) -> Result<Option<u64>> {
@@ -175,9 +190,33 @@ fn read_grub_bios(dir: &Path) -> Result<Vec<(String, Vec<u8>)>> {
 }
 
 impl ImageInputs {
-    /// The core's view of the files, with the UKI `uki`.
-    fn files<'a>(&'a self, uki: &'a [u8]) -> ImageFiles<'a> {
+    /// The core's view of the files, with the UKI `uki`; with --secure-boot-keys, the
+    /// signed binaries and `.auth` files (made once, then reused).
+    fn files<'a>(&'a self, uki: &'a [u8], settings: &ImageSettings) -> Result<ImageFiles<'a>> {
+        let mut files = self.plain_files(uki);
+        if let Some(keys) = &self.key_set {
+            if self.secure_boot.get().is_none() {
+                let sb = command::image::secure_boot(
+                    settings,
+                    &files,
+                    keys,
+                    source_date_epoch().as_deref(),
+                )?;
+                let _ = self.secure_boot.set(sb);
+            }
+            files.secure_boot = self.secure_boot.get();
+        }
+        Ok(files)
+    }
+
+    /// What --secure-boot-keys did, one line each.
+    pub fn secure_boot_notes(&self) -> &[String] {
+        self.secure_boot.get().map_or(&[], |s| &s.notes)
+    }
+
+    fn plain_files<'a>(&'a self, uki: &'a [u8]) -> ImageFiles<'a> {
         ImageFiles {
+            secure_boot: None,
             uki,
             systemd_boot: self.sdboot.as_deref(),
             grub: self.grub.as_deref(),
@@ -221,6 +260,7 @@ impl ImageOptionArgs {
             talos_bootloader: self.talos_bootloader.clone(),
             talos_version: self.talos_version.clone(),
             meta: self.meta.clone(),
+            secure_boot_enroll: self.secure_boot_enroll.clone(),
         }
     }
 
@@ -251,6 +291,7 @@ impl ImageOptionArgs {
             && self.shim.is_none()
             && self.enroll_keys.is_none()
             && self.grub_bios.is_none()
+            && self.secure_boot_keys.is_none()
     }
 
     /// Read every file the options name.
@@ -315,9 +356,17 @@ impl ImageOptionArgs {
                 meta_files.push((file, d));
             }
         }
+        let key_set = self
+            .secure_boot_keys
+            .as_deref()
+            .map(crate::keys::load_key_set)
+            .transpose()
+            .context("--secure-boot-keys")?;
         Ok(ImageInputs {
             grub_bios,
             meta_files,
+            key_set,
+            secure_boot: OnceCell::new(),
             sdboot,
             grub,
             shim,
@@ -337,7 +386,10 @@ impl ImageOptionArgs {
         size: Option<u64>,
     ) -> Result<ImageOptions<'a>> {
         let settings = self.settings_for(uki_path, None);
-        let mut o = settings.options(inputs.files(uki), source_date_epoch().as_deref())?;
+        let mut o = settings.options(
+            inputs.files(uki, &settings)?,
+            source_date_epoch().as_deref(),
+        )?;
         o.size = size;
         Ok(o)
     }
@@ -377,7 +429,7 @@ pub fn run(a: ImageArgs) -> Result<ExitCode> {
     }
     let (img, summary) = command::image(
         &settings,
-        inputs.files(&uki),
+        inputs.files(&uki, &settings)?,
         source_date_epoch().as_deref(),
     )?;
     let progress = !a.quiet && std::io::stderr().is_terminal();
@@ -412,6 +464,9 @@ pub fn run(a: ImageArgs) -> Result<ExitCode> {
         writeln!(w)?;
     } else {
         print_summary(&mut w, &summary, &a.output)?;
+        for n in inputs.secure_boot_notes() {
+            writeln!(w, "  Secure Boot: {n}")?;
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -69,6 +69,7 @@ pub fn run_inspect(a: InspectArgs) -> Result<ExitCode> {
         match &report {
             FileReport::Pe(r) => print_report(&mut out, &name, r)?,
             FileReport::Disk(r) => print_disk_report(&mut out, &name, r)?,
+            FileReport::SignatureList(r) => print_siglist_report(&mut out, &name, r)?,
         }
     }
     out.flush()?;
@@ -92,6 +93,64 @@ pub fn run_inspect(a: InspectArgs) -> Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// An `.esl`/`.auth`/efivarfs file: its entries, and an `.auth` file's signature.
+pub fn print_siglist_report(
+    w: &mut dyn Write,
+    name: &str,
+    r: &ukitool_core::siglist::SignatureListReport,
+) -> io::Result<()> {
+    let container = serde_json::to_value(r.container)
+        .ok()
+        .and_then(|v| v.as_str().map(String::from))
+        .unwrap_or_default();
+    let n = r.entries.len();
+    let plural = if n == 1 { "entry" } else { "entries" };
+    writeln!(
+        w,
+        "{name}: EFI signature database ({container}), {n} {plural}"
+    )?;
+    if let Some(a) = &r.auth {
+        writeln!(w, "  timestamp: {}", a.timestamp)?;
+        match (&a.signed_for, &a.signer) {
+            (Some(v), Some(s)) => writeln!(
+                w,
+                "  signed:    as an update of {v} by {} (issuer {}, serial {})",
+                s.subject_cn.as_deref().unwrap_or(&s.subject),
+                s.issuer_cn.as_deref().unwrap_or(&s.issuer),
+                s.serial
+            )?,
+            _ => writeln!(
+                w,
+                "  signed:    NOT VERIFIED: {}",
+                a.problem.as_deref().unwrap_or("?")
+            )?,
+        }
+        for c in &a.certificates {
+            writeln!(
+                w,
+                "  carries:   {}",
+                c.subject_cn.as_deref().unwrap_or(&c.subject)
+            )?;
+        }
+    }
+    for (i, e) in r.entries.iter().enumerate() {
+        let what = match (&e.certificate, &e.hash, &e.problem) {
+            (Some(c), _, _) => format!(
+                "{} (issuer {}, serial {}, sha256 {})",
+                c.subject_cn.as_deref().unwrap_or(&c.subject),
+                c.issuer_cn.as_deref().unwrap_or(&c.issuer),
+                c.serial,
+                c.sha256
+            ),
+            (None, Some(h), _) => h.clone(),
+            (None, None, Some(p)) => format!("undecodable: {p}"),
+            (None, None, None) => String::new(),
+        };
+        writeln!(w, "  {i:>3} {:<11} owner {:x}  {what}", e.kind, e.owner)?;
+    }
+    Ok(())
 }
 
 /// The core's two passes over a PE (section hashes, and the Authenticode digest behind

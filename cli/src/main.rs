@@ -7,6 +7,8 @@ mod diff;
 mod image;
 mod input;
 mod inspect;
+mod keys;
+mod pkcs11;
 mod verify;
 mod write;
 
@@ -44,6 +46,8 @@ enum Command {
     Diff(diff::DiffArgs),
     /// Make a bootable raw GPT disk image from a UKI
     Image(image::ImageArgs),
+    /// Make Secure Boot keys (PK, KEK, db) and export their .esl and .auth files
+    Keys(keys::KeysArgs),
     /// Write an image or a UKI to a block device, safely and verified
     Write(write::WriteArgs),
     /// List block devices and whether they are safe targets
@@ -92,6 +96,7 @@ fn main() -> ExitCode {
         Command::Measure(a) => build::run_measure(a),
         Command::Diff(a) => diff::run(a),
         Command::Image(a) => image::run(a),
+        Command::Keys(a) => keys::run(a),
         Command::Write(a) => write::run_write(a),
         Command::Disks(a) => write::run_disks(a),
         Command::Completions(a) => completions::run_completions(a, Cli::command()),

@@ -32,6 +32,7 @@
 )]
 
 pub mod authenticode;
+pub mod authvar;
 pub mod build;
 pub mod bytes;
 pub mod command;
@@ -40,11 +41,13 @@ pub mod error;
 pub mod extract;
 pub mod guid;
 pub mod inspect;
+pub mod keys;
 pub mod lint;
 pub mod measure;
 pub mod pcrsig;
 pub mod pe;
 pub mod pem;
+pub mod secureboot;
 pub mod siglist;
 pub mod sign;
 pub mod uki;

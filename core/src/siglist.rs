@@ -98,6 +98,91 @@ impl SignatureDatabase {
     }
 }
 
+/// One entry as `inspect` shows it: X.509 entries with their certificate decoded.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct EntryReport {
+    #[serde(serialize_with = "crate::guid::lowercase")]
+    pub owner: Guid,
+    pub offset: u64,
+    /// `x509`, `sha256`, `x509-sha256` or the type GUID.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub certificate: Option<crate::authenticode::CertificateInfo>,
+    /// Hex: the image hash, the TBS hash, or (for a certificate that does not
+    /// parse) nothing.
+    pub hash: Option<String>,
+    /// Why a certificate entry could not be decoded.
+    pub problem: Option<String>,
+}
+
+/// `inspect` of an `.esl`, `.auth` or efivarfs file.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SignatureListReport {
+    /// Always `signature-list`: tells this report from a PE's or a disk's in JSON.
+    pub kind: &'static str,
+    pub container: Container,
+    pub entries: Vec<EntryReport>,
+    /// For an `.auth` file: its timestamp, signer and the variable it signs.
+    pub auth: Option<crate::authvar::AuthSummary>,
+}
+
+/// Decode a signature database file for `inspect`.
+pub fn inspect(data: &[u8]) -> Result<SignatureListReport> {
+    let db = parse(data)?;
+    let auth = match db.container {
+        Container::Auth => Some(crate::authvar::summarize(&crate::authvar::parse(data)?)),
+        _ => None,
+    };
+    let entries = db
+        .entries
+        .iter()
+        .map(|e| {
+            let mut r = EntryReport {
+                owner: e.owner,
+                offset: e.offset,
+                kind: String::new(),
+                certificate: None,
+                hash: None,
+                problem: None,
+            };
+            match &e.data {
+                SignatureData::X509 { der } => {
+                    r.kind = "x509".into();
+                    match crate::authenticode::Certificate::parse(der, e.offset.saturating_add(16))
+                    {
+                        Ok(c) => r.certificate = Some(c.info()),
+                        Err(err) => r.problem = Some(err.to_string()),
+                    }
+                }
+                SignatureData::Sha256 { hash } => {
+                    r.kind = "sha256".into();
+                    r.hash = Some(bytes::hex(hash));
+                }
+                SignatureData::X509Sha256 { tbs_hash } => {
+                    r.kind = "x509-sha256".into();
+                    r.hash = Some(bytes::hex(tbs_hash));
+                }
+                SignatureData::Other { signature_type, .. } => {
+                    r.kind = format!("{signature_type:x}");
+                }
+            }
+            r
+        })
+        .collect();
+    Ok(SignatureListReport {
+        kind: "signature-list",
+        container: db.container,
+        entries,
+        auth,
+    })
+}
+
+/// Does `data` look like a signature database rather than a PE? It must not start
+/// with "MZ" and must parse in one of the three wrappings.
+pub fn looks_like_siglist(data: &[u8]) -> bool {
+    !data.starts_with(b"MZ") && parse(data).is_ok()
+}
+
 /// Parse a db/dbx file in any of its three wrappings.
 pub fn parse(data: &[u8]) -> Result<SignatureDatabase> {
     if let Some(at) = auth_payload_offset(data) {
@@ -124,6 +209,23 @@ pub fn parse(data: &[u8]) -> Result<SignatureDatabase> {
             Err(bare)
         }
     }
+}
+
+/// The signature lists of a db/dbx file in any of its three wrappings, as bytes
+/// (checked to parse), for copying into a new variable.
+pub fn list_bytes(data: &[u8]) -> Result<&[u8]> {
+    let db = parse(data)?;
+    let start = match db.container {
+        Container::Auth => auth_payload_offset(data).unwrap_or(0),
+        Container::Efivarfs => 4,
+        Container::SignatureList => 0,
+    };
+    bytes::slice(
+        data,
+        start,
+        (data.len() as u64).saturating_sub(start),
+        "signature lists",
+    )
 }
 
 /// If `data` starts with EFI_VARIABLE_AUTHENTICATION_2 (EFI_TIME, then a

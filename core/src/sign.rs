@@ -16,7 +16,8 @@ use cms::signed_data::{
 use const_oid::ObjectIdentifier;
 use der::asn1::{Any, OctetString, SetOfVec};
 use der::{Decode, Encode};
-use spki::{AlgorithmIdentifierOwned, EncodePublicKey};
+pub use spki::AlgorithmIdentifierOwned;
+use spki::EncodePublicKey;
 use x509_cert::attr::Attribute;
 use x509_cert::Certificate;
 
@@ -164,9 +165,43 @@ impl SigningKey {
             )),
         }
     }
+}
 
-    /// Sign `msg` with SHA-256: PKCS#1 v1.5 for RSA, DER ECDSA for P-256; returns the
-    /// signature and the SignerInfo's digestEncryptionAlgorithm.
+/// What makes the signature over the signed attributes: a key in memory
+/// ([`SigningKey`]), a signature made elsewhere ([`DetachedSignature`], the two-step
+/// flow), or a token the caller drives (PKCS#11 in the CLI).
+pub trait AttributeSigner: std::fmt::Debug {
+    /// The signer's DER SubjectPublicKeyInfo, checked against the certificate.
+    fn public_key_der(&self) -> Result<Vec<u8>>;
+    /// Sign `msg` with SHA-256; returns the signature and the SignerInfo's
+    /// digestEncryptionAlgorithm.
+    fn sign_sha256(&self, msg: &[u8]) -> Result<(Vec<u8>, AlgorithmIdentifierOwned)>;
+}
+
+/// The digestEncryptionAlgorithm for a key: rsaEncryption with NULL parameters (what
+/// sbsign writes) or ecdsa-with-SHA256.
+pub fn signature_algorithm(spki: &[u8]) -> Result<AlgorithmIdentifierOwned> {
+    match crate::authenticode::cert::key_algorithm(spki)? {
+        (oid::RSA_ENCRYPTION, _) => Ok(AlgorithmIdentifierOwned {
+            oid: oid::RSA_ENCRYPTION,
+            parameters: Some(Any::null()),
+        }),
+        (oid::EC_PUBLIC_KEY, _) => Ok(AlgorithmIdentifierOwned {
+            oid: oid::ECDSA_WITH_SHA256,
+            parameters: None,
+        }),
+        (other, _) => Err(Error::Crypto(format!(
+            "key algorithm {other} is not supported (RSA or ECDSA)"
+        ))),
+    }
+}
+
+impl AttributeSigner for SigningKey {
+    fn public_key_der(&self) -> Result<Vec<u8>> {
+        SigningKey::public_key_der(self)
+    }
+
+    /// PKCS#1 v1.5 for RSA, DER ECDSA for P-256.
     fn sign_sha256(&self, msg: &[u8]) -> Result<(Vec<u8>, AlgorithmIdentifierOwned)> {
         use signature::Signer;
         match self {
@@ -206,10 +241,67 @@ pub fn certificates_from_pem(pem: &[u8]) -> Result<Vec<Vec<u8>>> {
     Ok(certs)
 }
 
+/// An ECDSA signature as PKCS#11 returns it (r ‖ s, each the curve's size) in the DER
+/// form CMS carries (RFC 5753 §7.2: ECDSA-Sig-Value).
+pub fn ecdsa_raw_to_der(raw: &[u8]) -> Result<Vec<u8>> {
+    let bad = |e: String| Error::Crypto(format!("ECDSA signature from the token: {e}"));
+    match raw.len() {
+        64 => p256::ecdsa::Signature::from_slice(raw)
+            .map(|s| s.to_der().as_bytes().to_vec())
+            .map_err(|e| bad(e.to_string())),
+        96 => p384::ecdsa::Signature::from_slice(raw)
+            .map(|s| s.to_der().as_bytes().to_vec())
+            .map_err(|e| bad(e.to_string())),
+        n => Err(bad(format!("{n} bytes: expected 64 (P-256) or 96 (P-384)"))),
+    }
+}
+
+/// A signature over the signed attributes made outside ukitool (`sign --attach`):
+/// checked against the certificate's key before it is used.
+#[derive(Debug, Clone)]
+pub struct DetachedSignature {
+    /// The signer certificate's SubjectPublicKeyInfo.
+    pub spki: Vec<u8>,
+    pub signature: Vec<u8>,
+}
+
+impl DetachedSignature {
+    /// For the signer certificate `cert` (DER).
+    pub fn new(cert: &[u8], signature: Vec<u8>) -> Result<Self> {
+        let c = crate::authenticode::Certificate::parse(cert, 0)?;
+        Ok(DetachedSignature {
+            spki: c.spki().to_vec(),
+            signature,
+        })
+    }
+}
+
+impl AttributeSigner for DetachedSignature {
+    fn public_key_der(&self) -> Result<Vec<u8>> {
+        Ok(self.spki.clone())
+    }
+
+    fn sign_sha256(&self, msg: &[u8]) -> Result<(Vec<u8>, AlgorithmIdentifierOwned)> {
+        let digest = DigestAlgorithm::Sha256.digest(msg);
+        crate::authenticode::cert::verify_digest(
+            &self.spki,
+            DigestAlgorithm::Sha256,
+            &digest,
+            &self.signature,
+        )
+        .map_err(|_| {
+            Error::Crypto(
+                "the signature does not verify over these signed attributes with the certificate's key (another image, key or --signing-time?)".into(),
+            )
+        })?;
+        Ok((self.signature.clone(), signature_algorithm(&self.spki)?))
+    }
+}
+
 /// What to sign with.
 #[derive(Debug, Clone)]
 pub struct SignOptions<'a> {
-    pub key: &'a SigningKey,
+    pub key: &'a dyn AttributeSigner,
     /// The signer's certificate (DER); its public key must match `key`.
     pub cert: &'a [u8],
     /// Extra certificates to include (DER), e.g. intermediates.
@@ -305,6 +397,19 @@ pub fn signed_data(digest: &[u8], opts: &SignOptions<'_>) -> Result<Vec<u8>> {
             "the certificate's public key does not match the private key".into(),
         ));
     }
+    let (content, signed_attrs) = signed_attributes(digest, opts.signing_time)?;
+    // The signature covers the attributes encoded as a SET OF (tag 0x31), not as the
+    // [0] IMPLICIT field stored in the SignerInfo.
+    let to_sign = signed_attrs.to_der().map_err(der_err)?;
+    let (signature, sig_alg) = opts.key.sign_sha256(&to_sign)?;
+    assemble(cert, content, signed_attrs, signature, sig_alg, &opts.chain)
+}
+
+/// SpcIndirectDataContent for `digest`, and the signed attributes over it.
+fn signed_attributes(
+    digest: &[u8],
+    signing_time: Option<u64>,
+) -> Result<(Vec<u8>, SetOfVec<Attribute>)> {
     let content = spc_indirect_data(digest)?;
     let content_digest = DigestAlgorithm::Sha256.digest(tlv_value(&content)?);
 
@@ -324,7 +429,7 @@ pub fn signed_data(digest: &[u8], opts: &SignOptions<'_>) -> Result<Vec<u8>> {
             Any::from_der(&[0x30, 0x00]).map_err(der_err)?,
         )?,
     ];
-    if let Some(t) = opts.signing_time {
+    if let Some(t) = signing_time {
         // RFC 5280 §4.1.2.5: UTCTime through 2049, GeneralizedTime after.
         let dt = der::DateTime::from_unix_duration(std::time::Duration::from_secs(t))
             .map_err(der_err)?;
@@ -340,11 +445,18 @@ pub fn signed_data(digest: &[u8], opts: &SignOptions<'_>) -> Result<Vec<u8>> {
         )?);
     }
     let signed_attrs = SetOfVec::try_from(attrs).map_err(der_err)?;
-    // The signature covers the attributes encoded as a SET OF (tag 0x31), not as the
-    // [0] IMPLICIT field stored in the SignerInfo.
-    let to_sign = signed_attrs.to_der().map_err(der_err)?;
-    let (signature, sig_alg) = opts.key.sign_sha256(&to_sign)?;
+    Ok((content, signed_attrs))
+}
 
+/// The ContentInfo: SignedData with one SignerInfo for `cert`.
+fn assemble(
+    cert: Certificate,
+    content: Vec<u8>,
+    signed_attrs: SetOfVec<Attribute>,
+    signature: Vec<u8>,
+    sig_alg: AlgorithmIdentifierOwned,
+    chain: &[&[u8]],
+) -> Result<Vec<u8>> {
     let sha256 = AlgorithmIdentifierOwned {
         oid: oid::SHA256,
         parameters: Some(Any::null()),
@@ -362,7 +474,7 @@ pub fn signed_data(digest: &[u8], opts: &SignOptions<'_>) -> Result<Vec<u8>> {
         unsigned_attrs: None,
     };
     let mut certs = vec![CertificateChoices::Certificate(cert)];
-    for c in &opts.chain {
+    for c in chain {
         let c = Certificate::from_der(c).map_err(|e| crypto("chain certificate")(e.to_string()))?;
         certs.push(CertificateChoices::Certificate(c));
     }
@@ -394,12 +506,19 @@ fn to_usize(v: u64) -> Result<usize> {
     usize::try_from(v).map_err(|_| Error::invalid("image too large to sign"))
 }
 
-/// Sign a PE image: returns the signed image. Unsigned input: the file is padded to a
-/// multiple of 8 (the padding is hashed, as sbsign and pesign do) and one
-/// WIN_CERTIFICATE is appended. Signed input with `append`: the new WIN_CERTIFICATE
-/// goes after the existing ones (shim-style dual signing); the digest is the same
-/// because the certificate table is outside the hash.
-pub fn sign(image: &[u8], opts: &SignOptions<'_>) -> Result<Vec<u8>> {
+/// An image made ready for its signature: padded, with where the table goes.
+struct Prepared {
+    out: Vec<u8>,
+    table_start: u64,
+    secdir: u64,
+    checksum_offset: u64,
+}
+
+/// Unsigned input: the file is padded to a multiple of 8 (the padding is hashed, as
+/// sbsign and pesign do). Signed input with `append`: the new WIN_CERTIFICATE goes
+/// after the existing ones (shim-style dual signing); the digest is the same because
+/// the certificate table is outside the hash.
+fn prepare(image: &[u8], append: bool) -> Result<Prepared> {
     let pe = PeFile::parse(image)?;
     let secdir = pe.security_dir_offset.ok_or_else(|| {
         Error::malformed(
@@ -410,7 +529,7 @@ pub fn sign(image: &[u8], opts: &SignOptions<'_>) -> Result<Vec<u8>> {
     let len = image.len() as u64;
     let table_start;
     let padded_len = match pe.certificate_table() {
-        Some(d) if !opts.append => {
+        Some(d) if !append => {
             return Err(Error::invalid(format!(
                 "the image is already signed (certificate table at {:#x}); use --append to add a second signature",
                 d.virtual_address
@@ -438,33 +557,76 @@ pub fn sign(image: &[u8], opts: &SignOptions<'_>) -> Result<Vec<u8>> {
     let mut out: Vec<u8> = Vec::with_capacity(padded_len.saturating_add(4096));
     out.extend_from_slice(image);
     out.resize(padded_len, 0);
-    let digest = image_digest(&PeFile::parse(&out)?, DigestAlgorithm::Sha256)?;
-    let pkcs7 = signed_data(&digest, opts)?;
-    let entry_len = round8((pkcs7.len() as u64).saturating_add(8))?;
-    let entry_len32 =
-        u32::try_from(entry_len).map_err(|_| Error::invalid("signature too large"))?;
-    out.extend_from_slice(&entry_len32.to_le_bytes());
-    out.extend_from_slice(&WIN_CERT_REVISION_2_0.to_le_bytes());
-    out.extend_from_slice(&WIN_CERT_TYPE_PKCS_SIGNED_DATA.to_le_bytes());
-    out.extend_from_slice(&pkcs7);
-    out.resize(to_usize(round8(out.len() as u64)?)?, 0);
-    let table_len = (out.len() as u64)
-        .checked_sub(table_start)
-        .and_then(|n| u32::try_from(n).ok())
-        .ok_or_else(|| Error::invalid("certificate table too large"))?;
-    let start32 = u32::try_from(table_start).map_err(|_| {
-        Error::invalid("image too large to sign (certificate table offset is 32-bit)")
-    })?;
-    let dir = field_mut(&mut out, secdir, 8)
-        .ok_or_else(|| Error::malformed(secdir, "security directory outside the image"))?;
-    let (va, size) = dir.split_at_mut(4);
-    va.copy_from_slice(&start32.to_le_bytes());
-    size.copy_from_slice(&table_len.to_le_bytes());
-    let sum = crate::build::pe_checksum(&out, pe.checksum_offset);
-    if let Some(f) = field_mut(&mut out, pe.checksum_offset, 4) {
-        f.copy_from_slice(&sum.to_le_bytes());
+    Ok(Prepared {
+        out,
+        table_start,
+        secdir,
+        checksum_offset: pe.checksum_offset,
+    })
+}
+
+impl Prepared {
+    fn digest(&self) -> Result<Vec<u8>> {
+        image_digest(&PeFile::parse(&self.out)?, DigestAlgorithm::Sha256)
     }
-    Ok(out)
+
+    /// Append the WIN_CERTIFICATE holding `pkcs7`, point the security directory at the
+    /// table and fix the checksum.
+    fn finish(self, pkcs7: &[u8]) -> Result<Vec<u8>> {
+        let Prepared {
+            mut out,
+            table_start,
+            secdir,
+            checksum_offset,
+        } = self;
+        let entry_len = round8((pkcs7.len() as u64).saturating_add(8))?;
+        let entry_len32 =
+            u32::try_from(entry_len).map_err(|_| Error::invalid("signature too large"))?;
+        out.extend_from_slice(&entry_len32.to_le_bytes());
+        out.extend_from_slice(&WIN_CERT_REVISION_2_0.to_le_bytes());
+        out.extend_from_slice(&WIN_CERT_TYPE_PKCS_SIGNED_DATA.to_le_bytes());
+        out.extend_from_slice(pkcs7);
+        out.resize(to_usize(round8(out.len() as u64)?)?, 0);
+        let table_len = (out.len() as u64)
+            .checked_sub(table_start)
+            .and_then(|n| u32::try_from(n).ok())
+            .ok_or_else(|| Error::invalid("certificate table too large"))?;
+        let start32 = u32::try_from(table_start).map_err(|_| {
+            Error::invalid("image too large to sign (certificate table offset is 32-bit)")
+        })?;
+        let dir = field_mut(&mut out, secdir, 8)
+            .ok_or_else(|| Error::malformed(secdir, "security directory outside the image"))?;
+        let (va, size) = dir.split_at_mut(4);
+        va.copy_from_slice(&start32.to_le_bytes());
+        size.copy_from_slice(&table_len.to_le_bytes());
+        let sum = crate::build::pe_checksum(&out, checksum_offset);
+        if let Some(f) = field_mut(&mut out, checksum_offset, 4) {
+            f.copy_from_slice(&sum.to_le_bytes());
+        }
+        Ok(out)
+    }
+}
+
+/// Sign a PE image: returns the signed image (see [`prepare`] for padding and
+/// `append`).
+pub fn sign(image: &[u8], opts: &SignOptions<'_>) -> Result<Vec<u8>> {
+    let p = prepare(image, opts.append)?;
+    let pkcs7 = signed_data(&p.digest()?, opts)?;
+    p.finish(&pkcs7)
+}
+
+/// The two-step flow's first step: the DER signed attributes (a SET OF, tag 0x31) that
+/// [`sign`] would have the key sign for `image` with these options. An outside signer
+/// signs them with SHA-256 (`openssl dgst -sha256 -binary | openssl pkeyutl -sign
+/// -pkeyopt digest:sha256`); [`DetachedSignature`] brings the signature back.
+pub fn signed_attributes_for(
+    image: &[u8],
+    append: bool,
+    signing_time: Option<u64>,
+) -> Result<Vec<u8>> {
+    let p = prepare(image, append)?;
+    let (_, attrs) = signed_attributes(&p.digest()?, signing_time)?;
+    attrs.to_der().map_err(der_err)
 }
 
 /// The `len` bytes at `offset` of `out`, if they are inside it.

@@ -45,8 +45,8 @@ pub mod synthetic;
 pub mod tools;
 
 pub use qemu::{
-    boot_disk, boot_disk_with, boot_kernel, boot_kernel_with, dump_virt_dtb, esp_disk, BootEnd,
-    BootLog, BootOptions, Firmware, MARKER,
+    boot_disk, boot_disk_secure_vars, boot_disk_with, boot_kernel, boot_kernel_with, dump_virt_dtb,
+    esp_disk, setup_mode_vars, BootEnd, BootLog, BootOptions, Firmware, MARKER,
 };
 
 /// The workspace root (the parent of this crate).

@@ -116,6 +116,9 @@ pub struct BootOptions {
     pub memory_mib: u32,
     /// The virtio disk's logical (and physical) block size under OVMF; `None`: 512.
     pub logical_block_size: Option<u32>,
+    /// Serial text that settles the outcome (e.g. systemd-boot's "Access Denied", after
+    /// which it waits in its menu): the VM is stopped as [`BootEnd::Settled`].
+    pub settled_by: Vec<&'static str>,
 }
 
 impl Default for BootOptions {
@@ -128,6 +131,7 @@ impl Default for BootOptions {
             timeout: Duration::from_secs(secs),
             memory_mib: 1024,
             logical_block_size: None,
+            settled_by: Vec::new(),
         }
     }
 }
@@ -142,6 +146,8 @@ pub enum BootEnd {
     NoBootableOption,
     /// The hard timeout hit.
     TimedOut,
+    /// The serial log showed one of [`BootOptions::settled_by`].
+    Settled,
 }
 
 /// What a VM printed on its serial port, and how it ended.
@@ -342,6 +348,9 @@ fn run_qemu_once(arch: Arch, args: &[OsString], opts: &BootOptions) -> BootLog {
                 vm.stop();
                 break (BootEnd::Exited, None);
             }
+        } else if opts.settled_by.iter().any(|t| serial.contains(t)) {
+            vm.stop();
+            break (BootEnd::Settled, None);
         } else if serial.contains("No bootable option or device was found")
             || serial.contains("Shell> ")
         {
@@ -391,7 +400,38 @@ pub fn boot_disk(image: &Path, firmware: Firmware) -> BootLog {
 }
 
 pub fn boot_disk_with(image: &Path, firmware: Firmware, opts: &BootOptions) -> BootLog {
-    let (arch, dir, code, vars) = match firmware {
+    let (_, dir, _, vars) = firmware_files(firmware);
+    let vars_dir = tmpdir();
+    let vars_copy = vars_dir.join("vars.fd");
+    fs::copy(dir.join(vars), &vars_copy).unwrap_or_else(|e| {
+        panic!(
+            "copy {} (apt-get install ovmf qemu-efi-aarch64): {e}",
+            dir.join(vars).display()
+        )
+    });
+    boot_firmware(image, firmware, &vars_copy, opts)
+}
+
+/// Boot under OVMF's Secure Boot build (`OVMF_CODE_4M.secboot.fd`) with the variable
+/// store `vars` used in place: what the firmware writes there (keys systemd-boot
+/// enrolled) is there at the next boot. A copy of `OVMF_VARS_4M.fd` starts in setup
+/// mode, with no keys.
+pub fn boot_disk_secure_vars(image: &Path, vars: &Path, opts: &BootOptions) -> BootLog {
+    boot_firmware(image, Firmware::SecureBoot, vars, opts)
+}
+
+/// A fresh copy of OVMF's empty variable store (`OVMF_VARS_4M.fd`: setup mode, no
+/// keys) at `dir/vars.fd`, for [`boot_disk_secure_vars`].
+pub fn setup_mode_vars(dir: &Path) -> PathBuf {
+    let vars = dir.join("vars.fd");
+    fs::copy(ovmf_dir().join("OVMF_VARS_4M.fd"), &vars)
+        .expect("copy OVMF_VARS_4M.fd (apt-get install ovmf)");
+    vars
+}
+
+/// The architecture, firmware directory, code and variable-store files of `firmware`.
+fn firmware_files(firmware: Firmware) -> (Arch, PathBuf, &'static str, &'static str) {
+    match firmware {
         Firmware::Plain => (
             Arch::X86_64,
             ovmf_dir(),
@@ -419,15 +459,17 @@ pub fn boot_disk_with(image: &Path, firmware: Firmware, opts: &BootOptions) -> B
             "AAVMF_CODE.ms.fd",
             "AAVMF_VARS.ms.fd",
         ),
-    };
-    let vars_dir = tmpdir();
-    let vars_copy = vars_dir.join("vars.fd");
-    fs::copy(dir.join(vars), &vars_copy).unwrap_or_else(|e| {
-        panic!(
-            "copy {} (apt-get install ovmf qemu-efi-aarch64): {e}",
-            dir.join(vars).display()
-        )
-    });
+    }
+}
+
+/// Boot `image` under `firmware` with the variable store `vars_copy` (written in place).
+fn boot_firmware(
+    image: &Path,
+    firmware: Firmware,
+    vars_copy: &Path,
+    opts: &BootOptions,
+) -> BootLog {
+    let (arch, dir, code, _) = firmware_files(firmware);
     let mut args: Vec<OsString> = match firmware {
         Firmware::Plain => vec!["-machine".into(), "q35".into()],
         // The secboot build keeps its variables behind SMM: q35 with smm=on and a secure
@@ -457,7 +499,7 @@ pub fn boot_disk_with(image: &Path, firmware: Firmware, opts: &BootOptions) -> B
         s
     };
     args.extend(["-drive".into(), pflash(0, true, &dir.join(code))]);
-    args.extend(["-drive".into(), pflash(1, false, &vars_copy)]);
+    args.extend(["-drive".into(), pflash(1, false, vars_copy)]);
     match opts.logical_block_size {
         None => {
             let mut disk = OsString::from("if=virtio,format=raw,snapshot=on,file=");

@@ -35,6 +35,10 @@ pub const SECP384R1: Oid = Oid::new_unwrap("1.3.132.0.34");
 pub const SECP521R1: Oid = Oid::new_unwrap("1.3.132.0.35");
 /// id-at-commonName (RFC 4519 §2.3).
 pub const COMMON_NAME: Oid = Oid::new_unwrap("2.5.4.3");
+/// id-at-organizationName (RFC 4519 §2.19).
+pub const ORGANIZATION_NAME: Oid = Oid::new_unwrap("2.5.4.10");
+/// id-data (RFC 5652 §4): the content type of a detached signature over raw bytes.
+pub const DATA: Oid = Oid::new_unwrap("1.2.840.113549.1.7.1");
 /// id-ce-subjectKeyIdentifier (RFC 5280 §4.2.1.2).
 pub const SUBJECT_KEY_IDENTIFIER: Oid = Oid::new_unwrap("2.5.29.14");
 

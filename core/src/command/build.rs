@@ -6,7 +6,7 @@ use crate::build::{self as assemble, BuildSpec, Plan};
 use crate::error::{Error, Result};
 use crate::measure::{self, Part};
 use crate::pcrsig;
-use crate::sign::{self, SignOptions, SigningKey};
+use crate::sign::{self, SignOptions};
 
 /// The PCR bank `.pcrsig` policies are signed for when none is named.
 pub const DEFAULT_PCR_BANK: &str = "sha256";
@@ -25,7 +25,7 @@ pub struct PcrSigning<'a> {
 /// `--phases`).
 #[derive(Debug, Clone, Copy)]
 pub struct PcrKey<'a> {
-    pub key: &'a SigningKey,
+    pub key: &'a dyn sign::AttributeSigner,
     /// The public half as given (PEM); it must match `key`. None: derived.
     pub public_key: Option<&'a [u8]>,
     /// Boot phase paths; empty: systemd's four.
@@ -36,7 +36,7 @@ impl PcrKey<'_> {
     /// The public key PEM for `.pcrpkey`: the given file's bytes, else derived.
     fn public_pem(&self) -> Result<Vec<u8>> {
         let Some(given) = self.public_key else {
-            return Ok(self.key.public_key_pem()?.into_bytes());
+            return Ok(crate::pem::encode_public_key(&self.key.public_key_der()?)?.into_bytes());
         };
         if crate::pem::public_key(given, "PCR public key")? != self.key.public_key_der()? {
             return Err(Error::invalid(
@@ -52,7 +52,7 @@ impl PcrKey<'_> {
 /// and adds no signing time, so its output is reproducible.
 #[derive(Debug, Clone)]
 pub struct Signer<'a> {
-    pub key: &'a SigningKey,
+    pub key: &'a dyn sign::AttributeSigner,
     pub cert: &'a [u8],
     pub chain: Vec<&'a [u8]>,
 }

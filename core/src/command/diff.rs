@@ -151,6 +151,11 @@ impl<'a> Side<'a> {
                     "{which} is a disk image; diff compares PEs and UKIs"
                 )))
             }
+            FileReport::SignatureList(_) => {
+                return Err(Error::invalid(format!(
+                    "{which} is an EFI signature list; diff compares PEs and UKIs"
+                )))
+            }
         };
         Ok(Side {
             data,

@@ -3,6 +3,8 @@
 
 use std::borrow::Cow;
 
+use crate::authenticode::{verify, TrustStore, Verdict};
+use crate::command::keys::{export, ExportOptions};
 use crate::disk::layout::{self, parse_size, ImageOptions, ImageSummary, Layout, PartitionSpec};
 pub use crate::disk::layout::{
     DEFAULT_ENTRY_NAME, DEFAULT_LABEL, DEFAULT_LAYOUT, DEFAULT_SECTOR_SIZE, DEFAULT_TIMEOUT,
@@ -12,6 +14,11 @@ use crate::disk::talos::{self, image::TalosOptions, meta::MetaSource, Bootloader
 use crate::disk::DiskImage;
 use crate::error::{Error, Result};
 use crate::guid::Guid;
+use crate::keys::KeySet;
+use crate::pe::PeFile;
+pub use crate::secureboot::DEFAULT_ENROLL;
+use crate::secureboot::{enroll_mode, EnrollMode, SecureBootFiles};
+use crate::sign::{sign, SignOptions};
 
 /// Everything that shapes an image besides its input files, named as `ukitool
 /// image`'s options. Missing JSON fields take their defaults.
@@ -50,6 +57,9 @@ pub struct ImageSettings {
     /// talos: META records, each `TAG=VALUE` or `TAG=@FILE` (the file's bytes come
     /// in [`ImageFiles::meta_files`]).
     pub meta: Vec<String>,
+    /// `secure-boot-enroll` for systemd-boot: off, manual, if-safe or force; `None`:
+    /// no line, or [`DEFAULT_ENROLL`] when the image enrols a key set.
+    pub secure_boot_enroll: Option<String>,
 }
 
 impl Default for ImageSettings {
@@ -69,6 +79,7 @@ impl Default for ImageSettings {
             talos_bootloader: None,
             talos_version: None,
             meta: Vec::new(),
+            secure_boot_enroll: None,
         }
     }
 }
@@ -91,6 +102,9 @@ pub struct ImageFiles<'a> {
     pub grub_bios: Vec<(String, &'a [u8])>,
     /// (FILE, bytes) for each `--meta TAG=@FILE`.
     pub meta_files: Vec<(String, &'a [u8])>,
+    /// The key set's changes (from [`secure_boot`]): they replace the UKI, systemd-boot
+    /// and the enrolment files above.
+    pub secure_boot: Option<&'a SecureBootFiles>,
 }
 
 impl<'a> ImageFiles<'a> {
@@ -119,7 +133,30 @@ impl ImageSettings {
         source_date_epoch: Option<&str>,
     ) -> Result<ImageOptions<'a>> {
         let size = |s: &Option<String>| s.as_deref().map(parse_size).transpose();
+        let mut files = files;
+        let requested = self
+            .secure_boot_enroll
+            .as_deref()
+            .map(EnrollMode::parse)
+            .transpose()?;
+        let mut enroll = requested;
+        if let Some(sb) = files.secure_boot {
+            if let Some(u) = &sb.uki {
+                files.uki = u;
+            }
+            if let Some(s) = &sb.systemd_boot {
+                files.systemd_boot = Some(s);
+            }
+            files.enroll_keys = sb
+                .enroll_keys
+                .iter()
+                .map(|(n, d)| (n.clone(), d.as_slice()))
+                .collect();
+            let sdboot = files.systemd_boot.unwrap_or_default();
+            enroll = Some(enroll_mode(requested, sdboot)?.0);
+        }
         let mut o = ImageOptions::new(self.layout()?, files.uki);
+        o.secure_boot_enroll = enroll;
         o.size = size(&self.size)?;
         o.esp_size = size(&self.esp_size)?;
         o.sector_size = self.sector_size;
@@ -207,6 +244,105 @@ pub fn fat_timestamp(given: Option<i64>, source_date_epoch: Option<&str>) -> Res
             .map_err(|e| Error::invalid(format!("SOURCE_DATE_EPOCH={v:?} is not a number: {e}"))),
         (None, None) => Ok(DEFAULT_TIMESTAMP),
     }
+}
+
+/// What `--secure-boot-keys` changes in an image of `files` (see
+/// [`crate::secureboot::prepare`]); its notes say what was signed, and the enrolment
+/// mode. The `.auth` timestamp is `settings.timestamp`, else `SOURCE_DATE_EPOCH`,
+/// else the PK certificate's notBefore: reproducible without a clock.
+pub fn secure_boot(
+    settings: &ImageSettings,
+    files: &ImageFiles<'_>,
+    keys: &KeySet,
+    source_date_epoch: Option<&str>,
+) -> Result<SecureBootFiles> {
+    let layout = settings.layout()?;
+    if !matches!(layout, Layout::SystemdBoot | Layout::Talos) || files.systemd_boot.is_none() {
+        return Err(Error::invalid(
+            "--secure-boot-keys needs systemd-boot, which enrols them: use --layout systemd-boot (or talos) with --systemd-boot FILE",
+        ));
+    }
+    let given = settings
+        .timestamp
+        .map(|t| u64::try_from(t).map_err(|_| Error::invalid("the timestamp is before 1970")))
+        .transpose()?;
+    let not_before = crate::keys::not_before(&keys.pk.cert)?;
+    let time = crate::command::keys::timestamp(given, source_date_epoch, not_before)?;
+    let mut sb = prepare(files.uki, files.systemd_boot, keys, time)?;
+    let requested = settings
+        .secure_boot_enroll
+        .as_deref()
+        .map(EnrollMode::parse)
+        .transpose()?;
+    let sdboot = sb
+        .systemd_boot
+        .as_deref()
+        .or(files.systemd_boot)
+        .unwrap_or_default();
+    let (mode, note) = enroll_mode(requested, sdboot)?;
+    sb.notes.push(format!("secure-boot-enroll {}", mode.name()));
+    sb.notes.extend(note);
+    Ok(sb)
+}
+
+/// `pe` signed with db, unless a signature in it is already trusted by db. A
+/// signature by another key stays, and db's is added after it.
+fn signed_with_db(pe_bytes: &[u8], keys: &KeySet, what: &str) -> Result<(Option<Vec<u8>>, String)> {
+    let pe = PeFile::parse(pe_bytes)
+        .map_err(|e| Error::invalid(format!("the {what} is not a PE image: {e}")))?;
+    let mut trust = TrustStore::default();
+    trust.add_cert_file(&keys.db.cert)?;
+    let report = verify(&pe, &trust);
+    if report.verdict == Verdict::ValidTrusted {
+        return Ok((None, format!("{what}: already signed by db")));
+    }
+    let append = pe.certificate_table().is_some();
+    let opts = SignOptions {
+        key: &keys.db.key,
+        cert: &keys.db.cert,
+        chain: Vec::new(),
+        append,
+        signing_time: None,
+    };
+    let signed = sign(pe_bytes, &opts)
+        .map_err(|e| Error::invalid(format!("signing the {what} with db: {e}")))?;
+    let how = if append {
+        "db signature added to its own"
+    } else {
+        "signed by db"
+    };
+    Ok((Some(signed), format!("{what}: {how}")))
+}
+
+/// Sign `uki` and `systemd_boot` with db as needed, and export PK, KEK and db as
+/// `.auth` files timestamped `timestamp` (the `.esl` files are not needed on the ESP).
+fn prepare(
+    uki: &[u8],
+    systemd_boot: Option<&[u8]>,
+    keys: &KeySet,
+    timestamp: u64,
+) -> Result<SecureBootFiles> {
+    let mut out = SecureBootFiles::default();
+    let (u, note) = signed_with_db(uki, keys, "UKI")?;
+    out.uki = u;
+    out.notes.push(note);
+    if let Some(sd) = systemd_boot {
+        let (s, note) = signed_with_db(sd, keys, "systemd-boot")?;
+        out.systemd_boot = s;
+        out.notes.push(note);
+    }
+    let (files, _) = export(
+        keys,
+        &ExportOptions {
+            timestamp,
+            ..Default::default()
+        },
+    )?;
+    out.enroll_keys = files
+        .into_iter()
+        .filter(|(n, _)| n.ends_with(".auth"))
+        .collect();
+    Ok(out)
 }
 
 /// `ukitool image`: the disk as extents (it borrows `files`) and its summary.

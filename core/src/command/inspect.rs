@@ -18,6 +18,8 @@ use crate::uki::kernel;
 pub enum FileReport {
     Pe(Box<Report>),
     Disk(Box<DiskReport>),
+    /// An `.esl`, `.auth` or efivarfs signature database.
+    SignatureList(Box<crate::siglist::SignatureListReport>),
 }
 
 /// Runs two independent passes over a file and returns both results. The core has
@@ -52,6 +54,9 @@ impl Join for InOrder {
 pub fn inspect(data: &[u8], opts: &InspectOptions, join: &impl Join) -> Result<FileReport> {
     if looks_like_disk(data) {
         return inspect_disk_with(data, opts).map(|r| FileReport::Disk(Box::new(r)));
+    }
+    if crate::siglist::looks_like_siglist(data) {
+        return crate::siglist::inspect(data).map(|r| FileReport::SignatureList(Box::new(r)));
     }
     if !(opts.hash && opts.signatures) {
         return report::inspect(data, opts).map(|r| FileReport::Pe(Box::new(r)));

@@ -5,7 +5,6 @@ use crate::authenticode::DigestAlgorithm;
 use crate::error::Result;
 use crate::measure::{self as pcr, Part, Prediction};
 use crate::pe::PeFile;
-use crate::sign::SigningKey;
 
 /// What is measured.
 #[derive(Debug, Clone)]
@@ -45,7 +44,7 @@ impl serde::Serialize for Measurement {
 impl Measurement {
     /// The .pcrsig JSON text: every policy signed with `key`, as `systemd-measure
     /// sign` writes it.
-    pub fn sign(&self, key: &SigningKey) -> Result<String> {
+    pub fn sign(&self, key: &dyn crate::sign::AttributeSigner) -> Result<String> {
         crate::pcrsig::sign(&self.predictions, key)
     }
 

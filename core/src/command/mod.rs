@@ -11,6 +11,7 @@
 //! | `measure` | [`measure()`]        | [`measure::Measurement`] (systemd's JSON)      |
 //! | `image`   | [`image()`]          | the disk as extents, and its summary           |
 //! | `diff`    | [`diff()`]           | [`diff::Diff`]: what changed between two PEs    |
+//! | `keys`    | [`keys::create`], [`keys::export`] | key files; `.esl` and `.auth` files |
 //!
 //! What the core may not do itself comes in as a parameter: the environment's
 //! `SOURCE_DATE_EPOCH` as text, and a [`inspect::Join`] that the CLI backs with
@@ -20,6 +21,7 @@ pub mod build;
 pub mod diff;
 pub mod image;
 pub mod inspect;
+pub mod keys;
 pub mod measure;
 pub mod verify;
 

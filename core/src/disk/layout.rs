@@ -167,6 +167,8 @@ pub struct ImageOptions<'a> {
     pub timeout: u32,
     /// (file name, bytes) copied to `\loader\keys\auto\` (PK.auth, KEK.auth, db.auth).
     pub enroll_keys: Vec<(String, &'a [u8])>,
+    /// `secure-boot-enroll` in `loader.conf` (systemd-boot); none: no line.
+    pub secure_boot_enroll: Option<crate::secureboot::EnrollMode>,
     /// (ESP path, bytes) added to the ESP.
     pub extra_files: Vec<(String, Cow<'a, [u8]>)>,
     pub extra_partitions: Vec<PartitionSpec>,
@@ -194,6 +196,7 @@ impl<'a> ImageOptions<'a> {
             entry_name: DEFAULT_ENTRY_NAME.into(),
             timeout: DEFAULT_TIMEOUT,
             enroll_keys: Vec::new(),
+            secure_boot_enroll: None,
             extra_files: Vec::new(),
             extra_partitions: Vec::new(),
             partition_files: Vec::new(),
@@ -422,7 +425,10 @@ fn esp_files<'a>(
         let entry = format!("{}.efi", o.entry_name);
         files.push((boot, Cow::Borrowed(sdboot)));
         files.push((format!("EFI/Linux/{entry}"), Cow::Borrowed(o.uki)));
-        let conf = format!("timeout {}\ndefault {entry}\n", o.timeout);
+        let mut conf = format!("timeout {}\ndefault {entry}\n", o.timeout);
+        if let Some(m) = o.secure_boot_enroll {
+            conf.push_str(&format!("secure-boot-enroll {}\n", m.name()));
+        }
         files.push(("loader/loader.conf".into(), Cow::Owned(conf.into_bytes())));
         for (name, data) in &o.enroll_keys {
             files.push((format!("loader/keys/auto/{name}"), Cow::Borrowed(*data)));

@@ -22,7 +22,7 @@ use crate::authenticode::{oid, DigestAlgorithm};
 use crate::bytes::{hex, unhex};
 use crate::error::{Error, Result};
 use crate::measure::{self, Prediction};
-use crate::sign::SigningKey;
+use crate::sign::AttributeSigner;
 
 /// .pcrsig sections are a few KiB; refuse absurd ones before checking them.
 pub const MAX_PCRSIG_LEN: usize = 1 << 20;
@@ -381,7 +381,7 @@ pub type SignedPolicies = BTreeMap<&'static str, Vec<Policy>>;
 /// prediction, `pol` = PolicyPCR digest, `sig` = RSASSA-PKCS1-v1_5 over SHA-256(pol),
 /// `pkfp` = SHA-256 of the DER SubjectPublicKeyInfo. Returns the JSON text (one
 /// array per bank, banks in systemd's order).
-pub fn sign(predictions: &[Prediction], key: &SigningKey) -> Result<String> {
+pub fn sign(predictions: &[Prediction], key: &dyn AttributeSigner) -> Result<String> {
     let mut signed = SignedPolicies::new();
     sign_into(&mut signed, predictions, key)?;
     to_json(&signed)
@@ -393,12 +393,17 @@ pub fn sign(predictions: &[Prediction], key: &SigningKey) -> Result<String> {
 pub fn sign_into(
     signed: &mut SignedPolicies,
     predictions: &[Prediction],
-    key: &SigningKey,
+    key: &dyn AttributeSigner,
 ) -> Result<()> {
     let pkfp = hex(&key_fingerprint(&key.public_key_der()?)?);
     for p in predictions {
         let pol = measure::policy_pcr_digest(p.bank, &[(p.pcr, &p.hash)])?;
-        let sig = key.sign_pkcs1v15_sha256(&pol)?;
+        let (sig, alg) = key.sign_sha256(&pol)?;
+        if alg.oid != oid::RSA_ENCRYPTION {
+            return Err(Error::Crypto(
+                "this needs an RSA key (systemd's .pcrsig uses RSA)".into(),
+            ));
+        }
         let policy = Policy {
             pcrs: vec![p.pcr],
             pkfp: Some(pkfp.clone()),
