@@ -115,7 +115,7 @@ pub struct ImageOptionArgs {
     pub entry_name: Option<String>,
     /// talos: dual-boot (systemd-boot for UEFI, GRUB for BIOS), sd-boot or grub; default
     /// what Talos picks: dual-boot on amd64, sd-boot on arm64 and with --enroll-keys
-    #[arg(long, value_name = "LOADER", value_parser = ["dual-boot", "sd-boot", "grub"])]
+    #[arg(long, value_name = "LOADER", value_parser = ["dual-boot", "sd-boot", "grub"], hide_possible_values = true)]
     pub talos_bootloader: Option<String>,
     /// talos: the Talos release whose partition sizes to follow (BOOT 1000 MiB on 1.10,
     /// 2000 MiB from 1.11); default the newest
