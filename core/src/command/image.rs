@@ -236,14 +236,7 @@ impl ImageSettings {
 /// The FAT timestamp: `given`, else `SOURCE_DATE_EPOCH`, else 1980-01-01 (FAT's
 /// epoch), so that images are reproducible by default.
 pub fn fat_timestamp(given: Option<i64>, source_date_epoch: Option<&str>) -> Result<i64> {
-    match (given, source_date_epoch) {
-        (Some(t), _) => Ok(t),
-        (None, Some(v)) => v
-            .trim()
-            .parse()
-            .map_err(|e| Error::invalid(format!("SOURCE_DATE_EPOCH={v:?} is not a number: {e}"))),
-        (None, None) => Ok(DEFAULT_TIMESTAMP),
-    }
+    super::timestamp_or_epoch(given, source_date_epoch, DEFAULT_TIMESTAMP)
 }
 
 /// What `--secure-boot-keys` changes in an image of `files` (see

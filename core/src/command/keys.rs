@@ -18,14 +18,7 @@ use crate::siglist::{self, EFI_CERT_X509_GUID};
 /// The time of a key set or an export: `given` (`--timestamp`), else
 /// `SOURCE_DATE_EPOCH`, else `now` (the caller's clock; the core has none).
 pub fn timestamp(given: Option<u64>, source_date_epoch: Option<&str>, now: u64) -> Result<u64> {
-    match (given, source_date_epoch) {
-        (Some(t), _) => Ok(t),
-        (None, Some(v)) => v
-            .trim()
-            .parse()
-            .map_err(|e| Error::invalid(format!("SOURCE_DATE_EPOCH={v:?} is not a number: {e}"))),
-        (None, None) => Ok(now),
-    }
+    super::timestamp_or_epoch(given, source_date_epoch, now)
 }
 
 /// Files to write: (name in the output directory, bytes).

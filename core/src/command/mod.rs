@@ -26,6 +26,26 @@ pub mod measure;
 pub mod verify;
 
 pub use build::build;
+
+/// A time option: `given` (`--timestamp`), else the environment's `SOURCE_DATE_EPOCH`
+/// (as text), else `fallback`.
+pub(crate) fn timestamp_or_epoch<T>(
+    given: Option<T>,
+    source_date_epoch: Option<&str>,
+    fallback: T,
+) -> crate::error::Result<T>
+where
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    match (given, source_date_epoch) {
+        (Some(t), _) => Ok(t),
+        (None, Some(v)) => v.trim().parse().map_err(|e| {
+            crate::error::Error::invalid(format!("SOURCE_DATE_EPOCH={v:?} is not a number: {e}"))
+        }),
+        (None, None) => Ok(fallback),
+    }
+}
 pub use diff::diff;
 pub use image::image;
 pub use inspect::inspect;

@@ -703,10 +703,22 @@ fn write_esp<'a>(
     };
     // Placement rounded the same size with a check: this cannot overflow.
     let plan = fat::format(esp_size.next_multiple_of(MIB), &fopts, files)?;
+    place_esp(img, plan, esp_off, o.label.to_ascii_uppercase(), volume_id)
+}
+
+/// Put the formatted ESP `plan` at byte `at` of `img`; returns what the summary says of
+/// it (partition 1, `label`, `volume_id`, every file with its disk offset).
+pub(crate) fn place_esp<'a>(
+    img: &mut DiskImage<'a>,
+    plan: fat::FatPlan<'a>,
+    at: u64,
+    label: String,
+    volume_id: u32,
+) -> Result<EspSummary> {
     let summary = EspSummary {
         partition: 1,
         fat_type: plan.fat_type,
-        label: o.label.to_ascii_uppercase(),
+        label,
         volume_id: format!("{:04X}-{:04X}", volume_id >> 16, volume_id & 0xffff),
         cluster_size: plan.cluster_size,
         files: plan
@@ -716,13 +728,13 @@ fn write_esp<'a>(
                 Ok(EspFile {
                     path: f.path.clone(),
                     size: f.len,
-                    disk_offset: esp_off.checked_add(f.offset).ok_or_else(overflow)?,
+                    disk_offset: at.checked_add(f.offset).ok_or_else(overflow)?,
                 })
             })
             .collect::<Result<_>>()?,
     };
     for (off, data) in plan.extents {
-        img.put(esp_off.checked_add(off).ok_or_else(overflow)?, data)?;
+        img.put(at.checked_add(off).ok_or_else(overflow)?, data)?;
     }
     Ok(summary)
 }

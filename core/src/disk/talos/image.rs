@@ -8,7 +8,7 @@ use super::{bios, config, meta, plan, Arch, Bootloader, TalosPlan, TalosVersion}
 use crate::bytes;
 use crate::disk::fat::{self, FatOptions};
 use crate::disk::gpt;
-use crate::disk::layout::{EspFile, EspSummary, ImageOptions, ImageSummary, PartitionSummary};
+use crate::disk::layout::{place_esp, EspSummary, ImageOptions, ImageSummary, PartitionSummary};
 use crate::disk::sparse::DiskImage;
 use crate::disk::xfs::{self, ItemKind, XfsItem, XfsOptions};
 use crate::error::{Error, Result};
@@ -303,29 +303,7 @@ fn write_esp<'a>(
         hidden_sectors: 0,
     };
     let plan = fat::format(len, &fopts, files)?;
-    let id = super::ESP_VOLUME_ID;
-    let summary = EspSummary {
-        partition: 1,
-        fat_type: plan.fat_type,
-        label: super::ESP_LABEL.into(),
-        volume_id: format!("{:04X}-{:04X}", id >> 16, id & 0xffff),
-        cluster_size: plan.cluster_size,
-        files: plan
-            .files
-            .iter()
-            .map(|f| {
-                Ok(EspFile {
-                    path: f.path.clone(),
-                    size: f.len,
-                    disk_offset: at.checked_add(f.offset).ok_or_else(overflow)?,
-                })
-            })
-            .collect::<Result<_>>()?,
-    };
-    for (off, data) in plan.extents {
-        img.put(at.checked_add(off).ok_or_else(overflow)?, data)?;
-    }
-    Ok(summary)
+    place_esp(img, plan, at, super::ESP_LABEL.into(), super::ESP_VOLUME_ID)
 }
 
 /// BOOT (grub, dual-boot): XFS labelled BOOT whose UUID is its partition GUID, with
