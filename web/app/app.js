@@ -886,6 +886,7 @@ function partitionRows() {
       .map(({ rel, file }) => ({ part: name, path: `${under}/${rel}`, file }));
     return { spec: spec.join(":"), files: [...files, ...inDir] };
   });
+}
 
 
 // The talos layout's options: --talos-bootloader, --talos-version, --meta.
