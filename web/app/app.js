@@ -722,6 +722,7 @@ function renderDiskPanel(d) {
     renderEfiBinaries(box, xv.efi_binaries);
     renderFileList(box, xv.partition, files);
   }
+  renderTalos(box, d);
 }
 
 function renderEfiBinaries(box, bins) {
@@ -768,7 +769,6 @@ async function partitionFile(partition, path, open) {
     status.textContent = `Could not read /${path}: ${e.message}`;
     status.classList.add("tone-err");
   }
-  renderTalos(box, d);
 }
 
 // A Talos disk (bootloader, version, UKI, grub.cfg) and META, as `ukitool inspect`
