@@ -357,20 +357,8 @@ fn esp_files<'a>(
             )
         })?;
         check_loader(grub, pe.coff.machine, "GRUB")?;
-        let payload = |name: &str| -> Result<&'a [u8]> {
-            pe.section_payload(name).ok_or_else(|| {
-                Error::NotFound(format!(
-                    "section {name} in the UKI (the grub layout boots its kernel and initrd)"
-                ))
-            })?
-        };
-        let kernel = payload(".linux")?;
-        let initrd = payload(".initrd")?;
-        let cmdline = pe
-            .section_payload(".cmdline")
-            .transpose()?
-            .map(bytes::text)
-            .unwrap_or_default();
+        let (kernel, initrd, cmdline) =
+            grub_boot_parts(pe, "the grub layout boots its kernel and initrd")?;
         let dtb = pe.section_payload(".dtb").transpose()?;
         let devicetree = match dtb {
             Some(_) if grub_has_devicetree(pe.coff.machine) => {
@@ -490,6 +478,27 @@ fn check_bootable(pe: &PeFile<'_>, boot: &str) -> Result<()> {
         }
         _ => Ok(()),
     }
+}
+
+/// What GRUB boots from a UKI: its `.linux` and `.initrd` payloads and its `.cmdline`
+/// as text (empty when absent). A missing section is an error that says `why` it is
+/// needed.
+pub(crate) fn grub_boot_parts<'a>(
+    pe: &PeFile<'a>,
+    why: &str,
+) -> Result<(&'a [u8], &'a [u8], String)> {
+    let payload = |name: &str| -> Result<&'a [u8]> {
+        pe.section_payload(name)
+            .ok_or_else(|| Error::NotFound(format!("section {name} in the UKI ({why})")))?
+    };
+    let kernel = payload(".linux")?;
+    let initrd = payload(".initrd")?;
+    let cmdline = pe
+        .section_payload(".cmdline")
+        .transpose()?
+        .map(bytes::text)
+        .unwrap_or_default();
+    Ok((kernel, initrd, cmdline))
 }
 
 pub(crate) fn check_loader(bin: &[u8], machine: u16, what: &str) -> Result<()> {

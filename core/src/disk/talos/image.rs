@@ -5,10 +5,11 @@
 use std::borrow::Cow;
 
 use super::{bios, config, meta, plan, Arch, Bootloader, TalosPlan, TalosVersion};
-use crate::bytes;
 use crate::disk::fat::{self, FatOptions};
 use crate::disk::gpt;
-use crate::disk::layout::{place_esp, EspSummary, ImageOptions, ImageSummary, PartitionSummary};
+use crate::disk::layout::{
+    grub_boot_parts, place_esp, EspSummary, ImageOptions, ImageSummary, PartitionSummary,
+};
 use crate::disk::sparse::DiskImage;
 use crate::disk::xfs::{self, ItemKind, XfsItem, XfsOptions};
 use crate::error::{Error, Result};
@@ -319,20 +320,8 @@ fn write_boot<'a>(
     let Some((_, part)) = p.partition(super::BOOT_LABEL) else {
         return Ok(Vec::new());
     };
-    let payload = |name: &str| -> Result<&'a [u8]> {
-        pe.section_payload(name).ok_or_else(|| {
-            Error::NotFound(format!(
-                "section {name} in the UKI (Talos's BOOT holds its kernel and initramfs)"
-            ))
-        })?
-    };
-    let kernel = payload(".linux")?;
-    let initrd = payload(".initrd")?;
-    let cmdline = pe
-        .section_payload(".cmdline")
-        .transpose()?
-        .map(bytes::text)
-        .unwrap_or_default();
+    let (kernel, initrd, cmdline) =
+        grub_boot_parts(pe, "Talos's BOOT holds its kernel and initramfs")?;
     let cfg = config::grub_cfg(version, cmdline.trim())?;
     // Modes as Talos's staging tree has them (grub/ 0700, grub.cfg 0600).
     let items = vec![
