@@ -24,6 +24,9 @@ pub enum Error {
     InvalidInput(String),
     /// A key, certificate or signature could not be used.
     Crypto(String),
+    /// The source of the bytes (a file, a device, a browser Blob, a decoder) failed at
+    /// `offset` of the data it serves.
+    Source { offset: u64, what: String },
 }
 
 impl Error {
@@ -47,6 +50,7 @@ impl Error {
             Error::NotFound(_) => "not-found",
             Error::InvalidInput(_) => "invalid-input",
             Error::Crypto(_) => "crypto",
+            Error::Source { .. } => "source",
         }
     }
 
@@ -55,7 +59,8 @@ impl Error {
         match self {
             Error::Truncated { offset, .. }
             | Error::Malformed { offset, .. }
-            | Error::Unsupported { offset, .. } => Some(*offset),
+            | Error::Unsupported { offset, .. }
+            | Error::Source { offset, .. } => Some(*offset),
             _ => None,
         }
     }
@@ -80,6 +85,7 @@ impl fmt::Display for Error {
             Error::NotFound(what) => write!(f, "not found: {what}"),
             Error::InvalidInput(what) => write!(f, "invalid input: {what}"),
             Error::Crypto(what) => write!(f, "crypto: {what}"),
+            Error::Source { offset, what } => write!(f, "read failed at offset {offset:#x}: {what}"),
         }
     }
 }
@@ -118,6 +124,13 @@ mod tests {
                 "not found: section .linux",
             ),
             (Error::invalid("bad size"), "invalid input: bad size"),
+            (
+                Error::Source {
+                    offset: 0x1000,
+                    what: "Input/output error".into(),
+                },
+                "read failed at offset 0x1000: Input/output error",
+            ),
             (Error::Crypto("bad key".into()), "crypto: bad key"),
         ];
         for (e, text) in cases {

@@ -47,6 +47,7 @@ pub mod measure;
 pub mod pcrsig;
 pub mod pe;
 pub mod pem;
+pub mod readat;
 pub mod secureboot;
 pub mod siglist;
 pub mod sign;
