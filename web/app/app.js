@@ -4,6 +4,7 @@
 // DOM through textContent, never as HTML.
 
 import { el, clear, hexNum, size, copyButton, factList, table, emptyState } from "./dom.js";
+import { setupSecureBoot, secureBootImage } from "./secureboot.js";
 
 const $ = (id) => document.getElementById(id);
 const MAX_ROWS = 256; // table rows rendered per list
@@ -348,7 +349,8 @@ function download(blob, name) {
 function downloadSection(s) {
   const name = fileNames[s.index] || `section${s.index}`;
   const suffix = s.profile === null || s.profile === undefined ? "" : `@${s.profile}`;
-  download(file.slice(s.file_offset, s.file_offset + s.payload_size), name + suffix);
+  // A typed Blob: without a type Chromium saves "vmlinuz" as "vmlinuz.txt" (issue 19).
+  download(file.slice(s.file_offset, s.file_offset + s.payload_size, "application/octet-stream"), name + suffix);
 }
 
 async function toggleHex(button, tr, s) {
@@ -831,6 +833,7 @@ function diskOptions() {
     entry_name: (layout !== "talos" && entry) || null,
     ...(layout === "talos" ? talosOptions() : {}),
     add_partition: partitionRows().map((r) => r.spec),
+    ...secureBootImage().options,
   };
 }
 
@@ -930,7 +933,7 @@ async function buildDisk(save) {
     const name = `${baseName()}.img`;
     if (save) handle = await window.showSaveFilePicker({ suggestedName: name });
     const partFiles = partitionRows().flatMap((r) => r.files).map((p) => ({ role: "partition-file", name: p.part, path: p.path, file: p.file }));
-    const r = await runTask({ type: "disk-image", job, options: diskOptions(), loader, inputs: [...talosInputs(), ...partFiles] });
+    const r = await runTask({ type: "disk-image", job, options: diskOptions(), loader, inputs: [...talosInputs(), ...partFiles, ...secureBootImage().inputs] });
     const summary = JSON.parse(r.summary);
     if (handle) {
       const w = await handle.createWritable();
@@ -1089,6 +1092,7 @@ function setupInput() {
 startWorker();
 setupInput();
 setupTools();
+setupSecureBoot({ runTask });
 // Tests and power users can open a File programmatically, and read what the page
 // shows as data.
 window.ukitool = {

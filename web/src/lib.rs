@@ -523,6 +523,8 @@ pub fn build_disk_image(
         ..ImageFiles::default()
     };
     let loader_data: &[u8] = loader.as_deref().unwrap_or(&[]);
+    // role "secure-boot-key": the files of `--secure-boot-keys DIR`, by name.
+    let mut keys: Vec<(String, Vec<u8>)> = Vec::new();
     if loader.is_some() {
         files.set_loader(settings.layout().map_err(js_error)?, loader_data);
     }
@@ -536,9 +538,18 @@ pub fn build_disk_image(
             "partition-file" => files
                 .partition_files
                 .push((name.clone(), path.clone(), data)),
+            "secure-boot-key" => keys.push((name.clone(), data.clone())),
             other => return Err(js_text(format!("unknown input role {other:?}"))),
         }
     }
+    let secure_boot = match keys.is_empty() {
+        true => None,
+        false => {
+            let set = key_set(&keys)?;
+            Some(command::image::secure_boot(&settings, &files, &set, None).map_err(js_error)?)
+        }
+    };
+    files.secure_boot = secure_boot.as_ref();
     // The page has no environment: no SOURCE_DATE_EPOCH.
     let (img, summary) = command::image(&settings, files, None).map_err(js_error)?;
     let sources: Vec<&[u8]> = [&uki.data[..], loader_data]
@@ -653,6 +664,213 @@ pub fn build_uki(
         signer,
     };
     command::build(&opts).map_err(js_error)
+}
+
+// ---- Secure Boot keys and signing ------------------------------------------
+
+/// `[[name, Uint8Array], ...]` to owned pairs.
+fn named_files(list: Option<js_sys::Array>) -> Result<Vec<(String, Vec<u8>)>, JsValue> {
+    let mut out = Vec::new();
+    for item in list.iter().flat_map(|a| a.iter()) {
+        let a = js_sys::Array::from(&item);
+        let name = a
+            .get(0)
+            .as_string()
+            .ok_or_else(|| js_text("file: [name, bytes]"))?;
+        out.push((name, js_sys::Uint8Array::new(&a.get(1)).to_vec()));
+    }
+    Ok(out)
+}
+
+/// Owned pairs to `[[name, Uint8Array], ...]`.
+fn js_files(files: &[(String, Vec<u8>)]) -> js_sys::Array {
+    files
+        .iter()
+        .map(|(n, d)| {
+            let pair = js_sys::Array::new();
+            pair.push(&JsValue::from_str(n));
+            pair.push(&js_sys::Uint8Array::from(&d[..]));
+            JsValue::from(pair)
+        })
+        .collect()
+}
+
+fn files_and_json<T: Serialize>(
+    files: &[(String, Vec<u8>)],
+    key: &str,
+    value: &T,
+) -> Result<js_sys::Object, JsValue> {
+    let out = js_sys::Object::new();
+    js_sys::Reflect::set(&out, &"files".into(), &js_files(files))?;
+    js_sys::Reflect::set(&out, &key.into(), &to_json(value)?.into())?;
+    Ok(out)
+}
+
+/// A key set from a key directory's files, `[[name, bytes], ...]` (`PK.key PK.crt
+/// KEK.key KEK.crt db.key db.crt`, optionally `GUID`), as `--secure-boot-keys DIR`
+/// and `keys export DIR` read it.
+fn key_set(files: &[(String, Vec<u8>)]) -> Result<ukitool_core::keys::KeySet, JsValue> {
+    ukitool_core::keys::KeySet::from_files(|name| {
+        files
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, d)| d.as_slice())
+    })
+    .map_err(js_error)
+}
+
+/// `ukitool keys create` around three RSA private keys made by WebCrypto
+/// (`exportKey("pkcs8")`, PK, KEK, db). `options`: `{name, algorithm, owner_guid,
+/// not_before, valid_days}`, missing fields taking the CLI's defaults. Returns
+/// `{files: [[name, bytes]...], created}`: the key directory's files and the `--json`
+/// summary. Serial numbers (and a random owner) come from crypto.getRandomValues.
+#[wasm_bindgen(js_name = keysCreate)]
+pub fn keys_create(
+    pk: &[u8],
+    kek: &[u8],
+    db: &[u8],
+    options: &str,
+) -> Result<js_sys::Object, JsValue> {
+    use ukitool_core::keys::{CreateOptions, KeyAlgorithm, DEFAULT_ALGORITHM, DEFAULT_NAME};
+    #[derive(serde::Deserialize, Default)]
+    #[serde(default)]
+    struct Options {
+        name: Option<String>,
+        algorithm: Option<String>,
+        owner_guid: Option<String>,
+        not_before: u64,
+        valid_days: Option<u32>,
+    }
+    let o: Options = serde_json::from_str(options).map_err(js_text)?;
+    let opts = CreateOptions {
+        name: o.name.unwrap_or_else(|| DEFAULT_NAME.into()),
+        algorithm: KeyAlgorithm::parse(o.algorithm.as_deref().unwrap_or(DEFAULT_ALGORITHM))
+            .map_err(js_error)?,
+        owner: o
+            .owner_guid
+            .as_deref()
+            .map(ukitool_core::guid::Guid::parse)
+            .transpose()
+            .map_err(js_error)?,
+        not_before: o.not_before,
+        valid_days: o
+            .valid_days
+            .unwrap_or(ukitool_core::keys::DEFAULT_VALID_DAYS),
+    };
+    let key = |der: &[u8]| SigningKey::from_pkcs8_der(der).map_err(js_error);
+    let keys = [key(pk)?, key(kek)?, key(db)?];
+    let (files, created) =
+        command::keys::create_from_keys(&opts, keys, &mut rand_core::OsRng).map_err(js_error)?;
+    files_and_json(&files, "created", &created)
+}
+
+/// `ukitool keys export`: `keys` is the key directory's files, `append_db` and `dbx`
+/// `[[name, bytes], ...]` as `--append-db` and `--dbx`, `timestamp` the `.auth` time
+/// (Unix seconds; the page has no clock default: it passes the field's value).
+/// Returns `{files, exported}`.
+#[wasm_bindgen(js_name = keysExport)]
+pub fn keys_export(
+    keys: js_sys::Array,
+    append_db: Option<js_sys::Array>,
+    dbx: Option<js_sys::Array>,
+    timestamp: f64,
+) -> Result<js_sys::Object, JsValue> {
+    let set = key_set(&named_files(Some(keys))?)?;
+    let append = named_files(append_db)?;
+    let dbx = named_files(dbx)?;
+    fn borrow(v: &[(String, Vec<u8>)]) -> Vec<(String, &[u8])> {
+        v.iter().map(|(n, d)| (n.clone(), d.as_slice())).collect()
+    }
+    if !(0.0..=9.007_199_254_740_991e15).contains(&timestamp) || timestamp.fract() != 0.0 {
+        return Err(js_text("the timestamp must be whole seconds since 1970"));
+    }
+    let opts = command::keys::ExportOptions {
+        append_db: borrow(&append),
+        dbx: borrow(&dbx),
+        timestamp: timestamp as u64,
+    };
+    let (files, exported) = command::keys::export(&set, &opts).map_err(js_error)?;
+    files_and_json(&files, "exported", &exported)
+}
+
+/// `--signing-time SECONDS` for the sign functions: undefined means none.
+fn signing_time(t: Option<f64>) -> Result<Option<u64>, JsValue> {
+    t.map(|t| {
+        if (0.0..=9.007_199_254_740_991e15).contains(&t) && t.fract() == 0.0 {
+            Ok(t as u64)
+        } else {
+            Err(js_text("the signing time must be whole seconds since 1970"))
+        }
+    })
+    .transpose()
+}
+
+/// The signer certificate (the first of a PEM or DER file) and the rest as chain.
+fn signer_cert(cert: &[u8]) -> Result<(Vec<u8>, Vec<Vec<u8>>), JsValue> {
+    let mut certs = ukitool_core::pem::certificates(cert).map_err(js_error)?;
+    if certs.is_empty() {
+        // DER: one certificate.
+        cert::Certificate::parse(cert, 0).map_err(js_error)?;
+        return Ok((cert.to_vec(), Vec::new()));
+    }
+    let first = certs.remove(0);
+    Ok((first, certs))
+}
+
+/// `ukitool sign FILE --key KEY --cert CERT [--append] [--signing-time T]`: the
+/// signed PE. The certificate file's further certificates go in as `--chain`.
+#[wasm_bindgen(js_name = signPe)]
+pub fn sign_pe(
+    image: &[u8],
+    key_pem: &str,
+    cert: &[u8],
+    append: bool,
+    time: Option<f64>,
+) -> Result<Vec<u8>, JsValue> {
+    let key = SigningKey::from_pem(key_pem, None).map_err(js_error)?;
+    let (cert, chain) = signer_cert(cert)?;
+    let opts = sign::SignOptions {
+        key: &key,
+        cert: &cert,
+        chain: chain.iter().map(Vec::as_slice).collect(),
+        append,
+        signing_time: signing_time(time)?,
+    };
+    sign::sign(image, &opts).map_err(js_error)
+}
+
+/// `ukitool sign FILE --export-signed-attributes OUT`: the DER bytes the key must
+/// sign (SHA-256, PKCS#1 v1.5 or ECDSA), for an outside signer.
+#[wasm_bindgen(js_name = signedAttributes)]
+pub fn signed_attributes(
+    image: &[u8],
+    append: bool,
+    time: Option<f64>,
+) -> Result<Vec<u8>, JsValue> {
+    sign::signed_attributes_for(image, append, signing_time(time)?).map_err(js_error)
+}
+
+/// `ukitool sign FILE --attach SIG --cert CERT`: the PE signed with an outside
+/// signature over [`signed_attributes`]; one that does not verify with the
+/// certificate's key is refused.
+#[wasm_bindgen(js_name = attachSignature)]
+pub fn attach_signature(
+    image: &[u8],
+    cert: &[u8],
+    signature: Vec<u8>,
+    append: bool,
+    time: Option<f64>,
+) -> Result<Vec<u8>, JsValue> {
+    let (cert, chain) = signer_cert(cert)?;
+    let key = sign::DetachedSignature::new(&cert, signature).map_err(js_error)?;
+    let opts = sign::SignOptions {
+        key: &key,
+        cert: &cert,
+        chain: chain.iter().map(Vec::as_slice).collect(),
+        append,
+        signing_time: signing_time(time)?,
+    };
+    sign::sign(image, &opts).map_err(js_error)
 }
 
 /// The crate version, shown in the page footer.
