@@ -5,6 +5,10 @@
 
 import { el, clear, hexNum, size, copyButton, factList, table, emptyState } from "./dom.js";
 import { setupSecureBoot, secureBootImage } from "./secureboot.js";
+import { setupDiff } from "./diff.js";
+import { setupImageExtras, imageExtras } from "./image-extras.js";
+import { setupUkiExtras, ukiBuildMessage } from "./uki-extras.js";
+import { hexViewer, setupFileHex } from "./hexview.js";
 
 const $ = (id) => document.getElementById(id);
 const MAX_ROWS = 256; // table rows rendered per list
@@ -361,22 +365,9 @@ async function toggleHex(button, tr, s) {
     button.setAttribute("aria-expanded", "false");
     return;
   }
-  const n = Math.min(256, s.payload_size);
-  const bytes = new Uint8Array(await file.slice(s.file_offset, s.file_offset + n).arrayBuffer());
-  const row = el("tr", { class: "hex-row" }, el("td", { colspan: "9" }, el("pre", { class: "hex" }, hexDump(bytes, s.file_offset))));
+  const row = el("tr", { class: "hex-row" }, el("td", { colspan: "9" }, await hexViewer(file, s.file_offset, s.payload_size, s.name)));
   tr.after(row);
   button.setAttribute("aria-expanded", "true");
-}
-
-function hexDump(bytes, base) {
-  const lines = [];
-  for (let i = 0; i < bytes.length; i += 16) {
-    const part = bytes.subarray(i, i + 16);
-    const hx = Array.from(part, (b) => b.toString(16).padStart(2, "0")).join(" ");
-    const asc = Array.from(part, (b) => (b >= 0x20 && b < 0x7f ? String.fromCharCode(b) : ".")).join("");
-    lines.push(`${(base + i).toString(16).padStart(8, "0")}  ${hx.padEnd(47)}  ${asc}`);
-  }
-  return lines.join("\n");
 }
 
 function renderUki(r) {
@@ -834,6 +825,7 @@ function diskOptions() {
     ...(layout === "talos" ? talosOptions() : {}),
     add_partition: partitionRows().map((r) => r.spec),
     ...secureBootImage().options,
+    ...imageExtras().options,
   };
 }
 
@@ -933,7 +925,7 @@ async function buildDisk(save) {
     const name = `${baseName()}.img`;
     if (save) handle = await window.showSaveFilePicker({ suggestedName: name });
     const partFiles = partitionRows().flatMap((r) => r.files).map((p) => ({ role: "partition-file", name: p.part, path: p.path, file: p.file }));
-    const r = await runTask({ type: "disk-image", job, options: diskOptions(), loader, inputs: [...talosInputs(), ...partFiles, ...secureBootImage().inputs] });
+    const r = await runTask({ type: "disk-image", job, options: diskOptions(), loader, inputs: [...talosInputs(), ...partFiles, ...secureBootImage().inputs, ...imageExtras().inputs] });
     const summary = JSON.parse(r.summary);
     if (handle) {
       const w = await handle.createWritable();
@@ -982,23 +974,10 @@ async function buildUki() {
     return;
   }
   const key = $("b-key").files[0];
-  const cert = $("b-cert").files[0];
-  const ts = $("b-timestamp").value.trim();
-  const cmdline = $("b-cmdline").value;
   status.textContent = "Building…";
   $("build-download").disabled = true;
   try {
-    const r = await runTask({
-      type: "build-uki",
-      stub,
-      linux: $("b-linux").files[0],
-      initrds: Array.from($("b-initrd").files),
-      cmdline: cmdline === "" ? undefined : cmdline,
-      osRelease: $("b-osrel").files[0],
-      timestamp: ts === "" ? null : Number(ts),
-      key,
-      cert,
-    });
+    const r = await runTask(ukiBuildMessage());
     const name = $("b-linux").files[0] ? "uki.efi" : "addon.efi";
     builtUki = new File([r.blob], name);
     download(r.blob, name);
@@ -1093,6 +1072,10 @@ startWorker();
 setupInput();
 setupTools();
 setupSecureBoot({ runTask });
+setupDiff({ runTask });
+setupImageExtras();
+setupUkiExtras();
+setupFileHex(() => file);
 // Tests and power users can open a File programmatically, and read what the page
 // shows as data.
 window.ukitool = {

@@ -188,7 +188,7 @@ async function exportKeys() {
 function signSection() {
   const form = el("form", { id: "sign-form", class: "form-grid", "aria-labelledby": "h-sign" },
     field("PE file", "a UKI, systemd-boot, a kernel…", fileInput("s-file")),
-    field("Certificate", "PEM or DER; more PEM certificates go in as the chain", fileInput("s-cert")),
+    field("Certificate", "PEM or DER; the first of a PEM file", fileInput("s-cert")),
     field("Signing time", "Unix seconds; empty: none", textInput("s-time", { inputmode: "numeric", placeholder: "none", "data-name": "Signing time" })),
     el("label", { class: "check" }, el("input", { type: "checkbox", id: "s-append" }), " Add to the signatures already there (--append)"),
     el("fieldset", { class: "wide parts" }, el("legend", {}, "With a key file"),

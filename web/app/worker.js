@@ -27,12 +27,13 @@
 //                   {type: "error", job, message, kind, offset}
 //                   {type: "crash", job, message}             wasm trapped: restart me
 //   keys-create, keys-export, sign-pe, sign-attributes, sign-attach: tasks documented
-//   in secureboot-worker.js.
+//   in secureboot-worker.js; diff: in tools-worker.js.
 // A newer "open" supersedes the running job: it notices between reads and stops.
 
 import init, * as wasm from "../pkg/ukitool_web.js";
 import { wasmBase64 } from "../pkg/ukitool_web_wasm.js";
 import { SECURE_BOOT_TASKS } from "./secureboot-worker.js";
+import { TOOL_TASKS } from "./tools-worker.js";
 
 const PREFIX = 64 * 1024; // headers and section table of any real PE fit in 64 KiB
 const MAX_PREFIX = 64 * 1024 * 1024; // long names past this are not worth a header read
@@ -469,7 +470,8 @@ onmessage = async (ev) => {
   const msg = ev.data;
   if (msg.type === "disk-image") return task(msg, diskImage);
   if (msg.type === "build-uki") return task(msg, buildUki);
-  if (Object.hasOwn(SECURE_BOOT_TASKS, msg.type)) return task(msg, (m) => SECURE_BOOT_TASKS[m.type](wasm, m));
+  const more = Object.hasOwn(SECURE_BOOT_TASKS, msg.type) ? SECURE_BOOT_TASKS : Object.hasOwn(TOOL_TASKS, msg.type) ? TOOL_TASKS : null;
+  if (more) return task(msg, (m) => more[m.type](wasm, m));
   if (msg.type === "disk-file") return task(msg, diskFile);
   if (msg.type === "anchor" || msg.type === "clear-anchors") return anchor(msg);
   if (msg.type !== "open") return;

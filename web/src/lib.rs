@@ -492,7 +492,10 @@ fn offset_in(hay: &[u8], needle: &[u8]) -> Option<usize> {
 /// GRUB's i386-pc directory, by its name: `--grub-bios DIR`) or `meta` (the file
 /// `name` of a `--meta TAG=@name`); or `["partition-file", NAME, bytes, PATH]`, a file
 /// put in the filesystem of `add_partition`'s partition NAME at PATH (as
-/// `--add-file-to NAME:SRC:PATH`, in the order the CLI reads them). Returns `{summary, size, extents, owned}`:
+/// `--add-file-to NAME:SRC:PATH`, in the order the CLI reads them); `esp-file` (a file
+/// put on the ESP at `name`, `--add-file SRC:ESP_PATH`); `enroll-key` (`PK.auth`,
+/// `KEK.auth`, `db.auth`, `dbx.auth` of `--enroll-keys DIR`, in that order);
+/// `secure-boot-key` (a file of `--secure-boot-keys DIR`, by its name). Returns `{summary, size, extents, owned}`:
 /// `summary` is the `--json` text, `extents` a flat `[offset, length, input,
 /// input_offset, ...]` list where input 0 is the UKI, 1 the loader, 2.. the entries
 /// of `inputs` in order, and -1 means `owned[input_offset]` (metadata built in wasm).
@@ -539,6 +542,8 @@ pub fn build_disk_image(
                 .partition_files
                 .push((name.clone(), path.clone(), data)),
             "secure-boot-key" => keys.push((name.clone(), data.clone())),
+            "esp-file" => files.extra_files.push((name.clone(), data)),
+            "enroll-key" => files.enroll_keys.push((name.clone(), data)),
             other => return Err(js_text(format!("unknown input role {other:?}"))),
         }
     }
@@ -805,20 +810,21 @@ fn signing_time(t: Option<f64>) -> Result<Option<u64>, JsValue> {
     .transpose()
 }
 
-/// The signer certificate (the first of a PEM or DER file) and the rest as chain.
-fn signer_cert(cert: &[u8]) -> Result<(Vec<u8>, Vec<Vec<u8>>), JsValue> {
-    let mut certs = ukitool_core::pem::certificates(cert).map_err(js_error)?;
-    if certs.is_empty() {
-        // DER: one certificate.
-        cert::Certificate::parse(cert, 0).map_err(js_error)?;
-        return Ok((cert.to_vec(), Vec::new()));
+/// The signer certificate: the first of a PEM file (as the CLI's `--cert` reads it),
+/// or a DER certificate.
+fn signer_cert(cert: &[u8]) -> Result<Vec<u8>, JsValue> {
+    let certs = ukitool_core::pem::certificates(cert).map_err(js_error)?;
+    match certs.into_iter().next() {
+        Some(first) => Ok(first),
+        None => {
+            cert::Certificate::parse(cert, 0).map_err(js_error)?;
+            Ok(cert.to_vec())
+        }
     }
-    let first = certs.remove(0);
-    Ok((first, certs))
 }
 
 /// `ukitool sign FILE --key KEY --cert CERT [--append] [--signing-time T]`: the
-/// signed PE. The certificate file's further certificates go in as `--chain`.
+/// signed PE.
 #[wasm_bindgen(js_name = signPe)]
 pub fn sign_pe(
     image: &[u8],
@@ -828,11 +834,11 @@ pub fn sign_pe(
     time: Option<f64>,
 ) -> Result<Vec<u8>, JsValue> {
     let key = SigningKey::from_pem(key_pem, None).map_err(js_error)?;
-    let (cert, chain) = signer_cert(cert)?;
+    let cert = signer_cert(cert)?;
     let opts = sign::SignOptions {
         key: &key,
         cert: &cert,
-        chain: chain.iter().map(Vec::as_slice).collect(),
+        chain: Vec::new(),
         append,
         signing_time: signing_time(time)?,
     };
@@ -861,16 +867,140 @@ pub fn attach_signature(
     append: bool,
     time: Option<f64>,
 ) -> Result<Vec<u8>, JsValue> {
-    let (cert, chain) = signer_cert(cert)?;
+    let cert = signer_cert(cert)?;
     let key = sign::DetachedSignature::new(&cert, signature).map_err(js_error)?;
     let opts = sign::SignOptions {
         key: &key,
         cert: &cert,
-        chain: chain.iter().map(Vec::as_slice).collect(),
+        chain: Vec::new(),
         append,
         signing_time: signing_time(time)?,
     };
     sign::sign(image, &opts).map_err(js_error)
+}
+
+/// `ukitool diff --json A B`: what changed between two PEs or UKIs, the same JSON
+/// text (the page adds the CLI's final newline to its download).
+#[wasm_bindgen]
+pub fn diff(a: &FileBuf, b: &FileBuf) -> Result<String, JsValue> {
+    to_json(&command::diff(&a.data, &b.data, &InOrder).map_err(js_error)?)
+}
+
+/// What `buildUkiWith` reads besides files: `ukitool build`'s texts and PCR options.
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+struct UkiOptions {
+    cmdline: Option<String>,
+    uname: Option<String>,
+    sbat: Vec<String>,
+    timestamp: Option<u32>,
+    pcr_banks: Vec<String>,
+    phases: Vec<String>,
+}
+
+/// Build a UKI as `ukitool build` does, from `parts` `[[role, name, bytes], ...]` and
+/// `options` (`{cmdline, uname, sbat: [text], timestamp, pcr_banks, phases}`). Roles,
+/// each the CLI option of the same name: `stub`, `linux`, `initrd` (repeatable,
+/// concatenated in the order given), `ucode`, `splash`, `devicetree`, `os-release`,
+/// `section` (`--section NAME:FILE`, NAME = `name`), `profile` (`--profile`, its text
+/// as bytes), `profile-section` (a `--section` after that profile), `key`, `cert`,
+/// `chain` (Authenticode signing), `pcr-key` (`--pcr-key`: `.pcrsig` for `pcr_banks`
+/// and `phases`, empty meaning the CLI's defaults).
+#[wasm_bindgen(js_name = buildUkiWith)]
+pub fn build_uki_with(parts: js_sys::Array, options: &str) -> Result<Vec<u8>, JsValue> {
+    let o: UkiOptions = serde_json::from_str(options).map_err(js_text)?;
+    let mut list: Vec<(String, String, Vec<u8>)> = Vec::new();
+    for item in parts.iter() {
+        let a = js_sys::Array::from(&item);
+        let text = |i: u32| {
+            a.get(i)
+                .as_string()
+                .ok_or_else(|| js_text("part: [role, name, bytes]"))
+        };
+        list.push((text(0)?, text(1)?, js_sys::Uint8Array::new(&a.get(2)).to_vec()));
+    }
+    let one = |role: &str| {
+        list.iter()
+            .find(|(r, _, _)| r == role)
+            .map(|(_, _, d)| d.as_slice())
+    };
+    let all = |role: &str| -> Vec<&[u8]> {
+        list.iter()
+            .filter(|(r, _, _)| r == role)
+            .map(|(_, _, d)| d.as_slice())
+            .collect()
+    };
+    let stub = one("stub").ok_or_else(|| js_text("a stub is needed"))?;
+    let key = one("key")
+        .map(|k| SigningKey::from_pem(&String::from_utf8_lossy(k), None))
+        .transpose()
+        .map_err(js_error)?;
+    let certs = one("cert").map(signer_cert).transpose()?;
+    let chain: Vec<Vec<u8>> = all("chain")
+        .into_iter()
+        .map(sign::certificates_from_pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(js_error)?
+        .into_iter()
+        .flatten()
+        .collect();
+    let signer = match (&key, &certs) {
+        (Some(key), Some(cert)) => Some(Signer {
+            key,
+            cert,
+            chain: chain.iter().map(Vec::as_slice).collect(),
+        }),
+        (None, None) => None,
+        _ => return Err(js_text("signing needs both a key and a certificate")),
+    };
+    let pcr_key = one("pcr-key")
+        .map(|k| SigningKey::from_pem(&String::from_utf8_lossy(k), None))
+        .transpose()
+        .map_err(js_error)?;
+    let mut spec = BuildSpec {
+        stub,
+        linux: one("linux"),
+        initrds: all("initrd"),
+        ucode: one("ucode"),
+        cmdline: o.cmdline.as_deref().map(str::as_bytes),
+        os_release: one("os-release"),
+        uname: o.uname.as_deref().map(str::as_bytes),
+        splash: one("splash"),
+        devicetree: one("devicetree"),
+        sbat: o.sbat.iter().map(|s| s.as_bytes()).collect(),
+        timestamp: o.timestamp,
+        ..BuildSpec::default()
+    };
+    for (role, name, data) in &list {
+        let part = ukitool_core::build::NamedPart { name, data };
+        match role.as_str() {
+            "section" => spec.sections.push(part),
+            "profile" => spec.profiles.push(ukitool_core::build::ProfileSpec {
+                text: data,
+                sections: Vec::new(),
+            }),
+            "profile-section" => spec
+                .profiles
+                .last_mut()
+                .ok_or_else(|| js_text("a profile section needs a profile before it"))?
+                .sections
+                .push(part),
+            _ => {}
+        }
+    }
+    let opts = BuildOptions {
+        spec,
+        pcr_signing: pcr_key.as_ref().map(|key| command::build::PcrSigning {
+            keys: vec![command::build::PcrKey {
+                key,
+                public_key: None,
+                phases: &o.phases,
+            }],
+            banks: &o.pcr_banks,
+        }),
+        signer,
+    };
+    command::build(&opts).map_err(js_error)
 }
 
 /// The crate version, shown in the page footer.

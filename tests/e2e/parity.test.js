@@ -1,0 +1,225 @@
+// Issue 19, "Parity with the CLI": the page's hex view pages through a whole section
+// and the whole file (bytes = `ukitool extract` and the file itself), its diff view
+// exports `ukitool diff --json` byte for byte, and the image builder's further
+// options (--entry-name, --timeout, --disk-guid, --grub-prefix, --shim, --add-file,
+// --enroll-keys) give the CLI's image byte for byte.
+// Run: node --test tests/e2e/parity.test.js   (after `make web`)
+
+import assert from "node:assert/strict";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, test } from "node:test";
+import { artifact, downloadVia, fixture, openPage, pickFile, ukitool, ukitoolStatus, useBrowser } from "./harness.js";
+
+const tmp = mkdtempSync(join(tmpdir(), "ukitool-e2e-parity-"));
+const env = useBrowser(() => rmSync(tmp, { recursive: true, force: true }));
+const PAGE = 4096;
+
+async function openFixture(page, path) {
+  await pickFile(page, path);
+  await page.waitForFunction(() => document.body.dataset.work === "idle", null, { timeout: 180000 });
+}
+
+/** The bytes a hex dump shows, and the offset of its first line. */
+function parseHex(text) {
+  const lines = text.split("\n").filter((l) => l !== "");
+  const first = parseInt(lines[0].slice(0, 8), 16);
+  const bytes = lines.flatMap((l) => l.slice(10, 57).trim().split(" ").filter((h) => h !== "").map((h) => parseInt(h, 16)));
+  return { first, bytes: Buffer.from(bytes) };
+}
+
+describe("hex view", () => {
+  test("pages through a whole section: each page = those bytes of `ukitool extract`", async () => {
+    const uki = fixture("uki.efi");
+    const linux = ukitool("extract", uki, ".linux", "-o", "-");
+    const report = JSON.parse(ukitool("inspect", "--json", "--no-hash", uki));
+    const sec = report.sections.find((s) => s.name === ".linux");
+    const { page } = await openPage(env.browser.context, env.server.url);
+    await openFixture(page, uki);
+    const row = page.locator('#sections tr[data-section=".linux"]');
+    await row.getByRole("button", { name: "Hex" }).click();
+    const view = page.locator(".hex-row .hex-view");
+    await view.waitFor();
+    const shown = async (n) => {
+      await page.waitForFunction((n) => document.querySelector(".hex-row .hex-view").dataset.page === String(n), n);
+      return parseHex(await view.locator("pre").textContent());
+    };
+    let p = await shown(0);
+    assert.equal(p.first, sec.file_offset);
+    assert.ok(p.bytes.equals(linux.subarray(0, PAGE)), "page 1");
+    await view.getByRole("button", { name: /^Next page/ }).click();
+    p = await shown(1);
+    assert.equal(p.first, sec.file_offset + PAGE);
+    assert.ok(p.bytes.equals(linux.subarray(PAGE, 2 * PAGE)), "page 2");
+    const last = Math.ceil(linux.length / PAGE) - 1;
+    await view.getByRole("button", { name: /^Last page/ }).click();
+    p = await shown(last);
+    assert.ok(p.bytes.equals(linux.subarray(last * PAGE)), "the last page ends with the section");
+    // Go to a file offset by keyboard.
+    await view.locator(".hex-goto").fill("0x" + (sec.file_offset + 3 * PAGE + 5).toString(16));
+    await view.locator(".hex-goto").press("Enter");
+    p = await shown(3);
+    assert.ok(p.bytes.equals(linux.subarray(3 * PAGE, 4 * PAGE)), "page 4 by offset");
+    await page.close();
+  });
+
+  test("the whole file in hex, to its last byte", async () => {
+    const uki = fixture("uki.efi");
+    const bytes = readFileSync(uki);
+    const { page } = await openPage(env.browser.context, env.server.url);
+    await openFixture(page, uki);
+    await page.locator("#file-hex summary").click();
+    const view = page.locator("#file-hex .hex-view");
+    await view.waitFor();
+    await view.getByRole("button", { name: /^Last page/ }).click();
+    const last = Math.ceil(bytes.length / PAGE) - 1;
+    await page.waitForFunction((n) => document.querySelector("#file-hex .hex-view").dataset.page === String(n), last);
+    const p = parseHex(await view.locator("pre").textContent());
+    assert.equal(p.first, last * PAGE);
+    assert.ok(p.bytes.equals(bytes.subarray(last * PAGE)), "the file's last page");
+    await page.close();
+  });
+});
+
+describe("diff view", () => {
+  for (const [a, b] of [["uki.efi", "uki-signed.efi"], ["uki-signed.efi", "uki-tampered.efi"], ["uki.efi", "uki.efi"]]) {
+    test(`${a} vs ${b}: the export = ukitool diff --json`, async () => {
+      const fa = fixture(a);
+      const fb = fixture(b);
+      const cli = ukitoolStatus("diff", "--json", fa, fb);
+      assert.ok(cli.status === 0 || cli.status === 1, `ukitool diff exit ${cli.status}: ${cli.stderr}`);
+      const { page } = await openPage(env.browser.context, env.server.url);
+      await page.click("#diff-toggle");
+      await page.setInputFiles("#d-a", fa);
+      await page.setInputFiles("#d-b", fb);
+      await page.click("#diff-run");
+      await page.waitForSelector("#diff-verdict");
+      const got = await downloadVia(page, page.locator("#diff-export"));
+      assert.equal(got.name, "diff.json");
+      assert.equal(got.bytes.toString(), cli.stdout.toString());
+      assert.match(await page.textContent("#diff-verdict"), cli.status === 0 ? /identical/ : /differ, first at byte/);
+      if (b === "uki-signed.efi") await page.locator("#p-diff").screenshot({ path: artifact("diff.png") });
+      await page.close();
+    });
+  }
+
+  test("a file that is not a PE is one error in place", async () => {
+    const { page } = await openPage(env.browser.context, env.server.url);
+    await page.click("#diff-toggle");
+    await page.setInputFiles("#d-a", fixture("garbage.bin"));
+    await page.setInputFiles("#d-b", fixture("uki.efi"));
+    await page.click("#diff-run");
+    await page.waitForSelector("#diff-error:not([hidden])");
+    assert.match(await page.textContent("#diff-error"), /^Could not compare: /);
+    assert.equal(await page.locator("#diff-export").isDisabled(), true);
+    await page.close();
+  });
+});
+
+describe("image builder options", () => {
+  test("grub layout with shim, --add-file, --entry-name, --timeout, --disk-guid, --grub-prefix: = ukitool image", async () => {
+    const uki = fixture("uki.efi");
+    const grub = fixture("grubx64.efi.signed");
+    const shim = fixture("shimx64.efi.signed");
+    const extra = join(tmp, "hello.txt");
+    writeFileSync(extra, "hello from the page\n");
+    const guid = "01234567-89ab-cdef-0123-456789abcdef";
+    const out = join(tmp, "cli-grub.img");
+    ukitool("image", "--uki", uki, "-o", out, "--layout", "grub", "--grub", grub, "--shim", shim, "--add-file", `${extra}:tools/hello.txt`, "--entry-name", "custom", "--timeout", "7", "--disk-guid", guid, "--grub-prefix", "/EFI/debian", "--timestamp", "315532800", "--quiet");
+    const { page } = await openPage(env.browser.context, env.server.url);
+    await openFixture(page, uki);
+    await page.selectOption("#i-layout", "grub");
+    await page.setInputFiles("#i-loader", grub);
+    await page.locator("#i-more summary").click();
+    await page.fill("#i-entry-name", "custom");
+    await page.fill("#i-timeout", "7");
+    await page.fill("#i-disk-guid", guid);
+    await page.fill("#i-grub-prefix", "/EFI/debian");
+    await page.setInputFiles("#i-shim-grub", shim);
+    await page.setInputFiles("#i-esp-files", extra);
+    await page.fill("#i-esp-dir", "tools");
+    const got = await downloadVia(page, page.locator("#disk-download"));
+    assert.ok(got.bytes.equals(readFileSync(out)), "image bytes");
+    await page.locator("#p-image").screenshot({ path: artifact("disk-builder-more.png") });
+    await page.close();
+  });
+
+  test("systemd-boot layout with --enroll-keys: = ukitool image", async () => {
+    const uki = fixture("uki.efi");
+    const sdboot = fixture("systemd-bootx64.efi");
+    const keys = join(tmp, "keys");
+    const auth = join(tmp, "auth");
+    ukitool("keys", "create", "--timestamp", "1700000000", "--owner-guid", "11111111-2222-3333-4444-555555555555", keys);
+    ukitool("keys", "export", keys, "-o", auth, "--timestamp", "1735787045");
+    mkdirSync(auth, { recursive: true });
+    const out = join(tmp, "cli-enrol.img");
+    ukitool("image", "--uki", uki, "-o", out, "--layout", "systemd-boot", "--systemd-boot", sdboot, "--enroll-keys", auth, "--timestamp", "315532800", "--quiet");
+    const { page } = await openPage(env.browser.context, env.server.url);
+    await openFixture(page, uki);
+    await page.selectOption("#i-layout", "systemd-boot");
+    await page.setInputFiles("#i-loader", sdboot);
+    await page.locator("#i-more summary").click();
+    // Picked in another order: the page puts them in the CLI's.
+    await page.setInputFiles("#i-enroll-keys", ["db.auth", "PK.auth", "KEK.auth"].map((n) => join(auth, n)));
+    const got = await downloadVia(page, page.locator("#disk-download"));
+    assert.ok(got.bytes.equals(readFileSync(out)), "image bytes");
+    await page.close();
+  });
+});
+
+describe("UKI builder options", () => {
+  test("ucode, splash, devicetree, uname, sbat, a profile, .pcrsig, initrds reordered: = ukitool build", async () => {
+    const stub = fixture("linuxx64.efi.stub");
+    const kernel = fixture("vmlinuz");
+    const initrdA = fixture("initrd.cpio.gz");
+    const initrdB = join(tmp, "extra.cpio");
+    writeFileSync(initrdB, Buffer.from("070701" + "0".repeat(104) + "TRAILER!!!\0", "latin1"));
+    const ucode = join(tmp, "ucode.cpio");
+    writeFileSync(ucode, Buffer.from("070701" + "1".repeat(104), "latin1"));
+    // A flattened device tree header (magic 0xd00dfeed): the builder copies it as is.
+    const dtb = join(tmp, "test.dtb");
+    writeFileSync(dtb, Buffer.from("d00dfeed00000048000000380000004800000028000000110000001000000000000000000000000000000000000000000000000000000000000000000000000000000009", "hex"));
+    const splash = fixture("splash.bmp");
+    const key = fixture("snakeoil.key");
+    const sbat = "sbat,1,SBAT Version,sbat,1,https://github.com/rhboot/shim/blob/main/SBAT.md\nukitool-test,1,ukitool,ukitool-test,1,https://example.org/\n";
+    const profile = "ID=debug\nTITLE=Debug";
+    const profileCmdline = join(tmp, "debug.cmdline");
+    writeFileSync(profileCmdline, "console=ttyS0 debug");
+    const out = join(tmp, "cli-built.efi");
+    ukitool("build", "--stub", stub, "--linux", kernel, "--initrd", initrdB, "--initrd", initrdA, "--ucode", ucode, "--splash", splash,
+      "--devicetree", dtb, "--uname", "6.1.0-test", "--sbat", sbat, "--cmdline", "console=ttyS0", "--pcr-key", key, "--pcr-bank", "sha256", "--pcr-bank", "sha384",
+      "--profile", profile, "--section", `.cmdline:${profileCmdline}`, "--timestamp", "1700000000", "-o", out);
+    const { page } = await openPage(env.browser.context, env.server.url);
+    await page.click("#build-toggle");
+    await page.setInputFiles("#b-stub", stub);
+    await page.setInputFiles("#b-linux", kernel);
+    await page.setInputFiles("#b-initrd", [initrdA, initrdB]);
+    assert.deepEqual(await page.$$eval("#b-initrd-order li", (l) => l.map((x) => x.dataset.name)), ["initrd.cpio.gz", "extra.cpio"]);
+    // Keyboard: focus "Move extra.cpio up" and press Enter.
+    await page.getByRole("button", { name: "Move extra.cpio up" }).focus();
+    await page.keyboard.press("Enter");
+    assert.deepEqual(await page.$$eval("#b-initrd-order li", (l) => l.map((x) => x.dataset.name)), ["extra.cpio", "initrd.cpio.gz"]);
+    await page.setInputFiles("#b-ucode", ucode);
+    await page.setInputFiles("#b-splash", splash);
+    await page.setInputFiles("#b-dtb", dtb);
+    await page.fill("#b-uname", "6.1.0-test");
+    await page.fill("#b-sbat", sbat);
+    await page.fill("#b-cmdline", "console=ttyS0");
+    await page.setInputFiles("#b-pcr-key", key);
+    await page.check(".b-bank[value=sha384]");
+    await page.click("#b-profile-add");
+    await page.fill(".profile-row .pr-text", profile);
+    await page.fill(".profile-row .pr-cmdline", "console=ttyS0 debug");
+    await page.fill("#b-timestamp", "1700000000");
+    const got = await downloadVia(page, page.locator("#build-download"));
+    assert.equal(got.name, "uki.efi");
+    assert.ok(got.bytes.equals(readFileSync(out)), "UKI bytes = ukitool build");
+    // And the result is what was asked for: the CLI's inspect of it.
+    const report = JSON.parse(ukitool("inspect", "--json", "--no-hash", out));
+    const names = report.sections.map((x) => x.name);
+    for (const n of [".ucode", ".splash", ".dtb", ".uname", ".sbat", ".pcrsig", ".pcrpkey", ".profile"]) assert.ok(names.includes(n), `${n} in ${names}`);
+    await page.locator("#p-build").screenshot({ path: artifact("build-uki-more.png") });
+    await page.close();
+  });
+});
