@@ -917,7 +917,11 @@ pub fn build_uki_with(parts: js_sys::Array, options: &str) -> Result<Vec<u8>, Js
                 .as_string()
                 .ok_or_else(|| js_text("part: [role, name, bytes]"))
         };
-        list.push((text(0)?, text(1)?, js_sys::Uint8Array::new(&a.get(2)).to_vec()));
+        list.push((
+            text(0)?,
+            text(1)?,
+            js_sys::Uint8Array::new(&a.get(2)).to_vec(),
+        ));
     }
     let one = |role: &str| {
         list.iter()
