@@ -116,6 +116,16 @@ describe("Secure Boot keys in the page", () => {
     await page.close();
   });
 
+  test("create with RSA 4096: openssl reads 4096-bit keys and the chain verifies", async () => {
+    const { page } = await openPage(env.browser.context, env.server.url);
+    await openKeysPanel(page);
+    const dir = join(tmp, "keys4096");
+    await createKeysInPage(page, dir, "rsa4096");
+    for (const k of ["PK", "KEK", "db"]) assert.match(sh("openssl", ["pkey", "-in", join(dir, `${k}.key`), "-noout", "-text"]), /4096 bit/);
+    assert.match(sh("openssl", ["verify", "-CAfile", join(dir, "PK.crt"), "-untrusted", join(dir, "KEK.crt"), join(dir, "db.crt")]), /: OK/);
+    await page.close();
+  });
+
   test("export .esl and .auth with an appended db certificate: efitools and openssl cms agree, = ukitool keys export", async () => {
     const { page } = await openPage(env.browser.context, env.server.url);
     await openKeysPanel(page);
