@@ -130,7 +130,8 @@ describe("image builder options", () => {
     const { page } = await openPage(env.browser.context, env.server.url);
     await openFixture(page, uki);
     await page.selectOption("#i-layout", "grub");
-    await page.setInputFiles("#i-loader", grub);
+    // The loader field says which binary the layout needs, and is labelled by it.
+    await page.getByLabel("GRUB EFI binary (grubx64.efi, as --grub)").setInputFiles(grub);
     await page.locator("#i-more summary").click();
     await page.fill("#i-entry-name", "custom");
     await page.fill("#i-timeout", "7");

@@ -991,6 +991,8 @@ async function buildUki() {
   }
 }
 
+const LOADER_LABEL = { "systemd-boot": "systemd-boot binary (systemd-bootx64.efi, as --systemd-boot)", grub: "GRUB EFI binary (grubx64.efi, as --grub)" };
+
 function setupTools() {
   $("image-form").addEventListener("submit", (e) => {
     e.preventDefault();
@@ -1004,6 +1006,8 @@ function setupTools() {
   $("i-layout").addEventListener("change", () => {
     const l = $("i-layout").value;
     $("i-loader-label").hidden = l === "uefi" || l === "talos";
+    // Say which binary the layout boots through (issue 19: not just "Boot loader binary").
+    $("i-loader-label").firstChild.textContent = LOADER_LABEL[l] || "Boot loader binary";
     $("i-talos").hidden = l !== "talos";
   });
   $("build-toggle").addEventListener("click", () => {
