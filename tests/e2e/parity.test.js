@@ -82,6 +82,23 @@ describe("hex view", () => {
   });
 });
 
+/** Drop a file on one element through a real DataTransfer, as a drag from the desktop. */
+async function dropOn(page, selector, path) {
+  const b64 = readFileSync(path).toString("base64");
+  const name = path.split("/").pop();
+  await page.evaluate(
+    ({ selector, name, b64 }) => {
+      const dt = new DataTransfer();
+      dt.items.add(new File([Uint8Array.fromBase64(b64)], name));
+      const target = document.querySelector(selector);
+      for (const type of ["dragenter", "dragover", "drop"]) {
+        target.dispatchEvent(new DragEvent(type, { dataTransfer: dt, bubbles: true, cancelable: true }));
+      }
+    },
+    { selector, name, b64 },
+  );
+}
+
 describe("diff view", () => {
   for (const [a, b] of [["uki.efi", "uki-signed.efi"], ["uki-signed.efi", "uki-tampered.efi"], ["uki.efi", "uki.efi"]]) {
     test(`${a} vs ${b}: the export = ukitool diff --json`, async () => {
@@ -91,8 +108,12 @@ describe("diff view", () => {
       assert.ok(cli.status === 0 || cli.status === 1, `ukitool diff exit ${cli.status}: ${cli.stderr}`);
       const { page } = await openPage(env.browser.context, env.server.url);
       await page.click("#diff-toggle");
-      await page.setInputFiles("#d-a", fa);
-      await page.setInputFiles("#d-b", fb);
+      // Dropped on the two slots: they take the files, the inspector does not open.
+      await dropOn(page, "#d-a-drop", fa);
+      await dropOn(page, "#d-b-drop", fb);
+      assert.deepEqual(await page.$$eval("#d-a, #d-b", (i) => i.map((x) => x.files[0] && x.files[0].name)), [a, b]);
+      assert.ok(await page.isHidden("#report"), "the drop did not open the inspector");
+      assert.ok(await page.isHidden("#dropzone"));
       await page.click("#diff-run");
       await page.waitForSelector("#diff-verdict");
       const got = await downloadVia(page, page.locator("#diff-export"));

@@ -1057,9 +1057,12 @@ function setupInput() {
     if (!depth) zone.hidden = true;
   });
   window.addEventListener("drop", (e) => {
+    // A drop target on the page (the diff view's file slots) took the file already.
+    const taken = e.defaultPrevented;
     e.preventDefault();
     depth = 0;
     zone.hidden = true;
+    if (taken) return;
     const f = e.dataTransfer && e.dataTransfer.files[0];
     if (f) openFile(f);
   });

@@ -83,13 +83,32 @@ async function compare() {
   }
 }
 
+/** A file field that also takes a file dropped on it (the page's own drop handler
+ *  leaves a drop alone once a target has taken it: it checks defaultPrevented). */
+function dropSlot(tag, id) {
+  const input = el("input", { type: "file", id });
+  const slot = el("div", { class: "drop-slot", id: `${id}-drop` },
+    el("label", {}, `File ${tag}`, el("span", { class: "muted" }, " (pick, or drop a file here)"), input));
+  slot.addEventListener("dragover", (e) => {
+    e.preventDefault();
+    slot.classList.add("over");
+  });
+  slot.addEventListener("dragleave", () => slot.classList.remove("over"));
+  slot.addEventListener("drop", (e) => {
+    e.preventDefault();
+    slot.classList.remove("over");
+    if (e.dataTransfer && e.dataTransfer.files.length) input.files = e.dataTransfer.files;
+  });
+  return slot;
+}
+
 export function setupDiff(deps) {
   runTask = deps.runTask;
   const toggle = el("button", { type: "button", id: "diff-toggle", "aria-expanded": "false", "aria-controls": "p-diff" }, "Compare two files…");
   $("build-toggle").after(toggle);
   const form = el("form", { id: "diff-form", class: "form-grid", "aria-labelledby": "h-diff" },
-    el("label", {}, "File A", el("input", { type: "file", id: "d-a" })),
-    el("label", {}, "File B", el("input", { type: "file", id: "d-b" })),
+    dropSlot("A", "d-a"),
+    dropSlot("B", "d-b"),
     el("div", { class: "wide form-actions" },
       el("button", { type: "submit", id: "diff-run", class: "primary" }, "Compare"),
       el("button", { type: "button", id: "diff-export", disabled: true }, "Export JSON"),
