@@ -245,3 +245,35 @@ describe("UKI builder options", () => {
     await page.close();
   });
 });
+
+describe("drop targets", () => {
+  test("a kernel and initrds dropped on the UKI builder's fields go there, not to the inspector", async () => {
+    const { page } = await openPage(env.browser.context, env.server.url);
+    await page.click("#build-toggle");
+    await dropOn(page, "#b-linux", fixture("vmlinuz"));
+    await dropOn(page, "#b-initrd", fixture("initrd.cpio.gz"));
+    assert.equal(await page.$eval("#b-linux", (i) => i.files[0] && i.files[0].name), "vmlinuz");
+    assert.deepEqual(await page.$$eval("#b-initrd-order li", (l) => l.map((x) => x.dataset.name)), ["initrd.cpio.gz"]);
+    assert.ok(await page.isHidden("#report"), "the inspector did not open");
+    assert.ok(await page.isHidden("#dropzone"));
+    await page.close();
+  });
+
+  test("a certificate dropped on the Signatures panel is a trust anchor: = ukitool verify --cert", async () => {
+    const uki = fixture("uki-signed.efi");
+    const cert = fixture("snakeoil.pem");
+    const { page } = await openPage(env.browser.context, env.server.url);
+    await openFixture(page, uki);
+    const job = (await page.evaluate(() => window.ukitool.state())).job;
+    await dropOn(page, "#p-signatures h2", cert);
+    await page.waitForSelector("#anchor-list li");
+    const s = await page.evaluate(() => window.ukitool.state());
+    assert.equal(s.job, job, "the same file is still shown");
+    const got = JSON.parse(s.verify);
+    const cli = JSON.parse(ukitoolStatus("verify", "--json", "--cert", cert, uki).stdout);
+    const comparable = ({ file: _f, pcrsig: _p, pcrsig_error: _e, ...rest }) => rest;
+    assert.equal(got.verdict, "valid-trusted");
+    assert.deepEqual(comparable(got), comparable(cli));
+    await page.close();
+  });
+});

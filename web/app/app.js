@@ -9,6 +9,7 @@ import { setupDiff } from "./diff.js";
 import { setupImageExtras, imageExtras } from "./image-extras.js";
 import { setupUkiExtras, ukiBuildMessage } from "./uki-extras.js";
 import { hexViewer, setupFileHex } from "./hexview.js";
+import { setupDropTargets } from "./drop.js";
 
 const $ = (id) => document.getElementById(id);
 const MAX_ROWS = 256; // table rows rendered per list
@@ -1057,7 +1058,7 @@ function setupInput() {
     if (!depth) zone.hidden = true;
   });
   window.addEventListener("drop", (e) => {
-    // A drop target on the page (the diff view's file slots) took the file already.
+    // A drop target on the page (a file field, drop.js) took the file already.
     const taken = e.defaultPrevented;
     e.preventDefault();
     depth = 0;
@@ -1083,6 +1084,7 @@ setupDiff({ runTask });
 setupImageExtras();
 setupUkiExtras();
 setupFileHex(() => file);
+setupDropTargets();
 // Tests and power users can open a File programmatically, and read what the page
 // shows as data.
 window.ukitool = {

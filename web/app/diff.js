@@ -83,23 +83,10 @@ async function compare() {
   }
 }
 
-/** A file field that also takes a file dropped on it (the page's own drop handler
- *  leaves a drop alone once a target has taken it: it checks defaultPrevented). */
+/** A file field in a dashed box; a file dropped on it lands in it (drop.js). */
 function dropSlot(tag, id) {
-  const input = el("input", { type: "file", id });
-  const slot = el("div", { class: "drop-slot", id: `${id}-drop` },
-    el("label", {}, `File ${tag}`, el("span", { class: "muted" }, " (pick, or drop a file here)"), input));
-  slot.addEventListener("dragover", (e) => {
-    e.preventDefault();
-    slot.classList.add("over");
-  });
-  slot.addEventListener("dragleave", () => slot.classList.remove("over"));
-  slot.addEventListener("drop", (e) => {
-    e.preventDefault();
-    slot.classList.remove("over");
-    if (e.dataTransfer && e.dataTransfer.files.length) input.files = e.dataTransfer.files;
-  });
-  return slot;
+  return el("div", { class: "drop-slot", id: `${id}-drop`, "data-drop-for": id },
+    el("label", {}, `File ${tag}`, el("span", { class: "muted" }, " (pick, or drop a file here)"), el("input", { type: "file", id })));
 }
 
 export function setupDiff(deps) {
