@@ -466,7 +466,11 @@ pub fn run(a: ImageArgs) -> Result<ExitCode> {
         std::fs::write(path, export::bmap::bmap(&img))
             .with_context(|| format!("writing {}", path.display()))?;
     }
-    if format == Format::Raw && codec.is_none() {
+    let container = (format != Format::Raw || codec.is_some()).then(|| {
+        let codec = codec.map(|c| format!(", {}", c.name())).unwrap_or_default();
+        format!("{}{codec}", format.name())
+    });
+    if container.is_none() {
         write_raw(&img, &a, &uki, progress)?;
     } else {
         let opts = ExportOptions {
@@ -484,7 +488,7 @@ pub fn run(a: ImageArgs) -> Result<ExitCode> {
         };
         let exp = Export::new(&img, format, &opts)?;
         let pb = bar(exp.len_hint().unwrap_or(img.size), progress);
-        output::write(exp, &a.output, codec, &pb)
+        output::write(exp, &img, &a.output, codec, &pb)
             .with_context(|| format!("writing {}", a.output.display()))?;
         pb.finish_and_clear();
     }
@@ -498,6 +502,9 @@ pub fn run(a: ImageArgs) -> Result<ExitCode> {
         writeln!(w)?;
     } else {
         print_summary(&mut w, &summary, &a.output)?;
+        if let (Some(c), Ok(m)) = (&container, std::fs::metadata(&a.output)) {
+            writeln!(w, "  written as {c}: {} bytes", m.len())?;
+        }
         for n in inputs.secure_boot_notes() {
             writeln!(w, "  Secure Boot: {n}")?;
         }

@@ -10,6 +10,7 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 use ukitool_core::disk::export::{Export, Format, Sink};
+use ukitool_core::disk::DiskImage;
 
 /// A compression codec and its level.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -179,10 +180,11 @@ impl Sink for FileSink<'_> {
     }
 }
 
-/// Write `export` to `path` (`-`: stdout), through `codec` if any; returns the bytes
-/// written (compressed: before compression).
+/// Write `export` of `img` to `path` (`-`: stdout), through `codec` if any; returns the
+/// bytes written (compressed: before compression).
 pub fn write(
-    export: Export<'_, '_>,
+    export: Export,
+    img: &DiskImage<'_>,
     path: &Path,
     codec: Option<Codec>,
     progress: &indicatif::ProgressBar,
@@ -199,17 +201,20 @@ pub fn write(
                 pos: 0,
                 progress,
             };
-            let n = export.write_to(&mut sink)?;
+            let n = export.write_to(img, &mut sink)?;
             file.set_len(n)?;
             Ok(n)
         }
         None => {
             let stdout = io::stdout();
             let mut out = io::BufWriter::with_capacity(1 << 20, stdout.lock());
-            let n = export.write_to(&mut StreamSink {
-                out: &mut out,
-                progress,
-            })?;
+            let n = export.write_to(
+                img,
+                &mut StreamSink {
+                    out: &mut out,
+                    progress,
+                },
+            )?;
             out.flush()?;
             Ok(n)
         }
@@ -220,10 +225,13 @@ pub fn write(
                 Box::new(io::BufWriter::with_capacity(1 << 20, open()?))
             };
             let mut enc = encoder(codec, out, export.len_hint())?;
-            let n = export.write_to(&mut StreamSink {
-                out: &mut enc,
-                progress,
-            })?;
+            let n = export.write_to(
+                img,
+                &mut StreamSink {
+                    out: &mut enc,
+                    progress,
+                },
+            )?;
             enc.finish()
                 .with_context(|| format!("finishing the {} stream", codec.name()))?;
             Ok(n)

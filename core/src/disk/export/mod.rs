@@ -4,9 +4,13 @@
 //! writes wherever it likes (a sparse file, a compressor, stdout, a browser stream).
 //!
 //! ```text
-//!  DiskImage ──► Export::new(img, Format, &ExportOptions) ──► next_chunk() ─┬─► Data(bytes)
-//!  (extents)       plans headers and tables up front                       └─► Zeros(n)
+//!  DiskImage ──► Export::new(&img, Format, &ExportOptions) ──► next_chunk(&img) ─┬─► Data(bytes)
+//!  (extents)       plans headers and tables up front                             └─► Zeros(n)
 //! ```
+//!
+//! An `Export` holds no borrow of the image: the caller passes the image to each
+//! `next_chunk`, so a front end can keep both side by side (the page keeps them in one
+//! wasm-bindgen object and pulls a chunk per `ReadableStream` pull).
 //!
 //! A `Zeros` chunk is a run the output holds as zeros: a file sink seeks over it (and
 //! leaves a hole), a stream sink writes zeros or lets its codec see them cheaply. Image
@@ -161,9 +165,9 @@ impl Pieces for VecDeque<Piece> {
     }
 }
 
-/// The output of one image in one format, pulled chunk by chunk.
-pub struct Export<'i, 'a> {
-    img: &'i DiskImage<'a>,
+/// The output of one image in one format, pulled chunk by chunk. Pass the same image
+/// to every call that it was planned from.
+pub struct Export {
     pieces: Box<dyn Pieces>,
     /// The image range still to emit from the current `Piece::Image`: (offset, end).
     image_range: Option<(u64, u64)>,
@@ -174,8 +178,8 @@ pub struct Export<'i, 'a> {
 /// The most a `Chunk::Data` copied out of the image (across extent edges) holds.
 const MAX_COPY: u64 = 1 << 20;
 
-impl<'i, 'a> Export<'i, 'a> {
-    pub fn new(img: &'i DiskImage<'a>, format: Format, opts: &ExportOptions) -> Result<Self> {
+impl Export {
+    pub fn new(img: &DiskImage<'_>, format: Format, opts: &ExportOptions) -> Result<Self> {
         let (pieces, len): (Box<dyn Pieces>, Option<u64>) = match format {
             Format::Raw => {
                 let q = VecDeque::from([Piece::Image {
@@ -199,7 +203,6 @@ impl<'i, 'a> Export<'i, 'a> {
             Format::Vmdk => (Box::new(vmdk::Stream::new(img, opts)?), None),
         };
         Ok(Export {
-            img,
             pieces,
             image_range: None,
             len,
@@ -217,19 +220,19 @@ impl<'i, 'a> Export<'i, 'a> {
         self.emitted
     }
 
-    /// The next chunk, or None at the end.
-    pub fn next_chunk(&mut self) -> Result<Option<Chunk<'i>>> {
+    /// The next chunk of the output of `img`, or None at the end.
+    pub fn next_chunk<'i>(&mut self, img: &'i DiskImage<'_>) -> Result<Option<Chunk<'i>>> {
         loop {
             if let Some((pos, end)) = self.image_range {
                 if pos < end {
-                    let c = image_chunk(self.img, pos, end);
+                    let c = image_chunk(img, pos, end);
                     self.image_range = Some((pos.saturating_add(c.len()), end));
                     self.emitted = self.emitted.saturating_add(c.len());
                     return Ok(Some(c));
                 }
                 self.image_range = None;
             }
-            let c = match self.pieces.next_piece(self.img)? {
+            let c = match self.pieces.next_piece(img)? {
                 None => return Ok(None),
                 Some(Piece::Image { offset, len }) => {
                     let end = offset.checked_add(len).ok_or_else(|| {
@@ -248,9 +251,9 @@ impl<'i, 'a> Export<'i, 'a> {
         }
     }
 
-    /// Pull every chunk into `sink`; returns the bytes written.
-    pub fn write_to<S: Sink>(mut self, sink: &mut S) -> Result<u64, S::Error> {
-        while let Some(c) = self.next_chunk()? {
+    /// Pull every chunk of the output of `img` into `sink`; returns the bytes written.
+    pub fn write_to<S: Sink>(mut self, img: &DiskImage<'_>, sink: &mut S) -> Result<u64, S::Error> {
+        while let Some(c) = self.next_chunk(img)? {
             match c {
                 Chunk::Data(d) => sink.data(&d)?,
                 Chunk::Zeros(n) => sink.zeros(n)?,
@@ -381,7 +384,7 @@ mod tests {
     pub(crate) fn collect(img: &DiskImage<'_>, f: Format) -> Vec<u8> {
         let mut out = Vec::new();
         let e = Export::new(img, f, &ExportOptions::default()).unwrap();
-        let n = e.write_to(&mut out).unwrap();
+        let n = e.write_to(img, &mut out).unwrap();
         assert_eq!(n, out.len() as u64);
         out
     }
@@ -392,7 +395,7 @@ mod tests {
         assert_eq!(collect(&img, Format::Raw), img.to_vec());
         let mut e = Export::new(&img, Format::Raw, &ExportOptions::default()).unwrap();
         let mut kinds = Vec::new();
-        while let Some(c) = e.next_chunk().unwrap() {
+        while let Some(c) = e.next_chunk(&img).unwrap() {
             kinds.push(matches!(c, Chunk::Data(Cow::Borrowed(_))));
         }
         assert_eq!(kinds, [true, false, true, false, true, false, true]);
