@@ -8,6 +8,7 @@ mod image;
 mod input;
 mod inspect;
 mod keys;
+mod output;
 mod pkcs11;
 mod verify;
 mod write;

@@ -7,6 +7,7 @@
 
 import assert from "node:assert/strict";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
@@ -276,4 +277,35 @@ describe("drop targets", () => {
     assert.deepEqual(comparable(got), comparable(cli));
     await page.close();
   });
+});
+
+describe("accessibility of the panels added here", () => {
+  // axe-core (npm, tests/e2e/package.json) run in the page through the DevTools
+  // protocol, which the page's CSP does not govern.
+  const axeSource = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
+  for (const scheme of ["light", "dark"]) {
+    test(`axe-core: no WCAG 2.1 A/AA violation in the keys, diff and builder panels (${scheme})`, async () => {
+      const { page } = await openPage(env.browser.context, env.server.url);
+      await page.emulateMedia({ colorScheme: scheme });
+      await openFixture(page, fixture("uki.efi"));
+      await page.click("#keys-toggle");
+      await page.click("#diff-toggle");
+      await page.click("#build-toggle");
+      await page.click("#b-profile-add");
+      await page.locator("#i-more summary").click();
+      await page.locator('#sections tr[data-section=".cmdline"] [data-action=hex]').click();
+      await page.locator("#file-hex summary").click();
+      await page.waitForSelector("#file-hex .hex-view");
+      await page.evaluate(axeSource);
+      const found = await page.evaluate(async () => {
+        const include = ["#p-keys", "#p-diff", "#p-build", "#image-form", "#p-sections", "#file-hex"].map((x) => [x]);
+        const r = await window.axe.run({ include }, {
+          runOnly: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"],
+        });
+        return r.violations.map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(" ")).join(", ")}`);
+      });
+      assert.deepEqual(found, []);
+      await page.close();
+    });
+  }
 });

@@ -9,7 +9,9 @@ function fieldOf(e) {
   const t = e.target instanceof Element ? e.target : null;
   if (!t) return null;
   const marked = t.closest("[data-drop-for]");
-  const input = marked ? document.getElementById(marked.dataset.dropFor) : t.closest("label") && (t.closest("label").control || t.closest("label").querySelector("input[type=file]"));
+  const input = marked
+    ? document.getElementById(marked.dataset.dropFor)
+    : t.closest("label") && (t.closest("label").control || t.closest("label").querySelector("input[type=file]"));
   return input && input.type === "file" && !input.disabled ? input : null;
 }
 

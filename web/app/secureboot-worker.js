@@ -1,21 +1,14 @@
 // The Worker's Secure Boot tasks (issue 18, "the page"): keys, their .esl/.auth
 // export, and Authenticode signing of a PE, each one core call through the wasm
-// adapter. worker.js routes the message types below here; each handler returns what
-// "task-done" carries. Protocol (page -> worker, all with a `task` number):
-//   {type: "keys-create", options}        options: {name, algorithm, owner_guid,
-//                                          not_before, valid_days}
-//     -> {files: [[name, Blob]], created}  the key directory (= `keys create --json`)
-//   {type: "keys-export", keys, appendDb, dbx, timestamp}
-//                                          keys/appendDb/dbx: [{name, file}]
-//     -> {files: [[name, Blob]], exported} (= `keys export --json`)
-//   {type: "sign-pe", file, key, cert, append, signingTime}    -> {blob}
-//   {type: "sign-attributes", file, append, signingTime}       -> {blob}
-//   {type: "sign-attach", file, cert, signature, append, signingTime} -> {blob}
+// adapter. worker.js routes the TASK kinds below here (protocol.js describes their
+// messages); each handler returns what TASK_REPLY.DONE carries.
 //
 // Key generation is WebCrypto's (RSASSA-PKCS1-v1_5, extractable): the private keys
 // are exported as PKCS#8 only to hand them to the core, which certifies them as
 // `ukitool keys create` does, and come back as the files offered for download.
 // Nothing here makes a request.
+
+import { TASK } from "./protocol.js";
 
 const BITS = { rsa2048: 2048, rsa3072: 3072, rsa4096: 4096 };
 
@@ -28,7 +21,10 @@ async function bytesOf(blob) {
 const TYPES = { key: "application/x-pem-file", crt: "application/x-pem-file" };
 
 function blobs(files) {
-  return files.map(([name, bytes]) => [name, new Blob([bytes], { type: TYPES[name.split(".").pop()] || "application/octet-stream" })]);
+  return files.map(([name, bytes]) => [
+    name,
+    new Blob([bytes], { type: TYPES[name.split(".").pop()] || "application/octet-stream" }),
+  ]);
 }
 
 async function named(list) {
@@ -66,7 +62,9 @@ const pe = (bytes) => new Blob([bytes], { type: "application/vnd.microsoft.porta
 
 async function signPe(wasm, msg) {
   const key = new TextDecoder().decode(await bytesOf(msg.key));
-  return { blob: pe(wasm.signPe(await bytesOf(msg.file), key, await bytesOf(msg.cert), !!msg.append, time(msg.signingTime))) };
+  return {
+    blob: pe(wasm.signPe(await bytesOf(msg.file), key, await bytesOf(msg.cert), !!msg.append, time(msg.signingTime))),
+  };
 }
 
 async function signAttributes(wasm, msg) {
@@ -75,14 +73,20 @@ async function signAttributes(wasm, msg) {
 }
 
 async function signAttach(wasm, msg) {
-  const out = wasm.attachSignature(await bytesOf(msg.file), await bytesOf(msg.cert), await bytesOf(msg.signature), !!msg.append, time(msg.signingTime));
+  const out = wasm.attachSignature(
+    await bytesOf(msg.file),
+    await bytesOf(msg.cert),
+    await bytesOf(msg.signature),
+    !!msg.append,
+    time(msg.signingTime),
+  );
   return { blob: pe(out) };
 }
 
 export const SECURE_BOOT_TASKS = {
-  "keys-create": keysCreate,
-  "keys-export": keysExport,
-  "sign-pe": signPe,
-  "sign-attributes": signAttributes,
-  "sign-attach": signAttach,
+  [TASK.KEYS_CREATE]: keysCreate,
+  [TASK.KEYS_EXPORT]: keysExport,
+  [TASK.SIGN_PE]: signPe,
+  [TASK.SIGN_ATTRIBUTES]: signAttributes,
+  [TASK.SIGN_ATTACH]: signAttach,
 };

@@ -1,9 +1,8 @@
-// The Worker's comparison task: `ukitool diff --json A B` over two picked files.
-// worker.js routes the message type below here. Protocol (page -> worker):
-//   {type: "diff", task, a, b}   two Files  ->  {json}  (= `ukitool diff --json`)
-//   {type: "build-uki-with", task, parts, options}  ->  {blob}  (= `ukitool build`)
-//     parts: [{role, name, file | text}] in order; options: texts and PCR options
-//     (buildUkiWith in web/src/lib.rs names both)
+// The Worker's comparison and UKI build tasks (TASK.DIFF = `ukitool diff --json A B`,
+// TASK.BUILD_UKI = `ukitool build`; protocol.js describes the messages). worker.js
+// routes them here with the wasm module.
+
+import { TASK } from "./protocol.js";
 
 const CHUNK = 8 * 1024 * 1024;
 
@@ -46,4 +45,4 @@ async function buildUkiWith(wasm, msg) {
   return { blob: new Blob([out], { type: "application/vnd.microsoft.portable-executable" }) };
 }
 
-export const TOOL_TASKS = { diff, "build-uki-with": buildUkiWith };
+export const TOOL_TASKS = { [TASK.DIFF]: diff, [TASK.BUILD_UKI]: buildUkiWith };

@@ -619,58 +619,6 @@ pub fn disk_file(disk: &FileBuf, partition: &str, path: &str) -> Result<js_sys::
 
 // ---- building UKIs --------------------------------------------------------
 
-/// Build a UKI as `ukitool build` does: `stub`, `linux`, `initrds` (concatenated),
-/// `cmdline` and `os_release` texts, `timestamp` (COFF TimeDateStamp; undefined keeps
-/// the stub's, as without --timestamp and SOURCE_DATE_EPOCH), then, when `key_pem`
-/// and `cert_pem` are given, signed as `build --key --cert` signs.
-#[wasm_bindgen(js_name = buildUki)]
-#[allow(clippy::too_many_arguments)]
-pub fn build_uki(
-    stub: &[u8],
-    linux: Option<Vec<u8>>,
-    initrds: Vec<js_sys::Uint8Array>,
-    cmdline: Option<String>,
-    os_release: Option<String>,
-    timestamp: Option<u32>,
-    key_pem: Option<String>,
-    cert_pem: Option<Vec<u8>>,
-) -> Result<Vec<u8>, JsValue> {
-    let initrds: Vec<Vec<u8>> = initrds.iter().map(|a| a.to_vec()).collect();
-    let key = key_pem
-        .map(|k| SigningKey::from_pem(&k, None))
-        .transpose()
-        .map_err(js_error)?;
-    let certs = cert_pem
-        .map(|c| sign::certificates_from_pem(&c))
-        .transpose()
-        .map_err(js_error)?;
-    let signer = match (&key, &certs) {
-        (Some(key), Some(certs)) => Some(Signer {
-            key,
-            cert: certs
-                .first()
-                .ok_or_else(|| js_text("the certificate file holds no certificate"))?,
-            chain: Vec::new(),
-        }),
-        (None, None) => None,
-        _ => return Err(js_text("signing needs both a key and a certificate")),
-    };
-    let opts = BuildOptions {
-        spec: BuildSpec {
-            stub,
-            linux: linux.as_deref(),
-            initrds: initrds.iter().map(Vec::as_slice).collect(),
-            cmdline: cmdline.as_deref().map(str::as_bytes),
-            os_release: os_release.as_deref().map(str::as_bytes),
-            timestamp,
-            ..BuildSpec::default()
-        },
-        pcr_signing: None,
-        signer,
-    };
-    command::build(&opts).map_err(js_error)
-}
-
 // ---- Secure Boot keys and signing ------------------------------------------
 
 /// `[[name, Uint8Array], ...]` to owned pairs.

@@ -2,7 +2,9 @@
 // file), PAGE bytes at a time, read on demand: a 100 MiB kernel is never read whole.
 // Keyboard: the buttons and the offset field are ordinary controls.
 
-import { el, clear } from "./dom.js";
+import { el, clear } from "../dom.js";
+import { state } from "../state.js";
+import { $ } from "./common.js";
 
 export const PAGE = 4096;
 
@@ -26,8 +28,20 @@ export async function hexViewer(blob, start, length, label) {
   let seq = 0;
   const pre = el("pre", { class: "hex", tabindex: "0", "aria-label": `${label}, hex` });
   const where = el("span", { class: "muted hex-where", "aria-live": "polite" });
-  const button = (text, aria, to) => el("button", { type: "button", class: "small", "aria-label": `${aria} (${label})`, onclick: () => show(to()) }, text);
-  const goto = el("input", { type: "text", class: "hex-goto", spellcheck: "false", inputmode: "numeric", placeholder: "0x…", "aria-label": `Go to offset in ${label}` });
+  const button = (text, aria, to) =>
+    el(
+      "button",
+      { type: "button", class: "small", "aria-label": `${aria} (${label})`, onclick: () => show(to()) },
+      text,
+    );
+  const goto = el("input", {
+    type: "text",
+    class: "hex-goto",
+    spellcheck: "false",
+    inputmode: "numeric",
+    placeholder: "0x…",
+    "aria-label": `Go to offset in ${label}`,
+  });
   const go = el("form", { class: "hex-go" }, goto, el("button", { type: "submit", class: "small" }, "Go"));
   go.addEventListener("submit", (e) => {
     e.preventDefault();
@@ -41,12 +55,16 @@ export async function hexViewer(blob, start, length, label) {
     const rel = off >= start && off < start + length ? off - start : off;
     show(Math.floor(Math.min(Math.max(rel, 0), Math.max(length - 1, 0)) / PAGE));
   });
-  const nav = el("div", { class: "hex-nav" },
+  const nav = el(
+    "div",
+    { class: "hex-nav" },
     button("First", "First page", () => 0),
     button("Previous", "Previous page", () => page - 1),
     button("Next", "Next page", () => page + 1),
     button("Last", "Last page", () => pages - 1),
-    go, where);
+    go,
+    where,
+  );
   const box = el("div", { class: "hex-view" }, nav, pre);
   async function show(p) {
     page = Math.min(Math.max(p, 0), pages - 1);
@@ -63,15 +81,25 @@ export async function hexViewer(blob, start, length, label) {
   return box;
 }
 
-/** "Hex view of the whole file" under the Summary: `getFile()` is the file shown,
- *  read when the view is opened. */
-export function setupFileHex(getFile) {
+// As a panel (app.js's PANELS): "Hex view of the whole file" under the Summary, read
+// when it is opened; a new file closes it.
+
+let shownJob = 0;
+
+export function setup() {
   const body = el("div", { id: "file-hex-body" });
   const details = el("details", { id: "file-hex" }, el("summary", {}, "Hex view of the whole file"), body);
   details.addEventListener("toggle", async () => {
     clear(body);
-    const f = getFile();
+    const f = state.file;
     if (details.open && f) body.append(await hexViewer(f, 0, f.size, f.name || "file"));
   });
-  document.getElementById("p-summary").append(details);
+  $("p-summary").append(details);
+}
+
+export function render(st) {
+  if (st.job === shownJob) return;
+  shownJob = st.job;
+  const d = $("file-hex");
+  if (d && d.open) d.open = false;
 }
