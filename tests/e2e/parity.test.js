@@ -10,7 +10,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "nod
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { describe, test } from "node:test";
+import { after, before, describe, test } from "node:test";
 import { artifact, downloadVia, fixture, openPage, pickFile, ukitool, ukitoolStatus, useBrowser } from "./harness.js";
 
 const tmp = mkdtempSync(join(tmpdir(), "ukitool-e2e-parity-"));
@@ -26,7 +26,14 @@ async function openFixture(page, path) {
 function parseHex(text) {
   const lines = text.split("\n").filter((l) => l !== "");
   const first = parseInt(lines[0].slice(0, 8), 16);
-  const bytes = lines.flatMap((l) => l.slice(10, 57).trim().split(" ").filter((h) => h !== "").map((h) => parseInt(h, 16)));
+  const bytes = lines.flatMap((l) =>
+    l
+      .slice(10, 57)
+      .trim()
+      .split(" ")
+      .filter((h) => h !== "")
+      .map((h) => parseInt(h, 16)),
+  );
   return { first, bytes: Buffer.from(bytes) };
 }
 
@@ -93,7 +100,13 @@ async function dropOn(page, selector, path) {
       dt.items.add(new File([Uint8Array.fromBase64(b64)], name));
       const target = document.querySelector(selector);
       for (const type of ["dragenter", "dragover", "drop"]) {
-        target.dispatchEvent(new DragEvent(type, { dataTransfer: dt, bubbles: true, cancelable: true }));
+        target.dispatchEvent(
+          new DragEvent(type, {
+            dataTransfer: dt,
+            bubbles: true,
+            cancelable: true,
+          }),
+        );
       }
     },
     { selector, name, b64 },
@@ -101,14 +114,24 @@ async function dropOn(page, selector, path) {
 }
 
 describe("diff view", () => {
-  for (const [a, b] of [["uki.efi", "uki-signed.efi"], ["uki-signed.efi", "uki-tampered.efi"], ["uki.efi", "uki.efi"]]) {
+  // One page for every comparison: each run replaces the previous result.
+  let page;
+  before(async () => {
+    ({ page } = await openPage(env.browser.context, env.server.url));
+    await page.click("#diff-toggle");
+  });
+  after(() => page.close());
+
+  for (const [a, b] of [
+    ["uki.efi", "uki-signed.efi"],
+    ["uki-signed.efi", "uki-tampered.efi"],
+    ["uki.efi", "uki.efi"],
+  ]) {
     test(`${a} vs ${b}: the export = ukitool diff --json`, async () => {
       const fa = fixture(a);
       const fb = fixture(b);
       const cli = ukitoolStatus("diff", "--json", fa, fb);
       assert.ok(cli.status === 0 || cli.status === 1, `ukitool diff exit ${cli.status}: ${cli.stderr}`);
-      const { page } = await openPage(env.browser.context, env.server.url);
-      await page.click("#diff-toggle");
       // Dropped on the two slots: they take the files, the inspector does not open.
       await dropOn(page, "#d-a-drop", fa);
       await dropOn(page, "#d-b-drop", fb);
@@ -116,26 +139,22 @@ describe("diff view", () => {
       assert.ok(await page.isHidden("#report"), "the drop did not open the inspector");
       assert.ok(await page.isHidden("#dropzone"));
       await page.click("#diff-run");
-      await page.waitForSelector("#diff-verdict");
+      await page.waitForSelector("#diff-export:not([disabled])");
       const got = await downloadVia(page, page.locator("#diff-export"));
       assert.equal(got.name, "diff.json");
       assert.equal(got.bytes.toString(), cli.stdout.toString());
       assert.match(await page.textContent("#diff-verdict"), cli.status === 0 ? /identical/ : /differ, first at byte/);
       if (b === "uki-signed.efi") await page.locator("#p-diff").screenshot({ path: artifact("diff.png") });
-      await page.close();
     });
   }
 
   test("a file that is not a PE is one error in place", async () => {
-    const { page } = await openPage(env.browser.context, env.server.url);
-    await page.click("#diff-toggle");
     await page.setInputFiles("#d-a", fixture("garbage.bin"));
     await page.setInputFiles("#d-b", fixture("uki.efi"));
     await page.click("#diff-run");
     await page.waitForSelector("#diff-error:not([hidden])");
     assert.match(await page.textContent("#diff-error"), /^Could not compare: /);
     assert.equal(await page.locator("#diff-export").isDisabled(), true);
-    await page.close();
   });
 });
 
@@ -148,7 +167,32 @@ describe("image builder options", () => {
     writeFileSync(extra, "hello from the page\n");
     const guid = "01234567-89ab-cdef-0123-456789abcdef";
     const out = join(tmp, "cli-grub.img");
-    ukitool("image", "--uki", uki, "-o", out, "--layout", "grub", "--grub", grub, "--shim", shim, "--add-file", `${extra}:tools/hello.txt`, "--entry-name", "custom", "--timeout", "7", "--disk-guid", guid, "--grub-prefix", "/EFI/debian", "--timestamp", "315532800", "--quiet");
+    ukitool(
+      "image",
+      "--uki",
+      uki,
+      "-o",
+      out,
+      "--layout",
+      "grub",
+      "--grub",
+      grub,
+      "--shim",
+      shim,
+      "--add-file",
+      `${extra}:tools/hello.txt`,
+      "--entry-name",
+      "custom",
+      "--timeout",
+      "7",
+      "--disk-guid",
+      guid,
+      "--grub-prefix",
+      "/EFI/debian",
+      "--timestamp",
+      "315532800",
+      "--quiet",
+    );
     const { page } = await openPage(env.browser.context, env.server.url);
     await openFixture(page, uki);
     await page.selectOption("#i-layout", "grub");
@@ -173,18 +217,44 @@ describe("image builder options", () => {
     const sdboot = fixture("systemd-bootx64.efi");
     const keys = join(tmp, "keys");
     const auth = join(tmp, "auth");
-    ukitool("keys", "create", "--timestamp", "1700000000", "--owner-guid", "11111111-2222-3333-4444-555555555555", keys);
+    ukitool(
+      "keys",
+      "create",
+      "--timestamp",
+      "1700000000",
+      "--owner-guid",
+      "11111111-2222-3333-4444-555555555555",
+      keys,
+    );
     ukitool("keys", "export", keys, "-o", auth, "--timestamp", "1735787045");
     mkdirSync(auth, { recursive: true });
     const out = join(tmp, "cli-enrol.img");
-    ukitool("image", "--uki", uki, "-o", out, "--layout", "systemd-boot", "--systemd-boot", sdboot, "--enroll-keys", auth, "--timestamp", "315532800", "--quiet");
+    ukitool(
+      "image",
+      "--uki",
+      uki,
+      "-o",
+      out,
+      "--layout",
+      "systemd-boot",
+      "--systemd-boot",
+      sdboot,
+      "--enroll-keys",
+      auth,
+      "--timestamp",
+      "315532800",
+      "--quiet",
+    );
     const { page } = await openPage(env.browser.context, env.server.url);
     await openFixture(page, uki);
     await page.selectOption("#i-layout", "systemd-boot");
     await page.setInputFiles("#i-loader", sdboot);
     await page.locator("#i-more summary").click();
     // Picked in another order: the page puts them in the CLI's.
-    await page.setInputFiles("#i-enroll-keys", ["db.auth", "PK.auth", "KEK.auth"].map((n) => join(auth, n)));
+    await page.setInputFiles(
+      "#i-enroll-keys",
+      ["db.auth", "PK.auth", "KEK.auth"].map((n) => join(auth, n)),
+    );
     const got = await downloadVia(page, page.locator("#disk-download"));
     assert.ok(got.bytes.equals(readFileSync(out)), "image bytes");
     await page.close();
@@ -202,27 +272,74 @@ describe("UKI builder options", () => {
     writeFileSync(ucode, Buffer.from("070701" + "1".repeat(104), "latin1"));
     // A flattened device tree header (magic 0xd00dfeed): the builder copies it as is.
     const dtb = join(tmp, "test.dtb");
-    writeFileSync(dtb, Buffer.from("d00dfeed00000048000000380000004800000028000000110000001000000000000000000000000000000000000000000000000000000000000000000000000000000009", "hex"));
+    writeFileSync(
+      dtb,
+      Buffer.from(
+        "d00dfeed00000048000000380000004800000028000000110000001000000000000000000000000000000000000000000000000000000000000000000000000000000009",
+        "hex",
+      ),
+    );
     const splash = fixture("splash.bmp");
     const key = fixture("snakeoil.key");
-    const sbat = "sbat,1,SBAT Version,sbat,1,https://github.com/rhboot/shim/blob/main/SBAT.md\nukitool-test,1,ukitool,ukitool-test,1,https://example.org/\n";
+    const sbat =
+      "sbat,1,SBAT Version,sbat,1,https://github.com/rhboot/shim/blob/main/SBAT.md\nukitool-test,1,ukitool,ukitool-test,1,https://example.org/\n";
     const profile = "ID=debug\nTITLE=Debug";
     const profileCmdline = join(tmp, "debug.cmdline");
     writeFileSync(profileCmdline, "console=ttyS0 debug");
     const out = join(tmp, "cli-built.efi");
-    ukitool("build", "--stub", stub, "--linux", kernel, "--initrd", initrdB, "--initrd", initrdA, "--ucode", ucode, "--splash", splash,
-      "--devicetree", dtb, "--uname", "6.1.0-test", "--sbat", sbat, "--cmdline", "console=ttyS0", "--pcr-key", key, "--pcr-bank", "sha256", "--pcr-bank", "sha384",
-      "--profile", profile, "--section", `.cmdline:${profileCmdline}`, "--timestamp", "1700000000", "-o", out);
+    ukitool(
+      "build",
+      "--stub",
+      stub,
+      "--linux",
+      kernel,
+      "--initrd",
+      initrdB,
+      "--initrd",
+      initrdA,
+      "--ucode",
+      ucode,
+      "--splash",
+      splash,
+      "--devicetree",
+      dtb,
+      "--uname",
+      "6.1.0-test",
+      "--sbat",
+      sbat,
+      "--cmdline",
+      "console=ttyS0",
+      "--pcr-key",
+      key,
+      "--pcr-bank",
+      "sha256",
+      "--pcr-bank",
+      "sha384",
+      "--profile",
+      profile,
+      "--section",
+      `.cmdline:${profileCmdline}`,
+      "--timestamp",
+      "1700000000",
+      "-o",
+      out,
+    );
     const { page } = await openPage(env.browser.context, env.server.url);
     await page.click("#build-toggle");
     await page.setInputFiles("#b-stub", stub);
     await page.setInputFiles("#b-linux", kernel);
     await page.setInputFiles("#b-initrd", [initrdA, initrdB]);
-    assert.deepEqual(await page.$$eval("#b-initrd-order li", (l) => l.map((x) => x.dataset.name)), ["initrd.cpio.gz", "extra.cpio"]);
+    assert.deepEqual(await page.$$eval("#b-initrd-order li", (l) => l.map((x) => x.dataset.name)), [
+      "initrd.cpio.gz",
+      "extra.cpio",
+    ]);
     // Keyboard: focus "Move extra.cpio up" and press Enter.
     await page.getByRole("button", { name: "Move extra.cpio up" }).focus();
     await page.keyboard.press("Enter");
-    assert.deepEqual(await page.$$eval("#b-initrd-order li", (l) => l.map((x) => x.dataset.name)), ["extra.cpio", "initrd.cpio.gz"]);
+    assert.deepEqual(await page.$$eval("#b-initrd-order li", (l) => l.map((x) => x.dataset.name)), [
+      "extra.cpio",
+      "initrd.cpio.gz",
+    ]);
     await page.setInputFiles("#b-ucode", ucode);
     await page.setInputFiles("#b-splash", splash);
     await page.setInputFiles("#b-dtb", dtb);
@@ -241,7 +358,8 @@ describe("UKI builder options", () => {
     // And the result is what was asked for: the CLI's inspect of it.
     const report = JSON.parse(ukitool("inspect", "--json", "--no-hash", out));
     const names = report.sections.map((x) => x.name);
-    for (const n of [".ucode", ".splash", ".dtb", ".uname", ".sbat", ".pcrsig", ".pcrpkey", ".profile"]) assert.ok(names.includes(n), `${n} in ${names}`);
+    for (const n of [".ucode", ".splash", ".dtb", ".uname", ".sbat", ".pcrsig", ".pcrpkey", ".profile"])
+      assert.ok(names.includes(n), `${n} in ${names}`);
     await page.locator("#p-build").screenshot({ path: artifact("build-uki-more.png") });
     await page.close();
   });
@@ -283,29 +401,27 @@ describe("accessibility of the panels added here", () => {
   // axe-core (npm, tests/e2e/package.json) run in the page through the DevTools
   // protocol, which the page's CSP does not govern.
   const axeSource = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
-  for (const scheme of ["light", "dark"]) {
-    test(`axe-core: no WCAG 2.1 A/AA violation in the keys, diff and builder panels (${scheme})`, async () => {
-      const { page } = await openPage(env.browser.context, env.server.url);
+  test("axe-core: no WCAG 2.1 A/AA violation in the keys, diff and builder panels, light and dark", async () => {
+    const { page } = await openPage(env.browser.context, env.server.url);
+    await openFixture(page, fixture("uki.efi"));
+    await page.click("#keys-toggle");
+    await page.click("#diff-toggle");
+    await page.click("#build-toggle");
+    await page.click("#b-profile-add");
+    await page.locator("#i-more summary").click();
+    await page.locator('#sections tr[data-section=".cmdline"] [data-action=hex]').click();
+    await page.locator("#file-hex summary").click();
+    await page.waitForSelector("#file-hex .hex-view");
+    await page.evaluate(axeSource);
+    for (const scheme of ["light", "dark"]) {
       await page.emulateMedia({ colorScheme: scheme });
-      await openFixture(page, fixture("uki.efi"));
-      await page.click("#keys-toggle");
-      await page.click("#diff-toggle");
-      await page.click("#build-toggle");
-      await page.click("#b-profile-add");
-      await page.locator("#i-more summary").click();
-      await page.locator('#sections tr[data-section=".cmdline"] [data-action=hex]').click();
-      await page.locator("#file-hex summary").click();
-      await page.waitForSelector("#file-hex .hex-view");
-      await page.evaluate(axeSource);
       const found = await page.evaluate(async () => {
         const include = ["#p-keys", "#p-diff", "#p-build", "#image-form", "#p-sections", "#file-hex"].map((x) => [x]);
-        const r = await window.axe.run({ include }, {
-          runOnly: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"],
-        });
+        const r = await window.axe.run({ include }, { runOnly: ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"] });
         return r.violations.map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(" ")).join(", ")}`);
       });
-      assert.deepEqual(found, []);
-      await page.close();
-    });
-  }
+      assert.deepEqual(found, [], scheme);
+    }
+    await page.close();
+  });
 });
