@@ -187,12 +187,13 @@ pub fn bmap_beside(image: &Path) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// The sha256 of a whole file, read in 4 MiB blocks.
-pub fn sha256_file(path: &Path) -> Result<[u8; 32]> {
+/// The sha256 of a whole file (hex) and its length, read in 4 MiB blocks.
+pub fn sha256_file(path: &Path) -> Result<(String, u64)> {
     use sha2::{Digest, Sha256};
     let mut f = File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 4 << 20];
+    let mut len = 0u64;
     loop {
         let n = match f.read(&mut buf) {
             Ok(0) => break,
@@ -201,6 +202,7 @@ pub fn sha256_file(path: &Path) -> Result<[u8; 32]> {
             Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
         };
         h.update(buf.get(..n).unwrap_or_default());
+        len += n as u64;
     }
-    Ok(h.finalize().into())
+    Ok((ukitool_core::bytes::hex(&h.finalize()), len))
 }

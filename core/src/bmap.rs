@@ -29,6 +29,14 @@ pub enum ChecksumType {
 }
 
 impl ChecksumType {
+    /// "sha256" or "sha1", as bmap files spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            ChecksumType::Sha256 => "sha256",
+            ChecksumType::Sha1 => "sha1",
+        }
+    }
+
     pub fn digest(self, data: &[u8]) -> Vec<u8> {
         match self {
             ChecksumType::Sha256 => Sha256::digest(data).to_vec(),

@@ -212,6 +212,12 @@ impl Target {
                 if r == 0 {
                     return Ok(ZeroMethod::ZeroOut);
                 }
+                // A device that cannot zero (EOPNOTSUPP, EINVAL) gets plain writes; an
+                // I/O error is the device failing, and is reported as one.
+                let e = io::Error::last_os_error();
+                if e.raw_os_error() == Some(libc::EIO) {
+                    return Err(e);
+                }
             } else if let (Ok(o), Ok(l)) = (i64::try_from(offset), i64::try_from(len)) {
                 // SAFETY: fallocate on an open descriptor; no pointers.
                 #[allow(unsafe_code)]

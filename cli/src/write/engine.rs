@@ -427,6 +427,8 @@ pub fn write_image(
     progress.phase("writing", src.data_len());
     let total = src.data_len();
     let mut body = write_body(src, target, device_size, opts, &mut progress)?;
+    // Whole-source checks (the file's sha256) end here, before the partition table.
+    src.finish()?;
     // The chunks still pending are the tail; their records move to the final phase.
     let body_len = body.records.len() - body.pending.len();
     let tail_records = body.records.split_off(body_len);

@@ -167,10 +167,10 @@ pub fn run_write(a: WriteArgs) -> Result<ExitCode> {
         None
     };
     let inputs = if is_uki { Some(a.image.load()?) } else { None };
-    if !is_uki {
-        check_digest(&a, from_stdin)?;
-    }
     let (mut src, summary) = open_source(&a, uki.as_deref(), inputs.as_ref(), from_stdin)?;
+    if let Some(want) = wanted_digest(&a, from_stdin)? {
+        src = Box::new(source::DigestChecked::new(src, &a.source, want));
+    }
 
     let target = check_target(&a, src.as_ref())?;
     let mounted = mounts_in_the_way(&a, &target)?;
@@ -312,13 +312,13 @@ fn load_bmap(a: &WriteArgs) -> Result<Option<ukitool_core::bmap::Bmap>> {
         .with_context(|| format!("the bmap {}", path.display()))
 }
 
-/// `--sha256 HEX` / `--checksum FILE`: the source file's digest, checked before the
-/// device is touched, so a mismatch writes nothing.
-fn check_digest(a: &WriteArgs, from_stdin: bool) -> Result<()> {
+/// `--sha256 HEX` / `--checksum FILE`: the digest the source file must have, checked
+/// while it is written ([`source::DigestChecked`]).
+fn wanted_digest(a: &WriteArgs, from_stdin: bool) -> Result<Option<String>> {
     let want = match (&a.sha256, &a.checksum) {
         (Some(hex), _) => hex.trim().to_ascii_lowercase(),
         (None, Some(file)) => digest_from_sums(file, &a.source)?,
-        (None, None) => return Ok(()),
+        (None, None) => return Ok(None),
     };
     if want.len() != 64 || !want.bytes().all(|b| b.is_ascii_hexdigit()) {
         bail!("--sha256 {want:?} is not 64 hexadecimal digits");
@@ -328,14 +328,7 @@ fn check_digest(a: &WriteArgs, from_stdin: bool) -> Result<()> {
             "--sha256 and --checksum need a SOURCE file, not stdin (check it with sha256sum first)"
         );
     }
-    let got = ukitool_core::bytes::hex(&crate::imagefile::sha256_file(&a.source)?);
-    if got != want {
-        bail!(
-            "{} has sha256 {got}, not {want}: the file is corrupt or not the one meant; nothing written",
-            a.source.display()
-        );
-    }
-    Ok(())
+    Ok(Some(want))
 }
 
 /// The digest for `source` in a `sha256sum` file: the line whose name is the source's
@@ -543,7 +536,7 @@ fn report(
                 human(device_size)
             )
         }
-        Err(Failure::Io(e)) => Err(e.context(format!("writing {dev}; {NO_TABLE}"))),
+        Err(Failure::Io(e)) => bail!("writing {dev}: {e:#}; {NO_TABLE}"),
     }
 }
 
@@ -607,7 +600,8 @@ fn check_target(a: &WriteArgs, src: &dyn Source) -> Result<TargetInfo> {
     if facts.read_only || sys_ro {
         bail!("refusing to write {shown}: the device is read-only");
     }
-    if let Some(need) = src.size() {
+    // A stream's declared size (a zstd frame header, a bmap) counts too.
+    if let Some(need) = src.declared_size() {
         if facts.size < need {
             bail!(
                 "refusing to write {shown}: the device has {} bytes ({}), the image needs {} ({})",

@@ -59,6 +59,11 @@ pub trait Source: Send {
     fn declared_size(&self) -> Option<u64> {
         self.size()
     }
+    /// After the last chunk, before the partition table is written: a check of the
+    /// whole source (its file's digest) that fails the write.
+    fn finish(&mut self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// Data runs of an image: `extents` (sorted or not) aligned outwards to [`ALIGN`], plus the
@@ -461,9 +466,9 @@ impl<S: Source> RangeChecked<S> {
             if let (Some(want), Some((_, h))) = (&r.digest, self.hasher.take()) {
                 if h.finalize().as_ref() != want.as_slice() {
                     bail!(
-                        "bmap range at byte offset {} ({:#x}), {} bytes: the image's {:?} differs from the bmap's \
+                        "bmap range at byte offset {} ({:#x}), {} bytes: the image's {} differs from the bmap's \
                          (the image or the bmap is corrupt, or they do not belong together)",
-                        r.offset, r.offset, r.len, self.bmap.checksum
+                        r.offset, r.offset, r.len, self.bmap.checksum.name()
                     );
                 }
             }
@@ -518,6 +523,73 @@ impl<S: Source> Source for RangeChecked<S> {
     }
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<bool> {
         self.inner.read_at(offset, buf)
+    }
+    fn finish(&mut self) -> Result<()> {
+        self.inner.finish()
+    }
+}
+
+/// Checks the sha256 of the SOURCE file as given (compressed, or the VM image) while
+/// the image is written: a helper thread reads the file front to back (from the page
+/// cache, mostly, as the writer reads it too), and the digest is compared after the
+/// last chunk and before the partition table is written. A mismatch thus leaves a
+/// device with no valid partition table, and costs no extra pass before the write.
+pub struct DigestChecked<'a> {
+    inner: Box<dyn Source + 'a>,
+    path: std::path::PathBuf,
+    want: String,
+    hashing: Option<std::thread::JoinHandle<Result<(String, u64)>>>,
+}
+
+impl<'a> DigestChecked<'a> {
+    pub fn new(inner: Box<dyn Source + 'a>, path: &Path, want: String) -> Self {
+        let p = path.to_path_buf();
+        let hashing = std::thread::spawn(move || imagefile::sha256_file(&p));
+        DigestChecked {
+            inner,
+            path: path.to_path_buf(),
+            want,
+            hashing: Some(hashing),
+        }
+    }
+}
+
+impl Source for DigestChecked<'_> {
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+    fn size(&self) -> Option<u64> {
+        self.inner.size()
+    }
+    fn data_len(&self) -> Option<u64> {
+        self.inner.data_len()
+    }
+    fn declared_size(&self) -> Option<u64> {
+        self.inner.declared_size()
+    }
+    fn next_chunk(&mut self, buf: &mut AlignedBuf) -> Result<Option<u64>> {
+        self.inner.next_chunk(buf)
+    }
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<bool> {
+        self.inner.read_at(offset, buf)
+    }
+    fn finish(&mut self) -> Result<()> {
+        self.inner.finish()?;
+        let Some(h) = self.hashing.take() else {
+            return Ok(());
+        };
+        let (got, len) = h
+            .join()
+            .map_err(|_| anyhow::anyhow!("the sha256 thread failed"))??;
+        if got != self.want {
+            bail!(
+                "{} has sha256 {got}, not {} (read to its end, byte offset {len}): the file is \
+                 corrupt or not the one meant",
+                self.path.display(),
+                self.want
+            );
+        }
+        Ok(())
     }
 }
 

@@ -342,7 +342,12 @@ impl<R: ReadAt + Send> VirtualDisk for Qcow2<R> {
             }
             let l2 = l1e & OFFSET_MASK;
             if l2 == 0 {
-                push_extent(&mut out, start, span.min(self.size.saturating_sub(start)), true);
+                push_extent(
+                    &mut out,
+                    start,
+                    span.min(self.size.saturating_sub(start)),
+                    true,
+                );
                 continue;
             }
             read_inner(&self.inner, l2, &mut table, "qcow2 L2 table")?;

@@ -261,7 +261,12 @@ impl<R: ReadAt + Send> VirtualDisk for Vmdk<R> {
                 break;
             }
             if gt == 0 {
-                push_extent(&mut out, start, span.min(self.size.saturating_sub(start)), true);
+                push_extent(
+                    &mut out,
+                    start,
+                    span.min(self.size.saturating_sub(start)),
+                    true,
+                );
                 continue;
             }
             read_inner(
@@ -276,7 +281,12 @@ impl<R: ReadAt + Send> VirtualDisk for Vmdk<R> {
                     break;
                 }
                 let zero = u32::from_le_bytes(e.try_into().unwrap_or_default()) <= 1;
-                push_extent(&mut out, off, self.grain_bytes.min(self.size.saturating_sub(off)), zero);
+                push_extent(
+                    &mut out,
+                    off,
+                    self.grain_bytes.min(self.size.saturating_sub(off)),
+                    zero,
+                );
             }
         }
         Ok(out)
