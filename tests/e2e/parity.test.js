@@ -15,7 +15,7 @@ import { artifact, downloadVia, fixture, openPage, pickFile, ukitool, ukitoolSta
 
 const tmp = mkdtempSync(join(tmpdir(), "ukitool-e2e-parity-"));
 const env = useBrowser(() => rmSync(tmp, { recursive: true, force: true }));
-const PAGE = 4096;
+const PAGE = 1024; // web/app/panels/hexview.js
 
 async function openFixture(page, path) {
   await pickFile(page, path);

@@ -6,7 +6,7 @@ import { el, clear } from "../dom.js";
 import { state } from "../state.js";
 import { $ } from "./common.js";
 
-export const PAGE = 4096;
+export const PAGE = 1024; // 64 lines a page
 
 export function hexDump(bytes, base) {
   const lines = [];
