@@ -179,11 +179,15 @@ describe("Secure Boot keys in the page", () => {
     await page.close();
   });
 
-  test("an image that enrols the keys: byte-identical to ukitool image --secure-boot-keys", async () => {
+  test("images that enrol the keys (default mode, force): byte-identical to ukitool image --secure-boot-keys", async () => {
     const uki = fixture("uki.efi");
     const sdboot = fixture("systemd-bootx64.efi");
-    const out = join(tmp, "cli-sb.img");
-    ukitool("image", "--uki", uki, "-o", out, "--layout", "systemd-boot", "--systemd-boot", sdboot, "--secure-boot-keys", keys, "--secure-boot-enroll", "force", "--timestamp", "315532800", "--quiet");
+    const cli = (mode) => {
+      const out = join(tmp, `cli-sb-${mode || "default"}.img`);
+      const enroll = mode ? ["--secure-boot-enroll", mode] : [];
+      ukitool("image", "--uki", uki, "-o", out, "--layout", "systemd-boot", "--systemd-boot", sdboot, "--secure-boot-keys", keys, ...enroll, "--timestamp", "315532800", "--quiet");
+      return readFileSync(out);
+    };
     const { page } = await openPage(env.browser.context, env.server.url);
     await openKeysPanel(page);
     await page.setInputFiles("#k-load", KEY_FILES.map((n) => join(keys, n)));
@@ -192,9 +196,12 @@ describe("Secure Boot keys in the page", () => {
     await page.selectOption("#i-layout", "systemd-boot");
     await page.setInputFiles("#i-loader", sdboot);
     await page.check("#i-sb-use");
-    await page.selectOption("#i-sb-enroll", "force");
-    const got = await downloadVia(page, page.locator("#disk-download"));
-    assert.ok(got.bytes.equals(readFileSync(out)), "the enrolling image's bytes");
+    // "" is the page's "default" choice: the CLI without --secure-boot-enroll.
+    for (const mode of ["", "force"]) {
+      await page.selectOption("#i-sb-enroll", mode);
+      const got = await downloadVia(page, page.locator("#disk-download"));
+      assert.ok(got.bytes.equals(cli(mode)), `the enrolling image's bytes (${mode || "default"})`);
+    }
     const files = await page.$$eval("#image-summary .files code", (c) => c.map((x) => x.textContent));
     for (const v of ["PK", "KEK", "db"]) assert.ok(files.includes(`/loader/keys/auto/${v}.auth`), `${v}.auth on the ESP: ${files}`);
     await page.close();
