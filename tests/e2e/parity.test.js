@@ -262,7 +262,7 @@ describe("image builder options", () => {
 });
 
 describe("UKI builder options", () => {
-  test("ucode, splash, devicetree, uname, sbat, a profile, .pcrsig, initrds reordered: = ukitool build", async () => {
+  test("ucode, splash, devicetree, uname, sbat, an extra section, a profile, .pcrsig, initrds reordered: = ukitool build", async () => {
     const stub = fixture("linuxx64.efi.stub");
     const kernel = fixture("vmlinuz");
     const initrdA = fixture("initrd.cpio.gz");
@@ -284,6 +284,8 @@ describe("UKI builder options", () => {
     const sbat =
       "sbat,1,SBAT Version,sbat,1,https://github.com/rhboot/shim/blob/main/SBAT.md\nukitool-test,1,ukitool,ukitool-test,1,https://example.org/\n";
     const profile = "ID=debug\nTITLE=Debug";
+    const extra = join(tmp, "extra.bin");
+    writeFileSync(extra, "an extra section\n");
     const profileCmdline = join(tmp, "debug.cmdline");
     writeFileSync(profileCmdline, "console=ttyS0 debug");
     const out = join(tmp, "cli-built.efi");
@@ -315,6 +317,8 @@ describe("UKI builder options", () => {
       "sha256",
       "--pcr-bank",
       "sha384",
+      "--section",
+      `.extra:${extra}`,
       "--profile",
       profile,
       "--section",
@@ -348,6 +352,8 @@ describe("UKI builder options", () => {
     await page.fill("#b-cmdline", "console=ttyS0");
     await page.setInputFiles("#b-pcr-key", key);
     await page.check(".b-bank[value=sha384]");
+    await page.fill("#b-section-name", ".extra");
+    await page.setInputFiles("#b-section-file", extra);
     await page.click("#b-profile-add");
     await page.fill(".profile-row .pr-text", profile);
     await page.fill(".profile-row .pr-cmdline", "console=ttyS0 debug");
@@ -358,7 +364,7 @@ describe("UKI builder options", () => {
     // And the result is what was asked for: the CLI's inspect of it.
     const report = JSON.parse(ukitool("inspect", "--json", "--no-hash", out));
     const names = report.sections.map((x) => x.name);
-    for (const n of [".ucode", ".splash", ".dtb", ".uname", ".sbat", ".pcrsig", ".pcrpkey", ".profile"])
+    for (const n of [".ucode", ".splash", ".dtb", ".uname", ".sbat", ".pcrsig", ".pcrpkey", ".profile", ".extra"])
       assert.ok(names.includes(n), `${n} in ${names}`);
     await page.locator("#p-build").screenshot({ path: artifact("build-uki-more.png") });
     await page.close();

@@ -1,5 +1,5 @@
 // The UKI builder's parity with `ukitool build` (issue 19): ucode, splash, uname, sbat,
-// devicetree, profiles and .pcrsig signing (--pcr-key, --pcr-bank, --phase), and an
+// devicetree, an extra section (--section), profiles and .pcrsig signing (--pcr-key, --pcr-bank, --phase), and an
 // initrd order that is shown and can be changed (the initrds are concatenated in
 // that order, as repeated --initrd are). panels/build.js calls setupUkiExtras() once
 // and sends ukiBuildMessage() to the Worker (TASK.BUILD_UKI, see tools-worker.js).
@@ -142,6 +142,12 @@ export function setupUkiExtras() {
       el("textarea", { id: "b-sbat", rows: "2", spellcheck: "false" }),
       "wide",
     ),
+    field(
+      "Extra section name",
+      "--section NAME:FILE, e.g. .extra",
+      el("input", { type: "text", id: "b-section-name", spellcheck: "false" }),
+    ),
+    field("Extra section file", "its contents", el("input", { type: "file", id: "b-section-file" })),
     el(
       "fieldset",
       { class: "wide parts" },
@@ -198,6 +204,13 @@ export function ukiBuildMessage() {
   add("key", "b-key");
   add("cert", "b-cert");
   add("pcr-key", "b-pcr-key");
+  // A base section: it comes before the profiles, as a --section before any --profile.
+  const section = file("b-section-file");
+  const sectionName = $("b-section-name").value.trim();
+  if (section || sectionName) {
+    if (!section || !sectionName) throw new Error("an extra section needs both a name and a file");
+    parts.push({ role: "section", name: sectionName, file: section });
+  }
   for (const row of document.querySelectorAll("#b-profile-list .profile-row")) {
     parts.push({ role: "profile", name: "", text: row.querySelector(".pr-text").value });
     const cmdline = row.querySelector(".pr-cmdline").value;
