@@ -126,33 +126,35 @@ describe("Secure Boot keys in the page", () => {
     await page.close();
   });
 
-  test("export .esl and .auth with an appended db certificate: efitools and openssl cms agree, = ukitool keys export", async () => {
+  test("export .esl and .auth with an appended db certificate and a dbx: efitools and openssl cms agree, = ukitool keys export", async () => {
     const { page } = await openPage(env.browser.context, env.server.url);
     await openKeysPanel(page);
     await page.setInputFiles("#k-load", KEY_FILES.map((n) => join(keys, n)));
     await page.fill("#k-export-timestamp", String(EXPORT_TIME));
     await page.setInputFiles("#k-append-db", fixture("snakeoil.pem"));
+    await page.setInputFiles("#k-dbx", fixture("other.pem"));
     await page.click("#keys-export");
     await page.waitForSelector("#keys-export-files li");
     mkdirSync(exported, { recursive: true });
-    for (const v of ["PK", "KEK", "db"]) {
+    for (const v of ["PK", "KEK", "db", "dbx"]) {
       for (const ext of ["esl", "auth"]) {
         const got = await downloadVia(page, page.getByRole("button", { name: `Download ${v}.${ext}`, exact: true }));
         writeFileSync(join(exported, `${v}.${ext}`), got.bytes);
       }
     }
     const cli = join(tmp, "cli-export");
-    ukitool("keys", "export", keys, "-o", cli, "--timestamp", String(EXPORT_TIME), "--append-db", fixture("snakeoil.pem"));
-    for (const [name, signer] of [["PK", "PK"], ["KEK", "PK"], ["db", "KEK"]]) {
+    ukitool("keys", "export", keys, "-o", cli, "--timestamp", String(EXPORT_TIME), "--append-db", fixture("snakeoil.pem"), "--dbx", fixture("other.pem"));
+    const own = (n) => join(keys, `${n}.crt`);
+    for (const [name, signer, first] of [["PK", "PK", own("PK")], ["KEK", "PK", own("KEK")], ["db", "KEK", own("db")], ["dbx", "KEK", fixture("other.pem")]]) {
       const esl = readFileSync(join(exported, `${name}.esl`));
       const auth = readFileSync(join(exported, `${name}.auth`));
       assert.ok(esl.equals(readFileSync(join(cli, `${name}.esl`))), `${name}.esl = the CLI's`);
       assert.ok(auth.equals(readFileSync(join(cli, `${name}.auth`))), `${name}.auth = the CLI's`);
-      // efitools reads the list back: our certificate first.
+      // efitools reads the list back: its certificate first.
       const prefix = join(tmp, `${name}-back`);
       sh("sig-list-to-certs", [join(exported, `${name}.esl`), prefix]);
-      const der = execFileSync("openssl", ["x509", "-in", join(keys, `${name}.crt`), "-outform", "DER"]);
-      assert.ok(readFileSync(`${prefix}-0.der`).equals(der), `${name}.esl holds ${name}.crt`);
+      const der = execFileSync("openssl", ["x509", "-in", first, "-outform", "DER"]);
+      assert.ok(readFileSync(`${prefix}-0.der`).equals(der), `${name}.esl holds ${first}`);
       // and signs the same list into the same bytes, with the signer's page-made key.
       const theirs = join(tmp, `${name}.ref.auth`);
       sh("sign-efi-sig-list", ["-t", EXPORT_TIME_TEXT, "-k", join(keys, `${signer}.key`), "-c", join(keys, `${signer}.crt`), name, join(exported, `${name}.esl`), theirs]);
