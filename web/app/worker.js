@@ -112,7 +112,7 @@ async function openInspection(file, j) {
 function resetState(j, file, anchors) {
   if (state.verifier) state.verifier.free();
   if (state.whole) state.whole.free();
-  state = { job: j, file, verifier: null, whole: null, name: file.name || "file", anchors: [...anchors] };
+  state = { job: j, file, verifier: null, whole: null, name: file.name || "file", anchors: [...anchors], pcr: null };
 }
 
 async function open(file, j, anchors) {
@@ -161,36 +161,97 @@ async function open(file, j, anchors) {
     await addAnchors(verifier, j);
     postVerify(j, verifier.ms);
 
-    // Each section's payload hash, streamed. Small payloads come out of one shared
-    // read window: a hostile table of 65535 tiny sections costs no 65535 reads.
     const ranges = insp.payloadRanges();
-    let total = 0;
-    for (let i = 1; i < ranges.length; i += 2) total += Math.max(ranges[i], 0);
-    const onBytes = progress(j, total, "hashing sections");
-    let win = null;
-    for (let i = 0; i < ranges.length; i += 2) {
-      const [off, len] = [ranges[i], ranges[i + 1]];
-      if (len < 0) continue; // payload outside the file: no hash, as in the CLI
-      let digest;
-      if (len <= SMALL) {
-        if (!win || off < win.start || off + len > win.start + win.bytes.length) {
-          win = { start: off, bytes: await read(file, off, Math.max(len, CHUNK)) };
-          check(j);
-        }
-        const view = win.bytes.subarray(off - win.start, off - win.start + len);
-        digest = await sha256Bytes(view);
-        onBytes(len);
-      } else {
-        digest = (await digestOf(file, [[off, off + len]], ["sha256"], j, onBytes)).sha256;
-      }
-      check(j);
-      insp.setSha256(i / 2, digest);
-    }
+    const measured = parsed.kind === "uki" ? measuredSections(parsed) : new Set();
+    const t0 = performance.now();
+    const digests = await hashSections(file, insp, ranges, measured, j);
+    const hashMs = performance.now() - t0;
     postMessage({ type: JOB_REPLY.REPORT, job: j, json: insp.report() });
-    if (parsed.kind === "uki") await predictPcr(file, j);
+    if (parsed.kind === "uki") {
+      state.pcr = { names: parsed.sections.map((s) => s.name), ranges, digests, hashMs, pcrsig: !!parsed.pcrsig };
+      await predictPcr(j, null);
+    }
   } finally {
     insp.free();
   }
+}
+
+// Every section systemd-stub may measure, in any profile (core measure::select_parts).
+function measuredSections(parsed) {
+  const names = parsed.sections.map((s) => s.name);
+  const out = new Set();
+  try {
+    for (let p = 0; p < Math.max(1, parsed.profiles.length); p++) {
+      for (const i of wasm.measurePlan(names, p)) out.add(i);
+    }
+  } catch {
+    // The core says why at prediction time (the whole-file path gives its error).
+  }
+  return out;
+}
+
+const PCR_BANKS = ["SHA-1", "SHA-256", "SHA-384", "SHA-512"]; // systemd's bank order
+
+// Each section's payload sha256 into the report; for the sections PCR 11 measures, also
+// their digests in every bank (returned, by section index), computed from the same read
+// with WebCrypto's four digests in parallel. Small payloads come out of one shared read
+// window: a hostile table of 65535 tiny sections costs no 65535 reads.
+async function hashSections(file, insp, ranges, measured, j) {
+  let total = 0;
+  for (let i = 1; i < ranges.length; i += 2) total += Math.max(ranges[i], 0);
+  const onBytes = progress(j, total, "hashing sections");
+  const webcrypto = !!(speeds && speeds.webcrypto >= speeds.wasm && crypto.subtle);
+  const banks = new Map();
+  let win = null;
+  for (let i = 0; i < ranges.length; i += 2) {
+    const [off, len] = [ranges[i], ranges[i + 1]];
+    if (len < 0) continue; // payload outside the file: no hash, as in the CLI
+    const all = webcrypto && measured.has(i / 2) && len <= WEBCRYPTO_MAX;
+    let digest;
+    if (len <= SMALL) {
+      if (!win || off < win.start || off + len > win.start + win.bytes.length) {
+        win = { start: off, bytes: await read(file, off, Math.max(len, CHUNK)) };
+        check(j);
+      }
+      const view = win.bytes.subarray(off - win.start, off - win.start + len);
+      if (all) banks.set(i / 2, await digestAll(view));
+      digest = all ? banks.get(i / 2)[1] : await sha256Bytes(view);
+      onBytes(len);
+    } else if (all) {
+      const data = await readProgress(file, off, len, j, onBytes);
+      banks.set(i / 2, await digestAll(data));
+      digest = banks.get(i / 2)[1];
+    } else {
+      digest = (await digestOf(file, [[off, off + len]], ["sha256"], j, onBytes)).sha256;
+    }
+    check(j);
+    insp.setSha256(i / 2, digest);
+  }
+  return banks;
+}
+
+// The four PCR bank digests of one buffer, hex, in systemd's bank order.
+async function digestAll(data) {
+  const ds = await Promise.all(PCR_BANKS.map((a) => crypto.subtle.digest(a, data)));
+  return ds.map(hex);
+}
+
+// `len` bytes at `off` as one buffer, read chunk by chunk so that the progress bar
+// moves while a large payload is read (the hash of it is then one call).
+function readProgress(file, off, len, j, onBytes) {
+  return readRanges(file, [[off, off + len]], len, j, onBytes);
+}
+
+// The ranges, back to back, in one buffer of `length` bytes.
+async function readRanges(file, ranges, length, j, onBytes) {
+  const out = new Uint8Array(length);
+  let pos = 0;
+  await stream(file, ranges, j, (_at, chunk) => {
+    out.set(chunk, pos);
+    pos += chunk.length;
+    onBytes(chunk.length);
+  });
+  return out;
 }
 
 // sha256 of bytes already in memory, by the faster engine.
@@ -215,16 +276,14 @@ async function digestOf(file, ranges, algs, j, onBytes) {
   const useWebCrypto = speeds && speeds.webcrypto >= speeds.wasm && length <= WEBCRYPTO_MAX && crypto.subtle;
   const out = {};
   if (useWebCrypto) {
+    // WebCrypto digests one buffer: the ranges are read into it piece by piece (so the
+    // bar moves), then every algorithm hashes it at once.
     const t0 = performance.now();
-    const data =
-      ranges.length === 1
-        ? await file.slice(ranges[0][0], ranges[0][1]).arrayBuffer()
-        : await new Blob(ranges.map(([a, b]) => file.slice(a, b))).arrayBuffer();
-    check(j);
+    const data = await readRanges(file, ranges, length, j, onBytes);
     const t1 = performance.now();
-    for (const alg of algs) out[alg] = hex(await crypto.subtle.digest(ALGS[alg], data));
+    const ds = await Promise.all(algs.map((alg) => crypto.subtle.digest(ALGS[alg], data)));
+    algs.forEach((alg, i) => (out[alg] = hex(ds[i])));
     lastTiming = { engine: "webcrypto", read_ms: t1 - t0, hash_ms: performance.now() - t1, bytes: length };
-    onBytes(length);
     return out;
   }
   const hs = algs.map((a) => new wasm.Hasher(a));
@@ -314,23 +373,52 @@ async function ensureWhole(j) {
   return buf;
 }
 
-// PCR 11 for every bank and phase, and the .pcrsig check, from the whole file.
-async function predictPcr(file, j) {
+// PCR 11 for every bank and phase (= `ukitool measure --json [--profile N]`) from the
+// digests hashSections kept; the whole file is read into wasm only for the .pcrsig
+// check, or when a digest is missing (then the core hashes, and names any error).
+async function predictPcr(j, profile) {
+  const p = state.pcr;
   try {
-    const buf = await ensureWhole(j);
-    check(j);
-    postMessage({ type: JOB_REPLY.PROGRESS, job: j, done: 0, total: 0, what: "predicting PCR 11" });
-    postMessage({ type: JOB_REPLY.PCR, job: j, json: wasm.measure(buf), check: wasm.pcrCheck(buf) });
+    const t0 = performance.now();
+    let json = null;
+    const plan = safePlan(p.names, profile);
+    if (plan && plan.every((i) => p.digests.has(i))) {
+      const lens = plan.map((i) => p.ranges[2 * i + 1]);
+      json = wasm.measureDigests(
+        plan.map((i) => p.names[i]),
+        lens,
+        plan.flatMap((i) => p.digests.get(i)),
+      );
+    }
+    const streamed = json !== null;
+    let pcrsig = null;
+    if (json === null || p.pcrsig) {
+      const buf = await ensureWhole(j);
+      check(j);
+      if (json === null) json = wasm.measure(buf, profile === null ? undefined : profile);
+      if (p.pcrsig) pcrsig = wasm.pcrCheck(buf);
+    }
+    const ms = p.hashMs + performance.now() - t0;
+    postMessage({ type: JOB_REPLY.PCR, job: j, json, check: pcrsig, profile, ms, streamed });
   } catch (e) {
     if (e instanceof Superseded || e instanceof WebAssembly.RuntimeError) throw e;
-    postMessage({ type: JOB_REPLY.PCR, job: j, error: errorMessage(e).message });
+    postMessage({ type: JOB_REPLY.PCR, job: j, error: errorMessage(e).message, profile });
+  }
+}
+
+function safePlan(names, profile) {
+  try {
+    return Array.from(wasm.measurePlan(names, profile === null ? undefined : profile));
+  } catch {
+    return null;
   }
 }
 
 // A progress reporter posting at most ten times a second.
 function progress(j, total, what) {
   let done = 0;
-  let lastPost = 0;
+  let lastPost = performance.now();
+  postMessage({ type: JOB_REPLY.PROGRESS, job: j, done, total, what }); // the bar shows at once
   return (n) => {
     done += n;
     const now = performance.now();
@@ -474,12 +562,24 @@ async function anchor(msg) {
   }
 }
 
+// PCR 11 for another profile of the UKI shown (the page's profile selector).
+async function profilePcr(msg) {
+  try {
+    await ready;
+    if (state.job !== msg.job || !state.pcr) return;
+    await predictPcr(msg.job, msg.profile);
+  } catch (e) {
+    if (!(e instanceof Superseded)) crashed(e, msg.job);
+  }
+}
+
 const TASKS = { [TASK.DISK_IMAGE]: diskImage, [TASK.BUILD_UKI]: buildUki, [TASK.DISK_FILE]: diskFile };
 
 onmessage = async (ev) => {
   const msg = ev.data;
   if (TASKS[msg.type]) return task(msg, TASKS[msg.type]);
   if (msg.type === JOB.ANCHOR || msg.type === JOB.CLEAR_ANCHORS) return anchor(msg);
+  if (msg.type === JOB.PROFILE) return profilePcr(msg);
   if (msg.type !== JOB.OPEN) return;
   current = msg.job;
   job = msg.job;
