@@ -167,7 +167,7 @@ function onJobReply(m) {
       state.fileNames = m.names;
       state.report = JSON.parse(m.json);
       state.reportJson = m.json;
-      setStatus("Working…", true);
+      setStatus("Checking signatures (Authenticode hash)…", true);
       render();
       break;
     case JOB_REPLY.PROGRESS:

@@ -330,7 +330,13 @@ async function verifySetup(file, prefix, chunks, j) {
         total += flat[i + 1] - flat[i];
       }
       const algs = v.digestAlgorithms();
-      const digests = await digestOf(file, ranges, algs, j, progress(j, total, "Authenticode hash"));
+      const digests = await digestOf(
+        file,
+        ranges,
+        algs,
+        j,
+        progress(j, total, "checking signatures (Authenticode hash)"),
+      );
       for (const alg of algs) v.setDigest(alg, digests[alg]);
       v.timing = lastTiming;
     }
