@@ -374,6 +374,7 @@ for (const p of Object.values(PANELS)) p.setup(ctx);
 // shows as data.
 window.ukitool = {
   openFile,
+  file: () => state.file,
   state: () => ({
     job: state.job,
     report: state.reportJson,
