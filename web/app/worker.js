@@ -20,6 +20,7 @@ let speeds = null; // measured sha256 throughput, MB/s, {webcrypto, wasm}
 let job = 0; // the job being run, for crash reports
 // What the current job keeps for later requests (anchors, disk images).
 let lastTiming = null; // read and hash times of the last digestOf, for the benchmark
+let lastRead = null; // {data, ranges}: what digestOf's WebCrypto path read, back to back
 let state = { job: 0, file: null, verifier: null, whole: null, name: "", anchors: [] };
 const ALGS = { sha1: "SHA-1", sha256: "SHA-256", sha384: "SHA-384", sha512: "SHA-512" };
 
@@ -112,7 +113,16 @@ async function openInspection(file, j) {
 function resetState(j, file, anchors) {
   if (state.verifier) state.verifier.free();
   if (state.whole) state.whole.free();
-  state = { job: j, file, verifier: null, whole: null, name: file.name || "file", anchors: [...anchors], pcr: null };
+  state = {
+    job: j,
+    file,
+    verifier: null,
+    whole: null,
+    name: file.name || "file",
+    anchors: [...anchors],
+    pcr: null,
+    read: null,
+  };
 }
 
 async function open(file, j, anchors) {
@@ -207,8 +217,13 @@ async function hashSections(file, insp, ranges, measured, j) {
     const [off, len] = [ranges[i], ranges[i + 1]];
     if (len < 0) continue; // payload outside the file: no hash, as in the CLI
     const all = webcrypto && measured.has(i / 2) && len <= WEBCRYPTO_MAX;
+    const held = webcrypto ? inMemory(off, len) : null;
     let digest;
-    if (len <= SMALL) {
+    if (held) {
+      if (all) banks.set(i / 2, await digestAll(held));
+      digest = all ? banks.get(i / 2)[1] : hex(await crypto.subtle.digest("SHA-256", held));
+      onBytes(len);
+    } else if (len <= SMALL) {
       if (!win || off < win.start || off + len > win.start + win.bytes.length) {
         win = { start: off, bytes: await read(file, off, Math.max(len, CHUNK)) };
         check(j);
@@ -227,7 +242,21 @@ async function hashSections(file, insp, ranges, measured, j) {
     check(j);
     insp.setSha256(i / 2, digest);
   }
+  state.read = null; // the section pass was its last use
   return banks;
+}
+
+// [off, off + len) of the file as a view of the bytes the Authenticode pass read, when
+// they hold it whole (every section payload of a well-formed PE); else null.
+function inMemory(off, len) {
+  const held = state.read;
+  if (!held) return null;
+  let pos = 0;
+  for (const [a, b] of held.ranges) {
+    if (off >= a && off + len <= b) return held.data.subarray(pos + off - a, pos + off - a + len);
+    pos += b - a;
+  }
+  return null;
 }
 
 // The four PCR bank digests of one buffer, hex, in systemd's bank order.
@@ -301,6 +330,7 @@ async function digestOf(file, ranges, algs, j, onBytes) {
     const ds = await Promise.all(algs.map((alg) => crypto.subtle.digest(ALGS[alg], data)));
     algs.forEach((alg, i) => (out[alg] = hex(ds[i])));
     lastTiming = { engine: "webcrypto", read_ms: t1 - t0, hash_ms: performance.now() - t1, bytes: length };
+    lastRead = { data, ranges };
     return out;
   }
   const hs = algs.map((a) => new wasm.Hasher(a));
@@ -355,6 +385,10 @@ async function verifySetup(file, prefix, chunks, j) {
         progress(j, total, "checking signatures (Authenticode hash)"),
       );
       for (const alg of algs) v.setDigest(alg, digests[alg]);
+      // The bytes just hashed hold every section payload: the section pass reads them
+      // from memory instead of from the file again.
+      state.read = lastRead;
+      lastRead = null;
       v.timing = lastTiming;
     }
     v.ms = performance.now() - t0;
