@@ -288,6 +288,22 @@ fn a_self_signed_chain_is_listed_once() {
         "chain:     ukitool other test key [not an anchor]",
         "{text}"
     );
+    // Its private key given as the certificate: one sentence that says so.
+    let out = ukitool()
+        .args([
+            "verify",
+            "--cert",
+            path_str(&fixture("other.key")),
+            path_str(&fixture("uki-other-signed.efi")),
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("this is a private key (PEM \"PRIVATE KEY\"), not a certificate"),
+        "{err}"
+    );
 }
 
 #[test]
