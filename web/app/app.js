@@ -53,7 +53,7 @@ function render(...names) {
   if (state.parent) $("back-disk").textContent = `← Back to the disk ${state.parent.file.name}`;
   document.body.dataset.state = state.status.busy ? "busy" : state.final ? "done" : "idle";
   document.body.dataset.work = state.busy ? "busy" : "idle";
-  markScrollable();
+  if (list.some((n) => n !== "status")) markScrollable(); // not ten times a second for the bar
 }
 
 // A table wider than its panel scrolls sideways; with no control inside to take focus,
