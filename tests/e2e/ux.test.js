@@ -47,6 +47,13 @@ async function axe(page) {
   });
 }
 
+/** Screenshots of panels, with the sticky bar unstuck so it does not cover them. */
+async function shoot(page, ids, name) {
+  await page.evaluate(() => (document.querySelector(".toc").style.position = "static"));
+  for (const id of ids) await page.locator(`#${id}`).screenshot({ path: artifact(name(id)) });
+  await page.evaluate(() => (document.querySelector(".toc").style.position = ""));
+}
+
 /** Tab through the whole page: each stop's element, whether it ended under the sticky
  *  bar, and whether every visible, enabled control was reached. */
 async function keyboardWalk(page) {
@@ -139,7 +146,7 @@ describe("every panel at three sizes, light and dark", () => {
         await page.selectOption("#i-layout", "talos");
         await page.click("#i-part-add");
         const found = { pe: await axe(page) };
-        for (const id of PE_PANELS) await page.locator(`#${id}`).screenshot({ path: artifact(`ux-${tag}-${id}.png`) });
+        await shoot(page, PE_PANELS, (id) => `ux-${tag}-${id}.png`);
         const toc = await page.evaluate(() => Math.round(document.querySelector(".toc").getBoundingClientRect().height));
         const hidden = await jumpsClearTheBar(page, PE_PANELS);
         // Tab order does not change with the colour scheme: the walk runs once a size.
@@ -153,7 +160,7 @@ describe("every panel at three sizes, light and dark", () => {
 
         await open(page, disk);
         found.disk = await axe(page);
-        for (const id of DISK_PANELS) await page.locator(`#${id}`).screenshot({ path: artifact(`ux-${tag}-disk-${id}.png`) });
+        await shoot(page, DISK_PANELS, (id) => `ux-${tag}-disk-${id}.png`);
         const diskWalk = scheme === "light" ? await keyboardWalk(page) : { stops: [], under: [], missed: [] };
         figures[tag] = { toc, hidden, under: walk.under, missed: walk.missed, stops: walk.stops.length, contrast, mobile, diskMissed: diskWalk.missed, diskUnder: diskWalk.under, axe: found };
         writeFileSync(artifact(`ux-${tag}.json`), JSON.stringify(figures[tag], null, 1));
