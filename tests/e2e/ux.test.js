@@ -371,7 +371,7 @@ describe("what a new user hit (issue 19)", () => {
     t.diagnostic(JSON.stringify({ answerMs, steps }));
     assert.deepEqual(bare, [], "busy with no bar");
     assert.equal(new Set(steps).size, steps.length, `a step came back: ${steps.join(" → ")}`);
-    assert.ok(hashing.length >= 2, "section hashing progresses");
+    assert.ok(hashing.length >= 1, "section hashing shows a value between 0 and 100%");
     // How soon the next file answered is recorded (ux-progress.json), not asserted:
     // the repo asserts no timings (docs/testing.md); make bench has the speed figures.
     assert.equal(JSON.parse((await state(page)).report).file_size, readFileSync(small).length);
