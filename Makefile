@@ -15,7 +15,7 @@ APT_PACKAGES := \
 	ovmf qemu-system-x86 qemu-system-arm qemu-efi-aarch64 binutils-aarch64-linux-gnu \
 	sbsigntool osslsigncode pesign python3-pefile \
 	efitools softhsm2 opensc p11-kit-modules \
-	binutils busybox-static cpio gzip zstd openssl file \
+	binutils busybox-static cpio gzip zstd xz-utils qemu-utils python3-fusepy openssl file \
 	mtools dosfstools gdisk fdisk e2fsprogs bmap-tools xfsprogs grub-common grub-pc-bin \
 	chromium binaryen hyperfine time
 # Debian's npm, only when `npm` is missing: NodeSource's nodejs bundles npm and conflicts with it.
