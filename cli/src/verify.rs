@@ -143,6 +143,8 @@ pub fn print_human(w: &mut dyn Write, out: &Verification) -> std::io::Result<()>
         if !s.chain.is_empty() {
             let end = match (&s.trusted_by, &s.chain_ends_at) {
                 (Some(_), _) => " [anchor]".to_string(),
+                // A self-signed last certificate is where the chain ends: not twice.
+                (None, Some(e)) if s.chain.last() == Some(e) => " [not an anchor]".to_string(),
                 (None, Some(e)) => format!(" -> {e} [not an anchor]"),
                 _ => String::new(),
             };

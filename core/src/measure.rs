@@ -72,25 +72,38 @@ pub fn parse_bank(name: &str) -> Result<DigestAlgorithm> {
 /// `.dtbauto`/`.efifw`, the stub measures only the one matching the hardware, which a
 /// prediction cannot know: the first is taken.
 pub fn uki_parts<'a>(pe: &PeFile<'a>, profile: Option<u32>) -> Result<Vec<Part<'a>>> {
-    let mut base: Vec<Part<'a>> = Vec::new();
-    let mut blocks: Vec<Vec<Part<'a>>> = Vec::new();
+    let mut items = Vec::with_capacity(pe.sections.len());
     for s in &pe.sections {
-        let part = Part {
-            name: MEASURE_ORDER
-                .iter()
-                .find(|n| **n == s.name)
-                .copied()
-                .unwrap_or(""),
-            chunks: vec![s.payload(pe.data)?],
-        };
-        if s.name == ".profile" {
-            blocks.push(vec![part]);
-        } else if part.name.is_empty() {
-            continue;
-        } else if let Some(b) = blocks.last_mut() {
-            b.push(part);
-        } else {
-            base.push(part);
+        items.push((s.name.as_str(), s.payload(pe.data)?));
+    }
+    Ok(select_parts(items, profile)?
+        .into_iter()
+        .map(|(name, payload)| Part {
+            name,
+            chunks: vec![payload],
+        })
+        .collect())
+}
+
+/// [`uki_parts`] over any per-section value (a payload, or an index for a caller that
+/// hashes the payloads itself, as the page does): `sections` are (name, value) in file
+/// order; the result is (measured name, value) for `profile`.
+pub fn select_parts<T: Clone>(
+    sections: impl IntoIterator<Item = (impl AsRef<str>, T)>,
+    profile: Option<u32>,
+) -> Result<Vec<(&'static str, T)>> {
+    let mut base: Vec<(&'static str, T)> = Vec::new();
+    let mut blocks: Vec<Vec<(&'static str, T)>> = Vec::new();
+    for (name, value) in sections {
+        let name = name.as_ref();
+        let measured = MEASURE_ORDER.iter().find(|n| **n == name).copied();
+        if name == ".profile" {
+            blocks.push(vec![(".profile", value)]);
+        } else if let Some(m) = measured {
+            match blocks.last_mut() {
+                Some(b) => b.push((m, value)),
+                None => base.push((m, value)),
+            }
         }
     }
     let n = profile.unwrap_or(0);
@@ -110,10 +123,20 @@ pub fn uki_parts<'a>(pe: &PeFile<'a>, profile: Option<u32>) -> Result<Vec<Part<'
     })?;
     // A set, not a scan of the block per base part: 32767 parts on each side were
     // quadratic (26 s, issue 9).
-    let own: std::collections::HashSet<&str> = block.iter().map(|p| p.name).collect();
-    let mut out: Vec<Part<'a>> = base.into_iter().filter(|b| !own.contains(b.name)).collect();
+    let own: std::collections::HashSet<&str> = block.iter().map(|p| p.0).collect();
+    let mut out: Vec<(&'static str, T)> = base.into_iter().filter(|b| !own.contains(b.0)).collect();
     out.extend(block.iter().cloned());
     Ok(out)
+}
+
+/// A measured part whose payload was hashed elsewhere: its name, its payload's length
+/// and its digest in each bank (in the order of the banks passed to
+/// [`predict_digests`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartDigests<'a> {
+    pub name: &'a str,
+    pub len: u64,
+    pub digests: Vec<Vec<u8>>,
 }
 
 /// Extend `pcr` with `digest` in `bank`: PCR = H(PCR || digest).
@@ -131,6 +154,40 @@ pub fn predict(
     banks: &[DigestAlgorithm],
     phases: &[String],
 ) -> Result<Vec<Prediction>> {
+    let mut hashed = Vec::new();
+    for name in MEASURE_ORDER {
+        if name == ".pcrsig" {
+            continue;
+        }
+        // At most one of each name is measured (the stub's table lookup finds one).
+        let Some(part) = parts.iter().find(|p| p.name == name) else {
+            continue;
+        };
+        let mut hashers: Vec<Hasher> = banks.iter().map(|b| Hasher::new(*b)).collect();
+        let mut len = 0u64;
+        for c in &part.chunks {
+            len = len.saturating_add(c.len() as u64);
+            for h in &mut hashers {
+                h.update(c);
+            }
+        }
+        hashed.push(PartDigests {
+            name,
+            len,
+            digests: hashers.into_iter().map(Hasher::finish).collect(),
+        });
+    }
+    predict_digests(&hashed, banks, phases)
+}
+
+/// [`predict`] from payload digests computed elsewhere (the page hashes with
+/// WebCrypto while it streams the file). A part without a digest for every bank is
+/// an error; an empty payload is not measured, as by the stub.
+pub fn predict_digests(
+    parts: &[PartDigests<'_>],
+    banks: &[DigestAlgorithm],
+    phases: &[String],
+) -> Result<Vec<Prediction>> {
     let phases: Vec<String> = if phases.is_empty() {
         DEFAULT_PHASES.iter().map(|s| s.to_string()).collect()
     } else {
@@ -141,24 +198,32 @@ pub fn predict(
         if name == ".pcrsig" {
             continue;
         }
-        // At most one of each name is measured (the stub's table lookup finds one).
         let Some(part) = parts.iter().find(|p| p.name == name) else {
             continue;
         };
-        if part.chunks.iter().all(|c| c.is_empty()) {
+        if part.len == 0 {
             continue;
+        }
+        if part.digests.len() != banks.len() {
+            return Err(Error::invalid(format!(
+                "{name}: {} payload digests for {} banks",
+                part.digests.len(),
+                banks.len()
+            )));
         }
         let mut name_nul = name.as_bytes().to_vec();
         name_nul.push(0);
-        let mut hashers: Vec<Hasher> = banks.iter().map(|b| Hasher::new(*b)).collect();
-        for c in &part.chunks {
-            for h in &mut hashers {
-                h.update(c);
+        for ((bank, pcr), d) in banks.iter().zip(&mut pcrs).zip(&part.digests) {
+            if d.len() != bank.output_len() {
+                return Err(Error::invalid(format!(
+                    "{name}: a {} digest has {} bytes, not {}",
+                    bank.name(),
+                    d.len(),
+                    bank.output_len()
+                )));
             }
-        }
-        for ((bank, pcr), h) in banks.iter().zip(&mut pcrs).zip(hashers) {
             extend(*bank, pcr, &bank.digest(&name_nul));
-            extend(*bank, pcr, &h.finish());
+            extend(*bank, pcr, d);
         }
     }
     let mut out = Vec::with_capacity(banks.len().saturating_mul(phases.len()));

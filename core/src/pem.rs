@@ -41,6 +41,11 @@ pub fn encode_public_key(der: &[u8]) -> Result<String> {
 pub fn certificates(data: &[u8]) -> Result<Vec<Vec<u8>>> {
     let begin = BEGIN_CERTIFICATE.as_bytes();
     if !data.windows(begin.len()).any(|w| w == begin) {
+        if let Some(label) = first_label(data).filter(|l| l.ends_with("PRIVATE KEY")) {
+            return Err(Error::invalid(format!(
+                "this is a private key (PEM \"{label}\"), not a certificate: give the certificate that goes with it"
+            )));
+        }
         return Ok(Vec::new());
     }
     let text = String::from_utf8_lossy(data);
@@ -59,11 +64,31 @@ pub fn certificates(data: &[u8]) -> Result<Vec<Vec<u8>>> {
         .collect()
 }
 
+/// The label of the first PEM block in `data` (`-----BEGIN LABEL-----`), if any.
+fn first_label(data: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(data.get(..data.len().min(4096))?);
+    let (_, rest) = text.split_once("-----BEGIN ")?;
+    let (label, _) = rest.split_once("-----")?;
+    Some(label.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     const KEY: &str = "-----BEGIN PUBLIC KEY-----\nMCowBQYDK2VwAyEAGb9ECWmEzf6FQbrBZ9w7lshQhqowtrbLDFw4rXAxZuE=\n-----END PUBLIC KEY-----\n";
+
+    #[test]
+    fn a_private_key_is_not_taken_for_a_certificate() {
+        let key =
+            "-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIA==\n-----END PRIVATE KEY-----\n";
+        let e = certificates(key.as_bytes()).unwrap_err().to_string();
+        assert!(e.contains("private key (PEM \"PRIVATE KEY\")"), "{e}");
+        assert!(
+            certificates(b"\x30\x82").unwrap().is_empty(),
+            "DER passes through"
+        );
+    }
 
     #[test]
     fn public_keys_round_trip_and_der_passes_through() {

@@ -253,6 +253,59 @@ fn test_key_verdicts_match_sbverify() {
     }
 }
 
+/// A self-signed signer (other.pem, CN = its own issuer) is where its chain ends: the
+/// text output names it once (issue 19), as openssl shows the certificate is self-issued.
+#[test]
+fn a_self_signed_chain_is_listed_once() {
+    let cert = fixture("other.pem");
+    let issuer = run_ok(Command::new("openssl").args([
+        "x509",
+        "-noout",
+        "-subject",
+        "-issuer",
+        "-nameopt",
+        "RFC2253",
+        "-in",
+        path_str(&cert),
+    ]));
+    let names: Vec<&str> = issuer
+        .lines()
+        .filter_map(|l| l.split_once('=').map(|x| x.1))
+        .collect();
+    assert_eq!(names.len(), 2, "{issuer}");
+    assert_eq!(names[0], names[1], "other.pem is self-signed: {issuer}");
+    let out = ukitool()
+        .args(["verify", path_str(&fixture("uki-other-signed.efi"))])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let chain = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("chain:"))
+        .expect("a chain line");
+    assert_eq!(
+        chain.trim(),
+        "chain:     ukitool other test key [not an anchor]",
+        "{text}"
+    );
+    // Its private key given as the certificate: one sentence that says so.
+    let out = ukitool()
+        .args([
+            "verify",
+            "--cert",
+            path_str(&fixture("other.key")),
+            path_str(&fixture("uki-other-signed.efi")),
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("this is a private key (PEM \"PRIVATE KEY\"), not a certificate"),
+        "{err}"
+    );
+}
+
 #[test]
 fn dual_signed_in_both_orders_and_nested_all_signatures_found() {
     let snakeoil = fixture("snakeoil.pem");

@@ -8,7 +8,7 @@ import { JOB, JOB_REPLY, LIFE, TASK_REPLY, family } from "./protocol.js";
 import { state, reset, baseName } from "./state.js";
 import { download, revokeAll } from "./files.js";
 import { size } from "./dom.js";
-import { $ } from "./panels/common.js";
+import { $, plural } from "./panels/common.js";
 import * as status from "./panels/status.js";
 import * as summary from "./panels/summary.js";
 import * as sections from "./panels/sections.js";
@@ -67,17 +67,55 @@ function render(...names) {
   for (const id of [...new Set([...PE_PANELS, ...DISK_PANELS])]) {
     const on = shown.includes(id);
     $(id).hidden = !on;
-    const link = document.querySelector(`.toc a[href="#${id}"]`);
-    if (link) link.hidden = !on;
+    for (const link of document.querySelectorAll(`.toc a[href="#${id}"]`)) link.hidden = !on;
   }
   $("export").disabled = !state.final;
+  $("back").hidden = !state.parent;
+  if (state.parent) $("back-disk").textContent = `← Back to the disk ${state.parent.file.name}`;
   document.body.dataset.state = state.status.busy ? "busy" : state.final ? "done" : "idle";
   document.body.dataset.work = state.busy ? "busy" : "idle";
+  if (list.some((n) => n !== "status")) markScrollable(); // not ten times a second for the bar
 }
 
-function setStatus(text, busy) {
-  state.status = { text, busy };
+// A table wider than its panel scrolls sideways; with no control inside to take focus,
+// its box itself becomes a named tab stop so the keyboard can scroll it too.
+function markScrollable() {
+  for (const w of document.querySelectorAll(".table-wrap")) {
+    const over = w.scrollWidth > w.clientWidth + 1 && w.getClientRects().length > 0;
+    const focusable = w.querySelector("button, a[href], input, select, textarea");
+    if (over && !focusable) {
+      if (w.tabIndex === 0) continue;
+      const prev = w.previousElementSibling;
+      const heading =
+        prev && /^H[2-4]$/.test(prev.tagName) ? prev : w.closest(".panel, details")?.querySelector("h2, summary");
+      w.tabIndex = 0;
+      w.setAttribute("role", "region");
+      w.setAttribute("aria-label", `${heading ? heading.textContent : "Table"} (scrolls sideways)`);
+    } else if (w.getAttribute("role") === "region") {
+      w.removeAttribute("tabindex");
+      w.removeAttribute("role");
+      w.removeAttribute("aria-label");
+    }
+  }
+}
+
+function setStatus(text, busy, error = false) {
+  state.status = { text, busy, error };
   if (!busy) state.progress = null;
+}
+
+// The end of a file's work. A PE with error lints is not "Done" like a sound one:
+// `ukitool inspect` exits 2 on it, and the page says so in the same words.
+function doneStatus() {
+  const r = state.report;
+  const errors = state.view === "pe" && r ? r.lints.filter((l) => l.severity === "error") : [];
+  if (!errors.length) return setStatus("Done", false);
+  const ids = [...new Set(errors.map((l) => l.id))].join(", ");
+  setStatus(
+    `Done, with ${plural(errors.length, "error")} (${ids}): the file is damaged, and ukitool inspect exits 2 on it.`,
+    false,
+    true,
+  );
 }
 
 // ---- the Worker -------------------------------------------------------------
@@ -150,7 +188,7 @@ function onJobReply(m) {
       state.fileNames = m.names;
       state.report = JSON.parse(m.json);
       state.reportJson = m.json;
-      setStatus("Working…", true);
+      setStatus("Checking signatures (Authenticode hash)…", true);
       render();
       break;
     case JOB_REPLY.PROGRESS:
@@ -162,7 +200,7 @@ function onJobReply(m) {
       state.reportJson = m.json;
       state.final = true;
       if (state.report.kind === "uki") setStatus("Predicting PCR 11…", true);
-      else setStatus("Done", false);
+      else doneStatus();
       render();
       break;
     case JOB_REPLY.VERIFY:
@@ -173,16 +211,19 @@ function onJobReply(m) {
         state.verifyMs = m.ms;
         state.verifyTiming = m.timing;
       }
-      render("summary", "signatures");
+      render("summary", "signatures", "image");
       break;
     case JOB_REPLY.ANCHOR_ERROR:
       state.anchorNote = { text: m.message, error: true };
       render("signatures");
       break;
     case JOB_REPLY.PCR:
+      if (state.pcrProfile !== null && m.profile !== state.pcrProfile) break; // another profile was asked for since
       state.pcr = m.error ? { error: m.error } : JSON.parse(m.json);
       state.pcrJson = m.error ? null : m.json;
-      state.pcrCheck = m.check ? JSON.parse(m.check) : null;
+      if (m.profile === null) state.pcrCheck = m.check ? JSON.parse(m.check) : null;
+      state.pcrProfile = m.profile;
+      if (typeof m.ms === "number") state.pcrTiming = { ms: m.ms, streamed: m.streamed };
       render("pcr");
       break;
     case JOB_REPLY.DISK:
@@ -200,7 +241,7 @@ function onJobReply(m) {
       break;
     case JOB_REPLY.FINISHED:
       state.busy = false;
-      if (state.report && !state.error) setStatus("Done", false);
+      if (state.report && !state.error) doneStatus();
       render("status");
       break;
   }
@@ -210,9 +251,11 @@ function onJobReply(m) {
 
 /** Show a file: everything about the previous one is forgotten (state.reset), but the
  *  trust anchors, which go with the new job. */
-function openFile(f) {
+function openFile(f, { fromDisk = false } = {}) {
   if (!f) return;
+  const parent = fromDisk ? { file: state.file } : null;
   reset(f);
+  state.parent = parent;
   revokeAll();
   $("welcome").hidden = true;
   setStatus(`Reading ${size(f.size)}…`, true);
@@ -241,6 +284,30 @@ function exportJson() {
   download(new Blob([state.reportJson + "\n"], { type: "application/json" }), `${baseName()}.inspect.json`);
 }
 
+// What a drop does depends on where it lands: on a file field (or its label), the
+// file goes into that field; on the Signatures panel, it is added as a trust anchor;
+// anywhere else, it is opened. The overlay says which before the drop.
+function dropTarget(target) {
+  const node = target instanceof Element ? target : null;
+  if (!node) return { kind: "open" };
+  const input = node.closest("input[type=file]") || node.closest("label")?.querySelector("input[type=file]");
+  if (input && !input.disabled) {
+    const label = input.closest("label");
+    const name = label ? label.textContent.trim().split(/[(\n]/)[0].trim() : input.id;
+    return { kind: "input", input, text: `Drop into “${name}”` };
+  }
+  if (node.closest("#p-signatures") && state.view === "pe")
+    return { kind: "anchor", text: "Drop to add a trust anchor" };
+  return { kind: "open", text: "Drop to inspect" };
+}
+
+function dropInto(input, files) {
+  const dt = new DataTransfer();
+  for (const f of input.multiple ? files : files.slice(0, 1)) dt.items.add(f);
+  input.files = dt.files;
+  input.dispatchEvent(new Event("change", { bubbles: true }));
+}
+
 function setupInput() {
   $("pick").addEventListener("click", () => $("file").click());
   $("file").addEventListener("change", (e) => {
@@ -261,6 +328,8 @@ function setupInput() {
     if (!hasFiles(e)) return;
     e.preventDefault();
     e.dataTransfer.dropEffect = "copy";
+    const text = dropTarget(e.target).text;
+    if (zone.firstElementChild.textContent !== text) zone.firstElementChild.textContent = text;
   });
   window.addEventListener("dragleave", () => {
     depth = Math.max(0, depth - 1);
@@ -273,9 +342,35 @@ function setupInput() {
     depth = 0;
     zone.hidden = true;
     if (taken) return;
-    const f = e.dataTransfer && e.dataTransfer.files[0];
-    if (f) openFile(f);
+    const files = e.dataTransfer ? Array.from(e.dataTransfer.files) : [];
+    if (!files.length) return;
+    const t = dropTarget(e.target);
+    if (t.kind === "input") dropInto(t.input, files);
+    else if (t.kind === "anchor") addAnchors(files);
+    else openFile(files[0]);
   });
+  $("back-disk").addEventListener("click", () => state.parent && openFile(state.parent.file));
+  // Links that lead to a control (the skip path to "Add trust anchor…") focus it.
+  document.querySelector(".toc").addEventListener("click", (e) => {
+    const a = e.target.closest("a[data-focus]");
+    const to = a && $(a.dataset.focus);
+    if (!to) return;
+    e.preventDefault();
+    to.focus();
+    to.scrollIntoView({ block: "center" });
+  });
+  let pendingMark = 0;
+  const remark = () => {
+    cancelAnimationFrame(pendingMark);
+    pendingMark = requestAnimationFrame(markScrollable);
+  };
+  window.addEventListener("resize", remark);
+  document.addEventListener("toggle", remark, true); // a <details> opened
+  // The sticky bar's real height, for scroll-padding and the panels' scroll margin.
+  new ResizeObserver(([entry]) => {
+    const h = Math.ceil(entry.borderBoxSize[0].blockSize);
+    document.documentElement.style.setProperty("--toc-h", `${h}px`);
+  }).observe(document.querySelector(".toc"));
   window.addEventListener("paste", (e) => {
     const f = e.clipboardData && e.clipboardData.files[0];
     if (f) {
@@ -285,7 +380,16 @@ function setupInput() {
   });
 }
 
-const ctx = { openFile, runTask, addAnchors, clearAnchors };
+/** PCR 11 for profile `n` of the UKI shown. */
+function pcrProfile(n) {
+  state.pcr = null;
+  state.pcrJson = null;
+  state.pcrProfile = n;
+  render("pcr");
+  worker.postMessage({ type: JOB.PROFILE, job: state.job, profile: n });
+}
+
+const ctx = { openFile, runTask, addAnchors, clearAnchors, pcrProfile };
 startWorker();
 setupInput();
 for (const p of Object.values(PANELS)) p.setup(ctx);
@@ -295,6 +399,7 @@ setupDropTargets();
 // shows as data.
 window.ukitool = {
   openFile,
+  file: () => state.file,
   state: () => ({
     job: state.job,
     report: state.reportJson,
@@ -302,6 +407,8 @@ window.ukitool = {
     verifyMs: state.verifyMs,
     verifyTiming: state.verifyTiming,
     pcr: state.pcrJson,
+    pcrProfile: state.pcrProfile,
+    pcrTiming: state.pcrTiming,
     speeds: state.speeds,
     error: $("error").hidden ? null : $("error").textContent,
   }),

@@ -29,7 +29,9 @@ export const state = {
   /** @type {object|null} `ukitool measure --json`, parsed; {error} when it failed */ pcr: null,
   /** @type {string|null} */ pcrJson: null,
   /** @type {object|null} {pcrsig, pcrsig_error} */ pcrCheck: null,
-  /** @type {number|null} the profile the PCR 11 table is for (null: base) */ pcrProfile: null,
+  /** @type {number|null} the profile the PCR 11 table is for (null: as the CLI without --profile) */
+  pcrProfile: null,
+  /** @type {{ms: number, streamed: boolean}|null} how long PCR 11 took in the Worker */ pcrTiming: null,
   /** @type {{message: string, kind?: string, offset?: number}|null} */ error: null,
   /** @type {{text: string, busy: boolean}} */ status: { text: "", busy: false },
   /** @type {{done: number, total: number, what: string}|null} */ progress: null,
@@ -57,6 +59,7 @@ export function reset(file) {
     pcrJson: null,
     pcrCheck: null,
     pcrProfile: null,
+    pcrTiming: null,
     error: null,
     status: { text: "", busy: true },
     progress: null,

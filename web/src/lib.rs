@@ -411,6 +411,11 @@ impl Verifier {
                 self.trust.anchors.extend(certs);
                 format!("{name}: certificate {}", cns.join(", "))
             }
+            // PEM text is never an EFI signature list: the certificate error alone says
+            // what is wrong (a private key, a broken block).
+            Err(cert_err) if data.trim_ascii().starts_with(b"-----BEGIN") => {
+                return Err(js_text(format!("{name}: {cert_err}")))
+            }
             Err(cert_err) => match siglist::parse(data) {
                 Ok(db) => {
                     self.trust.add_db(&db).map_err(js_error)?;
@@ -461,6 +466,50 @@ pub fn measure(file: &FileBuf, profile: Option<u32>) -> Result<String, JsValue> 
     let pe = PeFile::parse(&file.data).map_err(js_error)?;
     let input = MeasureInput::Uki { pe: &pe, profile };
     let m = command::measure(&input, &MeasureOptions::default()).map_err(js_error)?;
+    serde_json::to_string(&m).map_err(js_text)
+}
+
+/// Which sections systemd-stub measures for `profile`: `names` are the report's section
+/// names in file order; the result is their indices (core `measure::select_parts`).
+/// The page hashes those payloads itself, streamed through WebCrypto.
+#[wasm_bindgen(js_name = measurePlan)]
+pub fn measure_plan(names: Vec<String>, profile: Option<u32>) -> Result<Vec<u32>, JsValue> {
+    let items = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.as_str(), i as u32));
+    let parts = ukitool_core::measure::select_parts(items, profile).map_err(js_error)?;
+    Ok(parts.into_iter().map(|(_, i)| i).collect())
+}
+
+/// `ukitool measure FILE --json` from the digests of the parts `measurePlan` chose:
+/// `names[i]` (a section name), `lens[i]` its payload length, and `digests[4 i ..]` its
+/// sha1, sha256, sha384 and sha512 digests in hex.
+#[wasm_bindgen(js_name = measureDigests)]
+pub fn measure_digests(
+    names: Vec<String>,
+    lens: Vec<f64>,
+    digests: Vec<String>,
+) -> Result<String, JsValue> {
+    let opts = MeasureOptions::default();
+    let banks = command::measure::banks(&opts);
+    let mut parts = Vec::with_capacity(names.len());
+    for (i, name) in names.iter().enumerate() {
+        let len = lens.get(i).copied().unwrap_or(0.0);
+        let mut ds = Vec::with_capacity(banks.len());
+        for b in 0..banks.len() {
+            let hexd = digests
+                .get(i * banks.len() + b)
+                .ok_or_else(|| js_text(format!("{name}: a digest is missing")))?;
+            ds.push(unhex(hexd)?);
+        }
+        parts.push(ukitool_core::measure::PartDigests {
+            name,
+            len: len as u64,
+            digests: ds,
+        });
+    }
+    let m = command::measure::measure_digests(&parts, &opts).map_err(js_error)?;
     serde_json::to_string(&m).map_err(js_text)
 }
 

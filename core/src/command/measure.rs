@@ -3,7 +3,7 @@
 
 use crate::authenticode::DigestAlgorithm;
 use crate::error::Result;
-use crate::measure::{self as pcr, Part, Prediction};
+use crate::measure::{self as pcr, Part, PartDigests, Prediction};
 use crate::pe::PeFile;
 
 /// What is measured.
@@ -60,11 +60,15 @@ impl Measurement {
 /// systemd-measure refuses the same ("Either --linux= or --current must be
 /// specified"): a shim, a bare stub, an addon or a plain kernel has no PCR 11 to predict.
 fn no_linux(input: &MeasureInput<'_>) -> crate::Error {
-    crate::Error::invalid(match input {
-        MeasureInput::Uki { .. } => {
+    no_linux_in(matches!(input, MeasureInput::Uki { .. }))
+}
+
+fn no_linux_in(uki: bool) -> crate::Error {
+    crate::Error::invalid(match uki {
+        true => {
             "the file has no .linux section, so it is not a UKI and systemd-stub measures nothing into PCR 11 for it (systemd-measure refuses it too)"
         }
-        MeasureInput::Parts(_) => {
+        false => {
             "--linux is required: systemd-stub measures PCR 11 only for a UKI (systemd-measure: \"Either --linux= or --current must be specified\")"
         }
     })
@@ -73,14 +77,7 @@ fn no_linux(input: &MeasureInput<'_>) -> crate::Error {
 /// `ukitool measure`: predict PCR 11 for `input`; a file or a set of parts without
 /// `.linux` is refused.
 pub fn measure(input: &MeasureInput<'_>, opts: &MeasureOptions) -> Result<Measurement> {
-    let mut banks = if opts.banks.is_empty() {
-        DigestAlgorithm::ALL.to_vec()
-    } else {
-        opts.banks.clone()
-    };
-    // systemd-measure prints banks in its own order, whatever the option order.
-    banks.sort();
-    banks.dedup();
+    let banks = banks(opts);
     let uki_parts;
     let parts = match input {
         MeasureInput::Uki { pe, profile } => {
@@ -95,4 +92,29 @@ pub fn measure(input: &MeasureInput<'_>, opts: &MeasureOptions) -> Result<Measur
     Ok(Measurement {
         predictions: pcr::predict(parts, &banks, &opts.phases)?,
     })
+}
+
+/// `ukitool measure` of a UKI whose measured payloads were hashed elsewhere (the page
+/// streams them through WebCrypto): `parts` as [`pcr::select_parts`] chose them, each
+/// with its digest in every bank of `banks(opts)`, in that order.
+pub fn measure_digests(parts: &[PartDigests<'_>], opts: &MeasureOptions) -> Result<Measurement> {
+    if !parts.iter().any(|p| p.name == ".linux") {
+        return Err(no_linux_in(true));
+    }
+    Ok(Measurement {
+        predictions: pcr::predict_digests(parts, &banks(opts), &opts.phases)?,
+    })
+}
+
+/// The banks measured, in systemd's order whatever the option order (all four when
+/// none is asked for).
+pub fn banks(opts: &MeasureOptions) -> Vec<DigestAlgorithm> {
+    let mut banks = if opts.banks.is_empty() {
+        DigestAlgorithm::ALL.to_vec()
+    } else {
+        opts.banks.clone()
+    };
+    banks.sort();
+    banks.dedup();
+    banks
 }

@@ -14,6 +14,17 @@ export const KIND_LABEL = {
   pe: "EFI / PE binary",
 };
 
+/** What a PE is, in words: its kind, and for a plain PE the boot loader it is when its
+ *  stub line or SBAT names one (systemd-boot, shim, GRUB). */
+export function kindLabel(r) {
+  if (r.kind !== "pe") return KIND_LABEL[r.kind] || r.kind;
+  if (r.stub && r.stub.startsWith("systemd-boot")) return "systemd-boot (boot loader)";
+  const sbat = (r.sbat || []).map((e) => e.component);
+  if (sbat.includes("shim")) return "shim (first-stage boot loader)";
+  if (sbat.includes("grub")) return "GRUB (boot loader)";
+  return KIND_LABEL.pe;
+}
+
 /** "1 warning", "2 warnings". */
 export function plural(n, one, many = one + "s") {
   return `${n} ${n === 1 ? one : many}`;

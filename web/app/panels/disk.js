@@ -5,7 +5,7 @@ import { el, clear, hexNum, size, table, emptyState } from "../dom.js";
 import { download } from "../files.js";
 import { TASK } from "../protocol.js";
 import { state } from "../state.js";
-import { $, KIND_LABEL, onAction } from "./common.js";
+import { $, kindLabel, onAction } from "./common.js";
 
 const MAX_FILE_ROWS = 2000; // files listed per volume
 
@@ -116,7 +116,7 @@ function renderEfiBinaries(box, bins) {
     const what = r
       ? r.kind === "uki" && r.os_release && r.os_release.PRETTY_NAME
         ? `UKI: ${r.os_release.PRETTY_NAME}`
-        : KIND_LABEL[r.kind] || r.kind
+        : kindLabel(r)
       : b.error || "";
     const open =
       b.disk_offset !== null && b.disk_offset !== undefined
@@ -195,12 +195,15 @@ async function partitionFile(button, open) {
   const status = $("disk-file-status");
   status.textContent = `Reading /${path}…`;
   status.classList.remove("tone-err");
+  const job = state.job; // an answer for a disk no longer shown is dropped
   try {
-    const r = await ctx.runTask({ type: TASK.DISK_FILE, job: state.job, partition, path });
+    const r = await ctx.runTask({ type: TASK.DISK_FILE, job, partition, path });
+    if (state.job !== job) return;
     status.textContent = "";
     if (open) ctx.openFile(new File([r.blob], r.name), { fromDisk: true });
     else download(r.blob, r.name);
   } catch (e) {
+    if (state.job !== job) return;
     status.textContent = `Could not read /${path}: ${e.message}`;
     status.classList.add("tone-err");
   }

@@ -24,6 +24,7 @@ export function setup(c) {
   }
   $("i-part-add").addEventListener("click", () => addPartitionRow());
   onAction($("i-part-list"), { "remove-part": (b) => b.closest(".part-row").remove() });
+  $("image-warning").addEventListener("change", () => render(state));
   $("i-layout").addEventListener("change", () => {
     const l = $("i-layout").value;
     $("i-loader-label").hidden = l === "uefi" || l === "talos";
@@ -39,14 +40,54 @@ const LOADER_LABEL = {
 };
 
 let shownJob = 0;
+let warned = ""; // the reasons last shown, so a re-render keeps the checkbox
 
-/** A new file clears the previous build's result. */
+/** A new file clears the previous build's result; a file that is not a sound UKI gets
+ *  the reasons, and the build waits for "Build anyway". */
 export function render(st) {
-  if (st.job === shownJob) return;
-  shownJob = st.job;
-  $("image-status").textContent = "";
-  $("image-status").classList.remove("tone-err");
-  clear($("image-summary"));
+  if (st.job !== shownJob) {
+    shownJob = st.job;
+    $("image-status").textContent = "";
+    $("image-status").classList.remove("tone-err");
+    clear($("image-summary"));
+    warned = "";
+  }
+  if (st.view !== "pe" || !st.report) return;
+  const reasons = buildWarnings(st);
+  const box = $("image-warning");
+  const key = reasons.join("\n");
+  if (key !== warned) {
+    warned = key;
+    clear(box);
+    if (reasons.length) {
+      box.append(
+        el("strong", {}, "This file may not boot from the image: "),
+        el("ul", { class: "plain" }, ...reasons.map((r) => el("li", {}, r))),
+        el("label", {}, el("input", { type: "checkbox", id: "image-anyway" }), " Build anyway"),
+      );
+    }
+    box.hidden = !reasons.length;
+  }
+  const blocked = reasons.length > 0 && !($("image-anyway") && $("image-anyway").checked);
+  $("disk-download").disabled = blocked;
+  $("disk-save").disabled = blocked;
+}
+
+function buildWarnings(st) {
+  const r = st.report;
+  const out = [];
+  const errors = r.lints.filter((l) => l.severity === "error");
+  if (r.kind !== "uki") {
+    const what = { addon: "a UKI addon", pe: "not a UKI (a plain EFI binary, e.g. a boot loader or shim)" }[r.kind];
+    out.push(`It is ${what || r.kind}: the image boots the file as its only EFI program.`);
+  }
+  if (errors.length)
+    out.push(`It is damaged: ${plural(errors.length, "error lint")} (${errors.map((l) => l.id).join(", ")}).`);
+  const v = st.verify && st.verify.verdict;
+  if (["hash-mismatch", "bad-signature", "malformed", "revoked"].includes(v)) {
+    out.push(`Its signature check failed (${v}): Secure Boot refuses it.`);
+  }
+  return out;
 }
 
 // `ukitool image`'s options; null (or absent) takes the core's default, as a flag
@@ -186,6 +227,7 @@ async function buildDisk(save) {
   status.classList.remove("tone-err");
   clear($("image-summary")); // a failed build must not leave the previous one's table
   $("disk-download").disabled = true;
+  const job = state.job; // a build for a file no longer shown reports nothing
   try {
     let handle = null;
     const name = `${baseName()}.img`;
@@ -201,6 +243,7 @@ async function buildDisk(save) {
       inputs: [...talosInputs(), ...partFiles, ...secureBootImage().inputs, ...imageExtras().inputs],
     });
     const summary = JSON.parse(r.summary);
+    if (state.job !== job) return;
     if (handle) {
       const w = await handle.createWritable();
       await r.blob.stream().pipeTo(w);
@@ -210,13 +253,14 @@ async function buildDisk(save) {
     status.textContent = `${handle ? "Saved" : "Downloaded"} ${name}: ${size(summary.size)}, ${plural(summary.partitions.length, "partition")}, ${size(summary.data_bytes)} of data.`;
     renderImageSummary(summary);
   } catch (e) {
+    if (state.job !== job) return;
     if (e && e.name === "AbortError") status.textContent = "";
     else {
       status.textContent = "Could not build the image: " + e.message;
       status.classList.add("tone-err");
     }
   } finally {
-    $("disk-download").disabled = false;
+    render(state); // re-enables the buttons unless a warning holds them
   }
 }
 

@@ -6,11 +6,40 @@ import { download } from "../files.js";
 import { state, baseName } from "../state.js";
 import { $, onAction, yesNo } from "./common.js";
 
-export function setup() {
+let ctx = null;
+
+export function setup(c) {
+  ctx = c;
   onAction($("pcr"), {
-    "pcr-export": () =>
-      download(new Blob([state.pcrJson + "\n"], { type: "application/json" }), `${baseName()}.measure.json`),
+    "pcr-export": () => {
+      const at = state.pcrProfile === null ? "" : `@${state.pcrProfile}`;
+      download(new Blob([state.pcrJson + "\n"], { type: "application/json" }), `${baseName()}${at}.measure.json`);
+    },
   });
+  $("pcr").addEventListener("change", (e) => {
+    if (e.target.id === "pcr-profile") ctx.pcrProfile(Number(e.target.value));
+  });
+}
+
+// A UKI with profiles: which one the table is for (= `ukitool measure --profile N`).
+function profileSelect(st) {
+  const profiles = st.report.profiles;
+  if (!profiles.length) return null;
+  const shown = st.pcrProfile === null ? 0 : st.pcrProfile;
+  const options = profiles.map((p) =>
+    el(
+      "option",
+      { value: String(p.index), selected: p.index === shown },
+      `@${p.index}${p.id ? " " + p.id : ""}${p.title ? " (" + p.title + ")" : ""}`,
+    ),
+  );
+  return el(
+    "div",
+    { class: "form-actions" },
+    el("label", { for: "pcr-profile" }, "Profile"),
+    el("select", { id: "pcr-profile" }, ...options),
+    el("span", { class: "muted" }, "as ", el("code", {}, `ukitool measure --profile ${shown}`), "; @0 is the default"),
+  );
 }
 
 export function render(st) {
@@ -22,6 +51,8 @@ export function render(st) {
     box.append(emptyState("PCR 11 is predicted for UKIs only: systemd-stub measures a UKI's sections into it."));
     return;
   }
+  const select = profileSelect(st);
+  if (select) box.append(select);
   if (!pcr) {
     box.append(emptyState("Predicting PCR 11 (every section hashed in four banks)…"));
     return;

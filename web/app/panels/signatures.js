@@ -166,8 +166,13 @@ function signatureCard(s) {
   rows.push(["Signature", yesNo(s.signature_valid, "valid", "invalid")]);
   if (s.chain.length) {
     const chain = el("ol", { class: "chain" }, ...s.chain.map((cn) => el("li", {}, cn)));
-    if (!s.trusted_by && s.chain_ends_at)
+    // A self-signed last certificate is where the chain ends: it is not listed twice.
+    const last = s.chain[s.chain.length - 1];
+    if (!s.trusted_by && s.chain_ends_at && s.chain_ends_at !== last) {
       chain.append(el("li", { class: "muted" }, `${s.chain_ends_at} (not an anchor)`));
+    } else if (!s.trusted_by && s.chain_ends_at) {
+      chain.lastElementChild.append(el("span", { class: "muted" }, " (not an anchor)"));
+    }
     rows.push(["Chain", chain]);
   }
   if (s.trusted_by) rows.push(["Trusted by", el("span", { class: "tone-ok" }, s.trusted_by)]);

@@ -10,22 +10,30 @@ export function render(st) {
   $("status").hidden = !st.file;
   $("status-name").textContent = st.file ? st.file.name || "pasted file" : "";
   $("status").classList.toggle("busy", st.status.busy);
+  // The live region says which step runs; the percentage goes to the bar (and to a
+  // line screen readers skip), so the region does not chatter ten times a second.
   const p = $("progress");
   const pr = st.progress;
   let text = st.status.text;
+  let pct = "";
+  if (st.status.busy && pr && pr.what) text = cap(pr.what) + "…";
   if (st.status.busy && pr && pr.total) {
     p.hidden = false;
     p.max = pr.total;
     p.value = pr.done;
-    const pct = Math.floor((100 * pr.done) / pr.total);
-    text = `${cap(pr.what || "working")}: ${pct}% of ${size(pr.total)}`;
-  } else if (st.status.busy && pr && pr.what) {
-    p.hidden = true;
-    text = cap(pr.what) + "…";
+    p.setAttribute("aria-label", `Progress: ${pr.what || "working"}`);
+    pct = `${Math.floor((100 * pr.done) / pr.total)}% of ${size(pr.total)}`;
+  } else if (st.status.busy && st.file) {
+    // Before the first figure: an indeterminate bar, never a bare "Working…".
+    p.hidden = false;
+    p.removeAttribute("value");
+    p.setAttribute("aria-label", "Progress");
   } else {
     p.hidden = true;
   }
   if ($("status-text").textContent !== text) $("status-text").textContent = text;
+  $("status-pct").textContent = pct;
+  $("status").classList.toggle("tone-err", !!st.status.error);
   renderError(st.error);
 }
 

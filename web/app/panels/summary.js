@@ -1,7 +1,7 @@
 // Summary: what the file is, in one list of facts (PE or disk image).
 
 import { el, hexNum, size, factList } from "../dom.js";
-import { $, KIND_LABEL, plural, verdictBadge } from "./common.js";
+import { $, kindLabel, plural, verdictBadge } from "./common.js";
 
 export function setup() {}
 
@@ -22,10 +22,7 @@ function renderPe(st, r) {
   const errors = r.lints.filter((l) => l.severity === "error").length;
   const warnings = r.lints.filter((l) => l.severity === "warning").length;
   const rows = [
-    [
-      "Kind",
-      el("span", { id: "kind", class: "badge kind-" + r.kind, "data-kind": r.kind }, KIND_LABEL[r.kind] || r.kind),
-    ],
+    ["Kind", kindBadge(r, errors)],
     ["Operating system", os.PRETTY_NAME ? el("span", { id: "pretty-name" }, os.PRETTY_NAME) : null],
     ["OS version", os.VERSION || os.VERSION_ID || null],
     ["Kernel", kernelVersion ? el("span", { id: "kernel-version" }, kernelVersion) : null],
@@ -43,6 +40,16 @@ function renderPe(st, r) {
     ["Format", `${r.pe.format} ${r.pe.machine_name || hexNum(r.pe.machine)}, ${r.pe.subsystem_name || r.pe.subsystem}`],
   ];
   factList($("summary"), rows);
+}
+
+// The kind, green for a sound UKI; a file with error lints is marked damaged.
+function kindBadge(r, errors) {
+  const label = kindLabel(r);
+  if (errors) {
+    const attrs = { id: "kind", class: "badge tone-err", "data-kind": r.kind, "data-damaged": "" };
+    return el("span", attrs, `${label}, damaged (${plural(errors, "error")})`);
+  }
+  return el("span", { id: "kind", class: "badge kind-" + r.kind, "data-kind": r.kind }, label);
 }
 
 function signatureVerdict(st, r) {
