@@ -335,6 +335,15 @@ impl<R: ReadAt + Send> VirtualDisk for Qcow2<R> {
         let span = per_l2.saturating_mul(cs);
         let mut out = Vec::new();
         let mut table = vec![0u8; usize::try_from(cs).unwrap_or(0)];
+        // Each L2 table is a cluster of its own: more of them than the file holds means
+        // tables are shared, which qcow2 forbids (and would make this walk unbounded).
+        let tables = self.l1.iter().filter(|&&e| e & OFFSET_MASK != 0).count() as u64;
+        if tables.saturating_mul(cs) > self.inner.size() {
+            return Err(Error::malformed(
+                0,
+                format!("qcow2 L1 table names {tables} L2 tables, more than the file holds"),
+            ));
+        }
         for (i, &l1e) in self.l1.iter().enumerate() {
             let start = (i as u64).saturating_mul(span);
             if start >= self.size {
