@@ -8,7 +8,6 @@ fuzz_target!(|data: &[u8]| {
 });
 
 fn ukitool_fuzz_vdisk(kind: ukitool_core::vdisk::Container, data: &[u8]) {
-    use ukitool_core::readat::ReadAt;
     let Ok(disk) = ukitool_core::vdisk::open(kind, data.to_vec()) else {
         return;
     };

@@ -232,13 +232,16 @@ fn zero_chunk_digest() -> [u8; 32] {
 }
 
 fn is_zero(b: &[u8]) -> bool {
-    // Compare 16-byte words: as fast as memory on this kind of loop (no early-exit
-    // branch per byte).
-    let (words, rest) = b.split_at(b.len() - b.len() % 16);
-    words
-        .chunks_exact(16)
-        .all(|w| u128::from_ne_bytes(w.try_into().unwrap_or([1; 16])) == 0)
-        && rest.iter().all(|&x| x == 0)
+    // OR whole 4 KiB blocks of u64 words (the compiler vectorises the inner fold), and
+    // stop at the first block that is not zero: memory speed, where a byte-wise scan
+    // with an early exit per byte runs at a fraction of it.
+    b.chunks(4096).all(|block| {
+        let (words, rest) = block.split_at(block.len() - block.len() % 8);
+        words.chunks_exact(8).fold(0u64, |acc, w| {
+            acc | u64::from_ne_bytes(w.try_into().unwrap_or([1; 8]))
+        }) == 0
+            && rest.iter().all(|&x| x == 0)
+    })
 }
 
 fn produce(src: &mut dyn Source, buf: Option<AlignedBuf>) -> Result<Option<Chunk>> {
@@ -600,7 +603,9 @@ fn check_zeros(target: &Target, runs: Receiver<(u64, u64)>) -> Result<(), Failur
             target
                 .read_at(at, buf.as_mut_slice())
                 .with_context(|| format!("reading back at byte offset {at} ({at:#x})"))?;
-            if let Some(i) = buf.as_slice().iter().position(|&b| b != 0) {
+            // The word-wise scan first: a byte-wise one is slower than the read itself.
+            if !is_zero(buf.as_slice()) {
+                let i = buf.as_slice().iter().position(|&b| b != 0).unwrap_or(0);
                 return Err(Failure::Mismatch {
                     offset: at + i as u64,
                     exact: true,
@@ -819,4 +824,21 @@ fn verify(
         }
         Ok(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zero_scan_finds_a_single_set_byte_anywhere() {
+        let mut b = vec![0u8; 3 * 4096 + 13];
+        assert!(is_zero(&b));
+        for at in [0, 7, 4095, 4096, 8191, b.len() - 1] {
+            b[at] = 1;
+            assert!(!is_zero(&b), "{at}");
+            b[at] = 0;
+        }
+        assert!(is_zero(&[]));
+    }
 }
