@@ -18,7 +18,7 @@ root=$(dirname "$here")
 fx="${UKITOOL_FIXTURES:-$root/tests/fixtures/out}"
 secs="${FUZZ_SECONDS:-300}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$root/target/fuzz}"
-all_targets=(inspect extract verify verify_anchors siglist measure build_uki gpt fat disk kernel xfs)
+all_targets=(inspect extract verify verify_anchors siglist measure build_uki gpt fat disk kernel xfs qcow2 vhd vmdk bmap)
 targets=("$@")
 [[ ${#targets[@]} -gt 0 ]] || targets=("${all_targets[@]}")
 
@@ -177,6 +177,21 @@ PY
     dd if="$w/xfs-disk.img" of="$c/xfs/ukitool.xfs" bs=64K iflag=skip_bytes skip="$boot" \
         count=16 status=none
     head -c 128K "$c/xfs/ukitool.xfs" >"$c/tiny-xfs/ukitool.xfs"
+    # VM images and a bmap of the tiny GPT disk, as qemu-img and bmaptool write them
+    # (issue 17): qcow2 v3 plain and compressed, v2; VHD dynamic and fixed; VMDK
+    # monolithicSparse and streamOptimized. 64 KiB clusters/grains shrunk to 4-64 KiB.
+    mkdir -p "$c"/{qcow2,vhd,vmdk,bmap}
+    local disk="$w/tiny-disk.img"
+    qemu-img convert -O qcow2 -o cluster_size=4096 "$disk" "$c/qcow2/v3.qcow2"
+    qemu-img convert -c -O qcow2 -o cluster_size=4096 "$disk" "$c/qcow2/v3-compressed.qcow2"
+    qemu-img convert -O qcow2 -o compat=0.10,cluster_size=4096 "$disk" "$c/qcow2/v2.qcow2"
+    qemu-img convert -O vpc "$disk" "$c/vhd/dynamic.vhd"
+    qemu-img convert -O vpc -o subformat=fixed "$disk" "$c/vhd/fixed.vhd"
+    qemu-img convert -O vmdk "$disk" "$c/vmdk/sparse.vmdk"
+    qemu-img convert -O vmdk -o subformat=streamOptimized "$disk" "$c/vmdk/stream.vmdk"
+    cp --sparse=always "$disk" "$w/bmap.img"
+    fallocate --dig-holes "$w/bmap.img"
+    bmaptool -q create -o "$c/bmap/tiny.bmap" "$w/bmap.img"
     # For the disk target: a GPT disk whose partition 1 holds the first 90 KiB of that
     # volume (superblock, AG 0 headers, the root inode chunk), 124 KiB in all.
     rm -f "$w/xfs-tiny-disk.img"
@@ -203,6 +218,7 @@ corpus_of() {
         verify | verify_anchors) echo "${tiny}signed" ;;
         gpt | fat | disk | xfs) echo "$tiny$1" ;;
         siglist) echo siglist ;;
+        qcow2 | vhd | vmdk | bmap) echo "$1" ;;
         build_uki) echo build ;;
         kernel) echo kernel ;;
     esac
@@ -212,7 +228,7 @@ max_len_of() {
         echo 1100000
     else
         case "$1" in
-            gpt | fat | disk | xfs) echo 131072 ;;
+            gpt | fat | disk | xfs | qcow2 | vhd | vmdk) echo 131072 ;;
             *) echo 32768 ;;
         esac
     fi

@@ -155,8 +155,19 @@ fn a_bmap_beside_the_image_limits_the_write_and_is_checked() {
     sh(&format!("bmaptool create {0} -o {0}.bmap", img.display()));
     let zst = d.join("disk.img.zst");
     sh(&format!("zstd -q {} -o {}", img.display(), zst.display()));
+    // Talos-style: the digest of the .zst in a sha256sum file listing other files too.
+    let sums = d.join("sha256sum.txt");
+    sh(&format!(
+        "cd {} && sha256sum disk.img.zst disk.img > {}",
+        d.display(),
+        sums.display()
+    ));
     let l = noisy_device(&d, "dev.img", 32 * MIB);
-    let out = write(&zst, &l.dev, &["--json"]);
+    let out = write(
+        &zst,
+        &l.dev,
+        &["--json", "--checksum", sums.to_str().unwrap()],
+    );
     assert!(out.status.success(), "{}", ukitool_tests::text(&out));
     let done: serde_json::Value = String::from_utf8_lossy(&out.stdout)
         .lines()

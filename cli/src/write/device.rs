@@ -194,13 +194,12 @@ impl Target {
         }
     }
 
-    /// Make `buf.len()` bytes at `offset` read as zero, the fastest correct way: on a
-    /// block device BLKZEROOUT (the kernel uses the device's write-zeroes or a
-    /// zeroing discard, and writes zero pages itself when it has neither); on a file a
-    /// zero-range fallocate; else (unaligned, or refused) a plain write of `buf`,
-    /// which holds zeros. Returns how it was done.
-    pub fn zero_at(&self, offset: u64, buf: &[u8]) -> io::Result<ZeroMethod> {
-        let len = buf.len() as u64;
+    /// Make `len` bytes at `offset` read as zero, the fastest correct way: on a block
+    /// device BLKZEROOUT (the kernel uses the device's write-zeroes or a zeroing discard,
+    /// and writes zero pages itself when it has neither; it returns when the zeros are
+    /// on the device); on a file a zero-range fallocate; else (unaligned, or refused)
+    /// plain writes of zeros. Returns how it was done.
+    pub fn zero_at(&self, offset: u64, len: u64) -> io::Result<ZeroMethod> {
         if offset % 512 == 0 && len % 512 == 0 {
             if self.is_block {
                 let range: [u64; 2] = [offset, len];
@@ -229,7 +228,16 @@ impl Target {
                 }
             }
         }
-        self.write_at(offset, buf)?;
+        let mut zeros = AlignedBuf::new(4 << 20);
+        zeros.set_len(4 << 20);
+        zeros.as_mut_slice().fill(0);
+        let mut at = offset;
+        let end = offset + len;
+        while at < end {
+            let n = (end - at).min(4 << 20) as usize;
+            self.write_at(at, &zeros.as_slice()[..n])?;
+            at += n as u64;
+        }
         Ok(ZeroMethod::Write)
     }
 

@@ -335,6 +335,15 @@ impl<R: ReadAt + Send> VirtualDisk for Qcow2<R> {
         let span = per_l2.saturating_mul(cs);
         let mut out = Vec::new();
         let mut table = vec![0u8; usize::try_from(cs).unwrap_or(0)];
+        // Each L2 table is a cluster of its own: more of them than the file holds means
+        // tables are shared, which qcow2 forbids (and would make this walk unbounded).
+        let tables = self.l1.iter().filter(|&&e| e & OFFSET_MASK != 0).count() as u64;
+        if tables.saturating_mul(cs) > self.inner.size() {
+            return Err(Error::malformed(
+                0,
+                format!("qcow2 L1 table names {tables} L2 tables, more than the file holds"),
+            ));
+        }
         for (i, &l1e) in self.l1.iter().enumerate() {
             let start = (i as u64).saturating_mul(span);
             if start >= self.size {
@@ -363,5 +372,85 @@ impl<R: ReadAt + Send> VirtualDisk for Qcow2<R> {
             }
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A v3 qcow2 header of 4 KiB clusters for a 1 MiB disk: L1 at 4096 (one entry),
+    /// one L2 table at 8192, cluster 0 at 12288 holding 0xAB, cluster 1 marked zero.
+    fn image() -> Vec<u8> {
+        let mut f = vec![0u8; 16384];
+        f[..4].copy_from_slice(MAGIC);
+        f[4..8].copy_from_slice(&3u32.to_be_bytes());
+        f[20..24].copy_from_slice(&12u32.to_be_bytes());
+        f[24..32].copy_from_slice(&(1u64 << 20).to_be_bytes());
+        f[36..40].copy_from_slice(&1u32.to_be_bytes());
+        f[40..48].copy_from_slice(&4096u64.to_be_bytes());
+        f[100..104].copy_from_slice(&104u32.to_be_bytes());
+        f[4096..4104].copy_from_slice(&(8192u64 | 1 << 63).to_be_bytes());
+        f[8192..8200].copy_from_slice(&(12288u64 | 1 << 63).to_be_bytes());
+        f[8200..8208].copy_from_slice(&(20480u64 | 1).to_be_bytes());
+        f[12288..16384].fill(0xab);
+        f
+    }
+
+    #[test]
+    fn reads_data_zero_and_unallocated_clusters() {
+        let q = Qcow2::open(image()).unwrap();
+        assert_eq!(q.size(), 1 << 20);
+        let mut b = vec![0u8; 8192];
+        q.read_exact_at(4000, &mut b).unwrap();
+        assert!(b[..96].iter().all(|&x| x == 0xab));
+        assert!(b[96..].iter().all(|&x| x == 0));
+        let e = q.extents().unwrap();
+        assert_eq!(
+            e[0],
+            Extent {
+                offset: 0,
+                len: 4096,
+                zero: false
+            }
+        );
+        assert_eq!(
+            e[1],
+            Extent {
+                offset: 4096,
+                len: (1 << 20) - 4096,
+                zero: true
+            }
+        );
+    }
+
+    #[test]
+    fn refuses_backing_files_encryption_and_bad_headers() {
+        let mut f = image();
+        f[8..16].copy_from_slice(&512u64.to_be_bytes());
+        let e = Qcow2::open(f).err().unwrap();
+        assert!(e.to_string().contains("backing file"), "{e}");
+        let mut f = image();
+        f[32..36].copy_from_slice(&1u32.to_be_bytes());
+        assert!(Qcow2::open(f)
+            .err()
+            .unwrap()
+            .to_string()
+            .contains("encrypted"));
+        let mut f = image();
+        f[20..24].copy_from_slice(&40u32.to_be_bytes());
+        assert_eq!(Qcow2::open(f).err().unwrap().offset(), Some(20));
+        // An L1 table the file cannot hold is refused before it is allocated.
+        let mut f = image();
+        f[36..40].copy_from_slice(&u32::MAX.to_be_bytes());
+        assert!(matches!(Qcow2::open(f), Err(Error::Truncated { .. })));
+        // Two L1 entries naming the same L2 table in a file too small for two.
+        let mut f = image();
+        f[24..32].copy_from_slice(&(1u64 << 30).to_be_bytes());
+        f[36..40].copy_from_slice(&512u32.to_be_bytes());
+        for i in 0..512 {
+            f[4096 + i * 8..4104 + i * 8].copy_from_slice(&8192u64.to_be_bytes());
+        }
+        assert!(Qcow2::open(f).unwrap().extents().is_err());
     }
 }

@@ -222,3 +222,38 @@ impl<R: ReadAt + Send> VirtualDisk for Vhd<R> {
         Ok(out)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn footer(size: u64, disk_type: u32, data_offset: u64) -> [u8; 512] {
+        let mut f = [0u8; 512];
+        f[..8].copy_from_slice(COOKIE);
+        f[16..24].copy_from_slice(&data_offset.to_be_bytes());
+        f[48..56].copy_from_slice(&size.to_be_bytes());
+        f[60..64].copy_from_slice(&disk_type.to_be_bytes());
+        let sum = f.iter().fold(0u32, |s, &x| s.wrapping_add(u32::from(x)));
+        f[64..68].copy_from_slice(&(!sum).to_be_bytes());
+        f
+    }
+
+    #[test]
+    fn a_fixed_disk_is_its_data_and_a_bad_checksum_is_refused() {
+        let mut file = vec![7u8; 4096];
+        file.extend_from_slice(&footer(4096, FIXED, u64::MAX));
+        let v = Vhd::open(file.clone()).unwrap();
+        assert_eq!(v.size(), 4096);
+        let mut b = [0u8; 16];
+        v.read_exact_at(4080, &mut b).unwrap();
+        assert_eq!(b, [7u8; 16]);
+        let n = file.len();
+        file[n - 512 + 40] ^= 1;
+        let e = Vhd::open(file).err().unwrap();
+        assert!(e.to_string().contains("checksum"), "{e}");
+        // Claims more data than the file holds.
+        let mut file = vec![0u8; 512];
+        file.extend_from_slice(&footer(1 << 30, FIXED, u64::MAX));
+        assert!(Vhd::open(file).is_err());
+    }
+}

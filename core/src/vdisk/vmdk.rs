@@ -255,6 +255,17 @@ impl<R: ReadAt + Send> VirtualDisk for Vmdk<R> {
         let span = gtes.saturating_mul(self.grain_bytes);
         let mut out = Vec::new();
         let mut table = vec![0u8; usize::try_from(gtes.saturating_mul(4)).unwrap_or(0)];
+        // Grain tables do not overlap: more of them than the file holds means they are
+        // shared, which would make this walk unbounded.
+        let tables = self.gd.iter().filter(|&&g| g != 0).count() as u64;
+        if tables.saturating_mul(gtes).saturating_mul(4) > self.inner.size() {
+            return Err(Error::malformed(
+                0,
+                format!(
+                    "VMDK grain directory names {tables} grain tables, more than the file holds"
+                ),
+            ));
+        }
         for (i, &gt) in self.gd.iter().enumerate() {
             let start = (i as u64).saturating_mul(span);
             if start >= self.size {
