@@ -50,8 +50,7 @@ enum Command {
     Image(image::ImageArgs),
     /// Make Secure Boot keys (PK, KEK, db) and export their .esl and .auth files
     Keys(keys::KeysArgs),
-    /// Write an image (raw, .raw.zst/.xz/.gz, qcow2, VHD, VMDK; bmap and sha256 checks) or a
-    /// UKI to a block device, safely and verified
+    /// Write a raw, compressed or VM disk image, or a UKI, to a block device, safely
     Write(write::WriteArgs),
     /// List block devices and whether they are safe targets
     Disks(write::DisksArgs),

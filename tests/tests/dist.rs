@@ -22,7 +22,9 @@ fn commands() -> Vec<String> {
         .nth(1)
         .and_then(|rest| rest.split("Options:").next())
         .expect("--help has a Commands: list");
+    // A command's line is indented by two spaces; a wrapped description, by more.
     list.lines()
+        .filter(|l| l.starts_with("  ") && !l.starts_with("   "))
         .filter_map(|l| l.split_whitespace().next())
         .filter(|c| *c != "help")
         .map(str::to_string)
