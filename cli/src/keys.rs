@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use ukitool_core::command::keys as cmd;
 use ukitool_core::guid::Guid;
-use ukitool_core::keys::{self, KeyAlgorithm, KeyPair, KeySet, Role};
+use ukitool_core::keys::{self, KeyAlgorithm, KeySet, Role};
 
 use crate::build::{source_date_epoch, write_atomic};
 
@@ -149,24 +149,25 @@ fn create(a: CreateArgs) -> Result<ExitCode> {
 }
 
 /// Read a key directory: `PK.key PK.crt KEK.key KEK.crt db.key db.crt`, and `GUID`
-/// when present (else the owner is derived from the PK certificate, reproducibly).
+/// when present (the core's [`KeySet::from_files`] reads them, as the page does).
 pub fn load_key_set(dir: &Path) -> Result<KeySet> {
-    let pair = |role: Role| -> Result<KeyPair> {
-        let kp = dir.join(role.key_file());
-        let cp = dir.join(role.cert_file());
-        let key = std::fs::read_to_string(&kp).with_context(|| kp.display().to_string())?;
-        let cert = std::fs::read(&cp).with_context(|| cp.display().to_string())?;
-        KeyPair::from_pem(role, &key, &cert).with_context(|| dir.display().to_string())
-    };
-    let pk = pair(Role::Pk)?;
-    let kek = pair(Role::Kek)?;
-    let db = pair(Role::Db)?;
-    let gp = dir.join(keys::GUID_FILE);
-    let owner = match std::fs::read_to_string(&gp) {
-        Ok(t) => Guid::parse(&t).with_context(|| gp.display().to_string())?,
-        Err(_) => keys::owner_from_certificate(&pk.cert),
-    };
-    Ok(KeySet { owner, pk, kek, db })
+    let mut files = std::collections::BTreeMap::new();
+    for name in Role::ALL
+        .iter()
+        .flat_map(|r| [r.key_file(), r.cert_file()])
+        .chain([keys::GUID_FILE.to_string()])
+    {
+        let p = dir.join(&name);
+        match std::fs::read(&p) {
+            Ok(d) => {
+                files.insert(name, d);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && name == keys::GUID_FILE => {}
+            Err(e) => return Err(e).with_context(|| p.display().to_string()),
+        }
+    }
+    KeySet::from_files(|n| files.get(n).map(Vec::as_slice))
+        .with_context(|| dir.display().to_string())
 }
 
 fn read_all(paths: &[PathBuf]) -> Result<Vec<(String, Vec<u8>)>> {

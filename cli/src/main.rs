@@ -5,6 +5,7 @@ mod build;
 mod completions;
 mod diff;
 mod image;
+mod imagefile;
 mod input;
 mod inspect;
 mod keys;

@@ -219,6 +219,61 @@ fn generate(bits: usize, rng: &mut impl CryptoRngCore) -> Result<SigningKey> {
 
 /// Make PK (self-signed), KEK (certified by PK) and db (certified by KEK).
 pub fn create(o: &CreateOptions, rng: &mut impl CryptoRngCore) -> Result<KeySet> {
+    let owner = owner_or_random(o.owner, rng);
+    let bits = o.algorithm.bits();
+    let keys = [
+        generate(bits, rng)?,
+        generate(bits, rng)?,
+        generate(bits, rng)?,
+    ];
+    certify_keys(o, owner, keys, rng)
+}
+
+/// The key set of [`create`] around private keys made elsewhere, `[PK, KEK, db]`: the
+/// page generates them with WebCrypto, where RSA key generation is native and fast,
+/// and the core only certifies them. Each key must be RSA of `o.algorithm`'s size.
+pub fn from_private_keys(
+    o: &CreateOptions,
+    keys: [SigningKey; 3],
+    rng: &mut impl CryptoRngCore,
+) -> Result<KeySet> {
+    use rsa::traits::PublicKeyParts;
+    for (k, role) in keys.iter().zip(Role::ALL) {
+        let bits = match k {
+            SigningKey::Rsa(k) => k.n().bits(),
+            SigningKey::EcP256(_) => 0,
+        };
+        if bits != o.algorithm.bits() {
+            return Err(Error::Crypto(format!(
+                "{}: {} where {} bits of RSA were asked for (firmware verifies RSA only)",
+                role.key_file(),
+                k.describe(),
+                o.algorithm.bits()
+            )));
+        }
+    }
+    let owner = owner_or_random(o.owner, rng);
+    certify_keys(o, owner, keys, rng)
+}
+
+/// `owner`, else a random (version 4, RFC 9562 §5.4) GUID.
+fn owner_or_random(owner: Option<Guid>, rng: &mut impl CryptoRngCore) -> Guid {
+    owner.unwrap_or_else(|| {
+        let mut b = [0u8; 16];
+        rng.fill_bytes(&mut b);
+        b[6] = (b[6] & 0x0f) | 0x40;
+        b[8] = (b[8] & 0x3f) | 0x80;
+        Guid(b)
+    })
+}
+
+/// The PK, KEK and db certificates for `[pk, kek, db]`.
+fn certify_keys(
+    o: &CreateOptions,
+    owner: Guid,
+    [pk_key, kek_key, db_key]: [SigningKey; 3],
+    rng: &mut impl CryptoRngCore,
+) -> Result<KeySet> {
     let not_after = u64::from(o.valid_days)
         .checked_mul(SECONDS_PER_DAY)
         .and_then(|d| o.not_before.checked_add(d))
@@ -227,22 +282,7 @@ pub fn create(o: &CreateOptions, rng: &mut impl CryptoRngCore) -> Result<KeySet>
         not_before: x509_time(o.not_before)?,
         not_after: x509_time(not_after)?,
     };
-    let owner = match o.owner {
-        Some(g) => g,
-        None => {
-            // A random (version 4, RFC 9562 §5.4) GUID.
-            let mut b = [0u8; 16];
-            rng.fill_bytes(&mut b);
-            b[6] = (b[6] & 0x0f) | 0x40;
-            b[8] = (b[8] & 0x3f) | 0x80;
-            Guid(b)
-        }
-    };
-    let bits = o.algorithm.bits();
     let name = |r: Role| subject(&format!("{} {}", o.name, r.title()), &o.name);
-    let pk_key = generate(bits, rng)?;
-    let kek_key = generate(bits, rng)?;
-    let db_key = generate(bits, rng)?;
     let pk_name = name(Role::Pk)?;
     let kek_name = name(Role::Kek)?;
     let pk_cert = certify(
@@ -342,6 +382,28 @@ pub fn owner_from_certificate(pk_cert: &[u8]) -> Guid {
 }
 
 impl KeySet {
+    /// A key directory's files by name (`PK.key PK.crt KEK.key KEK.crt db.key db.crt`
+    /// and, when present, `GUID`; else the owner is derived from the PK certificate,
+    /// reproducibly). `get` returns a file's bytes, or `None` when it is absent.
+    pub fn from_files<'a>(get: impl Fn(&str) -> Option<&'a [u8]>) -> Result<KeySet> {
+        let file = |name: &str| {
+            get(name).ok_or_else(|| Error::invalid(format!("the key set has no {name}")))
+        };
+        let pair = |role: Role| -> Result<KeyPair> {
+            let key = std::str::from_utf8(file(&role.key_file())?)
+                .map_err(|_| Error::Crypto(format!("{}: not PEM text", role.key_file())))?;
+            KeyPair::from_pem(role, key, file(&role.cert_file())?)
+        };
+        let pk = pair(Role::Pk)?;
+        let kek = pair(Role::Kek)?;
+        let db = pair(Role::Db)?;
+        let owner = match get(GUID_FILE) {
+            Some(t) => Guid::parse(std::str::from_utf8(t).unwrap_or_default().trim())?,
+            None => owner_from_certificate(&pk.cert),
+        };
+        Ok(KeySet { owner, pk, kek, db })
+    }
+
     pub fn pairs(&self) -> [&KeyPair; 3] {
         [&self.pk, &self.kek, &self.db]
     }
@@ -409,5 +471,56 @@ pub(crate) mod tests {
             &get("KEK.crt"),
         );
         assert!(wrong.unwrap_err().to_string().contains("does not certify"));
+    }
+
+    /// The page's path: keys made elsewhere, certified as `create` certifies its own;
+    /// the files read back through `KeySet::from_files`. A key of another size is
+    /// refused, naming its file.
+    #[test]
+    fn keys_made_elsewhere_are_certified_the_same_way() {
+        let made = test_keys(2);
+        let keys = || {
+            [
+                made.pk.key.clone(),
+                made.kek.key.clone(),
+                made.db.key.clone(),
+            ]
+        };
+        let o = CreateOptions {
+            name: "test".into(),
+            algorithm: KeyAlgorithm::Rsa2048,
+            owner: None,
+            not_before: 1_700_000_000,
+            valid_days: 30,
+        };
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(3);
+        let set = from_private_keys(&o, keys(), &mut rng).unwrap();
+        let pk = Certificate::parse(&set.pk.cert, 0).unwrap();
+        let kek = Certificate::parse(&set.kek.cert, 0).unwrap();
+        let db = Certificate::parse(&set.db.cert, 0).unwrap();
+        assert!(pk.signed_by(&pk) && kek.signed_by(&pk) && db.signed_by(&kek));
+        assert_eq!(db.spki(), made.db.key.public_key_der().unwrap().as_slice());
+        let files = set.files().unwrap();
+        let back = KeySet::from_files(|n| {
+            files
+                .iter()
+                .find(|(f, _)| f == n)
+                .map(|(_, d)| d.as_slice())
+        })
+        .unwrap();
+        assert_eq!((back.owner, back.db.cert), (set.owner, set.db.cert.clone()));
+        let missing = KeySet::from_files(|n| {
+            files
+                .iter()
+                .find(|(f, _)| f == n && n != "KEK.crt")
+                .map(|(_, d)| d.as_slice())
+        });
+        assert!(missing.unwrap_err().to_string().contains("no KEK.crt"));
+        let big = CreateOptions {
+            algorithm: KeyAlgorithm::Rsa3072,
+            ..o
+        };
+        let e = from_private_keys(&big, keys(), &mut rng).unwrap_err();
+        assert!(e.to_string().contains("PK.key: RSA 2048"), "{e}");
     }
 }

@@ -33,6 +33,7 @@
 
 pub mod authenticode;
 pub mod authvar;
+pub mod bmap;
 pub mod build;
 pub mod bytes;
 pub mod command;
@@ -53,5 +54,6 @@ pub mod siglist;
 pub mod sign;
 pub mod uki;
 pub mod units;
+pub mod vdisk;
 
 pub use error::{Error, Result};

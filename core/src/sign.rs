@@ -85,7 +85,9 @@ impl SigningKey {
         }
     }
 
-    fn from_pkcs8_der(der: &[u8]) -> Result<Self> {
+    /// A PKCS#8 DER private key (`PrivateKeyInfo`): RSA or P-256, as WebCrypto's
+    /// `exportKey("pkcs8")` gives it.
+    pub fn from_pkcs8_der(der: &[u8]) -> Result<Self> {
         use pkcs8::DecodePrivateKey;
         let info = pkcs8::PrivateKeyInfo::from_der(der)
             .map_err(|e| crypto("PKCS#8 key")(e.to_string()))?;

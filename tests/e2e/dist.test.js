@@ -6,7 +6,7 @@
 
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { before, describe, test } from "node:test";
@@ -100,6 +100,19 @@ describe("ukitool.html from file://", () => {
     const want = readFileSync(out);
     assert.equal(got.bytes.length, want.length, "image size");
     assert.ok(got.bytes.equals(want), "image bytes");
+  });
+
+  test("creates Secure Boot keys offline: openssl verifies the chain", async () => {
+    await page.click("#keys-toggle");
+    await page.fill("#k-not-before", "1700000000");
+    await page.click("#keys-create");
+    await page.waitForSelector("#keys-files li", { timeout: 120000 });
+    for (const name of ["PK.crt", "KEK.crt", "db.crt"]) {
+      const got = await downloadVia(page, page.getByRole("button", { name: `Download ${name}`, exact: true }));
+      writeFileSync(join(tmp, name), got.bytes);
+    }
+    const v = execFileSync("openssl", ["verify", "-CAfile", join(tmp, "PK.crt"), "-untrusted", join(tmp, "KEK.crt"), join(tmp, "db.crt")], { encoding: "utf8" });
+    assert.match(v, /: OK/);
   });
 
   test("makes no request and logs no error", () => {

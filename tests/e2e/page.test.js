@@ -63,10 +63,13 @@ describe("a real UKI", () => {
     await page.screenshot({ path: artifact("uki-desktop.png"), fullPage: true });
   });
 
-  test("section downloads are byte-identical to `ukitool extract`", async () => {
+  test("section downloads are byte-identical to `ukitool extract`, under their own names", async () => {
+    // The conventional names of core::extract::file_name, never "vmlinuz.txt" (issue 19).
+    const names = { ".osrel": "os-release", ".linux": "vmlinuz", ".cmdline": "cmdline" };
     for (const name of [".osrel", ".linux", ".cmdline"]) {
       const row = page.locator(`#sections tr[data-section="${name}"]`);
       const got = await downloadVia(page, row.locator("[data-action=download]"));
+      assert.equal(got.name, names[name], `${name} file name`);
       const want = ukitool("extract", uki, name, "-o", "-");
       assert.equal(got.bytes.length, want.length, `${name} length`);
       assert.ok(got.bytes.equals(want), `${name} bytes`);

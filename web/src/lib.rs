@@ -492,7 +492,10 @@ fn offset_in(hay: &[u8], needle: &[u8]) -> Option<usize> {
 /// GRUB's i386-pc directory, by its name: `--grub-bios DIR`) or `meta` (the file
 /// `name` of a `--meta TAG=@name`); or `["partition-file", NAME, bytes, PATH]`, a file
 /// put in the filesystem of `add_partition`'s partition NAME at PATH (as
-/// `--add-file-to NAME:SRC:PATH`, in the order the CLI reads them). Returns `{summary, size, extents, owned}`:
+/// `--add-file-to NAME:SRC:PATH`, in the order the CLI reads them); `esp-file` (a file
+/// put on the ESP at `name`, `--add-file SRC:ESP_PATH`); `enroll-key` (`PK.auth`,
+/// `KEK.auth`, `db.auth`, `dbx.auth` of `--enroll-keys DIR`, in that order);
+/// `secure-boot-key` (a file of `--secure-boot-keys DIR`, by its name). Returns `{summary, size, extents, owned}`:
 /// `summary` is the `--json` text, `extents` a flat `[offset, length, input,
 /// input_offset, ...]` list where input 0 is the UKI, 1 the loader, 2.. the entries
 /// of `inputs` in order, and -1 means `owned[input_offset]` (metadata built in wasm).
@@ -523,6 +526,8 @@ pub fn build_disk_image(
         ..ImageFiles::default()
     };
     let loader_data: &[u8] = loader.as_deref().unwrap_or(&[]);
+    // role "secure-boot-key": the files of `--secure-boot-keys DIR`, by name.
+    let mut keys: Vec<(String, Vec<u8>)> = Vec::new();
     if loader.is_some() {
         files.set_loader(settings.layout().map_err(js_error)?, loader_data);
     }
@@ -536,9 +541,20 @@ pub fn build_disk_image(
             "partition-file" => files
                 .partition_files
                 .push((name.clone(), path.clone(), data)),
+            "secure-boot-key" => keys.push((name.clone(), data.clone())),
+            "esp-file" => files.extra_files.push((name.clone(), data)),
+            "enroll-key" => files.enroll_keys.push((name.clone(), data)),
             other => return Err(js_text(format!("unknown input role {other:?}"))),
         }
     }
+    let secure_boot = match keys.is_empty() {
+        true => None,
+        false => {
+            let set = key_set(&keys)?;
+            Some(command::image::secure_boot(&settings, &files, &set, None).map_err(js_error)?)
+        }
+    };
+    files.secure_boot = secure_boot.as_ref();
     // The page has no environment: no SOURCE_DATE_EPOCH.
     let (img, summary) = command::image(&settings, files, None).map_err(js_error)?;
     let sources: Vec<&[u8]> = [&uki.data[..], loader_data]
@@ -603,53 +619,337 @@ pub fn disk_file(disk: &FileBuf, partition: &str, path: &str) -> Result<js_sys::
 
 // ---- building UKIs --------------------------------------------------------
 
-/// Build a UKI as `ukitool build` does: `stub`, `linux`, `initrds` (concatenated),
-/// `cmdline` and `os_release` texts, `timestamp` (COFF TimeDateStamp; undefined keeps
-/// the stub's, as without --timestamp and SOURCE_DATE_EPOCH), then, when `key_pem`
-/// and `cert_pem` are given, signed as `build --key --cert` signs.
-#[wasm_bindgen(js_name = buildUki)]
-#[allow(clippy::too_many_arguments)]
-pub fn build_uki(
-    stub: &[u8],
-    linux: Option<Vec<u8>>,
-    initrds: Vec<js_sys::Uint8Array>,
-    cmdline: Option<String>,
-    os_release: Option<String>,
-    timestamp: Option<u32>,
-    key_pem: Option<String>,
-    cert_pem: Option<Vec<u8>>,
+// ---- Secure Boot keys and signing ------------------------------------------
+
+/// `[[name, Uint8Array], ...]` to owned pairs.
+fn named_files(list: Option<js_sys::Array>) -> Result<Vec<(String, Vec<u8>)>, JsValue> {
+    let mut out = Vec::new();
+    for item in list.iter().flat_map(|a| a.iter()) {
+        let a = js_sys::Array::from(&item);
+        let name = a
+            .get(0)
+            .as_string()
+            .ok_or_else(|| js_text("file: [name, bytes]"))?;
+        out.push((name, js_sys::Uint8Array::new(&a.get(1)).to_vec()));
+    }
+    Ok(out)
+}
+
+/// Owned pairs to `[[name, Uint8Array], ...]`.
+fn js_files(files: &[(String, Vec<u8>)]) -> js_sys::Array {
+    files
+        .iter()
+        .map(|(n, d)| {
+            let pair = js_sys::Array::new();
+            pair.push(&JsValue::from_str(n));
+            pair.push(&js_sys::Uint8Array::from(&d[..]));
+            JsValue::from(pair)
+        })
+        .collect()
+}
+
+fn files_and_json<T: Serialize>(
+    files: &[(String, Vec<u8>)],
+    key: &str,
+    value: &T,
+) -> Result<js_sys::Object, JsValue> {
+    let out = js_sys::Object::new();
+    js_sys::Reflect::set(&out, &"files".into(), &js_files(files))?;
+    js_sys::Reflect::set(&out, &key.into(), &to_json(value)?.into())?;
+    Ok(out)
+}
+
+/// A key set from a key directory's files, `[[name, bytes], ...]` (`PK.key PK.crt
+/// KEK.key KEK.crt db.key db.crt`, optionally `GUID`), as `--secure-boot-keys DIR`
+/// and `keys export DIR` read it.
+fn key_set(files: &[(String, Vec<u8>)]) -> Result<ukitool_core::keys::KeySet, JsValue> {
+    ukitool_core::keys::KeySet::from_files(|name| {
+        files
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, d)| d.as_slice())
+    })
+    .map_err(js_error)
+}
+
+/// `ukitool keys create` around three RSA private keys made by WebCrypto
+/// (`exportKey("pkcs8")`, PK, KEK, db). `options`: `{name, algorithm, owner_guid,
+/// not_before, valid_days}`, missing fields taking the CLI's defaults. Returns
+/// `{files: [[name, bytes]...], created}`: the key directory's files and the `--json`
+/// summary. Serial numbers (and a random owner) come from crypto.getRandomValues.
+#[wasm_bindgen(js_name = keysCreate)]
+pub fn keys_create(
+    pk: &[u8],
+    kek: &[u8],
+    db: &[u8],
+    options: &str,
+) -> Result<js_sys::Object, JsValue> {
+    use ukitool_core::keys::{CreateOptions, KeyAlgorithm, DEFAULT_ALGORITHM, DEFAULT_NAME};
+    #[derive(serde::Deserialize, Default)]
+    #[serde(default)]
+    struct Options {
+        name: Option<String>,
+        algorithm: Option<String>,
+        owner_guid: Option<String>,
+        not_before: u64,
+        valid_days: Option<u32>,
+    }
+    let o: Options = serde_json::from_str(options).map_err(js_text)?;
+    let opts = CreateOptions {
+        name: o.name.unwrap_or_else(|| DEFAULT_NAME.into()),
+        algorithm: KeyAlgorithm::parse(o.algorithm.as_deref().unwrap_or(DEFAULT_ALGORITHM))
+            .map_err(js_error)?,
+        owner: o
+            .owner_guid
+            .as_deref()
+            .map(ukitool_core::guid::Guid::parse)
+            .transpose()
+            .map_err(js_error)?,
+        not_before: o.not_before,
+        valid_days: o
+            .valid_days
+            .unwrap_or(ukitool_core::keys::DEFAULT_VALID_DAYS),
+    };
+    let key = |der: &[u8]| SigningKey::from_pkcs8_der(der).map_err(js_error);
+    let keys = [key(pk)?, key(kek)?, key(db)?];
+    let (files, created) =
+        command::keys::create_from_keys(&opts, keys, &mut rand_core::OsRng).map_err(js_error)?;
+    files_and_json(&files, "created", &created)
+}
+
+/// `ukitool keys export`: `keys` is the key directory's files, `append_db` and `dbx`
+/// `[[name, bytes], ...]` as `--append-db` and `--dbx`, `timestamp` the `.auth` time
+/// (Unix seconds; the page has no clock default: it passes the field's value).
+/// Returns `{files, exported}`.
+#[wasm_bindgen(js_name = keysExport)]
+pub fn keys_export(
+    keys: js_sys::Array,
+    append_db: Option<js_sys::Array>,
+    dbx: Option<js_sys::Array>,
+    timestamp: f64,
+) -> Result<js_sys::Object, JsValue> {
+    let set = key_set(&named_files(Some(keys))?)?;
+    let append = named_files(append_db)?;
+    let dbx = named_files(dbx)?;
+    fn borrow(v: &[(String, Vec<u8>)]) -> Vec<(String, &[u8])> {
+        v.iter().map(|(n, d)| (n.clone(), d.as_slice())).collect()
+    }
+    if !(0.0..=9.007_199_254_740_991e15).contains(&timestamp) || timestamp.fract() != 0.0 {
+        return Err(js_text("the timestamp must be whole seconds since 1970"));
+    }
+    let opts = command::keys::ExportOptions {
+        append_db: borrow(&append),
+        dbx: borrow(&dbx),
+        timestamp: timestamp as u64,
+    };
+    let (files, exported) = command::keys::export(&set, &opts).map_err(js_error)?;
+    files_and_json(&files, "exported", &exported)
+}
+
+/// `--signing-time SECONDS` for the sign functions: undefined means none.
+fn signing_time(t: Option<f64>) -> Result<Option<u64>, JsValue> {
+    t.map(|t| {
+        if (0.0..=9.007_199_254_740_991e15).contains(&t) && t.fract() == 0.0 {
+            Ok(t as u64)
+        } else {
+            Err(js_text("the signing time must be whole seconds since 1970"))
+        }
+    })
+    .transpose()
+}
+
+/// The signer certificate: the first of a PEM file (as the CLI's `--cert` reads it),
+/// or a DER certificate.
+fn signer_cert(cert: &[u8]) -> Result<Vec<u8>, JsValue> {
+    let certs = ukitool_core::pem::certificates(cert).map_err(js_error)?;
+    match certs.into_iter().next() {
+        Some(first) => Ok(first),
+        None => {
+            cert::Certificate::parse(cert, 0).map_err(js_error)?;
+            Ok(cert.to_vec())
+        }
+    }
+}
+
+/// `ukitool sign FILE --key KEY --cert CERT [--append] [--signing-time T]`: the
+/// signed PE.
+#[wasm_bindgen(js_name = signPe)]
+pub fn sign_pe(
+    image: &[u8],
+    key_pem: &str,
+    cert: &[u8],
+    append: bool,
+    time: Option<f64>,
 ) -> Result<Vec<u8>, JsValue> {
-    let initrds: Vec<Vec<u8>> = initrds.iter().map(|a| a.to_vec()).collect();
-    let key = key_pem
-        .map(|k| SigningKey::from_pem(&k, None))
+    let key = SigningKey::from_pem(key_pem, None).map_err(js_error)?;
+    let cert = signer_cert(cert)?;
+    let opts = sign::SignOptions {
+        key: &key,
+        cert: &cert,
+        chain: Vec::new(),
+        append,
+        signing_time: signing_time(time)?,
+    };
+    sign::sign(image, &opts).map_err(js_error)
+}
+
+/// `ukitool sign FILE --export-signed-attributes OUT`: the DER bytes the key must
+/// sign (SHA-256, PKCS#1 v1.5 or ECDSA), for an outside signer.
+#[wasm_bindgen(js_name = signedAttributes)]
+pub fn signed_attributes(
+    image: &[u8],
+    append: bool,
+    time: Option<f64>,
+) -> Result<Vec<u8>, JsValue> {
+    sign::signed_attributes_for(image, append, signing_time(time)?).map_err(js_error)
+}
+
+/// `ukitool sign FILE --attach SIG --cert CERT`: the PE signed with an outside
+/// signature over [`signed_attributes`]; one that does not verify with the
+/// certificate's key is refused.
+#[wasm_bindgen(js_name = attachSignature)]
+pub fn attach_signature(
+    image: &[u8],
+    cert: &[u8],
+    signature: Vec<u8>,
+    append: bool,
+    time: Option<f64>,
+) -> Result<Vec<u8>, JsValue> {
+    let cert = signer_cert(cert)?;
+    let key = sign::DetachedSignature::new(&cert, signature).map_err(js_error)?;
+    let opts = sign::SignOptions {
+        key: &key,
+        cert: &cert,
+        chain: Vec::new(),
+        append,
+        signing_time: signing_time(time)?,
+    };
+    sign::sign(image, &opts).map_err(js_error)
+}
+
+/// `ukitool diff --json A B`: what changed between two PEs or UKIs, the same JSON
+/// text (the page adds the CLI's final newline to its download).
+#[wasm_bindgen]
+pub fn diff(a: &FileBuf, b: &FileBuf) -> Result<String, JsValue> {
+    to_json(&command::diff(&a.data, &b.data, &InOrder).map_err(js_error)?)
+}
+
+/// What `buildUkiWith` reads besides files: `ukitool build`'s texts and PCR options.
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+struct UkiOptions {
+    cmdline: Option<String>,
+    uname: Option<String>,
+    sbat: Vec<String>,
+    timestamp: Option<u32>,
+    pcr_banks: Vec<String>,
+    phases: Vec<String>,
+}
+
+/// Build a UKI as `ukitool build` does, from `parts` `[[role, name, bytes], ...]` and
+/// `options` (`{cmdline, uname, sbat: [text], timestamp, pcr_banks, phases}`). Roles,
+/// each the CLI option of the same name: `stub`, `linux`, `initrd` (repeatable,
+/// concatenated in the order given), `ucode`, `splash`, `devicetree`, `os-release`,
+/// `section` (`--section NAME:FILE`, NAME = `name`), `profile` (`--profile`, its text
+/// as bytes), `profile-section` (a `--section` after that profile), `key`, `cert`,
+/// `chain` (Authenticode signing), `pcr-key` (`--pcr-key`: `.pcrsig` for `pcr_banks`
+/// and `phases`, empty meaning the CLI's defaults).
+#[wasm_bindgen(js_name = buildUkiWith)]
+pub fn build_uki_with(parts: js_sys::Array, options: &str) -> Result<Vec<u8>, JsValue> {
+    let o: UkiOptions = serde_json::from_str(options).map_err(js_text)?;
+    let mut list: Vec<(String, String, Vec<u8>)> = Vec::new();
+    for item in parts.iter() {
+        let a = js_sys::Array::from(&item);
+        let text = |i: u32| {
+            a.get(i)
+                .as_string()
+                .ok_or_else(|| js_text("part: [role, name, bytes]"))
+        };
+        list.push((
+            text(0)?,
+            text(1)?,
+            js_sys::Uint8Array::new(&a.get(2)).to_vec(),
+        ));
+    }
+    let one = |role: &str| {
+        list.iter()
+            .find(|(r, _, _)| r == role)
+            .map(|(_, _, d)| d.as_slice())
+    };
+    let all = |role: &str| -> Vec<&[u8]> {
+        list.iter()
+            .filter(|(r, _, _)| r == role)
+            .map(|(_, _, d)| d.as_slice())
+            .collect()
+    };
+    let stub = one("stub").ok_or_else(|| js_text("a stub is needed"))?;
+    let key = one("key")
+        .map(|k| SigningKey::from_pem(&String::from_utf8_lossy(k), None))
         .transpose()
         .map_err(js_error)?;
-    let certs = cert_pem
-        .map(|c| sign::certificates_from_pem(&c))
-        .transpose()
-        .map_err(js_error)?;
+    let certs = one("cert").map(signer_cert).transpose()?;
+    let chain: Vec<Vec<u8>> = all("chain")
+        .into_iter()
+        .map(sign::certificates_from_pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(js_error)?
+        .into_iter()
+        .flatten()
+        .collect();
     let signer = match (&key, &certs) {
-        (Some(key), Some(certs)) => Some(Signer {
+        (Some(key), Some(cert)) => Some(Signer {
             key,
-            cert: certs
-                .first()
-                .ok_or_else(|| js_text("the certificate file holds no certificate"))?,
-            chain: Vec::new(),
+            cert,
+            chain: chain.iter().map(Vec::as_slice).collect(),
         }),
         (None, None) => None,
         _ => return Err(js_text("signing needs both a key and a certificate")),
     };
+    let pcr_key = one("pcr-key")
+        .map(|k| SigningKey::from_pem(&String::from_utf8_lossy(k), None))
+        .transpose()
+        .map_err(js_error)?;
+    let mut spec = BuildSpec {
+        stub,
+        linux: one("linux"),
+        initrds: all("initrd"),
+        ucode: one("ucode"),
+        cmdline: o.cmdline.as_deref().map(str::as_bytes),
+        os_release: one("os-release"),
+        uname: o.uname.as_deref().map(str::as_bytes),
+        splash: one("splash"),
+        devicetree: one("devicetree"),
+        sbat: o.sbat.iter().map(|s| s.as_bytes()).collect(),
+        timestamp: o.timestamp,
+        ..BuildSpec::default()
+    };
+    for (role, name, data) in &list {
+        let part = ukitool_core::build::NamedPart { name, data };
+        match role.as_str() {
+            "section" => spec.sections.push(part),
+            "profile" => spec.profiles.push(ukitool_core::build::ProfileSpec {
+                text: data,
+                sections: Vec::new(),
+            }),
+            "profile-section" => spec
+                .profiles
+                .last_mut()
+                .ok_or_else(|| js_text("a profile section needs a profile before it"))?
+                .sections
+                .push(part),
+            _ => {}
+        }
+    }
     let opts = BuildOptions {
-        spec: BuildSpec {
-            stub,
-            linux: linux.as_deref(),
-            initrds: initrds.iter().map(Vec::as_slice).collect(),
-            cmdline: cmdline.as_deref().map(str::as_bytes),
-            os_release: os_release.as_deref().map(str::as_bytes),
-            timestamp,
-            ..BuildSpec::default()
-        },
-        pcr_signing: None,
+        spec,
+        pcr_signing: pcr_key.as_ref().map(|key| command::build::PcrSigning {
+            keys: vec![command::build::PcrKey {
+                key,
+                public_key: None,
+                phases: &o.phases,
+            }],
+            banks: &o.pcr_banks,
+        }),
         signer,
     };
     command::build(&opts).map_err(js_error)

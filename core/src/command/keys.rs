@@ -40,7 +40,20 @@ pub fn create(
     o: &keys::CreateOptions,
     rng: &mut impl rand_core::CryptoRngCore,
 ) -> Result<(Files, Created)> {
-    let set = keys::create(o, rng)?;
+    summarise(&keys::create(o, rng)?, o.algorithm)
+}
+
+/// The page's `keys create`: the same files and summary around private keys made
+/// elsewhere (WebCrypto), `[PK, KEK, db]`; see [`keys::from_private_keys`].
+pub fn create_from_keys(
+    o: &keys::CreateOptions,
+    private_keys: [crate::sign::SigningKey; 3],
+    rng: &mut impl rand_core::CryptoRngCore,
+) -> Result<(Files, Created)> {
+    summarise(&keys::from_private_keys(o, private_keys, rng)?, o.algorithm)
+}
+
+fn summarise(set: &KeySet, algorithm: keys::KeyAlgorithm) -> Result<(Files, Created)> {
     let files = set.files()?;
     let certificates = set
         .pairs()
@@ -49,7 +62,7 @@ pub fn create(
         .collect::<Result<_>>()?;
     let created = Created {
         owner: set.owner,
-        algorithm: o.algorithm,
+        algorithm,
         certificates,
         files: files.iter().map(|(n, _)| n.clone()).collect(),
     };
