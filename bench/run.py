@@ -255,8 +255,8 @@ def main():
     print("bench: cargo build --release (ukitool, sha2sum)", flush=True)
     subprocess.run(["cargo", "build", "--release", "-p", "ukitool", "-p", "ukitool-tests", "--bins"],
                    cwd=ROOT, check=True)
-    # The talos row uses the standard fixtures only.
-    big_needed = not a.only or set(a.only) - {"talos"}
+    # The talos and compress rows use the standard fixtures only.
+    big_needed = not a.only or set(a.only) - {"talos", "compress"}
     print(f"bench: fixtures (tests/fixtures/generate.sh{' big' if big_needed else ''})", flush=True)
     subprocess.run(["bash", str(ROOT / "tests/fixtures/generate.sh")] + (["big"] if big_needed else []),
                    check=True)

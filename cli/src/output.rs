@@ -75,26 +75,27 @@ pub fn from_name(path: &Path) -> (Option<Codec>, Option<Format>) {
     (codec, inner.as_deref().and_then(Format::from_extension))
 }
 
-/// An encoder that must be finished to write its last bytes.
+/// An encoder that must be finished to write its last bytes; finishing gives its output
+/// back, for the next stream.
 trait Encoder: Write {
-    fn finish(self: Box<Self>) -> io::Result<()>;
+    fn finish(self: Box<Self>) -> io::Result<Box<dyn Write>>;
 }
 
-impl<W: Write> Encoder for zstd::stream::write::Encoder<'static, W> {
-    fn finish(self: Box<Self>) -> io::Result<()> {
-        (*self).finish()?.flush()
+impl Encoder for zstd::stream::write::Encoder<'static, Box<dyn Write>> {
+    fn finish(self: Box<Self>) -> io::Result<Box<dyn Write>> {
+        (*self).finish()
     }
 }
 
-impl<W: Write> Encoder for liblzma::write::XzEncoder<W> {
-    fn finish(self: Box<Self>) -> io::Result<()> {
-        (*self).finish()?.flush()
+impl Encoder for liblzma::write::XzEncoder<Box<dyn Write>> {
+    fn finish(self: Box<Self>) -> io::Result<Box<dyn Write>> {
+        (*self).finish()
     }
 }
 
-impl<W: Write> Encoder for flate2::write::GzEncoder<W> {
-    fn finish(self: Box<Self>) -> io::Result<()> {
-        (*self).finish()?.flush()
+impl Encoder for flate2::write::GzEncoder<Box<dyn Write>> {
+    fn finish(self: Box<Self>) -> io::Result<Box<dyn Write>> {
+        (*self).finish()
     }
 }
 
@@ -102,32 +103,54 @@ fn threads() -> u32 {
     std::thread::available_parallelism().map_or(1, |n| n.get() as u32)
 }
 
-/// `codec` over `out`; `size` (the uncompressed length, when known) goes in zstd's frame
-/// header. zstd and xz always run with at least one worker thread: their output then
-/// depends on the level only, not on how many threads the machine has.
-fn encoder(codec: Codec, out: Box<dyn Write>, size: Option<u64>) -> Result<Box<dyn Encoder>> {
-    Ok(match codec {
-        Codec::Zstd(level) => {
-            let mut e = zstd::stream::write::Encoder::new(out, level)?;
-            e.multithread(threads())?;
-            e.include_checksum(true)?;
-            e.set_pledged_src_size(size)?;
-            Box::new(e)
-        }
-        Codec::Xz(level) => {
-            let stream = liblzma::stream::MtStreamBuilder::new()
-                .threads(threads())
-                .preset(level)
-                .check(liblzma::stream::Check::Crc64)
-                .encoder()
-                .context("starting the xz encoder")?;
-            Box::new(liblzma::write::XzEncoder::new_stream(out, stream))
-        }
-        Codec::Gzip(level) => Box::new(flate2::write::GzEncoder::new(
-            out,
-            flate2::Compression::new(level),
-        )),
-    })
+impl Codec {
+    /// A stream of this codec over `out`. zstd (with a content checksum) and xz (CRC64)
+    /// run with one worker per core, at least one: their output then depends on the level
+    /// only, not on the number of threads. gzip: no name, time 0.
+    fn encoder(self, out: Box<dyn Write>) -> io::Result<Box<dyn Encoder>> {
+        Ok(match self {
+            Codec::Zstd(level) => {
+                let mut e = zstd::stream::write::Encoder::new(out, level)?;
+                e.multithread(threads())?;
+                e.include_checksum(true)?;
+                Box::new(e)
+            }
+            Codec::Xz(level) => {
+                let stream = liblzma::stream::MtStreamBuilder::new()
+                    .threads(threads())
+                    .preset(level)
+                    .check(liblzma::stream::Check::Crc64)
+                    .encoder()
+                    .map_err(io::Error::other)?;
+                Box::new(liblzma::write::XzEncoder::new_stream(out, stream))
+            }
+            Codec::Gzip(level) => Box::new(flate2::write::GzEncoder::new(
+                out,
+                flate2::Compression::new(level),
+            )),
+        })
+    }
+
+    /// One whole stream of [`ZERO_FRAME`] zeros, for codecs whose readers take
+    /// concatenated streams as one: zstd (frames, RFC 8878 section 3) and xz (streams,
+    /// the .xz format 1.2.1 section 2; `xz -d` and liblzma with LZMA_CONCATENATED). Not
+    /// gzip: readers that stop after the first member are common.
+    fn zero_frame(self) -> io::Result<Option<Vec<u8>>> {
+        let zeros = vec![0u8; ZERO_FRAME];
+        Ok(match self {
+            Codec::Zstd(level) => {
+                let mut c = zstd::bulk::Compressor::new(level)?;
+                c.include_checksum(true)?;
+                Some(c.compress(&zeros)?)
+            }
+            Codec::Xz(level) => {
+                let mut e = liblzma::write::XzEncoder::new(Vec::new(), level);
+                e.write_all(&zeros)?;
+                Some(e.finish()?)
+            }
+            Codec::Gzip(_) => None,
+        })
+    }
 }
 
 static ZEROS: [u8; 1 << 20] = [0; 1 << 20];
@@ -154,6 +177,110 @@ impl Sink for StreamSink<'_> {
             n -= k as u64;
         }
         Ok(())
+    }
+}
+
+/// The zero runs at least this long go to zstd and xz as streams of zeros made once.
+const ZERO_FRAME: usize = 16 << 20;
+
+/// A codec: the chunks go through one stream encoder; for zstd and xz, a zero run of at
+/// least [`ZERO_FRAME`] bytes ends the stream and is written as copies of one stream of
+/// that many zeros, compressed once (zstd: about 500 bytes of RLE blocks), and the data
+/// after it starts a new stream. Decoders of both read concatenated streams as one, so
+/// the codec never sees the gigabytes of zeros of a mostly empty disk: `image -o
+/// x.raw.zst` of Talos's 4247 MiB image costs about the CPU of its data
+/// (docs/benchmarks.md). gzip gets every zero, from one static buffer.
+struct CodecSink<'p> {
+    codec: Codec,
+    /// The output while no stream is open.
+    out: Option<Box<dyn Write>>,
+    enc: Option<Box<dyn Encoder>>,
+    zero_frame: Option<Option<Vec<u8>>>,
+    streams: u64,
+    progress: &'p indicatif::ProgressBar,
+}
+
+impl<'p> CodecSink<'p> {
+    fn new(codec: Codec, out: Box<dyn Write>, progress: &'p indicatif::ProgressBar) -> Self {
+        CodecSink {
+            codec,
+            out: Some(out),
+            enc: None,
+            zero_frame: None,
+            streams: 0,
+            progress,
+        }
+    }
+
+    fn encoder(&mut self) -> io::Result<&mut Box<dyn Encoder>> {
+        if self.enc.is_none() {
+            let out = self
+                .out
+                .take()
+                .ok_or_else(|| io::Error::other("output lost"))?;
+            self.enc = Some(self.codec.encoder(out)?);
+        }
+        self.enc
+            .as_mut()
+            .ok_or_else(|| io::Error::other("encoder lost"))
+    }
+
+    /// End the open stream, if any.
+    fn end_stream(&mut self) -> io::Result<&mut Box<dyn Write>> {
+        if let Some(e) = self.enc.take() {
+            self.out = Some(e.finish()?);
+            self.streams += 1;
+        }
+        self.out
+            .as_mut()
+            .ok_or_else(|| io::Error::other("output lost"))
+    }
+
+    fn finish(mut self) -> io::Result<()> {
+        if self.streams == 0 {
+            self.encoder()?;
+        }
+        self.end_stream()?.flush()
+    }
+
+    fn stream_zeros(&mut self, mut n: u64) -> io::Result<()> {
+        while n > 0 {
+            let k = n.min(ZEROS.len() as u64) as usize;
+            self.encoder()?.write_all(&ZEROS[..k])?;
+            self.progress.inc(k as u64);
+            n -= k as u64;
+        }
+        Ok(())
+    }
+}
+
+impl Sink for CodecSink<'_> {
+    type Error = anyhow::Error;
+    fn data(&mut self, d: &[u8]) -> Result<()> {
+        self.encoder()?.write_all(d)?;
+        self.progress.inc(d.len() as u64);
+        Ok(())
+    }
+    fn zeros(&mut self, n: u64) -> Result<()> {
+        let whole = n / ZERO_FRAME as u64;
+        if whole == 0 {
+            return Ok(self.stream_zeros(n)?);
+        }
+        if self.zero_frame.is_none() {
+            self.zero_frame = Some(self.codec.zero_frame()?);
+        }
+        let Some(Some(frame)) = self.zero_frame.take() else {
+            self.zero_frame = Some(None);
+            return Ok(self.stream_zeros(n)?);
+        };
+        let out = self.end_stream()?;
+        for _ in 0..whole {
+            out.write_all(&frame)?;
+        }
+        self.streams += whole;
+        self.zero_frame = Some(Some(frame));
+        self.progress.inc(whole * ZERO_FRAME as u64);
+        Ok(self.stream_zeros(n % ZERO_FRAME as u64)?)
     }
 }
 
@@ -224,15 +351,9 @@ pub fn write(
             } else {
                 Box::new(io::BufWriter::with_capacity(1 << 20, open()?))
             };
-            let mut enc = encoder(codec, out, export.len_hint())?;
-            let n = export.write_to(
-                img,
-                &mut StreamSink {
-                    out: &mut enc,
-                    progress,
-                },
-            )?;
-            enc.finish()
+            let mut sink = CodecSink::new(codec, out, progress);
+            let n = export.write_to(img, &mut sink)?;
+            sink.finish()
                 .with_context(|| format!("finishing the {} stream", codec.name()))?;
             Ok(n)
         }
