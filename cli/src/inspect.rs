@@ -53,7 +53,6 @@ pub struct ExtractArgs {
 }
 
 pub fn run_inspect(a: InspectArgs) -> Result<ExitCode> {
-    let data = Input::open(&a.file)?;
     let mut out = io::stdout().lock();
     let opts = if a.no_hash {
         InspectOptions::NO_HASH
@@ -61,7 +60,15 @@ pub fn run_inspect(a: InspectArgs) -> Result<ExitCode> {
         InspectOptions::default()
     };
     let name = a.file.display().to_string();
-    let report = command::inspect(&data, &opts, &Threads).with_context(|| name.clone())?;
+    // Disk images, raw or compressed, are read a piece at a time (pread, or one
+    // streaming pass), never mapped or loaded whole.
+    let kind = crate::bigdisk::kind_of(&a.file);
+    let report = if matches!(kind, crate::bigdisk::Kind::Other) {
+        let data = Input::open(&a.file)?;
+        command::inspect(&data, &opts, &Threads).with_context(|| name.clone())?
+    } else {
+        FileReport::Disk(Box::new(crate::bigdisk::inspect(&a.file, &kind, &opts)?))
+    };
     if a.json {
         serde_json::to_writer_pretty(&mut out, &report)?;
         writeln!(out)?;

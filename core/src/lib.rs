@@ -48,6 +48,7 @@ pub mod pcrsig;
 pub mod pe;
 pub mod pem;
 pub mod readat;
+pub mod stream;
 pub mod secureboot;
 pub mod siglist;
 pub mod sign;

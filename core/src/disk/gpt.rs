@@ -346,6 +346,45 @@ pub struct PartitionTable {
 /// MBR's primary partitions. Every field read is bounded by `data`.
 pub fn read<'a>(data: impl Into<Window<'a>>) -> Result<PartitionTable> {
     let data: Window<'a> = data.into();
+    let (mut table, backup) = read_deferred(data)?;
+    if let Some(b) = backup {
+        b.apply(data, &mut table);
+    }
+    Ok(table)
+}
+
+/// The backup GPT header check, left for later: a reader of a stream reads the end
+/// of the disk last, after the partitions, so as not to decode it twice.
+#[derive(Debug, Clone)]
+pub struct BackupCheck {
+    alternate: u64,
+    sector: u64,
+    array_crc: [u8; 4],
+    /// Where its problem goes in the table's problems (the order [`read`] gives).
+    problem_at: usize,
+}
+
+impl BackupCheck {
+    /// Reads the backup header and records what [`read`] would have.
+    pub fn apply(self, data: Window<'_>, table: &mut PartitionTable) {
+        let backup_ok = self
+            .alternate
+            .checked_mul(self.sector)
+            .and_then(|o| data.bytes(o, 92, "backup GPT header").ok())
+            .map(|b| b.starts_with(raw::SIGNATURE) && b.get(88..92) == Some(&self.array_crc[..]));
+        if backup_ok != Some(true) {
+            let at = self.problem_at.min(table.problems.len());
+            table.problems.insert(
+                at,
+                format!("no matching backup GPT header at LBA {}", self.alternate),
+            );
+        }
+        table.backup_ok = backup_ok;
+    }
+}
+
+/// [`read`] without reading the backup GPT header: the check to do afterwards.
+pub fn read_deferred(data: Window<'_>) -> Result<(PartitionTable, Option<BackupCheck>)> {
     if data.bytes(raw::MBR_SIGNATURE_AT, 2, "MBR signature")?[..] != [0x55, 0xaa] {
         return Err(Error::malformed(
             raw::MBR_SIGNATURE_AT,
@@ -360,7 +399,7 @@ pub fn read<'a>(data: impl Into<Window<'a>>) -> Result<PartitionTable> {
             return read_gpt(data, sector);
         }
     }
-    read_mbr(data)
+    Ok((read_mbr(data)?, None))
 }
 
 /// CRC32 of a GPT header with its own CRC field read as zero (UEFI 2.10 §5.3.2).
@@ -374,7 +413,7 @@ fn header_crc(hdr: &[u8]) -> u32 {
 }
 
 /// Read the GPT whose header is at LBA 1 of `sector`-byte sectors (512 or 4096).
-fn read_gpt(data: Window<'_>, sector: u64) -> Result<PartitionTable> {
+fn read_gpt(data: Window<'_>, sector: u64) -> Result<(PartitionTable, Option<BackupCheck>)> {
     let h = sector;
     // The file offset of a header field; the header is within the first 8 KiB.
     let at = |field: u64| h.saturating_add(field);
@@ -429,13 +468,12 @@ fn read_gpt(data: Window<'_>, sector: u64) -> Result<PartitionTable> {
             "GPT entry array CRC mismatch (array at {array_off:#x})"
         ));
     }
-    let backup_ok = alternate
-        .checked_mul(sector)
-        .and_then(|o| data.bytes(o, 92, "backup GPT header").ok())
-        .map(|b| b.starts_with(raw::SIGNATURE) && b.get(88..92) == hdr.get(88..92));
-    if backup_ok != Some(true) {
-        problems.push(format!("no matching backup GPT header at LBA {alternate}"));
-    }
+    let backup = BackupCheck {
+        alternate,
+        sector,
+        array_crc: bytes::array(hdr, 88, what)?,
+        problem_at: problems.len(),
+    };
     let entry_len = usize::try_from(esize).map_err(|_| {
         Error::malformed(
             at(raw::H_ENTRY_SIZE),
@@ -443,7 +481,7 @@ fn read_gpt(data: Window<'_>, sector: u64) -> Result<PartitionTable> {
         )
     })?;
     let partitions = gpt_partitions(&array, entry_len, sector, &mut problems)?;
-    Ok(PartitionTable {
+    let table = PartitionTable {
         scheme: "gpt",
         sector_size: sector,
         disk_guid: Some(disk_guid),
@@ -451,10 +489,11 @@ fn read_gpt(data: Window<'_>, sector: u64) -> Result<PartitionTable> {
         last_usable_lba: Some(last_usable),
         header_crc_ok: Some(header_crc_ok),
         array_crc_ok: Some(array_crc_ok),
-        backup_ok,
+        backup_ok: None,
         partitions,
         problems,
-    })
+    };
+    Ok((table, Some(backup)))
 }
 
 /// The used entries of a GPT entry array of `entry_len`-byte entries.

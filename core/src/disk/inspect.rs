@@ -43,6 +43,10 @@ pub struct DiskReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub talos: Option<Box<TalosDisk>>,
     pub problems: Vec<String>,
+    /// The compression the image was read through (`zstd`, `xz`, `gzip`); absent
+    /// for a raw image. `size` is the decompressed size.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compression: Option<crate::stream::Compression>,
 }
 
 /// META, found by Talos's rule (GPT name META, exactly 1 MiB).
@@ -130,6 +134,7 @@ fn inspect_window(data: Window<'_>, opts: &InspectOptions) -> Result<DiskReport>
         meta: None,
         talos: None,
         problems: Vec::new(),
+        compression: None,
     };
     let mut budget = MAX_EFI_BINARIES;
     let has_gpt = [512u64, 4096].iter().any(|&s| {
@@ -143,7 +148,9 @@ fn inspect_window(data: Window<'_>, opts: &InspectOptions) -> Result<DiskReport>
             .push(filesystem(data, None, 0, opts, &mut budget)?);
         return Ok(report);
     }
-    let table = gpt::read(data)?;
+    // The backup GPT header, at the end of the disk, is read last: a stream is then
+    // decoded about once (see crate::stream).
+    let (mut table, backup) = gpt::read_deferred(data)?;
     // Volumes walked so far (start -> end, disjoint): overlapping partitions would walk
     // the same FAT again, and 1024 GPT entries on one ESP took 36 s and 25x the
     // image's size (issue 9). Each byte is walked at most once.
@@ -211,6 +218,9 @@ fn inspect_window(data: Window<'_>, opts: &InspectOptions) -> Result<DiskReport>
             }))
         });
     report.talos = talos_disk(data, &table, &report).map(Box::new);
+    if let Some(b) = backup {
+        b.apply(data, &mut table);
+    }
     report.partition_table = Some(table);
     Ok(report)
 }
@@ -399,7 +409,10 @@ impl fmt::Display for Listing<'_> {
             "File:",
             &format!("{file} ({} bytes, {})", r.size, human_size(r.size)),
         )?;
-        kv(f, "Kind:", "raw disk image")?;
+        match r.compression {
+            Some(c) => kv(f, "Kind:", &format!("raw disk image, {}-compressed", c.name()))?,
+            None => kv(f, "Kind:", "raw disk image")?,
+        }
         match &r.partition_table {
             None => kv(f, "Partition table:", "none (a bare FAT volume)")?,
             Some(t) => write_table(f, t)?,
