@@ -48,10 +48,10 @@ pub mod pcrsig;
 pub mod pe;
 pub mod pem;
 pub mod readat;
-pub mod stream;
 pub mod secureboot;
 pub mod siglist;
 pub mod sign;
+pub mod stream;
 pub mod uki;
 pub mod units;
 

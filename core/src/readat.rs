@@ -292,6 +292,13 @@ impl<'a> Runs<'a> {
     }
 }
 
+impl Runs<'_> {
+    /// The runs as (offset in the window, length), in file order.
+    pub fn pieces(&self) -> Vec<(u64, u64)> {
+        self.runs.iter().map(|&(_, o, l)| (o, l)).collect()
+    }
+}
+
 impl ReadAt for Runs<'_> {
     fn size(&self) -> u64 {
         self.size

@@ -16,6 +16,7 @@
 use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::io::Read;
+use std::rc::Rc;
 
 use crate::error::{Error, Result};
 use crate::readat::ReadAt;
@@ -54,12 +55,12 @@ impl Compression {
 
 /// A [`ReadAt`] read from its start as a `Read`.
 pub struct SeqReader<'a> {
-    src: &'a dyn ReadAt,
+    src: Rc<dyn ReadAt + 'a>,
     pos: u64,
 }
 
 impl<'a> SeqReader<'a> {
-    pub fn new(src: &'a dyn ReadAt) -> Self {
+    pub fn new(src: Rc<dyn ReadAt + 'a>) -> Self {
         SeqReader { src, pos: 0 }
     }
 
@@ -84,8 +85,12 @@ impl std::io::Read for SeqReader<'_> {
 
 /// zstd frames one after another (pzstd and `cat a.zst b.zst` write several).
 struct ZstdFrames<'a> {
-    dec: Option<ruzstd::decoding::StreamingDecoder<SeqReader<'a>, ruzstd::decoding::FrameDecoder>>,
+    dec: Option<ruzstd::decoding::StreamingDecoder<Buffered<'a>, ruzstd::decoding::FrameDecoder>>,
 }
+
+/// The compressed input, read from its source 1 MiB at a time: a source behind a
+/// call (the page's `FileReaderSync`) is then called rarely.
+type Buffered<'a> = std::io::BufReader<SeqReader<'a>>;
 
 impl std::io::Read for ZstdFrames<'_> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
@@ -101,7 +106,7 @@ impl std::io::Read for ZstdFrames<'_> {
                 return Ok(0);
             };
             let (src, frame) = old.into_parts();
-            if src.left() == 0 {
+            if src.get_ref().left() == 0 && src.buffer().is_empty() {
                 return Ok(0);
             }
             let next = ruzstd::decoding::StreamingDecoder::new_with_decoder(src, frame)
@@ -112,8 +117,8 @@ impl std::io::Read for ZstdFrames<'_> {
 }
 
 /// A pure-Rust decoder of `src` from its start.
-pub fn decoder<'a>(kind: Compression, src: &'a dyn ReadAt) -> Result<Box<dyn Read + 'a>> {
-    let r = SeqReader::new(src);
+pub fn decoder<'a>(kind: Compression, src: Rc<dyn ReadAt + 'a>) -> Result<Box<dyn Read + 'a>> {
+    let r = std::io::BufReader::with_capacity(1 << 20, SeqReader::new(src));
     Ok(match kind {
         Compression::Zstd => {
             let dec = ruzstd::decoding::StreamingDecoder::new(r).map_err(|e| Error::Source {
@@ -143,7 +148,12 @@ fn zstd_content_size(src: &dyn ReadAt) -> Option<u64> {
     let fhd = *head.get(4)?;
     let fcs_flag = fhd >> 6;
     let single = fhd & 0x20 != 0;
-    let did = [0usize, 1, 2, 4][usize::from(fhd & 3)];
+    let did: usize = match fhd & 3 {
+        0 => 0,
+        1 => 1,
+        2 => 2,
+        _ => 4,
+    };
     let fcs_len = match (fcs_flag, single) {
         (0, true) => 1,
         (0, false) => return None,
@@ -151,9 +161,7 @@ fn zstd_content_size(src: &dyn ReadAt) -> Option<u64> {
         (2, _) => 4,
         _ => 8,
     };
-    let at = 5usize
-        .checked_add(usize::from(!single))?
-        .checked_add(did)?;
+    let at = 5usize.checked_add(usize::from(!single))?.checked_add(did)?;
     let raw = head.get(at..at.checked_add(fcs_len)?)?;
     let mut v = [0u8; 8];
     v.get_mut(..fcs_len)?.copy_from_slice(raw);
@@ -285,9 +293,10 @@ impl<'a> Forward<'a> {
 
     /// A compressed image in `src` with the pure-Rust decoders. Its size comes from
     /// the headers ([`stated_size`]) or, failing that, from one decoding pass.
-    pub fn of(kind: Compression, src: &'a dyn ReadAt, budget: usize) -> Result<Self> {
-        let open: Open<'a> = Box::new(move || decoder(kind, src));
-        let size = match stated_size(kind, src) {
+    pub fn of(kind: Compression, src: Rc<dyn ReadAt + 'a>, budget: usize) -> Result<Self> {
+        let size = stated_size(kind, &*src);
+        let open: Open<'a> = Box::new(move || decoder(kind, src.clone()));
+        let size = match size {
             Some(s) => s,
             None => count(open()?)?,
         };
@@ -337,7 +346,7 @@ impl<'a> Forward<'a> {
 
     /// Keeps chunk `index` (decoded into `data`), dropping the least recently used.
     fn keep(&self, st: &mut State<'a>, index: u64, data: &[u8]) {
-        if data.iter().all(|&b| b == 0) {
+        if is_zero(data) {
             st.zero.insert(index);
             return;
         }
@@ -394,6 +403,13 @@ impl<'a> Forward<'a> {
         let data = st.cache.get(&index).map(Vec::as_slice).unwrap_or_default();
         copy_out(data, skip, out)
     }
+}
+
+/// Whether `data` (at most a chunk) is all zero: a comparison with a zero chunk,
+/// which the standard library does with memcmp, fast even in a debug build.
+fn is_zero(data: &[u8]) -> bool {
+    static ZERO: [u8; 1 << 20] = [0; 1 << 20];
+    ZERO.get(..data.len()).is_some_and(|z| z == data)
 }
 
 fn copy_out(data: &[u8], skip: usize, out: &mut [u8]) -> Result<()> {
@@ -476,31 +492,51 @@ mod tests {
             e.write_all(&data).unwrap();
             e.finish().unwrap()
         };
-        let zst = ruzstd::encoding::compress_to_vec(&data[..], ruzstd::encoding::CompressionLevel::Fastest);
+        let zst = ruzstd::encoding::compress_to_vec(
+            &data[..],
+            ruzstd::encoding::CompressionLevel::Fastest,
+        );
         let xz = {
             use std::io::Write;
-            let mut w = lzma_rust2::XzWriter::new(Vec::new(), lzma_rust2::XzOptions::default()).unwrap();
+            let mut w =
+                lzma_rust2::XzWriter::new(Vec::new(), lzma_rust2::XzOptions::default()).unwrap();
             w.write_all(&data).unwrap();
             w.finish().unwrap()
         };
-        for (file, kind) in [(gz, Compression::Gzip), (zst, Compression::Zstd), (xz, Compression::Xz)] {
+        for (file, kind) in [
+            (gz, Compression::Gzip),
+            (zst, Compression::Zstd),
+            (xz, Compression::Xz),
+        ] {
             assert_eq!(Compression::detect(&file), Some(kind));
-            let f = Forward::of(kind, &file, 2 * CHUNK as usize).unwrap();
+            assert!(kind != Compression::Xz || stated_size(kind, &file).is_some());
+            let f = Forward::of(kind, Rc::new(file), 2 * CHUNK as usize).unwrap();
             assert_eq!(f.size(), data.len() as u64, "{kind:?}");
-            for &(off, n) in &[(0u64, 600u64), (4 * CHUNK + 1, 10), (CHUNK - 3, 9), (0, 600)] {
+            for &(off, n) in &[
+                (0u64, 600u64),
+                (4 * CHUNK + 1, 10),
+                (CHUNK - 3, 9),
+                (0, 600),
+            ] {
                 let got = f.read_vec(off, n, "t").unwrap();
-                assert_eq!(got, data[off as usize..(off + n) as usize], "{kind:?} at {off}");
+                assert_eq!(
+                    got,
+                    data[off as usize..(off + n) as usize],
+                    "{kind:?} at {off}"
+                );
             }
             // Chunk 0 was evicted by the budget of two chunks: one restart.
             assert_eq!(f.restarts(), 1, "{kind:?}");
             assert!(f.read_vec(data.len() as u64 - 1, 2, "t").is_err());
         }
         // Truncated input is an error, not a short read.
-        let zst = ruzstd::encoding::compress_to_vec(&data[..], ruzstd::encoding::CompressionLevel::Fastest);
-        let cut = zst[..zst.len() / 2].to_vec();
-        let cut = &cut;
+        let zst = ruzstd::encoding::compress_to_vec(
+            &data[..],
+            ruzstd::encoding::CompressionLevel::Fastest,
+        );
+        let cut: Rc<dyn ReadAt> = Rc::new(zst[..zst.len() / 2].to_vec());
         let f = Forward::new(
-            Box::new(move || decoder(Compression::Zstd, cut)),
+            Box::new(move || decoder(Compression::Zstd, cut.clone())),
             data.len() as u64,
             0,
         );

@@ -220,7 +220,7 @@ function showDisk(json) {
   const esp = [...d.filesystems, ...(d.xfs_volumes || [])].reduce((n, f) => n + f.efi_binaries.length, 0);
   const pt = d.partition_table;
   factList($("summary"), [
-    ["Kind", el("span", { id: "kind", class: "badge", "data-kind": "disk" }, "Raw disk image")],
+    ["Kind", el("span", { id: "kind", class: "badge", "data-kind": "disk" }, d.compression ? `Raw disk image, ${d.compression}-compressed` : "Raw disk image")],
     ["Partition table", pt ? `${pt.scheme.toUpperCase()}, ${pt.partitions.length} partition${pt.partitions.length === 1 ? "" : "s"}, ${pt.sector_size}-byte sectors` : "none (bare volume)"],
     ["FAT volumes", String(d.filesystems.length)],
     ["XFS volumes", String((d.xfs_volumes || []).length)],
@@ -709,7 +709,7 @@ function renderDiskPanel(d) {
     box.append(el("h3", {}, `${fs.fat.fat_type} volume “${fs.fat.label.trim() || "no label"}” (${where})`));
     const files = fs.fat.entries.filter((e) => !e.is_dir);
     box.append(el("p", { class: "muted" }, `${files.length} files · cluster ${size(fs.fat.cluster_size)} · ${fs.fat.clusters.toLocaleString("en")} clusters`));
-    renderEfiBinaries(box, fs.efi_binaries);
+    renderEfiBinaries(box, fs.efi_binaries, fs.partition, d.compression);
     renderFileList(box, fs.partition, files);
   }
   for (const xv of d.xfs_volumes || []) {
@@ -719,18 +719,21 @@ function renderDiskPanel(d) {
     const features = x.features.length ? x.features.join(", ") : "none beyond v5";
     box.append(el("p", { class: "muted" }, `UUID `, el("code", {}, x.uuid), ` · ${files.length} files · ${size(x.block_size)} blocks, ${x.sector_size}-byte sectors · ${x.ag_count} AGs · features: ${features}`));
     if (x.problems.length) box.append(el("ul", { class: "plain problems" }, ...x.problems.map((p) => el("li", {}, p))));
-    renderEfiBinaries(box, xv.efi_binaries);
+    renderEfiBinaries(box, xv.efi_binaries, xv.partition, d.compression);
     renderFileList(box, xv.partition, files);
   }
   renderTalos(box, d);
 }
 
-function renderEfiBinaries(box, bins) {
+function renderEfiBinaries(box, bins, partition, compressed) {
   if (!bins.length) return;
   const rows = bins.map((b) => {
     const r = b.report;
     const what = r ? (r.kind === "uki" && r.os_release && r.os_release.PRETTY_NAME ? `UKI: ${r.os_release.PRETTY_NAME}` : KIND_LABEL[r.kind] || r.kind) : b.error || "";
-    const open = b.disk_offset !== null && b.disk_offset !== undefined
+    // In a compressed image the bytes are the Worker's to decode (bigdisk.js).
+    const open = compressed && partition !== null
+      ? el("button", { type: "button", class: "small", onclick: () => partitionFile(partition, b.path, true) }, "Open")
+      : b.disk_offset !== null && b.disk_offset !== undefined
       ? el("button", { type: "button", class: "small", onclick: () => openEmbedded(b) }, "Open")
       : el("span", { class: "muted" }, "fragmented");
     return el("tr", { "data-efi": b.path }, el("td", {}, el("code", {}, b.path)), el("td", { class: "num" }, size(b.size)), el("td", {}, what), el("td", {}, r && r.signatures.length ? `${r.signatures.length} signature(s)` : r ? "unsigned" : ""), el("td", {}, open));

@@ -29,6 +29,7 @@
 // A newer "open" supersedes the running job: it notices between reads and stops.
 
 import init, * as wasm from "../pkg/ukitool_web.js";
+import { diskKind, openDisk, diskFileBlob } from "./bigdisk.js";
 import { wasmBase64 } from "../pkg/ukitool_web_wasm.js";
 
 const PREFIX = 64 * 1024; // headers and section table of any real PE fit in 64 KiB
@@ -121,21 +122,30 @@ async function openInspection(file, j) {
 function resetState(j, file) {
   if (state.verifier) state.verifier.free();
   if (state.whole) state.whole.free();
-  state = { job: j, file, verifier: null, whole: null, name: file.name || "file" };
+  if (state.disk) state.disk.free();
+  state = { job: j, file, verifier: null, whole: null, disk: null, name: file.name || "file" };
 }
 
 async function open(file, j) {
   resetState(j, file);
   const head = await read(file, 0, Math.min(file.size, 4096));
   check(j);
-  if (wasm.looksLikeDisk(head)) {
-    // A raw disk: the core walks GPT, FAT and XFS over the whole image in memory,
-    // kept there so that files can be taken out of its partitions.
-    const buf = await ensureWhole(j);
-    check(j);
-    postMessage({ type: "progress", job: j, done: 0, total: 0, what: "inspecting" });
-    postMessage({ type: "disk", job: j, json: wasm.inspectDisk(buf) });
-    return;
+  const kind = diskKind(head);
+  if (kind) {
+    // A disk image, raw or compressed, of any size: read a piece at a time
+    // (bigdisk.js). A compressed file that holds no disk falls through to the PE path.
+    postMessage({ type: "progress", job: j, done: 0, total: 0, what: kind === "disk" ? "inspecting" : `inspecting (${kind}-compressed)` });
+    let disk = null;
+    try {
+      disk = openDisk(file);
+    } catch (e) {
+      if (kind === "disk") throw e;
+    }
+    if (disk) {
+      state.disk = disk;
+      postMessage({ type: "disk", job: j, json: disk.inspect() });
+      return;
+    }
   }
   const { insp, prefix } = await openInspection(file, j);
   try {
@@ -408,6 +418,7 @@ async function diskImage(msg) {
 async function diskFile(msg) {
   const j = msg.job;
   if (state.job !== j || !state.file) throw new Error("open a disk image first");
+  if (state.disk) return { blob: diskFileBlob(state.disk, state.file, msg.partition, msg.path), name: msg.path.split("/").pop() || "file" };
   const disk = await ensureWhole(j);
   const r = wasm.diskFile(disk, msg.partition, msg.path);
   const blob =

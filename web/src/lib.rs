@@ -15,6 +15,8 @@
 //! input), and the hook below records any panic that slips through so the Worker
 //! can report it and start a fresh instance.
 
+mod bigdisk;
+
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 

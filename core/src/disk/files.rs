@@ -123,6 +123,20 @@ impl<'a> PartitionFiles<'a> {
         Runs::new(self.data, &runs)
     }
 
+    /// [`Self::open`]'s runs as (offset in the disk, length): where the file's bytes
+    /// lie in the image, for a caller that reads them itself (the page slices them
+    /// out of the dropped file).
+    pub fn disk_runs(&self, path: &str) -> Option<Vec<(u64, u64)>> {
+        let runs = self.open(path)?;
+        let base = self.data.start();
+        Some(
+            runs.pieces()
+                .iter()
+                .filter_map(|&(o, l)| Some((base.checked_add(o)?, l)))
+                .collect(),
+        )
+    }
+
     /// The directory `extract --all` writes its files under: the partition's name
     /// when it is one safe path component, else its number.
     pub fn dir_name(&self) -> String {

@@ -410,7 +410,11 @@ impl fmt::Display for Listing<'_> {
             &format!("{file} ({} bytes, {})", r.size, human_size(r.size)),
         )?;
         match r.compression {
-            Some(c) => kv(f, "Kind:", &format!("raw disk image, {}-compressed", c.name()))?,
+            Some(c) => kv(
+                f,
+                "Kind:",
+                &format!("raw disk image, {}-compressed", c.name()),
+            )?,
             None => kv(f, "Kind:", "raw disk image")?,
         }
         match &r.partition_table {
