@@ -118,8 +118,8 @@ impl Disk {
 
     /// The disk report as JSON, as `ukitool inspect --json` prints it.
     pub fn inspect(&self) -> Result<String, JsValue> {
-        let mut r =
-            disk::inspect::inspect_disk_at(&*self.src, &InspectOptions::default()).map_err(js_error)?;
+        let mut r = disk::inspect::inspect_disk_at(&*self.src, &InspectOptions::default())
+            .map_err(js_error)?;
         r.compression = self.compression;
         to_json(&r)
     }
@@ -132,9 +132,11 @@ impl Disk {
     pub fn file_runs(&self, partition: &str, path: &str) -> Result<Vec<f64>, JsValue> {
         let parts = disk::files::partitions(Window::new(&*self.src)).map_err(js_error)?;
         let part = disk::files::find(&parts, partition).map_err(js_error)?;
-        let runs = part
-            .disk_runs(path)
-            .ok_or_else(|| js_text(format!("partition {partition}: no file {path:?} stored in runs")))?;
+        let runs = part.disk_runs(path).ok_or_else(|| {
+            js_text(format!(
+                "partition {partition}: no file {path:?} stored in runs"
+            ))
+        })?;
         Ok(runs
             .into_iter()
             .flat_map(|(o, l)| [o as f64, l as f64])

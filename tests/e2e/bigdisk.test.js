@@ -1,0 +1,83 @@
+// Disk images larger than wasm memory (issue 17): an 8 GiB raw image (a sparse file)
+// and the 4247 MiB Talos dual-boot image compressed by the zstd and xz tools open in
+// the page, which reads them through Blob.slice (bigdisk.js), decoding the compressed
+// ones in wasm. The referee is `ukitool inspect --json` of the raw image: the page's
+// exported JSON must equal it (apart from the compression field). Images are made in
+// a temporary directory and removed. Times are recorded in
+// tests/artifacts/bigdisk-bench.json (bench/run.py folds them into the results),
+// never asserted: the machine is shared.
+
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, test } from "node:test";
+import { artifact, downloadVia, fixture, openPage, pickFile, ukitool, useBrowser } from "./harness.js";
+
+const dir = mkdtempSync(join(tmpdir(), "ukitool-bigdisk-"));
+const env = useBrowser(() => rmSync(dir, { recursive: true, force: true }));
+const figures = {};
+
+/** Pick `path`, wait for the partition table; returns ms from the pick to the rows. */
+async function openAndTime(page, path) {
+  const t0 = Date.now();
+  await pickFile(page, path);
+  await page.waitForFunction(
+    () => document.querySelectorAll("#partitions tbody tr").length > 0 || !document.getElementById("error").hidden,
+    null,
+    { timeout: 600000 },
+  );
+  const ms = Date.now() - t0;
+  const err = await page.locator("#error").isHidden();
+  assert.ok(err, await page.textContent("#error"));
+  return ms;
+}
+
+/** The page's exported JSON, without the compression field, against the CLI's. */
+async function assertSameReport(page, cliJson) {
+  const got = JSON.parse((await downloadVia(page, page.locator("#export"))).bytes.toString());
+  delete got.compression;
+  assert.deepEqual(got, cliJson);
+}
+
+describe("disk images larger than wasm memory", () => {
+  test("an 8 GiB raw image: partitions, the CLI's JSON, a file from the ESP", async () => {
+    const img = join(dir, "big8.raw");
+    ukitool("image", "--uki", fixture("uki.efi"), "-o", img, "--size", "8G", "--quiet");
+    const cli = JSON.parse(ukitool("inspect", "--json", img).toString());
+    const { page } = await openPage(env.browser.context, env.server.url);
+    const ms = await openAndTime(page, img);
+    figures.raw_8gib_partitions_ms = ms;
+    const parts = await page.$$eval("#partitions tbody tr", (r) => r.map((x) => Number(x.dataset.partition)));
+    assert.deepEqual(parts, cli.partition_table.partitions.map((p) => p.index));
+    await assertSameReport(page, cli);
+    // Download a file from the ESP: the UKI's exact bytes, sliced from the image.
+    const bin = cli.filesystems[0].efi_binaries[0];
+    const row = page.locator(`tr[data-file="1:/${bin.path}"] button[data-action="download"]`);
+    const got = await downloadVia(page, row);
+    assert.ok(got.bytes.equals(ukitool("extract", img, `1:/${bin.path}`)), "the ESP file's bytes");
+    await page.close();
+    rmSync(img, { force: true });
+  });
+
+  test("the 4247 MiB Talos image as .raw.zst and .raw.xz: partitions and the CLI's JSON", async () => {
+    const img = join(dir, "talos.raw");
+    ukitool("image", "--uki", fixture("uki.efi"), "-o", img, "--layout", "talos", "--systemd-boot", fixture("systemd-bootx64.efi"), "--grub", fixture("grubx64.efi.signed"), "--grub-bios", "/usr/lib/grub/i386-pc", "--quiet");
+    const cli = JSON.parse(ukitool("inspect", "--json", img).toString());
+    assert.equal(cli.size, 4247 * 1024 * 1024);
+    for (const [tool, args, ext] of [["zstd", ["-q", "-1", "-T0", "-k"], "zst"], ["xz", ["-0", "-T0", "-k"], "xz"]]) {
+      execFileSync(tool, [...args, img]);
+      const packed = `${img}.${ext}`;
+      const { page } = await openPage(env.browser.context, env.server.url);
+      const ms = await openAndTime(page, packed);
+      figures[`talos_4247mib_${ext}_partitions_ms`] = ms;
+      assert.match(await page.textContent("#kind"), new RegExp(`${tool}-compressed`));
+      await assertSameReport(page, cli);
+      await page.close();
+      rmSync(packed, { force: true });
+    }
+    rmSync(img, { force: true });
+    writeFileSync(artifact("bigdisk-bench.json"), JSON.stringify(figures, null, 2) + "\n");
+  });
+});
