@@ -19,7 +19,8 @@ use crate::input::Input;
 
 #[derive(clap::Args)]
 pub struct InspectArgs {
-    /// PE, UKI, addon or raw disk image; `-` reads stdin
+    /// PE, UKI, addon or raw disk image (of any size; `.raw.zst`, `.raw.xz` and `.raw.gz`
+    /// are recognised by content and decoded as they are read); `-` reads stdin
     pub file: PathBuf,
     /// Print the report as JSON (fields documented in docs/json.md)
     #[arg(long)]
