@@ -89,11 +89,11 @@ pub fn kind_of(path: &Path) -> Kind {
 /// Inspects a raw or compressed disk image at `path` without reading it whole.
 /// Err when a compressed file does not hold a disk image.
 pub fn inspect(path: &Path, kind: &Kind, opts: &InspectOptions) -> Result<DiskReport> {
-    let file = FileAt::open(path)?;
+    let file = std::rc::Rc::new(FileAt::open(path)?);
     let name = path.display().to_string();
     match kind {
         Kind::Compressed(c) => {
-            let src = Forward::of(*c, &file, CACHE_BUDGET).with_context(|| name.clone())?;
+            let src = Forward::of(*c, file.clone(), CACHE_BUDGET).with_context(|| name.clone())?;
             let mut head = [0u8; 512];
             src.read_exact_at(0, &mut head)
                 .with_context(|| name.clone())?;
@@ -114,6 +114,6 @@ pub fn inspect(path: &Path, kind: &Kind, opts: &InspectOptions) -> Result<DiskRe
             }
             Ok(r)
         }
-        _ => inspect_disk_at(&file, opts).with_context(|| name),
+        _ => inspect_disk_at(&*file, opts).with_context(|| name),
     }
 }
