@@ -4,7 +4,8 @@
 #   make run       the main job: build, inspect a sample UKI made from Debian's packages,
 #                  build the browser tool and serve it on http://127.0.0.1:8000/
 #   make test      every test: cargo's, then the browser tests
-#   make lint      rustfmt --check, clippy -D warnings, no function over 120 lines
+#   make lint      rustfmt --check, clippy -D warnings, no function over 120 lines,
+#                  eslint and prettier --check for the page (web/)
 #   make dist      release artifacts in dist/: .deb, static binary, one-file page (docs/ship.md)
 
 # Every Debian package the project (build, fixtures, tests, benchmarks) uses.
@@ -14,7 +15,7 @@ APT_PACKAGES := \
 	ovmf qemu-system-x86 qemu-system-arm qemu-efi-aarch64 binutils-aarch64-linux-gnu \
 	sbsigntool osslsigncode pesign python3-pefile \
 	efitools softhsm2 opensc p11-kit-modules \
-	binutils busybox-static cpio gzip zstd openssl file \
+	binutils busybox-static cpio gzip zstd xz-utils qemu-utils python3-fusepy openssl file \
 	mtools dosfstools gdisk fdisk e2fsprogs bmap-tools xfsprogs grub-common grub-pc-bin \
 	chromium binaryen hyperfine time
 # Debian's npm, only when `npm` is missing: NodeSource's nodejs bundles npm and conflicts with it.
@@ -102,6 +103,8 @@ lint:
 	python3 tools/fn-length.py
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo clippy -p ukitool-web --lib --target wasm32-unknown-unknown -- -D warnings
+	[ -x web/node_modules/.bin/eslint ] || (cd web && npm install --no-audit --no-fund)
+	cd web && node_modules/.bin/eslint . && node_modules/.bin/prettier --check .
 
 bench: build
 	@if [ -f bench/run.sh ]; then bash bench/run.sh; else python3 bench/run.py; fi

@@ -13,7 +13,8 @@ from one extra run. Results go to bench/results.json; docs/benchmarks.md is rege
 keeping everything after its `<!-- notes -->` marker (the hand-written analysis).
 
     bench/run.sh [--quick] [--only ROW]...     ROW: inspect verify extract build sign
-                                               measure image xfs talos write inspect-big
+                                               measure image xfs talos write compress
+                                               inspect-big
     bench/run.sh --doc-only                    docs/benchmarks.md from bench/results.json
 
 --quick and --only write $TMPDIR/ukitool-bench-partial.json and leave the published figures alone.
@@ -46,7 +47,7 @@ LIEF_PY = os.environ.get("UKITOOL_BENCH_LIEF_PYTHON", "")
 RESULTS = BENCH / "results.json"
 DOC = ROOT / "docs" / "benchmarks.md"
 ROWS = ("inspect", "verify", "extract", "build", "sign", "measure", "image", "xfs", "talos", "write",
-        "inspect-big")
+        "compress", "inspect-big")
 
 
 def run(cmd, check=True, **kw):
@@ -531,6 +532,9 @@ def main():
     if want("talos"):
         bench_talos(b, U, small, work, rounds)
 
+    if want("compress"):
+        bench_compress(b, U, small, work, rounds)
+
     if want("inspect-big"):
         bench_inspect_big(b, U, big, work, rounds)
 
@@ -653,6 +657,35 @@ def bench_talos(b, U, uki, work, rounds):
           prepare=f"rm -f {o1} {o2}", rounds=max(3, rounds // 2),
           note="the classic chain writes no META (no command-line writer); ukitool's image has it")
     for p in (o1, o2):
+        run(["rm", "-f", p])
+
+
+def bench_compress(b, U, uki, work, rounds):
+    """`image -o x.raw.zst` (zstd in-process, one worker per core) against `image -o - |
+    zstd -T0` on Talos's dual-boot metal image (4247 MiB, mostly zeros). Both must
+    decompress to the raw image ukitool writes with the same options."""
+    sdboot, grub_dir = FIX / "systemd-bootx64.efi", "/usr/lib/grub/i386-pc"
+    raw, o1, o2 = work / "z.img", work / "z-ours.raw.zst", work / "z-pipe.raw.zst"
+    args = (f"{U} image --uki {uki} --layout talos --systemd-boot {sdboot} "
+            f"--grub-bios {grub_dir}")
+    run(f"{args} -o {raw} -q")
+
+    def zst_ok(o, cmd):
+        run(["rm", "-f", o])
+        run(cmd)
+        run(["zstd", "-t", "-q", o])
+        r = subprocess.run(f"zstd -dc {shlex.quote(str(o))} | cmp - {shlex.quote(str(raw))}",
+                           shell=True, capture_output=True)
+        expect(r.returncode == 0, f"zstd -dc differs from the raw image: {r.stdout[-200:]!r}")
+        return f"zstd -t passes; decompresses to the raw image ({os.path.getsize(o)} bytes)"
+
+    ours = f"{args} -o {o1} -q"
+    pipe = f"bash {BENCH}/image_zstd_pipe.sh {o2} {args}"
+    b.row("image-zst", "image -o x.raw.zst, Talos metal image (4247 MiB), 9 MiB UKI", [
+        Cmd("ukitool image -o x.raw.zst", ours, lambda: zst_ok(o1, ours), "ukitool"),
+        Cmd("ukitool image -o - | zstd -T0", pipe, lambda: zst_ok(o2, pipe)),
+    ], prepare=f"rm -f {o1} {o2}", rounds=max(3, rounds // 2))
+    for p in (raw, o1, o2):
         run(["rm", "-f", p])
 
 
@@ -857,6 +890,11 @@ def evaluate_goals(rows, browser=None):
         d = rss["64G"] - rss["1G"]
         add("image memory independent of disk size", abs(d) <= max(1024, rss["1G"] // 20),
             f"{fmt_kib(rss['1G'])} at 1 GiB, {fmt_kib(rss['64G'])} at 64 GiB")
+    r = find(rows, "image-zst")
+    if r and cmd_of(r, "ukitool image -o - | zstd -T0"):
+        x = r["commands"][0]["median_s"] / cmd_of(r, "ukitool image -o - | zstd -T0")["median_s"]
+        add("image -o x.raw.zst <= 1.0x image -o - | zstd -T0", x <= 1.0,
+            f"{x:.2f}x" + cpu_ratio(r["commands"][0], cmd_of(r, "ukitool image -o - | zstd -T0")))
     r = find(rows, "write")
     if r:
         ours = r["commands"][0]["median_s"]

@@ -117,7 +117,12 @@ html = replaceOnce(
   `<script type="module">${app}</script>`,
   "index.html",
 );
-html = replaceOnce(html, "<!doctype html>\n", "<!doctype html>\n<!-- ukitool, one file: made by web/bundle.mjs from index.html, web/app and web/pkg. -->\n", "index.html");
+html = replaceOnce(
+  html,
+  "<!doctype html>\n",
+  "<!doctype html>\n<!-- ukitool, one file: made by web/bundle.mjs from index.html, web/app and web/pkg. -->\n",
+  "index.html",
+);
 
 mkdirSync(dirname(out), { recursive: true });
 writeFileSync(out, html);

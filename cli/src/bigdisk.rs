@@ -1,99 +1,96 @@
-//! Disk images read a piece at a time: a raw image with pread, a compressed one
-//! (zstd, xz, gzip, recognised by content) through a forward-only decoder with a
-//! bounded cache (ukitool_core::stream). Nothing is mapped or read whole.
+//! `inspect` of disk images read a piece at a time: a raw image with pread, a qcow2,
+//! VHD or VMDK image through its tables (ukitool_core::vdisk), and a raw image
+//! compressed with zstd, xz or gzip (recognised by content, crate::imagefile) through
+//! a forward-only decoder with a bounded cache (ukitool_core::stream::Forward), using
+//! libzstd and liblzma. Nothing is mapped or read whole.
 
-use std::fs::File;
-use std::os::unix::fs::FileExt;
+use std::io::Read;
 use std::path::Path;
+use std::rc::Rc;
 
 use anyhow::{Context, Result};
-use ukitool_core::disk::inspect::{inspect_disk_at, looks_like_disk, DiskReport};
+use ukitool_core::disk::inspect::{
+    inspect_disk_at, looks_like_disk, looks_like_disk_at, DiskReport,
+};
 use ukitool_core::inspect::InspectOptions;
 use ukitool_core::readat::ReadAt;
-use ukitool_core::stream::{Compression, Forward};
+use ukitool_core::stream::{self, Compression, Forward};
+use ukitool_core::vdisk::Container;
+
+use crate::imagefile::{self, FileAt, Opened};
 
 /// Decoded chunks kept for going back without decoding again (all-zero chunks cost
 /// one bit each and are not counted).
 pub const CACHE_BUDGET: usize = 32 << 20;
 
-/// A file read with pread.
-pub struct FileAt {
-    file: File,
-    size: u64,
-}
-
-impl FileAt {
-    pub fn open(path: &Path) -> Result<Self> {
-        let file = File::open(path).with_context(|| path.display().to_string())?;
-        let size = file
-            .metadata()
-            .with_context(|| path.display().to_string())?
-            .len();
-        Ok(FileAt { file, size })
-    }
-}
-
-impl ReadAt for FileAt {
-    fn size(&self) -> u64 {
-        self.size
-    }
-
-    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> ukitool_core::Result<()> {
-        let end = offset.checked_add(buf.len() as u64);
-        if end.is_none_or(|e| e > self.size) {
-            return Err(ukitool_core::Error::Truncated {
-                what: "read",
-                offset,
-                needed: buf.len() as u64,
-                available: self.size.saturating_sub(offset),
-            });
-        }
-        self.file
-            .read_exact_at(buf, offset)
-            .map_err(|e| ukitool_core::Error::Source {
-                offset,
-                what: e.to_string(),
-            })
-    }
-}
-
-/// What a path holds, from its first bytes: a raw disk, a compressed file, or
-/// something else (a PE, a signature list: read as before).
-pub enum Kind {
-    RawDisk,
-    Compressed(Compression),
-    Other,
-}
-
-/// Looks at the first sector of a regular file (stdin and devices: Other).
-pub fn kind_of(path: &Path) -> Kind {
-    let Ok(f) = FileAt::open(path) else {
-        return Kind::Other;
+/// Whether `path` is a disk image this module reads: a raw disk (0x55AA, no `MZ`),
+/// a compressed file, or a VM image. Anything else (a PE, stdin, a device) is read as
+/// before.
+pub fn is_disk_image(path: &Path) -> bool {
+    let Ok(file) = std::fs::File::open(path) else {
+        return false;
     };
-    if !f.file.metadata().is_ok_and(|m| m.is_file()) {
-        return Kind::Other;
+    if !file.metadata().is_ok_and(|m| m.is_file()) {
+        return false;
     }
-    let mut head = vec![0u8; f.size.min(512) as usize];
-    if f.read_exact_at(0, &mut head).is_err() {
-        return Kind::Other;
-    }
-    if let Some(c) = Compression::detect(&head) {
-        Kind::Compressed(c)
-    } else if looks_like_disk(&head) {
-        Kind::RawDisk
-    } else {
-        Kind::Other
+    match imagefile::recognize(&file) {
+        Ok(Container::Raw) => {
+            let mut head = [0u8; 512];
+            std::os::unix::fs::FileExt::read_exact_at(&file, &mut head, 0).is_ok()
+                && looks_like_disk(&head)
+        }
+        Ok(_) => true,
+        Err(_) => false,
     }
 }
 
-/// Inspects a raw or compressed disk image at `path` without reading it whole.
-/// Err when a compressed file does not hold a disk image.
-pub fn inspect(path: &Path, kind: &Kind, opts: &InspectOptions) -> Result<DiskReport> {
-    let file = std::rc::Rc::new(FileAt::open(path)?);
+/// A decoder of `path` from its start, as `Forward` restarts it.
+fn reopen(path: &Path) -> ukitool_core::Result<Box<dyn Read>> {
+    let fail = |e: anyhow::Error| ukitool_core::Error::Source {
+        offset: 0,
+        what: format!("{e:#}"),
+    };
+    match imagefile::open(path).map_err(fail)? {
+        (_, Opened::Stream(s)) => Ok(s.reader),
+        (kind, _) => Err(fail(anyhow::anyhow!(
+            "{} is not a compressed stream",
+            kind.name()
+        ))),
+    }
+}
+
+/// Inspects the disk image at `path` (see [`is_disk_image`]) without reading it whole.
+pub fn inspect(path: &Path, opts: &InspectOptions) -> Result<DiskReport> {
     let name = path.display().to_string();
-    match kind {
-        Kind::Compressed(c) => {
-            let src = Forward::of(*c, file.clone(), CACHE_BUDGET).with_context(|| name.clone())?;
+    let (kind, opened) = imagefile::open(path)?;
+    match opened {
+        Opened::Raw(file) => inspect_disk_at(&FileAt::new(file)?, opts).with_context(|| name),
+        Opened::Virtual(disk) => {
+            if !looks_like_disk_at(&*disk) {
+                anyhow::bail!(
+                    "{name}: the {} image's disk has no 0x55AA boot signature",
+                    kind.name()
+                );
+            }
+            inspect_disk_at(&*disk, opts).with_context(|| name)
+        }
+        Opened::Stream(s) => {
+            let c = match kind {
+                Container::Zstd => Compression::Zstd,
+                Container::Xz => Compression::Xz,
+                _ => Compression::Gzip,
+            };
+            let file: Rc<dyn ReadAt> = Rc::new(FileAt::new(std::fs::File::open(path)?)?);
+            let owned = path.to_path_buf();
+            let open: stream::Open<'static> = Box::new(move || reopen(&owned));
+            // The size: from the zstd frame header or the xz index, else one pass.
+            let size = match s.declared_size.or_else(|| stream::stated_size(c, &*file)) {
+                Some(n) => n,
+                None => std::io::copy(&mut (open)()?, &mut std::io::sink())
+                    .with_context(|| format!("{name}: decompressing"))?,
+            };
+            drop(s);
+            let src = Forward::new(open, size, CACHE_BUDGET);
             let mut head = [0u8; 512];
             src.read_exact_at(0, &mut head)
                 .with_context(|| name.clone())?;
@@ -104,7 +101,7 @@ pub fn inspect(path: &Path, kind: &Kind, opts: &InspectOptions) -> Result<DiskRe
                 );
             }
             let mut r = inspect_disk_at(&src, opts).with_context(|| name.clone())?;
-            r.compression = Some(*c);
+            r.compression = Some(c);
             if std::env::var_os("UKITOOL_DEBUG_STREAM").is_some() {
                 eprintln!(
                     "stream: {} bytes decoded, {} restarts",
@@ -114,6 +111,5 @@ pub fn inspect(path: &Path, kind: &Kind, opts: &InspectOptions) -> Result<DiskRe
             }
             Ok(r)
         }
-        _ => inspect_disk_at(&*file, opts).with_context(|| name),
     }
 }

@@ -21,6 +21,7 @@ use ukitool_core::command::{
         DEFAULT_TIMEOUT,
     },
 };
+use ukitool_core::disk::export::{self, Export, ExportOptions, Format};
 use ukitool_core::disk::layout::{self, ImageOptions, ImageSummary};
 use ukitool_core::disk::DiskImage;
 use ukitool_core::keys::KeySet;
@@ -28,15 +29,33 @@ use ukitool_core::secureboot::SecureBootFiles;
 
 use crate::build::source_date_epoch;
 use crate::input::Input;
+use crate::output::{self, Codec};
 
 #[derive(clap::Args)]
 pub struct ImageArgs {
     /// The UKI to boot
     #[arg(long, value_name = "FILE")]
     uki: PathBuf,
-    /// Output image file, or `-` for stdout
+    /// Output image file, or `-` for stdout. Its extensions choose the format and codec
+    /// unless --format or --compress do: disk.qcow2, disk.vhd, disk.vmdk, disk.raw.zst,
+    /// disk.img.xz, disk.vhd.gz
     #[arg(short, long, value_name = "FILE")]
     output: PathBuf,
+    /// Container: raw, qcow2 (v3), vhd (dynamic: Hyper-V, VirtualBox), vhd-fixed (Azure;
+    /// a whole number of MiB) or vmdk (streamOptimized: VMware, OVA). Default: from the
+    /// output's extension, else raw
+    #[arg(long, value_name = "FORMAT", value_parser = Format::NAMES.to_vec(), hide_possible_values = true)]
+    format: Option<String>,
+    /// Compress the output as it is written: zstd (level 1-22, default 3), xz (0-9,
+    /// default 6) or gzip (1-9, default 6), e.g. zstd:19; none for no codec. Default:
+    /// from the output's last extension (.zst, .xz, .gz); `-o -` is not compressed
+    /// unless this says so
+    #[arg(long, value_name = "CODEC[:LEVEL]")]
+    compress: Option<String>,
+    /// Also write the image's bmap (bmap-tools format 2.0, a sha256 for each range of
+    /// mapped 4 KiB blocks) to FILE, for `bmaptool copy` or `ukitool write --bmap`
+    #[arg(long, value_name = "FILE")]
+    bmap: Option<PathBuf>,
     /// Disk size (bytes, or with a K/M/G/T suffix); default: just large enough
     #[arg(long)]
     size: Option<String>,
@@ -433,26 +452,45 @@ pub fn run(a: ImageArgs) -> Result<ExitCode> {
         source_date_epoch().as_deref(),
     )?;
     let progress = !a.quiet && std::io::stderr().is_terminal();
-    if to_stdout {
-        if std::io::stdout().is_terminal() {
-            bail!("refusing to write a disk image to a terminal; redirect stdout or use -o FILE");
+    if to_stdout && std::io::stdout().is_terminal() {
+        bail!("refusing to write a disk image to a terminal; redirect stdout or use -o FILE");
+    }
+    let (format, codec) = output_kind(&a, to_stdout)?;
+    if let Some(path) = &a.bmap {
+        if format != Format::Raw {
+            bail!(
+                "--bmap describes a raw image; it does not apply to --format {}",
+                format.name()
+            );
         }
-        let out = std::io::stdout();
-        stream(&img, &mut out.lock(), progress).context("writing the image to stdout")?;
+        std::fs::write(path, export::bmap::bmap(&img))
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    let container = (format != Format::Raw || codec.is_some()).then(|| {
+        let codec = codec.map(|c| format!(", {}", c.name())).unwrap_or_default();
+        format!("{}{codec}", format.name())
+    });
+    if container.is_none() {
+        write_raw(&img, &a, &uki, progress)?;
     } else {
-        // The UKI's bytes go by copy_file_range from this descriptor (see copy_mapped);
-        // only when it is the regular file of the mapped length, else by write(2).
-        let source = File::open(&a.uki).ok().filter(|f| {
-            f.metadata()
-                .is_ok_and(|m| m.is_file() && m.len() == uki.len() as u64)
-        });
-        write_sparse(
-            &img,
-            &a.output,
-            progress,
-            source.as_ref().map(|f| (f, &uki[..])),
-        )
-        .with_context(|| format!("writing {}", a.output.display()))?;
+        let opts = ExportOptions {
+            timestamp: a
+                .image
+                .timestamp
+                .or_else(|| source_date_epoch().and_then(|s| s.trim().parse().ok())),
+            id_seed: summary.disk_guid.to_string(),
+            file_name: a
+                .output
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .filter(|_| !to_stdout),
+            deflate_level: None,
+        };
+        let exp = Export::new(&img, format, &opts)?;
+        let pb = bar(exp.len_hint().unwrap_or(img.size), progress);
+        output::write(exp, &img, &a.output, codec, &pb)
+            .with_context(|| format!("writing {}", a.output.display()))?;
+        pb.finish_and_clear();
     }
     let mut w: Box<dyn Write> = if to_stdout {
         Box::new(std::io::stderr())
@@ -464,11 +502,54 @@ pub fn run(a: ImageArgs) -> Result<ExitCode> {
         writeln!(w)?;
     } else {
         print_summary(&mut w, &summary, &a.output)?;
+        if let (Some(c), Ok(m)) = (&container, std::fs::metadata(&a.output)) {
+            writeln!(w, "  written as {c}: {} bytes", m.len())?;
+        }
         for n in inputs.secure_boot_notes() {
             writeln!(w, "  Secure Boot: {n}")?;
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The container and codec: from --format and --compress, else from the output's
+/// extensions (never a codec for stdout unless --compress names one).
+fn output_kind(a: &ImageArgs, to_stdout: bool) -> Result<(Format, Option<Codec>)> {
+    let (ext_codec, ext_format) = if to_stdout {
+        (None, None)
+    } else {
+        output::from_name(&a.output)
+    };
+    let codec = match &a.compress {
+        Some(c) => Codec::parse(c)?,
+        None => ext_codec,
+    };
+    let format = match &a.format {
+        Some(f) => Format::parse(f)?,
+        None => ext_format.unwrap_or(Format::Raw),
+    };
+    Ok((format, codec))
+}
+
+/// A raw image, uncompressed: a sparse file (the UKI copied by the kernel) or stdout.
+fn write_raw(img: &DiskImage<'_>, a: &ImageArgs, uki: &Input, progress: bool) -> Result<()> {
+    if a.output == Path::new("-") {
+        let out = std::io::stdout();
+        return stream(img, &mut out.lock(), progress).context("writing the image to stdout");
+    }
+    // The UKI's bytes go by copy_file_range from this descriptor (see copy_mapped);
+    // only when it is the regular file of the mapped length, else by write(2).
+    let source = File::open(&a.uki).ok().filter(|f| {
+        f.metadata()
+            .is_ok_and(|m| m.is_file() && m.len() == uki.len() as u64)
+    });
+    write_sparse(
+        img,
+        &a.output,
+        progress,
+        source.as_ref().map(|f| (f, &uki[..])),
+    )
+    .with_context(|| format!("writing {}", a.output.display()))
 }
 
 /// The output is truncated before it is written: it must not be an input (the UKI is

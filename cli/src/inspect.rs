@@ -63,12 +63,11 @@ pub fn run_inspect(a: InspectArgs) -> Result<ExitCode> {
     let name = a.file.display().to_string();
     // Disk images, raw or compressed, are read a piece at a time (pread, or one
     // streaming pass), never mapped or loaded whole.
-    let kind = crate::bigdisk::kind_of(&a.file);
-    let report = if matches!(kind, crate::bigdisk::Kind::Other) {
+    let report = if crate::bigdisk::is_disk_image(&a.file) {
+        FileReport::Disk(Box::new(crate::bigdisk::inspect(&a.file, &opts)?))
+    } else {
         let data = Input::open(&a.file)?;
         command::inspect(&data, &opts, &Threads).with_context(|| name.clone())?
-    } else {
-        FileReport::Disk(Box::new(crate::bigdisk::inspect(&a.file, &kind, &opts)?))
     };
     if a.json {
         serde_json::to_writer_pretty(&mut out, &report)?;

@@ -33,6 +33,7 @@
 
 pub mod authenticode;
 pub mod authvar;
+pub mod bmap;
 pub mod build;
 pub mod bytes;
 pub mod command;
@@ -54,5 +55,6 @@ pub mod sign;
 pub mod stream;
 pub mod uki;
 pub mod units;
+pub mod vdisk;
 
 pub use error::{Error, Result};

@@ -1,36 +1,13 @@
 // The Worker: owns the wasm instance and does every read and hash, so the page's
-// main thread only renders. Protocol (file messages carry the page's `job` number,
-// tool messages a `task` number):
-//   page -> worker  {type: "open", job, file}
-//                   {type: "anchor", job, name, file}   add a trust anchor, re-verify
-//                   {type: "clear-anchors", job}
-//                   {type: "disk-image", task, job, options, loader, inputs}
-//                     inputs: [{role, name, file, path?}]: the talos layout's loaders and
-//                     GRUB i386-pc files, and role "partition-file" (name = partition,
-//                     path = where, as --add-file-to NAME:SRC:PATH)
-//                   {type: "disk-file", task, job, partition, path}
-//                     a file from a partition of the disk shown (= extract P:/PATH)
-//                   {type: "build-uki", task, stub, linux, initrds, cmdline,
-//                    osRelease, timestamp, key, cert}
-//   worker -> page  {type: "ready", version, speeds}          once, after start-up
-//                   {type: "headers", job, json, names}       first answer (no hashes)
-//                   {type: "progress", job, done, total, what}
-//                   {type: "verify", job, json, anchors, ms}  = `ukitool verify --json`
-//                   {type: "report", job, json}               final report, = CLI --json
-//                   {type: "pcr", job, json, check, error}    = `ukitool measure --json`
-//                   {type: "disk", job, json}                 disk report, = CLI --json
-//                   {type: "finished", job}                   nothing more for this job
-//                   {type: "anchor-error", job, message}
-//                   {type: "task-done", task, blob, name, summary}
-//                     (disk-file: blob and name only)
-//                   {type: "task-error", task, message}
-//                   {type: "error", job, message, kind, offset}
-//                   {type: "crash", job, message}             wasm trapped: restart me
-// A newer "open" supersedes the running job: it notices between reads and stops.
+// main thread only renders. The messages it takes and sends are described in
+// protocol.js: jobs (the file shown), tasks (tool runs) and its own life (ready,
+// crash). A newer JOB.OPEN supersedes the running job: it notices at its next read
+// (check) and stops.
 
 import init, * as wasm from "../pkg/ukitool_web.js";
 import { diskKind, openDisk, diskFileBlob } from "./bigdisk.js";
 import { wasmBase64 } from "../pkg/ukitool_web_wasm.js";
+import { JOB, JOB_REPLY, LIFE, SUPERSEDED, TASK, TASK_REPLY } from "./protocol.js";
 
 const PREFIX = 64 * 1024; // headers and section table of any real PE fit in 64 KiB
 const MAX_PREFIX = 64 * 1024 * 1024; // long names past this are not worth a header read
@@ -44,7 +21,7 @@ let speeds = null; // measured sha256 throughput, MB/s, {webcrypto, wasm}
 let job = 0; // the job being run, for crash reports
 // What the current job keeps for later requests (anchors, disk images).
 let lastTiming = null; // read and hash times of the last digestOf, for the benchmark
-let state = { job: 0, file: null, verifier: null, whole: null, name: "" };
+let state = { job: 0, file: null, verifier: null, whole: null, name: "", anchors: [] };
 const ALGS = { sha1: "SHA-1", sha256: "SHA-256", sha384: "SHA-384", sha512: "SHA-512" };
 
 function decodeBase64(s) {
@@ -59,6 +36,18 @@ class Superseded extends Error {}
 
 function check(j) {
   if (j !== current) throw new Superseded();
+}
+
+// The one loop that reads a file piece by piece: each CHUNK of the ranges ([[start,
+// end), ...], in order) goes to onChunk(offset, bytes). A superseded job stops here.
+async function stream(file, ranges, j, onChunk) {
+  for (const [a, b] of ranges) {
+    for (let at = a; at < b; at += CHUNK) {
+      const chunk = await read(file, at, Math.min(CHUNK, b - at));
+      check(j);
+      onChunk(at, chunk);
+    }
+  }
 }
 
 async function read(file, offset, length) {
@@ -119,22 +108,24 @@ async function openInspection(file, j) {
   }
 }
 
-function resetState(j, file) {
+// A new job: the previous one's wasm objects are freed. `anchors` ([{name, file}]) are
+// the trust anchors the page keeps across files; they are added once the verifier exists.
+function resetState(j, file, anchors) {
   if (state.verifier) state.verifier.free();
   if (state.whole) state.whole.free();
   if (state.disk) state.disk.free();
-  state = { job: j, file, verifier: null, whole: null, disk: null, name: file.name || "file" };
+  state = { job: j, file, verifier: null, whole: null, disk: null, name: file.name || "file", anchors: [...anchors] };
 }
 
-async function open(file, j) {
-  resetState(j, file);
+async function open(file, j, anchors) {
+  resetState(j, file, anchors);
   const head = await read(file, 0, Math.min(file.size, 4096));
   check(j);
   const kind = diskKind(head);
   if (kind) {
     // A disk image, raw or compressed, of any size: read a piece at a time
     // (bigdisk.js). A compressed file that holds no disk falls through to the PE path.
-    postMessage({ type: "progress", job: j, done: 0, total: 0, what: kind === "disk" ? "inspecting" : `inspecting (${kind}-compressed)` });
+    postMessage({ type: JOB_REPLY.PROGRESS, job: j, done: 0, total: 0, what: kind === "disk" ? "inspecting" : `inspecting (${kind}-compressed)` });
     let disk = null;
     try {
       disk = openDisk(file);
@@ -143,7 +134,7 @@ async function open(file, j) {
     }
     if (disk) {
       state.disk = disk;
-      postMessage({ type: "disk", job: j, json: disk.inspect() });
+      postMessage({ type: JOB_REPLY.DISK, job: j, json: disk.inspect() });
       return;
     }
   }
@@ -169,7 +160,7 @@ async function open(file, j) {
     const parsed = JSON.parse(first);
     // File names for downloads, by the core's rule (as `ukitool extract --all`).
     const names = parsed.sections.map((s) => wasm.extractFileName(s.name));
-    postMessage({ type: "headers", job: j, json: first, names });
+    postMessage({ type: JOB_REPLY.HEADERS, job: j, json: first, names });
 
     // Signatures: the Authenticode digest streamed over the file, the headers and
     // the certificate table in wasm, the core's verdict (also for unsigned files:
@@ -177,6 +168,7 @@ async function open(file, j) {
     const verifier = await verifySetup(file, prefix, chunks, j);
     state.verifier = verifier;
     if (parsed.pe.certificate_table) insp.setSignatures(verifier);
+    await addAnchors(verifier, j);
     postVerify(j, verifier.ms);
 
     // Each section's payload hash, streamed. Small payloads come out of one shared
@@ -204,7 +196,7 @@ async function open(file, j) {
       check(j);
       insp.setSha256(i / 2, digest);
     }
-    postMessage({ type: "report", job: j, json: insp.report() });
+    postMessage({ type: JOB_REPLY.REPORT, job: j, json: insp.report() });
     if (parsed.kind === "uki") await predictPcr(file, j);
   } finally {
     insp.free();
@@ -230,8 +222,7 @@ async function sha256Bytes(view) {
 async function digestOf(file, ranges, algs, j, onBytes) {
   let length = 0;
   for (const [a, b] of ranges) length += b - a;
-  const useWebCrypto =
-    speeds && speeds.webcrypto >= speeds.wasm && length <= WEBCRYPTO_MAX && crypto.subtle;
+  const useWebCrypto = speeds && speeds.webcrypto >= speeds.wasm && length <= WEBCRYPTO_MAX && crypto.subtle;
   const out = {};
   if (useWebCrypto) {
     const t0 = performance.now();
@@ -248,15 +239,10 @@ async function digestOf(file, ranges, algs, j, onBytes) {
   }
   const hs = algs.map((a) => new wasm.Hasher(a));
   try {
-    for (const [a, b] of ranges) {
-      for (let at = a; at < b; at += CHUNK) {
-        const n = Math.min(CHUNK, b - at);
-        const chunk = await read(file, at, n);
-        check(j);
-        for (const h of hs) h.update(chunk);
-        onBytes(n);
-      }
-    }
+    await stream(file, ranges, j, (_at, chunk) => {
+      for (const h of hs) h.update(chunk);
+      onBytes(chunk.length);
+    });
     algs.forEach((a, i) => (out[a] = hs[i].finish()));
     lastTiming = { engine: "wasm", bytes: length };
     return out;
@@ -309,7 +295,14 @@ async function verifySetup(file, prefix, chunks, j) {
 
 function postVerify(j, ms) {
   const v = state.verifier;
-  postMessage({ type: "verify", job: j, json: v.verify(state.name), anchors: v.anchors(), ms, timing: ms === null ? null : v.timing });
+  postMessage({
+    type: JOB_REPLY.VERIFY,
+    job: j,
+    json: v.verify(state.name),
+    anchors: v.anchors(),
+    ms,
+    timing: ms === null ? null : v.timing,
+  });
 }
 
 // The whole file in wasm memory, kept for PCR prediction and disk images.
@@ -319,13 +312,10 @@ async function ensureWhole(j) {
   const buf = new wasm.FileBuf(file.size);
   try {
     const onBytes = progress(j, file.size, "reading the whole file");
-    for (let at = 0; at < file.size; at += CHUNK) {
-      const n = Math.min(CHUNK, file.size - at);
-      const chunk = await read(file, at, n);
-      if (state.job !== j) throw new Superseded();
+    await stream(file, [[0, file.size]], j, (at, chunk) => {
       buf.write(at, chunk);
-      onBytes(n);
-    }
+      onBytes(chunk.length);
+    });
   } catch (e) {
     buf.free();
     throw e;
@@ -339,11 +329,11 @@ async function predictPcr(file, j) {
   try {
     const buf = await ensureWhole(j);
     check(j);
-    postMessage({ type: "progress", job: j, done: 0, total: 0, what: "predicting PCR 11" });
-    postMessage({ type: "pcr", job: j, json: wasm.measure(buf), check: wasm.pcrCheck(buf) });
+    postMessage({ type: JOB_REPLY.PROGRESS, job: j, done: 0, total: 0, what: "predicting PCR 11" });
+    postMessage({ type: JOB_REPLY.PCR, job: j, json: wasm.measure(buf), check: wasm.pcrCheck(buf) });
   } catch (e) {
     if (e instanceof Superseded || e instanceof WebAssembly.RuntimeError) throw e;
-    postMessage({ type: "pcr", job: j, error: errorMessage(e).message });
+    postMessage({ type: JOB_REPLY.PCR, job: j, error: errorMessage(e).message });
   }
 }
 
@@ -356,7 +346,7 @@ function progress(j, total, what) {
     const now = performance.now();
     if (now - lastPost > 100 || done === total) {
       lastPost = now;
-      postMessage({ type: "progress", job: j, done, total, what });
+      postMessage({ type: JOB_REPLY.PROGRESS, job: j, done, total, what });
     }
   };
 }
@@ -372,7 +362,7 @@ function errorMessage(e) {
 function crashed(e, j) {
   if (!(e instanceof WebAssembly.RuntimeError)) return false;
   // A trap (a Rust panic aborts): this instance is no longer trustworthy.
-  postMessage({ type: "crash", job: j, message: globalThis.__ukitoolPanic || e.message });
+  postMessage({ type: LIFE.CRASH, job: j, message: globalThis.__ukitoolPanic || e.message });
   return true;
 }
 
@@ -449,13 +439,28 @@ async function task(msg, fn) {
   try {
     await ready;
     const r = await fn(msg);
-    postMessage({ type: "task-done", task: msg.task, ...r });
+    postMessage({ type: TASK_REPLY.DONE, task: msg.task, ...r });
   } catch (e) {
     if (e instanceof Superseded) {
-      postMessage({ type: "task-error", task: msg.task, message: "a newer file replaced this one" });
+      postMessage({ type: TASK_REPLY.ERROR, task: msg.task, message: SUPERSEDED });
       return;
     }
-    if (!crashed(e, msg.job)) postMessage({ type: "task-error", task: msg.task, ...errorMessage(e) });
+    if (!crashed(e, msg.job)) postMessage({ type: TASK_REPLY.ERROR, task: msg.task, ...errorMessage(e) });
+  }
+}
+
+// Trust anchors given with the job (and those that came while it was being verified)
+// go into the verifier; one that cannot be used is reported and skipped.
+async function addAnchors(v, j) {
+  while (state.anchors.length) {
+    const a = state.anchors.shift();
+    try {
+      v.addAnchor(a.name, await bytesOf(a.file));
+    } catch (e) {
+      if (e instanceof WebAssembly.RuntimeError) throw e;
+      postMessage({ type: JOB_REPLY.ANCHOR_ERROR, job: j, ...errorMessage(e) });
+    }
+    check(j);
   }
 }
 
@@ -463,35 +468,42 @@ async function anchor(msg) {
   const j = msg.job;
   try {
     await ready;
+    if (state.job !== j) return; // for a file no longer shown: the page sends it again
     const v = state.verifier;
-    if (state.job !== j || !v) throw new Error("the signatures of this file are still being checked; try again in a moment");
-    if (msg.type === "clear-anchors") v.clearAnchors();
-    else v.addAnchor(msg.name, await bytesOf(msg.file));
-    postVerify(j, null);
+    if (msg.type === JOB.CLEAR_ANCHORS) {
+      state.anchors = [];
+      if (v) v.clearAnchors();
+    } else if (v) {
+      v.addAnchor(msg.name, await bytesOf(msg.file));
+    } else {
+      state.anchors.push({ name: msg.name, file: msg.file }); // added once verified
+      return;
+    }
+    if (v) postVerify(j, null);
   } catch (e) {
-    if (!crashed(e, j)) postMessage({ type: "anchor-error", job: j, ...errorMessage(e) });
+    if (!crashed(e, j)) postMessage({ type: JOB_REPLY.ANCHOR_ERROR, job: j, ...errorMessage(e) });
   }
 }
 
+const TASKS = { [TASK.DISK_IMAGE]: diskImage, [TASK.BUILD_UKI]: buildUki, [TASK.DISK_FILE]: diskFile };
+
 onmessage = async (ev) => {
   const msg = ev.data;
-  if (msg.type === "disk-image") return task(msg, diskImage);
-  if (msg.type === "build-uki") return task(msg, buildUki);
-  if (msg.type === "disk-file") return task(msg, diskFile);
-  if (msg.type === "anchor" || msg.type === "clear-anchors") return anchor(msg);
-  if (msg.type !== "open") return;
+  if (TASKS[msg.type]) return task(msg, TASKS[msg.type]);
+  if (msg.type === JOB.ANCHOR || msg.type === JOB.CLEAR_ANCHORS) return anchor(msg);
+  if (msg.type !== JOB.OPEN) return;
   current = msg.job;
   job = msg.job;
   try {
     await ready;
-    await open(msg.file, msg.job);
-    postMessage({ type: "finished", job: msg.job });
+    await open(msg.file, msg.job, msg.anchors || []);
+    postMessage({ type: JOB_REPLY.FINISHED, job: msg.job });
   } catch (e) {
     if (e instanceof Superseded) return;
     if (crashed(e, msg.job)) return;
     if (msg.job === current) {
-      postMessage({ type: "error", job: msg.job, ...errorMessage(e) });
-      postMessage({ type: "finished", job: msg.job });
+      postMessage({ type: JOB_REPLY.ERROR, job: msg.job, ...errorMessage(e) });
+      postMessage({ type: JOB_REPLY.FINISHED, job: msg.job });
     }
   }
 };
@@ -500,7 +512,7 @@ const ready = (async () => {
   const module = await WebAssembly.compile(decodeBase64(wasmBase64));
   await init({ module_or_path: module });
   speeds = await measureSpeeds();
-  postMessage({ type: "ready", version: wasm.version(), speeds });
+  postMessage({ type: LIFE.READY, version: wasm.version(), speeds });
 })().catch((e) => {
-  postMessage({ type: "crash", job, message: "could not start the wasm module: " + e.message });
+  postMessage({ type: LIFE.CRASH, job, message: "could not start the wasm module: " + e.message });
 });

@@ -14,6 +14,8 @@ const BLKROGET: libc::c_ulong = 0x125e;
 const BLKRRPART: libc::c_ulong = 0x125f;
 const BLKFLSBUF: libc::c_ulong = 0x1261;
 const BLKSSZGET: libc::c_ulong = 0x1268;
+/// _IO(0x12, 127): zero a byte range (start, len), 512-aligned.
+const BLKZEROOUT: libc::c_ulong = 0x127f;
 /// _IOR(0x12, 114, size_t)
 const BLKGETSIZE64: libc::c_ulong = 0x8008_1272;
 
@@ -108,6 +110,14 @@ pub fn block_facts(path: &Path) -> Result<BlockFacts> {
     Ok(BlockFacts { size, read_only })
 }
 
+/// How a run of zeros reached the target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ZeroMethod {
+    ZeroOut,
+    ZeroRange,
+    Write,
+}
+
 /// An open target. `direct` is O_DIRECT when the kernel and file system allow it;
 /// `buffered` takes writes that are not block-aligned (an image whose size is not a
 /// multiple of 4 KiB) and the fault-injection hook.
@@ -182,6 +192,45 @@ impl Target {
             self.buffered.write_all_at(buf, offset)?;
             Ok(())
         }
+    }
+
+    /// Make `buf.len()` bytes at `offset` read as zero, the fastest correct way: on a
+    /// block device BLKZEROOUT (the kernel uses the device's write-zeroes or a
+    /// zeroing discard, and writes zero pages itself when it has neither); on a file a
+    /// zero-range fallocate; else (unaligned, or refused) a plain write of `buf`,
+    /// which holds zeros. Returns how it was done.
+    pub fn zero_at(&self, offset: u64, buf: &[u8]) -> io::Result<ZeroMethod> {
+        let len = buf.len() as u64;
+        if offset % 512 == 0 && len % 512 == 0 {
+            if self.is_block {
+                let range: [u64; 2] = [offset, len];
+                // SAFETY: BLKZEROOUT reads two u64 from the pointer; the fd is open.
+                #[allow(unsafe_code)]
+                let r = unsafe {
+                    libc::ioctl(self.buffered.as_raw_fd(), BLKZEROOUT as _, range.as_ptr())
+                };
+                if r == 0 {
+                    return Ok(ZeroMethod::ZeroOut);
+                }
+                // A device that cannot zero (EOPNOTSUPP, EINVAL) gets plain writes; an
+                // I/O error is the device failing, and is reported as one.
+                let e = io::Error::last_os_error();
+                if e.raw_os_error() == Some(libc::EIO) {
+                    return Err(e);
+                }
+            } else if let (Ok(o), Ok(l)) = (i64::try_from(offset), i64::try_from(len)) {
+                // SAFETY: fallocate on an open descriptor; no pointers.
+                #[allow(unsafe_code)]
+                let r = unsafe {
+                    libc::fallocate(self.buffered.as_raw_fd(), libc::FALLOC_FL_ZERO_RANGE, o, l)
+                };
+                if r == 0 {
+                    return Ok(ZeroMethod::ZeroRange);
+                }
+            }
+        }
+        self.write_at(offset, buf)?;
+        Ok(ZeroMethod::Write)
     }
 
     /// Flush everything written so far to stable storage.

@@ -93,9 +93,10 @@ pub enum Failure {
         exact: bool,
         table_written: bool,
     },
-    /// The image (from stdin) turned out larger than the device.
+    /// The image (a stream) turned out larger than the device: data at `offset`.
     TooLarge {
         device_size: u64,
+        offset: u64,
     },
     Io(anyhow::Error),
 }
@@ -214,14 +215,43 @@ struct Chunk {
     offset: u64,
     buf: AlignedBuf,
     digest: [u8; 32],
+    /// All zeros: written with [`Target::zero_at`], not a data write.
+    zero: bool,
+}
+
+/// The sha256 of a whole chunk of zeros, computed once: a 4 GiB image that is mostly
+/// zeros then costs a zero scan per chunk, not a hash.
+fn zero_chunk_digest() -> [u8; 32] {
+    static D: std::sync::OnceLock<[u8; 32]> = std::sync::OnceLock::new();
+    *D.get_or_init(|| sha256(&vec![0u8; CHUNK]))
+}
+
+fn is_zero(b: &[u8]) -> bool {
+    // Compare 16-byte words: as fast as memory on this kind of loop (no early-exit
+    // branch per byte).
+    let (words, rest) = b.split_at(b.len() - b.len() % 16);
+    words
+        .chunks_exact(16)
+        .all(|w| u128::from_ne_bytes(w.try_into().unwrap_or([1; 16])) == 0)
+        && rest.iter().all(|&x| x == 0)
 }
 
 fn produce(src: &mut dyn Source, buf: Option<AlignedBuf>) -> Result<Option<Chunk>> {
     let mut buf = buf.unwrap_or_else(|| AlignedBuf::new(CHUNK));
-    Ok(src.next_chunk(&mut buf)?.map(|offset| Chunk {
-        offset,
-        digest: sha256(buf.as_slice()),
-        buf,
+    Ok(src.next_chunk(&mut buf)?.map(|offset| {
+        let data = buf.as_slice();
+        let zero = is_zero(data);
+        let digest = if zero && data.len() == CHUNK {
+            zero_chunk_digest()
+        } else {
+            sha256(data)
+        };
+        Chunk {
+            offset,
+            digest,
+            zero,
+            buf,
+        }
     }))
 }
 
@@ -281,7 +311,7 @@ struct Body {
     /// The end of the image's data seen so far.
     image_end: u64,
     /// Chunks not yet written: at the end, the last MiB of data (the backup GPT).
-    pending: VecDeque<(u64, AlignedBuf)>,
+    pending: VecDeque<(u64, AlignedBuf, bool)>,
     pending_bytes: u64,
     /// Every chunk past the head, in order: the written ones, then the pending ones.
     records: Vec<Record>,
@@ -321,7 +351,8 @@ impl Body {
             len,
             digest: chunk.digest,
         });
-        self.pending.push_back((chunk.offset, chunk.buf));
+        self.pending
+            .push_back((chunk.offset, chunk.buf, chunk.zero));
     }
 
     /// Write held chunks while more than the last MiB of data would stay held back.
@@ -336,17 +367,23 @@ impl Body {
             let front_len = self
                 .pending
                 .front()
-                .map_or(0, |(_, b)| b.as_slice().len() as u64);
+                .map_or(0, |(_, b, _)| b.as_slice().len() as u64);
             if self.pending_bytes - front_len < EDGE {
                 break;
             }
-            let Some((o, b)) = self.pending.pop_front() else {
+            let Some((o, b, zero)) = self.pending.pop_front() else {
                 break;
             };
             self.pending_bytes -= front_len;
-            target
-                .write_at(o, b.as_slice())
-                .with_context(|| format!("writing at {o:#x}"))?;
+            if zero {
+                target.zero_at(o, b.as_slice()).with_context(|| {
+                    format!("zeroing {front_len} bytes at byte offset {o} ({o:#x})")
+                })?;
+            } else {
+                target
+                    .write_at(o, b.as_slice())
+                    .with_context(|| format!("writing at byte offset {o} ({o:#x})"))?;
+            }
             self.written += front_len;
             self.since_sync += front_len;
             progress.inc(front_len);
@@ -373,12 +410,25 @@ pub fn write_image(
 ) -> Result<Summary, Failure> {
     let started = Instant::now();
     let mut progress = Progress::new(opts.json);
+    // A stream that says how large it is (a zstd frame header, a bmap) is refused before
+    // anything is written; one that does not is stopped at the device's end, before the
+    // partition table is written.
+    if let (Some(d), Some(declared)) = (device_size, src.declared_size()) {
+        if declared > d {
+            return Err(Failure::TooLarge {
+                device_size: d,
+                offset: d,
+            });
+        }
+    }
     let wiped = wipe_ends(target, device_size, &mut progress)?;
 
     // 2. The body: every chunk except the image's first and last MiB.
     progress.phase("writing", src.data_len());
     let total = src.data_len();
     let mut body = write_body(src, target, device_size, opts, &mut progress)?;
+    // Whole-source checks (the file's sha256) end here, before the partition table.
+    src.finish()?;
     // The chunks still pending are the tail; their records move to the final phase.
     let body_len = body.records.len() - body.pending.len();
     let tail_records = body.records.split_off(body_len);
@@ -480,7 +530,10 @@ fn write_body(
             let end = chunk.offset + len;
             if let Some(device_size) = device_size.filter(|&d| end > d) {
                 progress.end_phase();
-                return Err(Failure::TooLarge { device_size });
+                return Err(Failure::TooLarge {
+                    device_size,
+                    offset: chunk.offset.max(device_size),
+                });
             }
             body.image_end = body.image_end.max(end);
             if chunk.offset < EDGE {
@@ -519,7 +572,7 @@ fn write_edges(
     let head_len = image_end.min(EDGE) as usize;
     head.set_len(head_len);
     progress.phase("finishing", Some(pending_bytes + head_len as u64));
-    let mut last: Vec<(u64, AlignedBuf)> = pending.into_iter().collect();
+    let mut last: Vec<(u64, AlignedBuf)> = pending.into_iter().map(|(o, b, _)| (o, b)).collect();
     let mut edges = tail_records;
     if head_len > 0 {
         edges.push(Record {
@@ -532,7 +585,7 @@ fn write_edges(
     for (o, b) in &last {
         target
             .write_at(*o, b.as_slice())
-            .with_context(|| format!("writing at {o:#x}"))?;
+            .with_context(|| format!("writing at byte offset {o} ({o:#x})"))?;
         let n = b.as_slice().len();
         written += n as u64;
         progress.inc(n as u64);

@@ -24,14 +24,16 @@ use self::engine::Failure;
 use self::source::Source;
 use self::sysblock::{DiskInfo, MountTable};
 use crate::image::{size_arg, ImageInputs, ImageOptionArgs};
+use crate::imagefile::Opened;
 use crate::input::Input;
 use ukitool_core::disk::layout::{self, ImageSummary};
 use ukitool_core::units::human_size as human;
 
 #[derive(clap::Args)]
 pub struct WriteArgs {
-    /// A raw disk image, a UKI (synthesised into a disk image on the fly, no temporary
-    /// file), or `-` for a raw image on stdin
+    /// A disk image (raw; raw compressed with zstd, xz or gzip; qcow2, VHD or VMDK:
+    /// recognised by content and read as a stream, no temporary file), a UKI
+    /// (synthesised into a disk image on the fly), or `-` for a raw image on stdin
     pub source: PathBuf,
     /// The block device to overwrite (e.g. /dev/sdb)
     pub device: PathBuf,
@@ -54,6 +56,21 @@ pub struct WriteArgs {
     /// Progress and the summary as JSON lines on stdout
     #[arg(long)]
     pub json: bool,
+    /// Write only the ranges this bmap (bmaptool's block map, format 2.0 or 1.x) maps,
+    /// checking each range's digest; default: SOURCE.bmap beside the image, if any
+    #[arg(long, value_name = "FILE", conflicts_with = "no_bmap")]
+    pub bmap: Option<PathBuf>,
+    /// Do not use a .bmap found beside the image
+    #[arg(long)]
+    pub no_bmap: bool,
+    /// Check that the SOURCE file (as given: compressed, or the VM image) has this
+    /// sha256 before writing anything
+    #[arg(long, value_name = "HEX", conflicts_with = "checksum")]
+    pub sha256: Option<String>,
+    /// Like --sha256, with the digest from a sha256sum file (the line naming SOURCE, or
+    /// its only line)
+    #[arg(long, value_name = "FILE.sha256")]
+    pub checksum: Option<PathBuf>,
     /// Image size for a UKI SOURCE (bytes, or with a K/M/G/T suffix); default: the whole
     /// device, so the backup GPT lands at its end
     #[arg(long)]
@@ -151,6 +168,9 @@ pub fn run_write(a: WriteArgs) -> Result<ExitCode> {
     };
     let inputs = if is_uki { Some(a.image.load()?) } else { None };
     let (mut src, summary) = open_source(&a, uki.as_deref(), inputs.as_ref(), from_stdin)?;
+    if let Some(want) = wanted_digest(&a, from_stdin)? {
+        src = Box::new(source::DigestChecked::new(src, &a.source, want));
+    }
 
     let target = check_target(&a, src.as_ref())?;
     let mounted = mounts_in_the_way(&a, &target)?;
@@ -203,9 +223,145 @@ fn open_source<'a>(
                 Some(summary),
             )
         }
-        _ if from_stdin => (Box::new(source::Stdin::new()), None),
-        _ => (Box::new(source::RawFile::open(&a.source)?), None),
+        _ if from_stdin => {
+            if a.bmap.is_some() {
+                bail!("--bmap needs a SOURCE file, not stdin");
+            }
+            (Box::new(source::Streamed::stdin()), None)
+        }
+        _ => (open_image(a)?, None),
     })
+}
+
+/// A disk image file, opened by its content, with its bmap when there is one.
+fn open_image<'a>(a: &WriteArgs) -> Result<Box<dyn Source + 'a>> {
+    let path = &a.source;
+    let (_, opened) = crate::imagefile::open(path)?;
+    let bmap = load_bmap(a)?;
+    let ranges = bmap.as_ref().map(|b| {
+        b.ranges
+            .iter()
+            .map(|r| (r.offset, r.len))
+            .collect::<Vec<_>>()
+    });
+    let size_of = |size: u64| -> Result<()> {
+        match &bmap {
+            Some(b) if b.image_size != size => bail!(
+                "the bmap is for an image of {} bytes, {} has {size}",
+                b.image_size,
+                path.display()
+            ),
+            _ => Ok(()),
+        }
+    };
+    Ok(match opened {
+        Opened::Raw(file) => {
+            let raw = source::RawFile::from_file(file, path, ranges)?;
+            size_of(raw.size().unwrap_or(0))?;
+            with_bmap(raw, bmap)?
+        }
+        Opened::Virtual(disk) => {
+            size_of(ukitool_core::readat::ReadAt::size(disk.as_ref()))?;
+            with_bmap(source::Virtual::new(disk, path, ranges), bmap)?
+        }
+        Opened::Stream(stream) => {
+            let mut s = source::Streamed::decoded(stream, path);
+            if let Some(b) = &bmap {
+                s = s.with_runs(
+                    b.image_size,
+                    source::plan_runs(b.image_size, ranges.unwrap_or_default()),
+                );
+            }
+            with_bmap(s, bmap)?
+        }
+    })
+}
+
+/// `src`, checked against `bmap`'s range digests when there is one.
+fn with_bmap<'a, S: Source + 'a>(
+    src: S,
+    bmap: Option<ukitool_core::bmap::Bmap>,
+) -> Result<Box<dyn Source + 'a>> {
+    Ok(match bmap {
+        Some(b) => Box::new(source::RangeChecked::new(src, b)),
+        None => Box::new(src),
+    })
+}
+
+/// `--bmap FILE`, or SOURCE.bmap beside the image unless `--no-bmap`.
+fn load_bmap(a: &WriteArgs) -> Result<Option<ukitool_core::bmap::Bmap>> {
+    let path = match &a.bmap {
+        Some(p) => p.clone(),
+        None if a.no_bmap || a.source == Path::new("-") => return Ok(None),
+        None => match crate::imagefile::bmap_beside(&a.source) {
+            Some(p) => {
+                if !a.json {
+                    eprintln!(
+                        "ukitool: using the bmap {} (--no-bmap to ignore it)",
+                        p.display()
+                    );
+                }
+                p
+            }
+            None => return Ok(None),
+        },
+    };
+    let text = fs::read(&path).with_context(|| format!("reading the bmap {}", path.display()))?;
+    ukitool_core::bmap::parse(&text)
+        .map(Some)
+        .with_context(|| format!("the bmap {}", path.display()))
+}
+
+/// `--sha256 HEX` / `--checksum FILE`: the digest the source file must have, checked
+/// while it is written ([`source::DigestChecked`]).
+fn wanted_digest(a: &WriteArgs, from_stdin: bool) -> Result<Option<String>> {
+    let want = match (&a.sha256, &a.checksum) {
+        (Some(hex), _) => hex.trim().to_ascii_lowercase(),
+        (None, Some(file)) => digest_from_sums(file, &a.source)?,
+        (None, None) => return Ok(None),
+    };
+    if want.len() != 64 || !want.bytes().all(|b| b.is_ascii_hexdigit()) {
+        bail!("--sha256 {want:?} is not 64 hexadecimal digits");
+    }
+    if from_stdin {
+        bail!(
+            "--sha256 and --checksum need a SOURCE file, not stdin (check it with sha256sum first)"
+        );
+    }
+    Ok(Some(want))
+}
+
+/// The digest for `source` in a `sha256sum` file: the line whose name is the source's
+/// file name (or its path), or the only line.
+fn digest_from_sums(file: &Path, source: &Path) -> Result<String> {
+    let text = fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let name = source
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let lines: Vec<(&str, &str)> = text
+        .lines()
+        .filter_map(|l| {
+            let (hex, rest) = l.trim().split_once(char::is_whitespace)?;
+            Some((hex, rest.trim_start().trim_start_matches('*')))
+        })
+        .collect();
+    let found = lines
+        .iter()
+        .find(|(_, n)| {
+            Path::new(n)
+                .file_name()
+                .is_some_and(|f| f.to_string_lossy() == name)
+        })
+        .or(if lines.len() == 1 {
+            lines.first()
+        } else {
+            None
+        });
+    match found {
+        Some((hex, _)) => Ok(hex.to_ascii_lowercase()),
+        None => bail!("{} has no line for {name}", file.display()),
+    }
 }
 
 /// The target's mounted partitions (mount point, device), refused unless `--unmount`;
@@ -370,13 +526,17 @@ fn report(
             eprintln!("ukitool: verification failed: {dev} differs from the image {at}; {state}");
             Ok(ExitCode::from(1))
         }
-        Err(Failure::TooLarge { device_size }) => {
+        Err(Failure::TooLarge {
+            device_size,
+            offset,
+        }) => {
             bail!(
-                "the image is larger than {dev} ({}); {NO_TABLE}",
+                "the image is larger than {dev} ({}): it has data at byte offset {offset} \
+                 ({offset:#x}); {NO_TABLE}",
                 human(device_size)
             )
         }
-        Err(Failure::Io(e)) => Err(e.context(format!("writing {dev}; {NO_TABLE}"))),
+        Err(Failure::Io(e)) => bail!("writing {dev}: {e:#}; {NO_TABLE}"),
     }
 }
 
@@ -440,7 +600,8 @@ fn check_target(a: &WriteArgs, src: &dyn Source) -> Result<TargetInfo> {
     if facts.read_only || sys_ro {
         bail!("refusing to write {shown}: the device is read-only");
     }
-    if let Some(need) = src.size() {
+    // A stream's declared size (a zstd frame header, a bmap) counts too.
+    if let Some(need) = src.declared_size() {
         if facts.size < need {
             bail!(
                 "refusing to write {shown}: the device has {} bytes ({}), the image needs {} ({})",

@@ -17,9 +17,17 @@ use std::io::{self, Read};
 use std::os::unix::fs::{FileExt, FileTypeExt};
 use std::os::unix::io::AsRawFd;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
+use sha2::digest::DynDigest;
+use ukitool_core::bmap::{Bmap, ChecksumType};
 use ukitool_core::disk::DiskImage;
+use ukitool_core::units::human_size;
+use ukitool_core::vdisk::VirtualDisk;
+
+use crate::imagefile;
 
 use super::device::{AlignedBuf, ALIGN};
 
@@ -46,6 +54,16 @@ pub trait Source: Send {
     /// Read image bytes again (to locate a verify mismatch); `false` when the source
     /// cannot be re-read (stdin).
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<bool>;
+    /// The image size a stream declares before it is read (a zstd frame header, a bmap),
+    /// so an image larger than the device is refused before anything is written.
+    fn declared_size(&self) -> Option<u64> {
+        self.size()
+    }
+    /// After the last chunk, before the partition table is written: a check of the
+    /// whole source (its file's digest) that fails the write.
+    fn finish(&mut self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// Data runs of an image: `extents` (sorted or not) aligned outwards to [`ALIGN`], plus the
@@ -169,8 +187,9 @@ impl ImageBytes for NamedFile {
 }
 
 impl RawFile {
-    pub fn open(path: &Path) -> Result<Self> {
-        let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    /// A raw image whose data runs are the file's allocated ranges, or `ranges` (a
+    /// bmap's) when given.
+    pub fn from_file(file: File, path: &Path, ranges: Option<Vec<(u64, u64)>>) -> Result<Self> {
         let meta = file.metadata()?;
         let (size, data) = if meta.file_type().is_block_device() {
             let size = super::device::block_facts(path)?.size;
@@ -179,6 +198,7 @@ impl RawFile {
             let size = meta.len();
             (size, data_ranges(&file, size)?)
         };
+        let data = ranges.unwrap_or(data);
         let name = path.display().to_string();
         Ok(Planned {
             what: format!("raw image {name}"),
@@ -228,45 +248,58 @@ fn data_ranges(file: &File, size: u64) -> Result<Vec<(u64, u64)>> {
     Ok(out)
 }
 
-/// A raw image streamed from stdin: every byte is data, and the size is known at the end.
-pub struct Stdin {
+/// A raw image read front to back: stdin, or a decoder of a compressed file. Every byte
+/// is data (zero runs are found and zeroed by the engine), unless a bmap's `runs` says
+/// which ranges to write: the bytes between them are read and dropped. The image size is
+/// known at the end.
+pub struct Streamed {
+    reader: Box<dyn Read + Send>,
+    what: String,
+    /// For messages: "zstd" etc., and the compressed bytes read so far.
+    codec: Option<(&'static str, Arc<AtomicU64>)>,
+    runs: Option<RunCursor>,
+    declared_size: Option<u64>,
     pos: u64,
     done: bool,
 }
 
-impl Stdin {
-    pub fn new() -> Self {
-        Stdin {
+impl Streamed {
+    pub fn stdin() -> Self {
+        Streamed {
+            reader: Box::new(io::stdin()),
+            what: "raw image from stdin".into(),
+            codec: None,
+            runs: None,
+            declared_size: None,
             pos: 0,
             done: false,
         }
     }
-}
 
-impl Source for Stdin {
-    fn describe(&self) -> String {
-        "raw image from stdin".into()
-    }
-    fn size(&self) -> Option<u64> {
-        None
-    }
-    fn data_len(&self) -> Option<u64> {
-        None
-    }
-    fn next_chunk(&mut self, buf: &mut AlignedBuf) -> Result<Option<u64>> {
-        if self.done {
-            return Ok(None);
+    pub fn decoded(s: imagefile::Stream, path: &Path) -> Self {
+        Streamed {
+            reader: s.reader,
+            what: format!("{}-compressed raw image {}", s.kind.name(), path.display()),
+            codec: Some((s.kind.name(), s.consumed)),
+            runs: None,
+            declared_size: s.declared_size,
+            pos: 0,
+            done: false,
         }
-        let mut want = buf.capacity();
-        if self.pos < EDGE {
-            want = want.min((EDGE - self.pos) as usize);
-        }
-        buf.set_len(want);
-        let dst = buf.as_mut_slice();
+    }
+
+    /// Write only `runs` (from a bmap) of an image of `size` bytes.
+    pub fn with_runs(mut self, size: u64, runs: Vec<(u64, u64)>) -> Self {
+        self.runs = Some(RunCursor::new(runs));
+        self.declared_size = Some(size);
+        self
+    }
+
+    /// Fill `dst` from the stream; the bytes read (short only at the end).
+    fn fill(&mut self, dst: &mut [u8]) -> Result<usize> {
         let mut got = 0;
-        let mut stdin = io::stdin().lock();
         while got < dst.len() {
-            match stdin.read(&mut dst[got..]) {
+            match self.reader.read(&mut dst[got..]) {
                 Ok(0) => {
                     self.done = true;
                     break;
@@ -279,9 +312,69 @@ impl Source for Stdin {
                     }
                     break;
                 }
-                Err(e) => return Err(e).context("reading stdin"),
+                Err(e) => {
+                    let at = self.pos + got as u64;
+                    return Err(match &self.codec {
+                        Some((name, consumed)) => anyhow::anyhow!(
+                            "corrupt or truncated {name} input at image byte offset {at} \
+                             ({at:#x}), after {} compressed bytes: {e}",
+                            consumed.load(Ordering::Relaxed)
+                        ),
+                        None => anyhow::anyhow!("reading stdin at byte offset {at}: {e}"),
+                    });
+                }
             }
         }
+        Ok(got)
+    }
+
+    /// Read and drop the bytes up to `to` (unmapped ranges of a bmap).
+    fn skip_to(&mut self, to: u64, buf: &mut AlignedBuf) -> Result<()> {
+        while self.pos < to && !self.done {
+            let n = (to - self.pos).min(buf.capacity() as u64) as usize;
+            buf.set_len(n);
+            let got = self.fill(buf.as_mut_slice())?;
+            self.pos += got as u64;
+        }
+        Ok(())
+    }
+}
+
+impl Source for Streamed {
+    fn describe(&self) -> String {
+        self.what.clone()
+    }
+    fn size(&self) -> Option<u64> {
+        None
+    }
+    fn data_len(&self) -> Option<u64> {
+        match &self.runs {
+            Some(r) => Some(r.total()),
+            None => self.declared_size,
+        }
+    }
+    fn declared_size(&self) -> Option<u64> {
+        self.declared_size
+    }
+    fn next_chunk(&mut self, buf: &mut AlignedBuf) -> Result<Option<u64>> {
+        if self.done {
+            return Ok(None);
+        }
+        let want = if let Some(runs) = &mut self.runs {
+            let Some((off, len)) = runs.next(buf.capacity()) else {
+                return Ok(None);
+            };
+            self.skip_to(off, buf)?;
+            len
+        } else {
+            let mut want = buf.capacity();
+            if self.pos < EDGE {
+                want = want.min((EDGE - self.pos) as usize);
+            }
+            want
+        };
+        buf.set_len(want);
+        let got = self.fill(buf.as_mut_slice())?;
         if got == 0 {
             return Ok(None);
         }
@@ -292,6 +385,211 @@ impl Source for Stdin {
     }
     fn read_at(&self, _offset: u64, _buf: &mut [u8]) -> Result<bool> {
         Ok(false)
+    }
+}
+
+/// A VM image's virtual disk, read through its tables.
+pub type Virtual = Planned<VirtualBytes>;
+
+pub struct VirtualBytes(Box<dyn VirtualDisk>);
+
+impl ImageBytes for VirtualBytes {
+    fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+        Ok(self.0.read_exact_at(offset, buf)?)
+    }
+}
+
+impl Virtual {
+    /// Every byte of the virtual disk is written: data as read, unallocated and zero
+    /// clusters as zeros (which the engine zeroes without writing), so the device reads
+    /// back exactly the image. With a bmap, only its ranges.
+    pub fn new(disk: Box<dyn VirtualDisk>, path: &Path, ranges: Option<Vec<(u64, u64)>>) -> Self {
+        let size = disk.size();
+        let what = format!("{} image {}", disk.describe(), path.display());
+        let runs = plan_runs(size, ranges.unwrap_or_else(|| vec![(0, size)]));
+        Planned {
+            bytes: VirtualBytes(disk),
+            what,
+            size,
+            cursor: RunCursor::new(runs),
+        }
+    }
+}
+
+/// Checks each bmap range's digest as its bytes go by (chunks come in ascending order
+/// and cover every range), and that the image is as long as the bmap says.
+pub struct RangeChecked<S> {
+    inner: S,
+    bmap: Bmap,
+    next: usize,
+    hasher: Option<(u64, Box<dyn DynDigest + Send>)>,
+    end: u64,
+}
+
+impl<S: Source> RangeChecked<S> {
+    pub fn new(inner: S, bmap: Bmap) -> Self {
+        RangeChecked {
+            inner,
+            bmap,
+            next: 0,
+            hasher: None,
+            end: 0,
+        }
+    }
+
+    fn feed(&mut self, off: u64, data: &[u8]) -> Result<()> {
+        let chunk_end = off + data.len() as u64;
+        self.end = self.end.max(chunk_end);
+        while let Some(r) = self.bmap.ranges.get(self.next) {
+            let r_end = r.offset + r.len;
+            if r.offset >= chunk_end {
+                break;
+            }
+            let from = off.max(r.offset);
+            let to = chunk_end.min(r_end);
+            if to > from {
+                let (fed, h) = self
+                    .hasher
+                    .get_or_insert_with(|| (r.offset, new_hasher(self.bmap.checksum)));
+                if *fed != from {
+                    bail!(
+                        "bmap range at byte offset {} was not read in order",
+                        r.offset
+                    );
+                }
+                h.update(&data[(from - off) as usize..(to - off) as usize]);
+                *fed = to;
+            }
+            if r_end > chunk_end {
+                break;
+            }
+            if let (Some(want), Some((_, h))) = (&r.digest, self.hasher.take()) {
+                if h.finalize().as_ref() != want.as_slice() {
+                    bail!(
+                        "bmap range at byte offset {} ({:#x}), {} bytes: the image's {} differs from the bmap's \
+                         (the image or the bmap is corrupt, or they do not belong together)",
+                        r.offset, r.offset, r.len, self.bmap.checksum.name()
+                    );
+                }
+            }
+            self.hasher = None;
+            self.next += 1;
+        }
+        Ok(())
+    }
+}
+
+fn new_hasher(kind: ChecksumType) -> Box<dyn DynDigest + Send> {
+    match kind {
+        ChecksumType::Sha256 => Box::new(sha2::Sha256::default()),
+        ChecksumType::Sha1 => Box::new(sha1::Sha1::default()),
+    }
+}
+
+impl<S: Source> Source for RangeChecked<S> {
+    fn describe(&self) -> String {
+        format!(
+            "{} (bmap: {} mapped)",
+            self.inner.describe(),
+            human_size(self.bmap.mapped_bytes())
+        )
+    }
+    fn size(&self) -> Option<u64> {
+        self.inner.size()
+    }
+    fn data_len(&self) -> Option<u64> {
+        self.inner.data_len()
+    }
+    fn declared_size(&self) -> Option<u64> {
+        Some(self.bmap.image_size)
+    }
+    fn next_chunk(&mut self, buf: &mut AlignedBuf) -> Result<Option<u64>> {
+        match self.inner.next_chunk(buf)? {
+            Some(off) => {
+                self.feed(off, buf.as_slice())?;
+                Ok(Some(off))
+            }
+            None => {
+                if let Some(r) = self.bmap.ranges.get(self.next) {
+                    bail!(
+                        "the image ends at byte offset {} ({:#x}), inside or before the bmap range at {} \
+                         (the image is truncated, or the bmap is for another image)",
+                        self.end, self.end, r.offset
+                    );
+                }
+                Ok(None)
+            }
+        }
+    }
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<bool> {
+        self.inner.read_at(offset, buf)
+    }
+    fn finish(&mut self) -> Result<()> {
+        self.inner.finish()
+    }
+}
+
+/// Checks the sha256 of the SOURCE file as given (compressed, or the VM image) while
+/// the image is written: a helper thread reads the file front to back (from the page
+/// cache, mostly, as the writer reads it too), and the digest is compared after the
+/// last chunk and before the partition table is written. A mismatch thus leaves a
+/// device with no valid partition table, and costs no extra pass before the write.
+pub struct DigestChecked<'a> {
+    inner: Box<dyn Source + 'a>,
+    path: std::path::PathBuf,
+    want: String,
+    hashing: Option<std::thread::JoinHandle<Result<(String, u64)>>>,
+}
+
+impl<'a> DigestChecked<'a> {
+    pub fn new(inner: Box<dyn Source + 'a>, path: &Path, want: String) -> Self {
+        let p = path.to_path_buf();
+        let hashing = std::thread::spawn(move || imagefile::sha256_file(&p));
+        DigestChecked {
+            inner,
+            path: path.to_path_buf(),
+            want,
+            hashing: Some(hashing),
+        }
+    }
+}
+
+impl Source for DigestChecked<'_> {
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+    fn size(&self) -> Option<u64> {
+        self.inner.size()
+    }
+    fn data_len(&self) -> Option<u64> {
+        self.inner.data_len()
+    }
+    fn declared_size(&self) -> Option<u64> {
+        self.inner.declared_size()
+    }
+    fn next_chunk(&mut self, buf: &mut AlignedBuf) -> Result<Option<u64>> {
+        self.inner.next_chunk(buf)
+    }
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> Result<bool> {
+        self.inner.read_at(offset, buf)
+    }
+    fn finish(&mut self) -> Result<()> {
+        self.inner.finish()?;
+        let Some(h) = self.hashing.take() else {
+            return Ok(());
+        };
+        let (got, len) = h
+            .join()
+            .map_err(|_| anyhow::anyhow!("the sha256 thread failed"))??;
+        if got != self.want {
+            bail!(
+                "{} has sha256 {got}, not {} (read to its end, byte offset {len}): the file is \
+                 corrupt or not the one meant",
+                self.path.display(),
+                self.want
+            );
+        }
+        Ok(())
     }
 }
 

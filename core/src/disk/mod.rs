@@ -6,6 +6,7 @@
 //! 100 MiB. Writers (a sparse file, stdout, a block device, a browser stream) walk the
 //! extents in order and treat everything between them as zeros.
 
+pub mod export;
 pub mod sparse;
 
 pub use sparse::{DiskImage, Extent, ExtentData};
