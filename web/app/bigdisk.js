@@ -37,3 +37,23 @@ export function diskFileBlob(disk, file, partition, path) {
   }
   return new Blob(parts, { type: "application/octet-stream" });
 }
+
+// `blob` compressed, streamed: gzip by the browser's CompressionStream when it has
+// one, zstd and xz (and gzip without it) in wasm, which reads the Blob through
+// FileReaderSync 8 MiB at a time and hands the output over 1 MiB at a time. The
+// uncompressed image is never held: it is a Blob of slices of the dropped files,
+// small owned parts and one shared zero part.
+export async function compressBlob(blob, kind) {
+  if (kind === "gzip" && typeof CompressionStream === "function") {
+    return new Response(blob.stream().pipeThrough(new CompressionStream("gzip"))).blob();
+  }
+  const reader = new FileReaderSync();
+  const parts = [];
+  wasm.compressStream(
+    kind,
+    blob.size,
+    (offset, length) => new Uint8Array(reader.readAsArrayBuffer(blob.slice(offset, offset + length))),
+    (chunk) => parts.push(chunk),
+  );
+  return new Blob(parts, { type: "application/octet-stream" });
+}

@@ -5,7 +5,7 @@
 // (check) and stops.
 
 import init, * as wasm from "../pkg/ukitool_web.js";
-import { diskKind, openDisk, diskFileBlob } from "./bigdisk.js";
+import { diskKind, openDisk, diskFileBlob, compressBlob } from "./bigdisk.js";
 import { wasmBase64 } from "../pkg/ukitool_web_wasm.js";
 import { JOB, JOB_REPLY, LIFE, SUPERSEDED, TASK, TASK_REPLY } from "./protocol.js";
 
@@ -382,7 +382,7 @@ async function diskImage(msg) {
   const extra = msg.inputs || [];
   const named = [];
   for (const x of extra) named.push([x.role, x.name, await bytesOf(x.file), x.path || ""]);
-  const built = wasm.buildDiskImage(uki, loader, JSON.stringify(msg.options), named);
+  const built = wasm.buildDiskImage(uki, loader, JSON.stringify(msg.options), named, msg.format || undefined);
   const inputs = [state.file, msg.loader, ...extra.map((x) => x.file)];
   const zero = new Blob([new ArrayBuffer(ZERO_CHUNK)]);
   const parts = [];
@@ -400,6 +400,7 @@ async function diskImage(msg) {
   }
   zeros(built.size - pos);
   const blob = new Blob(parts, { type: "application/octet-stream" });
+  if (msg.compress) return { blob: await compressBlob(blob, msg.compress), summary: built.summary };
   return { blob, summary: built.summary };
 }
 

@@ -150,3 +150,89 @@ impl Disk {
             .map_err(js_error)
     }
 }
+
+/// Output handed to a JS function `(Uint8Array) => void` 1 MiB at a time.
+struct JsWriter {
+    write: js_sys::Function,
+    buf: Vec<u8>,
+    total: u64,
+}
+
+impl JsWriter {
+    fn flush_out(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let arr = js_sys::Uint8Array::from(&self.buf[..]);
+        self.write
+            .call1(&JsValue::NULL, &arr)
+            .map_err(|e| std::io::Error::other(format!("{e:?}")))?;
+        self.total = self.total.saturating_add(self.buf.len() as u64);
+        self.buf.clear();
+        Ok(())
+    }
+}
+
+impl std::io::Write for JsWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= 1 << 20 {
+            self.flush_out()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.flush_out()
+    }
+}
+
+/// Compresses `size` bytes read through `read(offset, length)` (the Worker's
+/// `FileReaderSync` over the built image's Blob) as one zstd frame, an xz stream or a
+/// gzip member, handing the output to `write(Uint8Array)` as it is made: the
+/// uncompressed image is never in memory. For the page's downloads where the browser
+/// has no codec (`CompressionStream` does gzip only). Returns the compressed length.
+#[wasm_bindgen(js_name = compressStream)]
+pub fn compress_stream(
+    kind: &str,
+    size: f64,
+    read: js_sys::Function,
+    write: js_sys::Function,
+) -> Result<f64, JsValue> {
+    use std::io::Write;
+    let src: Rc<dyn ReadAt> = Rc::new(JsSource {
+        read,
+        size: file_len_arg(size)?,
+    });
+    let mut input =
+        std::io::BufReader::with_capacity(8 << 20, ukitool_core::stream::SeqReader::new(src));
+    let mut out = JsWriter {
+        write,
+        buf: Vec::with_capacity(1 << 20),
+        total: 0,
+    };
+    let io = |e: std::io::Error| js_text(format!("compressing: {e}"));
+    match kind {
+        "zstd" => {
+            ruzstd::encoding::compress(
+                &mut input,
+                &mut out,
+                ruzstd::encoding::CompressionLevel::Fastest,
+            );
+        }
+        "xz" => {
+            let opts = lzma_rust2::XzOptions::with_preset(1);
+            let mut w = lzma_rust2::XzWriter::new(&mut out, opts).map_err(io)?;
+            std::io::copy(&mut input, &mut w).map_err(io)?;
+            w.finish().map_err(io)?;
+        }
+        "gzip" => {
+            let mut w = flate2::write::GzEncoder::new(&mut out, flate2::Compression::fast());
+            std::io::copy(&mut input, &mut w).map_err(io)?;
+            w.finish().map_err(io)?;
+        }
+        other => return Err(js_text(format!("unknown compression {other:?}"))),
+    }
+    out.flush().map_err(io)?;
+    Ok(out.total as f64)
+}

@@ -6,6 +6,7 @@ import { el, clear, hexNum, size, table } from "../dom.js";
 import { download } from "../files.js";
 import { TASK } from "../protocol.js";
 import { state, baseName } from "../state.js";
+import { outputChoice } from "../bigdisk-choice.js";
 import { $, onAction, plural } from "./common.js";
 
 let ctx = null;
@@ -177,7 +178,8 @@ async function buildDisk(save) {
   $("disk-download").disabled = true;
   try {
     let handle = null;
-    const name = `${baseName()}.img`;
+    const out = outputChoice($("i-output") && $("i-output").value);
+    const name = `${baseName()}.${out.ext}`;
     if (save) handle = await window.showSaveFilePicker({ suggestedName: name });
     const partFiles = partitionRows()
       .flatMap((r) => r.files)
@@ -188,6 +190,8 @@ async function buildDisk(save) {
       options: diskOptions(),
       loader,
       inputs: [...talosInputs(), ...partFiles],
+      format: out.format,
+      compress: out.compress,
     });
     const summary = JSON.parse(r.summary);
     if (handle) {
