@@ -9,11 +9,11 @@
 
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
-import { artifact, downloadVia, fixture, openPage, pickFile, ukitool, useBrowser } from "./harness.js";
+import { artifact, downloadVia, fixture, openPage, pickFile, ukitool, useBrowser, waitDone } from "./harness.js";
 
 const dir = mkdtempSync(join(tmpdir(), "ukitool-bigdisk-"));
 const env = useBrowser(() => rmSync(dir, { recursive: true, force: true }));
@@ -81,5 +81,36 @@ describe("disk images larger than wasm memory", () => {
       rmSync(packed, { force: true });
     }
     rmSync(img, { force: true });
+  });
+
+  test("built images download compressed (zstd, xz, gzip) and as qcow2 and VHD: referees agree with the CLI's raw image", async () => {
+    const uki = fixture("uki.efi");
+    const raw = join(dir, "cli.img");
+    ukitool("image", "--uki", uki, "-o", raw, "--size", "256M", "--timestamp", "315532800", "--quiet");
+    const { page } = await openPage(env.browser.context, env.server.url);
+    await pickFile(page, uki);
+    await waitDone(page);
+    await page.fill("#i-size", "256M");
+    const checks = {
+      "img.zst": (f) => execFileSync("zstd", ["-q", "-t", f]) && execFileSync("zstd", ["-q", "-d", "-c", f], { maxBuffer: 1 << 30 }),
+      "img.xz": (f) => execFileSync("xz", ["-t", f]) && execFileSync("xz", ["-d", "-c", f], { maxBuffer: 1 << 30 }),
+      "img.gz": (f) => execFileSync("gzip", ["-t", f]) && execFileSync("gzip", ["-d", "-c", f], { maxBuffer: 1 << 30 }),
+      qcow2: (f) => execFileSync("qemu-img", ["compare", "-f", "raw", "-F", "qcow2", raw, f]) && null,
+      vhd: (f) => execFileSync("qemu-img", ["compare", "-f", "raw", "-F", "vpc", raw, f]) && null,
+    };
+    const want = readFileSync(raw);
+    for (const [ext, check] of Object.entries(checks)) {
+      await page.selectOption("#i-output", ext);
+      const got = await downloadVia(page, page.locator("#disk-download"));
+      assert.equal(got.name, `uki.${ext}`);
+      const f = join(dir, got.name);
+      writeFileSync(f, got.bytes);
+      const plain = check(f);
+      if (plain) assert.ok(plain.equals(want), `${ext}: decompressed bytes equal the CLI's image`);
+      figures[`download_${ext.replace(".", "_")}_bytes`] = got.bytes.length;
+      rmSync(f, { force: true });
+    }
+    writeFileSync(artifact("bigdisk-bench.json"), JSON.stringify(figures, null, 2) + "\n");
+    await page.close();
   });
 });

@@ -125,7 +125,13 @@ async function open(file, j, anchors) {
   if (kind) {
     // A disk image, raw or compressed, of any size: read a piece at a time
     // (bigdisk.js). A compressed file that holds no disk falls through to the PE path.
-    postMessage({ type: JOB_REPLY.PROGRESS, job: j, done: 0, total: 0, what: kind === "disk" ? "inspecting" : `inspecting (${kind}-compressed)` });
+    postMessage({
+      type: JOB_REPLY.PROGRESS,
+      job: j,
+      done: 0,
+      total: 0,
+      what: kind === "disk" ? "inspecting" : `inspecting (${kind}-compressed)`,
+    });
     let disk = null;
     try {
       disk = openDisk(file);
@@ -409,7 +415,11 @@ async function diskImage(msg) {
 async function diskFile(msg) {
   const j = msg.job;
   if (state.job !== j || !state.file) throw new Error("open a disk image first");
-  if (state.disk) return { blob: diskFileBlob(state.disk, state.file, msg.partition, msg.path), name: msg.path.split("/").pop() || "file" };
+  if (state.disk)
+    return {
+      blob: diskFileBlob(state.disk, state.file, msg.partition, msg.path),
+      name: msg.path.split("/").pop() || "file",
+    };
   const disk = await ensureWhole(j);
   const r = wasm.diskFile(disk, msg.partition, msg.path);
   const blob =

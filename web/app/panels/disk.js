@@ -268,7 +268,12 @@ async function openEmbedded(b) {
   if (d && d.compression) {
     // In a compressed image the bytes are the Worker's to decode (bigdisk.js).
     const fs = [...d.filesystems, ...(d.xfs_volumes || [])].find((f) => f.efi_binaries.includes(b));
-    const r = await ctx.runTask({ type: TASK.DISK_FILE, job: state.job, partition: String(fs.partition), path: b.path });
+    const r = await ctx.runTask({
+      type: TASK.DISK_FILE,
+      job: state.job,
+      partition: String(fs.partition),
+      path: b.path,
+    });
     ctx.openFile(new File([r.blob], r.name), { fromDisk: true });
     return;
   }
