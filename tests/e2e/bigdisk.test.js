@@ -5,7 +5,7 @@
 // exported JSON must equal it (apart from the compression field). Images are made in
 // a temporary directory and removed. Times are recorded in
 // tests/artifacts/bigdisk-bench.json (bench/run.py folds them into the results),
-// never asserted: the machine is shared.
+// never asserted: the machine is shared. The 4247 MiB test runs with UKITOOL_E2E_BIG=1.
 
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
@@ -63,7 +63,11 @@ describe("disk images larger than wasm memory", () => {
     rmSync(img, { force: true });
   });
 
-  test("the 4247 MiB Talos image as .raw.zst and .raw.xz: partitions and the CLI's JSON", async () => {
+  // About 3 minutes on the shared 2-core machine (compressing 4.4 GB with the zstd and
+  // xz tools, then decoding it in wasm): run by `make bench` (bench/run.sh sets
+  // UKITOOL_E2E_BIG=1), skipped in `make test` to keep CI under 30 minutes.
+  const big = process.env.UKITOOL_E2E_BIG === "1";
+  test("the 4247 MiB Talos image as .raw.zst and .raw.xz: partitions and the CLI's JSON", { skip: !big && "set UKITOOL_E2E_BIG=1 (make bench runs it)" }, async () => {
     const img = join(dir, "talos.raw");
     ukitool("image", "--uki", fixture("uki.efi"), "-o", img, "--layout", "talos", "--systemd-boot", fixture("systemd-bootx64.efi"), "--grub", fixture("grubx64.efi.signed"), "--grub-bios", "/usr/lib/grub/i386-pc", "--quiet");
     const cli = JSON.parse(ukitool("inspect", "--json", img).toString());
