@@ -101,6 +101,9 @@ pub fn inspect(path: &Path, opts: &InspectOptions) -> Result<DiskReport> {
                 );
             }
             let mut r = inspect_disk_at(&src, opts).with_context(|| name.clone())?;
+            if let Some(e) = src.failure() {
+                anyhow::bail!("{name}: the {} stream is damaged: {e}", c.name());
+            }
             r.compression = Some(c);
             if std::env::var_os("UKITOOL_DEBUG_STREAM").is_some() {
                 eprintln!(

@@ -258,6 +258,9 @@ struct State<'a> {
     lru: VecDeque<u64>,
     restarts: u32,
     decoded: u64,
+    /// The first decoding error: readers may treat a failed read as a finding (a
+    /// missing backup GPT header), so the caller asks [`Forward::failure`] at the end.
+    failed: Option<String>,
 }
 
 /// A forward-only decoder as a [`ReadAt`], with a bounded cache (see the module).
@@ -287,6 +290,7 @@ impl<'a> Forward<'a> {
                 lru: VecDeque::new(),
                 restarts: 0,
                 decoded: 0,
+                failed: None,
             }),
         }
     }
@@ -307,6 +311,13 @@ impl<'a> Forward<'a> {
     /// counted).
     pub fn restarts(&self) -> u32 {
         self.state.borrow().restarts
+    }
+
+    /// The first error the decoder met (corrupt or truncated input), if any: a
+    /// report made over such a source describes a damaged image and must not be
+    /// taken as the image's.
+    pub fn failure(&self) -> Option<String> {
+        self.state.borrow().failed.clone()
     }
 
     /// Decompressed bytes decoded so far, over every pass.
@@ -380,7 +391,16 @@ impl<'a> Forward<'a> {
             let mut buf = Vec::new();
             loop {
                 let here = st.pos / CHUNK;
-                self.next_chunk(&mut st, &mut buf)?;
+                if let Err(e) = self.next_chunk(&mut st, &mut buf) {
+                    if st.failed.is_none() {
+                        st.failed = Some(e.to_string());
+                    }
+                    // Decoding starts afresh on the next read rather than from a
+                    // decoder in an unknown state.
+                    st.reader = None;
+                    st.pos = 0;
+                    return Err(e);
+                }
                 st.pos = st.pos.saturating_add(buf.len() as u64);
                 self.keep(&mut st, here, &buf);
                 if here == index {
@@ -541,5 +561,6 @@ mod tests {
             0,
         );
         assert!(f.read_vec(data.len() as u64 - 10, 10, "t").is_err());
+        assert!(f.failure().is_some());
     }
 }

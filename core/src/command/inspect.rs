@@ -258,6 +258,9 @@ impl PartialInspection {
     }
 }
 
+/// The longest streamed PE whose signatures are checked (see [`inspect_at`]).
+const MAX_SIGNED_LEN: u64 = 512 << 20;
+
 /// Bytes read per step when a file not in memory is hashed.
 const STREAM_CHUNK: u64 = 1 << 20;
 
@@ -339,7 +342,10 @@ fn streamed_signatures(file: &dyn ReadAt, p: &PartialInspection) -> Result<Optio
     };
     let (at, size) = (u64::from(dir.virtual_address), u64::from(dir.size));
     let end = at.checked_add(size).filter(|&e| e <= file.size());
-    let Some(end) = end.filter(|_| size <= crate::readat::MAX_OWNED_READ) else {
+    // A table past 512 MiB (no real UKI is that large; a hostile size field) is not
+    // checked: the buffer below is as long as the table's end.
+    let Some(end) = end.filter(|&e| size <= crate::readat::MAX_OWNED_READ && e <= MAX_SIGNED_LEN)
+    else {
         return Ok(None);
     };
     // Zeroed and never written outside the headers and the table: the allocator
