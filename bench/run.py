@@ -536,7 +536,7 @@ def main():
         bench_compress(b, U, small, work, rounds)
 
     if want("inspect-big"):
-        bench_inspect_big(b, U, big, work, rounds)
+        bench_inspect_big(b, U, bigs, work, rounds)
 
     if want("write"):
         if os.geteuid() != 0 or not shutil.which("losetup"):
