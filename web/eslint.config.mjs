@@ -10,7 +10,7 @@ export default [
     languageOptions: { ecmaVersion: 2024, sourceType: "module", globals: { ...globals.browser } },
   },
   {
-    files: ["app/worker.js"],
+    files: ["app/worker.js", "app/bigdisk.js"],
     languageOptions: { globals: { ...globals.worker } },
   },
   {

@@ -19,7 +19,8 @@ use crate::input::Input;
 
 #[derive(clap::Args)]
 pub struct InspectArgs {
-    /// PE, UKI, addon or raw disk image; `-` reads stdin
+    /// PE, UKI, addon or raw disk image (of any size; `.raw.zst`, `.raw.xz` and `.raw.gz`
+    /// are recognised by content and decoded as they are read); `-` reads stdin
     pub file: PathBuf,
     /// Print the report as JSON (fields documented in docs/json.md)
     #[arg(long)]
@@ -53,7 +54,6 @@ pub struct ExtractArgs {
 }
 
 pub fn run_inspect(a: InspectArgs) -> Result<ExitCode> {
-    let data = Input::open(&a.file)?;
     let mut out = io::stdout().lock();
     let opts = if a.no_hash {
         InspectOptions::NO_HASH
@@ -61,7 +61,14 @@ pub fn run_inspect(a: InspectArgs) -> Result<ExitCode> {
         InspectOptions::default()
     };
     let name = a.file.display().to_string();
-    let report = command::inspect(&data, &opts, &Threads).with_context(|| name.clone())?;
+    // Disk images, raw or compressed, are read a piece at a time (pread, or one
+    // streaming pass), never mapped or loaded whole.
+    let report = if crate::bigdisk::is_disk_image(&a.file) {
+        FileReport::Disk(Box::new(crate::bigdisk::inspect(&a.file, &opts)?))
+    } else {
+        let data = Input::open(&a.file)?;
+        command::inspect(&data, &opts, &Threads).with_context(|| name.clone())?
+    };
     if a.json {
         serde_json::to_writer_pretty(&mut out, &report)?;
         writeln!(out)?;

@@ -1,6 +1,7 @@
 //! `ukitool`: a thin command line over ukitool-core. Argument parsing lives here and in
 //! each command's module; the work is done by the core; printers write to a writer.
 
+mod bigdisk;
 mod build;
 mod completions;
 mod diff;

@@ -52,6 +52,7 @@ pub mod readat;
 pub mod secureboot;
 pub mod siglist;
 pub mod sign;
+pub mod stream;
 pub mod uki;
 pub mod units;
 pub mod vdisk;

@@ -5,6 +5,7 @@
 // (check) and stops.
 
 import init, * as wasm from "../pkg/ukitool_web.js";
+import { diskKind, openDisk, diskFileBlob, compressBlob } from "./bigdisk.js";
 import { wasmBase64 } from "../pkg/ukitool_web_wasm.js";
 import { JOB, JOB_REPLY, LIFE, SUPERSEDED, TASK, TASK_REPLY } from "./protocol.js";
 import { SECURE_BOOT_TASKS } from "./secureboot-worker.js";
@@ -115,11 +116,13 @@ async function openInspection(file, j) {
 function resetState(j, file, anchors) {
   if (state.verifier) state.verifier.free();
   if (state.whole) state.whole.free();
+  if (state.disk) state.disk.free();
   state = {
     job: j,
     file,
     verifier: null,
     whole: null,
+    disk: null,
     name: file.name || "file",
     anchors: [...anchors],
     pcr: null,
@@ -131,14 +134,28 @@ async function open(file, j, anchors) {
   resetState(j, file, anchors);
   const head = await read(file, 0, Math.min(file.size, 4096));
   check(j);
-  if (wasm.looksLikeDisk(head)) {
-    // A raw disk: the core walks GPT, FAT and XFS over the whole image in memory,
-    // kept there so that files can be taken out of its partitions.
-    const buf = await ensureWhole(j);
-    check(j);
-    postMessage({ type: JOB_REPLY.PROGRESS, job: j, done: 0, total: 0, what: "inspecting" });
-    postMessage({ type: JOB_REPLY.DISK, job: j, json: wasm.inspectDisk(buf) });
-    return;
+  const kind = diskKind(head);
+  if (kind) {
+    // A disk image, raw or compressed, of any size: read a piece at a time
+    // (bigdisk.js). A compressed file that holds no disk falls through to the PE path.
+    postMessage({
+      type: JOB_REPLY.PROGRESS,
+      job: j,
+      done: 0,
+      total: 0,
+      what: kind === "disk" ? "inspecting" : `inspecting (${kind}-compressed)`,
+    });
+    let disk = null;
+    try {
+      disk = openDisk(file);
+    } catch (e) {
+      if (kind === "disk") throw e;
+    }
+    if (disk) {
+      state.disk = disk;
+      postMessage({ type: JOB_REPLY.DISK, job: j, json: disk.inspect() });
+      return;
+    }
   }
   const { insp, prefix } = await openInspection(file, j);
   try {
@@ -573,7 +590,7 @@ async function diskImage(msg) {
   const extra = msg.inputs || [];
   const named = [];
   for (const x of extra) named.push([x.role, x.name, await bytesOf(x.file), x.path || ""]);
-  const built = wasm.buildDiskImage(uki, loader, JSON.stringify(msg.options), named);
+  const built = wasm.buildDiskImage(uki, loader, JSON.stringify(msg.options), named, msg.format || undefined);
   const inputs = [state.file, msg.loader, ...extra.map((x) => x.file)];
   const zero = new Blob([new ArrayBuffer(ZERO_CHUNK)]);
   const parts = [];
@@ -591,6 +608,7 @@ async function diskImage(msg) {
   }
   zeros(built.size - pos);
   const blob = new Blob(parts, { type: "application/octet-stream" });
+  if (msg.compress) return { blob: await compressBlob(blob, msg.compress), summary: built.summary };
   return { blob, summary: built.summary };
 }
 
@@ -599,6 +617,11 @@ async function diskImage(msg) {
 async function diskFile(msg) {
   const j = msg.job;
   if (state.job !== j || !state.file) throw new Error("open a disk image first");
+  if (state.disk)
+    return {
+      blob: diskFileBlob(state.disk, state.file, msg.partition, msg.path),
+      name: msg.path.split("/").pop() || "file",
+    };
   const disk = await ensureWhole(j);
   const r = wasm.diskFile(disk, msg.partition, msg.path);
   const blob =

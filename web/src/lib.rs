@@ -15,6 +15,8 @@
 //! input), and the hook below records any panic that slips through so the Worker
 //! can report it and start a fresh instance.
 
+mod bigdisk;
+
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 
@@ -524,6 +526,45 @@ pub fn pcr_check(file: &FileBuf) -> Result<String, JsValue> {
 
 /// Where `needle` lies inside `hay`, when it is a borrowed sub-slice of it. Only
 /// addresses are compared: this is how an extent is traced back to its input file.
+/// Output bytes at their offsets in the output file.
+type Pieces<'i> = Vec<(u64, Cow<'i, [u8]>)>;
+
+/// The data of `img` in `format` as (offset in the output, bytes), gaps reading as
+/// zero, and the output's length.
+fn export_pieces<'i>(
+    img: &'i disk::DiskImage<'_>,
+    format: Option<&str>,
+) -> Result<(Pieces<'i>, u64), JsValue> {
+    use disk::export::{Chunk, Export, ExportOptions, Format};
+    let format = match format {
+        None | Some("") | Some("raw") => None,
+        Some(f) => Some(Format::parse(f).map_err(js_error)?),
+    };
+    let Some(format) = format else {
+        let pieces = img
+            .extents()
+            .iter()
+            .map(|e| (e.offset, Cow::Borrowed(&e.data[..])))
+            .collect();
+        return Ok((pieces, img.size));
+    };
+    let opts = ExportOptions {
+        id_seed: "ukitool page".into(),
+        ..ExportOptions::default()
+    };
+    let mut ex = Export::new(img, format, &opts).map_err(js_error)?;
+    let mut pieces = Vec::new();
+    let mut pos = 0u64;
+    while let Some(c) = ex.next_chunk(img).map_err(js_error)? {
+        let n = c.len();
+        if let Chunk::Data(d) = c {
+            pieces.push((pos, d));
+        }
+        pos = pos.saturating_add(n);
+    }
+    Ok((pieces, pos))
+}
+
 fn offset_in(hay: &[u8], needle: &[u8]) -> Option<usize> {
     let h = hay.as_ptr() as usize;
     let n = needle.as_ptr() as usize;
@@ -549,13 +590,17 @@ fn offset_in(hay: &[u8], needle: &[u8]) -> Option<usize> {
 /// input_offset, ...]` list where input 0 is the UKI, 1 the loader, 2.. the entries
 /// of `inputs` in order, and -1 means `owned[input_offset]` (metadata built in wasm).
 /// Gaps read as zero. The page slices the dropped files for input extents, so the
-/// UKI is never copied into the download.
+/// UKI is never copied into the download. `format` ("qcow2", "vhd", "vhd-fixed",
+/// "vmdk"; undefined or "raw": the raw disk) gives the same list for that container
+/// (`ukitool image --format`, core's `disk::export`): offsets and `size` are then the
+/// container file's, and its tables are owned parts.
 #[wasm_bindgen(js_name = buildDiskImage)]
 pub fn build_disk_image(
     uki: &FileBuf,
     loader: Option<Vec<u8>>,
     options: &str,
     inputs: Option<js_sys::Array>,
+    format: Option<String>,
 ) -> Result<js_sys::Object, JsValue> {
     let settings: ImageSettings = serde_json::from_str(options).map_err(js_text)?;
     let mut extra: Vec<(String, String, Vec<u8>, String)> = Vec::new();
@@ -610,10 +655,11 @@ pub fn build_disk_image(
         .into_iter()
         .chain(extra.iter().map(|(_, _, d, _)| d.as_slice()))
         .collect();
+    let (pieces, total) = export_pieces(&img, format.as_deref())?;
     let mut flat: Vec<f64> = Vec::new();
     let owned = js_sys::Array::new();
-    for e in img.extents() {
-        let src = match &e.data {
+    for (offset, data) in &pieces {
+        let src = match data {
             Cow::Borrowed(b) => sources
                 .iter()
                 .enumerate()
@@ -624,16 +670,16 @@ pub fn build_disk_image(
             Some(s) => s,
             None => {
                 let i = owned.length();
-                owned.push(&js_sys::Uint8Array::from(&e.data[..]));
+                owned.push(&js_sys::Uint8Array::from(&data[..]));
                 (-1.0, f64::from(i))
             }
         };
-        flat.extend([e.offset as f64, e.data.len() as f64, input, at]);
+        flat.extend([*offset as f64, data.len() as f64, input, at]);
     }
     let out = js_sys::Object::new();
     let set = |k: &str, v: &JsValue| js_sys::Reflect::set(&out, &k.into(), v);
     set("summary", &to_json(&summary)?.into())?;
-    set("size", &JsValue::from_f64(img.size as f64))?;
+    set("size", &JsValue::from_f64(total as f64))?;
     set("extents", &js_sys::Float64Array::from(&flat[..]).into())?;
     set("owned", &owned.into())?;
     Ok(out)

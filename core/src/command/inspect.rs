@@ -3,13 +3,15 @@
 
 use std::collections::BTreeMap;
 
-use crate::authenticode::verify::verify_with_digests;
+use crate::authenticode::hash::{hash_ranges, Hasher};
+use crate::authenticode::verify::{digest_algorithms, verify_with_digests};
 use crate::authenticode::{self, DigestAlgorithm, SignatureSummary, TrustStore};
 use crate::disk::inspect::{inspect_disk_with, looks_like_disk, DiskReport};
 use crate::error::{Error, Result};
 use crate::inspect::{self as report, ByteSource, Chunks, InspectOptions, Report};
 use crate::lint::Lint;
 use crate::pe::PeFile;
+use crate::readat::ReadAt;
 use crate::uki::kernel;
 
 /// What `inspect --json` prints: a PE's report, or a raw disk's.
@@ -254,6 +256,123 @@ impl PartialInspection {
         let (at, len) = self.string_table_range(pe)?;
         self.src.read(at, len)
     }
+}
+
+/// The longest streamed PE whose signatures are checked (see [`inspect_at`]).
+const MAX_SIGNED_LEN: u64 = 512 << 20;
+
+/// Bytes read per step when a file not in memory is hashed.
+const STREAM_CHUNK: u64 = 1 << 20;
+
+/// The report on a PE read through [`ReadAt`] without holding it whole: its headers
+/// and the small ranges the report decodes are read, each section's payload and the
+/// Authenticode digest are hashed in 1 MiB steps, and the signatures are checked
+/// over a buffer that holds only the headers and the certificate table (the rest of
+/// it zero, never written). The report equals [`inspect()`]'s on the same bytes.
+pub fn inspect_at(file: &dyn ReadAt, opts: &InspectOptions) -> Result<Report> {
+    let len = file.size();
+    let mut prefix_len = len.min(64 << 10);
+    let mut p = loop {
+        match PartialInspection::new(file.read_vec(0, prefix_len, "PE headers")?, len) {
+            // Headers longer than the prefix (many sections): read as far as they reach.
+            Err(Error::Truncated { offset, needed, .. })
+                if offset.saturating_add(needed) > prefix_len && prefix_len < len =>
+            {
+                let want = offset
+                    .saturating_add(needed)
+                    .max(prefix_len.saturating_mul(2));
+                prefix_len = want.min(len).min(crate::readat::MAX_OWNED_READ);
+            }
+            other => break other?,
+        }
+    };
+    // Two rounds: a kernel's first bytes decide whether the whole of it is needed.
+    for _round in 0..2 {
+        for (off, n) in p.needed_ranges()? {
+            let n = n.min(crate::readat::MAX_OWNED_READ);
+            p.add_chunk(off, file.read_vec(off, n, "PE range")?);
+        }
+    }
+    if !opts.hash {
+        return p.report();
+    }
+    for (i, (off, n)) in p.payload_ranges()?.into_iter().enumerate() {
+        if let Some(n) = n {
+            let mut h = Hasher::new(DigestAlgorithm::Sha256);
+            stream_range(file, off, n, &mut [&mut h])?;
+            p.set_sha256(i, crate::bytes::hex(&h.finish()))?;
+        }
+    }
+    if opts.signatures {
+        if let Some(sig) = streamed_signatures(file, &p)? {
+            p.set_signatures(sig);
+        }
+    }
+    p.report()
+}
+
+/// Feeds `len` bytes from `offset` to each hasher, a chunk at a time.
+fn stream_range(
+    file: &dyn ReadAt,
+    offset: u64,
+    len: u64,
+    hashers: &mut [&mut Hasher],
+) -> Result<()> {
+    let mut buf = vec![0u8; usize::try_from(len.min(STREAM_CHUNK)).unwrap_or(0)];
+    let mut done = 0u64;
+    while done < len {
+        let n = (len.saturating_sub(done)).min(STREAM_CHUNK);
+        let b = buf
+            .get_mut(..usize::try_from(n).unwrap_or(0))
+            .unwrap_or_default();
+        file.read_exact_at(offset.saturating_add(done), b)?;
+        for h in hashers.iter_mut() {
+            h.update(b);
+        }
+        done = done.saturating_add(n);
+    }
+    Ok(())
+}
+
+/// The signatures of a streamed PE: None when it has no certificate table.
+fn streamed_signatures(file: &dyn ReadAt, p: &PartialInspection) -> Result<Option<Signatures>> {
+    let pe = p.pe()?;
+    let Some(dir) = pe.certificate_table() else {
+        return Ok(None);
+    };
+    let (at, size) = (u64::from(dir.virtual_address), u64::from(dir.size));
+    let end = at.checked_add(size).filter(|&e| e <= file.size());
+    // A table past 512 MiB (no real UKI is that large; a hostile size field) is not
+    // checked: the buffer below is as long as the table's end.
+    let Some(end) = end.filter(|&e| size <= crate::readat::MAX_OWNED_READ && e <= MAX_SIGNED_LEN)
+    else {
+        return Ok(None);
+    };
+    // Zeroed and never written outside the headers and the table: the allocator
+    // maps it lazily, so only those pages are resident.
+    let mut sparse = vec![0u8; usize::try_from(end).map_err(|_| Error::invalid("PE too large"))?];
+    let prefix = p.prefix();
+    if let Some(d) = sparse.get_mut(..prefix.len()) {
+        d.copy_from_slice(prefix);
+    }
+    let table = usize::try_from(at)
+        .ok()
+        .and_then(|a| sparse.get_mut(a..))
+        .ok_or_else(|| Error::invalid("certificate table offset"))?;
+    file.read_exact_at(at, table)?;
+    let whole = PeFile::parse_prefix(&sparse, file.size())?;
+    let ranges = hash_ranges(&whole)?;
+    let mut digests = BTreeMap::new();
+    let algs = digest_algorithms(&whole);
+    let mut hashers: Vec<Hasher> = algs.iter().map(|&a| Hasher::new(a)).collect();
+    for r in &ranges {
+        let mut refs: Vec<&mut Hasher> = hashers.iter_mut().collect();
+        stream_range(file, r.start, r.end.saturating_sub(r.start), &mut refs)?;
+    }
+    for (a, h) in algs.into_iter().zip(hashers) {
+        digests.insert(a, h.finish());
+    }
+    Ok(Some(Signatures::check_with_digests(&whole, digests)))
 }
 
 #[cfg(test)]

@@ -2,11 +2,11 @@
 
 use std::borrow::Cow;
 
-use crate::bytes;
 use crate::disk::fat::read::{looks_like_fat, read_volume, FatVolume};
 use crate::disk::gpt;
 use crate::disk::xfs::{self, FileType, XfsVolume};
 use crate::error::{Error, Result};
+use crate::readat::{Runs, Window};
 
 /// A partition's filesystem, as read.
 #[derive(Debug, Clone)]
@@ -21,22 +21,24 @@ pub struct PartitionFiles<'a> {
     /// GPT index, from 1.
     pub index: u32,
     pub name: String,
-    data: &'a [u8],
+    data: Window<'a>,
     pub volume: Volume,
 }
 
 /// Every partition of `disk` with a FAT or XFS volume, in table order. A volume that
 /// does not read is an error: `extract` must not quietly skip files.
-pub fn partitions(disk: &[u8]) -> Result<Vec<PartitionFiles<'_>>> {
+pub fn partitions<'a>(disk: impl Into<Window<'a>>) -> Result<Vec<PartitionFiles<'a>>> {
+    let disk: Window<'a> = disk.into();
     let table = gpt::read(disk)?;
     let mut out = Vec::new();
     for p in &table.partitions {
         if p.mbr_type == Some(gpt::raw::MBR_TYPE_PROTECTIVE) {
             continue;
         }
-        let Ok(data) = bytes::slice(disk, p.offset, p.size, "partition") else {
+        if p.offset.checked_add(p.size).is_none_or(|e| e > disk.len()) {
             continue;
-        };
+        }
+        let data = disk.clamp(p.offset, p.size);
         let volume = if looks_like_fat(data) {
             Volume::Fat(read_volume(data)?)
         } else if xfs::looks_like_xfs(data) {
@@ -101,6 +103,38 @@ impl<'a> PartitionFiles<'a> {
             }
             Volume::Xfs(v) => v.file_bytes(self.data, v.find(p).ok_or_else(missing)?),
         }
+    }
+
+    /// The file at `path` as a source read a piece at a time (for files too large to
+    /// read whole from an image not in memory); None when its data is not in runs
+    /// (XFS holes) or it is missing.
+    pub fn open(&self, path: &str) -> Option<Runs<'a>> {
+        let p = path.trim_matches('/');
+        let runs = match &self.volume {
+            Volume::Fat(v) => v
+                .entries
+                .iter()
+                .find(|e| !e.is_dir && e.path.eq_ignore_ascii_case(p))
+                .filter(|e| e.size == 0 || !e.runs.is_empty())?
+                .runs
+                .clone(),
+            Volume::Xfs(v) => v.file_runs(v.find(p)?)?,
+        };
+        Runs::new(self.data, &runs)
+    }
+
+    /// [`Self::open`]'s runs as (offset in the disk, length): where the file's bytes
+    /// lie in the image, for a caller that reads them itself (the page slices them
+    /// out of the dropped file).
+    pub fn disk_runs(&self, path: &str) -> Option<Vec<(u64, u64)>> {
+        let runs = self.open(path)?;
+        let base = self.data.start();
+        Some(
+            runs.pieces()
+                .iter()
+                .filter_map(|&(o, l)| Some((base.checked_add(o)?, l)))
+                .collect(),
+        )
     }
 
     /// The directory `extract --all` writes its files under: the partition's name

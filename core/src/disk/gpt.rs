@@ -8,6 +8,7 @@ use crate::bytes::{self, u32_le, u64_le};
 use crate::disk::sparse::DiskImage;
 use crate::error::{Error, Result};
 use crate::guid::Guid;
+use crate::readat::Window;
 
 /// Raw layout: offsets and constants, kept apart from the code that uses them.
 pub mod raw {
@@ -343,19 +344,62 @@ pub struct PartitionTable {
 
 /// Read the partition table of a raw disk: GPT at 512- or 4096-byte sectors, else the
 /// MBR's primary partitions. Every field read is bounded by `data`.
-pub fn read(data: &[u8]) -> Result<PartitionTable> {
-    if bytes::slice(data, raw::MBR_SIGNATURE_AT, 2, "MBR signature")? != [0x55, 0xaa] {
+pub fn read<'a>(data: impl Into<Window<'a>>) -> Result<PartitionTable> {
+    let data: Window<'a> = data.into();
+    let (mut table, backup) = read_deferred(data)?;
+    if let Some(b) = backup {
+        b.apply(data, &mut table);
+    }
+    Ok(table)
+}
+
+/// The backup GPT header check, left for later: a reader of a stream reads the end
+/// of the disk last, after the partitions, so as not to decode it twice.
+#[derive(Debug, Clone)]
+pub struct BackupCheck {
+    alternate: u64,
+    sector: u64,
+    array_crc: [u8; 4],
+    /// Where its problem goes in the table's problems (the order [`read`] gives).
+    problem_at: usize,
+}
+
+impl BackupCheck {
+    /// Reads the backup header and records what [`read`] would have.
+    pub fn apply(self, data: Window<'_>, table: &mut PartitionTable) {
+        let backup_ok = self
+            .alternate
+            .checked_mul(self.sector)
+            .and_then(|o| data.bytes(o, 92, "backup GPT header").ok())
+            .map(|b| b.starts_with(raw::SIGNATURE) && b.get(88..92) == Some(&self.array_crc[..]));
+        if backup_ok != Some(true) {
+            let at = self.problem_at.min(table.problems.len());
+            table.problems.insert(
+                at,
+                format!("no matching backup GPT header at LBA {}", self.alternate),
+            );
+        }
+        table.backup_ok = backup_ok;
+    }
+}
+
+/// [`read`] without reading the backup GPT header: the check to do afterwards.
+pub fn read_deferred(data: Window<'_>) -> Result<(PartitionTable, Option<BackupCheck>)> {
+    if data.bytes(raw::MBR_SIGNATURE_AT, 2, "MBR signature")?[..] != [0x55, 0xaa] {
         return Err(Error::malformed(
             raw::MBR_SIGNATURE_AT,
             "no 0x55AA boot signature",
         ));
     }
     for sector in [512u64, 4096] {
-        if bytes::slice(data, sector, 8, "GPT header").is_ok_and(|s| s == raw::SIGNATURE) {
+        if data
+            .bytes(sector, 8, "GPT header")
+            .is_ok_and(|s| s[..] == raw::SIGNATURE[..])
+        {
             return read_gpt(data, sector);
         }
     }
-    read_mbr(data)
+    Ok((read_mbr(data)?, None))
 }
 
 /// CRC32 of a GPT header with its own CRC field read as zero (UEFI 2.10 §5.3.2).
@@ -369,12 +413,12 @@ fn header_crc(hdr: &[u8]) -> u32 {
 }
 
 /// Read the GPT whose header is at LBA 1 of `sector`-byte sectors (512 or 4096).
-fn read_gpt(data: &[u8], sector: u64) -> Result<PartitionTable> {
+fn read_gpt(data: Window<'_>, sector: u64) -> Result<(PartitionTable, Option<BackupCheck>)> {
     let h = sector;
     // The file offset of a header field; the header is within the first 8 KiB.
     let at = |field: u64| h.saturating_add(field);
     let what = "GPT header";
-    let header_size = u32_le(data, at(raw::H_SIZE), what)?;
+    let header_size = data.u32_le(at(raw::H_SIZE), what)?;
     let mut problems = Vec::new();
     if !(u64::from(raw::HEADER_SIZE)..=sector).contains(&u64::from(header_size)) {
         return Err(Error::malformed(
@@ -382,7 +426,8 @@ fn read_gpt(data: &[u8], sector: u64) -> Result<PartitionTable> {
             format!("GPT header size {header_size} is outside 92..={sector}"),
         ));
     }
-    let hdr = bytes::slice(data, h, u64::from(header_size), what)?;
+    let hdr = data.bytes(h, u64::from(header_size), what)?;
+    let hdr: &[u8] = &hdr;
     let stored_crc = u32_le(hdr, raw::H_CRC, what)?;
     let header_crc_ok = header_crc(hdr) == stored_crc;
     if !header_crc_ok {
@@ -416,28 +461,27 @@ fn read_gpt(data: &[u8], sector: u64) -> Result<PartitionTable> {
         .checked_mul(u64::from(esize))
         .ok_or_else(|| Error::malformed(at(raw::H_ENTRY_COUNT), "entry array size overflows"))?;
     // Bounded by the input: slice() fails before anything is allocated.
-    let array = bytes::slice(data, array_off, array_len, "GPT entry array")?;
-    let array_crc_ok = crc32fast::hash(array) == array_crc;
+    let array = data.bytes(array_off, array_len, "GPT entry array")?;
+    let array_crc_ok = crc32fast::hash(&array) == array_crc;
     if !array_crc_ok {
         problems.push(format!(
             "GPT entry array CRC mismatch (array at {array_off:#x})"
         ));
     }
-    let backup_ok = alternate
-        .checked_mul(sector)
-        .and_then(|o| bytes::slice(data, o, 92, "backup GPT header").ok())
-        .map(|b| b.starts_with(raw::SIGNATURE) && b.get(88..92) == hdr.get(88..92));
-    if backup_ok != Some(true) {
-        problems.push(format!("no matching backup GPT header at LBA {alternate}"));
-    }
+    let backup = BackupCheck {
+        alternate,
+        sector,
+        array_crc: bytes::array(hdr, 88, what)?,
+        problem_at: problems.len(),
+    };
     let entry_len = usize::try_from(esize).map_err(|_| {
         Error::malformed(
             at(raw::H_ENTRY_SIZE),
             format!("GPT entry size {esize} does not fit in memory"),
         )
     })?;
-    let partitions = gpt_partitions(array, entry_len, sector, &mut problems)?;
-    Ok(PartitionTable {
+    let partitions = gpt_partitions(&array, entry_len, sector, &mut problems)?;
+    let table = PartitionTable {
         scheme: "gpt",
         sector_size: sector,
         disk_guid: Some(disk_guid),
@@ -445,10 +489,11 @@ fn read_gpt(data: &[u8], sector: u64) -> Result<PartitionTable> {
         last_usable_lba: Some(last_usable),
         header_crc_ok: Some(header_crc_ok),
         array_crc_ok: Some(array_crc_ok),
-        backup_ok,
+        backup_ok: None,
         partitions,
         problems,
-    })
+    };
+    Ok((table, Some(backup)))
 }
 
 /// The used entries of a GPT entry array of `entry_len`-byte entries.
@@ -507,10 +552,10 @@ fn gpt_partitions(
     Ok(partitions)
 }
 
-fn read_mbr(data: &[u8]) -> Result<PartitionTable> {
+fn read_mbr(data: Window<'_>) -> Result<PartitionTable> {
     let mut partitions = Vec::new();
     let mut problems = Vec::new();
-    let table = bytes::slice(data, raw::MBR_TABLE, 64, "MBR partition table")?;
+    let table = data.bytes(raw::MBR_TABLE, 64, "MBR partition table")?;
     for (index, e) in (1..=4u32).zip(table.chunks_exact(16)) {
         let kind = bytes::u8_at(e, 4, "MBR partition entry")?;
         let start = u64::from(u32_le(e, 8, "MBR partition entry")?);

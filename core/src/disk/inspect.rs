@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 use crate::inspect::{self, InspectOptions, Report};
 use crate::lint::Severity;
 use crate::pe;
+use crate::readat::{BlockCache, ReadAt, Runs, Window};
 use crate::units::human_size;
 
 /// At most this many EFI binaries are inspected per disk (each one is a full report).
@@ -42,6 +43,10 @@ pub struct DiskReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub talos: Option<Box<TalosDisk>>,
     pub problems: Vec<String>,
+    /// The compression the image was read through (`zstd`, `xz`, `gzip`); absent
+    /// for a raw image. `size` is the decompressed size.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compression: Option<crate::stream::Compression>,
 }
 
 /// META, found by Talos's rule (GPT name META, exactly 1 MiB).
@@ -94,19 +99,48 @@ pub fn inspect_disk(data: &[u8]) -> Result<DiskReport> {
 
 /// Inspect a raw disk image; `opts` applies to each EFI binary found.
 pub fn inspect_disk_with(data: &[u8], opts: &InspectOptions) -> Result<DiskReport> {
+    inspect_window(Window::from(data), opts)
+}
+
+/// Does the source look like a raw disk ([`looks_like_disk`] on its first sector)?
+pub fn looks_like_disk_at(src: &dyn ReadAt) -> bool {
+    Window::new(src)
+        .head(512)
+        .is_ok_and(|h| looks_like_disk(&h))
+}
+
+/// Inspect a disk image that need not be in memory (a file read with pread, a
+/// decoder, a browser `Blob`): only the partition table, the filesystems' metadata,
+/// META and the EFI binaries are read, small reads through a 1 MiB block cache and
+/// EFI binaries larger than [`SMALL_FILE`] hashed a piece at a time.
+pub fn inspect_disk_at(src: &dyn ReadAt, opts: &InspectOptions) -> Result<DiskReport> {
+    if src.as_slice().is_some() {
+        return inspect_window(Window::new(src), opts);
+    }
+    let cache = BlockCache::new(src);
+    inspect_window(Window::new(&cache), opts)
+}
+
+/// EFI binaries up to this size, from an image not in memory, are read whole; larger
+/// ones are streamed ([`command::inspect::inspect_at`]).
+pub const SMALL_FILE: u64 = 16 << 20;
+
+fn inspect_window(data: Window<'_>, opts: &InspectOptions) -> Result<DiskReport> {
     let mut report = DiskReport {
-        size: data.len() as u64,
+        size: data.len(),
         partition_table: None,
         filesystems: Vec::new(),
         xfs_volumes: Vec::new(),
         meta: None,
         talos: None,
         problems: Vec::new(),
+        compression: None,
     };
     let mut budget = MAX_EFI_BINARIES;
-    let has_gpt = [512u64, 4096]
-        .iter()
-        .any(|&s| crate::bytes::slice(data, s, 8, "GPT").is_ok_and(|h| h == gpt::raw::SIGNATURE));
+    let has_gpt = [512u64, 4096].iter().any(|&s| {
+        data.bytes(s, 8, "GPT")
+            .is_ok_and(|h| h[..] == gpt::raw::SIGNATURE[..])
+    });
     if !has_gpt && looks_like_fat(data) {
         // A "superfloppy": a FAT volume with no partition table (an ESP image).
         report
@@ -114,7 +148,9 @@ pub fn inspect_disk_with(data: &[u8], opts: &InspectOptions) -> Result<DiskRepor
             .push(filesystem(data, None, 0, opts, &mut budget)?);
         return Ok(report);
     }
-    let table = gpt::read(data)?;
+    // The backup GPT header, at the end of the disk, is read last: a stream is then
+    // decoded about once (see crate::stream).
+    let (mut table, backup) = gpt::read_deferred(data)?;
     // Volumes walked so far (start -> end, disjoint): overlapping partitions would walk
     // the same FAT again, and 1024 GPT entries on one ESP took 36 s and 25x the
     // image's size (issue 9). Each byte is walked at most once.
@@ -124,7 +160,7 @@ pub fn inspect_disk_with(data: &[u8], opts: &InspectOptions) -> Result<DiskRepor
             continue;
         }
         let end = p.offset.saturating_add(p.size);
-        if end > data.len() as u64 {
+        if end > data.len() {
             report.problems.push(format!(
                 "partition {} ({:?}) ends at {end:#x}, past the end of the image ({:#x})",
                 p.index,
@@ -132,10 +168,11 @@ pub fn inspect_disk_with(data: &[u8], opts: &InspectOptions) -> Result<DiskRepor
                 data.len()
             ));
         }
-        let avail = end.min(data.len() as u64).saturating_sub(p.offset);
-        let Ok(vol) = crate::bytes::slice(data, p.offset, avail, "partition") else {
+        let avail = end.min(data.len()).saturating_sub(p.offset);
+        if p.offset > data.len() {
             continue;
-        };
+        }
+        let vol = data.clamp(p.offset, avail);
         let kind = if looks_like_fat(vol) {
             "FAT"
         } else if xfs::looks_like_xfs(vol) {
@@ -174,20 +211,23 @@ pub fn inspect_disk_with(data: &[u8], opts: &InspectOptions) -> Result<DiskRepor
         .iter()
         .find(|p| p.name == "META" && p.size == meta::PARTITION_SIZE)
         .and_then(|p| {
-            let v = crate::bytes::slice(data, p.offset, p.size, "META").ok()?;
+            let v = data.bytes(p.offset, p.size, "META").ok()?;
             Some(Box::new(MetaPartition {
                 partition: p.index,
-                report: meta::decode(v),
+                report: meta::decode(&v),
             }))
         });
     report.talos = talos_disk(data, &table, &report).map(Box::new);
+    if let Some(b) = backup {
+        b.apply(data, &mut table);
+    }
     report.partition_table = Some(table);
     Ok(report)
 }
 
 /// Talos's probe over what was read: the EFI partition's `EFI/Linux/Talos-*.efi`,
 /// BOOT's XFS `grub/grub.cfg` (at most 1 MiB read), and a BIOS partition.
-fn talos_disk(data: &[u8], table: &PartitionTable, report: &DiskReport) -> Option<TalosDisk> {
+fn talos_disk(data: Window<'_>, table: &PartitionTable, report: &DiskReport) -> Option<TalosDisk> {
     let named = |n: &str| table.partitions.iter().find(|p| p.name == n);
     let uki = named(talos::ESP_LABEL).and_then(|p| {
         let fs = report
@@ -203,20 +243,20 @@ fn talos_disk(data: &[u8], table: &PartitionTable, report: &DiskReport) -> Optio
     let cfg = named(talos::BOOT_LABEL).and_then(|p| {
         let x = report.xfs_volumes.iter().find(|x| x.partition == p.index)?;
         let e = x.xfs.find(talos::config::GRUB_CFG_PATH)?;
-        let avail = p.size.min((data.len() as u64).saturating_sub(x.offset));
+        let avail = p.size.min(data.len().saturating_sub(x.offset));
         // A grub.cfg larger than 1 MiB, or than the volume's bytes here, is not read:
         // the report stays bounded by the input.
         if e.size > (1 << 20) || e.size > avail {
             return None;
         }
-        let vol = crate::bytes::slice(data, x.offset, avail, "BOOT").ok()?;
+        let vol = data.clamp(x.offset, avail);
         x.xfs.file_bytes(vol, e).ok().map(Cow::into_owned)
     });
     detect::recognise(uki, cfg.as_deref(), named("BIOS").is_some())
 }
 
 fn filesystem(
-    vol: &[u8],
+    vol: Window<'_>,
     partition: Option<u32>,
     offset: u64,
     opts: &InspectOptions,
@@ -236,8 +276,15 @@ fn filesystem(
             [(o, _)] => offset.checked_add(*o),
             _ => None,
         };
-        let bytes = fat.file_bytes(vol, e);
-        efi_binaries.push(efi_binary(&e.path, e.size, disk_offset, bytes, opts));
+        let file = if vol.as_slice().is_none() && e.size > SMALL_FILE {
+            Runs::new(vol, &e.runs)
+        } else {
+            None
+        };
+        efi_binaries.push(match file {
+            Some(f) => streamed_binary(&e.path, e.size, disk_offset, &f, opts),
+            None => efi_binary(&e.path, e.size, disk_offset, fat.file_bytes(vol, e), opts),
+        });
     }
     Ok(Filesystem {
         partition,
@@ -248,7 +295,7 @@ fn filesystem(
 }
 
 fn xfs_filesystem(
-    vol: &[u8],
+    vol: Window<'_>,
     partition: u32,
     offset: u64,
     opts: &InspectOptions,
@@ -264,15 +311,20 @@ fn xfs_filesystem(
             break;
         };
         *budget = left;
-        let bytes = xfs.file_bytes(vol, e);
-        // Borrowed bytes are one contiguous run of the volume: their place in it.
-        let disk_offset = match &bytes {
-            Ok(Cow::Borrowed(b)) => (b.as_ptr() as usize)
-                .checked_sub(vol.as_ptr() as usize)
-                .and_then(|o| offset.checked_add(o as u64)),
+        let runs = xfs.file_runs(e);
+        // One run: the file's place in the image.
+        let disk_offset = match runs.as_deref() {
+            Some([(o, _)]) => offset.checked_add(*o),
             _ => None,
         };
-        efi_binaries.push(efi_binary(&e.path, e.size, disk_offset, bytes, opts));
+        let file = match &runs {
+            Some(r) if vol.as_slice().is_none() && e.size > SMALL_FILE => Runs::new(vol, r),
+            _ => None,
+        };
+        efi_binaries.push(match file {
+            Some(f) => streamed_binary(&e.path, e.size, disk_offset, &f, opts),
+            None => efi_binary(&e.path, e.size, disk_offset, xfs.file_bytes(vol, e), opts),
+        });
     }
     Ok(XfsFilesystem {
         partition,
@@ -280,6 +332,32 @@ fn xfs_filesystem(
         xfs,
         efi_binaries,
     })
+}
+
+/// [`efi_binary`] for a large file read a piece at a time.
+fn streamed_binary(
+    path: &str,
+    size: u64,
+    disk_offset: Option<u64>,
+    file: &dyn ReadAt,
+    opts: &InspectOptions,
+) -> EfiBinary {
+    let head = file.read_vec(0, file.size().min(4096), "PE header");
+    let (report, error) = match head {
+        Err(err) => (None, Some(err.to_string())),
+        Ok(h) if !pe::looks_like_pe(&h) => (None, Some("not a PE image".to_string())),
+        Ok(_) => match crate::command::inspect::inspect_at(file, opts) {
+            Ok(r) => (Some(r), None),
+            Err(err) => (None, Some(err.to_string())),
+        },
+    };
+    EfiBinary {
+        path: path.to_string(),
+        size,
+        disk_offset,
+        report,
+        error,
+    }
 }
 
 /// The report of an EFI binary at `path`, or why there is none.
@@ -331,7 +409,14 @@ impl fmt::Display for Listing<'_> {
             "File:",
             &format!("{file} ({} bytes, {})", r.size, human_size(r.size)),
         )?;
-        kv(f, "Kind:", "raw disk image")?;
+        match r.compression {
+            Some(c) => kv(
+                f,
+                "Kind:",
+                &format!("raw disk image, {}-compressed", c.name()),
+            )?,
+            None => kv(f, "Kind:", "raw disk image")?,
+        }
         match &r.partition_table {
             None => kv(f, "Partition table:", "none (a bare FAT volume)")?,
             Some(t) => write_table(f, t)?,
@@ -828,6 +913,59 @@ mod tests {
         );
         assert!(text.contains("\n  /notes               2\n"), "{text}");
         assert!(text.contains("\n  /EFI/Linux/a.efi ("), "{text}");
+    }
+
+    /// A source not in memory: no `as_slice`, and it counts the bytes it serves.
+    struct Counting<'a>(&'a [u8], std::cell::Cell<u64>);
+
+    impl ReadAt for Counting<'_> {
+        fn size(&self) -> u64 {
+            self.0.size()
+        }
+        fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
+            self.1.set(self.1.get() + buf.len() as u64);
+            self.0.read_exact_at(offset, buf)
+        }
+    }
+
+    #[test]
+    fn a_source_not_in_memory_gives_the_same_report_reading_only_what_it_needs() {
+        // A UKI larger than SMALL_FILE, signed-looking or not, on the ESP and on XFS:
+        // streamed, and the report equals the one from memory.
+        let big = vec![0x5au8; (SMALL_FILE + (1 << 20)) as usize];
+        let uki = crate::disk::layout::test_pe(
+            0x8664,
+            &[
+                (".osrel", b"ID=x\n"),
+                (".linux", &big),
+                (".cmdline", b"quiet"),
+            ],
+        );
+        let mut o = ImageOptions::new(Layout::Uefi, &uki);
+        o.esp_size = Some(64 << 20);
+        o.extra_partitions = vec![PartitionSpec::parse("BOOT:300M:linux:xfs").unwrap()];
+        o.partition_files = vec![(
+            "BOOT".into(),
+            "/EFI/Linux/a.efi".into(),
+            Cow::Borrowed(&uki[..]),
+        )];
+        let data = build_image(&o).unwrap().0.to_vec();
+        let mem = inspect_disk(&data).unwrap();
+        let src = Counting(&data, std::cell::Cell::new(0));
+        let at = inspect_disk_at(&src, &InspectOptions::default()).unwrap();
+        assert_eq!(
+            serde_json::to_string(&mem).unwrap(),
+            serde_json::to_string(&at).unwrap()
+        );
+        assert!(at.filesystems[0].efi_binaries[0].report.is_some());
+        assert!(at.xfs_volumes[0].efi_binaries[0].report.is_some());
+        // Both UKIs are hashed twice (sections, Authenticode); the rest of the
+        // 360 MiB image is not read.
+        let read = src.1.get();
+        assert!(read < 6 * uki.len() as u64, "{read} bytes read");
+        let parts = crate::disk::files::partitions(Window::new(&src)).unwrap();
+        let f = parts[1].open("EFI/Linux/a.efi").unwrap();
+        assert_eq!(f.read_vec(0, uki.len() as u64, "x").unwrap(), uki);
     }
 
     #[test]

@@ -266,7 +266,20 @@ function renderTalos(box, d) {
 
 // An EFI binary stored contiguously on the image opens in the same views, sliced
 // straight out of the image file.
-function openEmbedded(b) {
+async function openEmbedded(b) {
+  const d = state.report;
+  if (d && d.compression) {
+    // In a compressed image the bytes are the Worker's to decode (bigdisk.js).
+    const fs = [...d.filesystems, ...(d.xfs_volumes || [])].find((f) => f.efi_binaries.includes(b));
+    const r = await ctx.runTask({
+      type: TASK.DISK_FILE,
+      job: state.job,
+      partition: String(fs.partition),
+      path: b.path,
+    });
+    ctx.openFile(new File([r.blob], r.name), { fromDisk: true });
+    return;
+  }
   const part = state.file.slice(b.disk_offset, b.disk_offset + b.size);
   ctx.openFile(new File([part], b.path.split("/").pop()), { fromDisk: true });
 }

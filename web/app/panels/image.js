@@ -6,6 +6,7 @@ import { el, clear, hexNum, size, table } from "../dom.js";
 import { download } from "../files.js";
 import { TASK } from "../protocol.js";
 import { state, baseName } from "../state.js";
+import { outputChoice } from "../bigdisk-choice.js";
 import { $, onAction, plural } from "./common.js";
 import { imageExtras } from "./image-extras.js";
 import { secureBootImage } from "./keys.js";
@@ -230,7 +231,8 @@ async function buildDisk(save) {
   const job = state.job; // a build for a file no longer shown reports nothing
   try {
     let handle = null;
-    const name = `${baseName()}.img`;
+    const out = outputChoice($("i-output") && $("i-output").value);
+    const name = `${baseName()}.${out.ext}`;
     if (save) handle = await window.showSaveFilePicker({ suggestedName: name });
     const partFiles = partitionRows()
       .flatMap((r) => r.files)
@@ -241,6 +243,8 @@ async function buildDisk(save) {
       options: diskOptions(),
       loader,
       inputs: [...talosInputs(), ...partFiles, ...secureBootImage().inputs, ...imageExtras().inputs],
+      format: out.format,
+      compress: out.compress,
     });
     const summary = JSON.parse(r.summary);
     if (state.job !== job) return;

@@ -71,7 +71,14 @@ function renderDisk(st, d) {
   const esp = [...d.filesystems, ...(d.xfs_volumes || [])].reduce((n, f) => n + f.efi_binaries.length, 0);
   const pt = d.partition_table;
   factList($("summary"), [
-    ["Kind", el("span", { id: "kind", class: "badge", "data-kind": "disk" }, "Raw disk image")],
+    [
+      "Kind",
+      el(
+        "span",
+        { id: "kind", class: "badge", "data-kind": "disk" },
+        d.compression ? `Raw disk image, ${d.compression}-compressed` : "Raw disk image",
+      ),
+    ],
     [
       "Partition table",
       pt

@@ -8,6 +8,7 @@ use super::raw::*;
 use super::{short_name_checksum, unix_of_dos, BootSector, FatType};
 use crate::bytes::{self, u16_le, u32_le};
 use crate::error::{Error, Result};
+use crate::readat::Window;
 
 /// More entries than any ESP has; a hostile volume stops here.
 const MAX_ENTRIES: usize = 100_000;
@@ -44,7 +45,11 @@ pub struct FatVolume {
 }
 
 /// Does this look like a FAT boot sector?
-pub fn looks_like_fat(vol: &[u8]) -> bool {
+pub fn looks_like_fat<'a>(vol: impl Into<Window<'a>>) -> bool {
+    let Ok(head) = vol.into().head(512) else {
+        return false;
+    };
+    let vol: &[u8] = &head;
     let ok_sig = vol.get(SIGNATURE_AT..SIGNATURE_AT + 2) == Some(&BOOT_SIGNATURE[..]);
     let bps = u16_le(vol, BPB_BYTES_PER_SEC as u64, "BPB").unwrap_or(0);
     let spc = vol.get(BPB_SEC_PER_CLUS).copied().unwrap_or(0);
@@ -54,7 +59,7 @@ pub fn looks_like_fat(vol: &[u8]) -> bool {
 
 /// One walk over a volume: its boot sector, the work left, and what was found.
 struct Walk<'v> {
-    vol: &'v [u8],
+    vol: Window<'v>,
     boot: BootSector,
     /// The longest chain worth following: no more clusters than the input can hold,
     /// so a cyclic chain ends and a gathered file is never larger than the input.
@@ -67,8 +72,9 @@ struct Walk<'v> {
 }
 
 /// Read the boot sector and walk every directory of the volume in `vol`.
-pub fn read_volume(vol: &[u8]) -> Result<FatVolume> {
-    let boot = BootSector::parse(vol)?;
+pub fn read_volume<'a>(vol: impl Into<Window<'a>>) -> Result<FatVolume> {
+    let vol: Window<'a> = vol.into();
+    let boot = BootSector::parse(&vol.head(512)?)?;
     let fat32 = boot.fat_type == FatType::Fat32;
     let mut problems = Vec::new();
     // Sizes in sectors from 8-, 16- and 32-bit fields cannot overflow 64 bits; the
@@ -79,7 +85,7 @@ pub fn read_volume(vol: &[u8]) -> Result<FatVolume> {
         BPB_TOT_SEC16 as u64,
         "volume size",
     )?;
-    if declared > vol.len() as u64 {
+    if declared > vol.len() {
         problems.push(format!(
             "the volume declares {declared} bytes but the partition holds {}",
             vol.len()
@@ -100,7 +106,7 @@ pub fn read_volume(vol: &[u8]) -> Result<FatVolume> {
         None => (String::new(), String::new()),
     };
     let max_chain = boot.clusters.min(
-        (vol.len() as u64)
+        vol.len()
             .checked_div(boot.cluster_size)
             .unwrap_or(0)
             .saturating_add(1),
@@ -210,10 +216,10 @@ impl Walk<'_> {
         // Byte offset of entry `c` in the FAT: 4, 2 or 1.5 bytes an entry.
         let at = |rel: Option<u64>| rel?.checked_add(g.fat_offset);
         let v = match g.fat_type {
-            FatType::Fat32 => u32_le(vol, at(c64.checked_mul(4))?, "FAT").ok()? & FAT32_MASK,
-            FatType::Fat16 => u32::from(u16_le(vol, at(c64.checked_mul(2))?, "FAT").ok()?),
+            FatType::Fat32 => vol.u32_le(at(c64.checked_mul(4))?, "FAT").ok()? & FAT32_MASK,
+            FatType::Fat16 => u32::from(vol.u16_le(at(c64.checked_mul(2))?, "FAT").ok()?),
             FatType::Fat12 => {
-                let w = u16_le(vol, at(c64.checked_add(c64 / 2))?, "FAT").ok()?;
+                let w = vol.u16_le(at(c64.checked_add(c64 / 2))?, "FAT").ok()?;
                 u32::from(if c % 2 == 0 { w & 0xfff } else { w >> 4 })
             }
         };
@@ -300,7 +306,7 @@ impl Walk<'_> {
             for at in (0..len.saturating_sub(DIR_ENTRY_BYTES - 1)).step_by(DIR_ENTRY_SIZE) {
                 let read = off.checked_add(at).and_then(|entry_off| {
                     let e: [u8; DIR_ENTRY_SIZE] =
-                        bytes::array(self.vol, entry_off, "directory entry").ok()?;
+                        self.vol.array(entry_off, "directory entry").ok()?;
                     Some((entry_off, e))
                 });
                 let Some((entry_off, e)) = read else {
@@ -385,7 +391,7 @@ impl Walk<'_> {
         let mut runs = Vec::new();
         if !is_dir && size > 0 {
             let (r, ok) = self.chain_runs(first_cluster, size);
-            let vol_len = self.vol.len() as u64;
+            let vol_len = self.vol.len();
             if ok
                 && r.iter()
                     .all(|&(o, l)| o.checked_add(l).is_some_and(|end| end <= vol_len))
@@ -441,20 +447,28 @@ fn short_name_text(raw: &[u8], ntres: u8) -> String {
 impl FatVolume {
     /// The bytes of a file: borrowed when its clusters are contiguous, else gathered
     /// (at most the file's size, which its chain bounded by the volume's size).
-    pub fn file_bytes<'a>(&self, vol: &'a [u8], e: &FatEntry) -> Result<Cow<'a, [u8]>> {
+    pub fn file_bytes<'a>(
+        &self,
+        vol: impl Into<Window<'a>>,
+        e: &FatEntry,
+    ) -> Result<Cow<'a, [u8]>> {
+        let vol: Window<'a> = vol.into();
         match e.runs.as_slice() {
             [] if e.size == 0 => Ok(Cow::Borrowed(&[])),
             [] => Err(Error::malformed(
                 0,
                 format!("file {:?} has no readable cluster chain", e.path),
             )),
-            [(o, l)] => Ok(Cow::Borrowed(bytes::slice(vol, *o, *l, "file data")?)),
+            [(o, l)] => vol.bytes(*o, *l, "file data"),
             runs => {
                 let total = runs
                     .iter()
                     .try_fold(0u64, |sum, r| sum.checked_add(r.1))
                     .and_then(|t| usize::try_from(t).ok())
-                    .filter(|&t| t <= vol.len());
+                    .filter(|&t| {
+                        t as u64 <= vol.len().min(crate::readat::MAX_OWNED_READ)
+                            || vol.as_slice().is_some_and(|s| t <= s.len())
+                    });
                 let Some(total) = total else {
                     return Err(Error::malformed(
                         0,
@@ -463,7 +477,7 @@ impl FatVolume {
                 };
                 let mut v = Vec::with_capacity(total);
                 for &(o, l) in runs {
-                    v.extend_from_slice(bytes::slice(vol, o, l, "file data")?);
+                    v.extend_from_slice(&vol.bytes(o, l, "file data")?);
                 }
                 Ok(Cow::Owned(v))
             }

@@ -13,6 +13,7 @@ use super::{block_crc, unix_time, Extent};
 use crate::bytes::{self, u8_at};
 use crate::error::{Error, Result};
 use crate::guid::Guid;
+use crate::readat::Window;
 
 /// More entries than any boot volume has; a hostile volume stops here.
 const MAX_ENTRIES: usize = 500_000;
@@ -93,8 +94,23 @@ pub struct XfsVolume {
 }
 
 /// Does this look like an XFS superblock?
-pub fn looks_like_xfs(vol: &[u8]) -> bool {
-    vol.get(..4) == Some(&SB_MAGIC[..])
+pub fn looks_like_xfs<'a>(vol: impl Into<Window<'a>>) -> bool {
+    vol.into()
+        .array::<4>(0, "XFS superblock")
+        .is_ok_and(|m| m == SB_MAGIC[..])
+}
+
+/// `len` bytes at `offset` of `c`, borrowed when `c` is.
+fn sub_cow<'v>(
+    c: Cow<'v, [u8]>,
+    offset: u64,
+    len: u64,
+    what: &'static str,
+) -> Result<Cow<'v, [u8]>> {
+    Ok(match c {
+        Cow::Borrowed(b) => Cow::Borrowed(bytes::slice(b, offset, len, what)?),
+        Cow::Owned(v) => Cow::Owned(bytes::slice(&v, offset, len, what)?.to_vec()),
+    })
 }
 
 fn be16(d: &[u8], at: usize, what: &'static str) -> Result<u16> {
@@ -171,10 +187,15 @@ fn geometry(vol: &[u8]) -> Result<Geo> {
 
 /// What is wrong with a superblock that still gives a usable geometry: its CRC,
 /// features this reader does not know, a size past the end of the input.
-fn superblock_problems(vol: &[u8], g: &Geo, incompat: u32, blocks: u64) -> Result<Vec<String>> {
+fn superblock_problems(
+    vol: Window<'_>,
+    g: &Geo,
+    incompat: u32,
+    blocks: u64,
+) -> Result<Vec<String>> {
     let mut problems = Vec::new();
-    let sb = bytes::slice(vol, 0, g.sector, "XFS superblock")?;
-    check_crc(sb, SB_CRC, 0, "superblock", &mut problems);
+    let sb = vol.bytes(0, g.sector, "XFS superblock")?;
+    check_crc(&sb, SB_CRC, 0, "superblock", &mut problems);
     let known = FEATURE_NAMES
         .iter()
         .filter(|f| f.0 == FeatureWord::Incompat)
@@ -185,10 +206,7 @@ fn superblock_problems(vol: &[u8], g: &Geo, incompat: u32, blocks: u64) -> Resul
             incompat & !known
         ));
     }
-    if blocks
-        .checked_mul(g.block)
-        .is_none_or(|n| n > vol.len() as u64)
-    {
+    if blocks.checked_mul(g.block).is_none_or(|n| n > vol.len()) {
         problems.push(format!(
             "the volume declares {blocks} blocks of {} bytes but the partition holds {} bytes",
             g.block,
@@ -199,8 +217,11 @@ fn superblock_problems(vol: &[u8], g: &Geo, incompat: u32, blocks: u64) -> Resul
 }
 
 /// Read the superblock and walk the tree of the volume in `vol`.
-pub fn read_volume(vol: &[u8]) -> Result<XfsVolume> {
+pub fn read_volume<'a>(vol: impl Into<Window<'a>>) -> Result<XfsVolume> {
     let w = "XFS superblock";
+    let whole: Window<'a> = vol.into();
+    let head = whole.head(512)?;
+    let vol: &[u8] = &head;
     let geo = geometry(vol)?;
     let incompat = be32(vol, SB_FEATURES_INCOMPAT, w)?;
     let ro_compat = be32(vol, SB_FEATURES_RO_COMPAT, w)?;
@@ -229,17 +250,17 @@ pub fn read_volume(vol: &[u8]) -> Result<XfsVolume> {
             .map(|f| f.2.to_string())
             .collect(),
         entries: Vec::new(),
-        problems: superblock_problems(vol, &geo, incompat, blocks)?,
+        problems: superblock_problems(whole, &geo, incompat, blocks)?,
         geo,
     };
-    check_ag_headers(vol, &geo, &mut out.problems);
-    Walk::new(vol, geo).run(&mut out)?;
+    check_ag_headers(whole, &geo, &mut out.problems);
+    Walk::new(whole, geo).run(&mut out)?;
     Ok(out)
 }
 
 /// The magic and CRC of each AG's AGF, AGI and AGFL (the walk itself needs none of
 /// them, but a damaged one is worth reporting); AGs past the input are skipped.
-fn check_ag_headers(vol: &[u8], g: &Geo, problems: &mut Vec<String>) {
+fn check_ag_headers(vol: Window<'_>, g: &Geo, problems: &mut Vec<String>) {
     let sector = g.sector;
     let headers: [(&[u8; 4], usize, &str); 3] = [
         (AGF_MAGIC, AGF_CRC, "AGF"),
@@ -255,15 +276,14 @@ fn check_ag_headers(vol: &[u8], g: &Geo, problems: &mut Vec<String>) {
         };
         for (k, (magic, crc_at, name)) in (1u64..).zip(headers) {
             let at = k.checked_mul(sector).and_then(|o| base.checked_add(o));
-            let Some((at, s)) =
-                at.and_then(|at| Some((at, bytes::slice(vol, at, sector, "").ok()?)))
+            let Some((at, s)) = at.and_then(|at| Some((at, vol.bytes(at, sector, "").ok()?)))
             else {
                 return;
             };
             if s.get(..4) != Some(&magic[..]) {
                 problems.push(format!("AG {ag}: no {name} magic at {at:#x}"));
             } else {
-                check_crc(s, crc_at, at, &format!("AG {ag} {name}"), problems);
+                check_crc(&s, crc_at, at, &format!("AG {ag} {name}"), problems);
             }
         }
     }
@@ -318,7 +338,7 @@ struct Inode<'v> {
     size: u64,
     nextents: u64,
     mtime: i64,
-    fork: &'v [u8],
+    fork: Cow<'v, [u8]>,
 }
 
 impl Inode<'_> {
@@ -335,16 +355,16 @@ impl Inode<'_> {
 /// The state of one walk: the volume, its geometry, and the budget of block visits
 /// (each inode, directory block and block map block costs one).
 struct Walk<'v> {
-    vol: &'v [u8],
+    vol: Window<'v>,
     g: Geo,
     budget: u64,
     problems: Problems,
 }
 
 impl<'v> Walk<'v> {
-    fn new(vol: &'v [u8], g: Geo) -> Walk<'v> {
+    fn new(vol: Window<'v>, g: Geo) -> Walk<'v> {
         // Every block of the input may be visited a few times before the walk gives up.
-        let blocks = (vol.len() as u64).checked_div(g.block).unwrap_or(0);
+        let blocks = vol.len().checked_div(g.block).unwrap_or(0);
         Walk {
             vol,
             g,
@@ -400,7 +420,8 @@ impl<'v> Walk<'v> {
     fn inode(&mut self, ino: u64, at: u64) -> Result<Inode<'v>> {
         let off = self.ino_offset(ino, at)?;
         self.spend(off)?;
-        let raw = bytes::slice(self.vol, off, self.g.inode, "XFS inode")?;
+        let raw_cow = self.vol.bytes(off, self.g.inode, "XFS inode")?;
+        let raw: &[u8] = &raw_cow;
         let w = "XFS inode";
         if raw.get(..2) != Some(&DI_MAGIC[..]) {
             return Err(Error::malformed(
@@ -445,15 +466,21 @@ impl<'v> Walk<'v> {
                 format!("inode {ino}: attribute fork offset past the inode"),
             ));
         }
+        let (mode, format, size) = (
+            be16(raw, DI_MODE, w)?,
+            u8_at(raw, DI_FORMAT as u64, w)?,
+            be64(raw, DI_SIZE, w)?,
+        );
+        let mtime = unix_time(be64(raw, DI_MTIME, w)?, flags2 & DIFLAG2_BIGTIME != 0);
         Ok(Inode {
             ino,
             offset: off,
-            mode: be16(raw, DI_MODE, w)?,
-            format: u8_at(raw, DI_FORMAT as u64, w)?,
-            size: be64(raw, DI_SIZE, w)?,
+            mode,
+            format,
+            size,
             nextents,
-            mtime: unix_time(be64(raw, DI_MTIME, w)?, flags2 & DIFLAG2_BIGTIME != 0),
-            fork: bytes::slice(raw, DI_CORE_V3 as u64, fork_len as u64, w)?,
+            mtime,
+            fork: sub_cow(raw_cow, DI_CORE_V3 as u64, fork_len as u64, w)?,
         })
     }
 }
@@ -486,7 +513,7 @@ impl<'v> Walk<'v> {
                 (0..i.nextents)
                     .map(|k| {
                         let rec =
-                            bytes::array(i.fork, k.saturating_mul(EXTENT_LEN as u64), "extent")?;
+                            bytes::array(&i.fork, k.saturating_mul(EXTENT_LEN as u64), "extent")?;
                         Ok(Extent::decode(rec))
                     })
                     .collect::<Result<Vec<_>>>()?
@@ -507,8 +534,8 @@ impl<'v> Walk<'v> {
     /// The leaf records of a block map rooted in the inode.
     fn bmbt(&mut self, i: &Inode<'v>, at: u64) -> Result<Vec<Extent>> {
         let w = "XFS block map root";
-        let level = be16(i.fork, 0, w)?;
-        let numrecs = usize::from(be16(i.fork, 2, w)?);
+        let level = be16(&i.fork, 0, w)?;
+        let numrecs = usize::from(be16(&i.fork, 2, w)?);
         let maxrecs = i.fork.len().saturating_sub(BMDR_HDR) / 16;
         if level == 0 || level > MAX_BMBT_LEVELS || numrecs > maxrecs {
             return Err(Error::malformed(
@@ -522,7 +549,7 @@ impl<'v> Walk<'v> {
         let ptrs = BMDR_HDR.saturating_add(maxrecs.saturating_mul(8));
         let mut stack = Vec::with_capacity(numrecs);
         for k in (0..numrecs).rev() {
-            let p = be64(i.fork, ptrs.saturating_add(k.saturating_mul(8)), w)?;
+            let p = be64(&i.fork, ptrs.saturating_add(k.saturating_mul(8)), w)?;
             stack.push((p, level.saturating_sub(1)));
         }
         let mut out = Vec::new();
@@ -544,7 +571,8 @@ impl<'v> Walk<'v> {
         let w = "XFS block map block";
         let off = self.fsb_offset(fsb, 0)?;
         self.spend(off)?;
-        let blk = bytes::slice(self.vol, off, self.g.block, w)?;
+        let blk = self.vol.bytes(off, self.g.block, w)?;
+        let blk: &[u8] = &blk;
         let level = be16(blk, LBT_LEVEL, w)?;
         let n = usize::from(be16(blk, LBT_NUMRECS, w)?);
         let cap = blk.len().saturating_sub(LBT_HDR) / 16;
@@ -620,19 +648,18 @@ impl<'v> Walk<'v> {
             let fsb = e.start.saturating_add(fb.saturating_sub(e.offset));
             let off = self.fsb_offset(fsb, 0)?;
             self.spend(off)?;
-            parts.push((
-                off,
-                bytes::slice(self.vol, off, self.g.block, "directory block")?,
-            ));
+            parts.push((off, self.vol.bytes(off, self.g.block, "directory block")?));
         }
         let first = parts.first().map_or(0, |p| p.0);
-        Ok(match parts.as_slice() {
-            [(_, one)] => (Cow::Borrowed(*one), first),
-            _ => (
-                Cow::Owned(parts.iter().flat_map(|p| p.1.iter().copied()).collect()),
-                first,
-            ),
-        })
+        if parts.len() == 1 {
+            if let Some((_, one)) = parts.pop() {
+                return Ok((one, first));
+            }
+        }
+        Ok((
+            Cow::Owned(parts.iter().flat_map(|p| p.1.iter().copied()).collect()),
+            first,
+        ))
     }
 
     fn shortform(&mut self, d: &Inode<'v>) -> Result<Vec<Named>> {
@@ -753,7 +780,7 @@ impl<'v> Walk<'v> {
             .filter(|&n| n <= SYMLINK_MAXLEN)
             .ok_or_else(|| Error::malformed(at, format!("symlink {}: {} bytes", i.ino, i.size)))?;
         if i.format == FMT_LOCAL {
-            return Ok(bytes::slice(i.fork, 0, size as u64, "symlink")?.to_vec());
+            return Ok(bytes::slice(&i.fork, 0, size as u64, "symlink")?.to_vec());
         }
         let exts = self.extents(i)?;
         let mut out = Vec::with_capacity(size);
@@ -764,7 +791,8 @@ impl<'v> Walk<'v> {
             })?;
             let off = self.fsb_offset(e.start.saturating_add(b.saturating_sub(e.offset)), at)?;
             self.spend(off)?;
-            let blk = bytes::slice(self.vol, off, self.g.block, "symlink block")?;
+            let blk = self.vol.bytes(off, self.g.block, "symlink block")?;
+            let blk: &[u8] = &blk;
             if blk.get(..4) != Some(&SYMLINK_MAGIC[..]) {
                 return Err(Error::malformed(
                     off,
@@ -876,9 +904,45 @@ impl XfsVolume {
         self.entries.iter().find(|e| e.path == p)
     }
 
+    /// The file's data as (volume offset, length) runs in file order, when its
+    /// extents map every byte in order (no holes, no unwritten extents); for reading
+    /// a large file a piece at a time.
+    pub fn file_runs(&self, e: &XfsEntry) -> Option<Vec<(u64, u64)>> {
+        if e.kind != FileType::File {
+            return None;
+        }
+        let walk = Walk::new(Window::from(&[][..]), self.geo);
+        let block = self.geo.block;
+        let mut runs: Vec<(u64, u64)> = Vec::new();
+        let mut next = 0u64;
+        let mut left = e.size;
+        for x in &e.extents {
+            if left == 0 {
+                break;
+            }
+            if x.unwritten || x.offset != next {
+                return None;
+            }
+            let off = walk.fsb_offset(x.start, 0).ok()?;
+            let len = x.blocks.checked_mul(block)?.min(left);
+            left = left.saturating_sub(len);
+            next = next.checked_add(x.blocks)?;
+            match runs.last_mut() {
+                Some((o, l)) if o.checked_add(*l) == Some(off) => *l = l.saturating_add(len),
+                _ => runs.push((off, len)),
+            }
+        }
+        (left == 0).then_some(runs)
+    }
+
     /// The bytes of a file: borrowed when one extent holds them, else gathered, with
     /// holes and unwritten extents as zeros (at most the volume's size).
-    pub fn file_bytes<'a>(&self, vol: &'a [u8], e: &XfsEntry) -> Result<Cow<'a, [u8]>> {
+    pub fn file_bytes<'a>(
+        &self,
+        vol: impl Into<Window<'a>>,
+        e: &XfsEntry,
+    ) -> Result<Cow<'a, [u8]>> {
+        let vol: Window<'a> = vol.into();
         if e.kind != FileType::File {
             return Err(Error::invalid(format!(
                 "{:?} is not a regular file",
@@ -893,12 +957,15 @@ impl XfsVolume {
         if let [x] = e.extents.as_slice() {
             if x.offset == 0 && !x.unwritten && x.blocks.saturating_mul(block) >= e.size {
                 let off = walk.fsb_offset(x.start, 0)?;
-                return Ok(Cow::Borrowed(bytes::slice(vol, off, e.size, "file data")?));
+                return vol.bytes(off, e.size, "file data");
             }
         }
         let size = usize::try_from(e.size)
             .ok()
-            .filter(|&n| n <= vol.len())
+            .filter(|&n| {
+                n as u64 <= vol.len()
+                    && (vol.as_slice().is_some() || n as u64 <= crate::readat::MAX_OWNED_READ)
+            })
             .ok_or_else(|| {
                 Error::malformed(
                     0,
@@ -929,9 +996,9 @@ impl XfsVolume {
                     format!("file {:?}: its extents overlap", e.path),
                 ));
             }
-            let src = bytes::slice(vol, walk.fsb_offset(x.start, 0)?, len as u64, "file data")?;
+            let at = walk.fsb_offset(x.start, 0)?;
             if let Some(dst) = out.get_mut(start..start.saturating_add(len)) {
-                dst.copy_from_slice(src);
+                vol.read_into(at, dst, "file data")?;
             }
         }
         Ok(Cow::Owned(out))
