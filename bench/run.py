@@ -17,7 +17,7 @@ keeping everything after its `<!-- notes -->` marker (the hand-written analysis)
                                                inspect-big
     bench/run.sh --doc-only                    docs/benchmarks.md from bench/results.json
 
---quick and --only write $TMPDIR/ukitool-bench-partial.json and leave the published figures alone.
+--quick and --only write target/bench-partial.json and leave the published figures alone.
 """
 
 import argparse
@@ -561,7 +561,7 @@ def main():
     shutil.rmtree(work, ignore_errors=True)
     if a.only or a.quick:
         # A partial or smoke run must not replace the published figures.
-        partial = Path(tempfile.gettempdir()) / "ukitool-bench-partial.json"
+        partial = TARGET / "bench-partial.json"
         partial.write_text(result)
         print(f"bench: wrote {partial} in {machine['duration_s']} s (bench/results.json and the docs untouched)")
     else:
