@@ -16,6 +16,20 @@ use crate::error::{Error, Result};
 /// allocate more. Files larger than this (a UKI) are streamed, not read whole.
 pub const MAX_OWNED_READ: u64 = 64 << 20;
 
+/// Checks that `len` bytes from `offset` lie inside a source of `size` bytes: the one
+/// range rule of every [`ReadAt`], a [`Error::Truncated`] naming `what` otherwise.
+pub fn check_range(size: u64, offset: u64, len: u64, what: &'static str) -> Result<()> {
+    if offset.checked_add(len).is_none_or(|end| end > size) {
+        return Err(Error::Truncated {
+            what,
+            offset,
+            needed: len,
+            available: size.saturating_sub(offset),
+        });
+    }
+    Ok(())
+}
+
 /// A source of bytes read by offset. Reads take `&self` so that one source can serve
 /// several readers; sources that keep state (a decoder, a cache) use interior
 /// mutability.
@@ -37,15 +51,7 @@ pub trait ReadAt {
     /// against [`ReadAt::size`] so that a file-controlled length cannot allocate more
     /// than the source holds.
     fn read_vec(&self, offset: u64, len: u64, what: &'static str) -> Result<Vec<u8>> {
-        let end = offset.checked_add(len);
-        if end.is_none_or(|end| end > self.size()) {
-            return Err(Error::Truncated {
-                what,
-                offset,
-                needed: len,
-                available: self.size().saturating_sub(offset),
-            });
-        }
+        check_range(self.size(), offset, len, what)?;
         let n = usize::try_from(len).map_err(|_| Error::Unsupported {
             offset,
             what: format!("{what}: {len} bytes do not fit in memory"),
@@ -305,15 +311,7 @@ impl ReadAt for Runs<'_> {
     }
 
     fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
-        let end = offset.checked_add(buf.len() as u64);
-        if end.is_none_or(|e| e > self.size) {
-            return Err(Error::Truncated {
-                what: "file data",
-                offset,
-                needed: buf.len() as u64,
-                available: self.size.saturating_sub(offset),
-            });
-        }
+        check_range(self.size, offset, buf.len() as u64, "file data")?;
         // The first run that ends past `offset`.
         let first = self
             .runs
@@ -398,15 +396,7 @@ impl ReadAt for BlockCache<'_> {
         if buf.len() as u64 >= Self::BLOCK {
             return self.src.read_exact_at(offset, buf);
         }
-        let end = offset.checked_add(buf.len() as u64);
-        if end.is_none_or(|e| e > self.size()) {
-            return Err(Error::Truncated {
-                what: "read",
-                offset,
-                needed: buf.len() as u64,
-                available: self.size().saturating_sub(offset),
-            });
-        }
+        check_range(self.size(), offset, buf.len() as u64, "read")?;
         let mut done = 0usize;
         while let Some(rest) = buf.get_mut(done..).filter(|r| !r.is_empty()) {
             let at = offset.saturating_add(done as u64);

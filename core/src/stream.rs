@@ -19,7 +19,7 @@ use std::io::Read;
 use std::rc::Rc;
 
 use crate::error::{Error, Result};
-use crate::readat::ReadAt;
+use crate::readat::{check_range, ReadAt};
 
 /// A compression recognised by its magic bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -466,15 +466,7 @@ impl ReadAt for Forward<'_> {
     }
 
     fn read_exact_at(&self, offset: u64, buf: &mut [u8]) -> Result<()> {
-        let end = offset.checked_add(buf.len() as u64);
-        if end.is_none_or(|e| e > self.size) {
-            return Err(Error::Truncated {
-                what: "read",
-                offset,
-                needed: buf.len() as u64,
-                available: self.size.saturating_sub(offset),
-            });
-        }
+        check_range(self.size, offset, buf.len() as u64, "read")?;
         let mut done = 0usize;
         while let Some(rest) = buf.get_mut(done..).filter(|r| !r.is_empty()) {
             let at = offset.saturating_add(done as u64);
