@@ -343,21 +343,10 @@ fn streamed_binary(
     opts: &InspectOptions,
 ) -> EfiBinary {
     let head = file.read_vec(0, file.size().min(4096), "PE header");
-    let (report, error) = match head {
-        Err(err) => (None, Some(err.to_string())),
-        Ok(h) if !pe::looks_like_pe(&h) => (None, Some("not a PE image".to_string())),
-        Ok(_) => match crate::command::inspect::inspect_at(file, opts) {
-            Ok(r) => (Some(r), None),
-            Err(err) => (None, Some(err.to_string())),
-        },
-    };
-    EfiBinary {
-        path: path.to_string(),
-        size,
-        disk_offset,
-        report,
-        error,
-    }
+    let looks = head.map(|h| pe::looks_like_pe(&h));
+    efi_entry(path, size, disk_offset, looks, || {
+        crate::command::inspect::inspect_at(file, opts)
+    })
 }
 
 /// The report of an EFI binary at `path`, or why there is none.
@@ -368,10 +357,28 @@ fn efi_binary(
     bytes: Result<Cow<'_, [u8]>>,
     opts: &InspectOptions,
 ) -> EfiBinary {
-    let (report, error) = match bytes {
+    let looks = match &bytes {
+        Ok(b) => Ok(pe::looks_like_pe(b)),
+        Err(err) => Err(err.clone()),
+    };
+    efi_entry(path, size, disk_offset, looks, || {
+        inspect::inspect(bytes.as_deref().unwrap_or(&[]), opts)
+    })
+}
+
+/// One listed EFI binary: its report when its head looks like a PE and `inspect` runs,
+/// else the reason there is none.
+fn efi_entry(
+    path: &str,
+    size: u64,
+    disk_offset: Option<u64>,
+    looks_like_pe: Result<bool>,
+    inspect: impl FnOnce() -> Result<Report>,
+) -> EfiBinary {
+    let (report, error) = match looks_like_pe {
         Err(err) => (None, Some(err.to_string())),
-        Ok(bytes) if !pe::looks_like_pe(&bytes) => (None, Some("not a PE image".to_string())),
-        Ok(bytes) => match inspect::inspect(&bytes, opts) {
+        Ok(false) => (None, Some("not a PE image".to_string())),
+        Ok(true) => match inspect() {
             Ok(r) => (Some(r), None),
             Err(err) => (None, Some(err.to_string())),
         },
