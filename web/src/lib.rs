@@ -878,9 +878,21 @@ pub fn sign_pe(
 ) -> Result<Vec<u8>, JsValue> {
     let key = SigningKey::from_pem(key_pem, None).map_err(js_error)?;
     let cert = signer_cert(cert)?;
+    sign_with(image, &key, &cert, append, time)
+}
+
+/// `ukitool sign` with the page's options: no chain, optionally appended, signed at
+/// `time`.
+fn sign_with(
+    image: &[u8],
+    key: &dyn sign::AttributeSigner,
+    cert: &[u8],
+    append: bool,
+    time: Option<f64>,
+) -> Result<Vec<u8>, JsValue> {
     let opts = sign::SignOptions {
-        key: &key,
-        cert: &cert,
+        key,
+        cert,
         chain: Vec::new(),
         append,
         signing_time: signing_time(time)?,
@@ -912,14 +924,7 @@ pub fn attach_signature(
 ) -> Result<Vec<u8>, JsValue> {
     let cert = signer_cert(cert)?;
     let key = sign::DetachedSignature::new(&cert, signature).map_err(js_error)?;
-    let opts = sign::SignOptions {
-        key: &key,
-        cert: &cert,
-        chain: Vec::new(),
-        append,
-        signing_time: signing_time(time)?,
-    };
-    sign::sign(image, &opts).map_err(js_error)
+    sign_with(image, &key, &cert, append, time)
 }
 
 /// `ukitool diff --json A B`: what changed between two PEs or UKIs, the same JSON
