@@ -9,7 +9,7 @@ use std::process::{Command, Output};
 
 use ukitool_tests::blockdev::have;
 use ukitool_tests::tools::objdump_sections;
-use ukitool_tests::{esp_disk, fixture, run_logged, tmpdir, ukitool};
+use ukitool_tests::{big_fixture, esp_disk, fixture, run_logged, tmpdir, ukitool};
 
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
@@ -368,7 +368,7 @@ fn compressed_disks_are_inspected_in_bounded_memory() {
     // build) and reports the same peak RSS.
     let dir = tmpdir();
     let img = dir.join("d.raw");
-    let uki = fixture("uki-big-signed.efi");
+    let uki = big_fixture("uki-big-signed.efi");
     let o = run_logged(
         ukitool()
             .args(["image", "-q", "--size", "192M", "--uki"])
